@@ -1,0 +1,5 @@
+import sys
+
+from avkit.cli import main
+
+sys.exit(main())

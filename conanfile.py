@@ -20,5 +20,8 @@ class KerioAvirPlugins(ConanFile):
         # Each toolchain brings its own standard library (zig: libc++, gcc: libstdc++);
         # an explicit -stdlib flag is only an unused-argument warning for zig.
         toolchain.blocks.remove("libcxx")
+        # CMakePresets.json at the top already names both targets; Conan's own
+        # CMakeUserPresets.json would add a second, clashing "conan-release" per build folder.
+        toolchain.user_presets_path = False
         toolchain.generate()
         CMakeDeps(self).generate()

@@ -24,6 +24,7 @@ target_compile_definitions(kerio_plugin_options INTERFACE
   $<$<NOT:$<CONFIG:Debug>>:_FORTIFY_SOURCE=2>)
 target_compile_options(kerio_plugin_options INTERFACE
   -Wall -Wextra $<$<BOOL:${KERIO_WERROR}>:-Werror>
+  -g  # split off into debug/.build-id/ when staged, for the -dbgsym packages
   -fvisibility=hidden -fstack-protector-strong)
 target_link_options(kerio_plugin_options INTERFACE
   "LINKER:--version-script=${KERIO_API_DIR}/exports.map"

@@ -24,13 +24,18 @@ def register(subparsers):
     p.add_argument("--toolchain", choices=sorted(PROFILES), default="zig",
                    help="zig (release, default) or gcc (-m32, developer cross-check)")
     p.add_argument("--werror", action="store_true", help="treat warnings as errors (CI)")
+    p.add_argument("--sanitize", action="store_true",
+                   help="ASan+UBSan build (gcc only) into dist/i386-gcc-asan/")
     p.add_argument("--update-lock", action="store_true",
                    help="re-resolve Boost and rewrite conan.lock")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    out = build(args.toolchain, werror=args.werror, update_lock=args.update_lock)
+    if args.sanitize and args.toolchain != "gcc":
+        raise UserError("--sanitize needs --toolchain gcc (zig's runtime has no i386 ASan)")
+    out = build(args.toolchain, werror=args.werror, update_lock=args.update_lock,
+                sanitize=args.sanitize)
     print(f"built into {out}/:")
     for f in sorted(out.iterdir()):
         if f.is_file():
@@ -38,14 +43,15 @@ def run(args) -> int:
     return 0
 
 
-def build(toolchain: str = "zig", werror: bool = False, update_lock: bool = False) -> Path:
+def build(toolchain: str = "zig", werror: bool = False, update_lock: bool = False,
+          sanitize: bool = False) -> Path:
     prereqs.require_for_build(toolchain)
     env = conan_env()
-    build_dir = paths.build_dir(toolchain)
+    build_dir = paths.build_dir(toolchain, sanitize)
     build_dir.mkdir(parents=True, exist_ok=True)
     conan_install(toolchain, build_dir, env, update_lock)
-    cmake_build(build_dir, env, werror)
-    return stage(build_dir, paths.dist_dir(toolchain))
+    cmake_build(build_dir, env, werror, sanitize)
+    return stage(build_dir, paths.dist_dir(toolchain, sanitize))
 
 
 def conan_env() -> dict:
@@ -109,10 +115,15 @@ def conan_install(toolchain, build_dir, env, update_lock):
     stamp.write_text(inputs_digest(toolchain))
 
 
-def cmake_build(build_dir, env, werror):
+def on_off(flag: bool) -> str:
+    return "ON" if flag else "OFF"
+
+
+def cmake_build(build_dir, env, werror, sanitize=False):
     run_tool(["cmake", "-S", paths.ROOT, "-B", build_dir, "-G", "Ninja",
               f"-DCMAKE_TOOLCHAIN_FILE={build_dir / 'conan_toolchain.cmake'}",
-              "-DCMAKE_BUILD_TYPE=Release", f"-DKERIO_WERROR={'ON' if werror else 'OFF'}"],
+              "-DCMAKE_BUILD_TYPE=Release", f"-DKERIO_WERROR={on_off(werror)}",
+              f"-DKERIO_SANITIZE={on_off(sanitize)}"],
              env, stdout=subprocess.DEVNULL)
     run_tool(["cmake", "--build", build_dir], env)
 

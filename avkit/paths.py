@@ -16,9 +16,16 @@ TOOLCHAINS = {
 }
 
 
-def dist_dir(toolchain: str = "zig") -> Path:
-    return DIST / TOOLCHAINS[toolchain]
+SANITIZE_SUFFIX = "-asan"  # ASan+UBSan builds (gcc only) sit beside the plain ones
 
 
-def build_dir(toolchain: str = "zig") -> Path:
-    return BUILD / TOOLCHAINS[toolchain]
+def _folder(toolchain: str, sanitize: bool) -> str:
+    return TOOLCHAINS[toolchain] + (SANITIZE_SUFFIX if sanitize else "")
+
+
+def dist_dir(toolchain: str = "zig", sanitize: bool = False) -> Path:
+    return DIST / _folder(toolchain, sanitize)
+
+
+def build_dir(toolchain: str = "zig", sanitize: bool = False) -> Path:
+    return BUILD / _folder(toolchain, sanitize)

@@ -35,6 +35,19 @@ def tests(session):
 
 
 @nox.session
+def kit(session):
+    """Plugin test kit (scanning, waiting, server) against avir_sample.so, and avir_clam.so with a private clamd."""
+    session.install(*BUILD_TOOLS, *PINS)
+    avkit(session, "build", "--werror")
+    data = "build/kit-data"
+    avkit(session, "kit", "generate-test-data", data)
+    for plugin, extra in (("avir_sample.so", []), ("avir_clam.so", ["--with-clamd"])):
+        for test in ("scanning", "waiting", "server"):
+            avkit(session, "kit", test, "--plugin", f"dist/i386/{plugin}", "--data", data,
+                  "--junit", f"build/kit-junit/{plugin[5:-3]}-{test}.xml", *extra)
+
+
+@nox.session
 def lock(session):
     """Re-resolve Boost from the project's recipe index and rewrite conan.lock."""
     session.install(*BUILD_TOOLS, *PINS)

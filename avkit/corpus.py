@@ -1,0 +1,150 @@
+"""The plugin test kit's corpus: the vendor kit's files plus our own, and a manifest.
+
+`generate(folder)` writes the files and `manifest.json`, which lists every case
+with the verdicts each engine may give:
+
+    {"version": 1, "seed": 1, "stream_limit": 31457280,
+     "files": [{"name": "eicar.zip", "path": "/abs/eicar.zip",
+                "expect": {"default": ["VIRUS_FOUND"], "sample": ["OK"], "clam": ["VIRUS_FOUND"]},
+                "why": "EICAR inside a zip"}, ...]}
+
+Engines: "sample" (avir_sample finds only the raw EICAR string), "clam" (avir_clam
+through clamd, which unpacks archives and flags encrypted ones), and "default"
+(the vendor kit's table, for any other plugin). Everything is derived from the
+seed, so two runs give the same bytes; the one exception is eicarpwd.zip, whose
+12-byte encryption header `zip -P` draws at random (its verdict does not depend on it).
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+from avkit.errors import UserError
+
+EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+DEFAULT_STREAM_LIMIT = 30 * 1024 * 1024
+DEFAULT_SEED = 1
+ENGINES = ("default", "sample", "clam")
+ZIP_DATE = (2012, 1, 1, 0, 0, 0)
+UTF8_NAME = "eicar-\u00fcn\u00efc\u00f8d\u00e9-\u6587\u4ef6.com"
+
+
+def engine_for(plugin_name: str) -> str:
+    """avir_sample -> sample, avir_clam -> clam, anything else -> default."""
+    short = plugin_name.removeprefix("avir_")
+    return short if short in ENGINES else "default"
+
+
+def _zip_bytes(name: str, data: bytes) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+        info.compress_type = zipfile.ZIP_DEFLATED  # so the raw EICAR string is not visible
+        info.external_attr = 0o644 << 16
+        z.writestr(info, data)
+    return buf.getvalue()
+
+
+def _random_file(path: Path, size: int, rng: random.Random):
+    with open(path, "wb") as f:
+        left = size
+        while left > 0:
+            chunk = rng.randbytes(min(left, 1 << 20))
+            f.write(chunk.replace(b"EICAR", b"eicar"))
+            left -= len(chunk)
+
+
+def _encrypted_zip(folder: Path) -> None:
+    zip_cmd = shutil.which("zip")
+    if zip_cmd is None:
+        raise UserError("the zip command is missing: apt-get install zip "
+                        "(Python's zipfile cannot write encrypted archives)")
+    tmp = folder / ".pwd"
+    tmp.mkdir(exist_ok=True)
+    member = tmp / "eicar.com"
+    member.write_bytes(EICAR)
+    os.utime(member, (1325376000, 1325376000))
+    out = folder / "eicarpwd.zip"
+    out.unlink(missing_ok=True)
+    subprocess.run([zip_cmd, "-q", "-X", "-P", "infected", str(out), "eicar.com"], cwd=tmp,
+                   check=True)
+    shutil.rmtree(tmp)
+
+
+def generate(folder, seed: int = DEFAULT_SEED, stream_limit: int = DEFAULT_STREAM_LIMIT) -> dict:
+    folder = Path(folder).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    cases = []
+
+    def case(name, why, default, sample=None, clam=None):
+        cases.append({"name": name, "path": str(folder / name), "why": why,
+                      "expect": {"default": default, "sample": sample or default,
+                                 "clam": clam or default}})
+
+    # The vendor kit's files.
+    _random_file(folder / "clean.exe", 64 * 1024, rng)
+    case("clean.exe", "random bytes", ["OK"])
+    (folder / "eicar.com").write_bytes(EICAR)
+    case("eicar.com", "the 68-byte EICAR test string", ["VIRUS_FOUND"])
+    (folder / "eicar.tmp").write_bytes(EICAR)
+    case("eicar.tmp", "EICAR under another extension", ["VIRUS_FOUND"])
+    (folder / "eicar.zip").write_bytes(_zip_bytes("eicar.com", EICAR))
+    case("eicar.zip", "EICAR deflated inside a zip", ["VIRUS_FOUND"], sample=["OK"])
+    _encrypted_zip(folder)
+    case("eicarpwd.zip", "EICAR in a password-protected zip", ["IMPOSSIBLE"], sample=["OK"])
+    (folder / "empty.file").write_bytes(b"")
+    case("empty.file", "0 bytes", ["OK"])
+    _random_file(folder / "huge.file", 2 * stream_limit, rng)
+    case("huge.file", f"twice the stream limit ({2 * stream_limit} bytes)",
+         ["OK", "IMPOSSIBLE"], sample=["OK"])
+    (folder / "nonexisting.file").unlink(missing_ok=True)
+    case("nonexisting.file", "does not exist", ["FAILED"])
+
+    # Our additions.
+    inner = _zip_bytes("eicar.com", EICAR)
+    (folder / "eicar-nested.zip").write_bytes(_zip_bytes("inner.zip", inner))
+    case("eicar-nested.zip", "EICAR two zips deep", ["VIRUS_FOUND"], sample=["OK"])
+    (folder / UTF8_NAME).write_bytes(EICAR)
+    case(UTF8_NAME, "EICAR under a UTF-8 file name", ["VIRUS_FOUND"])
+    # As root, mode 000 does not stop open(2) or read(2), so "unreadable" is made
+    # honest another way: a directory opens, but read(2) fails with EISDIR.
+    unreadable = folder / "unreadable.dir"
+    unreadable.mkdir(exist_ok=True)
+    case("unreadable.dir", "a path whose content cannot be read (a directory: EISDIR)",
+         ["FAILED"], clam=["FAILED", "IMPOSSIBLE"])
+    if os.geteuid() != 0:
+        p = folder / "unreadable.file"
+        p.write_bytes(EICAR)
+        p.chmod(0)
+        case("unreadable.file", "mode 000 (not run as root)", ["FAILED"])
+    link = folder / "eicar-link.com"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to("eicar.com")
+    case("eicar-link.com", "a symlink to eicar.com", ["VIRUS_FOUND"])
+    _random_file(folder / "just-over-limit.file", stream_limit + 1, rng)
+    case("just-over-limit.file", f"one byte over the stream limit ({stream_limit + 1} bytes)",
+         ["OK", "IMPOSSIBLE"], sample=["OK"])
+    with open(folder / "eicar-at-limit.file", "wb") as f:
+        f.write(b"\0" * (stream_limit - len(EICAR)))
+        f.write(EICAR)
+    case("eicar-at-limit.file", "EICAR in the last bytes below the stream limit", ["VIRUS_FOUND"])
+
+    manifest = {"version": 1, "seed": seed, "stream_limit": stream_limit, "files": cases}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
+    return manifest
+
+
+def load(folder) -> dict:
+    path = Path(folder) / "manifest.json"
+    if not path.exists():
+        raise UserError(f"{path} is missing: run `python -m avkit kit generate-test-data "
+                        f"{folder}` first")
+    return json.loads(path.read_text())

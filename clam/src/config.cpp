@@ -1,0 +1,96 @@
+#include "config.h"
+
+#include <cerrno>
+#include <cstdlib>
+
+namespace avclam {
+
+/*
+ * Address, Port and StartupTimeout are what existing installations carry and
+ * keep their old meaning; the rest are additions whose defaults behave like
+ * the old plugin.
+ *
+ * MaxFileSize: a file larger than this is AVCHK_IMPOSSIBLE without being
+ * sent. 0 (the default) sends every file and lets clamd's StreamMaxLength
+ * decide: clamd stops reading at its limit and the scan is AVCHK_IMPOSSIBLE
+ * ("INSTREAM size limit exceeded"), so setting MaxFileSize to clamd's limit
+ * only saves the transfer.
+ */
+const avp_option kOptions[] = {
+    {"Address", "127.0.0.1"},
+    {"Port", "3310"},
+    {"StartupTimeout", "90"},    /* seconds, clamped to 10..100 */
+    {"LocalSocket", ""},         /* clamd's LocalSocket path; when set, used instead of TCP */
+    {"ScanTimeout", "120"},      /* seconds clamd may stay silent during one file; 5..3600 */
+    {"ChunkSize", "65536"},      /* bytes per INSTREAM chunk; 4096..1048576 */
+    {"MaxFileSize", "0"},        /* bytes; larger files are IMPOSSIBLE; 0 = clamd decides */
+    {"KeepAliveInterval", "10"}, /* seconds between PINGs of an idle session; 0 = off */
+};
+const std::size_t kOptionCount = sizeof kOptions / sizeof kOptions[0];
+
+namespace {
+
+std::string option(const char *name)
+{
+    char buf[sizeof(((avir_plugin_config *)nullptr)->value) + 1];
+    avc_option(name, buf, sizeof buf);
+    return buf;
+}
+
+/* A decimal count of bytes, up to 2^63; false if anything else is in the text. */
+bool parse_u64(const std::string &text, std::uint64_t &out)
+{
+    if (text.empty() || text.size() > 19)
+        return false;
+    std::uint64_t v = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9')
+            return false;
+        v = v * 10 + static_cast<unsigned>(c - '0');
+    }
+    out = v;
+    return true;
+}
+
+} // namespace
+
+std::string Config::where() const
+{
+    if (!local_socket.empty())
+        return local_socket;
+    if (address.find(':') != std::string::npos)
+        return "[" + address + "]:" + port;
+    return address + ":" + port;
+}
+
+bool load_config(Config &out, std::string &error)
+{
+    Config c;
+    c.address = option("Address");
+    if (c.address.size() > 1 && c.address.front() == '[' && c.address.back() == ']')
+        c.address = c.address.substr(1, c.address.size() - 2); /* "[::1]" as people write it */
+    c.local_socket = option("LocalSocket");
+    if (c.local_socket.empty() && c.address.empty()) {
+        error = "option Address is empty and LocalSocket is not set: nowhere to find clamd";
+        return false;
+    }
+    long port = avc_option_long("Port", -1, -1, 99999);
+    if (c.local_socket.empty() && (port < 1 || port > 65535)) {
+        error = "option Port=\"" + option("Port") + "\" is not a TCP port (1..65535)";
+        return false;
+    }
+    c.port = std::to_string(port);
+    c.startup_timeout = std::chrono::seconds(avc_option_long("StartupTimeout", 90, 10, 100));
+    c.scan_timeout = std::chrono::seconds(avc_option_long("ScanTimeout", 120, 5, 3600));
+    c.keepalive_interval = std::chrono::seconds(avc_option_long("KeepAliveInterval", 10, 0, 3600));
+    c.chunk_size = static_cast<std::size_t>(avc_option_long("ChunkSize", 65536, 4096, 1048576));
+    std::string max = option("MaxFileSize");
+    if (!parse_u64(max, c.max_file_size)) {
+        error = "option MaxFileSize=\"" + max + "\" is not a number of bytes (0 = no limit)";
+        return false;
+    }
+    out = c;
+    return true;
+}
+
+} // namespace avclam

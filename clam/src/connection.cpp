@@ -1,0 +1,292 @@
+#include "connection.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cctype>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/write.hpp>
+
+#include "reply_parser.h"
+
+namespace avclam {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using generic_stream = asio::generic::stream_protocol;
+
+Connection::Connection() : socket_(io_) {}
+
+Connection::~Connection()
+{
+    close();
+}
+
+bool Connection::is_open() const
+{
+    return socket_.is_open();
+}
+
+void Connection::close()
+{
+    fd_.store(-1);
+    error_code ignored;
+    socket_.close(ignored);
+    rbuf_.clear();
+}
+
+void Connection::shutdown()
+{
+    int fd = fd_.load();
+    if (fd >= 0)
+        ::shutdown(fd, SHUT_RDWR);
+}
+
+/*
+ * Runs handlers until `done`. Fails (and cancels everything) when no handler
+ * ran for `idle` or the absolute `deadline` passed: each completed step counts
+ * as progress, so only silence is punished.
+ */
+bool Connection::run_until(const bool &done, Clock::duration idle, Clock::time_point deadline)
+{
+    io_.restart();
+    while (!done) {
+        Clock::duration wait = idle;
+        Clock::time_point now = Clock::now();
+        if (now >= deadline) {
+            abort();
+            return false;
+        }
+        if (deadline - now < wait)
+            wait = deadline - now;
+        if (io_.run_one_for(wait) == 0 && !done) {
+            abort();
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Closing the socket completes every pending operation with operation_aborted;
+   running them out keeps no handler alive that points into a finished call. */
+void Connection::abort()
+{
+    close();
+    io_.restart();
+    io_.run();
+    io_.restart();
+}
+
+bool resolve_endpoints(Config &config, Clock::duration timeout, std::string &error)
+{
+    config.endpoints.clear();
+    if (!config.uses_tcp()) {
+        if (config.local_socket.size() >= sizeof(((sockaddr_un *)nullptr)->sun_path)) {
+            error = "LocalSocket path " + printable_excerpt(config.local_socket, 200) +
+                    " is too long for a UNIX socket";
+            return false;
+        }
+        config.endpoints.emplace_back(asio::local::stream_protocol::endpoint(config.local_socket));
+        return true;
+    }
+    error_code ec;
+    asio::ip::address literal = asio::ip::make_address(config.address, ec);
+    if (!ec) {
+        config.endpoints.emplace_back(
+            asio::ip::tcp::endpoint(literal, static_cast<unsigned short>(std::stoi(config.port))));
+        return true;
+    }
+    /* A local io_context: its resolver thread ends with this function. */
+    asio::io_context io;
+    asio::ip::tcp::resolver resolver(io);
+    bool done = false;
+    asio::ip::tcp::resolver::results_type results;
+    resolver.async_resolve(config.address, config.port, asio::ip::tcp::resolver::numeric_service,
+                           [&](const error_code &e, asio::ip::tcp::resolver::results_type r) {
+                               ec = e;
+                               results = std::move(r);
+                               done = true;
+                           });
+    io.run_for(timeout);
+    if (!done) {
+        /* getaddrinfo cannot be interrupted; the io_context's destructor waits for it. */
+        resolver.cancel();
+        error = "cannot resolve clamd host \"" + printable_excerpt(config.address) +
+                "\": timed out; check Address and the DNS";
+        return false;
+    }
+    if (ec) {
+        error = "cannot resolve clamd host \"" + printable_excerpt(config.address) + "\": " +
+                ec.message() + "; check the Address option";
+        return false;
+    }
+    for (const auto &entry : results)
+        config.endpoints.emplace_back(entry.endpoint());
+    return !config.endpoints.empty();
+}
+
+bool Connection::open(const Config &config, Clock::duration timeout, std::string &error)
+{
+    close();
+    const Clock::time_point deadline = Clock::now() + timeout;
+    const auto &endpoints = config.endpoints;
+    error_code last;
+    bool timed_out = false;
+    for (const auto &ep : endpoints) {
+        error_code ec;
+        socket_.open(ep.protocol(), ec);
+        if (ec) {
+            last = ec;
+            continue;
+        }
+        fd_.store(socket_.native_handle());
+        bool done = false;
+        socket_.async_connect(ep, [&](const error_code &e) {
+            ec = e;
+            done = true;
+        });
+        if (!run_until(done, timeout, deadline)) {
+            timed_out = true;
+            break;
+        }
+        if (!ec) {
+            if (config.uses_tcp()) {
+                /* One request is one write; Nagle would still hold the tail of
+                   it for the peer's delayed ACK, ~40 ms per scan. */
+                socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+            }
+            return true;
+        }
+        last = ec;
+        close();
+    }
+    close();
+    std::string why = timed_out ? std::string("timed out") : last ? last.message() : "no address";
+    for (auto &c : why)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    error = "cannot connect to clamd at " + printable_excerpt(config.where(), 200) + ": " + why +
+            (config.uses_tcp() ? "; is clamav-daemon running and listening on TCP "
+                                 "(TCPSocket/TCPAddr in clamd.conf)?"
+                               : "; is clamav-daemon running with this LocalSocket?");
+    return false;
+}
+
+error_code Connection::write(const std::vector<asio::const_buffer> &data, Clock::duration idle)
+{
+    bool done = false;
+    error_code ec;
+    asio::async_write(socket_, data, [&](const error_code &e, std::size_t) {
+        ec = e;
+        done = true;
+    });
+    if (!run_until(done, idle, Clock::time_point::max()))
+        return asio::error::timed_out;
+    return ec;
+}
+
+bool Connection::take_line(std::size_t n, std::string &line)
+{
+    line.assign(rbuf_, 0, n - 1);
+    rbuf_.erase(0, n);
+    return true;
+}
+
+error_code Connection::read_reply(std::string &line, Clock::duration idle)
+{
+    line.clear();
+    bool done = false;
+    error_code ec;
+    std::size_t n = 0;
+    asio::async_read_until(socket_, asio::dynamic_buffer(rbuf_, kMaxReplyLine + 1), '\0',
+                           [&](const error_code &e, std::size_t got) {
+                               ec = e;
+                               n = got;
+                               done = true;
+                           });
+    if (!run_until(done, idle, Clock::time_point::max()))
+        return asio::error::timed_out;
+    if (ec) {
+        line.swap(rbuf_);
+        rbuf_.clear();
+        return ec;
+    }
+    take_line(n, line);
+    return ec;
+}
+
+Connection::Exchange Connection::exchange(const Producer &next, std::string &producer_error,
+                                          Clock::duration idle)
+{
+    Exchange x;
+    bool read_done = false;
+    bool write_done = false;
+    std::size_t n = 0;
+    std::vector<asio::const_buffer> bufs;
+
+    asio::async_read_until(socket_, asio::dynamic_buffer(rbuf_, kMaxReplyLine + 1), '\0',
+                           [&](const error_code &e, std::size_t got) {
+                               x.read_error = e;
+                               n = got;
+                               read_done = true;
+                           });
+
+    std::function<void()> write_next = [&]() {
+        bufs.clear();
+        bool last = false;
+        if (!next(bufs, last, producer_error)) {
+            x.producer_failed = true;
+            write_done = true;
+            return;
+        }
+        asio::async_write(socket_, bufs, [&, last](const error_code &e, std::size_t) {
+            if (e) {
+                x.write_error = e;
+                write_done = true;
+            } else if (last) {
+                write_done = true;
+            } else if (!read_done) {
+                write_next();
+            } else {
+                write_done = true;
+            }
+        });
+    };
+    write_next();
+
+    /* A failed upload still waits for the reply: clamd often explains why it stopped. */
+    bool cancelled = false;
+    while (!(read_done && write_done)) {
+        if (x.producer_failed)
+            break;
+        io_.restart();
+        if (io_.run_one_for(idle) == 0 && !(read_done && write_done)) {
+            x.timed_out = true;
+            abort();
+            return x;
+        }
+        if (read_done && !write_done && !cancelled) {
+            /* clamd answered before the end (a size limit): stop uploading. */
+            x.replied_early = true;
+            cancelled = true;
+            error_code ignored;
+            socket_.cancel(ignored);
+        }
+    }
+    if (x.producer_failed) {
+        abort();
+        return x;
+    }
+    if (read_done && !x.read_error) {
+        take_line(n, x.reply);
+    } else {
+        x.reply.swap(rbuf_);
+        rbuf_.clear();
+    }
+    return x;
+}
+
+} // namespace avclam

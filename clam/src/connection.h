@@ -1,0 +1,101 @@
+/*
+ * One stream connection to clamd (TCP or UNIX socket) with a deadline on
+ * every operation: a private io_context runs asynchronous operations for a
+ * bounded time (the "blocking client with timeouts" pattern), so a silent or
+ * stalled clamd can never block a worker thread for longer than asked.
+ *
+ * Not thread-safe: one Connection is used by one thread at a time, except
+ * shutdown(), which any thread may call to make pending operations fail.
+ */
+#ifndef AVIR_CLAM_CONNECTION_H
+#define AVIR_CLAM_CONNECTION_H
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "config.h"
+
+namespace avclam {
+
+using Clock = std::chrono::steady_clock;
+
+/*
+ * Fills config.endpoints: the UNIX socket, or every address of Address:Port,
+ * within `timeout`. False with a sentence in `error` when that fails.
+ */
+bool resolve_endpoints(Config &config, Clock::duration timeout, std::string &error);
+
+class Connection {
+public:
+    Connection();
+    ~Connection();
+    Connection(const Connection &) = delete;
+    Connection &operator=(const Connection &) = delete;
+
+    /*
+     * Connects to the first of config.endpoints that answers, within `timeout`;
+     * on failure returns false and a sentence saying what failed and what to check.
+     */
+    bool open(const Config &config, Clock::duration timeout, std::string &error);
+    bool is_open() const;
+    void close();
+
+    /* Makes pending and future operations fail at once; callable from any thread. */
+    void shutdown();
+
+    /* Writes all of `data` as one gather write; fails when no progress for `idle`. */
+    boost::system::error_code write(const std::vector<boost::asio::const_buffer> &data,
+                                    Clock::duration idle);
+
+    /*
+     * Reads one NUL-terminated reply (without the NUL). On error, `line` holds
+     * what arrived before it (clamd sends a few messages newline-terminated and hangs up).
+     */
+    boost::system::error_code read_reply(std::string &line, Clock::duration idle);
+
+    /*
+     * Fills `out` with the next write and sets `last` when it is the final one;
+     * returns false (after setting `error`) when it cannot produce the data.
+     */
+    using Producer = std::function<bool(std::vector<boost::asio::const_buffer> &out, bool &last,
+                                        std::string &error)>;
+
+    struct Exchange {
+        boost::system::error_code read_error;  /* set when no complete reply arrived */
+        boost::system::error_code write_error; /* set when a write failed */
+        bool producer_failed = false;          /* the Producer gave up; see its error */
+        bool replied_early = false;            /* the reply came before everything was sent */
+        bool timed_out = false;
+        std::string reply;
+    };
+
+    /*
+     * Sends what `next` produces while waiting for one reply, so that a reply
+     * clamd sends early (a size limit) stops the upload instead of a broken
+     * pipe. `idle` bounds the silence between two steps, not the whole upload:
+     * a large file may take long, a stalled clamd may not.
+     */
+    Exchange exchange(const Producer &next, std::string &producer_error, Clock::duration idle);
+
+private:
+    bool run_until(const bool &done, Clock::duration idle, Clock::time_point deadline);
+    void abort();
+    bool take_line(std::size_t n, std::string &line);
+
+    boost::asio::io_context io_;
+    boost::asio::generic::stream_protocol::socket socket_;
+    std::string rbuf_;
+    std::atomic<int> fd_{-1}; /* for shutdown() from another thread */
+};
+
+} // namespace avclam
+
+#endif

@@ -1,0 +1,264 @@
+/*
+ * avir_clam on the simple plugin API (avPlugin.h): the engine's life cycle,
+ * the registry of worker contexts shared with the keep-alive, and the
+ * exception barrier in front of the C interface.
+ */
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "avPlugin.h"
+#include "config.h"
+#include "keepalive.h"
+#include "reply_parser.h"
+#include "scanner.h"
+#include "session.h"
+
+#ifndef CLAM_PLUGIN_VERSION
+#define CLAM_PLUGIN_VERSION "0.0.0" /* CMake passes the project version */
+#endif
+
+extern "C" const avp_plugin_desc avp_plugin = {
+    "avir_clam",
+    "Clam AntiVirus plugin " CLAM_PLUGIN_VERSION " for Kerio",
+    avclam::kOptions,
+    avclam::kOptionCount,
+};
+
+namespace avclam {
+namespace {
+
+/* How long plugin_close lets scans in flight finish before cutting their sockets. */
+constexpr auto kCloseGrace = std::chrono::seconds(10);
+constexpr auto kCloseAfterShutdown = std::chrono::seconds(5);
+
+struct Engine {
+    std::mutex mutex;
+    std::condition_variable idle; /* signalled when in_flight drops to 0 */
+    int in_flight = 0;
+    std::shared_ptr<const Config> config;
+    /* Contexts outlive plugin_close/plugin_init: the host may keep its workers. */
+    std::vector<std::shared_ptr<Scanner>> scanners;
+    KeepAlive keepalive;
+};
+
+Engine &engine()
+{
+    static Engine e; /* constructed on first use, so no order-of-initialisation issue */
+    return e;
+}
+
+std::vector<std::shared_ptr<Scanner>> all_scanners()
+{
+    Engine &e = engine();
+    std::lock_guard<std::mutex> lock(e.mutex);
+    return e.scanners;
+}
+
+void keepalive_tick(Clock::duration idle_for)
+{
+    for (const auto &s : all_scanners()) {
+        std::unique_lock<std::timed_mutex> lock(s->mutex, std::try_to_lock);
+        if (lock.owns_lock()) /* a busy session needs no PING */
+            s->keep_alive(idle_for);
+    }
+}
+
+/* Connects, retrying until StartupTimeout: clamd may still be loading its signatures. */
+bool probe_clamd(const Config &config, std::string &error)
+{
+    const Clock::time_point deadline = Clock::now() + config.startup_timeout;
+    Session session;
+    for (;;) {
+        Clock::duration left = deadline - Clock::now();
+        if (session.open(config, left, error))
+            break;
+        if (Clock::now() + std::chrono::seconds(1) >= deadline) {
+            error += " (tried for " + std::to_string(config.startup_timeout.count()) +
+                     " s, StartupTimeout)";
+            return false;
+        }
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+    std::string why;
+    if (!session.ping(config.startup_timeout, why)) {
+        error = "clamd at " + config.where() + " did not answer PING: " + why;
+        return false;
+    }
+    ClamdVersion version;
+    if (!session.version(config.startup_timeout, version, why)) {
+        error = "clamd at " + config.where() + " did not answer VERSION: " + why;
+        return false;
+    }
+    if (!version_supported(version)) {
+        error = "clamd at " + config.where() + " is " + version.text +
+                "; this plugin needs ClamAV 0.95 or newer";
+        return false;
+    }
+    avc_log_debug("avir_clam: connected to clamd at %s: %s", config.where().c_str(),
+                  version.text.c_str());
+    session.close();
+    return true;
+}
+
+int init()
+{
+    auto config = std::make_shared<Config>();
+    std::string error;
+    if (!load_config(*config, error) ||
+        !resolve_endpoints(*config, config->startup_timeout, error) ||
+        !probe_clamd(*config, error)) {
+        avc_set_error("%s", error.c_str());
+        return 0;
+    }
+    Engine &e = engine();
+    {
+        std::lock_guard<std::mutex> lock(e.mutex);
+        e.config = config;
+    }
+    if (config->keepalive_interval.count() > 0) {
+        /* Wake often enough that a session is pinged soon after it became idle enough. */
+        auto period = std::min<std::chrono::milliseconds>(config->keepalive_interval,
+                                                          std::chrono::seconds(1));
+        Clock::duration idle_for = config->keepalive_interval;
+        e.keepalive.start(period, [idle_for] { keepalive_tick(idle_for); });
+    }
+    avc_log_debug("avir_clam started: clamd at %s, ScanTimeout %lld s, ChunkSize %u, "
+                  "MaxFileSize %llu, KeepAliveInterval %lld s",
+                  config->where().c_str(), static_cast<long long>(config->scan_timeout.count()),
+                  static_cast<unsigned>(config->chunk_size),
+                  static_cast<unsigned long long>(config->max_file_size),
+                  static_cast<long long>(config->keepalive_interval.count()));
+    return 1;
+}
+
+void close_engine()
+{
+    Engine &e = engine();
+    {
+        std::unique_lock<std::mutex> lock(e.mutex);
+        if (!e.idle.wait_for(lock, kCloseGrace, [&] { return e.in_flight == 0; })) {
+            avc_log_warning("avir_clam: %d scan(s) still running after %lld s; cutting their "
+                            "connections",
+                            e.in_flight, static_cast<long long>(kCloseGrace.count()));
+            for (const auto &s : e.scanners)
+                s->shutdown();
+            e.idle.wait_for(lock, kCloseAfterShutdown, [&] { return e.in_flight == 0; });
+        }
+    }
+    e.keepalive.stop();
+    for (const auto &s : all_scanners()) {
+        std::unique_lock<std::timed_mutex> lock(s->mutex, std::try_to_lock);
+        if (lock.owns_lock())
+            s->close_session();
+    }
+    std::lock_guard<std::mutex> lock(e.mutex);
+    e.config.reset();
+    avc_log_debug("avir_clam stopped");
+}
+
+/* Counts a scan in flight so that plugin_close can wait for it. */
+class InFlight {
+public:
+    InFlight() : e_(engine())
+    {
+        std::lock_guard<std::mutex> lock(e_.mutex);
+        e_.in_flight++;
+        config_ = e_.config;
+    }
+    ~InFlight()
+    {
+        std::lock_guard<std::mutex> lock(e_.mutex);
+        if (--e_.in_flight == 0)
+            e_.idle.notify_all();
+    }
+    const std::shared_ptr<const Config> &config() const { return config_; }
+
+private:
+    Engine &e_;
+    std::shared_ptr<const Config> config_;
+};
+
+} // namespace
+} // namespace avclam
+
+using namespace avclam;
+
+extern "C" int avp_init(void)
+{
+    try {
+        return init();
+    } catch (const std::exception &ex) {
+        avc_set_error("avir_clam: cannot start: %s", ex.what());
+    } catch (...) {
+        avc_set_error("avir_clam: cannot start: unknown exception");
+    }
+    return 0;
+}
+
+extern "C" void avp_close(void)
+{
+    try {
+        close_engine();
+    } catch (...) {
+        avc_log_error("avir_clam: error while stopping");
+    }
+}
+
+extern "C" int avp_thread_init(void **context)
+{
+    try {
+        auto scanner = std::make_shared<Scanner>();
+        Engine &e = engine();
+        std::lock_guard<std::mutex> lock(e.mutex);
+        e.scanners.push_back(scanner);
+        *context = scanner.get();
+        return 1;
+    } catch (...) {
+        avc_set_error("avir_clam: out of memory for a thread context");
+        return 0;
+    }
+}
+
+extern "C" void avp_thread_close(void *context)
+{
+    std::shared_ptr<Scanner> dying;
+    {
+        Engine &e = engine();
+        std::lock_guard<std::mutex> lock(e.mutex);
+        auto it = std::find_if(e.scanners.begin(), e.scanners.end(),
+                               [context](const std::shared_ptr<Scanner> &s) { return s.get() == context; });
+        if (it == e.scanners.end())
+            return;
+        dying = std::move(*it);
+        e.scanners.erase(it);
+    }
+    /* Waits for a keep-alive PING on it; the last reference closes the session. */
+    std::lock_guard<std::timed_mutex> lock(dying->mutex);
+    dying->close_session();
+}
+
+extern "C" int avp_test_file(void *context, const char *filename, const char *realname, char *result)
+{
+    (void)realname;
+    try {
+        InFlight guard;
+        if (!guard.config()) {
+            avc_format(result, AVP_RESULT_SIZE, "avir_clam: scan of %s requested while stopped",
+                       filename);
+            return AVCHK_ERROR;
+        }
+        auto *scanner = static_cast<Scanner *>(context);
+        std::lock_guard<std::timed_mutex> lock(scanner->mutex);
+        return scanner->scan(guard.config(), filename, result);
+    } catch (const std::exception &ex) {
+        avc_format(result, AVP_RESULT_SIZE, "internal error scanning %s: %s", filename, ex.what());
+    } catch (...) {
+        avc_format(result, AVP_RESULT_SIZE, "internal error scanning %s", filename);
+    }
+    return AVCHK_FAILED;
+}

@@ -1,0 +1,159 @@
+#include "scanner.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "avPlugin.h"
+#include "reply_parser.h"
+
+namespace avclam {
+
+namespace {
+
+/* Closes the file on every path out of scan(). */
+struct FileDescriptor {
+    int fd;
+    ~FileDescriptor()
+    {
+        if (fd >= 0)
+            ::close(fd);
+    }
+};
+
+} // namespace
+
+int Scanner::scan(const std::shared_ptr<const Config> &config, const char *filename, char *result)
+{
+    if (config_ != config) {
+        /* plugin_init ran again, maybe with other options: start afresh. */
+        session_.close();
+        config_ = config;
+    }
+    FileDescriptor file{::open(filename, O_RDONLY | O_CLOEXEC | O_NOCTTY)};
+    if (file.fd < 0) {
+        avc_format(result, AVP_RESULT_SIZE, "cannot open %s: %s", filename, std::strerror(errno));
+        return AVCHK_FAILED;
+    }
+    struct stat st;
+    if (::fstat(file.fd, &st) != 0) {
+        avc_format(result, AVP_RESULT_SIZE, "cannot stat %s: %s", filename, std::strerror(errno));
+        return AVCHK_FAILED;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        avc_format(result, AVP_RESULT_SIZE, "%s is not a regular file", filename);
+        return AVCHK_FAILED;
+    }
+    const std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
+    if (size == 0)
+        return AVCHK_OK; /* nothing to infect; clamd need not be asked */
+    if (config->max_file_size > 0 && size > config->max_file_size) {
+        avc_format(result, AVP_RESULT_SIZE, "%s is %llu bytes, over MaxFileSize (%llu): not scanned",
+                   filename, static_cast<unsigned long long>(size),
+                   static_cast<unsigned long long>(config->max_file_size));
+        return AVCHK_IMPOSSIBLE;
+    }
+    return scan_open_file(*config, file.fd, size, filename, result);
+}
+
+int Scanner::scan_open_file(const Config &config, int fd, std::uint64_t size, const char *filename,
+                            char *result)
+{
+    const std::string where = config.where();
+    for (int attempt = 0;; attempt++) {
+        bool reused = session_.is_open();
+        if (!reused) {
+            std::string error;
+            Clock::duration connect_timeout = config.startup_timeout < config.scan_timeout
+                                                  ? config.startup_timeout
+                                                  : config.scan_timeout;
+            if (!session_.open(config, connect_timeout, error)) {
+                avc_format(result, AVP_RESULT_SIZE, "cannot scan %s: %s", filename, error.c_str());
+                return AVCHK_FAILED;
+            }
+        }
+        StreamResult r = session_.instream(fd, size, config.chunk_size, buffer_, config.scan_timeout);
+        ScanReply reply;
+        if (r.kind == StreamResult::Kind::Reply)
+            reply = parse_scan_reply(r.reply, r.request_id);
+
+        /* clamd drops idle sessions ("COMMAND READ TIMED OUT", no request id),
+           and a restart resets them: a reused session failing either way gets
+           one fresh session before the file's result is decided. */
+        bool dropped = r.kind == StreamResult::Kind::Transport ||
+                       (r.kind == StreamResult::Kind::Reply && reply.status == ScanStatus::Unexpected);
+        if (dropped && reused && attempt == 0) {
+            avc_log_debug("clamd at %s closed the session (%s); reconnecting", where.c_str(),
+                          r.kind == StreamResult::Kind::Transport ? r.error.c_str()
+                                                                  : reply.detail.c_str());
+            session_.close();
+            continue;
+        }
+        bool healthy = r.kind == StreamResult::Kind::Reply && !r.session_spoiled &&
+                       (reply.status == ScanStatus::Clean || reply.status == ScanStatus::Infected ||
+                        (reply.status == ScanStatus::Impossible &&
+                         reply.detail.find("size limit") == std::string::npos));
+        if (!healthy)
+            session_.close(); /* after an error clamd may have dropped the session: don't guess */
+
+        switch (r.kind) {
+        case StreamResult::Kind::File:
+            avc_format(result, AVP_RESULT_SIZE, "cannot read %s: %s", filename, r.error.c_str());
+            return AVCHK_FAILED;
+        case StreamResult::Kind::Timeout:
+            avc_format(result, AVP_RESULT_SIZE,
+                       "clamd at %s did not answer within ScanTimeout (%lld s) while scanning %s",
+                       where.c_str(), static_cast<long long>(config.scan_timeout.count()), filename);
+            return AVCHK_FAILED;
+        case StreamResult::Kind::Transport:
+            avc_format(result, AVP_RESULT_SIZE, "connection to clamd at %s failed while scanning %s: %s",
+                       where.c_str(), filename, r.error.c_str());
+            return AVCHK_FAILED;
+        case StreamResult::Kind::Reply:
+            break;
+        }
+        switch (reply.status) {
+        case ScanStatus::Clean:
+            return AVCHK_OK;
+        case ScanStatus::Infected:
+            avc_format(result, AVP_RESULT_SIZE, "%s", reply.detail.c_str());
+            avc_log_security("%s found in %s", reply.detail.c_str(), filename);
+            return AVCHK_VIRUS_FOUND;
+        case ScanStatus::Impossible:
+            if (reply.detail.find("size limit") != std::string::npos)
+                avc_format(result, AVP_RESULT_SIZE,
+                           "%s is larger than clamd's StreamMaxLength: not scanned (%s)", filename,
+                           reply.detail.c_str());
+            else
+                avc_format(result, AVP_RESULT_SIZE, "%s cannot be scanned: %s", filename,
+                           reply.detail.c_str());
+            return AVCHK_IMPOSSIBLE;
+        case ScanStatus::Failed:
+            avc_format(result, AVP_RESULT_SIZE, "clamd could not scan %s: %s", filename,
+                       reply.detail.c_str());
+            return AVCHK_FAILED;
+        case ScanStatus::Unexpected:
+            break;
+        }
+        avc_format(result, AVP_RESULT_SIZE, "unexpected reply from clamd at %s while scanning %s: \"%s\"",
+                   where.c_str(), filename, reply.detail.c_str());
+        return AVCHK_FAILED;
+    }
+}
+
+void Scanner::keep_alive(Clock::duration idle_for)
+{
+    if (!session_.is_open() || Clock::now() - session_.last_used() < idle_for)
+        return;
+    std::string error;
+    if (!session_.ping(std::chrono::seconds(5), error)) {
+        avc_log_debug("keep-alive: clamd session dropped (%s); the next scan reconnects",
+                      error.c_str());
+        session_.close();
+    }
+}
+
+} // namespace avclam

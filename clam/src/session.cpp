@@ -1,0 +1,183 @@
+#include "session.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace avclam {
+
+namespace asio = boost::asio;
+
+namespace {
+
+/* z-commands end with NUL and make clamd end its replies with NUL as well. */
+constexpr char kIdSession[] = "zIDSESSION";
+constexpr char kPing[] = "zPING";
+constexpr char kVersion[] = "zVERSION";
+constexpr char kInstream[] = "zINSTREAM";
+constexpr char kEnd[] = "zEND";
+
+void put_be32(char *p, std::uint32_t v)
+{
+    p[0] = static_cast<char>(v >> 24);
+    p[1] = static_cast<char>(v >> 16);
+    p[2] = static_cast<char>(v >> 8);
+    p[3] = static_cast<char>(v);
+}
+
+} // namespace
+
+bool Session::open(const Config &config, Clock::duration connect_timeout, std::string &error)
+{
+    close();
+    if (!conn_.open(config, connect_timeout, error))
+        return false;
+    next_id_ = 1;
+    /* IDSESSION has no reply; with TCP_NODELAY its own small write costs no ACK wait. */
+    auto ec = conn_.write({asio::buffer(kIdSession, sizeof kIdSession)}, connect_timeout);
+    if (ec) {
+        error = "cannot start a session with clamd at " + config.where() + ": " + ec.message();
+        conn_.close();
+        return false;
+    }
+    last_used_ = Clock::now();
+    return true;
+}
+
+void Session::close()
+{
+    if (conn_.is_open()) {
+        /* Best effort with a short deadline: clamd frees the session at once
+           instead of after its IdleTimeout. */
+        conn_.write({asio::buffer(kEnd, sizeof kEnd)}, std::chrono::milliseconds(200));
+    }
+    conn_.close();
+}
+
+bool Session::command(const char *cmd, std::size_t len, Clock::duration timeout,
+                      std::string &reply, std::string &error)
+{
+    auto ec = conn_.write({asio::buffer(cmd, len)}, timeout);
+    if (!ec)
+        ec = conn_.read_reply(reply, timeout);
+    next_id_++;
+    if (ec) {
+        error = ec == asio::error::timed_out ? std::string("no reply within the timeout")
+                                             : ec.message();
+        if (!reply.empty())
+            error += " (clamd said \"" + printable_excerpt(reply) + "\")";
+        conn_.close();
+        return false;
+    }
+    last_used_ = Clock::now();
+    return true;
+}
+
+bool Session::ping(Clock::duration timeout, std::string &error)
+{
+    std::string reply;
+    std::uint32_t id = next_id_;
+    if (!command(kPing, sizeof kPing, timeout, reply, error))
+        return false;
+    if (!is_pong(reply, id)) {
+        error = "PING answered with \"" + printable_excerpt(reply) + "\"";
+        conn_.close();
+        return false;
+    }
+    return true;
+}
+
+bool Session::version(Clock::duration timeout, ClamdVersion &out, std::string &error)
+{
+    std::string reply;
+    std::uint32_t id = next_id_;
+    if (!command(kVersion, sizeof kVersion, timeout, reply, error))
+        return false;
+    if (!parse_version(reply, id, out)) {
+        error = "VERSION answered with \"" + printable_excerpt(reply) + "\"";
+        conn_.close();
+        return false;
+    }
+    return true;
+}
+
+StreamResult Session::instream(int fd, std::uint64_t size, std::size_t chunk,
+                               std::vector<char> &buffer, Clock::duration idle)
+{
+    StreamResult result;
+    result.request_id = next_id_++;
+    /* Layout: [4-byte length][chunk bytes][4-byte zero end marker]. */
+    buffer.resize(4 + chunk + 4);
+    std::uint64_t offset = 0;
+    bool first = true;
+
+    auto next = [&](std::vector<asio::const_buffer> &out, bool &last, std::string &error) {
+        if (first)
+            out.push_back(asio::buffer(kInstream, sizeof kInstream));
+        first = false;
+        std::size_t want = size - offset < chunk ? static_cast<std::size_t>(size - offset) : chunk;
+        std::size_t got = 0;
+        while (got < want) {
+            ssize_t n = ::pread(fd, buffer.data() + 4 + got, want - got,
+                                static_cast<off_t>(offset + got));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0) {
+                error = std::strerror(errno);
+                return false;
+            }
+            if (n == 0)
+                break; /* the file shrank while we read it: send what there is */
+            got += static_cast<std::size_t>(n);
+        }
+        offset += got;
+        last = got < want || offset >= size;
+        std::size_t len = 0;
+        if (got > 0) {
+            put_be32(buffer.data(), static_cast<std::uint32_t>(got));
+            len = 4 + got;
+        }
+        if (last) {
+            /* The end marker rides in the same write as the last chunk. */
+            put_be32(buffer.data() + len, 0);
+            len += 4;
+        }
+        out.push_back(asio::buffer(buffer.data(), len));
+        return true;
+    };
+
+    std::string file_error;
+    Connection::Exchange x = conn_.exchange(next, file_error, idle);
+    if (x.producer_failed) {
+        result.kind = StreamResult::Kind::File;
+        result.error = file_error;
+        result.session_spoiled = true;
+        return result;
+    }
+    if (x.timed_out) {
+        result.kind = StreamResult::Kind::Timeout;
+        result.session_spoiled = true;
+        return result;
+    }
+    result.reply = std::move(x.reply);
+    if (x.read_error) {
+        result.kind = StreamResult::Kind::Transport;
+        result.error = x.read_error == asio::error::eof ? std::string("clamd closed the connection")
+                                                        : x.read_error.message();
+        if (x.write_error && x.write_error != x.read_error)
+            result.error += " (sending: " + x.write_error.message() + ")";
+        result.session_spoiled = true;
+        conn_.close();
+        return result;
+    }
+    result.kind = StreamResult::Kind::Reply;
+    /* An early reply or a failed write leaves the session mid-command. */
+    result.session_spoiled = x.replied_early || static_cast<bool>(x.write_error);
+    if (result.session_spoiled)
+        conn_.close();
+    last_used_ = Clock::now();
+    return result;
+}
+
+} // namespace avclam

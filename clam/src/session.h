@@ -1,0 +1,66 @@
+/*
+ * A clamd IDSESSION: several commands over one connection, each reply
+ * prefixed with the number of its request. Knows the protocol (z-commands,
+ * INSTREAM chunk framing); knows nothing of verdicts or of the plugin API.
+ */
+#ifndef AVIR_CLAM_SESSION_H
+#define AVIR_CLAM_SESSION_H
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "connection.h"
+#include "reply_parser.h"
+
+namespace avclam {
+
+struct StreamResult {
+    enum class Kind {
+        Reply,     /* `reply` is clamd's answer to this INSTREAM (still to be parsed) */
+        Transport, /* the connection failed; clamd may have closed the session */
+        Timeout,   /* clamd stayed silent for ScanTimeout */
+        File,      /* reading the file failed; `error` says how */
+    };
+    Kind kind = Kind::Transport;
+    std::string reply;
+    std::string error;
+    std::uint32_t request_id = 0;
+    bool session_spoiled = false; /* the session cannot carry another command */
+};
+
+class Session {
+public:
+    /* Connects and starts IDSESSION. */
+    bool open(const Config &config, Clock::duration connect_timeout, std::string &error);
+    bool is_open() const { return conn_.is_open(); }
+    /* Ends the session politely (END) when it is healthy, then closes the socket. */
+    void close();
+    void shutdown() { conn_.shutdown(); }
+
+    bool ping(Clock::duration timeout, std::string &error);
+    bool version(Clock::duration timeout, ClamdVersion &out, std::string &error);
+
+    /*
+     * Sends `size` bytes of `fd` from offset 0 as INSTREAM chunks of `chunk`
+     * bytes, using `buffer` (kept by the caller, reused across scans) so that
+     * memory does not depend on the file size.
+     */
+    StreamResult instream(int fd, std::uint64_t size, std::size_t chunk, std::vector<char> &buffer,
+                          Clock::duration idle);
+
+    /* When the last command finished: the keep-alive pings sessions idle for long. */
+    Clock::time_point last_used() const { return last_used_; }
+
+private:
+    bool command(const char *cmd, std::size_t len, Clock::duration timeout, std::string &reply,
+                 std::string &error);
+
+    Connection conn_;
+    std::uint32_t next_id_ = 1;
+    Clock::time_point last_used_{};
+};
+
+} // namespace avclam
+
+#endif

@@ -1,0 +1,143 @@
+/*
+ * avhost: an emulator of the Kerio products' avserver. Shared declarations.
+ *
+ * Process model: the parent process (supervisor.c) plays the product: it reads
+ * the command line, the files to scan or the requests of `serve`, and writes
+ * the report. The plugin itself only ever runs in a child process (child.c),
+ * as avserver runs outside the product; the child loads the plugin (loader.c),
+ * runs a thread pool of workers (pool.c) and answers on a socketpair. When the
+ * plugin returns AVCHK_ERROR or crashes, the parent kills the child and starts a
+ * fresh one, as the products restart avserver.
+ */
+#ifndef AVHOST_H
+#define AVHOST_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "avApi.h"
+
+#define AVHOST_VERSION "1.0"
+#define AVHOST_MAX_OPTIONS 64
+#define AVHOST_GUARD 64            /* canary bytes after vir_info */
+#define AVHOST_CANARY 0xA5         /* the canary byte */
+#define AVHOST_MAX_VIOLATIONS 16
+
+/* ---------- settings from the command line ---------- */
+typedef struct host_option_s {
+    char name[64];
+    char value[256];
+} host_option;
+
+typedef struct host_settings_s {
+    const char *mode;   /* info, scan, serve, bench */
+    const char *plugin; /* path of avir_*.so */
+    host_option options[AVHOST_MAX_OPTIONS];
+    int option_count;
+    int raw_config;       /* pass only the -o options, verbatim */
+    unsigned int vi_size; /* size of vir_info */
+    int threads;          /* concurrent requests (scan, bench) */
+    int max_workers;      /* pool cap */
+    int idle_timeout_ms;  /* end workers idle longer than this; 0 = never */
+    int repeat;           /* scan: each file this many times */
+    int cycles;           /* plugin_init..plugin_close cycles per child */
+    int max_restarts;
+    int close_timeout_s;  /* plugin_close must return within this */
+    int pretty;
+    int logs;             /* emit log records */
+    double seconds;       /* bench */
+    long count;           /* bench */
+    const char *socket_path; /* serve */
+} host_settings;
+
+extern host_settings g_settings;
+
+/* ---------- violations: precise texts, collected per record ---------- */
+typedef struct violations_s {
+    int count;
+    char text[AVHOST_MAX_VIOLATIONS][400];
+} violations;
+
+void viol_add(violations *v, const char *format, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---------- records (json.c): one line of JSON, or of text with --pretty ---------- */
+typedef struct rec_s {
+    char *buf;
+    size_t len, cap;
+    int pretty;
+    int fields;
+} rec;
+
+void rec_begin(rec *r, const char *event);
+void rec_str(rec *r, const char *key, const char *value); /* NULL -> null */
+void rec_bytes(rec *r, const char *key, const char *value, size_t n);
+void rec_int(rec *r, const char *key, long long value);
+void rec_num(rec *r, const char *key, double value);
+void rec_bool(rec *r, const char *key, int value);
+void rec_violations(rec *r, const violations *v);
+/* An array of {"name":..,"value":..} objects. */
+void rec_options(rec *r, const char *key, const avir_plugin_config *cfg, int n);
+/* The finished line (without newline); the caller frees it with rec_free. */
+const char *rec_end(rec *r);
+void rec_free(rec *r);
+/* Writes all of buf to fd, retrying on EINTR and short writes. */
+int write_all(int fd, const char *buf, size_t n);
+
+/* ---------- the loaded plugin (loader.c) ---------- */
+typedef struct plugin_s {
+    void *handle;
+    avir_plugin_extended_thread_iface *iface;
+    avir_plugin_config defaults[AVHOST_MAX_OPTIONS];
+    int default_count;
+    char name[64];
+} plugin;
+
+/* Child side: the channel to the parent. All writes are whole lines. */
+void chan_init(int fd);
+void chan_printf(const char *format, ...) __attribute__((format(printf, 1, 2)));
+/* Sends an event record; counts its violations. */
+void chan_event(rec *r, const violations *v);
+
+int count_fds(void);
+int count_threads(void);
+long peak_rss_kb(void);
+const char *verdict_name(int code);
+
+/* Loads and checks everything up to set_plugin_config; emits the "load" record.
+   Returns 0 when the plugin cannot be used at all. */
+int plugin_load(plugin *p, const char *path);
+/* plugin_init with the recording log callback; emits "init". 1 = success. */
+int plugin_start(plugin *p, int cycle);
+/* Remembers the open descriptors before plugin_init, to name the leaked ones. */
+void plugin_fds_mark(void);
+/* plugin_close under a watchdog; emits "close" with the fd check. */
+int plugin_stop(plugin *p, int cycle, int fds_before);
+/* The exports of the ELF file besides the entry point; fills v. */
+void check_exports(const char *path, violations *v);
+/* The name of the file being scanned by this thread, for the log format check. */
+void log_set_current_file(const char *filename);
+
+/* ---------- the worker pool (pool.c) ---------- */
+typedef struct job_s {
+    long id;
+    char *path;
+    struct job_s *next;
+} job;
+
+void pool_start(plugin *p);
+void pool_submit(long id, const char *path);
+/* Waits for all submitted jobs, then ends every worker (plugin_thread_close). */
+void pool_drain_and_stop(void);
+/* A "stats" answer. */
+void pool_stats(rec *r);
+
+/* The child's main: load, init, serve requests from fd, close. Never returns. */
+void child_main(int fd) __attribute__((noreturn));
+
+/* ---------- the parent (supervisor.c) ---------- */
+int run_info(void);
+int run_scan(char **files, int nfiles);
+int run_serve(void);
+int run_bench(char **files, int nfiles);
+
+#endif /* AVHOST_H */

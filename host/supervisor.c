@@ -1,0 +1,809 @@
+/*
+ * The product's side: the parent process. It never loads the plugin. It starts
+ * the child (the avserver with the plugin), sends it requests, routes the
+ * answers, and when the child dies (a crash) or the plugin returns AVCHK_ERROR
+ * it starts a fresh child and reports the restart, as the products do.
+ *
+ * Child -> parent lines:
+ *   "P <step>"                   the ABI call the child is about to make
+ *   "E <nviol> <record>"         an event record for stdout
+ *   "I"                          initialised: requests may be sent
+ *   "F"                          the plugin cannot be loaded or initialised
+ *   "B <id>"                     the plugin starts scanning request id
+ *   "R <id> <code> <nviol> <record>"  the result of request id
+ *   "A <id> <record>"            the answer to a stats request
+ *   "M <peak_rss_kb> <fds>"      the child's peak RSS and open descriptors at the end
+ *   "D"                          the child closed the plugin and exits
+ */
+/* poll's fortified wrapper (__poll_chk) needs glibc 2.16; the release build targets
+   2.12, and every poll here passes an array with its exact size. */
+#undef _FORTIFY_SOURCE
+
+#include "avhost.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { Q_WAITING, Q_SENT, Q_BEGUN, Q_DONE };
+#define MAX_CLIENTS 64
+#define VERDICT_SLOTS 9 /* 0..5, INVALID, CRASHED, NOT_SCANNED */
+
+typedef struct request_s {
+    long id;
+    char *path;
+    int client; /* -1: stdout */
+    int stats;  /* a STATS request, not a scan */
+    int state;
+    struct request_s *next;
+} request;
+
+typedef struct client_s {
+    int fd_in, fd_out;
+    char buf[8192];
+    size_t have;
+} client;
+
+static request *g_reqs, *g_reqs_tail;
+static long g_next_id = 1;
+static client g_clients[MAX_CLIENTS];
+static int g_client_used[MAX_CLIENTS];
+
+static pid_t g_child = -1;
+static int g_fd = -1;
+static char g_rbuf[65536];
+static size_t g_rhave;
+static int g_ready, g_fatal, g_closing, g_done_seen, g_restart_pending, g_kill_sent;
+static char g_restart_reason[600];
+static char g_step[64] = "start";
+static int g_restarts, g_violations;
+static long g_verdicts[VERDICT_SLOTS];
+static long g_peak_rss = -1, g_child_fds = -1, g_completed, g_bytes_done;
+static int g_quiet_results; /* bench */
+static int g_in_flight;
+
+static const char *const slot_names[VERDICT_SLOTS] = {
+    "FAILED", "OK", "VIRUS_FOUND", "VIRUS_CURED", "IMPOSSIBLE", "ERROR", "INVALID", "CRASHED",
+    "NOT_SCANNED"};
+
+static void out_line(int client, const char *line)
+{
+    int fd = 1;
+    if (client >= 0) {
+        if (!g_client_used[client])
+            return;
+        fd = g_clients[client].fd_out;
+    }
+    write_all(fd, line, strlen(line));
+    write_all(fd, "\n", 1);
+}
+
+static void emit(rec *r, int client)
+{
+    out_line(client, rec_end(r));
+    rec_free(r);
+}
+
+static request *find_request(long id)
+{
+    request *q;
+    for (q = g_reqs; q; q = q->next)
+        if (q->id == id)
+            return q;
+    return NULL;
+}
+
+static request *add_request(const char *path, int client)
+{
+    request *q = (request *)calloc(1, sizeof *q);
+    if (q == NULL)
+        return NULL;
+    q->id = g_next_id++;
+    q->path = strdup(path);
+    q->client = client;
+    if (g_reqs_tail)
+        g_reqs_tail->next = q;
+    else
+        g_reqs = q;
+    g_reqs_tail = q;
+    return q;
+}
+
+/* Drops finished requests from the front of the list. */
+static void prune(void)
+{
+    while (g_reqs && g_reqs->state == Q_DONE) {
+        request *q = g_reqs;
+        g_reqs = q->next;
+        if (g_reqs == NULL)
+            g_reqs_tail = NULL;
+        free(q->path);
+        free(q);
+    }
+}
+
+static void finish(request *q, int slot)
+{
+    if (q->state != Q_DONE) {
+        q->state = Q_DONE;
+        g_in_flight--;
+        g_completed++;
+        if (slot >= 0 && slot < VERDICT_SLOTS)
+            g_verdicts[slot]++;
+        if (g_quiet_results) {
+            struct stat st;
+            if (stat(q->path, &st) == 0)
+                g_bytes_done += (long)st.st_size;
+        }
+    }
+}
+
+/* ---------- the child ---------- */
+
+static int spawn_child(void)
+{
+    int sv[2], i;
+    pid_t pid;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return -1;
+    fflush(stdout);
+    pid = fork();
+    if (pid < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        /* The plugin must not write into the report: its stdout goes to stderr. */
+        dup2(2, 1);
+        for (i = 3; i < 1024; i++)
+            if (i != sv[1])
+                close(i);
+        signal(SIGPIPE, SIG_IGN);
+        child_main(sv[1]);
+    }
+    close(sv[1]);
+    g_child = pid;
+    g_fd = sv[0];
+    g_rhave = 0;
+    g_ready = g_done_seen = g_kill_sent = 0;
+    snprintf(g_step, sizeof g_step, "start");
+    return 0;
+}
+
+static void send_line(const char *line)
+{
+    if (g_fd >= 0)
+        write_all(g_fd, line, strlen(line));
+}
+
+/* Sends waiting requests, at most `window` in flight (0: no limit). */
+static void pump(int window)
+{
+    request *q;
+    char line[8300];
+    if (!g_ready || g_fd < 0 || g_restart_pending || g_closing)
+        return;
+    for (q = g_reqs; q; q = q->next) {
+        if (q->state != Q_WAITING)
+            continue;
+        if (window > 0 && g_in_flight >= window)
+            break;
+        if (q->stats)
+            snprintf(line, sizeof line, "T %ld\n", q->id);
+        else
+            snprintf(line, sizeof line, "S %ld %s\n", q->id, q->path);
+        send_line(line);
+        q->state = Q_SENT;
+        g_in_flight++;
+    }
+}
+
+static void restart_event(const char *reason, pid_t old)
+{
+    rec r;
+    rec_begin(&r, "restart");
+    rec_str(&r, "reason", reason);
+    rec_int(&r, "old_pid", (long long)old);
+    rec_int(&r, "pid", (long long)g_child);
+    rec_int(&r, "restarts", g_restarts);
+    emit(&r, -1);
+}
+
+static void handle_line(char *line)
+{
+    char *rest;
+    long id;
+    int code, n;
+    request *q;
+    switch (line[0]) {
+    case 'P':
+        snprintf(g_step, sizeof g_step, "%.63s", line + 2);
+        break;
+    case 'E':
+        n = (int)strtol(line + 2, &rest, 10);
+        g_violations += n;
+        if (*rest == ' ')
+            rest++;
+        out_line(-1, rest);
+        break;
+    case 'I':
+        g_ready = 1;
+        break;
+    case 'F':
+        g_fatal = 1;
+        break;
+    case 'B':
+        q = find_request(strtol(line + 2, NULL, 10));
+        if (q && q->state == Q_SENT)
+            q->state = Q_BEGUN;
+        break;
+    case 'R':
+        id = strtol(line + 2, &rest, 10);
+        code = (int)strtol(rest, &rest, 10);
+        n = (int)strtol(rest, &rest, 10);
+        if (*rest == ' ')
+            rest++;
+        q = find_request(id);
+        if (q == NULL || q->state == Q_DONE)
+            break;
+        g_violations += n;
+        if (!g_quiet_results || n > 0)
+            out_line(g_quiet_results ? -1 : q->client, rest);
+        finish(q, code < 0 ? 8 : code > 5 ? 6 : code);
+        if (code == AVCHK_ERROR && !g_restart_pending) {
+            /* As the products do: kill avserver and start it again. */
+            g_restart_pending = 1;
+            snprintf(g_restart_reason, sizeof g_restart_reason,
+                     "plugin returned AVCHK_ERROR for %.500s", q->path);
+            if (g_child > 0 && !g_kill_sent) {
+                kill(g_child, SIGKILL);
+                g_kill_sent = 1;
+            }
+        }
+        break;
+    case 'A':
+        id = strtol(line + 2, &rest, 10);
+        q = find_request(id);
+        if (*rest == ' ')
+            rest++;
+        if (q && q->state != Q_DONE) {
+            out_line(q->client, rest);
+            q->state = Q_DONE;
+            g_in_flight--;
+        }
+        break;
+    case 'M':
+        {
+            long rss = -1, fds = -1;
+            if (sscanf(line + 2, "%ld %ld", &rss, &fds) == 2) {
+                if (rss > g_peak_rss)
+                    g_peak_rss = rss;
+                g_child_fds = fds;
+            }
+        }
+        break;
+    case 'D':
+        g_done_seen = 1;
+        break;
+    default:
+        break;
+    }
+}
+
+static const char *signal_name(int sig)
+{
+    switch (sig) {
+    case SIGSEGV: return "SIGSEGV";
+    case SIGBUS: return "SIGBUS";
+    case SIGABRT: return "SIGABRT";
+    case SIGFPE: return "SIGFPE";
+    case SIGILL: return "SIGILL";
+    case SIGKILL: return "SIGKILL";
+    case SIGTERM: return "SIGTERM";
+    case SIGPIPE: return "SIGPIPE";
+    case SIGTRAP: return "SIGTRAP";
+    case SIGSYS: return "SIGSYS";
+    default: return "signal";
+    }
+}
+
+static void describe_status(int status, char *out, size_t size)
+{
+    if (WIFSIGNALED(status))
+        snprintf(out, size, "crashed with signal %d (%s)", WTERMSIG(status),
+                 signal_name(WTERMSIG(status)));
+    else if (WIFEXITED(status))
+        snprintf(out, size, "exited with status %d", WEXITSTATUS(status));
+    else
+        snprintf(out, size, "ended (status 0x%x)", status);
+}
+
+/* The child's channel closed: reap it and decide what happens next. Returns
+   1 when a fresh child was started. */
+static int child_gone(int want_restart)
+{
+    int status = 0, crashed;
+    pid_t old = g_child;
+    request *q;
+    char how[120];
+    close(g_fd);
+    g_fd = -1;
+    while (waitpid(g_child, &status, 0) < 0 && errno == EINTR)
+        ;
+    g_child = -1;
+    describe_status(status, how, sizeof how);
+    crashed = !g_done_seen && !g_kill_sent && !g_fatal;
+    if (crashed) {
+        int blamed = 0;
+        for (q = g_reqs; q; q = q->next)
+            if (q->state == Q_BEGUN) {
+                rec r;
+                violations v;
+                v.count = 0;
+                viol_add(&v, "plugin %s while scanning %s", how, q->path);
+                rec_begin(&r, "scan");
+                rec_int(&r, "id", q->id);
+                rec_str(&r, "file", q->path);
+                rec_int(&r, "code", -1);
+                rec_str(&r, "verdict", "CRASHED");
+                rec_str(&r, "vir_info", NULL);
+                rec_violations(&r, &v);
+                emit(&r, q->client);
+                g_violations++;
+                finish(q, 7);
+                blamed++;
+            }
+        if (!blamed) {
+            rec r;
+            violations v;
+            v.count = 0;
+            viol_add(&v, "plugin %s during %s", how, g_step);
+            rec_begin(&r, "crash");
+            rec_int(&r, "pid", (long long)old);
+            rec_violations(&r, &v);
+            emit(&r, -1);
+            g_violations++;
+        }
+        if (!g_ready) {
+            g_fatal = 1; /* crashed while loading: a fresh child would crash the same way */
+            return 0;
+        }
+        snprintf(g_restart_reason, sizeof g_restart_reason, "plugin %s", how);
+        g_restart_pending = 1;
+    }
+    /* Requests the dead child had not finished go to the next one. */
+    for (q = g_reqs; q; q = q->next)
+        if (q->state == Q_SENT || q->state == Q_BEGUN) {
+            q->state = Q_WAITING;
+            g_in_flight--;
+        }
+    if (g_fatal || !g_restart_pending || !want_restart)
+        return 0;
+    g_restart_pending = 0;
+    if (g_restarts >= g_settings.max_restarts) {
+        rec r;
+        rec_begin(&r, "error");
+        rec_str(&r, "message", "restart limit reached (--max-restarts); giving up");
+        emit(&r, -1);
+        g_fatal = 1;
+        return 0;
+    }
+    g_restarts++;
+    if (spawn_child() != 0) {
+        g_fatal = 1;
+        return 0;
+    }
+    restart_event(g_restart_reason, old);
+    return 1;
+}
+
+/* Reads what the child sent. Returns 0 when the channel closed. */
+static int read_child(void)
+{
+    ssize_t got;
+    char *nl;
+    if (g_rhave >= sizeof g_rbuf - 1)
+        g_rhave = 0; /* an absurd line: dropped */
+    got = read(g_fd, g_rbuf + g_rhave, sizeof g_rbuf - 1 - g_rhave);
+    if (got < 0 && errno == EINTR)
+        return 1;
+    if (got <= 0)
+        return 0;
+    g_rhave += (size_t)got;
+    while ((nl = (char *)memchr(g_rbuf, '\n', g_rhave)) != NULL) {
+        size_t n = (size_t)(nl - g_rbuf);
+        *nl = '\0';
+        handle_line(g_rbuf);
+        memmove(g_rbuf, nl + 1, g_rhave - n - 1);
+        g_rhave -= n + 1;
+    }
+    return 1;
+}
+
+static void summary(const char *mode)
+{
+    rec r;
+    int i;
+    rec_begin(&r, "summary");
+    rec_str(&r, "mode", mode);
+    rec_int(&r, "files", g_completed);
+    for (i = 0; i < VERDICT_SLOTS; i++)
+        rec_int(&r, slot_names[i], g_verdicts[i]);
+    rec_int(&r, "restarts", g_restarts);
+    rec_int(&r, "violation_count", g_violations);
+    rec_int(&r, "peak_rss_kb", g_peak_rss);
+    rec_int(&r, "exit", g_violations ? 1 : g_fatal ? 3 : 0);
+    emit(&r, -1);
+}
+
+static int exit_code(void)
+{
+    return g_violations ? 1 : g_fatal ? 3 : 0;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Runs until every request is done (or stop() says so), then closes the child. */
+static void run_batch(int window, int (*more)(void))
+{
+    for (;;) {
+        struct pollfd pfd;
+        int pending = 0;
+        request *q;
+        if (more)
+            more();
+        for (q = g_reqs; q; q = q->next)
+            if (q->state != Q_DONE)
+                pending++;
+        if (g_fatal && g_fd < 0)
+            break;
+        if (pending == 0 && g_ready && !g_closing && g_fd >= 0 && !g_restart_pending) {
+            g_closing = 1;
+            send_line("Q\n");
+        }
+        pump(window);
+        prune();
+        if (g_fd < 0)
+            break;
+        pfd.fd = g_fd;
+        pfd.events = POLLIN;
+        if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+            break;
+        if (!read_child()) {
+            if (!child_gone(g_restart_pending || !g_closing))
+                if (g_closing || g_fatal || g_fd < 0)
+                    break;
+        }
+    }
+    /* Whatever could not be scanned is reported, so no file goes missing. */
+    {
+        request *q;
+        for (q = g_reqs; q; q = q->next)
+            if (q->state != Q_DONE) {
+                rec r;
+                rec_begin(&r, "scan");
+                rec_int(&r, "id", q->id);
+                rec_str(&r, "file", q->path);
+                rec_int(&r, "code", -1);
+                rec_str(&r, "verdict", "NOT_SCANNED");
+                rec_str(&r, "vir_info", "the plugin could not be loaded or initialised");
+                if (!g_quiet_results)
+                    emit(&r, q->client);
+                else
+                    rec_free(&r);
+                q->state = Q_SENT;
+                g_in_flight++;
+                finish(q, 8);
+            }
+        prune();
+    }
+}
+
+int run_info(void)
+{
+    if (spawn_child() != 0)
+        return 3;
+    run_batch(0, NULL);
+    summary("info");
+    return exit_code();
+}
+
+int run_scan(char **files, int nfiles)
+{
+    int i, k;
+    for (k = 0; k < g_settings.repeat; k++)
+        for (i = 0; i < nfiles; i++)
+            add_request(files[i], -1);
+    if (spawn_child() != 0)
+        return 3;
+    run_batch(g_settings.threads, NULL);
+    summary("scan");
+    return exit_code();
+}
+
+/* ---------- bench ---------- */
+
+static char **g_bench_files;
+static int g_bench_nfiles, g_bench_next;
+static long g_bench_sent;
+static double g_bench_start, g_bench_end;
+
+static int bench_more(void)
+{
+    int waiting = 0;
+    request *q;
+    for (q = g_reqs; q; q = q->next)
+        if (q->state == Q_WAITING)
+            waiting++;
+    while (waiting < g_settings.threads) {
+        if (g_settings.count > 0 && g_bench_sent >= g_settings.count)
+            break;
+        if (g_settings.count <= 0 && now_s() - g_bench_start >= g_settings.seconds)
+            break;
+        add_request(g_bench_files[g_bench_next], -1);
+        g_bench_next = (g_bench_next + 1) % g_bench_nfiles;
+        g_bench_sent++;
+        waiting++;
+    }
+    return 0;
+}
+
+int run_bench(char **files, int nfiles)
+{
+    rec r;
+    double seconds;
+    g_quiet_results = 1;
+    g_bench_files = files;
+    g_bench_nfiles = nfiles;
+    if (spawn_child() != 0)
+        return 3;
+    /* Loading and plugin_init are not part of the measurement. */
+    while (!g_ready && !g_fatal && g_fd >= 0) {
+        if (!read_child())
+            child_gone(0);
+    }
+    g_bench_start = now_s();
+    run_batch(g_settings.threads, bench_more);
+    g_bench_end = now_s();
+    seconds = g_bench_end - g_bench_start;
+    if (seconds <= 0)
+        seconds = 1e-9;
+    rec_begin(&r, "bench");
+    rec_int(&r, "threads", g_settings.threads);
+    rec_int(&r, "files", g_completed);
+    rec_int(&r, "bytes", g_bytes_done);
+    rec_num(&r, "seconds", seconds);
+    rec_num(&r, "files_per_s", (double)g_completed / seconds);
+    rec_num(&r, "bytes_per_s", (double)g_bytes_done / seconds);
+    rec_int(&r, "peak_rss_kb", g_peak_rss);
+    rec_int(&r, "open_fds", g_child_fds);
+    rec_int(&r, "restarts", g_restarts);
+    emit(&r, -1);
+    summary("bench");
+    return exit_code();
+}
+
+/* ---------- serve ---------- */
+
+static int g_listen = -1;
+static int g_shutdown;
+
+static int add_client(int fd_in, int fd_out)
+{
+    int i;
+    for (i = 0; i < MAX_CLIENTS; i++)
+        if (!g_client_used[i]) {
+            g_client_used[i] = 1;
+            g_clients[i].fd_in = fd_in;
+            g_clients[i].fd_out = fd_out;
+            g_clients[i].have = 0;
+            return i;
+        }
+    return -1;
+}
+
+static void drop_client(int c)
+{
+    request *q;
+    if (g_clients[c].fd_in > 2)
+        close(g_clients[c].fd_in);
+    g_client_used[c] = 0;
+    for (q = g_reqs; q; q = q->next)
+        if (q->client == c)
+            q->client = -2; /* answered into the void */
+}
+
+static void answer(int c, const char *event, const char *key, const char *value)
+{
+    rec r;
+    rec_begin(&r, event);
+    if (key)
+        rec_str(&r, key, value);
+    emit(&r, c);
+}
+
+static void client_request(int c, char *line)
+{
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' '))
+        line[--n] = '\0';
+    if (n == 0)
+        return;
+    if (strncasecmp(line, "SCAN ", 5) == 0) {
+        add_request(line + 5, c);
+    } else if (line[0] == '/') {
+        add_request(line, c);
+    } else if (strcasecmp(line, "STATS") == 0) {
+        request *q = add_request("", c);
+        if (q)
+            q->stats = 1; /* answered by the child, once it runs */
+    } else if (strcasecmp(line, "PING") == 0) {
+        answer(c, "pong", NULL, NULL);
+    } else if (strcasecmp(line, "RESTART") == 0) {
+        if (g_fd >= 0 && !g_restart_pending) {
+            g_restart_pending = 1;
+            snprintf(g_restart_reason, sizeof g_restart_reason, "requested by a client");
+            send_line("Q\n"); /* graceful: the child finishes its requests, closes, exits */
+        }
+        answer(c, "restarting", NULL, NULL);
+    } else if (strcasecmp(line, "SHUTDOWN") == 0) {
+        g_shutdown = 1;
+        answer(c, "shutting_down", NULL, NULL);
+    } else {
+        answer(c, "error", "message",
+               "unknown request: use SCAN <path>, STATS, PING, RESTART or SHUTDOWN");
+    }
+}
+
+static int read_client(int c)
+{
+    client *cl = &g_clients[c];
+    ssize_t got;
+    char *nl;
+    if (cl->have >= sizeof cl->buf - 1)
+        cl->have = 0;
+    got = read(cl->fd_in, cl->buf + cl->have, sizeof cl->buf - 1 - cl->have);
+    if (got < 0 && errno == EINTR)
+        return 1;
+    if (got <= 0)
+        return 0;
+    cl->have += (size_t)got;
+    while ((nl = (char *)memchr(cl->buf, '\n', cl->have)) != NULL) {
+        size_t n = (size_t)(nl - cl->buf);
+        *nl = '\0';
+        client_request(c, cl->buf);
+        memmove(cl->buf, nl + 1, cl->have - n - 1);
+        cl->have -= n + 1;
+        if (!g_client_used[c])
+            return 1;
+    }
+    return 1;
+}
+
+static int open_listener(const char *path)
+{
+    struct sockaddr_un addr;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof addr.sun_path) {
+        close(fd);
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    strcpy(addr.sun_path, path);
+    unlink(path);
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 16) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int run_serve(void)
+{
+    int stdin_client = -1;
+    rec r;
+    if (g_settings.socket_path) {
+        g_listen = open_listener(g_settings.socket_path);
+        if (g_listen < 0) {
+            fprintf(stderr, "avhost serve: cannot listen on %s: %s\n", g_settings.socket_path,
+                    strerror(errno));
+            return 2;
+        }
+    } else {
+        stdin_client = add_client(0, 1);
+    }
+    if (spawn_child() != 0)
+        return 3;
+    rec_begin(&r, "serving");
+    rec_int(&r, "pid", (long long)getpid());
+    rec_int(&r, "child_pid", (long long)g_child);
+    rec_str(&r, "socket", g_settings.socket_path);
+    emit(&r, -1);
+    for (;;) {
+        struct pollfd pfds[MAX_CLIENTS + 2];
+        int map[MAX_CLIENTS + 2];
+        int n = 0, i, pending = 0;
+        request *q;
+        for (q = g_reqs; q; q = q->next)
+            if (q->state != Q_DONE)
+                pending++;
+        if (g_shutdown && pending == 0 && !g_closing && g_fd >= 0 && g_ready) {
+            g_closing = 1;
+            send_line("Q\n");
+        }
+        if (g_fatal && g_fd < 0)
+            break;
+        pump(0);
+        prune();
+        if (g_fd < 0 && g_closing)
+            break;
+        if (g_fd >= 0) {
+            pfds[n].fd = g_fd;
+            pfds[n].events = POLLIN;
+            map[n++] = -2;
+        }
+        if (g_listen >= 0 && !g_shutdown) {
+            pfds[n].fd = g_listen;
+            pfds[n].events = POLLIN;
+            map[n++] = -1;
+        }
+        for (i = 0; i < MAX_CLIENTS && !g_shutdown; i++)
+            if (g_client_used[i]) {
+                pfds[n].fd = g_clients[i].fd_in;
+                pfds[n].events = POLLIN;
+                map[n++] = i;
+            }
+        if (n == 0)
+            break;
+        if (poll(pfds, (nfds_t)n, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        for (i = 0; i < n; i++) {
+            if (!(pfds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            if (map[i] == -2) {
+                if (!read_child()) {
+                    child_gone(!g_closing);
+                    if (g_fd < 0 && !g_closing)
+                        g_fatal = 1; /* no child and no restart: nothing left to do */
+                }
+            } else if (map[i] == -1) {
+                int fd = accept4(g_listen, NULL, NULL, SOCK_CLOEXEC);
+                if (fd >= 0 && add_client(fd, fd) < 0)
+                    close(fd);
+            } else if (!read_client(map[i])) {
+                if (map[i] == stdin_client)
+                    g_shutdown = 1; /* end of stdin: like SHUTDOWN */
+                drop_client(map[i]);
+            }
+        }
+    }
+    if (g_listen >= 0) {
+        close(g_listen);
+        unlink(g_settings.socket_path);
+    }
+    summary("serve");
+    return exit_code();
+}

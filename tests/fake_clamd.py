@@ -1,0 +1,172 @@
+"""A fake clamd on 127.0.0.1 for the faults a real clamd will not produce on demand.
+
+It speaks enough of clamd's protocol (z-commands, IDSESSION, PING, VERSION,
+INSTREAM chunks, END) for avir_clam to start and scan, and then answers each
+INSTREAM as `mode` says:
+
+    "ok"          "N: stream: OK" (a well-behaved clamd)
+    "stall"       reads the whole stream, then never answers (past ScanTimeout)
+    "overlong"    an endless line with no terminator (64 KiB, then silence)
+    "garbage"     binary bytes, printf directives and no request id, NUL-terminated
+    "wrong_id"    a clean verdict for another request number
+    "close_mid"   half a reply, then closes the connection
+    "drop_after"  answers OK, then closes the session (like a clamd restart)
+    "old"         answers VERSION as ClamAV 0.94.2 (too old for the plugin)
+
+    with FakeClamd("stall") as fake:
+        fake.plugin_options(ScanTimeout=5)   # options for avhost -o
+        fake.instreams                        # INSTREAM commands received so far
+        fake.connections                      # connections accepted so far
+"""
+import socket
+import struct
+import threading
+
+
+class FakeClamd:
+    def __init__(self, mode: str = "ok"):
+        self.mode = mode
+        self.instreams = 0
+        self.connections = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self._sock.settimeout(0.2)
+        self.port = self._sock.getsockname()[1]
+        self._clients = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._sock.close()
+        for c in list(self._clients):
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    def plugin_options(self, **extra) -> dict:
+        opts = {"Address": "127.0.0.1", "Port": str(self.port), "StartupTimeout": "10",
+                "LocalSocket": ""}
+        opts.update({k: str(v) for k, v in extra.items()})
+        return opts
+
+    # --- server ---
+
+    def _serve(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+            self._clients.append(conn)
+            threading.Thread(target=self._client, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _recv_exact(conn, n):
+        data = b""
+        while len(data) < n:
+            chunk = conn.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError("client went away")
+            data += chunk
+        return data
+
+    def _read_command(self, conn, buf):
+        while b"\0" not in buf[0]:
+            chunk = conn.recv(4096)
+            if not chunk:
+                raise ConnectionError("client went away")
+            buf[0] += chunk
+        cmd, _, buf[0] = buf[0].partition(b"\0")
+        return cmd
+
+    def _read_stream(self, conn, buf):
+        """Consumes INSTREAM chunks up to the zero-length end marker."""
+        while True:
+            while len(buf[0]) < 4:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    raise ConnectionError("client went away")
+                buf[0] += chunk
+            (length,) = struct.unpack("!I", buf[0][:4])
+            buf[0] = buf[0][4:]
+            if length == 0:
+                return
+            while len(buf[0]) < length:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    raise ConnectionError("client went away")
+                buf[0] += chunk
+            buf[0] = buf[0][length:]
+
+    def _client(self, conn):
+        buf = [b""]
+        session = False
+        request = 0
+        try:
+            with conn:
+                while not self._stop.is_set():
+                    cmd = self._read_command(conn, buf)
+                    if cmd == b"zIDSESSION":
+                        session = True
+                        continue
+                    if cmd == b"zEND":
+                        return
+                    request += 1
+                    prefix = f"{request}: ".encode() if session else b""
+                    if cmd == b"zPING":
+                        conn.sendall(prefix + b"PONG\0")
+                    elif cmd == b"zVERSION":
+                        version = b"0.94.2" if self.mode == "old" else b"1.4.3"
+                        conn.sendall(prefix + b"ClamAV " + version + b"/27000/fake\0")
+                    elif cmd == b"zINSTREAM":
+                        self._read_stream(conn, buf)
+                        with self._lock:
+                            self.instreams += 1
+                        if not self._answer(conn, prefix, request):
+                            return
+                    else:
+                        conn.sendall(prefix + b"UNKNOWN COMMAND\0")
+                    if not session:
+                        return
+        except (ConnectionError, OSError):
+            pass
+
+    def _answer(self, conn, prefix, request) -> bool:
+        """Sends the mode's answer; False when the connection must end."""
+        mode = self.mode
+        if mode in ("ok", "old"):
+            conn.sendall(prefix + b"stream: OK\0")
+        elif mode == "drop_after":
+            conn.sendall(prefix + b"stream: OK\0")
+            return False
+        elif mode == "stall":
+            self._stop.wait()  # never answers while the test runs
+            return False
+        elif mode == "overlong":
+            conn.sendall(prefix + b"stream: " + b"A" * 65536)
+            self._stop.wait()
+            return False
+        elif mode == "garbage":
+            conn.sendall(b"\x01\xff\xfe%s%n%x\x1b[31m garbage\0")
+        elif mode == "wrong_id":
+            conn.sendall(f"{request + 41}: stream: OK\0".encode())
+        elif mode == "close_mid":
+            conn.sendall(prefix + b"stream: Kerio.Te")
+            return False
+        else:
+            raise ValueError(mode)
+        return True

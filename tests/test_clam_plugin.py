@@ -1,0 +1,395 @@
+"""avir_clam.so against a real clamd (avkit.clamd) and a fake one (fake_clamd),
+driven through the 32-bit test host avhost exactly as Kerio's avserver drives it.
+
+Real clamd: Debian's clamav-daemon with its own configuration and signatures
+(the EICAR string and the project's test signature, reported with ".UNOFFICIAL").
+Fake clamd: only for the faults a real one will not produce on demand.
+"""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from avkit.clamd import (EICAR, EICAR_NAME, ENCRYPTED_NAME, TEST_SIGNATURE_NAME, Clamd,
+                         free_port, ipv6_loopback_available)
+from clam_corpus import write_corpus, write_random, write_sparse
+from fake_clamd import FakeClamd
+
+MiB = 1024 * 1024
+STREAM_MAX = 1 * MiB  # the shared clamd's StreamMaxLength
+
+
+# --- running avhost ---
+
+@pytest.fixture(scope="session")
+def host(artifact):
+    return artifact("avhost")
+
+
+@pytest.fixture(scope="session")
+def plugin(artifact):
+    return artifact("avir_clam.so")
+
+
+def option_args(options: dict):
+    args = []
+    for name, value in options.items():
+        args += ["-o", f"{name}={value}"]
+    return args
+
+
+class Run:
+    """The records of one avhost run, with helpers to find them."""
+
+    def __init__(self, proc):
+        self.proc = proc
+        self.records = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+
+    def events(self, kind):
+        return [r for r in self.records if r["event"] == kind]
+
+    def scans(self):
+        return {r["file"]: r for r in self.events("scan")}
+
+    def logs(self):
+        return [r["message"] for r in self.events("log")]
+
+    def violations(self):
+        return [v for r in self.records for v in r.get("violations", [])]
+
+    def __repr__(self):
+        return f"exit {self.proc.returncode}\n{self.proc.stdout}\n{self.proc.stderr}"
+
+
+def avhost(host, plugin, mode, options, *args, timeout=300):
+    proc = subprocess.run([str(host), mode, str(plugin), *option_args(options), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+    return Run(proc)
+
+
+def scan(host, plugin, options, files, *args, timeout=300):
+    run = avhost(host, plugin, "scan", options, *files, *args, timeout=timeout)
+    assert run.violations() == [], run
+    return run
+
+
+class Server:
+    """`avhost serve`: one plugin instance kept alive across requests on stdin."""
+
+    def __init__(self, host, plugin, options, *args):
+        self.proc = subprocess.Popen([str(host), "serve", str(plugin), *option_args(options),
+                                      *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.records = []
+
+    def scan(self, path, timeout=120):
+        self.proc.stdin.write(f"SCAN {path}\n")
+        self.proc.stdin.flush()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise AssertionError(f"avhost serve ended: {self.proc.stderr.read()}")
+            record = json.loads(line)
+            self.records.append(record)
+            if record["event"] == "scan":
+                return record
+        raise AssertionError("no scan record in time")
+
+    def close(self):
+        if self.proc.poll() is None and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.write("SHUTDOWN\n")
+                self.proc.stdin.flush()
+            except OSError:
+                pass
+            try:
+                rest, _ = self.proc.communicate(timeout=60)
+                self.records += [json.loads(x) for x in rest.splitlines() if x.strip()]
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.communicate()
+
+    def logs(self):
+        return [r["message"] for r in self.records if r["event"] == "log"]
+
+    def violations(self):
+        return [v for r in self.records for v in r.get("violations", [])]
+
+
+@pytest.fixture
+def server(host, plugin):
+    servers = []
+
+    def start(options, *args):
+        s = Server(host, plugin, options, *args)
+        servers.append(s)
+        return s
+    yield start
+    for s in servers:
+        s.close()
+
+
+# --- clamd and files ---
+
+@pytest.fixture(scope="module")
+def clamd(tmp_path_factory):
+    """One real clamd for the tests that do not stop or reconfigure it."""
+    with Clamd(tmp_path_factory.mktemp("clamd"), stream_max_length=STREAM_MAX,
+               ipv6=True) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    files = write_corpus(tmp_path_factory.mktemp("corpus"))
+    files["huge.file"] = write_random(files["clean.exe"].parent / "huge.file", 2 * STREAM_MAX)
+    return files
+
+
+EXPECTED = {
+    "clean.exe": ("OK", ""),
+    "eicar.com": ("VIRUS_FOUND", EICAR_NAME),
+    "eicar.tmp": ("VIRUS_FOUND", EICAR_NAME),
+    "eicar.zip": ("VIRUS_FOUND", EICAR_NAME),
+    "testsig.txt": ("VIRUS_FOUND", TEST_SIGNATURE_NAME),
+    "empty.file": ("OK", ""),
+}
+
+
+def check_corpus(run, corpus):
+    scans = run.scans()
+    for name, (verdict, info) in EXPECTED.items():
+        record = scans[str(corpus[name])]
+        assert (record["verdict"], record["vir_info"]) == (verdict, info), record
+    pwd = scans[str(corpus["eicarpwd.zip"])]
+    assert pwd["verdict"] == "IMPOSSIBLE" and ENCRYPTED_NAME in pwd["vir_info"], pwd
+    missing = scans[str(corpus["nonexisting.file"])]
+    assert missing["verdict"] == "FAILED", missing
+    assert str(corpus["nonexisting.file"]) in missing["vir_info"]
+    assert "No such file" in missing["vir_info"]
+
+
+# --- the vendor corpus over each transport ---
+
+def test_vendor_corpus_over_tcp(host, plugin, clamd, corpus):
+    run = scan(host, plugin, clamd.plugin_options(), corpus.values())
+    check_corpus(run, corpus)
+    huge = run.scans()[str(corpus["huge.file"])]
+    assert huge["verdict"] == "IMPOSSIBLE", huge  # over StreamMaxLength: never an error
+    assert "StreamMaxLength" in huge["vir_info"] and "huge.file" in huge["vir_info"]
+    assert run.events("summary")[0]["ERROR"] == 0
+
+
+def test_vendor_corpus_over_unix_socket(host, plugin, clamd, corpus):
+    options = clamd.plugin_options(transport="unix", Port="1")  # the port must not matter
+    run = scan(host, plugin, options, corpus.values())
+    check_corpus(run, corpus)
+    assert any(str(clamd.socket_path) in m for m in run.logs())
+
+
+@pytest.mark.skipif(not ipv6_loopback_available(), reason="no IPv6 loopback here")
+def test_ipv6_loopback(host, plugin, clamd, corpus):
+    for address in ("::1", "[::1]"):
+        run = scan(host, plugin, clamd.plugin_options(transport="tcp6", Address=address),
+                   [corpus["eicar.com"], corpus["clean.exe"]])
+        assert [r["verdict"] for r in run.events("scan")] == ["VIRUS_FOUND", "OK"]
+        assert any(f"[::1]:{clamd.port}" in m for m in run.logs())
+
+
+def test_address_as_host_name(host, plugin, clamd, corpus):
+    run = scan(host, plugin, clamd.plugin_options(Address="localhost"),
+               [corpus["eicar.com"], corpus["clean.exe"]])
+    assert [r["verdict"] for r in run.events("scan")] == ["VIRUS_FOUND", "OK"]
+
+
+def test_options_are_listed_with_defaults(host, plugin):
+    with FakeClamd("ok") as fake:  # lets plugin_init succeed at once
+        run = avhost(host, plugin, "info", fake.plugin_options(ChunkSize=4096), "--cycles", "1",
+                     timeout=120)
+    assert run.events("init")[0]["result"] == 1, run
+    load = run.events("load")[0]
+    after = {o["name"]: o["value"] for o in load["options_after"]}
+    assert after["Port"] == str(fake.port) and after["ChunkSize"] == "4096"
+    options = {o["name"]: o["value"] for o in load["options"]}
+    assert options == {"Address": "127.0.0.1", "Port": "3310", "StartupTimeout": "90",
+                       "LocalSocket": "", "ScanTimeout": "120", "ChunkSize": "65536",
+                       "MaxFileSize": "0", "KeepAliveInterval": "10"}
+
+
+@pytest.mark.parametrize("vi_size", [0, 1, 8])
+def test_virus_name_truncated_to_vi_size(host, plugin, clamd, corpus, vi_size):
+    run = scan(host, plugin, clamd.plugin_options(), [corpus["eicar.com"]],
+               "--vi-size", vi_size)
+    record = run.events("scan")[0]
+    assert record["verdict"] == "VIRUS_FOUND"
+    if vi_size:
+        assert record["vir_info"] == EICAR_NAME[:vi_size - 1]
+
+
+# --- sizes ---
+
+def test_100_mib_file_with_bounded_memory(host, plugin, tmp_path, corpus):
+    big = write_random(tmp_path / "big.bin", 100 * MiB)
+    with open(big, "ab") as f:
+        f.write(EICAR)  # at the very end: found only if every chunk arrived
+    with Clamd(tmp_path / "clamd", stream_max_length=200 * MiB) as c:
+        run = scan(host, plugin, c.plugin_options(), [big, corpus["clean.exe"]])
+    scans = run.scans()
+    assert scans[str(big)]["verdict"] == "VIRUS_FOUND", scans[str(big)]
+    peak_kb = run.events("close")[0]["peak_rss_kb"]
+    # The file is 100 MiB; the plugin holds one 64 KiB chunk per worker.
+    assert peak_kb < 32 * 1024, f"peak RSS {peak_kb} KiB: memory grows with the file size"
+
+
+def test_files_over_4_gib(host, plugin, clamd, tmp_path):
+    sparse = write_sparse(tmp_path / "sparse5g.bin", 5 * 1024 * MiB)
+    # MaxFileSize above 4 GiB compares 64-bit sizes.
+    run = scan(host, plugin, clamd.plugin_options(MaxFileSize=str(4 * 1024 * MiB + 1)), [sparse])
+    record = run.events("scan")[0]
+    assert record["verdict"] == "IMPOSSIBLE", record
+    assert "5368709120 bytes" in record["vir_info"] and "MaxFileSize" in record["vir_info"]
+    # Sent to clamd, which stops it at StreamMaxLength: the upload ends early.
+    run = scan(host, plugin, clamd.plugin_options(), [sparse])
+    record = run.events("scan")[0]
+    assert record["verdict"] == "IMPOSSIBLE" and "StreamMaxLength" in record["vir_info"], record
+
+
+# --- clamd's availability ---
+
+def test_clamd_not_running_at_init(host, plugin):
+    port = free_port()
+    run = avhost(host, plugin, "scan", {"Port": str(port), "StartupTimeout": "1"}, "/etc/hostname",
+                 timeout=120)
+    init = run.events("init")[0]
+    assert init["result"] == 0
+    assert init["error"].startswith(f"cannot connect to clamd at 127.0.0.1:{port}: connection refused")
+    assert "is clamav-daemon running" in init["error"]
+    assert "StartupTimeout" in init["error"]  # and 1 was clamped up to 10 s
+
+
+def test_missing_unix_socket_at_init(host, plugin, tmp_path):
+    path = tmp_path / "absent.sock"
+    run = avhost(host, plugin, "scan", {"LocalSocket": str(path), "StartupTimeout": "10"},
+                 "/etc/hostname", timeout=120)
+    init = run.events("init")[0]
+    assert init["result"] == 0
+    assert f"cannot connect to clamd at {path}" in init["error"]
+    assert "LocalSocket" in init["error"]
+
+
+def test_clamd_restarted_between_scans(server, tmp_path, corpus):
+    with Clamd(tmp_path / "clamd") as c:
+        s = server(c.plugin_options())
+        assert s.scan(corpus["eicar.com"])["verdict"] == "VIRUS_FOUND"
+        c.restart()
+        for name in ("eicar.com", "clean.exe"):  # the first one reconnects
+            record = s.scan(corpus[name])
+            assert record["verdict"] == EXPECTED[name][0], record
+        c.stop()
+        down = s.scan(corpus["eicar.com"])
+        assert down["verdict"] == "FAILED" and "cannot scan" in down["vir_info"], down
+        c.start()
+        assert s.scan(corpus["eicar.com"])["verdict"] == "VIRUS_FOUND"
+    s.close()
+    assert s.violations() == []
+
+
+def test_session_idle_past_clamd_timeout(server, tmp_path, corpus):
+    with Clamd(tmp_path / "clamd", idle_timeout=2, read_timeout=2) as c:
+        s = server(c.plugin_options(KeepAliveInterval=0))  # no keep-alive: clamd drops it
+        assert s.scan(corpus["eicar.com"])["verdict"] == "VIRUS_FOUND"
+        time.sleep(5)
+        record = s.scan(corpus["eicar.com"])
+        assert record["verdict"] == "VIRUS_FOUND", record
+        assert any("closed the session" in m for m in s.logs()), s.logs()
+
+
+def test_keepalive_keeps_the_session(server, tmp_path, corpus):
+    with Clamd(tmp_path / "clamd", idle_timeout=3, read_timeout=3) as c:
+        s = server(c.plugin_options(KeepAliveInterval=1))
+        assert s.scan(corpus["eicar.com"])["verdict"] == "VIRUS_FOUND"
+        time.sleep(7)
+        assert s.scan(corpus["eicar.com"])["verdict"] == "VIRUS_FOUND"
+        # Had the keep-alive not pinged, the scan would have found the session closed.
+        assert not any("closed the session" in m for m in s.logs()), s.logs()
+        assert not any("keep-alive" in m for m in s.logs()), s.logs()
+
+
+# --- concurrency and life cycle ---
+
+def test_eight_threads_concurrently(host, plugin, clamd, corpus):
+    names = ["clean.exe", "eicar.com", "eicar.zip", "testsig.txt", "eicarpwd.zip", "empty.file"]
+    run = scan(host, plugin, clamd.plugin_options(), [corpus[n] for n in names],
+               "--threads", "8", "--repeat", "8")
+    by_path = {str(corpus[n]): n for n in names}
+    scans = run.events("scan")
+    assert len(scans) == 8 * len(names)
+    for record in scans:
+        name = by_path[record["file"]]
+        if name == "eicarpwd.zip":
+            assert record["verdict"] == "IMPOSSIBLE", record
+        else:
+            assert (record["verdict"], record["vir_info"]) == EXPECTED[name], record
+    assert len({r["worker"] for r in scans}) > 1  # really concurrent contexts
+
+
+def test_init_close_init_in_one_process(host, plugin, clamd, corpus):
+    run = scan(host, plugin, clamd.plugin_options(), [corpus["eicar.com"], corpus["clean.exe"]],
+               "--cycles", "3")
+    assert [r["result"] for r in run.events("init")] == [1, 1, 1]
+    assert [r["result"] for r in run.events("close")] == [1, 1, 1]
+    assert [r["verdict"] for r in run.events("scan")] == ["VIRUS_FOUND", "OK"]
+    for close in run.events("close"):
+        assert close["fds_after_close"] == close["fds_before_init"]  # sockets and threads gone
+
+
+# --- faults only a fake clamd produces ---
+
+def fake_scan(host, plugin, mode, files, **options):
+    with FakeClamd(mode) as fake:
+        run = scan(host, plugin, fake.plugin_options(**options), files, timeout=120)
+        return run, fake
+
+
+def test_fake_clamd_well_behaved(host, plugin, corpus):
+    run, fake = fake_scan(host, plugin, "ok", [corpus["clean.exe"], corpus["eicar.com"]])
+    assert [r["verdict"] for r in run.events("scan")] == ["OK", "OK"]
+    assert fake.instreams == 2 and fake.connections == 2  # init probe + one session
+
+
+def test_stall_past_scan_timeout(host, plugin, corpus):
+    run, _ = fake_scan(host, plugin, "stall", [corpus["clean.exe"]], ScanTimeout=5)
+    record = run.events("scan")[0]
+    assert record["verdict"] == "FAILED", record
+    assert "ScanTimeout (5 s)" in record["vir_info"] and "clean.exe" in record["vir_info"]
+
+
+@pytest.mark.parametrize("mode", ["overlong", "garbage", "wrong_id", "close_mid"])
+def test_bad_replies_fail_the_file_only(host, plugin, corpus, mode):
+    run, fake = fake_scan(host, plugin, mode, [corpus["clean.exe"], corpus["eicar.tmp"]],
+                          ScanTimeout=5)
+    for record in run.events("scan"):
+        assert record["verdict"] == "FAILED", record
+        assert record["vir_info"].isascii() and "%n" not in record["vir_info"] or mode == "garbage"
+        assert "eicar.tmp" in record["vir_info"] or "clean.exe" in record["vir_info"]
+    assert run.events("summary")[0]["ERROR"] == 0
+    assert run.events("restart") == []
+
+
+def test_dropped_session_is_reopened_once(host, plugin, corpus):
+    files = [corpus["clean.exe"], corpus["eicar.com"], corpus["eicar.tmp"]]
+    run, fake = fake_scan(host, plugin, "drop_after", files)
+    assert [r["verdict"] for r in run.events("scan")] == ["OK", "OK", "OK"]
+    # The init probe, then a fresh session for each scan: the dead one was reopened.
+    assert fake.connections == 1 + 3 and fake.instreams == 3
+
+
+def test_clamd_too_old(host, plugin):
+    with FakeClamd("old") as fake:
+        run = avhost(host, plugin, "scan", fake.plugin_options(), "/etc/hostname", timeout=120)
+    init = run.events("init")[0]
+    assert init["result"] == 0
+    assert "ClamAV 0.94.2" in init["error"] and "0.95 or newer" in init["error"]

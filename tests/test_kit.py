@@ -1,0 +1,83 @@
+"""The four kit tests against the built plugins: sample always, clam against a real clamd."""
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from avkit import corpus, paths
+
+LIMIT = 2 * 1024 * 1024  # a small stream limit keeps the corpus small
+
+
+@pytest.fixture(scope="session")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("kit-data")
+    kit("generate-test-data", str(d), "--stream-limit", str(LIMIT))
+    return d
+
+
+def kit(*args, timeout=600):
+    r = subprocess.run([sys.executable, "-m", "avkit", "kit", *args], capture_output=True,
+                       text=True, timeout=timeout, cwd=paths.ROOT)
+    print(r.stdout, r.stderr)
+    return r
+
+
+def test_generate_is_deterministic(tmp_path, data):
+    m = corpus.generate(tmp_path / "again", stream_limit=LIMIT)
+    first = corpus.load(data)
+    assert [c["name"] for c in m["files"]] == [c["name"] for c in first["files"]]
+    for c in m["files"]:
+        p, q = tmp_path / "again" / c["name"], data / c["name"]
+        if p.is_file() and c["name"] != "eicarpwd.zip":
+            assert p.read_bytes() == q.read_bytes(), c["name"]
+    names = {c["name"] for c in m["files"]}
+    assert {"clean.exe", "eicar.com", "eicar.tmp", "eicar.zip", "eicarpwd.zip", "empty.file",
+            "huge.file", "nonexisting.file", "eicar-nested.zip", corpus.UTF8_NAME,
+            "eicar-link.com", "just-over-limit.file"} <= names
+    assert (tmp_path / "again" / "huge.file").stat().st_size > LIMIT
+    assert not (tmp_path / "again" / "nonexisting.file").exists()
+
+
+PLUGINS = [pytest.param("avir_sample.so", [], id="sample"),
+           pytest.param("avir_clam.so", ["--with-clamd"], id="clam")]
+
+
+@pytest.mark.parametrize("test", ["scanning", "waiting", "server"])
+@pytest.mark.parametrize("plugin,extra", PLUGINS)
+def test_kit(test, plugin, extra, data, tmp_path):
+    so = paths.dist_dir("zig") / plugin
+    if plugin == "avir_clam.so" and not so.exists():
+        pytest.skip(f"{so} is not built")
+    junit = tmp_path / "junit.xml"
+    args = [test, "--plugin", str(so), "--data", str(data), "--junit", str(junit), *extra]
+    if test == "waiting":
+        args += ["--wait", "3"]  # longer than the kit clamd's IdleTimeout (wait - 1 s)
+    r = kit(*args)
+    assert r.returncode == 0
+    engine = plugin[5:-3]
+    assert f"{test} [{engine}]: " in r.stdout and " 0 failed" in r.stdout
+    suite = ET.parse(junit).getroot()
+    assert suite.get("failures") == "0" and int(suite.get("tests")) >= 14
+
+
+def test_kit_detects_a_wrong_expectation(data, tmp_path):
+    """The sample plugin judged by clam's expectations must fail (eicar.zip is OK for it)."""
+    r = kit("scanning", "--plugin", str(paths.dist_dir("zig") / "avir_sample.so"),
+            "--data", str(data), "--engine", "clam")
+    assert r.returncode == 1
+    assert "FAIL  eicar.zip" in r.stdout
+
+
+def test_menu_without_input():
+    r = subprocess.run([sys.executable, "-m", "avkit", "kit"], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=60, cwd=paths.ROOT)
+    assert r.returncode == 0
+    assert "1) avplugins_generate_test_data" in r.stdout and "end of input" in r.stdout
+
+
+def test_menu_choice(data):
+    r = subprocess.run([sys.executable, "-m", "avkit", "kit", "--data", str(data)], input="2\n",
+                       capture_output=True, text=True, timeout=300, cwd=paths.ROOT)
+    assert r.returncode == 0 and "scanning [sample]" in r.stdout

@@ -1,0 +1,72 @@
+"""What the guest scans, and the clamd it scans with: test files, a signature DB, clamd.conf.
+
+The signature database and the names it reports are the project's shared ones
+(avkit.clamd, used by the tests and the test kit too); only clamd.conf is written
+here, because in the guest clamd runs as a daemon with guest paths.
+"""
+import hashlib
+import subprocess
+from pathlib import Path
+
+from avkit import clamd, prereqs
+
+EICAR = clamd.EICAR
+#: what avir_clam must report for eicar.com (clamd appends .UNOFFICIAL)
+REPORTED_NAME = clamd.EICAR_NAME
+ZIP_PASSWORD = "infected"
+
+#: where the staging disk shows up in the guest (see guest/init.sh)
+GUEST_ROOT = "/smoke"
+CLAMD_SOCKET = "/run/clamav/clamd.ctl"
+CLAMD_PORT = 3310
+CLAMD_ADDRESS = "127.0.0.1"
+
+FILES = {
+    "eicar": "eicar.com",
+    "clean": "clean.exe",
+    "encrypted": "eicarpwd.zip",
+    "missing": "nonexisting.file",  # never created
+}
+
+
+def write_corpus(dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / FILES["eicar"]).write_bytes(EICAR)
+    # reproducible "random" bytes: a hash chain
+    block, data = b"avkit-smoke", bytearray()
+    while len(data) < 64 * 1024:
+        block = hashlib.sha256(block).digest()
+        data += block
+    (dest / FILES["clean"]).write_bytes(bytes(data))
+    prereqs.require_commands("zip")
+    zipped = dest / FILES["encrypted"]
+    zipped.unlink(missing_ok=True)
+    r = subprocess.run(["zip", "-q", "-j", "-X", "-P", ZIP_PASSWORD, zipped.name,
+                        FILES["eicar"]], cwd=dest, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"zip -P failed: {r.stderr.strip()}")
+
+
+def write_clamd(dest: Path, guest_dir: str = GUEST_ROOT) -> None:
+    """dest/clamd.conf and dest/db/ (the shared test signatures) for the guest's clamd."""
+    db = dest / "db"
+    db.mkdir(parents=True, exist_ok=True)
+    (db / "kerio-test.ndb").write_text(clamd.signature_database())
+    (dest / "clamd.conf").write_text("\n".join([
+        "# clamd for the smoke test: loopback TCP and a UNIX socket, the test DB only",
+        f"LocalSocket {CLAMD_SOCKET}",
+        "LocalSocketMode 666",
+        f"TCPSocket {CLAMD_PORT}",
+        f"TCPAddr {CLAMD_ADDRESS}",
+        f"DatabaseDirectory {guest_dir}/db",
+        "LogFile /run/clamav/clamd.log",
+        "PidFile /run/clamav/clamd.pid",
+        "TemporaryDirectory /tmp",
+        "Foreground no",
+        "AlertEncrypted yes",  # an encrypted zip is Heuristics.Encrypted.Zip, not OK
+        "StreamMaxLength 25M",
+        "ReadTimeout 30",
+        "Bytecode no",
+        "SelfCheck 0",
+        "",
+    ]))

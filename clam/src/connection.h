@@ -89,10 +89,12 @@ private:
     bool run_until(const bool &done, Clock::duration idle, Clock::time_point deadline);
     void abort();
     bool take_line(std::size_t n, std::string &line);
+    void quick_ack();
 
     boost::asio::io_context io_;
     boost::asio::generic::stream_protocol::socket socket_;
     std::string rbuf_;
+    bool tcp_ = false;
     std::atomic<int> fd_{-1}; /* for shutdown() from another thread */
 };
 

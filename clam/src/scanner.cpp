@@ -33,7 +33,10 @@ int Scanner::scan(const std::shared_ptr<const Config> &config, const char *filen
         session_.close();
         config_ = config;
     }
-    FileDescriptor file{::open(filename, O_RDONLY | O_CLOEXEC | O_NOCTTY)};
+    /* O_NONBLOCK: opening a FIFO without a writer would block this worker for
+       ever; it is refused below as not a regular file. Reads of regular files
+       ignore the flag. */
+    FileDescriptor file{::open(filename, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)};
     if (file.fd < 0) {
         avc_format(result, AVP_RESULT_SIZE, "cannot open %s: %s", filename, std::strerror(errno));
         return AVCHK_FAILED;

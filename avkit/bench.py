@@ -1,0 +1,280 @@
+"""`avkit bench`: avir_clam.so (through `avhost bench`) against raw clamd, one real clamd.
+
+    python -m avkit bench [--quick] [--plugin PATH]... [--threads 1,2,4]
+                          [--transport tcp,unix] [--reps 3] [--json FILE] [--png FILE]
+
+Raw clamd is the upper bound: a minimal client written here keeps one IDSESSION per
+thread and sends each file as INSTREAM in the plugin's chunk size (64 KiB), the end
+marker in the same write as the last chunk, TCP_NODELAY set. Every plugin scans the
+same files with the same number of threads. Workloads: 2,000 x 4 KiB, 50 x 8 MiB
+and a mix; each cell is run --reps times: median and spread (min..max) are reported.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from avkit import paths
+from avkit.errors import UserError
+
+KiB, MiB = 1024, 1024 * 1024
+CHUNK = 64 * KiB
+
+
+def register(subparsers):
+    p = subparsers.add_parser("bench", help="throughput of avir_clam.so against raw clamd")
+    p.add_argument("--plugin", action="append", default=[],
+                   help="another plugin to compare (repeatable); avir_clam.so of dist/i386 always runs")
+    p.add_argument("--threads", default="1,2,4", help="comma-separated N (1,2,4)")
+    p.add_argument("--transport", default="tcp,unix", help="tcp, unix or both (tcp,unix)")
+    p.add_argument("--reps", type=int, default=3, help="repetitions per cell (3)")
+    p.add_argument("--quick", action="store_true",
+                   help="small workloads, 1 repetition, N = 1,2 (a smoke run, minutes less)")
+    p.add_argument("--json", default=str(paths.BUILD / "bench" / "bench.json"))
+    p.add_argument("--png", default=str(paths.BUILD / "bench" / "bench.png"))
+    p.set_defaults(func=run)
+
+
+# ---------- workloads ----------
+
+def workloads(folder: Path, quick: bool) -> dict[str, list[Path]]:
+    small_n, large_n = (200, 6) if quick else (2000, 50)
+    folder.mkdir(parents=True, exist_ok=True)
+    seed = os.urandom(8 * MiB + 4 * KiB)
+    small = []
+    for i in range(small_n):
+        p = folder / f"s{i:05d}.bin"
+        p.write_bytes(seed[i * 7 % (4 * MiB): i * 7 % (4 * MiB) + 4 * KiB])
+        small.append(p)
+    large = []
+    for i in range(large_n):
+        p = folder / f"l{i:03d}.bin"
+        off = (i * 4099) % (4 * KiB)
+        p.write_bytes(seed[off:off + 8 * MiB])
+        large.append(p)
+    mix = small[: len(small) // 2] + large[: max(1, len(large) // 5)]
+    mix.sort(key=lambda p: hash(p.name))
+    return {"4KiB": small, "8MiB": large, "mix": mix}
+
+
+# ---------- the raw clamd client ----------
+
+def _connect(clamd, transport):
+    if transport == "unix":
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(str(clamd.socket_path))
+    else:
+        s = socket.create_connection(("127.0.0.1", clamd.port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def _read_reply(s, buf: bytearray) -> bytes:
+    while b"\0" not in buf:
+        got = s.recv(4096)
+        if not got:
+            raise ConnectionError("clamd closed the session")
+        buf += got
+    line, _, rest = bytes(buf).partition(b"\0")
+    buf[:] = rest
+    return line
+
+
+def raw_clamd(clamd, transport: str, files: list[Path], threads: int) -> dict:
+    """Scans every file once over `threads` persistent IDSESSIONs; returns the rates."""
+    parts = [files[i::threads] for i in range(threads)]
+    errors = []
+
+    def worker(mine):
+        try:
+            s = _connect(clamd, transport)
+            buf = bytearray()
+            s.sendall(b"zIDSESSION\0")
+            for n, path in enumerate(mine, 1):
+                with open(path, "rb") as f:
+                    out = [b"zINSTREAM\0"]
+                    while True:
+                        data = f.read(CHUNK)
+                        if not data:
+                            break
+                        out.append(struct.pack("!I", len(data)))
+                        out.append(data)
+                        if sum(map(len, out)) >= CHUNK:
+                            s.sendall(b"".join(out))
+                            out = []
+                    out.append(b"\0\0\0\0")
+                    s.sendall(b"".join(out))
+                reply = _read_reply(s, buf)
+                if not reply.endswith(b"OK"):
+                    errors.append(reply)
+            s.sendall(b"zEND\0")
+            s.close()
+        except OSError as exc:
+            errors.append(str(exc).encode())
+
+    start = time.monotonic()
+    ts = [threading.Thread(target=worker, args=(p,)) for p in parts]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    took = time.monotonic() - start
+    if errors:
+        raise UserError(f"raw clamd client: {errors[0][:200]!r} ({len(errors)} errors)")
+    total = sum(p.stat().st_size for p in files)
+    return {"files_per_s": len(files) / took, "mb_per_s": total / MiB / took, "seconds": took,
+            "peak_rss_kb": None, "open_fds": None}
+
+
+# ---------- a plugin through avhost bench ----------
+
+def plugin_bench(host: Path, plugin: Path, options: dict, files: list[Path], threads: int,
+                 listfile: Path) -> dict:
+    args = []
+    for k, v in options.items():
+        args += ["-o", f"{k}={v}"]
+    cmd = [str(host), "bench", str(plugin), *args, "--threads", str(threads),
+           "--count", str(len(files)), "--no-logs", *map(str, files)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    recs = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    bench = next((x for x in recs if x["event"] == "bench"), None)
+    if bench is None:
+        raise UserError(f"avhost bench gave no bench record (exit {r.returncode}):\n"
+                        f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+    bad = [x for x in recs if x["event"] == "scan" and x.get("verdict") != "OK"]
+    return {"files_per_s": bench["files_per_s"], "mb_per_s": bench["bytes_per_s"] / MiB,
+            "seconds": bench["seconds"], "peak_rss_kb": bench.get("peak_rss_kb"),
+            "open_fds": bench.get("open_fds"), "restarts": bench.get("restarts"),
+            "not_ok": len(bad), "scanned": bench.get("files")}
+
+
+# ---------- run ----------
+
+def _median(rows, key):
+    vals = [r[key] for r in rows if r.get(key) is not None]
+    if not vals:
+        return None, None, None
+    return statistics.median(vals), min(vals), max(vals)
+
+
+def run(args) -> int:
+    from avkit.clamd import Clamd
+    threads = [int(x) for x in args.threads.split(",")]
+    transports = args.transport.split(",")
+    reps = args.reps
+    if args.quick:
+        threads, reps = [t for t in threads if t <= 2] or [1], 1
+    clam = paths.dist_dir("zig") / "avir_clam.so"
+    plugins = [clam, *[Path(p).resolve() for p in args.plugin]]
+    for p in plugins:
+        if not p.exists():
+            raise UserError(f"{p} not found: build it (python -m avkit build) or fix --plugin")
+    host = paths.dist_dir("zig") / "avhost"
+    work = Path(tempfile.mkdtemp(prefix="avkit-bench-"))
+    loads = workloads(work / "files", args.quick)
+    results = []
+    with Clamd(work / "clamd", stream_max_length=16 * MiB, max_threads=8, max_queue=200) as clamd:
+        print(f"clamd {clamd.version()}; files in {work / 'files'}", flush=True)
+        for transport in transports:
+            options = clamd.plugin_options(transport=transport)
+            for wname, files in loads.items():
+                for n in threads:
+                    cell = {"transport": transport, "workload": wname, "threads": n,
+                            "files": len(files),
+                            "bytes": sum(p.stat().st_size for p in files), "runs": {}}
+                    runners = [("raw clamd", lambda: raw_clamd(clamd, transport, files, n))]
+                    for p in plugins:
+                        runners.append((p.name if p == clam else str(p),
+                                        lambda p=p: plugin_bench(host, p, options, files, n,
+                                                                 work / "list")))
+                    for _ in range(reps):  # interleaved, so drift hits every runner alike
+                        for name, fn in runners:
+                            cell["runs"].setdefault(name, []).append(fn())
+                    summary = {}
+                    for name, rows in cell["runs"].items():
+                        s = {k: _median(rows, k) for k in
+                             ("files_per_s", "mb_per_s", "peak_rss_kb", "open_fds")}
+                        summary[name] = s
+                    raw = summary["raw clamd"]["files_per_s"][0]
+                    for name, s in summary.items():
+                        s["ratio"] = s["files_per_s"][0] / raw if raw else None
+                    cell["summary"] = summary
+                    results.append(cell)
+                    _print_cell(cell)
+    out = {"reps": reps, "quick": args.quick, "chunk": CHUNK, "clamd_threads": 8,
+           "cells": results, "machine": {"cpus": os.cpu_count()}}
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(out, indent=1, default=str))
+    print(f"JSON: {args.json}")
+    _chart(results, Path(args.png))
+    below = [(c["transport"], c["workload"], c["threads"], name, round(s["ratio"], 3))
+             for c in results for name, s in c["summary"].items()
+             if name != "raw clamd" and s["ratio"] is not None and s["ratio"] < 0.95]
+    if below:
+        print("below 0.95x raw clamd files/s:", below)
+    return 0
+
+
+def _fmt(t, digits=0):
+    med, lo, hi = t
+    if med is None:
+        return "-"
+    if lo == hi:
+        return f"{med:.{digits}f}"
+    return f"{med:.{digits}f} ({lo:.{digits}f}..{hi:.{digits}f})"
+
+
+def _print_cell(cell):
+    print(f"\n{cell['transport']:4} {cell['workload']:5} N={cell['threads']}  "
+          f"({cell['files']} files, {cell['bytes'] / MiB:.0f} MiB)")
+    print(f"  {'runner':22} {'files/s':>24} {'MB/s':>22} {'ratio':>6} {'peak RSS KiB':>14} {'fds':>5}")
+    for name, s in cell["summary"].items():
+        print(f"  {Path(name).name:22} {_fmt(s['files_per_s']):>24} {_fmt(s['mb_per_s'], 1):>22} "
+              f"{s['ratio']:6.3f} {_fmt(s['peak_rss_kb']):>14} {_fmt(s['open_fds']):>5}", flush=True)
+
+
+def _chart(results, png: Path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("no PNG: matplotlib is not installed (pip install matplotlib)")
+        return
+    transports = sorted({c["transport"] for c in results})
+    wl = list(dict.fromkeys(c["workload"] for c in results))
+    fig, axes = plt.subplots(len(transports), len(wl), figsize=(4 * len(wl), 3.2 * len(transports)),
+                             squeeze=False)
+    for i, t in enumerate(transports):
+        for j, w in enumerate(wl):
+            ax = axes[i][j]
+            cells = [c for c in results if c["transport"] == t and c["workload"] == w]
+            names = list(cells[0]["summary"]) if cells else []
+            width = 0.8 / max(1, len(names))
+            for k, name in enumerate(names):
+                xs = [c["threads"] for c in cells]
+                pos = [x_i + k * width for x_i in range(len(xs))]
+                med = [c["summary"][name]["mb_per_s" if w == "8MiB" else "files_per_s"][0] for c in cells]
+                lo = [m - c["summary"][name]["mb_per_s" if w == "8MiB" else "files_per_s"][1]
+                      for m, c in zip(med, cells)]
+                hi = [c["summary"][name]["mb_per_s" if w == "8MiB" else "files_per_s"][2] - m
+                      for m, c in zip(med, cells)]
+                ax.bar(pos, med, width, yerr=[lo, hi], label=Path(name).name, capsize=2)
+                ax.set_xticks([x_i + width * (len(names) - 1) / 2 for x_i in range(len(xs))])
+                ax.set_xticklabels([f"N={x}" for x in xs])
+            ax.set_title(f"{w} over {t}")
+            ax.set_ylabel("MB/s" if w == "8MiB" else "files/s")
+            if i == 0 and j == 0:
+                ax.legend(fontsize=7)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+    print(f"PNG: {png}")

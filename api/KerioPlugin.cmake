@@ -22,7 +22,14 @@ target_include_directories(kerio_plugin_options INTERFACE "${KERIO_API_DIR}")
 target_compile_definitions(kerio_plugin_options INTERFACE
   _FILE_OFFSET_BITS=64            # files over 2 GiB on a 32-bit target
   $<$<NOT:$<CONFIG:Debug>>:_FORTIFY_SOURCE=2>)
-target_compile_options(kerio_plugin_options INTERFACE
+# Reproducible plugins: no build or source folder in the debug info, whose
+# checksum becomes the build-id that the stripped plugin keeps.
+if(CMAKE_C_COMPILER_ID MATCHES "Clang")
+  set(KERIO_PATH_MAP_FLAGS -fdebug-compilation-dir=. "-ffile-prefix-map=${CMAKE_SOURCE_DIR}=.")
+else()
+  set(KERIO_PATH_MAP_FLAGS "-ffile-prefix-map=${CMAKE_BINARY_DIR}=." "-ffile-prefix-map=${CMAKE_SOURCE_DIR}=.")
+endif()
+target_compile_options(kerio_plugin_options INTERFACE ${KERIO_PATH_MAP_FLAGS}
   -Wall -Wextra $<$<BOOL:${KERIO_WERROR}>:-Werror>
   -g  # split off into debug/.build-id/ when staged, for the -dbgsym packages
   -fvisibility=hidden -fstack-protector-strong)

@@ -5,9 +5,11 @@ split debug info under debug/.build-id/xx/yyyy.debug.
 """
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from avkit import paths, prereqs
@@ -50,6 +52,8 @@ def build(toolchain: str = "zig", werror: bool = False, update_lock: bool = Fals
     build_dir = paths.build_dir(toolchain, sanitize)
     build_dir.mkdir(parents=True, exist_ok=True)
     conan_install(toolchain, build_dir, env, update_lock)
+    if toolchain == "zig":
+        warm_zig_cache(env)
     cmake_build(build_dir, env, werror, sanitize)
     return stage(build_dir, paths.dist_dir(toolchain, sanitize))
 
@@ -115,6 +119,28 @@ def conan_install(toolchain, build_dir, env, update_lock):
     stamp.write_text(inputs_digest(toolchain))
 
 
+def warm_zig_cache(env):
+    """zig builds its libc++ once and caches it with the folder it was first built
+    from in the debug info; building it first from "/" rather than from a random
+    CMake try-compile folder keeps plugins byte-identical across machines."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "warm.cpp"
+        src.write_text("#include <string>\nstd::string warm() { return std::string(8, 'x'); }\n")
+        target = "x86-linux-gnu." + zig_glibc_floor()
+        subprocess.run([env["KERIO_PYTHON"], "-m", "ziglang", "c++", "-target", target, "-O2",
+                        "-fPIC", "-shared", src, "-o", Path(tmp) / "warm.so"],
+                       env=env, cwd="/", check=True, capture_output=True)
+
+
+def zig_glibc_floor() -> str:
+    """KERIO_GLIBC_FLOOR, read from the toolchain file that sets it."""
+    text = (paths.ROOT / "cmake" / "toolchains" / "zig-i386.cmake").read_text()
+    m = re.search(r'set\(KERIO_GLIBC_FLOOR "([0-9.]+)"', text)
+    if not m:
+        raise UserError("cmake/toolchains/zig-i386.cmake does not set KERIO_GLIBC_FLOOR")
+    return m.group(1)
+
+
 def on_off(flag: bool) -> str:
     return "ON" if flag else "OFF"
 
@@ -150,7 +176,7 @@ def stage(build_dir: Path, out: Path) -> Path:
         debug.parent.mkdir(parents=True, exist_ok=True)
         prereqs.run_quiet(["objcopy", "--only-keep-debug", src, debug])
         tmp = dest.with_suffix(dest.suffix + ".tmp")
-        prereqs.run_quiet(["objcopy", "--strip-unneeded", src, tmp])
+        prereqs.run_quiet(["objcopy", "--strip-unneeded", "--remove-section=.comment", src, tmp])
         shutil.copystat(src, tmp)
         tmp.replace(dest)
     return out

@@ -12,6 +12,12 @@ from avkit.errors import UserError
 
 COMMAND_MODULES = [
     "avkit.build",
+    "avkit.kit",
+    "avkit.audit",
+    "avkit.pkg",
+    "avkit.smoke",
+    "avkit.reliability",
+    "avkit.bench",
 ]
 
 

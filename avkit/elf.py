@@ -102,3 +102,92 @@ def highest_versions(path) -> dict:
 def is_elf(path) -> bool:
     with open(Path(path), "rb") as f:
         return f.read(4) == b"\x7fELF"
+
+
+# --- Facts for the audit (issue 5) -------------------------------------------------
+# Each helper opens the file itself and returns plain data, so the audit and the
+# tests can use them one by one; `facts()` gathers them all for one report.
+
+PF_X = 0x1
+DF_TEXTREL = 0x4
+DF_BIND_NOW = 0x8
+DF_1_NOW = 0x1
+
+
+def versioned_imports(path) -> list:
+    """(symbol, version, library) of every undefined dynamic symbol bound to a
+    version a library must provide, e.g. ("pthread_create", "GLIBC_2.34", "libc.so.6")."""
+    f, elf = _open(path)
+    result = []
+    with f:
+        versym = elf.get_section_by_name(".gnu.version")
+        dynsym = elf.get_section_by_name(".dynsym")
+        if versym is None or dynsym is None:
+            return result
+        index = {}  # version index (vna_other) -> (version name, library)
+        for section in elf.iter_sections():
+            if isinstance(section, GNUVerNeedSection):
+                for verneed, auxes in section.iter_versions():
+                    for aux in auxes:
+                        index[aux["vna_other"]] = (aux.name, verneed.name)
+        for i, sym in enumerate(dynsym.iter_symbols()):
+            if i == 0 or sym["st_shndx"] != "SHN_UNDEF" or not sym.name:
+                continue
+            ndx = versym.get_symbol(i)["ndx"]
+            if isinstance(ndx, int) and (ndx & 0x7FFF) in index:
+                version, library = index[ndx & 0x7FFF]
+                result.append((sym.name, version, library))
+    return sorted(result)
+
+
+def segments(path) -> list:
+    """Program headers as {"type": "PT_LOAD"/"PT_GNU_STACK"/..., "flags": p_flags}."""
+    f, elf = _open(path)
+    with f:
+        return [{"type": s["p_type"], "flags": s["p_flags"]} for s in elf.iter_segments()]
+
+
+def section_names(path) -> list:
+    f, elf = _open(path)
+    with f:
+        return [s.name for s in elf.iter_sections() if s.name]
+
+
+def _flag_value(values) -> int:
+    return values[0] if values else 0
+
+
+def hardening(path) -> dict:
+    """What the loader will do with the file: relro, bind_now, exec stack, textrel, rpath."""
+    tags = dynamic_tags(path)
+    segs = segments(path)
+    types = {s["type"] for s in segs}
+    stack = [s for s in segs if s["type"] == "PT_GNU_STACK"]
+    flags = _flag_value(tags.get("DT_FLAGS", []))
+    flags_1 = _flag_value(tags.get("DT_FLAGS_1", []))
+    names = section_names(path)
+    return {
+        "relro": "PT_GNU_RELRO" in types,
+        "bind_now": "DT_BIND_NOW" in tags or bool(flags & DF_BIND_NOW) or bool(flags_1 & DF_1_NOW),
+        # No PT_GNU_STACK at all means an executable stack on i386.
+        "exec_stack": not stack or bool(stack[0]["flags"] & PF_X),
+        "textrel": "DT_TEXTREL" in tags or bool(flags & DF_TEXTREL),
+        "rpath": [*tags.get("DT_RPATH", []), *tags.get("DT_RUNPATH", [])],
+        "stripped": ".symtab" not in names and not any(n.startswith(".debug_") for n in names),
+        "build_id": build_id(path),
+    }
+
+
+def facts(path) -> dict:
+    """Everything the audit looks at, as plain JSON-friendly data."""
+    head = header(path)
+    return {
+        "class": head["class"],
+        "machine": head["machine"],
+        "type": head["type"],
+        "exports": exported_symbols(path),
+        "needed": needed(path),
+        "imports": [list(t) for t in versioned_imports(path)],
+        "required_versions": required_versions(path),
+        "hardening": hardening(path),
+    }

@@ -332,7 +332,6 @@ def run_soak(args) -> int:
         deadline = t0 + args.seconds
         done = [0]
         lock = threading.Lock()
-        failed_during_restart = [0]
 
         def worker(n):
             import socket as s_

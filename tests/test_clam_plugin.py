@@ -6,7 +6,6 @@ Real clamd: Debian's clamav-daemon with its own configuration and signatures
 Fake clamd: only for the faults a real one will not produce on demand.
 """
 import json
-import os
 import subprocess
 import time
 

@@ -14,12 +14,10 @@ AVKIT_SANITIZED=1 runs the same cases against the ASan+UBSan build
 import json
 import os
 import shutil
-import socket
 import stat
 import struct
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 

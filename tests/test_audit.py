@@ -1,0 +1,244 @@
+"""The plugin audit (avkit audit): each defect built into a real ELF file is caught
+and explained; the release plugins pass the default policy; the package
+dependencies are derived from what a plugin really needs."""
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from avkit import audit, elf, paths
+from avkit.build import zig_glibc_floor
+
+pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc-multilib")
+
+GOOD_C = r"""
+#include <string.h>
+#define EXPORT __attribute__((visibility("default")))
+static int table[14];
+EXPORT void *get_plugin_extended_iface(unsigned int *version)
+{
+    *version = 2;
+    memset(table, 0, sizeof table);
+    return table;
+}
+"""
+HARDENED = ["-Wl,-z,relro", "-Wl,-z,now", "-Wl,-z,noexecstack", "-Wl,--build-id=sha1"]
+
+
+def build(tmp_path: Path, name: str, source: str = GOOD_C, cflags=("-fPIC",), ldflags=(),
+          strip=True, lang="c", m32=True) -> Path:
+    """Compile one shared object; by default hardened and stripped like a release plugin."""
+    src = tmp_path / f"{name}.{lang}"
+    src.write_text(source)
+    out = tmp_path / f"{name}.so"
+    compiler = "g++" if lang == "cpp" else "gcc"
+    cmd = [compiler, *(["-m32"] if m32 else []), "-O2", "-fvisibility=hidden", *cflags,
+           "-shared", str(src), "-o", str(out), *HARDENED, *ldflags]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stderr}"
+    if strip:
+        subprocess.run(["objcopy", "--strip-unneeded", str(out)], check=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def data():
+    return audit.load_policies()
+
+
+def default_violations(path, data):
+    report = audit.audit_file(path, data)
+    return report, report["violations"][data["default"]]
+
+
+def checks(violations):
+    return sorted({v["check"] for v in violations})
+
+
+def test_policies_are_ordered_and_default_matches_the_zig_floor(data):
+    names = [p["name"] for p in data["policies"]]
+    assert data["default"] in names
+    priorities = [p["priority"] for p in data["policies"]]
+    assert priorities == sorted(priorities, reverse=True) and len(set(priorities)) == len(priorities)
+    floor = zig_glibc_floor()
+    default = audit.policy_by_name(data, data["default"])
+    assert default["symbol_versions"]["GLIBC"] == floor
+    for p in data["policies"]:
+        assert p["exports"] == ["get_plugin_extended_iface"]
+        assert set(p["hardening"]) <= set(audit.HARDENING)
+        for lib in p["needed"]:
+            assert lib in data["packages"], f"{lib} has no package for the derived dependencies"
+
+
+def test_a_clean_plugin_passes(tmp_path, data):
+    so = build(tmp_path, "good")
+    report, violations = default_violations(so, data)
+    assert violations == []
+    assert report["policy"] is not None
+
+
+def test_extra_export_is_caught(tmp_path, data):
+    so = build(tmp_path, "export", GOOD_C + 'EXPORT int helper_leak(void) { return 1; }\n')
+    report, violations = default_violations(so, data)
+    assert checks(violations) == ["exports"]
+    assert "helper_leak" in violations[0]["message"]
+    assert violations[0]["symbols"] == ["helper_leak"]
+    assert report["policy"] is None  # every policy allows exactly the entry point
+
+
+def test_missing_entry_point_is_caught(tmp_path, data):
+    so = build(tmp_path, "noentry", GOOD_C.replace("get_plugin_extended_iface", "other_name"))
+    _, violations = default_violations(so, data)
+    messages = " ".join(v["message"] for v in violations)
+    assert "does not export get_plugin_extended_iface" in messages
+    assert "other_name" in messages
+
+
+def test_too_recent_glibc_symbol_is_explained(tmp_path, data):
+    source = GOOD_C + r"""
+#include <pthread.h>
+static void *run(void *arg) { return arg; }
+int start(void) { pthread_t t; return pthread_create(&t, 0, run, 0); }
+"""
+    so = build(tmp_path, "pthread", source, ldflags=["-pthread"])
+    report, violations = default_violations(so, data)
+    assert checks(violations) == ["symbol_versions"]
+    message = violations[0]["message"]
+    # Names the version, the limit, the symbol and the library it must come from.
+    assert "GLIBC_2.34" in message and "2.12" in message
+    assert "pthread_create@GLIBC_2.34 from libc.so.6" in message
+    assert "pthread_create@GLIBC_2.34 (libc.so.6)" in violations[0]["symbols"]
+    # The build machine's policy accepts it, so that is the strictest one satisfied.
+    assert report["policy"] == "debian12-dev"
+    assert report["dependencies"]["glibc"] == "2.34"
+    assert "libc6 (>= 2.34)" in report["dependencies"]["deb"]
+    assert "libc.so.6(GLIBC_2.34)" in report["dependencies"]["rpm"]
+
+
+@pytest.mark.parametrize("dtags,tag", [("--disable-new-dtags", "DT_RPATH"),
+                                       ("--enable-new-dtags", "DT_RUNPATH")])
+def test_rpath_and_runpath_are_caught(tmp_path, data, dtags, tag):
+    so = build(tmp_path, "rpath", ldflags=["-Wl,-rpath,/opt/evil/lib", f"-Wl,{dtags}"])
+    assert tag in elf.dynamic_tags(so)
+    _, violations = default_violations(so, data)
+    assert checks(violations) == ["no_rpath"]
+    assert "/opt/evil/lib" in violations[0]["message"]
+
+
+def test_executable_stack_is_caught(tmp_path, data):
+    so = build(tmp_path, "execstack", ldflags=["-Wl,-z,execstack"])
+    _, violations = default_violations(so, data)
+    assert checks(violations) == ["noexec_stack"]
+    assert "executable stack" in violations[0]["message"]
+
+
+def test_text_relocations_are_caught(tmp_path, data):
+    source = GOOD_C + "int counter;\nint bump(void) { return ++counter; }\n"
+    so = build(tmp_path, "textrel", source, cflags=["-fno-pic"], ldflags=["-Wl,--no-warn-shared-textrel"]
+               if _ld_knows("--no-warn-shared-textrel") else [])
+    assert elf.hardening(so)["textrel"]
+    _, violations = default_violations(so, data)
+    assert "no_textrel" in checks(violations)
+    assert "DT_TEXTREL" in next(v for v in violations if v["check"] == "no_textrel")["message"]
+
+
+def _ld_knows(option):
+    r = subprocess.run(["ld", "--help"], capture_output=True, text=True)
+    return option in r.stdout
+
+
+def test_unstripped_file_is_caught(tmp_path, data):
+    so = build(tmp_path, "unstripped", cflags=["-fPIC", "-g"], strip=False)
+    _, violations = default_violations(so, data)
+    assert checks(violations) == ["stripped"]
+
+
+def test_missing_build_id_is_caught(tmp_path, data):
+    so = build(tmp_path, "nobuildid", ldflags=["-Wl,--build-id=none"])
+    _, violations = default_violations(so, data)
+    assert checks(violations) == ["build_id"]
+
+
+def test_lazy_binding_and_missing_relro_are_caught(tmp_path, data):
+    so = build(tmp_path, "lazy", ldflags=["-Wl,-z,lazy", "-Wl,-z,norelro"])
+    _, violations = default_violations(so, data)
+    assert checks(violations) == ["bind_now", "relro"]
+
+
+def test_cxx_runtime_dependency_is_caught(tmp_path, data):
+    source = ('#include <string>\nextern "C" __attribute__((visibility("default")))\n'
+              'void *get_plugin_extended_iface(unsigned *v) {\n'
+              '  static std::string s; s += "x"; *v = 2; return &s; }\n')
+    so = build(tmp_path, "cxx", source, lang="cpp")
+    report, violations = default_violations(so, data)
+    assert "needed" in checks(violations)
+    assert any("libstdc++.so.6" in v["message"] for v in violations if v["check"] == "needed")
+    assert "libstdc++6" in report["dependencies"]["deb"]
+
+
+def test_64bit_file_is_caught(tmp_path, data):
+    so = build(tmp_path, "x86_64", m32=False)
+    report, violations = default_violations(so, data)
+    assert "elf" in checks(violations)
+    assert "ELFCLASS64 EM_X86_64" in violations[0]["message"]
+    assert report["policy"] is None
+
+
+def test_cli_exit_codes_and_json(tmp_path):
+    bad = build(tmp_path, "export", GOOD_C + 'EXPORT int helper_leak(void) { return 1; }\n')
+    good = build(tmp_path, "good")
+    run = [sys.executable, "-m", "avkit", "audit"]
+    r = subprocess.run([*run, str(good)], capture_output=True, text=True, cwd=paths.ROOT)
+    assert r.returncode == 0, r.stderr
+    assert re.search(r'good\.so: OK for policy "kerio-glibc2\.12"; satisfies "kerio-glibc2\.5"',
+                     r.stdout), r.stdout
+    r = subprocess.run([*run, "--json", str(good), str(bad)], capture_output=True, text=True,
+                       cwd=paths.ROOT)
+    assert r.returncode == 1
+    doc = json.loads(r.stdout)
+    by_name = {rep["name"]: rep for rep in doc["reports"]}
+    assert by_name["good.so"]["violations"]["kerio-glibc2.12"] == []
+    assert by_name["export.so"]["violations"]["kerio-glibc2.12"][0]["symbols"] == ["helper_leak"]
+    assert "export.so" in r.stderr
+    r = subprocess.run([*run, "--policy", "no-such-policy", str(good)], capture_output=True,
+                       text=True, cwd=paths.ROOT)
+    assert r.returncode == 1 and "no audit policy named 'no-such-policy'" in r.stderr
+
+
+def readelf_glibc_max(path) -> str:
+    """An oracle independent of pyelftools: the highest GLIBC_x in readelf -V."""
+    out = subprocess.run(["readelf", "-V", "-W", str(path)], capture_output=True, text=True,
+                         check=True).stdout
+    versions = re.findall(r"Name: GLIBC_([0-9.]+)", out)
+    return max(versions, key=lambda v: tuple(int(x) for x in v.split(".")))
+
+
+def release_plugins(dist):
+    plugins = audit.plugins_in(dist)
+    assert dist / "avir_sample.so" in plugins
+    return plugins
+
+
+def test_release_plugins_pass_the_default_policy(artifact, dist, data):
+    artifact("avir_sample.so")
+    for so in release_plugins(dist):
+        report, violations = default_violations(so, data)
+        assert violations == [], audit.format_report(report, data, data["default"])
+        glibc = readelf_glibc_max(so)
+        assert report["dependencies"]["glibc"] == glibc
+        assert report["dependencies"]["deb"] == [f"libc6 (>= {glibc})"]
+        assert f"libc.so.6(GLIBC_{glibc})" in report["dependencies"]["rpm"]
+        assert "libc.so.6" in report["dependencies"]["rpm"]
+
+
+def test_audit_command_passes_on_the_release(artifact, dist):
+    artifact("avir_sample.so")
+    r = subprocess.run([sys.executable, "-m", "avkit", "audit"], capture_output=True, text=True,
+                       cwd=paths.ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for so in release_plugins(dist):
+        assert f'{so.name}: OK for policy "kerio-glibc2.12"' in r.stdout

@@ -240,6 +240,9 @@ int main(int argc, char **argv)
     s->cycles = cycles ? cycles : strcmp(s->mode, "info") == 0 ? 2 : 1;
     if (!max_workers_set && s->max_workers < s->threads)
         s->max_workers = s->threads;
+    /* bench measures N workers: extra requests queue instead of adding workers. */
+    if (!max_workers_set && strcmp(s->mode, "bench") == 0)
+        s->max_workers = s->threads;
 
     signal(SIGPIPE, SIG_IGN);
     if (strcmp(s->mode, "info") == 0)

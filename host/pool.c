@@ -31,6 +31,10 @@ static pthread_cond_t g_state = PTHREAD_COND_INITIALIZER; /* a job ended, a work
 static job *g_head, *g_tail;
 static worker *g_workers;
 static int g_queued, g_idle, g_live, g_threads, g_stopping, g_spawning;
+/* Workers whose answer is on its way but who have not yet come back for the
+   next job: the product counts them as free, so a request arriving in that
+   instant reuses one instead of starting a new worker. */
+static int g_finishing;
 static int g_next_worker = 1, g_started, g_closed_idle, g_peak;
 static long g_in_flight, g_done;
 
@@ -74,6 +78,9 @@ static void scan_one(worker *w, job *j)
     unsigned int i;
     v.count = 0;
     if (buf == NULL) {
+        pthread_mutex_lock(&g_lock);
+        g_finishing++;
+        pthread_mutex_unlock(&g_lock);
         answer_unscanned(j, "avhost: out of memory");
         return;
     }
@@ -139,6 +146,9 @@ static void scan_one(worker *w, job *j)
     rec_num(&r, "ms", t1 - t0);
     rec_violations(&r, &v);
     rec_end(&r);
+    pthread_mutex_lock(&g_lock);
+    g_finishing++;
+    pthread_mutex_unlock(&g_lock);
     chan_printf("R %ld %d %d %s", j->id, code, v.count, r.buf ? r.buf : "");
     rec_free(&r);
     free(buf);
@@ -266,6 +276,7 @@ static void *worker_main(void *arg)
         free(j->path);
         free(j);
         pthread_mutex_lock(&g_lock);
+        g_finishing--;
         w->busy = 0;
         g_in_flight--;
         g_done++;
@@ -345,7 +356,7 @@ void pool_submit(long id, const char *path)
     g_tail = j;
     g_queued++;
     g_in_flight++;
-    if (g_queued > g_idle && g_threads < g_settings.max_workers)
+    if (g_queued > g_idle + g_finishing && g_threads < g_settings.max_workers)
         spawn_locked();
     pthread_cond_signal(&g_work);
     /* No worker could be made and none exists: answer what waits. */

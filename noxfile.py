@@ -77,9 +77,10 @@ def smoke(session):
 
 @nox.session
 def release(session):
-    """Everything a release needs, in order: build, audit, tests, packages, smoke test."""
+    """Everything a release needs, in order: both builds, audit, tests, packages, smoke test."""
     session.install(*TEST_TOOLS, *PINS)
-    avkit(session, "build", "--werror")
+    avkit(session, "build", "--toolchain", "zig", "--werror")
+    avkit(session, "build", "--toolchain", "gcc", "--werror")
     avkit(session, "audit")
     session.run("pytest")
     avkit(session, "package", *session.posargs)

@@ -26,15 +26,22 @@ def build_i386(session):
     avkit(session, "build", *session.posargs)
 
 
-@nox.session
-def tests(session):
-    """What CI runs: both toolchains with -Werror, the pytest suite, then packages and the QEMU smoke test."""
+def build_test_ship(session, *, audit=False, pytest_args=(), package_args=()):
+    """Both toolchains with -Werror, [the audit,] pytest, packages, the QEMU smoke test."""
     session.install(*TEST_TOOLS, *PINS)
     avkit(session, "build", "--toolchain", "zig", "--werror")
     avkit(session, "build", "--toolchain", "gcc", "--werror")
-    session.run("pytest", *session.posargs)
-    avkit(session, "package")
+    if audit:
+        avkit(session, "audit")
+    session.run("pytest", *pytest_args)
+    avkit(session, "package", *package_args)
     avkit(session, "smoke")
+
+
+@nox.session
+def tests(session):
+    """What CI runs: both toolchains with -Werror, the pytest suite, then packages and the QEMU smoke test."""
+    build_test_ship(session, pytest_args=session.posargs)
 
 
 @nox.session
@@ -77,14 +84,8 @@ def smoke(session):
 
 @nox.session
 def release(session):
-    """Everything a release needs, in order: both builds, audit, tests, packages, smoke test."""
-    session.install(*TEST_TOOLS, *PINS)
-    avkit(session, "build", "--toolchain", "zig", "--werror")
-    avkit(session, "build", "--toolchain", "gcc", "--werror")
-    avkit(session, "audit")
-    session.run("pytest")
-    avkit(session, "package", *session.posargs)
-    avkit(session, "smoke")
+    """Everything a release needs, in order: both builds, audit, tests, packages, smoke test (`-- ARGS` go to package)."""
+    build_test_ship(session, audit=True, package_args=session.posargs)
 
 
 @nox.session

@@ -136,8 +136,8 @@ def raw_clamd(clamd, transport: str, files: list[Path], threads: int) -> dict:
 
 # ---------- a plugin through avhost bench ----------
 
-def plugin_bench(host: Path, plugin: Path, options: dict, files: list[Path], threads: int,
-                 listfile: Path) -> dict:
+def plugin_bench(host: Path, plugin: Path, options: dict, files: list[Path],
+                 threads: int) -> dict:
     args = []
     for k, v in options.items():
         args += ["-o", f"{k}={v}"]
@@ -193,8 +193,7 @@ def run(args) -> int:
                     runners = [("raw clamd", lambda: raw_clamd(clamd, transport, files, n))]
                     for p in plugins:
                         runners.append((p.name if p == clam else str(p),
-                                        lambda p=p: plugin_bench(host, p, options, files, n,
-                                                                 work / "list")))
+                                        lambda p=p: plugin_bench(host, p, options, files, n)))
                     for _ in range(reps):  # interleaved, so drift hits every runner alike
                         for name, fn in runners:
                             cell["runs"].setdefault(name, []).append(fn())

@@ -25,7 +25,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from avkit import corpus, paths
+from avkit import corpus, paths, prereqs
 from avkit.errors import UserError
 
 TESTS = ["generate-test-data", "scanning", "waiting", "server"]
@@ -34,6 +34,7 @@ TESTS = ["generate-test-data", "scanning", "waiting", "server"]
 # ---------- avhost ----------
 
 def find_avhost(plugin: Path, explicit: str | None = None) -> Path:
+    prereqs.require_i386_runtime()
     if explicit:
         return Path(explicit)
     for candidate in (plugin.parent / "avhost", paths.dist_dir("zig") / "avhost"):

@@ -7,7 +7,6 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD = Path(os.environ.get("AVKIT_BUILD_ROOT", ROOT / "build")).resolve()
 DIST = Path(os.environ.get("AVKIT_DIST_ROOT", ROOT / "dist")).resolve()
 CACHE = ROOT / ".cache"
-TOOLS_PINS = ROOT / "ci" / "tools.txt"
 
 #: The output folder of each toolchain: what `nox -s build-i386` leaves behind.
 TOOLCHAINS = {

@@ -342,7 +342,7 @@ def run_soak(args) -> int:
                 if time.monotonic() > deadline:
                     break
                 path = str(files[(n + i) % len(files)])
-                for attempt in range(200):  # FAILED while clamd restarts: retry, bounded
+                for _ in range(200):  # FAILED while clamd restarts: retry, bounded
                     f.write(f"SCAN {path}\n")
                     f.flush()
                     line = f.readline()

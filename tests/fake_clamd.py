@@ -74,16 +74,6 @@ class FakeClamd:
             self._clients.append(conn)
             threading.Thread(target=self._client, args=(conn,), daemon=True).start()
 
-    @staticmethod
-    def _recv_exact(conn, n):
-        data = b""
-        while len(data) < n:
-            chunk = conn.recv(n - len(data))
-            if not chunk:
-                raise ConnectionError("client went away")
-            data += chunk
-        return data
-
     def _read_command(self, conn, buf):
         while b"\0" not in buf[0]:
             chunk = conn.recv(4096)

@@ -1,5 +1,6 @@
 """The sample plugin's ABI and verdicts, through avhost, for both toolchains."""
 import json
+import os
 import subprocess
 
 import pytest
@@ -17,7 +18,7 @@ def host(request, artifact):
 def run(host, mode, *args):
     avhost, plugin = host
     r = subprocess.run([str(avhost), mode, str(plugin), *map(str, args)], capture_output=True,
-                       timeout=300)
+                       timeout=120)
     recs = [json.loads(l) for l in r.stdout.decode().splitlines() if l.startswith("{")]
     return r.returncode, recs
 
@@ -108,3 +109,12 @@ def test_concurrent_scans_and_bench(host, tmp_path):
     bench = first(recs, "bench")
     assert code == 0 and bench["files"] == 200 and bench["bytes"] == 200 * len(EICAR)
     assert bench["files_per_s"] > 0 and bench["open_fds"] > 0 and bench["peak_rss_kb"] > 0
+
+
+def test_fifo_is_refused_without_blocking(host, tmp_path):
+    """A FIFO with no writer would block open(2) for ever; the sample must answer FAILED."""
+    fifo = tmp_path / "pipe.com"
+    os.mkfifo(fifo)
+    code, recs = run(host, "scan", fifo)  # run() times out (and fails) if the worker hangs
+    scan = scans(recs)[str(fifo)]
+    assert scan["verdict"] == "FAILED" and "not a file that can be scanned" in scan["vir_info"]

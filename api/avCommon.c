@@ -376,6 +376,25 @@ static int iface_plugin_thread_test_file(void *context, const char *filename, co
     return code;
 }
 
+/*
+ * Unloading. The products dlclose() a plugin after plugin_close and later leave
+ * through exit(). A C++ static (or an atexit handler) registers its destructor
+ * with __cxa_atexit under this library's __dso_handle; dlclose must run those
+ * entries before the code is unmapped, which glibc does only when the library
+ * itself calls __cxa_finalize(__dso_handle) from its finalizers. gcc's
+ * crtbeginS.o adds that call; zig's linker does not, so without this function a
+ * zig-built plugin leaves its destructors on the process's exit list and exit()
+ * jumps into unmapped code. Calling it again where crtbeginS.o also does is
+ * harmless: an entry runs once.
+ */
+extern void *__dso_handle __attribute__((visibility("hidden")));
+extern void __cxa_finalize(void *dso);
+
+__attribute__((destructor)) static void avc_finalize_on_unload(void)
+{
+    __cxa_finalize(&__dso_handle);
+}
+
 static avir_plugin_extended_thread_iface g_iface = {
     iface_get_plugin_info,
     iface_get_error_message,

@@ -22,6 +22,10 @@
 #define AVHOST_GUARD 64            /* canary bytes after vir_info */
 #define AVHOST_CANARY 0xA5         /* the canary byte */
 #define AVHOST_MAX_VIOLATIONS 16
+#define AVHOST_MAX_FDS 1024        /* descriptors tracked by number */
+#define AVHOST_MAX_THREADS 512     /* threads tracked by id */
+#define AVHOST_MAX_REQUEST 8192    /* longest request line (and path), newline excluded */
+#define AVHOST_MAX_REQUEST_TEXT "8192"
 
 /* ---------- settings from the command line ---------- */
 typedef struct host_option_s {
@@ -42,7 +46,9 @@ typedef struct host_settings_s {
     int repeat;           /* scan: each file this many times */
     int cycles;           /* plugin_init..plugin_close cycles per child */
     int max_restarts;
-    int close_timeout_s;  /* plugin_close must return within this */
+    int close_timeout_s;  /* plugin_close, dlclose and exit must end within this */
+    int reloads;          /* load..unload rounds in one process (a plugin switch) */
+    int exec_check;       /* fork+exec a helper from each worker: inherited fds? */
     int pretty;
     int logs;             /* emit log records */
     double seconds;       /* bench */
@@ -98,10 +104,36 @@ void chan_printf(const char *format, ...) __attribute__((format(printf, 1, 2)));
 /* Sends an event record; counts its violations. */
 void chan_event(rec *r, const violations *v);
 
+const char *verdict_name(int code);
+
+/* ---------- this process, from /proc/self (procfs.c) ---------- */
 int count_fds(void);
 int count_threads(void);
 long peak_rss_kb(void);
-const char *verdict_name(int code);
+long rss_kb(void);
+void fd_snapshot(unsigned char *seen, int size);
+void fd_describe(int fd, char *out, size_t size);
+/* "fd -> target, ..." for the descriptors open now that were not in `before`. */
+void fd_list_new(const unsigned char *before, int size, char *out, size_t out_size);
+void thread_snapshot(int *tids, int max, int *count);
+/* "thread tid (name), ..." for the threads running now that were not in `before`. */
+void thread_list_new(const int *before, int nbefore, char *out, size_t out_size);
+/* 1 when the file is mapped into this process, 0 when not, -1 unknown. */
+int path_is_mapped(const char *path);
+
+typedef struct process_facts_s {
+    int fds;
+    unsigned char fdset[AVHOST_MAX_FDS];
+    int threads;
+    int tids[AVHOST_MAX_THREADS];
+    long rss_kb;
+} process_facts;
+void facts_take(process_facts *f);
+
+/* ---------- deadlines for plugin_close and dlclose (watchdog.c) ---------- */
+/* On expiry: an `event` record naming the phase, "F" to the parent, _exit(4). */
+void watchdog_arm(const char *phase, const char *event);
+void watchdog_disarm(void);
 
 /* Loads and checks everything up to set_plugin_config; emits the "load" record.
    Returns 0 when the plugin cannot be used at all. */
@@ -112,6 +144,13 @@ int plugin_start(plugin *p, int cycle);
 void plugin_fds_mark(void);
 /* plugin_close under a watchdog; emits "close" with the fd check. */
 int plugin_stop(plugin *p, int cycle, int fds_before);
+/* dlclose after plugin_close, then the checks against `before` (taken before
+   dlopen); emits "unload". 1 when nothing of the plugin was left. */
+int plugin_unload(plugin *p, int round, const process_facts *before);
+/* Forks and execs this program as a helper that lists the descriptors it
+   inherited: every one is a plugin fd without close-on-exec (exec_probe.c). */
+void exec_probe(violations *v);
+int list_inherited_fds(void);
 /* The exports of the ELF file besides the entry point; fills v. */
 void check_exports(const char *path, violations *v);
 /* The name of the file being scanned by this thread, for the log format check. */

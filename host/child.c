@@ -3,7 +3,8 @@
  * plugin_init..plugin_close cycles, and serves the parent's scan requests
  * through the worker pool.
  *
- * Parent -> child, one line each:  "S <id> <path>" scan, "T <id>" stats, "Q" close and exit.
+ * Parent -> child, one line each:  "S <id> <path>" scan, "T <id>" stats,
+ * "Q" close, unload and exit; "U" close, unload and load again (--reloads).
  * Child -> parent: see supervisor.c.
  */
 #include "avhost.h"
@@ -13,6 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* A request line: "S <id> <path>" with a path the parent accepted. */
+#define CHILD_LINE_MAX (AVHOST_MAX_REQUEST + 64)
+/* Memory after this round is the reference for the rounds that follow: the
+   first rounds fill caches (the allocator's, the dynamic loader's). */
+#define RELOAD_SETTLE_ROUND 3
 
 /* One plugin_thread_init/plugin_thread_close pair on this thread (info, early cycles). */
 static void probe_thread(plugin *p)
@@ -47,7 +54,8 @@ static void probe_thread(plugin *p)
     chan_event(&r, &v);
 }
 
-/* Reads one line (without the newline) into line; 0 at end of input. */
+/* Reads one line (without the newline) into line; 0 at end of input. The
+   parent never sends a line longer than the buffer (it refuses such requests). */
 static int read_line(int fd, char *buf, size_t *have, char *line, size_t size)
 {
     for (;;) {
@@ -62,9 +70,12 @@ static int read_line(int fd, char *buf, size_t *have, char *line, size_t size)
             *have -= n + 1;
             return 1;
         }
-        if (*have >= 8192)
-            *have = 0; /* an over-long line: dropped */
-        got = read(fd, buf + *have, 8192 - *have);
+        if (*have >= CHILD_LINE_MAX) {
+            chan_printf("X a request of more than %d bytes reached the plugin process",
+                        CHILD_LINE_MAX);
+            _exit(5);
+        }
+        got = read(fd, buf + *have, CHILD_LINE_MAX - *have);
         if (got < 0 && errno == EINTR)
             continue;
         if (got <= 0)
@@ -73,11 +84,13 @@ static int read_line(int fd, char *buf, size_t *have, char *line, size_t size)
     }
 }
 
-static void serve_requests(int fd)
+/* Serves requests until the parent says Q (close and leave) or U (unload and
+   load again); returns that letter. */
+static int serve_requests(int fd)
 {
-    static char buf[8192];
-    char line[8192];
-    size_t have = 0;
+    static char buf[CHILD_LINE_MAX];
+    static char line[CHILD_LINE_MAX];
+    static size_t have;
     while (read_line(fd, buf, &have, line, sizeof line)) {
         if (line[0] == 'S' && line[1] == ' ') {
             char *end;
@@ -91,42 +104,87 @@ static void serve_requests(int fd)
             pool_stats(&r);
             chan_printf("A %ld %s", strtol(line + 2, NULL, 10), rec_end(&r));
             rec_free(&r);
-        } else if (line[0] == 'Q') {
-            return;
+        } else if (line[0] == 'Q' || line[0] == 'U') {
+            return line[0];
         }
     }
     /* The parent went away: stop as well, without waiting for anything. */
     _exit(0);
 }
 
-void child_main(int fd)
+/* Cycles of plugin_init..plugin_close on a loaded plugin; the last one serves
+   requests. Returns what ended the serving (Q or U). */
+static int run_cycles(plugin *p, int fd)
 {
-    plugin p;
-    int cycle, cycles = g_settings.cycles > 0 ? g_settings.cycles : 1;
     int info = strcmp(g_settings.mode, "info") == 0;
-    chan_init(fd);
-    if (!plugin_load(&p, g_settings.plugin)) {
-        chan_printf("F");
-        _exit(3);
-    }
+    int cycle, cycles = g_settings.cycles > 0 ? g_settings.cycles : 1, command = info ? 'U' : 'Q';
     for (cycle = 1; cycle <= cycles; cycle++) {
         int fds_before = count_fds();
         plugin_fds_mark();
-        if (!plugin_start(&p, cycle)) {
+        if (!plugin_start(p, cycle)) {
             chan_printf("F");
             _exit(3);
         }
         if (info || cycle < cycles) {
-            probe_thread(&p);
+            probe_thread(p);
         } else {
-            pool_start(&p);
+            pool_start(p);
             chan_printf("I");
-            serve_requests(fd);
+            command = serve_requests(fd);
             pool_drain_and_stop();
         }
-        plugin_stop(&p, cycle, fds_before);
+        plugin_stop(p, cycle, fds_before);
     }
+    return command;
+}
+
+/* After many rounds, memory must be where it was after the first few: a
+   plugin that leaks on every load grows without bound in a long-lived avserver. */
+static void check_reload_memory(int rounds, long settled_kb, long last_kb)
+{
+    violations v;
+    rec r;
+    long allowed = 4096 + settled_kb / 10;
+    v.count = 0;
+    rec_begin(&r, "reloads");
+    rec_int(&r, "rounds", rounds);
+    rec_int(&r, "rss_settled_kb", settled_kb);
+    rec_int(&r, "rss_last_kb", last_kb);
+    if (rounds >= 10 && settled_kb > 0 && last_kb - settled_kb > allowed)
+        viol_add(&v, "memory grew by %ld kB over %d load/unload rounds (from %ld kB after round "
+                     "%d to %ld kB): something is leaked on every load",
+                 last_kb - settled_kb, rounds, settled_kb, RELOAD_SETTLE_ROUND, last_kb);
+    rec_violations(&r, &v);
+    chan_event(&r, &v);
+}
+
+void child_main(int fd)
+{
+    plugin p;
+    int round, rounds = g_settings.reloads > 0 ? g_settings.reloads : 1;
+    long settled_kb = -1;
+    process_facts before;
+    chan_init(fd);
+    for (round = 1; round <= rounds; round++) {
+        int command;
+        facts_take(&before);
+        if (!plugin_load(&p, g_settings.plugin)) {
+            chan_printf("F");
+            _exit(3);
+        }
+        command = run_cycles(&p, fd);
+        plugin_unload(&p, round, &before);
+        if (round == RELOAD_SETTLE_ROUND)
+            settled_kb = rss_kb();
+        if (command != 'U')
+            break;
+    }
+    if (rounds > 1)
+        check_reload_memory(round > rounds ? rounds : round, settled_kb, rss_kb());
     chan_printf("M %ld %d", peak_rss_kb(), count_fds());
+    /* As avserver leaves: through exit(), so whatever the plugin left on the
+       exit list runs now, after dlclose. The parent watches how this ends. */
+    chan_printf("P exit");
     chan_printf("D");
-    _exit(0);
+    exit(0);
 }

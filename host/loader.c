@@ -1,6 +1,6 @@
 /*
  * Loading a plugin the way avserver does, and checking each step of the ABI
- * contract (../shared/ABI.md) as it goes: entry point, version, table shape,
+ * contract (docs/ABI.md) as it goes: entry point, version, table shape,
  * plugin info, options, plugin_init with a recording log callback, plugin_close
  * under a watchdog, and the file descriptors left behind.
  *
@@ -63,48 +63,6 @@ void chan_event(rec *r, const violations *v)
 {
     chan_printf("E %d %s", v ? v->count : 0, rec_end(r));
     rec_free(r);
-}
-
-/* ---------- small facts about this process ---------- */
-
-static int count_dir(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    int n = 0;
-    if (d == NULL)
-        return -1;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
-
-/* Open descriptors (the one opendir uses is not counted). */
-int count_fds(void)
-{
-    int n = count_dir("/proc/self/fd");
-    return n < 0 ? -1 : n - 1;
-}
-
-int count_threads(void)
-{
-    return count_dir("/proc/self/task");
-}
-
-long peak_rss_kb(void)
-{
-    char line[256];
-    long kb = -1;
-    FILE *f = fopen("/proc/self/status", "re");
-    if (f == NULL)
-        return -1;
-    while (fgets(line, sizeof line, f) != NULL)
-        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
-            break;
-    fclose(f);
-    return kb;
 }
 
 const char *verdict_name(int code)
@@ -542,76 +500,23 @@ int plugin_start(plugin *p, int cycle)
 
 /* ---------- plugin_close under a watchdog ---------- */
 
-static pthread_mutex_t g_wd_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_wd_cond = PTHREAD_COND_INITIALIZER;
-static int g_wd_done;
-
-static void *watchdog(void *arg)
-{
-    struct timespec deadline;
-    int timed_out = 0;
-    (void)arg;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += g_settings.close_timeout_s;
-    pthread_mutex_lock(&g_wd_lock);
-    while (!g_wd_done && !timed_out)
-        timed_out = pthread_cond_timedwait(&g_wd_cond, &g_wd_lock, &deadline) != 0;
-    timed_out = timed_out && !g_wd_done;
-    pthread_mutex_unlock(&g_wd_lock);
-    if (timed_out) {
-        violations v;
-        rec r;
-        v.count = 0;
-        viol_add(&v, "plugin_close did not return within %d s", g_settings.close_timeout_s);
-        rec_begin(&r, "close");
-        rec_violations(&r, &v);
-        chan_event(&r, &v);
-        chan_printf("F");
-        _exit(4);
-    }
-    return NULL;
-}
-
-static void fd_snapshot(unsigned char *seen, int size)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    memset(seen, 0, (size_t)size);
-    if (d == NULL)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        int fd = atoi(e->d_name);
-        if (e->d_name[0] != '.' && fd >= 0 && fd < size && fd != dirfd(d))
-            seen[fd] = 1;
-    }
-    closedir(d);
-}
-
-static unsigned char g_fds_at_init[1024];
+static unsigned char g_fds_at_init[AVHOST_MAX_FDS];
 
 void plugin_fds_mark(void)
 {
-    fd_snapshot(g_fds_at_init, (int)sizeof g_fds_at_init);
+    fd_snapshot(g_fds_at_init, AVHOST_MAX_FDS);
 }
 
 int plugin_stop(plugin *p, int cycle, int fds_before)
 {
     violations v;
     rec r;
-    pthread_t wd;
-    int ret, fds_after, wd_ok, i;
-    unsigned char now[1024];
+    int ret, fds_after, i;
     v.count = 0;
-    g_wd_done = 0;
-    wd_ok = pthread_create(&wd, NULL, watchdog, NULL) == 0;
     chan_printf("P plugin_close");
+    watchdog_arm("plugin_close", "close");
     ret = p->iface->plugin_close();
-    pthread_mutex_lock(&g_wd_lock);
-    g_wd_done = 1;
-    pthread_cond_signal(&g_wd_cond);
-    pthread_mutex_unlock(&g_wd_lock);
-    if (wd_ok)
-        pthread_join(wd, NULL);
+    watchdog_disarm();
     fds_after = count_fds();
     rec_begin(&r, "close");
     rec_int(&r, "cycle", cycle);
@@ -621,19 +526,8 @@ int plugin_stop(plugin *p, int cycle, int fds_before)
     rec_int(&r, "fds_before_init", fds_before);
     rec_int(&r, "fds_after_close", fds_after);
     if (fds_after > fds_before) {
-        char list[200] = "";
-        fd_snapshot(now, (int)sizeof now);
-        for (i = 0; i < (int)sizeof now; i++)
-            if (now[i] && !g_fds_at_init[i]) {
-                char link[64], target[128];
-                ssize_t n;
-                size_t used = strlen(list);
-                snprintf(link, sizeof link, "/proc/self/fd/%d", i);
-                n = readlink(link, target, sizeof target - 1);
-                target[n > 0 ? n : 0] = '\0';
-                snprintf(list + used, sizeof list - used, "%s%d -> %s", used ? ", " : "", i,
-                         target);
-            }
+        char list[200];
+        fd_list_new(g_fds_at_init, AVHOST_MAX_FDS, list, sizeof list);
         viol_add(&v, "%d file descriptor(s) left open after plugin_close (cycle %d): %d before "
                      "plugin_init, %d after plugin_close: %s",
                  fds_after - fds_before, cycle, fds_before, fds_after, list);

@@ -25,8 +25,12 @@
  *                vir_info (null if untouched), worker, ms, violations
  *   close        cycle, result (plugin_close), fds_before_init, fds_after_close,
  *                peak_rss_kb, logs_ERR, logs_WRN, logs_SEC, logs_PRO, logs_debug, violations
+ *   unload       round, result (dlclose), unmapped, fds_before_load, fds_after_unload,
+ *                threads_before_load, threads_after_unload, rss_kb, violations
+ *   reloads      rounds, rss_settled_kb, rss_last_kb, violations   (--reloads > 1)
  *   restart      reason, old_pid, pid, restarts      (AVCHK_ERROR, a crash, or RESTART)
- *   crash        pid, violations                     (a crash outside any scan)
+ *   crash        pid, phase, violations              (a crash outside any scan, or
+ *                                                    in exit() after dlclose)
  *   stats        pid, workers, idle, busy, queued, started, closed_idle, peak_workers, scanned
  *   bench        threads, files, bytes, seconds, files_per_s, bytes_per_s, peak_rss_kb,
  *                open_fds, restarts
@@ -68,7 +72,12 @@ static void usage(FILE *f)
         "  --repeat N          scan every file N times (default 1)\n"
         "  --cycles N          plugin_init..plugin_close cycles (default 2 for info, else 1)\n"
         "  --max-restarts N    give up after N restarts of the plugin (default 20)\n"
-        "  --close-timeout S   plugin_close must return within S seconds (default 30)\n"
+        "  --close-timeout S   plugin_close, dlclose and exit() must each end within S\n"
+        "                      seconds (default 30)\n"
+        "  --reloads N         load, use, close and dlclose the plugin N times in one\n"
+        "                      process, as a plugin switch does (scan, info; default 1)\n"
+        "  --no-exec-check     skip the check that a program the host executes inherits\n"
+        "                      no plugin descriptor (run once per worker by default)\n"
         "  --seconds S, --count N   length of a bench run (default 5 s)\n"
         "  --socket PATH       serve on a UNIX socket instead of stdin/stdout\n"
         "  --no-logs           do not print log records (violations are still reported)\n"
@@ -125,11 +134,15 @@ int main(int argc, char **argv)
     s->max_restarts = 20;
     s->logs = 1;
     s->seconds = 5.0;
+    s->reloads = 1;
+    s->exec_check = 1;
 
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (strcmp(argv[1], "--list-inherited-fds") == 0)
+        return list_inherited_fds(); /* the exec probe's helper, see exec_probe.c */
     if (strcmp(argv[1], "--version") == 0) {
         printf("avhost %s\n", AVHOST_VERSION);
         return 0;
@@ -174,6 +187,10 @@ int main(int argc, char **argv)
             s->logs = 0;
             continue;
         }
+        if (strcmp(name, "--no-exec-check") == 0) {
+            s->exec_check = 0;
+            continue;
+        }
         if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0) {
             usage(stdout);
             return 0;
@@ -211,6 +228,9 @@ int main(int argc, char **argv)
                 return bad(name, val);
         } else if (strcmp(name, "--cycles") == 0) {
             if (!to_int(val, 1, &cycles))
+                return bad(name, val);
+        } else if (strcmp(name, "--reloads") == 0) {
+            if (!to_int(val, 1, &s->reloads))
                 return bad(name, val);
         } else if (strcmp(name, "--max-restarts") == 0) {
             if (!to_int(val, 0, &s->max_restarts))

@@ -21,8 +21,16 @@ typedef struct worker_s {
     int id;
     void *context;
     int busy;
+    int probed; /* the exec probe ran with this context open */
     struct worker_s *next;
 } worker;
+
+/* Workers that have returned, to be joined: after pool_drain_and_stop no
+   thread of the pool is left, so the unload check counts only the plugin's. */
+typedef struct ended_s {
+    pthread_t thread;
+    struct ended_s *next;
+} ended;
 
 static plugin *g_plugin;
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -37,6 +45,7 @@ static int g_queued, g_idle, g_live, g_threads, g_stopping, g_spawning;
 static int g_finishing;
 static int g_next_worker = 1, g_started, g_closed_idle, g_peak;
 static long g_in_flight, g_done;
+static ended *g_ended;
 
 static double now_ms(void)
 {
@@ -133,6 +142,11 @@ static void scan_one(worker *w, job *j)
                 break;
             }
 
+    if (g_settings.exec_check && !w->probed) {
+        w->probed = 1;
+        exec_probe(&v);
+    }
+
     rec_begin(&r, "scan");
     rec_int(&r, "id", j->id);
     rec_str(&r, "file", j->path);
@@ -163,6 +177,31 @@ static void remove_worker(worker *w)
             *pp = w->next;
             break;
         }
+}
+
+/* Caller holds g_lock. */
+static void note_ended_locked(void)
+{
+    ended *e = (ended *)malloc(sizeof *e);
+    if (e == NULL)
+        return; /* cannot be joined: it still ends, only the count may lag */
+    e->thread = pthread_self();
+    e->next = g_ended;
+    g_ended = e;
+}
+
+/* Joins the workers that have ended. Caller holds g_lock; it is released
+   while joining, since an ending worker still takes it once. */
+static void join_ended_locked(void)
+{
+    while (g_ended != NULL) {
+        ended *e = g_ended;
+        g_ended = e->next;
+        pthread_mutex_unlock(&g_lock);
+        pthread_join(e->thread, NULL);
+        free(e);
+        pthread_mutex_lock(&g_lock);
+    }
 }
 
 static void *worker_main(void *arg)
@@ -232,6 +271,7 @@ static void *worker_main(void *arg)
             g_done++;
         }
         remove_worker(w);
+        note_ended_locked();
         g_live--;
         pthread_cond_broadcast(&g_state);
         pthread_mutex_unlock(&g_lock);
@@ -302,6 +342,7 @@ leave:
     chan_event(&r, &v);
 
     pthread_mutex_lock(&g_lock);
+    note_ended_locked();
     g_live--;
     pthread_cond_broadcast(&g_state);
     pthread_mutex_unlock(&g_lock);
@@ -313,7 +354,6 @@ leave:
 static void spawn_locked(void)
 {
     pthread_t t;
-    pthread_attr_t attr;
     worker *w = (worker *)calloc(1, sizeof *w);
     if (w == NULL)
         return;
@@ -322,15 +362,12 @@ static void spawn_locked(void)
     g_workers = w;
     g_live++;
     g_spawning = 1;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &attr, worker_main, w) != 0) {
+    if (pthread_create(&t, NULL, worker_main, w) != 0) {
         remove_worker(w);
         g_live--;
         g_spawning = 0;
         free(w);
     }
-    pthread_attr_destroy(&attr);
     while (g_spawning)
         pthread_cond_wait(&g_state, &g_lock);
 }
@@ -384,6 +421,7 @@ void pool_drain_and_stop(void)
     pthread_cond_broadcast(&g_work);
     while (g_live > 0)
         pthread_cond_wait(&g_state, &g_lock);
+    join_ended_locked();
     g_stopping = 0;
     pthread_mutex_unlock(&g_lock);
 }

@@ -13,7 +13,8 @@
  *   "R <id> <code> <nviol> <record>"  the result of request id
  *   "A <id> <record>"            the answer to a stats request
  *   "M <peak_rss_kb> <fds>"      the child's peak RSS and open descriptors at the end
- *   "D"                          the child closed the plugin and exits
+ *   "X <message>"                the child met a host error (not the plugin's)
+ *   "D"                          the child closed and unloaded the plugin and calls exit()
  */
 /* poll's fortified wrapper (__poll_chk) needs glibc 2.16; the release build targets
    2.12, and every poll here passes an array with its exact size. */
@@ -50,8 +51,9 @@ typedef struct request_s {
 
 typedef struct client_s {
     int fd_in, fd_out;
-    char buf[8192];
+    char buf[AVHOST_MAX_REQUEST + 2]; /* a request, "\r" and "\n" */
     size_t have;
+    int discarding; /* inside a line that was too long: its tail is no request */
 } client;
 
 static request *g_reqs, *g_reqs_tail;
@@ -61,9 +63,16 @@ static int g_client_used[MAX_CLIENTS];
 
 static pid_t g_child = -1;
 static int g_fd = -1;
-static char g_rbuf[65536];
-static size_t g_rhave;
+/* Records from the child have no fixed size (a long path, a large --vi-size):
+   the buffer grows, so no line is ever dropped. */
+static char *g_rbuf;
+static size_t g_rhave, g_rcap;
 static int g_ready, g_fatal, g_closing, g_done_seen, g_restart_pending, g_kill_sent;
+static double g_done_at; /* when "D" came: exit() must finish within --close-timeout */
+static int g_exit_hung;   /* it did not: killed */
+static int g_round = 1;  /* --reloads: the load..unload round the child is in */
+static char **g_round_files;
+static int g_round_nfiles;
 static char g_restart_reason[600];
 static char g_step[64] = "start";
 static int g_restarts, g_violations;
@@ -75,6 +84,13 @@ static int g_in_flight;
 static const char *const slot_names[VERDICT_SLOTS] = {
     "FAILED", "OK", "VIRUS_FOUND", "VIRUS_CURED", "IMPOSSIBLE", "ERROR", "INVALID", "CRASHED",
     "NOT_SCANNED"};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static void out_line(int client, const char *line)
 {
@@ -148,6 +164,35 @@ static void finish(request *q, int slot)
     }
 }
 
+/* A path the plugin cannot be handed intact is refused, never cut short:
+   the answer says why, and the real file is not silently skipped. */
+static request *add_scan(const char *path, int client)
+{
+    const char *why = NULL;
+    request *q;
+    if (strlen(path) > AVHOST_MAX_REQUEST)
+        why = "avhost: path longer than " AVHOST_MAX_REQUEST_TEXT " bytes, not scanned";
+    else if (strchr(path, '\n') != NULL)
+        why = "avhost: path contains a newline, not scanned";
+    q = add_request(why ? "" : path, client);
+    if (q == NULL || why == NULL)
+        return q;
+    {
+        rec r;
+        rec_begin(&r, "scan");
+        rec_int(&r, "id", q->id);
+        rec_bytes(&r, "file", path, strlen(path) > 200 ? 200 : strlen(path));
+        rec_int(&r, "code", -1);
+        rec_str(&r, "verdict", "NOT_SCANNED");
+        rec_str(&r, "vir_info", why);
+        emit(&r, client);
+        q->state = Q_SENT;
+        g_in_flight++;
+        finish(q, 8);
+    }
+    return q;
+}
+
 /* ---------- the child ---------- */
 
 static int spawn_child(void)
@@ -176,7 +221,7 @@ static int spawn_child(void)
     g_child = pid;
     g_fd = sv[0];
     g_rhave = 0;
-    g_ready = g_done_seen = g_kill_sent = 0;
+    g_ready = g_done_seen = g_kill_sent = g_exit_hung = 0;
     snprintf(g_step, sizeof g_step, "start");
     return 0;
 }
@@ -295,6 +340,16 @@ static void handle_line(char *line)
         break;
     case 'D':
         g_done_seen = 1;
+        g_done_at = now_s();
+        break;
+    case 'X':
+        {
+            rec r;
+            rec_begin(&r, "error");
+            rec_str(&r, "message", line + 2);
+            emit(&r, -1);
+            g_fatal = 1;
+        }
         break;
     default:
         break;
@@ -329,6 +384,37 @@ static void describe_status(int status, char *out, size_t size)
         snprintf(out, size, "ended (status 0x%x)", status);
 }
 
+static void crash_record(pid_t pid, const char *phase, const violations *v)
+{
+    rec r;
+    rec_begin(&r, "crash");
+    rec_int(&r, "pid", (long long)pid);
+    rec_str(&r, "phase", phase);
+    rec_violations(&r, v);
+    emit(&r, -1);
+    g_violations++;
+}
+
+/* The child said "D" (plugin closed and unloaded) and called exit(): it must
+   end with status 0. Anything else happened in the plugin's exit handlers or
+   destructors, after dlclose: the product would crash the same way. */
+static void check_exit(pid_t pid, int status, const char *how)
+{
+    violations v;
+    v.count = 0;
+    if (g_exit_hung)
+        viol_add(&v, "the plugin process did not finish exit() within %d s after plugin_close "
+                     "and dlclose (killed): an exit handler or destructor of the plugin hangs",
+                 g_settings.close_timeout_s);
+    else if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+        viol_add(&v, "the plugin process %s in exit(), after plugin_close and dlclose: a handler "
+                     "the plugin left registered (a static destructor, an atexit function, a "
+                     "thread) ran after its code was unloaded",
+                 how);
+    if (v.count)
+        crash_record(pid, "exit", &v);
+}
+
 /* The child's channel closed: reap it and decide what happens next. Returns
    1 when a fresh child was started. */
 static int child_gone(int want_restart)
@@ -343,6 +429,8 @@ static int child_gone(int want_restart)
         ;
     g_child = -1;
     describe_status(status, how, sizeof how);
+    if (g_done_seen && !g_kill_sent)
+        check_exit(old, status, how);
     crashed = !g_done_seen && !g_kill_sent && !g_fatal;
     if (crashed) {
         int blamed = 0;
@@ -365,15 +453,10 @@ static int child_gone(int want_restart)
                 blamed++;
             }
         if (!blamed) {
-            rec r;
             violations v;
             v.count = 0;
             viol_add(&v, "plugin %s during %s", how, g_step);
-            rec_begin(&r, "crash");
-            rec_int(&r, "pid", (long long)old);
-            rec_violations(&r, &v);
-            emit(&r, -1);
-            g_violations++;
+            crash_record(old, g_step, &v);
         }
         if (!g_ready) {
             g_fatal = 1; /* crashed while loading: a fresh child would crash the same way */
@@ -408,14 +491,38 @@ static int child_gone(int want_restart)
     return 1;
 }
 
+/* How long poll may wait: forever, unless the child is in exit(), which must
+   end within --close-timeout. Kills a child that overstays. */
+static int poll_timeout_ms(void)
+{
+    double left;
+    if (!g_done_seen || g_child <= 0 || g_kill_sent || g_exit_hung)
+        return -1;
+    left = g_done_at + g_settings.close_timeout_s - now_s();
+    if (left <= 0) {
+        g_exit_hung = 1;
+        kill(g_child, SIGKILL);
+        return -1;
+    }
+    return (int)(left * 1000) + 1;
+}
+
 /* Reads what the child sent. Returns 0 when the channel closed. */
 static int read_child(void)
 {
     ssize_t got;
     char *nl;
-    if (g_rhave >= sizeof g_rbuf - 1)
-        g_rhave = 0; /* an absurd line: dropped */
-    got = read(g_fd, g_rbuf + g_rhave, sizeof g_rbuf - 1 - g_rhave);
+    if (g_rcap - g_rhave < 4096) {
+        size_t cap = g_rcap ? 2 * g_rcap : 65536;
+        char *grown = (char *)realloc(g_rbuf, cap);
+        if (grown == NULL) {
+            fprintf(stderr, "avhost: out of memory reading the plugin process's records\n");
+            exit(3);
+        }
+        g_rbuf = grown;
+        g_rcap = cap;
+    }
+    got = read(g_fd, g_rbuf + g_rhave, g_rcap - 1 - g_rhave);
     if (got < 0 && errno == EINTR)
         return 1;
     if (got <= 0)
@@ -452,11 +559,29 @@ static int exit_code(void)
     return g_violations ? 1 : g_fatal ? 3 : 0;
 }
 
-static double now_s(void)
+
+static void add_round_requests(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    int i, k;
+    for (k = 0; k < g_settings.repeat; k++)
+        for (i = 0; i < g_round_nfiles; i++)
+            add_scan(g_round_files[i], -1);
+}
+
+/* Every request answered: with --reloads rounds left, the child unloads the
+   plugin and loads it again (as a plugin switch does) and the files are sent
+   again; otherwise it closes, unloads and leaves. */
+static void next_round_or_close(void)
+{
+    if (g_round_files != NULL && g_round < g_settings.reloads) {
+        g_round++;
+        g_ready = 0;
+        send_line("U\n");
+        add_round_requests();
+        return;
+    }
+    g_closing = 1;
+    send_line("Q\n");
 }
 
 /* Runs until every request is done (or stop() says so), then closes the child. */
@@ -464,7 +589,7 @@ static void run_batch(int window, int (*more)(void))
 {
     for (;;) {
         struct pollfd pfd;
-        int pending = 0;
+        int pending = 0, n;
         request *q;
         if (more)
             more();
@@ -473,18 +598,19 @@ static void run_batch(int window, int (*more)(void))
                 pending++;
         if (g_fatal && g_fd < 0)
             break;
-        if (pending == 0 && g_ready && !g_closing && g_fd >= 0 && !g_restart_pending) {
-            g_closing = 1;
-            send_line("Q\n");
-        }
+        if (pending == 0 && g_ready && !g_closing && g_fd >= 0 && !g_restart_pending)
+            next_round_or_close();
         pump(window);
         prune();
         if (g_fd < 0)
             break;
         pfd.fd = g_fd;
         pfd.events = POLLIN;
-        if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+        n = poll(&pfd, 1, poll_timeout_ms());
+        if (n < 0 && errno != EINTR)
             break;
+        if (n <= 0)
+            continue;
         if (!read_child()) {
             if (!child_gone(g_restart_pending || !g_closing))
                 if (g_closing || g_fatal || g_fd < 0)
@@ -526,10 +652,9 @@ int run_info(void)
 
 int run_scan(char **files, int nfiles)
 {
-    int i, k;
-    for (k = 0; k < g_settings.repeat; k++)
-        for (i = 0; i < nfiles; i++)
-            add_request(files[i], -1);
+    g_round_files = files;
+    g_round_nfiles = nfiles;
+    add_round_requests();
     if (spawn_child() != 0)
         return 3;
     run_batch(g_settings.threads, NULL);
@@ -556,7 +681,7 @@ static int bench_more(void)
             break;
         if (g_settings.count <= 0 && now_s() - g_bench_start >= g_settings.seconds)
             break;
-        add_request(g_bench_files[g_bench_next], -1);
+        add_scan(g_bench_files[g_bench_next], -1);
         g_bench_next = (g_bench_next + 1) % g_bench_nfiles;
         g_bench_sent++;
         waiting++;
@@ -616,6 +741,7 @@ static int add_client(int fd_in, int fd_out)
             g_clients[i].fd_in = fd_in;
             g_clients[i].fd_out = fd_out;
             g_clients[i].have = 0;
+            g_clients[i].discarding = 0;
             return i;
         }
     return -1;
@@ -641,17 +767,35 @@ static void answer(int c, const char *event, const char *key, const char *value)
     emit(&r, c);
 }
 
-static void client_request(int c, char *line)
+static void refuse_overlong(int c)
 {
-    size_t n = strlen(line);
-    while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' '))
+    rec r;
+    rec_begin(&r, "error");
+    rec_str(&r, "message", "request line longer than " AVHOST_MAX_REQUEST_TEXT
+                           " bytes: refused, nothing scanned");
+    rec_int(&r, "limit", AVHOST_MAX_REQUEST);
+    emit(&r, c);
+}
+
+/* A path keeps its spaces: only the line ending is removed. */
+static void client_request(int c, char *line, size_t n)
+{
+    if (n > 0 && line[n - 1] == '\r')
         line[--n] = '\0';
+    if (n > AVHOST_MAX_REQUEST) {
+        refuse_overlong(c);
+        return;
+    }
     if (n == 0)
         return;
+    if (strlen(line) != n) {
+        answer(c, "error", "message", "request contains a NUL byte: refused");
+        return;
+    }
     if (strncasecmp(line, "SCAN ", 5) == 0) {
-        add_request(line + 5, c);
+        add_scan(line + 5, c);
     } else if (line[0] == '/') {
-        add_request(line, c);
+        add_scan(line, c);
     } else if (strcasecmp(line, "STATS") == 0) {
         request *q = add_request("", c);
         if (q)
@@ -674,28 +818,48 @@ static void client_request(int c, char *line)
     }
 }
 
-static int read_client(int c)
+/* Takes the complete lines of a client's buffer. */
+static void client_lines(int c)
 {
     client *cl = &g_clients[c];
-    ssize_t got;
     char *nl;
-    if (cl->have >= sizeof cl->buf - 1)
-        cl->have = 0;
-    got = read(cl->fd_in, cl->buf + cl->have, sizeof cl->buf - 1 - cl->have);
-    if (got < 0 && errno == EINTR)
-        return 1;
-    if (got <= 0)
-        return 0;
-    cl->have += (size_t)got;
     while ((nl = (char *)memchr(cl->buf, '\n', cl->have)) != NULL) {
         size_t n = (size_t)(nl - cl->buf);
         *nl = '\0';
-        client_request(c, cl->buf);
+        if (cl->discarding)
+            cl->discarding = 0; /* the end of an overlong line, already refused */
+        else
+            client_request(c, cl->buf, n);
+        if (!g_client_used[c])
+            return;
         memmove(cl->buf, nl + 1, cl->have - n - 1);
         cl->have -= n + 1;
-        if (!g_client_used[c])
-            return 1;
     }
+    if (cl->have == sizeof cl->buf) {
+        if (!cl->discarding)
+            refuse_overlong(c);
+        cl->discarding = 1;
+        cl->have = 0;
+    }
+}
+
+static int read_client(int c)
+{
+    client *cl = &g_clients[c];
+    ssize_t got = read(cl->fd_in, cl->buf + cl->have, sizeof cl->buf - cl->have);
+    if (got < 0 && errno == EINTR)
+        return 1;
+    if (got <= 0) {
+        /* A last request without a newline is still a request. */
+        if (cl->have > 0 && !cl->discarding && cl->have < sizeof cl->buf) {
+            cl->buf[cl->have] = '\0';
+            client_request(c, cl->buf, cl->have);
+            cl->have = 0;
+        }
+        return 0;
+    }
+    cl->have += (size_t)got;
+    client_lines(c);
     return 1;
 }
 
@@ -778,11 +942,11 @@ int run_serve(void)
             }
         if (n == 0)
             break;
-        if (poll(pfds, (nfds_t)n, -1) < 0) {
-            if (errno == EINTR)
-                continue;
+        i = poll(pfds, (nfds_t)n, poll_timeout_ms());
+        if (i < 0 && errno != EINTR)
             break;
-        }
+        if (i <= 0)
+            continue;
         for (i = 0; i < n; i++) {
             if (!(pfds[i].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;

@@ -16,6 +16,9 @@ API = Path(__file__).parent.parent / "api"
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 
 
+LINK_FLAGS = {"exithang": ["-Wl,-z,nodelete"]}  # stays mapped, so its exit handler runs
+
+
 @pytest.fixture(scope="session")
 def broken(tmp_path_factory):
     """broken("crash3") -> path of avir_crash3.so built with gcc -m32."""
@@ -29,7 +32,8 @@ def broken(tmp_path_factory):
             so = out / f"avir_{variant}.so"
             subprocess.run(["gcc", "-m32", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall",
                             "-Wextra", "-Werror", f"-I{API}", f"-DBROKEN_{variant.upper()}",
-                            f'-DPLUGIN_NAME="avir_{variant}"', "-o", str(so), str(SOURCE)],
+                            f'-DPLUGIN_NAME="avir_{variant}"', "-o", str(so), str(SOURCE),
+                            "-pthread", *LINK_FLAGS.get(variant, [])],
                            check=True)
             built[variant] = so
         return built[variant]
@@ -168,7 +172,7 @@ def test_bad_log_messages(avhost, broken):
 def test_plugin_close_hangs(avhost, broken):
     code, recs = run(avhost, "info", broken("hangclose"), "--close-timeout", 1, timeout=30)
     assert code == 1
-    assert violations(recs, "close") == ["plugin_close did not return within 1 s"]
+    assert violations(recs, "close") == ["plugin_close did not return within 1 s (--close-timeout)"]
 
 
 def test_same_context_for_two_workers(avhost, broken, files):
@@ -219,3 +223,147 @@ def test_pool_reuses_free_worker_and_closes_idle_ones(avhost, broken, files):
     assert busy["started"] == 1 and busy["workers"] == 1
     assert idle["workers"] == 0 and idle["closed_idle"] == 1
     assert [r["reason"] for r in seen if r["event"] == "thread_close"] == ["idle"]
+
+
+# --- unloading: what the products do after plugin_close ---
+
+def test_destructor_left_on_the_exit_list_crashes_exit(avhost, broken, files):
+    code, recs = run(avhost, "scan", broken("unfinalized"), files / "eicar.com")
+    assert code == 1
+    (crash,) = [r for r in recs if r["event"] == "crash"]
+    assert crash["phase"] == "exit"
+    assert crash["violations"] == [
+        "the plugin process crashed with signal 11 (SIGSEGV) in exit(), after plugin_close and "
+        "dlclose: a handler the plugin left registered (a static destructor, an atexit function, "
+        "a thread) ran after its code was unloaded"]
+    assert [r["verdict"] for r in recs if r["event"] == "scan"] == ["VIRUS_FOUND"]
+    assert summary(recs)["violation_count"] == 1
+
+
+def test_thread_left_running_after_plugin_close(avhost, broken):
+    code, recs = run(avhost, "info", broken("thread"), "--cycles", 1)
+    assert code == 1
+    (unload,) = [r for r in recs if r["event"] == "unload"]
+    assert unload["threads_after_unload"] == unload["threads_before_load"] + 1
+    (v,) = unload["violations"]
+    assert v.startswith("1 thread(s) still running after plugin_close and dlclose (round 1): thread ")
+    assert v.endswith("plugin_close must stop and join every thread the plugin started")
+
+
+def test_descriptor_leaked_on_every_load(avhost, broken, files):
+    code, recs = run(avhost, "scan", broken("loadfd"), files / "clean.txt", "--reloads", 3)
+    assert code == 1
+    unloads = [r for r in recs if r["event"] == "unload"]
+    assert [u["round"] for u in unloads] == [1, 2, 3]
+    grown = [u["fds_after_unload"] - u["fds_before_load"] for u in unloads]
+    assert grown == [1, 1, 1]
+    for n, u in enumerate(unloads, 1):
+        (v,) = u["violations"]
+        assert v.startswith(f"1 descriptor(s) left open after dlclose (round {n}): ")
+        assert v.endswith("-> /dev/null")
+    assert len({r["pid"] for r in recs if r["event"] == "load"}) == 1
+
+
+def test_descriptor_without_close_on_exec_reaches_executed_programs(avhost, broken, files):
+    code, recs = run(avhost, "scan", broken("nocloexec"), files / "clean.txt")
+    assert code == 1
+    (v,) = violations(recs, "scan")
+    assert v.startswith("descriptors inherited by a program the host executes (fd target: ")
+    assert "/dev/null" in v and "without close-on-exec" in v
+    code, recs = run(avhost, "scan", broken("nocloexec"), files / "clean.txt", "--no-exec-check")
+    assert code == 0
+
+
+def test_crash_in_dlclose_names_the_phase(avhost, broken):
+    code, recs = run(avhost, "info", broken("dtorcrash"))
+    assert code == 1
+    (crash,) = [r for r in recs if r["event"] == "crash"]
+    assert crash["phase"] == "dlclose"
+    assert crash["violations"] == ["plugin crashed with signal 11 (SIGSEGV) during dlclose"]
+
+
+def test_hang_in_dlclose_names_the_phase(avhost, broken):
+    code, recs = run(avhost, "info", broken("dtorhang"), "--close-timeout", 1, timeout=30)
+    assert code == 1
+    assert violations(recs, "unload") == ["dlclose did not return within 1 s (--close-timeout)"]
+
+
+def test_hang_in_exit_is_killed_and_reported(avhost, broken):
+    code, recs = run(avhost, "info", broken("exithang"), "--close-timeout", 1, timeout=30)
+    assert code == 1
+    (crash,) = [r for r in recs if r["event"] == "crash"]
+    assert crash["phase"] == "exit"
+    assert crash["violations"] == [
+        "the plugin process did not finish exit() within 1 s after plugin_close and dlclose "
+        "(killed): an exit handler or destructor of the plugin hangs"]
+    assert summary(recs)["exit"] == 1
+
+
+def test_correct_plugin_survives_reloads(avhost, broken, files):
+    code, recs = run(avhost, "scan", broken("none"), files / "eicar.com", files / "clean.txt",
+                     "--reloads", 20, "--threads", 2)
+    assert code == 0 and violations(recs) == []
+    assert len([r for r in recs if r["event"] == "unload"]) == 20
+    (memory,) = [r for r in recs if r["event"] == "reloads"]
+    assert memory["rounds"] == 20
+
+
+def serve(avhost, plugin, stdin: bytes, *args, timeout=60):
+    r = subprocess.run([str(avhost), "serve", str(plugin), "--no-logs", *map(str, args)],
+                       input=stdin, capture_output=True, timeout=timeout)
+    return r.returncode, [json.loads(l) for l in r.stdout.decode().splitlines() if l.startswith("{")]
+
+
+def test_restart_request_unloads_and_exits_like_the_product(avhost, broken, files):
+    """RESTART closes the plugin, dlcloses it and leaves through exit(): a destructor left
+    behind crashes there, and that is reported before the fresh process starts."""
+    code, recs = serve(avhost, broken("unfinalized"),
+                       f"SCAN {files / 'eicar.com'}\nRESTART\nSCAN {files / 'eicar.com'}\n".encode())
+    assert code == 1
+    kinds = [r["event"] for r in recs]
+    assert kinds.index("crash") < kinds.index("restart")
+    crashes = [r for r in recs if r["event"] == "crash"]
+    assert [c["phase"] for c in crashes] == ["exit", "exit"]  # at RESTART and at the end
+    assert [r["verdict"] for r in recs if r["event"] == "scan"] == ["VIRUS_FOUND"] * 2
+    code, recs = serve(avhost, broken("none"),
+                       f"SCAN {files / 'eicar.com'}\nRESTART\nSCAN {files / 'eicar.com'}\n".encode())
+    assert code == 0 and violations(recs) == []
+    assert len([r for r in recs if r["event"] == "unload"]) == 2
+
+
+def test_overlong_request_is_refused_and_its_tail_is_not_a_request(avhost, broken, files):
+    line = b"x" * 8191 + str(files / "eicar.com").encode()
+    code, recs = serve(avhost, broken("none"), line + b"\n" + b"PING\n")
+    errors = [r for r in recs if r["event"] == "error"]
+    assert len(errors) == 1 and errors[0]["limit"] == 8192
+    assert errors[0]["message"] == "request line longer than 8192 bytes: refused, nothing scanned"
+    assert [r for r in recs if r["event"] == "scan"] == [], "the tail must not be scanned"
+    assert [r["event"] for r in recs].count("pong") == 1, "the next request is served"
+    assert code == 0
+
+
+def test_long_paths_are_answered_never_lost(avhost, broken, tmp_path):
+    """A path just under the limit reaches the plugin (which answers for it); a longer
+    request is refused with a record. Either way every request gets an answer and a summary."""
+    just_under = "/" + "a" * 8186  # "SCAN " + 8187 bytes = 8192, the limit
+    over = "/" + "b" * 8200
+    code, recs = serve(avhost, broken("none"), f"SCAN {just_under}\nSCAN {over}\n".encode(),
+                       timeout=30)
+    (scan,) = [r for r in recs if r["event"] == "scan"]
+    assert scan["verdict"] == "FAILED" and scan["file"] == just_under
+    (error,) = [r for r in recs if r["event"] == "error"]
+    assert error["limit"] == 8192
+    assert summary(recs)["files"] == 1
+    # From the command line, a path over the limit is answered, not cut or dropped.
+    code, recs = run(avhost, "scan", broken("none"), over, "/" + "c" * 8186)
+    scans = {r["file"][:2]: r for r in recs if r["event"] == "scan"}
+    assert scans["/b"]["verdict"] == "NOT_SCANNED"
+    assert scans["/b"]["vir_info"] == "avhost: path longer than 8192 bytes, not scanned"
+    assert scans["/c"]["verdict"] == "FAILED"
+    assert summary(recs)["files"] == 2
+
+
+def test_last_request_without_newline_is_served(avhost, broken, files):
+    code, recs = serve(avhost, broken("none"), f"SCAN {files / 'eicar.com'}".encode())
+    assert [r["verdict"] for r in recs if r["event"] == "scan"] == ["VIRUS_FOUND"]
+    assert code == 0

@@ -16,10 +16,21 @@
  *   BROKEN_LOG        log messages with a trailing newline and a non-ASCII byte
  *   BROKEN_HANGCLOSE  plugin_close never returns
  *   BROKEN_SAMECTX    plugin_thread_init hands every worker the same context
+ *
+ * Unloading (the products dlclose the plugin after plugin_close, then exit()):
+ *   BROKEN_UNFINALIZED  registers a destructor that dlclose never runs, as a zig-linked
+ *                       C++ plugin without __cxa_finalize does: exit() calls unmapped code
+ *   BROKEN_THREAD       plugin_init starts a thread that plugin_close leaves running
+ *   BROKEN_LOADFD       opens /dev/null when loaded and never closes it: one more fd per reload
+ *   BROKEN_NOCLOEXEC    a worker's context holds a descriptor without close-on-exec
+ *   BROKEN_DTORCRASH    its destructor (run by dlclose) dereferences NULL
+ *   BROKEN_DTORHANG     its destructor (run by dlclose) never returns
+ *   BROKEN_EXITHANG     stays loaded (-z nodelete) with an exit handler that never returns
  */
 #include "avApi.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +50,58 @@ static AV_LOG_CALLBACK_NEW g_log;
 static int g_files;
 static int g_leak __attribute__((unused)) = -1;
 static int g_shared_context __attribute__((unused));
+
+#if defined(BROKEN_UNFINALIZED)
+/* Registered under a handle no one passes to __cxa_finalize, so dlclose keeps
+   it on the exit list while unmapping the code it points to. */
+extern int __cxa_atexit(void (*fn)(void *), void *arg, void *dso);
+static char g_orphan_handle;
+static void orphan_destructor(void *arg)
+{
+    (void)arg;
+    g_files = 0;
+}
+#endif
+
+#if defined(BROKEN_THREAD)
+static void *forever(void *arg)
+{
+    (void)arg;
+    for (;;)
+        pause();
+    return NULL;
+}
+#endif
+
+#if defined(BROKEN_LOADFD)
+__attribute__((constructor)) static void open_at_load(void)
+{
+    g_leak = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+#endif
+
+#if defined(BROKEN_DTORCRASH)
+__attribute__((destructor)) static void crash_at_unload(void)
+{
+    *(volatile int *)0 = 1;
+}
+#endif
+
+#if defined(BROKEN_DTORHANG)
+__attribute__((destructor)) static void hang_at_unload(void)
+{
+    for (;;)
+        pause();
+}
+#endif
+
+#if defined(BROKEN_EXITHANG)
+static void hang_at_exit(void)
+{
+    for (;;)
+        pause();
+}
+#endif
 
 HIDDEN void get_info(avir_plugin_info *info)
 {
@@ -80,6 +143,19 @@ static int init(AV_LOG_CALLBACK_NEW log)
 #if defined(BROKEN_FDLEAK)
     g_leak = open("/dev/null", O_RDONLY);
 #endif
+#if defined(BROKEN_UNFINALIZED)
+    __cxa_atexit(orphan_destructor, NULL, &g_orphan_handle);
+#endif
+#if defined(BROKEN_THREAD)
+    {
+        pthread_t t;
+        pthread_create(&t, NULL, forever, NULL);
+        pthread_detach(t);
+    }
+#endif
+#if defined(BROKEN_EXITHANG)
+    atexit(hang_at_exit);
+#endif
 #if defined(BROKEN_LOG)
     log("%s", "WRN: a message with a newline\n");
     log("%s", "caf\xc3\xa9 is not ASCII");
@@ -103,6 +179,10 @@ static int thread_init(void **context)
 {
 #if defined(BROKEN_SAMECTX)
     *context = &g_shared_context;
+#elif defined(BROKEN_NOCLOEXEC)
+    int *fd = (int *)malloc(sizeof *fd);
+    *fd = open("/dev/null", O_RDONLY);
+    *context = fd;
 #else
     *context = malloc(16);
 #endif
@@ -111,6 +191,9 @@ static int thread_init(void **context)
 
 static int thread_close(void **context)
 {
+#if defined(BROKEN_NOCLOEXEC)
+    close(*(int *)*context);
+#endif
 #if !defined(BROKEN_SAMECTX)
     free(*context);
 #endif
@@ -153,7 +236,7 @@ static int test_file(void *context, const char *filename, const char *realname, 
 #if defined(BROKEN_SAMECTX)
     usleep(300000); /* so that two workers overlap */
 #endif
-    fd = open(filename, O_RDONLY);
+    fd = open(filename, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(vir_info, vi_size, "cannot open %s", filename);
         return AVCHK_FAILED;

@@ -120,6 +120,9 @@ def passing_console(the_plan):
             lines.append(f"AVSMOKE {c.id} OUT " + scan_json(
                 c.expect.file, c.expect.verdict, c.expect.name or
                 ("Some.Name" if c.expect.verdict == "VIRUS_FOUND" else None)))
+            for n in range(1, c.expect.reloads + 1):
+                lines.append(f"AVSMOKE {c.id} OUT " + json.dumps(
+                    {"event": "unload", "round": n, "violations": []}))
             lines.append(f"AVSMOKE {c.id} SCAN rc=0")
     return "\r\n".join(lines + ["AVSMOKE-END", "[    9.0] reboot: Power down"]) + "\r\n"
 
@@ -148,6 +151,12 @@ def test_plan_covers_products_transports_and_cases():
     assert "remove rpm/kerio-control-avir-sample/remove rpm kerio-control-avir-sample" in steps
     clam_eicar = p.by_id()["deb/kerio-connect-avir-clam/scan/connect/clam/tcp/eicar"].expect
     assert (clam_eicar.verdict, clam_eicar.name) == ("VIRUS_FOUND", "Kerio.Test.EICAR.UNOFFICIAL")
+    # each installed plugin is also unloaded and loaded again, as a plugin switch does
+    reload = p.by_id()["deb/kerio-connect-avir-clam/reload/connect/clam/tcp"].expect
+    assert (reload.verdict, reload.reloads) == ("VIRUS_FOUND", plan.RELOADS)
+    assert "rpm/kerio-control-avir-sample/reload/control/sample" in ids
+    assert (f"reload deb/kerio-connect-avir-clam/reload/connect/clam/tcp {CONNECT}/avir_clam.so "
+            f"{plan.CORPUS_DIR}/eicar.com {plan.RELOADS} Address=") in " ".join(steps)
 
 
 def test_parser_passes_a_good_console():
@@ -196,6 +205,22 @@ def test_parser_names_each_kind_of_failure():
         assert why in results[enc].detail
     changed = good.replace(f"AVSMOKE {enc} SCAN rc=0", f"AVSMOKE {enc} SCAN rc=1")
     assert failing_ids(p, changed) == [enc]
+
+
+def test_parser_fails_a_reload_that_crashes_at_exit_or_stops_early():
+    p = plan.make_plan(fake_packages()[:1])
+    good = passing_console(p)
+    rid = "deb/kerio-connect-avir-clam/reload/connect/clam/tcp"
+    crash = json.dumps({"event": "crash", "phase": "exit", "violations": [
+        "the plugin process crashed with signal 11 (SIGSEGV) in exit()"]})
+    bad = good.replace(f"AVSMOKE {rid} SCAN rc=0", f"AVSMOKE {rid} OUT {crash}\r\nAVSMOKE {rid} SCAN rc=1")
+    assert failing_ids(p, bad) == [rid]
+    assert "SIGSEGV) in exit()" in {r.check.id: r for r in report.judge(p, bad)}[rid].detail
+    last = json.dumps({"event": "unload", "round": plan.RELOADS, "violations": []})
+    short = good.replace(f"AVSMOKE {rid} OUT {last}\r\n", "")
+    assert failing_ids(p, short) == [rid]
+    assert (f"{plan.RELOADS - 1} of {plan.RELOADS} unload round(s) reported"
+            in {r.check.id: r for r in report.judge(p, short)}[rid].detail)
 
 
 def test_parser_reports_load_failures_and_unrun_checks():
@@ -364,6 +389,7 @@ def test_vm_good_packages_pass_every_check(vm_run):
         if "wrongpath" not in r.check.id and "badpostinst" not in r.check.id:
             assert r.ok, f"{r.check.id}: {r.detail}"
     assert "deb/kerio-connect-avir-test/scan/connect/clam/unix/encrypted" in ok
+    assert "deb/kerio-connect-avir-test/reload/connect/clam/tcp" in ok
     assert "rpm/kerio-control-avir-testrpm/clean" in ok
     by_id = {r.check.id: r for r in results}
     assert by_id["deb/kerio-connect-avir-test/scan/connect/clam/tcp/eicar"].detail == \

@@ -49,6 +49,7 @@ class Expect:
     verdict: str  # FAILED | OK | VIRUS_FOUND | IMPOSSIBLE ...
     name: Optional[str] = None  # exact vir_info wanted with VIRUS_FOUND (None: any non-empty)
     file: Optional[str] = None  # the guest path scanned
+    reloads: int = 1  # load..dlclose rounds in one avhost process (a plugin switch)
 
 
 @dataclass
@@ -110,7 +111,7 @@ def find_packages(folder: Path):
     found = sorted(folder.glob("*.deb")) + sorted(folder.glob("*.rpm"))
     if not found:
         raise UserError(f"no .deb or .rpm in {folder}: build the packages first "
-                        f"(python -m avkit pkg), or pass --packages DIR")
+                        f"(python -m avkit package), or pass --packages DIR")
     packages = [inspect(p) for p in found]
     debug = [p for p in packages if p.name.endswith(DEBUG_SUFFIXES)]
     return [p for p in packages if p not in debug], debug
@@ -142,6 +143,20 @@ def scan_cases(plugin: str):
     return out
 
 
+RELOADS = 10
+
+
+def plan_reload(plan: Plan, base: str, product: str, short: str, installed: str) -> None:
+    """Unload and load the installed plugin again, as a plugin switch does, then exit():
+    every round must scan EICAR and leave no thread, descriptor or exit handler behind."""
+    transport, opts = plugin_transports(f"avir_{short}.so")[0]
+    (case, file, exp), = [c for c in scan_cases(f"avir_{short}.so") if c[0] == "eicar"]
+    exp.reloads = RELOADS
+    cid = "/".join(x for x in (base, "reload", product, short, transport) if x)
+    plan.add("reload", Check(cid, f"{short}: {RELOADS} x load, scan, close, dlclose, then exit", exp),
+             installed, file, str(RELOADS), *opts)
+
+
 def make_plan(packages: List[Package]) -> Plan:
     plan = Plan()
     plan.checks.append(Check("guest/boot", "the guest booted and runs the plan"))
@@ -171,6 +186,7 @@ def make_plan(packages: List[Package]) -> Plan:
                         cid = "/".join(x for x in (base, "scan", product, short, transport, case) if x)
                         what = f"{short}{' via ' + transport if transport else ''}: {case} -> {exp.verdict}"
                         plan.add("scan", Check(cid, what, exp), installed, file, *opts)
+                plan_reload(plan, base, product, short, installed)
         remove = "rpm -e" if pkg.fmt == "rpm" else "dpkg -r, dpkg --purge"
         plan.add("remove", Check(f"{base}/remove", remove), pkg.fmt, pkg.name)
         plan.add("clean", Check(f"{base}/clean", "nothing left: database, files, /opt/kerio"),

@@ -113,6 +113,9 @@ def judge_scan(check: Check, obs: Observed) -> Result:
         return Result(check, False, f"expected {exp.verdict} {exp.name}, got {got}")
     if violations:
         return Result(check, False, f"{got}, but ABI violations: {'; '.join(violations)}")
+    unloads = [r for r in recs if r.get("event") == "unload"]
+    if len(unloads) != exp.reloads:
+        return Result(check, False, f"{got}, but {len(unloads)} of {exp.reloads} unload round(s) reported")
     if rc != "0":
         return Result(check, False, f"{got}, but avhost exit {rc}: " + "; ".join(problems + obs.err[-3:]))
     return Result(check, True, got)

@@ -3,7 +3,7 @@
 # step a line, and prints what happened as lines the host parses:
 #   AVSMOKE <check> PASS|FAIL <detail>   a check decided here (an exit code, a file)
 #   AVSMOKE <check> OUT|ERR <line>       a scan's avhost output, judged by the host
-#   AVSMOKE <check> SCAN rc=<n>          end of a scan
+#   AVSMOKE <check> SCAN rc=<n>          end of a scan (or of a reload: N rounds of one)
 # before each step "AVSMOKE-RUN <check>",# at the end "AVSMOKE-END", then it powers off. Nothing here knows the expected verdicts.
 S=/smoke
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C LC_ALL=C HOME=/root TMPDIR=/tmp
@@ -70,6 +70,16 @@ scan() { # check plugin file, options in $SCAN_OPTS: avhost scan PLUGIN FILE -o 
     say "$id" SCAN "rc=$rc"
 }
 
+reload() { # check plugin file rounds, options in $SCAN_OPTS: the same scan in N load/unload rounds
+    id=$1; rounds=$4; set -- "$2" "$3" --reloads "$rounds"
+    for opt in $SCAN_OPTS; do set -- "$@" -o "$opt"; done
+    $S/bin/avhost scan "$@" >"$OUT" 2>/tmp/avsmoke.err
+    rc=$?
+    each_line "$id" OUT 400 <"$OUT"
+    each_line "$id" ERR 20 </tmp/avsmoke.err
+    say "$id" SCAN "rc=$rc"
+}
+
 remove_pkg() { # check deb|rpm name: dpkg -r then --purge, or rpm -e
     case $2 in
         deb) dpkg -L "$3" >/tmp/files."$3" 2>/dev/null
@@ -108,6 +118,7 @@ while read -r step id a b c <&3; do
         install) install_pkg "$id" "$a" "$b" ;;
         present) present "$id" "$a" ;;
         scan) SCAN_OPTS=$c; scan "$id" "$a" "$b" ;;
+        reload) set -- $c; rounds=$1; shift; SCAN_OPTS="$*"; reload "$id" "$a" "$b" "$rounds" ;;
         remove) remove_pkg "$id" "$a" "$b" ;;
         clean) left_over "$id" "$a" "$b" ;;
         *) say "$id" FAIL "unknown plan step $step" ;;

@@ -160,7 +160,28 @@ def test_scanning(ctx) -> Report:
     summary = next((r for r in records if r["event"] == "summary"), {})
     report.add("host exit status", code == 0 and summary.get("restarts", 1) == 0,
                f"exit {code}, restarts {summary.get('restarts')}" + (f": {err.strip()}" if code and err.strip() else ""))
+    check_reloads(ctx, report, next(c for c in cases if c["name"] == "eicar.com"))
     return report
+
+
+RELOADS = 5
+
+
+def check_reloads(ctx, report: Report, case: dict):
+    """As the products do on a plugin switch: load, scan, plugin_close, dlclose, again and
+    again in one process, then exit(). A destructor or thread the plugin leaves behind
+    crashes there; a descriptor it keeps grows with every round."""
+    code, records, err = avhost_run(ctx.avhost, "scan", ctx.plugin, "--no-logs", "--reloads",
+                                    RELOADS, *option_args(ctx.options), case["path"])
+    rounds = [r for r in records if r["event"] == "unload"]
+    bad = [f"{r['event']}: {v}" for r in records for v in (r.get("violations") or [])]
+    scans = [r for r in records if r["event"] == "scan"]
+    expected = case["expect"].get(ctx.engine, case["expect"]["default"])
+    ok = code == 0 and not bad and len(rounds) == RELOADS and len(scans) == RELOADS and all(
+        s["verdict"] in expected for s in scans)
+    detail = (f"{len(rounds)}/{RELOADS} rounds, verdicts {sorted({s['verdict'] for s in scans})}, "
+              f"exit {code}" + (f": {'; '.join(bad)}" if bad else ""))
+    report.add(f"unload and load again x{RELOADS}, then exit()", ok, detail)
 
 
 class Serve:

@@ -27,7 +27,8 @@
  *                peak_rss_kb, logs_ERR, logs_WRN, logs_SEC, logs_PRO, logs_debug, violations
  *   unload       round, result (dlclose), unmapped, fds_before_load, fds_after_unload,
  *                threads_before_load, threads_after_unload, rss_kb, violations
- *   reloads      rounds, rss_settled_kb, rss_last_kb, violations   (--reloads > 1)
+ *   reloads      rounds, rss_settled_kb, rss_last_kb, memory_checked, violations
+ *                                                   (--reloads > 1)
  *   restart      reason, old_pid, pid, restarts      (AVCHK_ERROR, a crash, or RESTART)
  *   crash        pid, phase, violations              (a crash outside any scan, or
  *                                                    in exit() after dlclose)

@@ -86,6 +86,7 @@ def test_hundred_load_use_unload_rounds_then_exit(toolchain, plugin_name, clamd,
     assert {(u["threads_before_load"], u["threads_after_unload"]) for u in unloads} == {(1, 1)}
     (memory,) = events(recs, "reloads")
     assert memory["rounds"] == ROUNDS and memory["violations"] == []
+    assert memory["memory_checked"] == (os.environ.get("AVKIT_SANITIZED") != "1")
     # Several workers, each with its own context, in every round.
     assert len(events(recs, "thread_init")) >= 2 * ROUNDS
     verdicts = [r["verdict"] for r in events(recs, "scan")]

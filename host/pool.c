@@ -60,6 +60,14 @@ static const char *base_name(const char *path)
     return slash ? slash + 1 : path;
 }
 
+/* The name of a return code of plugin_thread_test_file, for the scan record. */
+static const char *verdict_name(int code)
+{
+    static const char *const names[] = {"FAILED",     "OK",         "VIRUS_FOUND",
+                                        "VIRUS_CURED", "IMPOSSIBLE", "ERROR"};
+    return code >= 0 && code <= 5 ? names[code] : "INVALID";
+}
+
 /* Answers a job the plugin never saw (no context could be made). */
 static void answer_unscanned(job *j, const char *why)
 {

@@ -27,7 +27,7 @@
 #define AVHOST_MAX_REQUEST 8192    /* longest request line (and path), newline excluded */
 #define AVHOST_MAX_REQUEST_TEXT "8192"
 
-/* ---------- settings from the command line ---------- */
+/* ---------- main.c: the command line, read into g_settings ---------- */
 typedef struct host_option_s {
     char name[64];
     char value[256];
@@ -58,7 +58,8 @@ typedef struct host_settings_s {
 
 extern host_settings g_settings;
 
-/* ---------- violations: precise texts, collected per record ---------- */
+/* ---------- json.c: violations and records (JSON lines, text with --pretty) ---------- */
+/* Violations: precise texts, collected per record. */
 typedef struct violations_s {
     int count;
     char text[AVHOST_MAX_VIOLATIONS][400];
@@ -66,7 +67,6 @@ typedef struct violations_s {
 
 void viol_add(violations *v, const char *format, ...) __attribute__((format(printf, 2, 3)));
 
-/* ---------- records (json.c): one line of JSON, or of text with --pretty ---------- */
 typedef struct rec_s {
     char *buf;
     size_t len, cap;
@@ -89,7 +89,31 @@ void rec_free(rec *r);
 /* Writes all of buf to fd, retrying on EINTR and short writes. */
 int write_all(int fd, const char *buf, size_t n);
 
-/* ---------- the loaded plugin (loader.c) ---------- */
+/* ---------- text.c: checks on the strings a plugin hands over ---------- */
+/* Index of the first byte that is not printable 7-bit ASCII, or -1. */
+int first_non_ascii(const char *s, size_t n);
+/* Length of a string in a fixed-size field: max when it has no NUL. */
+size_t field_len(const char *s, size_t max);
+
+/* ---------- channel.c: the child's channel to the parent (whole lines) ---------- */
+void chan_init(int fd);
+void chan_printf(const char *format, ...) __attribute__((format(printf, 1, 2)));
+/* Sends an event record; counts its violations. */
+void chan_event(rec *r, const violations *v);
+
+/* ---------- plugin_log.c: the log callback given to plugin_init ---------- */
+/* Checks, counts and reports one message of the plugin. */
+void log_callback(const char *format, ...);
+/* The name of the file being scanned by this thread, for the log format check. */
+void log_set_current_file(const char *filename);
+/* Adds the message counts per kind (logs_ERR .. logs_debug) to a record. */
+void log_counts_add(rec *r);
+
+/* ---------- exports.c: the symbols a plugin file exports ---------- */
+/* The exports of the ELF file besides the entry point; fills v. */
+void check_exports(const char *path, violations *v);
+
+/* ---------- loader.c: loading a plugin, plugin_init and plugin_close ---------- */
 typedef struct plugin_s {
     void *handle;
     avir_plugin_extended_thread_iface *iface;
@@ -98,15 +122,17 @@ typedef struct plugin_s {
     char name[64];
 } plugin;
 
-/* Child side: the channel to the parent. All writes are whole lines. */
-void chan_init(int fd);
-void chan_printf(const char *format, ...) __attribute__((format(printf, 1, 2)));
-/* Sends an event record; counts its violations. */
-void chan_event(rec *r, const violations *v);
+/* Loads and checks everything up to set_plugin_config; emits the "load" record.
+   Returns 0 when the plugin cannot be used at all. */
+int plugin_load(plugin *p, const char *path);
+/* plugin_init with the recording log callback; emits "init". 1 = success. */
+int plugin_start(plugin *p, int cycle);
+/* Remembers the open descriptors before plugin_init, to name the leaked ones. */
+void plugin_fds_mark(void);
+/* plugin_close under a watchdog; emits "close" with the fd check. */
+int plugin_stop(plugin *p, int cycle, int fds_before);
 
-const char *verdict_name(int code);
-
-/* ---------- this process, from /proc/self (procfs.c) ---------- */
+/* ---------- procfs.c: this process, from /proc/self ---------- */
 int count_fds(void);
 int count_threads(void);
 long peak_rss_kb(void);
@@ -121,6 +147,7 @@ void thread_list_new(const int *before, int nbefore, char *out, size_t out_size)
 /* 1 when the file is mapped into this process, 0 when not, -1 unknown. */
 int path_is_mapped(const char *path);
 
+/* ---------- unload.c: dlclose and what the plugin left behind ---------- */
 typedef struct process_facts_s {
     int fds;
     unsigned char fdset[AVHOST_MAX_FDS];
@@ -129,34 +156,22 @@ typedef struct process_facts_s {
     long rss_kb;
 } process_facts;
 void facts_take(process_facts *f);
+/* dlclose after plugin_close, then the checks against `before` (taken before
+   dlopen); emits "unload". 1 when nothing of the plugin was left. */
+int plugin_unload(plugin *p, int round, const process_facts *before);
 
-/* ---------- deadlines for plugin_close and dlclose (watchdog.c) ---------- */
+/* ---------- watchdog.c: deadlines for plugin_close and dlclose ---------- */
 /* On expiry: an `event` record naming the phase, "F" to the parent, _exit(4). */
 void watchdog_arm(const char *phase, const char *event);
 void watchdog_disarm(void);
 
-/* Loads and checks everything up to set_plugin_config; emits the "load" record.
-   Returns 0 when the plugin cannot be used at all. */
-int plugin_load(plugin *p, const char *path);
-/* plugin_init with the recording log callback; emits "init". 1 = success. */
-int plugin_start(plugin *p, int cycle);
-/* Remembers the open descriptors before plugin_init, to name the leaked ones. */
-void plugin_fds_mark(void);
-/* plugin_close under a watchdog; emits "close" with the fd check. */
-int plugin_stop(plugin *p, int cycle, int fds_before);
-/* dlclose after plugin_close, then the checks against `before` (taken before
-   dlopen); emits "unload". 1 when nothing of the plugin was left. */
-int plugin_unload(plugin *p, int round, const process_facts *before);
+/* ---------- exec_probe.c: descriptors inherited by programs the host executes ---------- */
 /* Forks and execs this program as a helper that lists the descriptors it
-   inherited: every one is a plugin fd without close-on-exec (exec_probe.c). */
+   inherited: every one is a plugin fd without close-on-exec. */
 void exec_probe(violations *v);
 int list_inherited_fds(void);
-/* The exports of the ELF file besides the entry point; fills v. */
-void check_exports(const char *path, violations *v);
-/* The name of the file being scanned by this thread, for the log format check. */
-void log_set_current_file(const char *filename);
 
-/* ---------- the worker pool (pool.c) ---------- */
+/* ---------- pool.c: the worker pool that runs the scans ---------- */
 typedef struct job_s {
     long id;
     char *path;
@@ -170,10 +185,11 @@ void pool_drain_and_stop(void);
 /* A "stats" answer. */
 void pool_stats(rec *r);
 
+/* ---------- child.c: the plugin process (avserver) ---------- */
 /* The child's main: load, init, serve requests from fd, close. Never returns. */
 void child_main(int fd) __attribute__((noreturn));
 
-/* ---------- the parent (supervisor.c) ---------- */
+/* ---------- supervisor.c: the parent (the product) ---------- */
 int run_info(void);
 int run_scan(char **files, int nfiles);
 int run_serve(void);

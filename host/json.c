@@ -170,14 +170,6 @@ void rec_violations(rec *r, const violations *v)
     puts_(r, "]");
 }
 
-static size_t field_len(const char *s, size_t max)
-{
-    size_t n = 0;
-    while (n < max && s[n] != '\0')
-        n++;
-    return n;
-}
-
 void rec_options(rec *r, const char *k, const avir_plugin_config *cfg, int n)
 {
     int i;

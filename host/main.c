@@ -1,50 +1,8 @@
 /*
  * avhost: loads a Kerio antivirus plugin (avir_*.so) the way the products'
  * avserver does, checks the ABI contract while it runs, and reports in JSON.
- *
- *   avhost info  PLUGIN [options]               ABI report (load, options, init/close cycles)
- *   avhost scan  PLUGIN FILE... [options]       one verdict per file
- *   avhost serve PLUGIN [--socket PATH]         long-lived server: requests on stdin or a socket
- *   avhost bench PLUGIN FILE... --threads N (--seconds S | --count N)
- *
- * OUTPUT: one JSON object per line on stdout (--pretty: one readable line per record).
- * Every object has "event"; records that check something carry "violations", an
- * array of precise texts (empty when all is well). Strings escape control
- * characters and bytes >= 0x80 as \u00XX, so whatever the plugin wrote is shown.
- *
- *   load         plugin, pid, version, slots, name, description, options [{name,value}],
- *                given, accepted (set_plugin_config's return), known (how many given
- *                names the plugin reported), options_after, violations; error if dlopen failed
- *   init         cycle, result (plugin_init), error (get_error_message when 0), violations
- *   log          kind (ERR|WRN|SEC|PRO|debug), message (prefix removed), violations
- *   thread_init  worker, result, workers, error, violations        (a new pool worker)
- *   thread_close worker, reason (idle|shutdown), result, violations
- *   thread_probe thread_init, thread_close, violations             (info, early cycles)
- *   scan         id, file, code (-1 when the plugin gave none), verdict (FAILED|OK|
- *                VIRUS_FOUND|VIRUS_CURED|IMPOSSIBLE|ERROR|INVALID|CRASHED|NOT_SCANNED),
- *                vir_info (null if untouched), worker, ms, violations
- *   close        cycle, result (plugin_close), fds_before_init, fds_after_close,
- *                peak_rss_kb, logs_ERR, logs_WRN, logs_SEC, logs_PRO, logs_debug, violations
- *   unload       round, result (dlclose), unmapped, fds_before_load, fds_after_unload,
- *                threads_before_load, threads_after_unload, rss_kb, violations
- *   reloads      rounds, rss_settled_kb, rss_last_kb, memory_checked, violations
- *                                                   (--reloads > 1)
- *   restart      reason, old_pid, pid, restarts      (AVCHK_ERROR, a crash, or RESTART)
- *   crash        pid, phase, violations              (a crash outside any scan, or
- *                                                    in exit() after dlclose)
- *   stats        pid, workers, idle, busy, queued, started, closed_idle, peak_workers, scanned
- *   bench        threads, files, bytes, seconds, files_per_s, bytes_per_s, peak_rss_kb,
- *                open_fds, restarts
- *   serving      pid, child_pid, socket                 (serve, at start)
- *   summary      mode, files, FAILED, OK, VIRUS_FOUND, VIRUS_CURED, IMPOSSIBLE, ERROR,
- *                INVALID, CRASHED, NOT_SCANNED, restarts, violation_count, peak_rss_kb, exit
- *
- * EXIT STATUS: 0 no violation; 1 at least one violation; 2 usage error;
- * 3 the plugin could not be loaded or initialised (without a violation).
- *
- * serve requests, one per line: "SCAN <path>" (or just an absolute path), "STATS",
- * "PING", "RESTART" (close the plugin and start it in a fresh process), "SHUTDOWN"
- * (finish, close, exit; end of stdin does the same). Answers are records as above.
+ * Modes, options, every record with its fields, the exit status and the serve
+ * requests are described in host/README.md. This file reads the command line.
  */
 #include "avhost.h"
 
@@ -120,24 +78,40 @@ static int to_double(const char *s, double *out)
     return 1;
 }
 
-int main(int argc, char **argv)
-{
-    static char *positional[4096];
-    int npos = 0, i, cycles = 0, max_workers_set = 0;
-    double idle = 60.0, close_timeout = 30.0;
-    host_settings *s = &g_settings;
+#define GO_ON (-1) /* parsing goes on: not an exit status */
+#define MAX_POSITIONAL 4096
 
+/* What the command line says that reaches g_settings only once all of it is
+   read (derive_settings). */
+typedef struct parse_state_s {
+    char *positional[MAX_POSITIONAL]; /* PLUGIN, then the FILEs */
+    int npos;
+    int vi_size, count;   /* int here, unsigned and long in g_settings */
+    int max_workers;      /* 0: not given, derived from --threads and the mode */
+    int cycles;           /* 0: not given, derived from the mode */
+    double idle;          /* --idle-timeout, seconds */
+    double close_timeout; /* seconds */
+} parse_state;
+
+static void set_defaults(host_settings *s, parse_state *ps)
+{
     memset(s, 0, sizeof *s);
-    s->vi_size = 512;
     s->threads = 1;
-    s->max_workers = 32;
+    s->max_workers = 32; /* and at least --threads, see derive_settings */
     s->repeat = 1;
     s->max_restarts = 20;
     s->logs = 1;
     s->seconds = 5.0;
     s->reloads = 1;
     s->exec_check = 1;
+    ps->vi_size = 512;
+    ps->idle = 60.0;
+    ps->close_timeout = 30.0;
+}
 
+/* The first argument: the mode, or a request answered at once. */
+static int parse_mode(int argc, char **argv)
+{
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -148,131 +122,184 @@ int main(int argc, char **argv)
         printf("avhost %s\n", AVHOST_VERSION);
         return 0;
     }
-    s->mode = argv[1];
-    if (strcmp(s->mode, "info") && strcmp(s->mode, "scan") && strcmp(s->mode, "serve") &&
-        strcmp(s->mode, "bench"))
-        return bad("mode (info, scan, serve or bench)", s->mode);
+    g_settings.mode = argv[1];
+    if (strcmp(argv[1], "info") && strcmp(argv[1], "scan") && strcmp(argv[1], "serve") &&
+        strcmp(argv[1], "bench"))
+        return bad("mode (info, scan, serve or bench)", argv[1]);
+    return GO_ON;
+}
 
+/* Options without a value. Returns 1 when `name` is one. */
+static int parse_flag(const char *name)
+{
+    static const struct {
+        const char *name;
+        int *target;
+        int value;
+    } flags[] = {{"--pretty", &g_settings.pretty, 1},
+                 {"--raw-config", &g_settings.raw_config, 1},
+                 {"--no-logs", &g_settings.logs, 0},
+                 {"--no-exec-check", &g_settings.exec_check, 0}};
+    size_t i;
+    for (i = 0; i < sizeof flags / sizeof flags[0]; i++)
+        if (strcmp(name, flags[i].name) == 0) {
+            *flags[i].target = flags[i].value;
+            return 1;
+        }
+    return 0;
+}
+
+/* -o NAME=VALUE */
+static int parse_plugin_option(const char *val)
+{
+    host_settings *s = &g_settings;
+    const char *sep = strchr(val, '=');
+    host_option *o;
+    if (sep == NULL || sep == val || s->option_count >= AVHOST_MAX_OPTIONS)
+        return bad("-o (want NAME=VALUE)", val);
+    o = &s->options[s->option_count++];
+    snprintf(o->name, sizeof o->name, "%.*s", (int)(sep - val), val);
+    snprintf(o->value, sizeof o->value, "%s", sep + 1);
+    return GO_ON;
+}
+
+/* Options with a value. Returns GO_ON, or the exit status of a usage error. */
+static int parse_option(parse_state *ps, const char *name, const char *val)
+{
+    host_settings *s = &g_settings;
+    const struct {
+        const char *name;
+        int min;
+        int *target;
+    } ints[] = {{"--vi-size", 0, &ps->vi_size},         {"--threads", 1, &s->threads},
+                {"--max-workers", 1, &ps->max_workers}, {"--repeat", 1, &s->repeat},
+                {"--cycles", 1, &ps->cycles},           {"--reloads", 1, &s->reloads},
+                {"--max-restarts", 0, &s->max_restarts}, {"--count", 1, &ps->count}};
+    /* Seconds: to_double refuses negative values; below min is refused too. */
+    const struct {
+        const char *name;
+        double min;
+        double *target;
+    } doubles[] = {{"--idle-timeout", 0, &ps->idle},
+                   {"--close-timeout", 1, &ps->close_timeout},
+                   {"--seconds", 0, &s->seconds}};
+    size_t i;
+    for (i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (strcmp(name, ints[i].name) == 0)
+            return to_int(val, ints[i].min, ints[i].target) ? GO_ON : bad(name, val);
+    for (i = 0; i < sizeof doubles / sizeof doubles[0]; i++)
+        if (strcmp(name, doubles[i].name) == 0)
+            return to_double(val, doubles[i].target) && !(*doubles[i].target < doubles[i].min)
+                       ? GO_ON
+                       : bad(name, val);
+    if (strcmp(name, "-o") == 0)
+        return parse_plugin_option(val);
+    if (strcmp(name, "--socket") == 0) {
+        s->socket_path = val;
+        return GO_ON;
+    }
+    return bad("option", name);
+}
+
+/* One argument starting with '-' at argv[*i]: --name=value, or a flag, or a
+   name with its value in the next argument (*i moves past it). */
+static int parse_dashed(parse_state *ps, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i];
+    const char *val = NULL;
+    const char *eq = strchr(a, '=');
+    char name[64];
+    if (a[1] == '-' && eq != NULL) {
+        snprintf(name, sizeof name, "%.*s", (int)(eq - a), a);
+        val = eq + 1;
+    } else {
+        snprintf(name, sizeof name, "%s", a);
+    }
+    if (parse_flag(name))
+        return GO_ON;
+    if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (val == NULL) {
+        if (*i + 1 >= argc)
+            return bad(name, NULL);
+        val = argv[++*i];
+    }
+    return parse_option(ps, name, val);
+}
+
+/* The arguments after the mode: options and positional ones, in any order;
+   after "--" all are positional. */
+static int parse_args(parse_state *ps, int argc, char **argv)
+{
+    int i;
     for (i = 2; i < argc; i++) {
         const char *a = argv[i];
-        const char *val = NULL;
-        char name[64];
-        const char *eq;
+        int rc;
         if (a[0] != '-' || strcmp(a, "-") == 0) {
-            if (npos < (int)(sizeof positional / sizeof positional[0]))
-                positional[npos++] = argv[i];
+            if (ps->npos < MAX_POSITIONAL)
+                ps->positional[ps->npos++] = argv[i];
             continue;
         }
         if (strcmp(a, "--") == 0) {
-            for (i++; i < argc && npos < 4096; i++)
-                positional[npos++] = argv[i];
+            for (i++; i < argc && ps->npos < MAX_POSITIONAL; i++)
+                ps->positional[ps->npos++] = argv[i];
             break;
         }
-        /* --name=value or --name value */
-        eq = strchr(a, '=');
-        if (a[1] == '-' && eq != NULL) {
-            snprintf(name, sizeof name, "%.*s", (int)(eq - a), a);
-            val = eq + 1;
-        } else {
-            snprintf(name, sizeof name, "%s", a);
-        }
-        if (strcmp(name, "--pretty") == 0) {
-            s->pretty = 1;
-            continue;
-        }
-        if (strcmp(name, "--raw-config") == 0) {
-            s->raw_config = 1;
-            continue;
-        }
-        if (strcmp(name, "--no-logs") == 0) {
-            s->logs = 0;
-            continue;
-        }
-        if (strcmp(name, "--no-exec-check") == 0) {
-            s->exec_check = 0;
-            continue;
-        }
-        if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0) {
-            usage(stdout);
-            return 0;
-        }
-        if (val == NULL) {
-            if (i + 1 >= argc)
-                return bad(name, NULL);
-            val = argv[++i];
-        }
-        if (strcmp(name, "-o") == 0) {
-            const char *sep = strchr(val, '=');
-            host_option *o;
-            if (sep == NULL || sep == val || s->option_count >= AVHOST_MAX_OPTIONS)
-                return bad("-o (want NAME=VALUE)", val);
-            o = &s->options[s->option_count++];
-            snprintf(o->name, sizeof o->name, "%.*s", (int)(sep - val), val);
-            snprintf(o->value, sizeof o->value, "%s", sep + 1);
-        } else if (strcmp(name, "--vi-size") == 0) {
-            int v;
-            if (!to_int(val, 0, &v))
-                return bad(name, val);
-            s->vi_size = (unsigned int)v;
-        } else if (strcmp(name, "--threads") == 0) {
-            if (!to_int(val, 1, &s->threads))
-                return bad(name, val);
-        } else if (strcmp(name, "--max-workers") == 0) {
-            if (!to_int(val, 1, &s->max_workers))
-                return bad(name, val);
-            max_workers_set = 1;
-        } else if (strcmp(name, "--idle-timeout") == 0) {
-            if (!to_double(val, &idle))
-                return bad(name, val);
-        } else if (strcmp(name, "--repeat") == 0) {
-            if (!to_int(val, 1, &s->repeat))
-                return bad(name, val);
-        } else if (strcmp(name, "--cycles") == 0) {
-            if (!to_int(val, 1, &cycles))
-                return bad(name, val);
-        } else if (strcmp(name, "--reloads") == 0) {
-            if (!to_int(val, 1, &s->reloads))
-                return bad(name, val);
-        } else if (strcmp(name, "--max-restarts") == 0) {
-            if (!to_int(val, 0, &s->max_restarts))
-                return bad(name, val);
-        } else if (strcmp(name, "--close-timeout") == 0) {
-            if (!to_double(val, &close_timeout) || close_timeout < 1)
-                return bad(name, val);
-        } else if (strcmp(name, "--seconds") == 0) {
-            if (!to_double(val, &s->seconds))
-                return bad(name, val);
-        } else if (strcmp(name, "--count") == 0) {
-            int v;
-            if (!to_int(val, 1, &v))
-                return bad(name, val);
-            s->count = v;
-        } else if (strcmp(name, "--socket") == 0) {
-            s->socket_path = val;
-        } else {
-            return bad("option", name);
-        }
+        rc = parse_dashed(ps, argc, argv, &i);
+        if (rc != GO_ON)
+            return rc;
     }
-    if (npos < 1)
-        return bad("arguments: PLUGIN is missing", s->mode);
-    s->plugin = positional[0];
-    s->idle_timeout_ms = (int)(idle * 1000.0 + 0.5);
-    s->close_timeout_s = (int)(close_timeout + 0.5);
-    s->cycles = cycles ? cycles : strcmp(s->mode, "info") == 0 ? 2 : 1;
-    if (!max_workers_set && s->max_workers < s->threads)
-        s->max_workers = s->threads;
-    /* bench measures N workers: extra requests queue instead of adding workers. */
-    if (!max_workers_set && strcmp(s->mode, "bench") == 0)
-        s->max_workers = s->threads;
+    return GO_ON;
+}
 
+/* The settings that depend on others or on the mode. */
+static void derive_settings(const parse_state *ps)
+{
+    host_settings *s = &g_settings;
+    s->plugin = ps->positional[0];
+    s->vi_size = (unsigned int)ps->vi_size;
+    s->count = ps->count;
+    s->idle_timeout_ms = (int)(ps->idle * 1000.0 + 0.5);
+    s->close_timeout_s = (int)(ps->close_timeout + 0.5);
+    s->cycles = ps->cycles ? ps->cycles : strcmp(s->mode, "info") == 0 ? 2 : 1;
+    if (ps->max_workers)
+        s->max_workers = ps->max_workers;
+    /* bench measures N workers: extra requests queue instead of adding workers. */
+    else if (strcmp(s->mode, "bench") == 0)
+        s->max_workers = s->threads;
+    else if (s->max_workers < s->threads)
+        s->max_workers = s->threads;
+}
+
+static int run_mode(parse_state *ps)
+{
+    const char *mode = g_settings.mode;
     signal(SIGPIPE, SIG_IGN);
-    if (strcmp(s->mode, "info") == 0)
+    if (strcmp(mode, "info") == 0)
         return run_info();
-    if (strcmp(s->mode, "serve") == 0)
+    if (strcmp(mode, "serve") == 0)
         return run_serve();
-    if (npos < 2)
-        return bad("arguments: no FILE given", s->mode);
-    if (strcmp(s->mode, "scan") == 0)
-        return run_scan(positional + 1, npos - 1);
-    return run_bench(positional + 1, npos - 1);
+    if (ps->npos < 2)
+        return bad("arguments: no FILE given", mode);
+    if (strcmp(mode, "scan") == 0)
+        return run_scan(ps->positional + 1, ps->npos - 1);
+    return run_bench(ps->positional + 1, ps->npos - 1);
+}
+
+int main(int argc, char **argv)
+{
+    static parse_state ps;
+    int rc;
+    set_defaults(&g_settings, &ps);
+    rc = parse_mode(argc, argv);
+    if (rc == GO_ON)
+        rc = parse_args(&ps, argc, argv);
+    if (rc != GO_ON)
+        return rc;
+    if (ps.npos < 1)
+        return bad("arguments: PLUGIN is missing", g_settings.mode);
+    derive_settings(&ps);
+    return run_mode(&ps);
 }

@@ -60,6 +60,39 @@ static const char *base_name(const char *path)
     return slash ? slash + 1 : path;
 }
 
+/* The name of a return code of plugin_thread_test_file, for the scan record. */
+static const char *verdict_name(int code)
+{
+    static const char *const names[] = {"FAILED",     "OK",         "VIRUS_FOUND",
+                                        "VIRUS_CURED", "IMPOSSIBLE", "ERROR"};
+    return code >= 0 && code <= 5 ? names[code] : "INVALID";
+}
+
+/* Caller holds g_lock and has seen g_head set. */
+static job *take_job_locked(void)
+{
+    job *j = g_head;
+    g_head = j->next;
+    if (g_head == NULL)
+        g_tail = NULL;
+    g_queued--;
+    return j;
+}
+
+static void free_job(job *j)
+{
+    free(j->path);
+    free(j);
+}
+
+/* This worker's answer is on its way (see g_finishing). */
+static void note_finishing(void)
+{
+    pthread_mutex_lock(&g_lock);
+    g_finishing++;
+    pthread_mutex_unlock(&g_lock);
+}
+
 /* Answers a job the plugin never saw (no context could be made). */
 static void answer_unscanned(job *j, const char *why)
 {
@@ -75,31 +108,105 @@ static void answer_unscanned(job *j, const char *why)
     rec_free(&r);
 }
 
+/* No context may be in use by two workers at once. */
+static void check_context_shared(const worker *w, violations *v)
+{
+    const worker *other;
+    pthread_mutex_lock(&g_lock);
+    for (other = g_workers; other; other = other->next)
+        if (other != w && other->busy && other->context != NULL && other->context == w->context)
+            viol_add(v, "context %p is in use by workers %d and %d at the same time", w->context,
+                     w->id, other->id);
+    pthread_mutex_unlock(&g_lock);
+}
+
+/* The canary bytes after vir_info must be untouched. */
+static void check_guard(const unsigned char *buf, unsigned int vi_size, violations *v)
+{
+    int changed = 0, first_changed = -1;
+    unsigned int i;
+    for (i = vi_size; i < vi_size + AVHOST_GUARD; i++)
+        if (buf[i] != AVHOST_CANARY) {
+            changed++;
+            if (first_changed < 0)
+                first_changed = (int)i;
+        }
+    if (changed)
+        viol_add(v, "wrote past vi_size=%u into vir_info: %d of the %d guard bytes after the "
+                    "buffer changed, the first at offset %d",
+                 vi_size, changed, AVHOST_GUARD, first_changed);
+}
+
+/* vir_info: NUL-terminated within vi_size, ASCII, set for VIRUS_FOUND. Sets
+   *touched when the plugin wrote into it; returns the offset of its NUL, or -1. */
+static int check_vir_info(const unsigned char *buf, unsigned int vi_size, int code,
+                          const char *path, violations *v, int *touched)
+{
+    int nul = -1;
+    unsigned int i;
+    *touched = 0;
+    for (i = 0; i < vi_size; i++) {
+        if (buf[i] != AVHOST_CANARY)
+            *touched = 1;
+        if (buf[i] == '\0') {
+            nul = (int)i;
+            break;
+        }
+    }
+    for (; !*touched && i < vi_size; i++)
+        *touched = buf[i] != AVHOST_CANARY;
+    if (*touched && nul < 0)
+        viol_add(v, "vir_info has no NUL within vi_size=%u", vi_size);
+    if (!*touched && code == AVCHK_VIRUS_FOUND && vi_size > 1)
+        viol_add(v, "returned VIRUS_FOUND for %s without a virus name in vir_info", path);
+    if (nul > 0)
+        for (i = 0; i < (unsigned int)nul; i++)
+            if (buf[i] < 0x20 || buf[i] >= 0x7f) {
+                viol_add(v, "vir_info has a non-ASCII byte 0x%02X at offset %u", buf[i], i);
+                break;
+            }
+    return nul;
+}
+
+/* The "scan" record, sent as the answer to the job. */
+static void answer_scan(const worker *w, const job *j, int code, const unsigned char *buf,
+                        int touched, int nul, double ms, const violations *v)
+{
+    rec r;
+    rec_begin(&r, "scan");
+    rec_int(&r, "id", j->id);
+    rec_str(&r, "file", j->path);
+    rec_int(&r, "code", code);
+    rec_str(&r, "verdict", verdict_name(code));
+    if (!touched)
+        rec_str(&r, "vir_info", NULL);
+    else
+        rec_bytes(&r, "vir_info", (const char *)buf,
+                  nul >= 0 ? (size_t)nul : g_settings.vi_size);
+    rec_int(&r, "worker", w->id);
+    rec_num(&r, "ms", ms);
+    rec_violations(&r, v);
+    rec_end(&r);
+    note_finishing();
+    chan_printf("R %ld %d %d %s", j->id, code, v->count, r.buf ? r.buf : "");
+    rec_free(&r);
+}
+
 static void scan_one(worker *w, job *j)
 {
     unsigned int vi_size = g_settings.vi_size;
     unsigned char *buf = (unsigned char *)malloc((size_t)vi_size + AVHOST_GUARD);
     violations v;
-    rec r;
-    worker *other;
     double t0, t1;
-    int code, touched = 0, nul = -1, changed = 0, first_changed = -1;
-    unsigned int i;
+    int code, touched, nul;
     v.count = 0;
     if (buf == NULL) {
-        pthread_mutex_lock(&g_lock);
-        g_finishing++;
-        pthread_mutex_unlock(&g_lock);
+        note_finishing();
         answer_unscanned(j, "avhost: out of memory");
         return;
     }
     memset(buf, AVHOST_CANARY, (size_t)vi_size + AVHOST_GUARD);
-    pthread_mutex_lock(&g_lock);
-    for (other = g_workers; other; other = other->next)
-        if (other != w && other->busy && other->context != NULL && other->context == w->context)
-            viol_add(&v, "context %p is in use by workers %d and %d at the same time", w->context,
-                     w->id, other->id);
-    pthread_mutex_unlock(&g_lock);
+    check_context_shared(w, &v);
 
     chan_printf("B %ld", j->id);
     log_set_current_file(j->path);
@@ -111,60 +218,13 @@ static void scan_one(worker *w, job *j)
 
     if (code < AVCHK_FAILED || code > AVCHK_ERROR)
         viol_add(&v, "plugin_thread_test_file returned %d for %s (valid: 0..5)", code, j->path);
-    for (i = vi_size; i < vi_size + AVHOST_GUARD; i++)
-        if (buf[i] != AVHOST_CANARY) {
-            changed++;
-            if (first_changed < 0)
-                first_changed = (int)i;
-        }
-    if (changed)
-        viol_add(&v, "wrote past vi_size=%u into vir_info: %d of the %d guard bytes after the "
-                     "buffer changed, the first at offset %d",
-                 vi_size, changed, AVHOST_GUARD, first_changed);
-    for (i = 0; i < vi_size; i++) {
-        if (buf[i] != AVHOST_CANARY)
-            touched = 1;
-        if (buf[i] == '\0') {
-            nul = (int)i;
-            break;
-        }
-    }
-    for (; !touched && i < vi_size; i++)
-        touched = buf[i] != AVHOST_CANARY;
-    if (touched && nul < 0)
-        viol_add(&v, "vir_info has no NUL within vi_size=%u", vi_size);
-    if (!touched && code == AVCHK_VIRUS_FOUND && vi_size > 1)
-        viol_add(&v, "returned VIRUS_FOUND for %s without a virus name in vir_info", j->path);
-    if (nul > 0)
-        for (i = 0; i < (unsigned int)nul; i++)
-            if (buf[i] < 0x20 || buf[i] >= 0x7f) {
-                viol_add(&v, "vir_info has a non-ASCII byte 0x%02X at offset %u", buf[i], i);
-                break;
-            }
-
+    check_guard(buf, vi_size, &v);
+    nul = check_vir_info(buf, vi_size, code, j->path, &v, &touched);
     if (g_settings.exec_check && !w->probed) {
         w->probed = 1;
         exec_probe(&v);
     }
-
-    rec_begin(&r, "scan");
-    rec_int(&r, "id", j->id);
-    rec_str(&r, "file", j->path);
-    rec_int(&r, "code", code);
-    rec_str(&r, "verdict", verdict_name(code));
-    if (!touched)
-        rec_str(&r, "vir_info", NULL);
-    else
-        rec_bytes(&r, "vir_info", (const char *)buf, nul >= 0 ? (size_t)nul : vi_size);
-    rec_int(&r, "worker", w->id);
-    rec_num(&r, "ms", t1 - t0);
-    rec_violations(&r, &v);
-    rec_end(&r);
-    pthread_mutex_lock(&g_lock);
-    g_finishing++;
-    pthread_mutex_unlock(&g_lock);
-    chan_printf("R %ld %d %d %s", j->id, code, v.count, r.buf ? r.buf : "");
-    rec_free(&r);
+    answer_scan(w, j, code, buf, touched, nul, t1 - t0, &v);
     free(buf);
 }
 
@@ -204,13 +264,13 @@ static void join_ended_locked(void)
     }
 }
 
-static void *worker_main(void *arg)
+/* plugin_thread_init for the worker's own context, its checks and the
+   "thread_init" record. Returns 1 when the worker has a context. */
+static int worker_init(worker *w)
 {
-    worker *w = (worker *)arg;
     violations v;
     rec r;
     int ret, threads_before, threads_after, ok;
-    const char *reason = "shutdown";
     worker *other;
     char error[MAX_STRING];
     v.count = 0;
@@ -252,69 +312,88 @@ static void *worker_main(void *arg)
     }
     rec_violations(&r, &v);
     chan_event(&r, &v);
+    return ok;
+}
 
+/* Caller holds g_lock, which is released: the worker's thread returns now and
+   is joined later (see g_ended). */
+static void worker_end_locked(worker *w)
+{
+    note_ended_locked();
+    g_live--;
+    pthread_cond_broadcast(&g_state);
+    pthread_mutex_unlock(&g_lock);
+    free(w);
+}
+
+/* A worker without a context ends at once. */
+static void worker_give_up(worker *w)
+{
     pthread_mutex_lock(&g_lock);
-    if (!ok) {
-        /* No context: answer one waiting request so that it is not lost. */
-        if (g_head != NULL) {
-            job *j = g_head;
-            g_head = j->next;
-            if (g_head == NULL)
-                g_tail = NULL;
-            g_queued--;
-            pthread_mutex_unlock(&g_lock);
-            answer_unscanned(j, "plugin_thread_init failed");
-            free(j->path);
-            free(j);
-            pthread_mutex_lock(&g_lock);
-            g_in_flight--;
-            g_done++;
-        }
-        remove_worker(w);
-        note_ended_locked();
-        g_live--;
-        pthread_cond_broadcast(&g_state);
+    /* No context: answer one waiting request so that it is not lost. */
+    if (g_head != NULL) {
+        job *j = take_job_locked();
         pthread_mutex_unlock(&g_lock);
-        free(w);
-        return NULL;
+        answer_unscanned(j, "plugin_thread_init failed");
+        free_job(j);
+        pthread_mutex_lock(&g_lock);
+        g_in_flight--;
+        g_done++;
     }
+    remove_worker(w);
+    worker_end_locked(w);
+}
+
+/* When a worker idle from now on ends. */
+static void idle_deadline(struct timespec *deadline)
+{
+    clock_gettime(CLOCK_REALTIME, deadline);
+    deadline->tv_sec += g_settings.idle_timeout_ms / 1000;
+    deadline->tv_nsec += (long)(g_settings.idle_timeout_ms % 1000) * 1000000L;
+    if (deadline->tv_nsec >= 1000000000L) {
+        deadline->tv_sec++;
+        deadline->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Waits until a job is queued or the pool stops. Caller holds g_lock. Returns
+   0 when the worker was idle longer than --idle-timeout. */
+static int wait_for_job_locked(void)
+{
+    while (g_head == NULL && !g_stopping) {
+        int timed_out = 0;
+        g_idle++;
+        if (g_settings.idle_timeout_ms > 0) {
+            struct timespec deadline;
+            idle_deadline(&deadline);
+            timed_out = pthread_cond_timedwait(&g_work, &g_lock, &deadline) == ETIMEDOUT;
+        } else {
+            pthread_cond_wait(&g_work, &g_lock);
+        }
+        g_idle--;
+        if (timed_out && g_head == NULL && !g_stopping)
+            return 0;
+    }
+    return 1;
+}
+
+/* Scans jobs until the pool stops or the worker idles too long. Caller holds
+   g_lock, and holds it again on return. Returns why the worker ends. */
+static const char *worker_loop(worker *w)
+{
     for (;;) {
         job *j;
-        while (g_head == NULL && !g_stopping) {
-            int timed_out = 0;
-            g_idle++;
-            if (g_settings.idle_timeout_ms > 0) {
-                struct timespec deadline;
-                clock_gettime(CLOCK_REALTIME, &deadline);
-                deadline.tv_sec += g_settings.idle_timeout_ms / 1000;
-                deadline.tv_nsec += (long)(g_settings.idle_timeout_ms % 1000) * 1000000L;
-                if (deadline.tv_nsec >= 1000000000L) {
-                    deadline.tv_sec++;
-                    deadline.tv_nsec -= 1000000000L;
-                }
-                timed_out = pthread_cond_timedwait(&g_work, &g_lock, &deadline) == ETIMEDOUT;
-            } else {
-                pthread_cond_wait(&g_work, &g_lock);
-            }
-            g_idle--;
-            if (timed_out && g_head == NULL && !g_stopping) {
-                reason = "idle";
-                g_closed_idle++;
-                goto leave;
-            }
+        if (!wait_for_job_locked()) {
+            g_closed_idle++;
+            return "idle";
         }
         if (g_head == NULL)
-            break; /* stopping */
-        j = g_head;
-        g_head = j->next;
-        if (g_head == NULL)
-            g_tail = NULL;
-        g_queued--;
+            return "shutdown"; /* stopping */
+        j = take_job_locked();
         w->busy = 1;
         pthread_mutex_unlock(&g_lock);
         scan_one(w, j);
-        free(j->path);
-        free(j);
+        free_job(j);
         pthread_mutex_lock(&g_lock);
         g_finishing--;
         w->busy = 0;
@@ -322,11 +401,14 @@ static void *worker_main(void *arg)
         g_done++;
         pthread_cond_broadcast(&g_state);
     }
-leave:
-    g_threads--;
-    remove_worker(w);
-    pthread_mutex_unlock(&g_lock);
+}
 
+/* plugin_thread_close, its checks and the "thread_close" record. */
+static void worker_close(worker *w, const char *reason)
+{
+    violations v;
+    rec r;
+    int ret;
     v.count = 0;
     ret = g_plugin->iface->plugin_thread_close(&w->context);
     if (ret != 0 && ret != 1)
@@ -340,13 +422,24 @@ leave:
     rec_int(&r, "result", ret);
     rec_violations(&r, &v);
     chan_event(&r, &v);
+}
 
+static void *worker_main(void *arg)
+{
+    worker *w = (worker *)arg;
+    const char *reason;
+    if (!worker_init(w)) {
+        worker_give_up(w);
+        return NULL;
+    }
     pthread_mutex_lock(&g_lock);
-    note_ended_locked();
-    g_live--;
-    pthread_cond_broadcast(&g_state);
+    reason = worker_loop(w);
+    g_threads--;
+    remove_worker(w);
     pthread_mutex_unlock(&g_lock);
-    free(w);
+    worker_close(w, reason);
+    pthread_mutex_lock(&g_lock);
+    worker_end_locked(w);
     return NULL;
 }
 
@@ -398,16 +491,11 @@ void pool_submit(long id, const char *path)
     pthread_cond_signal(&g_work);
     /* No worker could be made and none exists: answer what waits. */
     while (g_live == 0 && g_head != NULL) {
-        job *k = g_head;
-        g_head = k->next;
-        if (g_head == NULL)
-            g_tail = NULL;
-        g_queued--;
+        job *k = take_job_locked();
         g_in_flight--;
         g_done++;
         answer_unscanned(k, "no worker: plugin_thread_init failed");
-        free(k->path);
-        free(k);
+        free_job(k);
     }
     pthread_mutex_unlock(&g_lock);
 }

@@ -265,22 +265,98 @@ static void restart_event(const char *reason, pid_t old)
     emit(&r, -1);
 }
 
-static void handle_line(char *line)
+/* "E <nviol> <record>": an event record for stdout. */
+static void on_event(char *line)
 {
     char *rest;
-    long id;
-    int code, n;
+    g_violations += (int)strtol(line + 2, &rest, 10);
+    if (*rest == ' ')
+        rest++;
+    out_line(-1, rest);
+}
+
+/* "B <id>": the plugin starts scanning request id. */
+static void on_begun(const char *line)
+{
+    request *q = find_request(strtol(line + 2, NULL, 10));
+    if (q && q->state == Q_SENT)
+        q->state = Q_BEGUN;
+}
+
+/* "R <id> <code> <nviol> <record>": the result of request id. */
+static void on_result(char *line)
+{
+    char *rest;
+    long id = strtol(line + 2, &rest, 10);
+    int code = (int)strtol(rest, &rest, 10);
+    int n = (int)strtol(rest, &rest, 10);
     request *q;
+    if (*rest == ' ')
+        rest++;
+    q = find_request(id);
+    if (q == NULL || q->state == Q_DONE)
+        return;
+    g_violations += n;
+    if (!g_quiet_results || n > 0)
+        out_line(g_quiet_results ? -1 : q->client, rest);
+    finish(q, code < 0 ? 8 : code > 5 ? 6 : code);
+    if (code == AVCHK_ERROR && !g_restart_pending) {
+        /* As the products do: kill avserver and start it again. */
+        g_restart_pending = 1;
+        snprintf(g_restart_reason, sizeof g_restart_reason,
+                 "plugin returned AVCHK_ERROR for %.500s", q->path);
+        if (g_child > 0 && !g_kill_sent) {
+            kill(g_child, SIGKILL);
+            g_kill_sent = 1;
+        }
+    }
+}
+
+/* "A <id> <record>": the answer to a stats request. */
+static void on_answer(char *line)
+{
+    char *rest;
+    long id = strtol(line + 2, &rest, 10);
+    request *q = find_request(id);
+    if (*rest == ' ')
+        rest++;
+    if (q && q->state != Q_DONE) {
+        out_line(q->client, rest);
+        q->state = Q_DONE;
+        g_in_flight--;
+    }
+}
+
+/* "M <peak_rss_kb> <fds>": the child's figures at the end. */
+static void on_memory(const char *line)
+{
+    long rss = -1, fds = -1;
+    if (sscanf(line + 2, "%ld %ld", &rss, &fds) == 2) {
+        if (rss > g_peak_rss)
+            g_peak_rss = rss;
+        g_child_fds = fds;
+    }
+}
+
+/* "X <message>": a host error in the child. */
+static void on_host_error(const char *line)
+{
+    rec r;
+    rec_begin(&r, "error");
+    rec_str(&r, "message", line + 2);
+    emit(&r, -1);
+    g_fatal = 1;
+}
+
+/* One line from the child (the formats are listed at the top). */
+static void handle_line(char *line)
+{
     switch (line[0]) {
     case 'P':
         snprintf(g_step, sizeof g_step, "%.63s", line + 2);
         break;
     case 'E':
-        n = (int)strtol(line + 2, &rest, 10);
-        g_violations += n;
-        if (*rest == ' ')
-            rest++;
-        out_line(-1, rest);
+        on_event(line);
         break;
     case 'I':
         g_ready = 1;
@@ -289,67 +365,23 @@ static void handle_line(char *line)
         g_fatal = 1;
         break;
     case 'B':
-        q = find_request(strtol(line + 2, NULL, 10));
-        if (q && q->state == Q_SENT)
-            q->state = Q_BEGUN;
+        on_begun(line);
         break;
     case 'R':
-        id = strtol(line + 2, &rest, 10);
-        code = (int)strtol(rest, &rest, 10);
-        n = (int)strtol(rest, &rest, 10);
-        if (*rest == ' ')
-            rest++;
-        q = find_request(id);
-        if (q == NULL || q->state == Q_DONE)
-            break;
-        g_violations += n;
-        if (!g_quiet_results || n > 0)
-            out_line(g_quiet_results ? -1 : q->client, rest);
-        finish(q, code < 0 ? 8 : code > 5 ? 6 : code);
-        if (code == AVCHK_ERROR && !g_restart_pending) {
-            /* As the products do: kill avserver and start it again. */
-            g_restart_pending = 1;
-            snprintf(g_restart_reason, sizeof g_restart_reason,
-                     "plugin returned AVCHK_ERROR for %.500s", q->path);
-            if (g_child > 0 && !g_kill_sent) {
-                kill(g_child, SIGKILL);
-                g_kill_sent = 1;
-            }
-        }
+        on_result(line);
         break;
     case 'A':
-        id = strtol(line + 2, &rest, 10);
-        q = find_request(id);
-        if (*rest == ' ')
-            rest++;
-        if (q && q->state != Q_DONE) {
-            out_line(q->client, rest);
-            q->state = Q_DONE;
-            g_in_flight--;
-        }
+        on_answer(line);
         break;
     case 'M':
-        {
-            long rss = -1, fds = -1;
-            if (sscanf(line + 2, "%ld %ld", &rss, &fds) == 2) {
-                if (rss > g_peak_rss)
-                    g_peak_rss = rss;
-                g_child_fds = fds;
-            }
-        }
+        on_memory(line);
         break;
     case 'D':
         g_done_seen = 1;
         g_done_at = now_s();
         break;
     case 'X':
-        {
-            rec r;
-            rec_begin(&r, "error");
-            rec_str(&r, "message", line + 2);
-            emit(&r, -1);
-            g_fatal = 1;
-        }
+        on_host_error(line);
         break;
     default:
         break;
@@ -415,65 +447,53 @@ static void check_exit(pid_t pid, int status, const char *how)
         crash_record(pid, "exit", &v);
 }
 
-/* The child's channel closed: reap it and decide what happens next. Returns
-   1 when a fresh child was started. */
-static int child_gone(int want_restart)
+/* The child crashed: the requests it was scanning get a CRASHED verdict; when
+   it was scanning none, a crash record names the step it was in. */
+static void blame_crash(pid_t old, const char *how)
 {
-    int status = 0, crashed;
-    pid_t old = g_child;
+    int blamed = 0;
     request *q;
-    char how[120];
-    close(g_fd);
-    g_fd = -1;
-    while (waitpid(g_child, &status, 0) < 0 && errno == EINTR)
-        ;
-    g_child = -1;
-    describe_status(status, how, sizeof how);
-    if (g_done_seen && !g_kill_sent)
-        check_exit(old, status, how);
-    crashed = !g_done_seen && !g_kill_sent && !g_fatal;
-    if (crashed) {
-        int blamed = 0;
-        for (q = g_reqs; q; q = q->next)
-            if (q->state == Q_BEGUN) {
-                rec r;
-                violations v;
-                v.count = 0;
-                viol_add(&v, "plugin %s while scanning %s", how, q->path);
-                rec_begin(&r, "scan");
-                rec_int(&r, "id", q->id);
-                rec_str(&r, "file", q->path);
-                rec_int(&r, "code", -1);
-                rec_str(&r, "verdict", "CRASHED");
-                rec_str(&r, "vir_info", NULL);
-                rec_violations(&r, &v);
-                emit(&r, q->client);
-                g_violations++;
-                finish(q, 7);
-                blamed++;
-            }
-        if (!blamed) {
+    for (q = g_reqs; q; q = q->next)
+        if (q->state == Q_BEGUN) {
+            rec r;
             violations v;
             v.count = 0;
-            viol_add(&v, "plugin %s during %s", how, g_step);
-            crash_record(old, g_step, &v);
+            viol_add(&v, "plugin %s while scanning %s", how, q->path);
+            rec_begin(&r, "scan");
+            rec_int(&r, "id", q->id);
+            rec_str(&r, "file", q->path);
+            rec_int(&r, "code", -1);
+            rec_str(&r, "verdict", "CRASHED");
+            rec_str(&r, "vir_info", NULL);
+            rec_violations(&r, &v);
+            emit(&r, q->client);
+            g_violations++;
+            finish(q, 7);
+            blamed++;
         }
-        if (!g_ready) {
-            g_fatal = 1; /* crashed while loading: a fresh child would crash the same way */
-            return 0;
-        }
-        snprintf(g_restart_reason, sizeof g_restart_reason, "plugin %s", how);
-        g_restart_pending = 1;
+    if (!blamed) {
+        violations v;
+        v.count = 0;
+        viol_add(&v, "plugin %s during %s", how, g_step);
+        crash_record(old, g_step, &v);
     }
-    /* Requests the dead child had not finished go to the next one. */
+}
+
+/* Requests the dead child had not finished go to the next one. */
+static void requeue_unfinished(void)
+{
+    request *q;
     for (q = g_reqs; q; q = q->next)
         if (q->state == Q_SENT || q->state == Q_BEGUN) {
             q->state = Q_WAITING;
             g_in_flight--;
         }
-    if (g_fatal || !g_restart_pending || !want_restart)
-        return 0;
-    g_restart_pending = 0;
+}
+
+/* A fresh child in place of `old`, unless --max-restarts is reached. Returns
+   1 when it was started. */
+static int restart_child(pid_t old)
+{
     if (g_restarts >= g_settings.max_restarts) {
         rec r;
         rec_begin(&r, "error");
@@ -489,6 +509,37 @@ static int child_gone(int want_restart)
     }
     restart_event(g_restart_reason, old);
     return 1;
+}
+
+/* The child's channel closed: reap it and decide what happens next. Returns
+   1 when a fresh child was started. */
+static int child_gone(int want_restart)
+{
+    int status = 0;
+    pid_t old = g_child;
+    char how[120];
+    close(g_fd);
+    g_fd = -1;
+    while (waitpid(g_child, &status, 0) < 0 && errno == EINTR)
+        ;
+    g_child = -1;
+    describe_status(status, how, sizeof how);
+    if (g_done_seen && !g_kill_sent)
+        check_exit(old, status, how);
+    if (!g_done_seen && !g_kill_sent && !g_fatal) {
+        blame_crash(old, how);
+        if (!g_ready) {
+            g_fatal = 1; /* crashed while loading: a fresh child would crash the same way */
+            return 0;
+        }
+        snprintf(g_restart_reason, sizeof g_restart_reason, "plugin %s", how);
+        g_restart_pending = 1;
+    }
+    requeue_unfinished();
+    if (g_fatal || !g_restart_pending || !want_restart)
+        return 0;
+    g_restart_pending = 0;
+    return restart_child(old);
 }
 
 /* How long poll may wait: forever, unless the child is in exit(), which must
@@ -584,18 +635,50 @@ static void next_round_or_close(void)
     send_line("Q\n");
 }
 
+/* Requests not answered yet. */
+static int count_pending(void)
+{
+    int pending = 0;
+    request *q;
+    for (q = g_reqs; q; q = q->next)
+        if (q->state != Q_DONE)
+            pending++;
+    return pending;
+}
+
+/* Whatever could not be scanned is reported, so no file goes missing. */
+static void report_unscanned(void)
+{
+    request *q;
+    for (q = g_reqs; q; q = q->next)
+        if (q->state != Q_DONE) {
+            rec r;
+            rec_begin(&r, "scan");
+            rec_int(&r, "id", q->id);
+            rec_str(&r, "file", q->path);
+            rec_int(&r, "code", -1);
+            rec_str(&r, "verdict", "NOT_SCANNED");
+            rec_str(&r, "vir_info", "the plugin could not be loaded or initialised");
+            if (!g_quiet_results)
+                emit(&r, q->client);
+            else
+                rec_free(&r);
+            q->state = Q_SENT;
+            g_in_flight++;
+            finish(q, 8);
+        }
+    prune();
+}
+
 /* Runs until every request is done (or stop() says so), then closes the child. */
 static void run_batch(int window, int (*more)(void))
 {
     for (;;) {
         struct pollfd pfd;
-        int pending = 0, n;
-        request *q;
+        int pending, n;
         if (more)
             more();
-        for (q = g_reqs; q; q = q->next)
-            if (q->state != Q_DONE)
-                pending++;
+        pending = count_pending();
         if (g_fatal && g_fd < 0)
             break;
         if (pending == 0 && g_ready && !g_closing && g_fd >= 0 && !g_restart_pending)
@@ -617,28 +700,7 @@ static void run_batch(int window, int (*more)(void))
                     break;
         }
     }
-    /* Whatever could not be scanned is reported, so no file goes missing. */
-    {
-        request *q;
-        for (q = g_reqs; q; q = q->next)
-            if (q->state != Q_DONE) {
-                rec r;
-                rec_begin(&r, "scan");
-                rec_int(&r, "id", q->id);
-                rec_str(&r, "file", q->path);
-                rec_int(&r, "code", -1);
-                rec_str(&r, "verdict", "NOT_SCANNED");
-                rec_str(&r, "vir_info", "the plugin could not be loaded or initialised");
-                if (!g_quiet_results)
-                    emit(&r, q->client);
-                else
-                    rec_free(&r);
-                q->state = Q_SENT;
-                g_in_flight++;
-                finish(q, 8);
-            }
-        prune();
-    }
+    report_unscanned();
 }
 
 int run_info(void)
@@ -885,10 +947,10 @@ static int open_listener(const char *path)
     return fd;
 }
 
-int run_serve(void)
+/* Where requests come from: a listening socket (--socket) or stdin. Returns
+   0, or 2 when the socket cannot be made. */
+static int open_requests(int *stdin_client)
 {
-    int stdin_client = -1;
-    rec r;
     if (g_settings.socket_path) {
         g_listen = open_listener(g_settings.socket_path);
         if (g_listen < 0) {
@@ -897,8 +959,68 @@ int run_serve(void)
             return 2;
         }
     } else {
-        stdin_client = add_client(0, 1);
+        *stdin_client = add_client(0, 1);
     }
+    return 0;
+}
+
+enum { POLL_CHILD = -2, POLL_LISTENER = -1 }; /* in map[]; otherwise a client */
+
+/* The descriptors to wait on: the child, the listener and the clients (no new
+   requests after SHUTDOWN). map[i] says what pfds[i] is. Returns how many. */
+static int serve_poll_set(struct pollfd *pfds, int *map)
+{
+    int n = 0, i;
+    if (g_fd >= 0) {
+        pfds[n].fd = g_fd;
+        pfds[n].events = POLLIN;
+        map[n++] = POLL_CHILD;
+    }
+    if (g_listen >= 0 && !g_shutdown) {
+        pfds[n].fd = g_listen;
+        pfds[n].events = POLLIN;
+        map[n++] = POLL_LISTENER;
+    }
+    for (i = 0; i < MAX_CLIENTS && !g_shutdown; i++)
+        if (g_client_used[i]) {
+            pfds[n].fd = g_clients[i].fd_in;
+            pfds[n].events = POLLIN;
+            map[n++] = i;
+        }
+    return n;
+}
+
+/* Acts on what poll found: the child's lines, a new connection, requests. */
+static void serve_dispatch(const struct pollfd *pfds, const int *map, int n, int stdin_client)
+{
+    int i;
+    for (i = 0; i < n; i++) {
+        if (!(pfds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+            continue;
+        if (map[i] == POLL_CHILD) {
+            if (!read_child()) {
+                child_gone(!g_closing);
+                if (g_fd < 0 && !g_closing)
+                    g_fatal = 1; /* no child and no restart: nothing left to do */
+            }
+        } else if (map[i] == POLL_LISTENER) {
+            int fd = accept4(g_listen, NULL, NULL, SOCK_CLOEXEC);
+            if (fd >= 0 && add_client(fd, fd) < 0)
+                close(fd);
+        } else if (!read_client(map[i])) {
+            if (map[i] == stdin_client)
+                g_shutdown = 1; /* end of stdin: like SHUTDOWN */
+            drop_client(map[i]);
+        }
+    }
+}
+
+int run_serve(void)
+{
+    int stdin_client = -1;
+    rec r;
+    if (open_requests(&stdin_client) != 0)
+        return 2;
     if (spawn_child() != 0)
         return 3;
     rec_begin(&r, "serving");
@@ -909,12 +1031,8 @@ int run_serve(void)
     for (;;) {
         struct pollfd pfds[MAX_CLIENTS + 2];
         int map[MAX_CLIENTS + 2];
-        int n = 0, i, pending = 0;
-        request *q;
-        for (q = g_reqs; q; q = q->next)
-            if (q->state != Q_DONE)
-                pending++;
-        if (g_shutdown && pending == 0 && !g_closing && g_fd >= 0 && g_ready) {
+        int n, ready;
+        if (g_shutdown && count_pending() == 0 && !g_closing && g_fd >= 0 && g_ready) {
             g_closing = 1;
             send_line("Q\n");
         }
@@ -924,48 +1042,14 @@ int run_serve(void)
         prune();
         if (g_fd < 0 && g_closing)
             break;
-        if (g_fd >= 0) {
-            pfds[n].fd = g_fd;
-            pfds[n].events = POLLIN;
-            map[n++] = -2;
-        }
-        if (g_listen >= 0 && !g_shutdown) {
-            pfds[n].fd = g_listen;
-            pfds[n].events = POLLIN;
-            map[n++] = -1;
-        }
-        for (i = 0; i < MAX_CLIENTS && !g_shutdown; i++)
-            if (g_client_used[i]) {
-                pfds[n].fd = g_clients[i].fd_in;
-                pfds[n].events = POLLIN;
-                map[n++] = i;
-            }
+        n = serve_poll_set(pfds, map);
         if (n == 0)
             break;
-        i = poll(pfds, (nfds_t)n, poll_timeout_ms());
-        if (i < 0 && errno != EINTR)
+        ready = poll(pfds, (nfds_t)n, poll_timeout_ms());
+        if (ready < 0 && errno != EINTR)
             break;
-        if (i <= 0)
-            continue;
-        for (i = 0; i < n; i++) {
-            if (!(pfds[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                continue;
-            if (map[i] == -2) {
-                if (!read_child()) {
-                    child_gone(!g_closing);
-                    if (g_fd < 0 && !g_closing)
-                        g_fatal = 1; /* no child and no restart: nothing left to do */
-                }
-            } else if (map[i] == -1) {
-                int fd = accept4(g_listen, NULL, NULL, SOCK_CLOEXEC);
-                if (fd >= 0 && add_client(fd, fd) < 0)
-                    close(fd);
-            } else if (!read_client(map[i])) {
-                if (map[i] == stdin_client)
-                    g_shutdown = 1; /* end of stdin: like SHUTDOWN */
-                drop_client(map[i]);
-            }
-        }
+        if (ready > 0)
+            serve_dispatch(pfds, map, n, stdin_client);
     }
     if (g_listen >= 0) {
         close(g_listen);

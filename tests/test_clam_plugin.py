@@ -6,6 +6,8 @@ Real clamd: Debian's clamav-daemon with its own configuration and signatures
 Fake clamd: only for the faults a real one will not produce on demand.
 """
 import json
+import os
+import re
 import subprocess
 import time
 
@@ -392,3 +394,72 @@ def test_clamd_too_old(host, plugin):
     init = run.events("init")[0]
     assert init["result"] == 0
     assert "ClamAV 0.94.2" in init["error"] and "0.95 or newer" in init["error"]
+
+
+# --- descriptors: close-on-exec from creation ---
+
+O_CLOEXEC = 0o2000000  # the bit in /proc/<pid>/fdinfo/<fd>'s octal "flags:" line
+
+
+def open_descriptors(pid):
+    """{fd: (what it points to, flags)} of a process; fds closed meanwhile are skipped."""
+    out = {}
+    for entry in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{entry}")
+            with open(f"/proc/{pid}/fdinfo/{entry}") as f:
+                info = f.read()
+        except FileNotFoundError:
+            continue
+        flags = re.search(r"^flags:\s*([0-7]+)$", info, re.M)
+        assert flags, info
+        out[int(entry)] = (target, int(flags.group(1), 8))
+    return out
+
+
+def tcp_socket_inodes(pid, remote_port):
+    """Inodes of the TCP sockets in pid's network namespace connected to remote_port."""
+    inodes = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{table}") as f:
+                rows = f.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if int(fields[2].rsplit(":", 1)[1], 16) == remote_port:
+                inodes.add(fields[9])
+    return inodes
+
+
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
+@pytest.mark.parametrize("toolchain", ["zig", "gcc"])
+def test_descriptors_are_close_on_exec(artifact, clamd, corpus, toolchain, transport):
+    """The products fork+exec helpers: a clamd socket (or Asio's epoll, eventfd,
+    timerfd) inherited by a child outlives the plugin's use of it. Every socket and
+    anonymous-inode descriptor of the plugin process, looked at while a clamd
+    session is open, must carry O_CLOEXEC."""
+    s = Server(artifact("avhost", toolchain=toolchain), artifact("avir_clam.so", toolchain=toolchain),
+               clamd.plugin_options(transport=transport))
+    try:
+        # After a scan the worker keeps its IDSESSION open for the next file.
+        assert s.scan(corpus["eicar.com"])["verdict"] == "VIRUS_FOUND", s.records
+        pid = next(r["pid"] for r in s.records if r["event"] == "load")
+        fds = open_descriptors(pid)
+        session = tcp_socket_inodes(pid, clamd.port) if transport == "tcp" else set()
+    finally:
+        s.close()
+    assert s.violations() == []
+    checked = {fd: target for fd, (target, _) in fds.items()
+               if target.startswith(("socket:", "anon_inode:"))}
+    leaking = {fd: target for fd, (target, flags) in fds.items()
+               if fd in checked and not flags & O_CLOEXEC}
+    assert leaking == {}, f"inherited by every child the product starts: {leaking}"
+    # Positive controls, so that the check cannot pass by looking at nothing.
+    sockets = [t for t in checked.values() if t.startswith("socket:")]
+    if transport == "tcp":
+        assert any(t[len("socket:["):-1] in session for t in sockets), (checked, session)
+    else:
+        assert len(sockets) >= 2, checked  # avhost's own channel and the clamd session
+    assert any("eventpoll" in t for t in checked.values()), checked  # Asio's reactor

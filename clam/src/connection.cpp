@@ -4,8 +4,10 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -140,8 +142,18 @@ bool Connection::open(const Config &config, Clock::duration timeout, std::string
     bool timed_out = false;
     for (const auto &ep : endpoints) {
         error_code ec;
-        socket_.open(ep.protocol(), ec);
+        /* Asio's socket_.open() calls socket() without SOCK_CLOEXEC: the product
+           forks helpers at any moment, and a descriptor it inherits keeps clamd's
+           session half-open in the child. Created close-on-exec, then adopted. */
+        int fd = ::socket(ep.protocol().family(), ep.protocol().type() | SOCK_CLOEXEC,
+                          ep.protocol().protocol());
+        if (fd < 0) {
+            last = error_code(errno, asio::error::get_system_category());
+            continue;
+        }
+        socket_.assign(ep.protocol(), fd, ec);
         if (ec) {
+            ::close(fd);
             last = ec;
             continue;
         }

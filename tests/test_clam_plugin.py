@@ -365,7 +365,7 @@ def test_stall_past_scan_timeout(host, plugin, corpus):
     run, _ = fake_scan(host, plugin, "stall", [corpus["clean.exe"]], ScanTimeout=5)
     record = run.events("scan")[0]
     assert record["verdict"] == "FAILED", record
-    assert "ScanTimeout (5 s)" in record["vir_info"] and "clean.exe" in record["vir_info"]
+    assert "ScanTimeout=5 s" in record["vir_info"] and "clean.exe" in record["vir_info"]
 
 
 @pytest.mark.parametrize("mode", ["overlong", "garbage", "wrong_id", "close_mid"])

@@ -223,8 +223,9 @@ void Connection::quick_ack()
     ::setsockopt(fd_.load(), IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on);
 }
 
-error_code Connection::read_reply(std::string &line, Clock::duration idle)
+error_code Connection::read_reply(std::string &line, Clock::duration timeout)
 {
+    const Clock::time_point deadline = Clock::now() + timeout;
     line.clear();
     quick_ack();
     bool done = false;
@@ -236,7 +237,7 @@ error_code Connection::read_reply(std::string &line, Clock::duration idle)
                                n = got;
                                done = true;
                            });
-    if (!run_until(done, idle, Clock::time_point::max()))
+    if (!run_until(done, timeout, deadline))
         return asio::error::timed_out;
     if (ec) {
         line.swap(rbuf_);
@@ -248,7 +249,7 @@ error_code Connection::read_reply(std::string &line, Clock::duration idle)
 }
 
 Connection::Exchange Connection::exchange(const Producer &next, std::string &producer_error,
-                                          Clock::duration idle)
+                                          Clock::duration timeout)
 {
     Exchange x;
     bool read_done = false;
@@ -289,11 +290,29 @@ Connection::Exchange Connection::exchange(const Producer &next, std::string &pro
 
     /* A failed upload still waits for the reply: clamd often explains why it stopped. */
     bool cancelled = false;
+    Clock::time_point verdict_deadline = Clock::time_point::max();
     while (!(read_done && write_done)) {
         if (x.producer_failed)
             break;
+        Clock::duration wait = timeout;
+        if (write_done) {
+            /* Each byte clamd sends would count as progress: from here on only
+               the total counts. */
+            const Clock::time_point now = Clock::now();
+            if (!x.upload_finished) {
+                x.upload_finished = true;
+                verdict_deadline = now + timeout;
+            }
+            if (now >= verdict_deadline) {
+                x.timed_out = true;
+                abort();
+                return x;
+            }
+            if (verdict_deadline - now < wait)
+                wait = verdict_deadline - now;
+        }
         io_.restart();
-        if (io_.run_one_for(idle) == 0 && !(read_done && write_done)) {
+        if (io_.run_one_for(wait) == 0 && !(read_done && write_done)) {
             x.timed_out = true;
             abort();
             return x;

@@ -103,7 +103,7 @@ bool Session::version(Clock::duration timeout, ClamdVersion &out, std::string &e
 }
 
 StreamResult Session::instream(int fd, std::uint64_t size, std::size_t chunk,
-                               std::vector<char> &buffer, Clock::duration idle)
+                               std::vector<char> &buffer, Clock::duration timeout)
 {
     StreamResult result;
     result.request_id = next_id_++;
@@ -148,7 +148,7 @@ StreamResult Session::instream(int fd, std::uint64_t size, std::size_t chunk,
     };
 
     std::string file_error;
-    Connection::Exchange x = conn_.exchange(next, file_error, idle);
+    Connection::Exchange x = conn_.exchange(next, file_error, timeout);
     if (x.producer_failed) {
         result.kind = StreamResult::Kind::File;
         result.error = file_error;
@@ -157,6 +157,7 @@ StreamResult Session::instream(int fd, std::uint64_t size, std::size_t chunk,
     }
     if (x.timed_out) {
         result.kind = StreamResult::Kind::Timeout;
+        result.while_uploading = !x.upload_finished;
         result.session_spoiled = true;
         return result;
     }

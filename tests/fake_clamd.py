@@ -7,6 +7,9 @@ INSTREAM as `mode` says:
     "ok"          "N: stream: OK" (a well-behaved clamd)
     "stall"       reads the whole stream, then never answers (past ScanTimeout)
     "overlong"    an endless line with no terminator (64 KiB, then silence)
+    "overlong_1m" the same with 1 MiB
+    "overlong_ping", "overlong_version"
+                  PING or VERSION answered with 1 MiB and no terminator
     "drip"        a plausible reply, one byte every DRIP_INTERVAL s, never finished
     "slow_reader" takes the first SLOW_BYTES of a stream at SLOW_RATE bytes/s,
                   the rest at full speed, then answers OK (an upload that makes
@@ -149,8 +152,16 @@ class FakeClamd:
                         return
                     request += 1
                     prefix = f"{request}: ".encode() if session else b""
-                    if cmd == b"zPING":
+                    if cmd == b"zPING" and self.mode == "overlong_ping":
+                        conn.sendall(prefix + b"PONG" + b"G" * (1 << 20))
+                        self._stop.wait()
+                        return
+                    elif cmd == b"zPING":
                         conn.sendall(prefix + b"PONG\0")
+                    elif cmd == b"zVERSION" and self.mode == "overlong_version":
+                        conn.sendall(prefix + b"ClamAV 1.4.3/" + b"7" * (1 << 20))
+                        self._stop.wait()
+                        return
                     elif cmd == b"zVERSION":
                         version = b"0.94.2" if self.mode == "old" else b"1.4.3"
                         conn.sendall(prefix + b"ClamAV " + version + b"/27000/fake\0")
@@ -183,8 +194,8 @@ class FakeClamd:
         elif mode == "stall":
             self._stop.wait()  # never answers while the test runs
             return False
-        elif mode == "overlong":
-            conn.sendall(prefix + b"stream: " + b"A" * 65536)
+        elif mode in ("overlong", "overlong_1m"):
+            conn.sendall(prefix + b"stream: " + b"A" * (65536 if mode == "overlong" else 1 << 20))
             self._stop.wait()
             return False
         elif mode == "drip":

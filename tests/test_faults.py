@@ -255,6 +255,31 @@ def test_slow_upload_may_outlast_scan_timeout(host, plugin, tmp_path):
 
 # --- replies a real clamd does not produce on demand ---
 
+@pytest.mark.parametrize("mode", ["overlong", "overlong_1m"])
+def test_overlong_reply_is_explained(host, plugin, corpus, mode):
+    with FakeClamd(mode) as fake:
+        run = scan(host, plugin, fake.plugin_options(ScanTimeout=5), [corpus["clean.exe"]],
+                   timeout=120)
+    record = run.events("scan")[0]
+    assert record["verdict"] == "FAILED", record
+    info = record["vir_info"]
+    assert "clamd's reply exceeded 1024 bytes without a terminator" in info, record
+    assert "clean.exe" in info and f"127.0.0.1:{fake.port}" in info, record
+    assert "Element not found" not in info, record
+
+
+@pytest.mark.parametrize("mode, command", [("overlong_ping", "PING"),
+                                           ("overlong_version", "VERSION")])
+def test_overlong_reply_at_init_is_explained(host, plugin, mode, command):
+    with FakeClamd(mode) as fake:
+        run = avhost(host, plugin, "scan", fake.plugin_options(), "/etc/hostname", timeout=120)
+    init = run.events("init")[0]
+    assert init["result"] == 0, run
+    assert f"did not answer {command}: clamd's reply exceeded 1024 bytes without a terminator" \
+        in init["error"], init
+    assert "Element not found" not in init["error"], init
+
+
 class ReplyFake(FakeClamd):
     """FakeClamd with further INSTREAM answers, one per mode."""
 

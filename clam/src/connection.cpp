@@ -85,6 +85,18 @@ void Connection::abort()
     io_.restart();
 }
 
+std::string describe(const error_code &ec)
+{
+    if (ec == asio::error::not_found) /* the dynamic buffer's limit, in read_until */
+        return "clamd's reply exceeded " + std::to_string(kMaxReplyLine) +
+               " bytes without a terminator";
+    if (ec == asio::error::eof)
+        return "clamd closed the connection";
+    if (ec == asio::error::timed_out)
+        return "no reply within the timeout";
+    return ec.message();
+}
+
 bool resolve_endpoints(Config &config, Clock::duration timeout, std::string &error)
 {
     config.endpoints.clear();

@@ -28,6 +28,13 @@ namespace avclam {
 using Clock = std::chrono::steady_clock;
 
 /*
+ * A sentence for an error of Connection's operations, in terms of clamd
+ * (Asio's own texts, such as "Element not found" for an over-long reply,
+ * mean nothing to an administrator).
+ */
+std::string describe(const boost::system::error_code &ec);
+
+/*
  * Fills config.endpoints: the UNIX socket, or every address of Address:Port,
  * within `timeout`. False with a sentence in `error` when that fails.
  */

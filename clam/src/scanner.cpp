@@ -119,6 +119,12 @@ int Scanner::scan_open_file(const Config &config, int fd, std::uint64_t size, co
                            where.c_str(), static_cast<long long>(config.scan_timeout.count()),
                            filename);
             return AVCHK_FAILED;
+        case StreamResult::Kind::Overlong:
+            avc_format(result, AVP_RESULT_SIZE,
+                       "bad reply from clamd at %s while scanning %s: %s (it began \"%s\")",
+                       where.c_str(), filename, r.error.c_str(),
+                       printable_excerpt(r.reply, 40).c_str());
+            return AVCHK_FAILED;
         case StreamResult::Kind::Transport:
             avc_format(result, AVP_RESULT_SIZE, "connection to clamd at %s failed while scanning %s: %s",
                        where.c_str(), filename, r.error.c_str());

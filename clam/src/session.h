@@ -20,6 +20,7 @@ struct StreamResult {
         Reply,     /* `reply` is clamd's answer to this INSTREAM (still to be parsed) */
         Transport, /* the connection failed; clamd may have closed the session */
         Timeout,   /* ScanTimeout ran out; `while_uploading` says in which phase */
+        Overlong,  /* the reply exceeded kMaxReplyLine; `error` says so, `reply` holds its start */
         File,      /* reading the file failed; `error` says how */
     };
     Kind kind = Kind::Transport;

@@ -230,6 +230,22 @@ def test_virus_name_truncated_to_vi_size(host, plugin, clamd, corpus, vi_size):
         assert record["vir_info"] == EICAR_NAME[:vi_size - 1]
 
 
+def test_option_values_are_trimmed_on_both_sides(host, plugin, clamd, corpus):
+    """strtol forgave " 3407" but not "3407 "; every value now reads trimmed, while
+    get_plugin_config still reports it exactly as set (avhost checks that)."""
+    port = str(clamd.port)
+    for name, value in (("Port", f" {port}"), ("Port", f"{port} "), ("Port", f"  {port}  "),
+                        ("Address", " 127.0.0.1 "), ("Address", "  localhost")):
+        run = scan(host, plugin, clamd.plugin_options(**{name: value}),
+                   [corpus["eicar.com"], corpus["clean.exe"]])
+        init = run.events("init")[0]
+        assert init["result"] == 1, (name, value, run)
+        assert [r["verdict"] for r in run.events("scan")] == ["VIRUS_FOUND", "OK"], run
+        after = {o["name"]: o["value"] for o in run.events("load")[0]["options_after"]}
+        assert after[name] == value, after
+        assert any(f":{port}" in m and "connected to clamd" in m for m in run.logs()), run.logs()
+
+
 # --- sizes ---
 
 def test_100_mib_file_with_bounded_memory(host, plugin, tmp_path, corpus):

@@ -150,6 +150,11 @@ void avc_set_error(const char *format, ...)
     avc_log_error("%s", text);
 }
 
+static int is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
 int avc_option(const char *name, char *buf, size_t size)
 {
     int index;
@@ -161,8 +166,20 @@ int avc_option(const char *name, char *buf, size_t size)
     pthread_mutex_lock(&g_lock);
     load_defaults_locked();
     index = find_option_locked(name);
-    if (index >= 0)
-        copy_field(buf, size, g_values[index], sizeof g_values[index]);
+    if (index >= 0) {
+        /* Administrators paste values with stray blanks; strtol forgives leading
+           ones only, so every reader gets them trimmed on both sides. The stored
+           value stays verbatim: get_plugin_config must read back what was set. */
+        const char *value = g_values[index];
+        size_t start = 0, end = 0;
+        while (end < sizeof g_values[index] && value[end] != '\0')
+            end++;
+        while (start < end && is_blank(value[start]))
+            start++;
+        while (end > start && is_blank(value[end - 1]))
+            end--;
+        copy_field(buf, size, value + start, end - start);
+    }
     pthread_mutex_unlock(&g_lock);
     return index >= 0;
 }

@@ -22,11 +22,16 @@ extern "C" {
 
 /*
  * Copy the current value of option `name` into buf (NUL-terminated, truncated
- * to size). Returns 1 if the option exists, else 0 and buf = "".
+ * to size), without leading and trailing spaces and tabs: " 3310", "3310 " and
+ * "3310" read the same. Returns 1 if the option exists, else 0 and buf = "".
+ * get_plugin_config still reports the value exactly as it was set.
  */
 int avc_option(const char *name, char *buf, size_t size);
 
-/* The option as an integer clamped to [min, max]; `fallback` if missing or not a number. */
+/*
+ * The option as a decimal integer clamped to [min, max], trimmed as by
+ * avc_option; `fallback` if missing or not a number.
+ */
 long avc_option_long(const char *name, long fallback, long min, long max);
 
 /* Set the text get_error_message returns (and log it as an error). */

@@ -7,6 +7,13 @@ INSTREAM as `mode` says:
     "ok"          "N: stream: OK" (a well-behaved clamd)
     "stall"       reads the whole stream, then never answers (past ScanTimeout)
     "overlong"    an endless line with no terminator (64 KiB, then silence)
+    "overlong_1m" the same with 1 MiB
+    "overlong_ping", "overlong_version"
+                  PING or VERSION answered with 1 MiB and no terminator
+    "drip"        a plausible reply, one byte every DRIP_INTERVAL s, never finished
+    "slow_reader" takes the first SLOW_BYTES of a stream at SLOW_RATE bytes/s,
+                  the rest at full speed, then answers OK (an upload that makes
+                  progress for long)
     "garbage"     binary bytes, printf directives and no request id, NUL-terminated
     "wrong_id"    a clean verdict for another request number
     "close_mid"   half a reply, then closes the connection
@@ -18,12 +25,18 @@ INSTREAM as `mode` says:
         fake.instreams                        # INSTREAM commands received so far
         fake.connections                      # connections accepted so far
 """
+import itertools
 import socket
 import struct
 import threading
+import time
 
 
 class FakeClamd:
+    DRIP_INTERVAL = 2.0  # seconds between two bytes: well under ScanTimeout's minimum of 5
+    SLOW_BYTES = 8 * 1024 * 1024
+    SLOW_RATE = 1024 * 1024
+
     def __init__(self, mode: str = "ok"):
         self.mode = mode
         self.instreams = 0
@@ -32,6 +45,10 @@ class FakeClamd:
         self._stop = threading.Event()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if mode == "slow_reader":
+            # A small window that accepted connections inherit: the plugin's upload
+            # then waits for our reads instead of filling megabytes of kernel buffer.
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(16)
         self._sock.settimeout(0.2)
@@ -83,11 +100,12 @@ class FakeClamd:
         cmd, _, buf[0] = buf[0].partition(b"\0")
         return cmd
 
-    def _read_stream(self, conn, buf):
+    def _read_stream(self, conn, buf, recv=None):
         """Consumes INSTREAM chunks up to the zero-length end marker."""
+        recv = recv or conn.recv
         while True:
             while len(buf[0]) < 4:
-                chunk = conn.recv(65536)
+                chunk = recv(65536)
                 if not chunk:
                     raise ConnectionError("client went away")
                 buf[0] += chunk
@@ -96,11 +114,28 @@ class FakeClamd:
             if length == 0:
                 return
             while len(buf[0]) < length:
-                chunk = conn.recv(65536)
+                chunk = recv(65536)
                 if not chunk:
                     raise ConnectionError("client went away")
                 buf[0] += chunk
             buf[0] = buf[0][length:]
+
+    def _throttled_recv(self, conn):
+        """conn.recv that takes the first SLOW_BYTES at SLOW_RATE bytes/s."""
+        taken = 0
+        started = time.monotonic()
+
+        def recv(n):
+            nonlocal taken
+            if taken < self.SLOW_BYTES:
+                ahead = taken / self.SLOW_RATE - (time.monotonic() - started)
+                if ahead > 0:
+                    time.sleep(ahead)
+                n = min(n, 16384)
+            data = conn.recv(n)
+            taken += len(data)
+            return data
+        return recv
 
     def _client(self, conn):
         buf = [b""]
@@ -117,11 +152,24 @@ class FakeClamd:
                         return
                     request += 1
                     prefix = f"{request}: ".encode() if session else b""
-                    if cmd == b"zPING":
+                    if cmd == b"zPING" and self.mode == "overlong_ping":
+                        conn.sendall(prefix + b"PONG" + b"G" * (1 << 20))
+                        self._stop.wait()
+                        return
+                    elif cmd == b"zPING":
                         conn.sendall(prefix + b"PONG\0")
+                    elif cmd == b"zVERSION" and self.mode == "overlong_version":
+                        conn.sendall(prefix + b"ClamAV 1.4.3/" + b"7" * (1 << 20))
+                        self._stop.wait()
+                        return
                     elif cmd == b"zVERSION":
                         version = b"0.94.2" if self.mode == "old" else b"1.4.3"
                         conn.sendall(prefix + b"ClamAV " + version + b"/27000/fake\0")
+                    elif cmd == b"zINSTREAM" and self.mode == "slow_reader":
+                        self._read_stream(conn, buf, self._throttled_recv(conn))
+                        with self._lock:
+                            self.instreams += 1
+                        conn.sendall(prefix + b"stream: OK\0")
                     elif cmd == b"zINSTREAM":
                         self._read_stream(conn, buf)
                         with self._lock:
@@ -146,9 +194,15 @@ class FakeClamd:
         elif mode == "stall":
             self._stop.wait()  # never answers while the test runs
             return False
-        elif mode == "overlong":
-            conn.sendall(prefix + b"stream: " + b"A" * 65536)
+        elif mode in ("overlong", "overlong_1m"):
+            conn.sendall(prefix + b"stream: " + b"A" * (65536 if mode == "overlong" else 1 << 20))
             self._stop.wait()
+            return False
+        elif mode == "drip":
+            # Every byte is progress to a silence timer; the line never ends.
+            reply = itertools.chain(prefix + b"stream: ", itertools.cycle(b"Slow.Drip."))
+            while not self._stop.wait(self.DRIP_INTERVAL):
+                conn.sendall(bytes([next(reply)]))
             return False
         elif mode == "garbage":
             conn.sendall(b"\x01\xff\xfe%s%n%x\x1b[31m garbage\0")

@@ -6,6 +6,8 @@ Real clamd: Debian's clamav-daemon with its own configuration and signatures
 Fake clamd: only for the faults a real one will not produce on demand.
 """
 import json
+import os
+import re
 import subprocess
 import time
 
@@ -228,6 +230,22 @@ def test_virus_name_truncated_to_vi_size(host, plugin, clamd, corpus, vi_size):
         assert record["vir_info"] == EICAR_NAME[:vi_size - 1]
 
 
+def test_option_values_are_trimmed_on_both_sides(host, plugin, clamd, corpus):
+    """strtol forgave " 3407" but not "3407 "; every value now reads trimmed, while
+    get_plugin_config still reports it exactly as set (avhost checks that)."""
+    port = str(clamd.port)
+    for name, value in (("Port", f" {port}"), ("Port", f"{port} "), ("Port", f"  {port}  "),
+                        ("Address", " 127.0.0.1 "), ("Address", "  localhost")):
+        run = scan(host, plugin, clamd.plugin_options(**{name: value}),
+                   [corpus["eicar.com"], corpus["clean.exe"]])
+        init = run.events("init")[0]
+        assert init["result"] == 1, (name, value, run)
+        assert [r["verdict"] for r in run.events("scan")] == ["VIRUS_FOUND", "OK"], run
+        after = {o["name"]: o["value"] for o in run.events("load")[0]["options_after"]}
+        assert after[name] == value, after
+        assert any(f":{port}" in m and "connected to clamd" in m for m in run.logs()), run.logs()
+
+
 # --- sizes ---
 
 def test_100_mib_file_with_bounded_memory(host, plugin, tmp_path, corpus):
@@ -363,7 +381,7 @@ def test_stall_past_scan_timeout(host, plugin, corpus):
     run, _ = fake_scan(host, plugin, "stall", [corpus["clean.exe"]], ScanTimeout=5)
     record = run.events("scan")[0]
     assert record["verdict"] == "FAILED", record
-    assert "ScanTimeout (5 s)" in record["vir_info"] and "clean.exe" in record["vir_info"]
+    assert "ScanTimeout=5 s" in record["vir_info"] and "clean.exe" in record["vir_info"]
 
 
 @pytest.mark.parametrize("mode", ["overlong", "garbage", "wrong_id", "close_mid"])
@@ -392,3 +410,72 @@ def test_clamd_too_old(host, plugin):
     init = run.events("init")[0]
     assert init["result"] == 0
     assert "ClamAV 0.94.2" in init["error"] and "0.95 or newer" in init["error"]
+
+
+# --- descriptors: close-on-exec from creation ---
+
+O_CLOEXEC = 0o2000000  # the bit in /proc/<pid>/fdinfo/<fd>'s octal "flags:" line
+
+
+def open_descriptors(pid):
+    """{fd: (what it points to, flags)} of a process; fds closed meanwhile are skipped."""
+    out = {}
+    for entry in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{entry}")
+            with open(f"/proc/{pid}/fdinfo/{entry}") as f:
+                info = f.read()
+        except FileNotFoundError:
+            continue
+        flags = re.search(r"^flags:\s*([0-7]+)$", info, re.M)
+        assert flags, info
+        out[int(entry)] = (target, int(flags.group(1), 8))
+    return out
+
+
+def tcp_socket_inodes(pid, remote_port):
+    """Inodes of the TCP sockets in pid's network namespace connected to remote_port."""
+    inodes = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{table}") as f:
+                rows = f.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if int(fields[2].rsplit(":", 1)[1], 16) == remote_port:
+                inodes.add(fields[9])
+    return inodes
+
+
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
+@pytest.mark.parametrize("toolchain", ["zig", "gcc"])
+def test_descriptors_are_close_on_exec(artifact, clamd, corpus, toolchain, transport):
+    """The products fork+exec helpers: a clamd socket (or Asio's epoll, eventfd,
+    timerfd) inherited by a child outlives the plugin's use of it. Every socket and
+    anonymous-inode descriptor of the plugin process, looked at while a clamd
+    session is open, must carry O_CLOEXEC."""
+    s = Server(artifact("avhost", toolchain=toolchain), artifact("avir_clam.so", toolchain=toolchain),
+               clamd.plugin_options(transport=transport))
+    try:
+        # After a scan the worker keeps its IDSESSION open for the next file.
+        assert s.scan(corpus["eicar.com"])["verdict"] == "VIRUS_FOUND", s.records
+        pid = next(r["pid"] for r in s.records if r["event"] == "load")
+        fds = open_descriptors(pid)
+        session = tcp_socket_inodes(pid, clamd.port) if transport == "tcp" else set()
+    finally:
+        s.close()
+    assert s.violations() == []
+    checked = {fd: target for fd, (target, _) in fds.items()
+               if target.startswith(("socket:", "anon_inode:"))}
+    leaking = {fd: target for fd, (target, flags) in fds.items()
+               if fd in checked and not flags & O_CLOEXEC}
+    assert leaking == {}, f"inherited by every child the product starts: {leaking}"
+    # Positive controls, so that the check cannot pass by looking at nothing.
+    sockets = [t for t in checked.values() if t.startswith("socket:")]
+    if transport == "tcp":
+        assert any(t[len("socket:["):-1] in session for t in sockets), (checked, session)
+    else:
+        assert len(sockets) >= 2, checked  # avhost's own channel and the clamd session
+    assert any("eventpoll" in t for t in checked.values()), checked  # Asio's reactor

@@ -220,13 +220,65 @@ def test_stalled_clamd_answers_within_scan_timeout_on_every_thread(host, plugin,
     scans = run.events("scan")
     assert len(scans) == 4
     for record in scans:
-        assert record["verdict"] == "FAILED" and "ScanTimeout (5 s)" in record["vir_info"], record
+        assert record["verdict"] == "FAILED" and "ScanTimeout=5 s" in record["vir_info"], record
         assert 4500 <= record["ms"] <= 5000 + 3000 * SLOW, record  # the bound, not clamd, decides
     # Concurrent, not one after another: 4 x 5 s would take 20 s.
     assert run.seconds < 5 + 10 * SLOW, run.seconds
 
 
+# --- ScanTimeout is a deadline for the verdict, not a silence timer ---
+
+def test_dripping_clamd_is_cut_off_at_scan_timeout(host, plugin, corpus):
+    """One byte every 2 s is never 5 s of silence: before, such a clamd held the
+    worker for ever. From the end of the upload, ScanTimeout bounds the whole wait."""
+    with FakeClamd("drip") as fake:
+        run = scan(host, plugin, fake.plugin_options(ScanTimeout=5), [corpus["clean.exe"]],
+                   timeout=90)
+    record = run.events("scan")[0]
+    assert record["verdict"] == "FAILED", record  # the file failed, not the plugin (ERROR)
+    assert "did not answer within ScanTimeout=5 s" in record["vir_info"], record
+    assert "clean.exe" in record["vir_info"], record
+    assert 4500 <= record["ms"] <= 12000 * SLOW, record
+    assert fake.instreams == 1  # the file was sent, and sent once
+
+
+def test_slow_upload_may_outlast_scan_timeout(host, plugin, tmp_path):
+    """While the file is being sent, ScanTimeout bounds only the silence: a clamd
+    that keeps taking data slowly (8 MiB at 1 MiB/s here) gets the whole file."""
+    big = write_random(tmp_path / "slow.bin", 16 * MiB)
+    with FakeClamd("slow_reader") as fake:
+        run = scan(host, plugin, fake.plugin_options(ScanTimeout=5), [big], timeout=120)
+    record = run.events("scan")[0]
+    assert record["verdict"] == "OK", record
+    assert record["ms"] > 6000, record  # longer than ScanTimeout, or the test proves nothing
+
+
 # --- replies a real clamd does not produce on demand ---
+
+@pytest.mark.parametrize("mode", ["overlong", "overlong_1m"])
+def test_overlong_reply_is_explained(host, plugin, corpus, mode):
+    with FakeClamd(mode) as fake:
+        run = scan(host, plugin, fake.plugin_options(ScanTimeout=5), [corpus["clean.exe"]],
+                   timeout=120)
+    record = run.events("scan")[0]
+    assert record["verdict"] == "FAILED", record
+    info = record["vir_info"]
+    assert "clamd's reply exceeded 1024 bytes without a terminator" in info, record
+    assert "clean.exe" in info and f"127.0.0.1:{fake.port}" in info, record
+    assert "Element not found" not in info, record
+
+
+@pytest.mark.parametrize("mode, command", [("overlong_ping", "PING"),
+                                           ("overlong_version", "VERSION")])
+def test_overlong_reply_at_init_is_explained(host, plugin, mode, command):
+    with FakeClamd(mode) as fake:
+        run = avhost(host, plugin, "scan", fake.plugin_options(), "/etc/hostname", timeout=120)
+    init = run.events("init")[0]
+    assert init["result"] == 0, run
+    assert f"did not answer {command}: clamd's reply exceeded 1024 bytes without a terminator" \
+        in init["error"], init
+    assert "Element not found" not in init["error"], init
+
 
 class ReplyFake(FakeClamd):
     """FakeClamd with further INSTREAM answers, one per mode."""

@@ -118,3 +118,19 @@ def test_fifo_is_refused_without_blocking(host, tmp_path):
     code, recs = run(host, "scan", fifo)  # run() times out (and fails) if the worker hangs
     scan = scans(recs)[str(fifo)]
     assert scan["verdict"] == "FAILED" and "not a file that can be scanned" in scan["vir_info"]
+
+
+def test_option_values_are_trimmed(host, tmp_path):
+    """Blanks around a value do not count, on either side; the stored value is kept as set."""
+    (tmp_path / "eicar.com").write_bytes(EICAR)
+    (tmp_path / "clean.bin").write_bytes(b"x" * 200)
+    code, recs = run(host, "scan", tmp_path / "eicar.com", tmp_path / "clean.bin",
+                     "-o", "VirusName=  Found-It ", "-o", "MaxScanSize=100  ")
+    s = scans(recs)
+    assert code == 0 and all_violations(recs) == []
+    assert s[str(tmp_path / "eicar.com")]["vir_info"] == "Found-It"
+    # "100  " is the number 100, not a bad value replaced by the default 0 (no limit).
+    assert s[str(tmp_path / "clean.bin")]["verdict"] == "IMPOSSIBLE"
+    assert not [r for r in recs if r["event"] == "log" and r["kind"] == "WRN"]
+    after = {o["name"]: o["value"] for o in first(recs, "load")["options_after"]}
+    assert after == {"VirusName": "  Found-It ", "MaxScanSize": "100  "}

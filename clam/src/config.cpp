@@ -21,7 +21,7 @@ const avp_option kOptions[] = {
     {"Port", "3310"},
     {"StartupTimeout", "90"},    /* seconds, clamped to 10..100 */
     {"LocalSocket", ""},         /* clamd's LocalSocket path; when set, used instead of TCP */
-    {"ScanTimeout", "120"},      /* seconds clamd may stay silent during one file; 5..3600 */
+    {"ScanTimeout", "120"},      /* seconds: silence while sending, then verdict deadline; 5..3600 */
     {"ChunkSize", "65536"},      /* bytes per INSTREAM chunk; 4096..1048576 */
     {"MaxFileSize", "0"},        /* bytes; larger files are IMPOSSIBLE; 0 = clamd decides */
     {"KeepAliveInterval", "10"}, /* seconds between PINGs of an idle session; 0 = off */

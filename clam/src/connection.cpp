@@ -4,8 +4,10 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -83,6 +85,18 @@ void Connection::abort()
     io_.restart();
 }
 
+std::string describe(const error_code &ec)
+{
+    if (ec == asio::error::not_found) /* the dynamic buffer's limit, in read_until */
+        return "clamd's reply exceeded " + std::to_string(kMaxReplyLine) +
+               " bytes without a terminator";
+    if (ec == asio::error::eof)
+        return "clamd closed the connection";
+    if (ec == asio::error::timed_out)
+        return "no reply within the timeout";
+    return ec.message();
+}
+
 bool resolve_endpoints(Config &config, Clock::duration timeout, std::string &error)
 {
     config.endpoints.clear();
@@ -140,8 +154,18 @@ bool Connection::open(const Config &config, Clock::duration timeout, std::string
     bool timed_out = false;
     for (const auto &ep : endpoints) {
         error_code ec;
-        socket_.open(ep.protocol(), ec);
+        /* Asio's socket_.open() calls socket() without SOCK_CLOEXEC: the product
+           forks helpers at any moment, and a descriptor it inherits keeps clamd's
+           session half-open in the child. Created close-on-exec, then adopted. */
+        int fd = ::socket(ep.protocol().family(), ep.protocol().type() | SOCK_CLOEXEC,
+                          ep.protocol().protocol());
+        if (fd < 0) {
+            last = error_code(errno, asio::error::get_system_category());
+            continue;
+        }
+        socket_.assign(ep.protocol(), fd, ec);
         if (ec) {
+            ::close(fd);
             last = ec;
             continue;
         }
@@ -211,8 +235,9 @@ void Connection::quick_ack()
     ::setsockopt(fd_.load(), IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on);
 }
 
-error_code Connection::read_reply(std::string &line, Clock::duration idle)
+error_code Connection::read_reply(std::string &line, Clock::duration timeout)
 {
+    const Clock::time_point deadline = Clock::now() + timeout;
     line.clear();
     quick_ack();
     bool done = false;
@@ -224,7 +249,7 @@ error_code Connection::read_reply(std::string &line, Clock::duration idle)
                                n = got;
                                done = true;
                            });
-    if (!run_until(done, idle, Clock::time_point::max()))
+    if (!run_until(done, timeout, deadline))
         return asio::error::timed_out;
     if (ec) {
         line.swap(rbuf_);
@@ -236,7 +261,7 @@ error_code Connection::read_reply(std::string &line, Clock::duration idle)
 }
 
 Connection::Exchange Connection::exchange(const Producer &next, std::string &producer_error,
-                                          Clock::duration idle)
+                                          Clock::duration timeout)
 {
     Exchange x;
     bool read_done = false;
@@ -277,11 +302,29 @@ Connection::Exchange Connection::exchange(const Producer &next, std::string &pro
 
     /* A failed upload still waits for the reply: clamd often explains why it stopped. */
     bool cancelled = false;
+    Clock::time_point verdict_deadline = Clock::time_point::max();
     while (!(read_done && write_done)) {
         if (x.producer_failed)
             break;
+        Clock::duration wait = timeout;
+        if (write_done) {
+            /* Each byte clamd sends would count as progress: from here on only
+               the total counts. */
+            const Clock::time_point now = Clock::now();
+            if (!x.upload_finished) {
+                x.upload_finished = true;
+                verdict_deadline = now + timeout;
+            }
+            if (now >= verdict_deadline) {
+                x.timed_out = true;
+                abort();
+                return x;
+            }
+            if (verdict_deadline - now < wait)
+                wait = verdict_deadline - now;
+        }
         io_.restart();
-        if (io_.run_one_for(idle) == 0 && !(read_done && write_done)) {
+        if (io_.run_one_for(wait) == 0 && !(read_done && write_done)) {
             x.timed_out = true;
             abort();
             return x;

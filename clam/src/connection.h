@@ -28,6 +28,13 @@ namespace avclam {
 using Clock = std::chrono::steady_clock;
 
 /*
+ * A sentence for an error of Connection's operations, in terms of clamd
+ * (Asio's own texts, such as "Element not found" for an over-long reply,
+ * mean nothing to an administrator).
+ */
+std::string describe(const boost::system::error_code &ec);
+
+/*
  * Fills config.endpoints: the UNIX socket, or every address of Address:Port,
  * within `timeout`. False with a sentence in `error` when that fails.
  */
@@ -56,10 +63,11 @@ public:
                                     Clock::duration idle);
 
     /*
-     * Reads one NUL-terminated reply (without the NUL). On error, `line` holds
-     * what arrived before it (clamd sends a few messages newline-terminated and hangs up).
+     * Reads one NUL-terminated reply (without the NUL) within `timeout` in all,
+     * however clamd paces its bytes. On error, `line` holds what arrived before
+     * it (clamd sends a few messages newline-terminated and hangs up).
      */
-    boost::system::error_code read_reply(std::string &line, Clock::duration idle);
+    boost::system::error_code read_reply(std::string &line, Clock::duration timeout);
 
     /*
      * Fills `out` with the next write and sets `last` when it is the final one;
@@ -74,16 +82,20 @@ public:
         bool producer_failed = false;          /* the Producer gave up; see its error */
         bool replied_early = false;            /* the reply came before everything was sent */
         bool timed_out = false;
+        bool upload_finished = false;          /* every write was done (or failed) */
         std::string reply;
     };
 
     /*
      * Sends what `next` produces while waiting for one reply, so that a reply
      * clamd sends early (a size limit) stops the upload instead of a broken
-     * pipe. `idle` bounds the silence between two steps, not the whole upload:
-     * a large file may take long, a stalled clamd may not.
+     * pipe. `timeout` bounds two phases differently. While uploading, it bounds
+     * the silence between two steps: a large file may take long as long as
+     * clamd keeps taking it. Once the upload has ended, it bounds the whole
+     * wait for the complete reply: a clamd that sends a byte now and then
+     * must not hold the worker for ever.
      */
-    Exchange exchange(const Producer &next, std::string &producer_error, Clock::duration idle);
+    Exchange exchange(const Producer &next, std::string &producer_error, Clock::duration timeout);
 
 private:
     bool run_until(const bool &done, Clock::duration idle, Clock::time_point deadline);

@@ -107,9 +107,23 @@ int Scanner::scan_open_file(const Config &config, int fd, std::uint64_t size, co
             avc_format(result, AVP_RESULT_SIZE, "cannot read %s: %s", filename, r.error.c_str());
             return AVCHK_FAILED;
         case StreamResult::Kind::Timeout:
+            if (r.while_uploading)
+                avc_format(result, AVP_RESULT_SIZE,
+                           "clamd at %s made no progress for ScanTimeout=%lld s while %s was "
+                           "being sent",
+                           where.c_str(), static_cast<long long>(config.scan_timeout.count()),
+                           filename);
+            else
+                avc_format(result, AVP_RESULT_SIZE,
+                           "clamd at %s did not answer within ScanTimeout=%lld s after %s was sent",
+                           where.c_str(), static_cast<long long>(config.scan_timeout.count()),
+                           filename);
+            return AVCHK_FAILED;
+        case StreamResult::Kind::Overlong:
             avc_format(result, AVP_RESULT_SIZE,
-                       "clamd at %s did not answer within ScanTimeout (%lld s) while scanning %s",
-                       where.c_str(), static_cast<long long>(config.scan_timeout.count()), filename);
+                       "bad reply from clamd at %s while scanning %s: %s (it began \"%s\")",
+                       where.c_str(), filename, r.error.c_str(),
+                       printable_excerpt(r.reply, 40).c_str());
             return AVCHK_FAILED;
         case StreamResult::Kind::Transport:
             avc_format(result, AVP_RESULT_SIZE, "connection to clamd at %s failed while scanning %s: %s",

@@ -37,7 +37,7 @@ bool Session::open(const Config &config, Clock::duration connect_timeout, std::s
     /* IDSESSION has no reply; with TCP_NODELAY its own small write costs no ACK wait. */
     auto ec = conn_.write({asio::buffer(kIdSession, sizeof kIdSession)}, connect_timeout);
     if (ec) {
-        error = "cannot start a session with clamd at " + config.where() + ": " + ec.message();
+        error = "cannot start a session with clamd at " + config.where() + ": " + describe(ec);
         conn_.close();
         return false;
     }
@@ -63,8 +63,7 @@ bool Session::command(const char *cmd, std::size_t len, Clock::duration timeout,
         ec = conn_.read_reply(reply, timeout);
     next_id_++;
     if (ec) {
-        error = ec == asio::error::timed_out ? std::string("no reply within the timeout")
-                                             : ec.message();
+        error = describe(ec);
         if (!reply.empty())
             error += " (clamd said \"" + printable_excerpt(reply) + "\")";
         conn_.close();
@@ -103,7 +102,7 @@ bool Session::version(Clock::duration timeout, ClamdVersion &out, std::string &e
 }
 
 StreamResult Session::instream(int fd, std::uint64_t size, std::size_t chunk,
-                               std::vector<char> &buffer, Clock::duration idle)
+                               std::vector<char> &buffer, Clock::duration timeout)
 {
     StreamResult result;
     result.request_id = next_id_++;
@@ -148,7 +147,7 @@ StreamResult Session::instream(int fd, std::uint64_t size, std::size_t chunk,
     };
 
     std::string file_error;
-    Connection::Exchange x = conn_.exchange(next, file_error, idle);
+    Connection::Exchange x = conn_.exchange(next, file_error, timeout);
     if (x.producer_failed) {
         result.kind = StreamResult::Kind::File;
         result.error = file_error;
@@ -157,14 +156,23 @@ StreamResult Session::instream(int fd, std::uint64_t size, std::size_t chunk,
     }
     if (x.timed_out) {
         result.kind = StreamResult::Kind::Timeout;
+        result.while_uploading = !x.upload_finished;
         result.session_spoiled = true;
         return result;
     }
     result.reply = std::move(x.reply);
+    if (x.read_error == asio::error::not_found) {
+        /* Not a dropped session: clamd (or whatever listens there) is talking
+           nonsense, and reconnecting would not change that. */
+        result.kind = StreamResult::Kind::Overlong;
+        result.error = describe(x.read_error);
+        result.session_spoiled = true;
+        conn_.close();
+        return result;
+    }
     if (x.read_error) {
         result.kind = StreamResult::Kind::Transport;
-        result.error = x.read_error == asio::error::eof ? std::string("clamd closed the connection")
-                                                        : x.read_error.message();
+        result.error = describe(x.read_error);
         if (x.write_error && x.write_error != x.read_error)
             result.error += " (sending: " + x.write_error.message() + ")";
         result.session_spoiled = true;

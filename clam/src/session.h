@@ -19,7 +19,8 @@ struct StreamResult {
     enum class Kind {
         Reply,     /* `reply` is clamd's answer to this INSTREAM (still to be parsed) */
         Transport, /* the connection failed; clamd may have closed the session */
-        Timeout,   /* clamd stayed silent for ScanTimeout */
+        Timeout,   /* ScanTimeout ran out; `while_uploading` says in which phase */
+        Overlong,  /* the reply exceeded kMaxReplyLine; `error` says so, `reply` holds its start */
         File,      /* reading the file failed; `error` says how */
     };
     Kind kind = Kind::Transport;
@@ -27,6 +28,7 @@ struct StreamResult {
     std::string error;
     std::uint32_t request_id = 0;
     bool session_spoiled = false; /* the session cannot carry another command */
+    bool while_uploading = false; /* Timeout: clamd stopped taking the file, not answering */
 };
 
 class Session {
@@ -44,10 +46,11 @@ public:
     /*
      * Sends `size` bytes of `fd` from offset 0 as INSTREAM chunks of `chunk`
      * bytes, using `buffer` (kept by the caller, reused across scans) so that
-     * memory does not depend on the file size.
+     * memory does not depend on the file size. `timeout` is ScanTimeout, as
+     * Connection::exchange applies it: silence while uploading, total after.
      */
     StreamResult instream(int fd, std::uint64_t size, std::size_t chunk, std::vector<char> &buffer,
-                          Clock::duration idle);
+                          Clock::duration timeout);
 
     /* When the last command finished: the keep-alive pings sessions idle for long. */
     Clock::time_point last_used() const { return last_used_; }

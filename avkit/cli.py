@@ -1,31 +1,22 @@
 """`python -m avkit <command>`: one subcommand per job; the nox sessions call these.
 
-Each command lives in its own module with `register(subparsers)`, which adds
-its parser and sets `func` to a callable taking the parsed arguments and
+Each command lives in avkit/commands/main_<command>.py with `register(subparsers)`,
+which adds its parser and sets `func` to a callable taking the parsed arguments and
 returning an exit code.
 """
 import argparse
 import importlib
 import sys
 
+from avkit.commands import COMMANDS
 from avkit.errors import UserError
-
-COMMAND_MODULES = [
-    "avkit.build",
-    "avkit.kit",
-    "avkit.audit",
-    "avkit.pkg",
-    "avkit.smoke",
-    "avkit.reliability",
-    "avkit.bench",
-]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avkit", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    for name in COMMANDS:
+        importlib.import_module(f"avkit.commands.main_{name}").register(subparsers)
     return parser
 
 

@@ -104,7 +104,7 @@ def is_elf(path) -> bool:
         return f.read(4) == b"\x7fELF"
 
 
-# --- Facts for the audit (issue 5) -------------------------------------------------
+# --- Facts for the audit ----------------------------------------------------------
 # Each helper opens the file itself and returns plain data, so the audit and the
 # tests can use them one by one; `facts()` gathers them all for one report.
 

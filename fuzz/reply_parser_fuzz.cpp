@@ -35,6 +35,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     case ScanStatus::Clean:
     case ScanStatus::Infected:
     case ScanStatus::Impossible:
+    case ScanStatus::OverLimit:
     case ScanStatus::Failed:
     case ScanStatus::Unexpected:
         break;

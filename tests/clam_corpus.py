@@ -10,7 +10,8 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from avkit.clamd import EICAR, TEST_SIGNATURE
+from avkit.check.clamd import TEST_SIGNATURE
+from avkit.facts import EICAR
 
 
 def _crc_byte(crc: int, b: int) -> int:

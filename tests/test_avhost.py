@@ -3,7 +3,6 @@
 Each plugin of tests/broken_plugins/broken.c breaks one rule; avhost must name
 the breach precisely in "violations", exit 1, and survive (a summary record).
 """
-import json
 import shutil
 import subprocess
 import time
@@ -11,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from avkit.check import avhost as client
+from avkit.facts import EICAR
+
 SOURCE = Path(__file__).parent / "broken_plugins" / "broken.c"
 API = Path(__file__).parent.parent / "api"
-EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 
 
 LINK_FLAGS = {"exithang": ["-Wl,-z,nodelete"]}  # stays mapped, so its exit handler runs
@@ -51,10 +52,8 @@ def files(tmp_path_factory):
 
 
 def run(avhost, mode, plugin, *args, timeout=60):
-    r = subprocess.run([str(avhost), mode, str(plugin), *map(str, args)], capture_output=True,
-                       timeout=timeout)
-    records = [json.loads(l) for l in r.stdout.decode().splitlines() if l.startswith("{")]
-    return r.returncode, records
+    r = client.run(avhost, mode, plugin, *args, timeout=timeout)
+    return r.returncode, r.records
 
 
 def violations(records, event=None):
@@ -196,33 +195,18 @@ def test_unloadable_file(avhost, tmp_path):
 
 
 def test_pool_reuses_free_worker_and_closes_idle_ones(avhost, broken, files):
-    p = subprocess.Popen([str(avhost), "serve", str(broken("none")), "--idle-timeout", "0.5",
-                          "--no-logs"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    seen = []
-
-    def ask(line, event):
-        p.stdin.write(line.encode() + b"\n")
-        p.stdin.flush()
-        while True:
-            rec = json.loads(p.stdout.readline())
-            seen.append(rec)
-            if rec["event"] == event:
-                return rec
-
-    try:
+    with client.Serve(avhost, broken("none"), "--idle-timeout", "0.5", "--no-logs") as serve:
         for _ in range(3):  # one request at a time: the free worker is reused
-            assert ask(f"SCAN {files / 'eicar.com'}", "scan")["verdict"] == "VIRUS_FOUND"
-        busy = ask("STATS", "stats")
+            assert serve.scan(files / "eicar.com")["verdict"] == "VIRUS_FOUND"
+        serve.send("STATS")
+        busy = serve.next_record("stats")
         time.sleep(1.5)
-        idle = ask("STATS", "stats")
-        p.stdin.close()
-        assert p.wait(timeout=30) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
+        serve.send("STATS")
+        idle = serve.next_record("stats")
+    assert serve.returncode == 0
     assert busy["started"] == 1 and busy["workers"] == 1
     assert idle["workers"] == 0 and idle["closed_idle"] == 1
-    assert [r["reason"] for r in seen if r["event"] == "thread_close"] == ["idle"]
+    assert [r["reason"] for r in serve.events("thread_close")] == ["idle"]
 
 
 # --- unloading: what the products do after plugin_close ---
@@ -309,9 +293,8 @@ def test_correct_plugin_survives_reloads(avhost, broken, files):
 
 
 def serve(avhost, plugin, stdin: bytes, *args, timeout=60):
-    r = subprocess.run([str(avhost), "serve", str(plugin), "--no-logs", *map(str, args)],
-                       input=stdin, capture_output=True, timeout=timeout)
-    return r.returncode, [json.loads(l) for l in r.stdout.decode().splitlines() if l.startswith("{")]
+    r = client.run(avhost, "serve", plugin, "--no-logs", *args, input=stdin, timeout=timeout)
+    return r.returncode, r.records
 
 
 def test_restart_request_unloads_and_exits_like_the_product(avhost, broken, files):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from avkit import elf, paths
+from avkit import elf, facts, paths
 
 ROOT = paths.ROOT
 VENV_BIN = Path(sys.executable).parent
@@ -100,7 +100,7 @@ def test_staged_plugins_are_stripped_with_debug_info_by_build_id(toolchain):
     for plugin in plugins:
         build_id = elf.build_id(plugin)
         assert len(build_id) == 40, f"{plugin.name}: expected a sha1 build-id, got {build_id!r}"
-        debug = paths.dist_dir(toolchain) / "debug" / ".build-id" / build_id[:2] / f"{build_id[2:]}.debug"
+        debug = Path(facts.debug_file(build_id, paths.dist_dir(toolchain) / "debug"))
         assert debug.is_file(), f"{plugin.name}: no split debug file {debug}"
         assert elf.build_id(debug) == build_id
         sections = subprocess.run(["readelf", "-SW", plugin], capture_output=True, text=True).stdout

@@ -1,19 +1,19 @@
-"""avir_clam.so against a real clamd (avkit.clamd) and a fake one (fake_clamd),
+"""avir_clam.so against a real clamd (avkit.check.clamd) and a fake one (fake_clamd),
 driven through the 32-bit test host avhost exactly as Kerio's avserver drives it.
 
 Real clamd: Debian's clamav-daemon with its own configuration and signatures
 (the EICAR string and the project's test signature, reported with ".UNOFFICIAL").
 Fake clamd: only for the faults a real one will not produce on demand.
 """
-import json
 import os
 import re
-import subprocess
 import time
 
 import pytest
 
-from avkit.clamd import (EICAR, EICAR_NAME, ENCRYPTED_NAME, TEST_SIGNATURE_NAME, Clamd,
+from avkit.check import avhost as client
+from avkit.facts import EICAR
+from avkit.check.clamd import (EICAR_NAME, ENCRYPTED_NAME, TEST_SIGNATURE_NAME, Clamd,
                          free_port, ipv6_loopback_available)
 from clam_corpus import write_corpus, write_random, write_sparse
 from fake_clamd import FakeClamd
@@ -34,40 +34,8 @@ def plugin(artifact):
     return artifact("avir_clam.so")
 
 
-def option_args(options: dict):
-    args = []
-    for name, value in options.items():
-        args += ["-o", f"{name}={value}"]
-    return args
-
-
-class Run:
-    """The records of one avhost run, with helpers to find them."""
-
-    def __init__(self, proc):
-        self.proc = proc
-        self.records = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
-
-    def events(self, kind):
-        return [r for r in self.records if r["event"] == kind]
-
-    def scans(self):
-        return {r["file"]: r for r in self.events("scan")}
-
-    def logs(self):
-        return [r["message"] for r in self.events("log")]
-
-    def violations(self):
-        return [v for r in self.records for v in r.get("violations", [])]
-
-    def __repr__(self):
-        return f"exit {self.proc.returncode}\n{self.proc.stdout}\n{self.proc.stderr}"
-
-
 def avhost(host, plugin, mode, options, *args, timeout=300):
-    proc = subprocess.run([str(host), mode, str(plugin), *option_args(options), *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
-    return Run(proc)
+    return client.run(host, mode, plugin, *args, options=options, timeout=timeout)
 
 
 def scan(host, plugin, options, files, *args, timeout=300):
@@ -76,48 +44,9 @@ def scan(host, plugin, options, files, *args, timeout=300):
     return run
 
 
-class Server:
+def Server(host, plugin, options, *args):
     """`avhost serve`: one plugin instance kept alive across requests on stdin."""
-
-    def __init__(self, host, plugin, options, *args):
-        self.proc = subprocess.Popen([str(host), "serve", str(plugin), *option_args(options),
-                                      *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, bufsize=1)
-        self.records = []
-
-    def scan(self, path, timeout=120):
-        self.proc.stdin.write(f"SCAN {path}\n")
-        self.proc.stdin.flush()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise AssertionError(f"avhost serve ended: {self.proc.stderr.read()}")
-            record = json.loads(line)
-            self.records.append(record)
-            if record["event"] == "scan":
-                return record
-        raise AssertionError("no scan record in time")
-
-    def close(self):
-        if self.proc.poll() is None and not self.proc.stdin.closed:
-            try:
-                self.proc.stdin.write("SHUTDOWN\n")
-                self.proc.stdin.flush()
-            except OSError:
-                pass
-            try:
-                rest, _ = self.proc.communicate(timeout=60)
-                self.records += [json.loads(x) for x in rest.splitlines() if x.strip()]
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.communicate()
-
-    def logs(self):
-        return [r["message"] for r in self.records if r["event"] == "log"]
-
-    def violations(self):
-        return [v for r in self.records for v in r.get("violations", [])]
+    return client.Serve(host, plugin, *args, options=options)
 
 
 @pytest.fixture
@@ -390,7 +319,9 @@ def test_bad_replies_fail_the_file_only(host, plugin, corpus, mode):
                           ScanTimeout=5)
     for record in run.events("scan"):
         assert record["verdict"] == "FAILED", record
-        assert record["vir_info"].isascii() and "%n" not in record["vir_info"] or mode == "garbage"
+        assert record["vir_info"].isascii()
+        if mode == "garbage":  # clamd's printf directives come back as text: never a format
+            assert "%s%n%x" in record["vir_info"], record
         assert "eicar.tmp" in record["vir_info"] or "clean.exe" in record["vir_info"]
     assert run.events("summary")[0]["ERROR"] == 0
     assert run.events("restart") == []

@@ -6,7 +6,8 @@ import subprocess
 
 import pytest
 
-from avkit import audit, build, elf
+from avkit import elf, facts
+from avkit.ship import audit
 
 
 def release_plugins(dist, artifact):
@@ -15,7 +16,7 @@ def release_plugins(dist, artifact):
 
 
 def glibc_floor():
-    return tuple(int(x) for x in build.zig_glibc_floor().split("."))
+    return tuple(int(x) for x in facts.glibc_floor().split("."))
 
 
 def readelf(*args):

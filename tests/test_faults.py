@@ -1,4 +1,4 @@
-"""Fault matrix for avir_clam.so (issue 7): each case asserts the verdict or the error
+"""Fault matrix for avir_clam.so: each case asserts the verdict or the error
 text AND that the host survived (no crash, no restart, no AVCHK_ERROR, no violation).
 
 Cases already covered identically by test_clam_plugin.py are not repeated here:
@@ -11,7 +11,6 @@ AVKIT_SANITIZED=1 runs the same cases against the ASan+UBSan build
 (dist/i386-gcc-asan/, `python -m avkit build --toolchain gcc --sanitize`);
 `python -m avkit sanitize` does that and checks that no sanitizer report was written.
 """
-import json
 import os
 import shutil
 import stat
@@ -24,7 +23,9 @@ from pathlib import Path
 import pytest
 
 from avkit import paths
-from avkit.clamd import EICAR, EICAR_NAME, Clamd
+from avkit.check import avhost as client
+from avkit.check.clamd import EICAR_NAME, Clamd
+from avkit.facts import EICAR
 from clam_corpus import write_corpus, write_random
 from fake_clamd import FakeClamd
 
@@ -57,45 +58,13 @@ def plugin(dist_dir):
     return dist_dir / "avir_clam.so"
 
 
-def option_args(options: dict):
-    out = []
-    for k, v in options.items():
-        out += ["-o", f"{k}={v}"]
-    return out
-
-
-def decode(s):
-    """avhost writes bytes >= 0x80 as \\u00XX: back to the UTF-8 text."""
-    return s.encode("latin-1").decode("utf-8", "replace") if isinstance(s, str) else s
-
-
-class Run:
-    def __init__(self, proc, seconds):
-        self.proc = proc
-        self.seconds = seconds
-        self.records = [json.loads(x) for x in proc.stdout.splitlines() if x.strip()]
-
-    def events(self, kind):
-        return [r for r in self.records if r["event"] == kind]
-
-    def scans(self):
-        return {decode(r["file"]): r for r in self.events("scan")}
-
-    def violations(self):
-        return [v for r in self.records for v in r.get("violations", [])]
-
-    def __repr__(self):
-        return f"exit {self.proc.returncode}\n{self.proc.stdout[-6000:]}\n{self.proc.stderr[-4000:]}"
+decode = client.raw_text
 
 
 def avhost(host, plugin, mode, options, *args, timeout=300, user=None):
-    cmd = [str(host), mode, str(plugin), *option_args(options), *map(str, args)]
-    if user:
-        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
-    start = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout * SLOW,
-                          errors="surrogateescape")
-    return Run(proc, time.monotonic() - start)
+    prefix = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] if user else []
+    return client.run(host, mode, plugin, *args, options=options, timeout=timeout * SLOW,
+                      prefix=prefix, decode_files=True)
 
 
 def assert_survived(run):
@@ -105,7 +74,7 @@ def assert_survived(run):
     summary = run.events("summary")
     assert summary, run
     assert summary[0]["ERROR"] == 0 and summary[0].get("CRASHED", 0) == 0, run
-    assert run.proc.returncode == 0, run
+    assert run.returncode == 0, run
     for close in run.events("close"):
         assert close["result"] == 1, close
         assert close["fds_after_close"] == close["fds_before_init"], close
@@ -131,53 +100,24 @@ def clamd(tmp_path_factory):
         yield c
 
 
-class Server:
+class Server(client.Serve):
     """`avhost serve` on stdin/stdout: one plugin instance across requests."""
 
     def __init__(self, host, plugin, options):
-        self.proc = subprocess.Popen([str(host), "serve", str(plugin), *option_args(options)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True, bufsize=1)
-        self.records = []
-
-    def send(self, path):
-        self.proc.stdin.write(f"SCAN {path}\n")
-        self.proc.stdin.flush()
+        super().__init__(host, plugin, options=options)
 
     def wait_scan(self, timeout=120):
-        deadline = time.monotonic() + timeout * SLOW
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise AssertionError("avhost serve ended")
-            record = json.loads(line)
-            self.records.append(record)
-            if record["event"] == "scan":
-                return record
-        raise AssertionError("no scan record in time")
-
-    def scan(self, path, timeout=120):
-        self.send(path)
-        return self.wait_scan(timeout)
+        return self.next_record("scan", timeout * SLOW)
 
     def close(self):
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.write("SHUTDOWN\n")
-                self.proc.stdin.flush()
-                rest, _ = self.proc.communicate(timeout=60 * SLOW)
-                self.records += [json.loads(x) for x in rest.splitlines() if x.strip()]
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.communicate()
-        return self.proc.returncode
+        return super().close(timeout=60 * SLOW)
 
     def assert_survived(self):
-        assert [v for r in self.records for v in r.get("violations", [])] == [], self.records
-        assert not [r for r in self.records if r["event"] in ("restart", "crash")], self.records
-        assert not [r for r in self.records
-                    if r["event"] == "scan" and r["verdict"] in ("ERROR", "CRASHED")], self.records
-        assert self.proc.returncode == 0, self.records
+        assert self.violations() == [], self.records
+        assert not self.events("restart") and not self.events("crash"), self.records
+        assert not [r for r in self.events("scan") if r["verdict"] in ("ERROR", "CRASHED")], \
+            self.records
+        assert self.returncode == 0, self.records
 
 
 # --- clamd killed in the middle of a scan ---
@@ -188,7 +128,7 @@ def test_clamd_killed_during_a_large_scan(host, plugin, tmp_path, corpus):
         s = Server(host, plugin, c.plugin_options(ChunkSize=4096))
         try:
             assert s.scan(corpus["eicar.com"])["verdict"] == "VIRUS_FOUND"
-            s.send(big)
+            s.send(f"SCAN {big}")
             # clamd spools an INSTREAM to its TemporaryDirectory: kill it once the
             # stream has started arriving, so the kill lands mid-transfer for sure.
             deadline = time.monotonic() + 30

@@ -5,7 +5,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from avkit import corpus, paths
+from avkit import paths
+from avkit.check import kit_corpus as corpus
 
 LIMIT = 2 * 1024 * 1024  # a small stream limit keeps the corpus small
 

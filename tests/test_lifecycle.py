@@ -8,7 +8,6 @@ A zig-linked C++ plugin that leaves a destructor on the exit list crashes the
 process in exit(); these tests run the release (zig) build as well as gcc's,
 because that defect exists only in one of them.
 """
-import json
 import os
 import shutil
 import subprocess
@@ -17,19 +16,19 @@ from pathlib import Path
 import pytest
 
 from avkit import paths
-from avkit.clamd import EICAR, EICAR_NAME, Clamd
+from avkit.check import avhost as client
+from avkit.check.clamd import EICAR_NAME, Clamd
+from avkit.facts import EICAR
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLCHAINS = ["zig", "gcc"]
 ROUNDS = 100
 
 
-def avhost(toolchain, mode, plugin, *args, timeout=600):
-    host = paths.dist_dir(toolchain) / "avhost"
-    r = subprocess.run([str(host), mode, str(plugin), "--no-logs", *map(str, args)],
-                       capture_output=True, text=True, timeout=timeout)
-    records = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
-    return r.returncode, records, r.stderr
+def avhost(toolchain, mode, plugin, *args, options=None, timeout=600):
+    r = client.run(paths.dist_dir(toolchain) / "avhost", mode, plugin, "--no-logs", *args,
+                   options=options, timeout=timeout)
+    return r.returncode, r.records, r.stderr
 
 
 def events(records, kind):
@@ -58,12 +57,7 @@ def files(tmp_path_factory):
 
 
 def options(plugin_name, clamd):
-    if plugin_name != "avir_clam.so":
-        return []
-    args = []
-    for name, value in clamd.plugin_options().items():
-        args += ["-o", f"{name}={value}"]
-    return args
+    return clamd.plugin_options() if plugin_name == "avir_clam.so" else {}
 
 
 @pytest.mark.parametrize("toolchain", TOOLCHAINS)
@@ -73,7 +67,7 @@ def test_hundred_load_use_unload_rounds_then_exit(toolchain, plugin_name, clamd,
     plugin_thread_close, plugin_close, dlclose; 100 times in one process, then exit(0)."""
     plugin = paths.dist_dir(toolchain) / plugin_name
     code, recs, err = avhost(toolchain, "scan", plugin, *files, "--threads", 4, "--reloads",
-                             ROUNDS, *options(plugin_name, clamd))
+                             ROUNDS, options=options(plugin_name, clamd))
     assert violations(recs) == [], err[-2000:]
     assert code == 0, err[-2000:]
     unloads = events(recs, "unload")

@@ -15,14 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from avkit import audit, elf, paths, pkg
+from avkit import elf, facts, paths
+from avkit.ship import audit, packages as pkg
 
 V1, V2 = "1.0.0", "1.0.1"
 RELEASE = "1"
-PRODUCTS = {
-    "connect": ("/opt/kerio/mailserver/plugin/avirs", "/opt/kerio/mailserver/mailserver"),
-    "control": ("/opt/kerio/winroute/avirplugins", "/opt/kerio/winroute/winroute"),
-}
+#: product -> (plugin folder, the file that marks the product installed), from products.json
+PRODUCTS = {name: (p["plugin_dir"], p["product_marker"]) for name, p in facts.products().items()}
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("rpm"),
                                 reason="installs into chroots: needs root, dpkg and rpm")
@@ -144,7 +143,7 @@ def test_a_new_plugin_in_dist_is_packaged_and_clam_recommends_clamd(tmp_path, di
     fake = tmp_path / "dist"
     sample = artifact("avir_sample.so")
     bid = elf.build_id(sample)
-    debug = Path(".build-id") / bid[:2] / f"{bid[2:]}.debug"
+    debug = Path(facts.debug_file(bid))
     (fake / "debug" / debug.parent).mkdir(parents=True)
     shutil.copy2(sample, fake / "avir_clam.so")
     shutil.copy2(sample.parent / "debug" / debug, fake / "debug" / debug)
@@ -254,7 +253,7 @@ def check_installed(root, plugin, product, debug=True):
     assert "BSD-3-Clause" in (doc / "copyright").read_text()
     if debug:
         bid = elf.build_id(so)
-        dbg = root / f"usr/lib/debug/.build-id/{bid[:2]}/{bid[2:]}.debug"
+        dbg = root / str(facts.debug_file(bid, "usr/lib/debug"))
         assert dbg.is_file() and stat.S_IMODE(dbg.stat().st_mode) == 0o644
         assert elf.build_id(dbg) == bid  # the debug file belongs to the installed plugin
     return so
@@ -586,3 +585,10 @@ def test_unsigned_by_default(v1):
     for f in v1.glob("*.rpm"):
         assert rpm_query(f, "%{RSAHEADER:pgpsig}") == "(none)"
     assert not list(v1.glob("*.gpg")) and not (v1 / "InRelease").exists()
+
+
+def test_products_install_where_the_abi_says():
+    """packaging/products.json is the one list of folders; docs/ABI.md is the contract."""
+    abi = (Path(__file__).resolve().parent.parent / "docs" / "ABI.md").read_text()
+    for name, product in facts.products().items():
+        assert f"`{product['plugin_dir']}/`" in abi, f"{name}: {product['plugin_dir']}"

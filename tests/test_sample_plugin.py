@@ -1,11 +1,10 @@
 """The sample plugin's ABI and verdicts, through avhost, for both toolchains."""
-import json
 import os
-import subprocess
 
 import pytest
 
-EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+from avkit.check import avhost as client
+from avkit.facts import EICAR
 
 
 @pytest.fixture(params=["zig", "gcc"])
@@ -17,10 +16,8 @@ def host(request, artifact):
 
 def run(host, mode, *args):
     avhost, plugin = host
-    r = subprocess.run([str(avhost), mode, str(plugin), *map(str, args)], capture_output=True,
-                       timeout=120)
-    recs = [json.loads(l) for l in r.stdout.decode().splitlines() if l.startswith("{")]
-    return r.returncode, recs
+    r = client.run(avhost, mode, plugin, *args, timeout=120)
+    return r.returncode, r.records
 
 
 def first(recs, event):

@@ -9,16 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Dict, List, Optional
 
-from avkit import prereqs
+from avkit import facts, prereqs
 from avkit.errors import UserError
-from avkit.smoke import corpus
+from avkit.smoke import guest_files
 
-#: where each product's avserver looks for plugins (ABI.md)
-PRODUCTS = {
-    "connect": "/opt/kerio/mailserver/plugin/avirs",
-    "control": "/opt/kerio/winroute/avirplugins",
-}
-G = corpus.GUEST_ROOT
+#: where each product's avserver looks for plugins (packaging/products.json)
+PRODUCTS = {name: product["plugin_dir"] for name, product in facts.products().items()}
+G = guest_files.GUEST_ROOT
 PKG_DIR = f"{G}/pkgs"
 CORPUS_DIR = f"{G}/corpus"
 
@@ -120,17 +117,17 @@ def find_packages(folder: Path):
 def plugin_transports(plugin: str):
     """(label, plugin options) to scan with; avir_clam goes through TCP and the UNIX socket."""
     if plugin == "avir_clam.so":
-        return [("tcp", [f"Address={corpus.CLAMD_ADDRESS}", f"Port={corpus.CLAMD_PORT}",
+        return [("tcp", [f"Address={guest_files.CLAMD_ADDRESS}", f"Port={guest_files.CLAMD_PORT}",
                          "LocalSocket=", "StartupTimeout=10"]),
-                ("unix", [f"LocalSocket={corpus.CLAMD_SOCKET}", "StartupTimeout=10"])]
+                ("unix", [f"LocalSocket={guest_files.CLAMD_SOCKET}", "StartupTimeout=10"])]
     return [("", [])]
 
 
 def scan_cases(plugin: str):
     """(case, file in the guest, Expect) for a plugin."""
-    f = corpus.FILES
+    f = guest_files.FILES
     if plugin == "avir_clam.so":
-        eicar = Expect("VIRUS_FOUND", corpus.REPORTED_NAME)
+        eicar = Expect("VIRUS_FOUND", guest_files.REPORTED_NAME)
         extra = [("encrypted", Expect("IMPOSSIBLE"))]
     else:  # the sample plugin and any other: EICAR by any name
         eicar = Expect("VIRUS_FOUND")
@@ -162,7 +159,7 @@ def make_plan(packages: List[Package]) -> Plan:
     plan.checks.append(Check("guest/boot", "the guest booted and runs the plan"))
     plan.add("clamd", Check("guest/clamd", "clamd starts (loopback TCP + UNIX socket), answers PING"))
     plan.add("clamdscan", Check("guest/clamd-eicar", "clamdscan finds EICAR with the test DB"),
-             f"{CORPUS_DIR}/{corpus.FILES['eicar']}")
+             f"{CORPUS_DIR}/{guest_files.FILES['eicar']}")
     for pkg in sorted(packages, key=lambda p: (p.fmt != "deb", p.name)):
         base = f"{pkg.fmt}/{pkg.name}"
         install = "rpm -i --nodeps" if pkg.fmt == "rpm" else "dpkg -i"

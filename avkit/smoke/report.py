@@ -4,11 +4,11 @@ Line grammar (see guest/guest.sh): `AVSMOKE <check> <status> <detail>`, status o
 PASS, FAIL (decided by the guest), OUT, ERR (a line of avhost's stdout or stderr),
 SCAN (end of a scan, `rc=<n>`); `AVSMOKE-END` when the plan ran to its end.
 """
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
+from avkit.check import avhost
 from avkit.smoke.plan import Check, Plan
 
 LINE = re.compile(r"AVSMOKE (?P<id>\S+) (?P<status>PASS|FAIL|OUT|ERR|SCAN)(?: (?P<detail>.*))?$")
@@ -80,15 +80,8 @@ def scan_record(obs: Observed, file: Optional[str]):
 
 
 def records(obs: Observed) -> List[dict]:
-    found = []
-    for line in obs.out:
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(rec, dict):
-            found.append(rec)
-    return found
+    """avhost's records among the guest's OUT lines."""
+    return avhost.parse_records("\n".join(obs.out))
 
 
 def judge_scan(check: Check, obs: Observed) -> Result:

@@ -215,11 +215,10 @@ error_code Connection::write(const std::vector<asio::const_buffer> &data, Clock:
     return ec;
 }
 
-bool Connection::take_line(std::size_t n, std::string &line)
+void Connection::take_line(std::size_t n, std::string &line)
 {
     line.assign(rbuf_, 0, n - 1);
     rbuf_.erase(0, n);
-    return true;
 }
 
 /*

@@ -100,7 +100,7 @@ public:
 private:
     bool run_until(const bool &done, Clock::duration idle, Clock::time_point deadline);
     void abort();
-    bool take_line(std::size_t n, std::string &line);
+    void take_line(std::size_t n, std::string &line);
     void quick_ack();
 
     boost::asio::io_context io_;

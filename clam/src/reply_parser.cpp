@@ -116,7 +116,7 @@ ScanReply parse_scan_reply(std::string_view line, std::uint32_t request_id)
             return unexpected(line);
         /* Over StreamMaxLength is a limit, not a failure: the ABI wants "cannot tell". */
         bool limit = text.find("size limit exceeded") != std::string_view::npos;
-        return {limit ? ScanStatus::Impossible : ScanStatus::Failed, printable_excerpt(text, 200)};
+        return {limit ? ScanStatus::OverLimit : ScanStatus::Failed, printable_excerpt(text, 200)};
     }
     return unexpected(line);
 }

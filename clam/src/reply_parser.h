@@ -21,7 +21,8 @@ constexpr std::size_t kMaxReplyLine = 1024;
 enum class ScanStatus {
     Clean,      /* "stream: OK" */
     Infected,   /* "stream: <name> FOUND", name in detail */
-    Impossible, /* encrypted/broken content, or over clamd's size limit; detail says why */
+    Impossible, /* encrypted or broken content: detail is clamd's name for it */
+    OverLimit,  /* over clamd's StreamMaxLength; clamd closes the connection after it */
     Failed,     /* clamd reported an ERROR for this file; detail is its text */
     Unexpected, /* not a reply to our request: detail is a printable excerpt */
 };

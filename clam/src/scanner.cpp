@@ -97,8 +97,7 @@ int Scanner::scan_open_file(const Config &config, int fd, std::uint64_t size, co
         }
         bool healthy = r.kind == StreamResult::Kind::Reply && !r.session_spoiled &&
                        (reply.status == ScanStatus::Clean || reply.status == ScanStatus::Infected ||
-                        (reply.status == ScanStatus::Impossible &&
-                         reply.detail.find("size limit") == std::string::npos));
+                        reply.status == ScanStatus::Impossible);
         if (!healthy)
             session_.close(); /* after an error clamd may have dropped the session: don't guess */
 
@@ -139,14 +138,14 @@ int Scanner::scan_open_file(const Config &config, int fd, std::uint64_t size, co
             avc_format(result, AVP_RESULT_SIZE, "%s", reply.detail.c_str());
             avc_log_security("%s found in %s", reply.detail.c_str(), filename);
             return AVCHK_VIRUS_FOUND;
+        case ScanStatus::OverLimit:
+            avc_format(result, AVP_RESULT_SIZE,
+                       "%s is larger than clamd's StreamMaxLength: not scanned (%s)", filename,
+                       reply.detail.c_str());
+            return AVCHK_IMPOSSIBLE;
         case ScanStatus::Impossible:
-            if (reply.detail.find("size limit") != std::string::npos)
-                avc_format(result, AVP_RESULT_SIZE,
-                           "%s is larger than clamd's StreamMaxLength: not scanned (%s)", filename,
-                           reply.detail.c_str());
-            else
-                avc_format(result, AVP_RESULT_SIZE, "%s cannot be scanned: %s", filename,
-                           reply.detail.c_str());
+            avc_format(result, AVP_RESULT_SIZE, "%s cannot be scanned: %s", filename,
+                       reply.detail.c_str());
             return AVCHK_IMPOSSIBLE;
         case ScanStatus::Failed:
             avc_format(result, AVP_RESULT_SIZE, "clamd could not scan %s: %s", filename,

@@ -53,7 +53,7 @@ static void scan_replies()
     EXPECT("2: stream: Heuristics.Phishing.Email FOUND", 2, Infected, "Heuristics.Phishing.Email");
     EXPECT("2: stream: Heuristics.Broken.Media FOUND", 2, Infected, "Heuristics.Broken.Media");
     // Errors are not viruses; the size limit is "cannot tell".
-    EXPECT("1: INSTREAM size limit exceeded. ERROR", 1, Impossible, "INSTREAM size limit exceeded.");
+    EXPECT("1: INSTREAM size limit exceeded. ERROR", 1, OverLimit, "INSTREAM size limit exceeded.");
     EXPECT("4: stream: Can't allocate memory ERROR", 4, Failed, "Can't allocate memory");
     EXPECT("4: Error processing command. ERROR", 4, Failed, "Error processing command.");
     // Wrong, missing or garbled request ids: never someone else's verdict.

@@ -1,4 +1,4 @@
-"""`avkit bench`: avir_clam.so (through `avhost bench`) against raw clamd, one real clamd.
+"""The benchmark: avir_clam.so (through `avhost bench`) against raw clamd, one real clamd.
 
     python -m avkit bench [--quick] [--plugin PATH]... [--threads 1,2,4]
                           [--transport tcp,unix] [--reps 3] [--json FILE] [--png FILE]
@@ -11,36 +11,24 @@ and a mix; each cell is run --reps times: median and spread (min..max) are repor
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
 import statistics
 import struct
-import subprocess
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 from avkit import paths
+from avkit.check import avhost
+from avkit.check.clamd import Clamd
 from avkit.errors import UserError
 
 KiB, MiB = 1024, 1024 * 1024
 CHUNK = 64 * KiB
-
-
-def register(subparsers):
-    p = subparsers.add_parser("bench", help="throughput of avir_clam.so against raw clamd")
-    p.add_argument("--plugin", action="append", default=[],
-                   help="another plugin to compare (repeatable); avir_clam.so of dist/i386 always runs")
-    p.add_argument("--threads", default="1,2,4", help="comma-separated N (1,2,4)")
-    p.add_argument("--transport", default="tcp,unix", help="tcp, unix or both (tcp,unix)")
-    p.add_argument("--reps", type=int, default=3, help="repetitions per cell (3)")
-    p.add_argument("--quick", action="store_true",
-                   help="small workloads, 1 repetition, N = 1,2 (a smoke run, minutes less)")
-    p.add_argument("--json", default=str(paths.BUILD / "bench" / "bench.json"))
-    p.add_argument("--png", default=str(paths.BUILD / "bench" / "bench.png"))
-    p.set_defaults(func=run)
 
 
 # ---------- workloads ----------
@@ -61,7 +49,8 @@ def workloads(folder: Path, quick: bool) -> dict[str, list[Path]]:
         p.write_bytes(seed[off:off + 8 * MiB])
         large.append(p)
     mix = small[: len(small) // 2] + large[: max(1, len(large) // 5)]
-    mix.sort(key=lambda p: hash(p.name))
+    # A fixed interleaving (hash() of a str changes per process): the same mix every run.
+    mix.sort(key=lambda p: hashlib.sha256(p.name.encode()).digest())
     return {"4KiB": small, "8MiB": large, "mix": mix}
 
 
@@ -138,18 +127,13 @@ def raw_clamd(clamd, transport: str, files: list[Path], threads: int) -> dict:
 
 def plugin_bench(host: Path, plugin: Path, options: dict, files: list[Path],
                  threads: int) -> dict:
-    args = []
-    for k, v in options.items():
-        args += ["-o", f"{k}={v}"]
-    cmd = [str(host), "bench", str(plugin), *args, "--threads", str(threads),
-           "--count", str(len(files)), "--no-logs", *map(str, files)]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    recs = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
-    bench = next((x for x in recs if x["event"] == "bench"), None)
+    r = avhost.run(host, "bench", plugin, "--threads", threads, "--count", len(files),
+                   "--no-logs", *files, options=options, timeout=1800)
+    bench = next(iter(r.events("bench")), None)
     if bench is None:
         raise UserError(f"avhost bench gave no bench record (exit {r.returncode}):\n"
                         f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
-    bad = [x for x in recs if x["event"] == "scan" and x.get("verdict") != "OK"]
+    bad = [x for x in r.events("scan") if x.get("verdict") != "OK"]
     return {"files_per_s": bench["files_per_s"], "mb_per_s": bench["bytes_per_s"] / MiB,
             "seconds": bench["seconds"], "peak_rss_kb": bench.get("peak_rss_kb"),
             "open_fds": bench.get("open_fds"), "restarts": bench.get("restarts"),
@@ -165,21 +149,39 @@ def _median(rows, key):
     return statistics.median(vals), min(vals), max(vals)
 
 
-def run(args) -> int:
-    from avkit.clamd import Clamd
-    threads = [int(x) for x in args.threads.split(",")]
-    transports = args.transport.split(",")
-    reps = args.reps
-    if args.quick:
+def measure_cell(clamd, transport, wname, files, n, plugins, clam, host, options, reps) -> dict:
+    """One workload at one N: raw clamd and each plugin, interleaved reps times."""
+    cell = {"transport": transport, "workload": wname, "threads": n, "files": len(files),
+            "bytes": sum(p.stat().st_size for p in files), "runs": {}}
+    runners = [("raw clamd", lambda: raw_clamd(clamd, transport, files, n))]
+    for p in plugins:
+        runners.append((p.name if p == clam else str(p),
+                        lambda p=p: plugin_bench(host, p, options, files, n)))
+    for _ in range(reps):  # interleaved, so drift hits every runner alike
+        for name, fn in runners:
+            cell["runs"].setdefault(name, []).append(fn())
+    summary = {name: {k: _median(rows, k) for k in
+                      ("files_per_s", "mb_per_s", "peak_rss_kb", "open_fds")}
+               for name, rows in cell["runs"].items()}
+    raw = summary["raw clamd"]["files_per_s"][0]
+    for s in summary.values():
+        s["ratio"] = s["files_per_s"][0] / raw if raw else None
+    cell["summary"] = summary
+    return cell
+
+
+def run_bench(threads: list[int], transports: list[str], reps: int, quick: bool,
+              extra_plugins: list[str], json_path: Path, png_path: Path) -> int:
+    if quick:
         threads, reps = [t for t in threads if t <= 2] or [1], 1
     clam = paths.dist_dir("zig") / "avir_clam.so"
-    plugins = [clam, *[Path(p).resolve() for p in args.plugin]]
+    plugins = [clam, *[Path(p).resolve() for p in extra_plugins]]
     for p in plugins:
         if not p.exists():
             raise UserError(f"{p} not found: build it (python -m avkit build) or fix --plugin")
     host = paths.dist_dir("zig") / "avhost"
     work = Path(tempfile.mkdtemp(prefix="avkit-bench-"))
-    loads = workloads(work / "files", args.quick)
+    loads = workloads(work / "files", quick)
     results = []
     with Clamd(work / "clamd", stream_max_length=16 * MiB, max_threads=8, max_queue=200) as clamd:
         print(f"clamd {clamd.version()}; files in {work / 'files'}", flush=True)
@@ -187,33 +189,16 @@ def run(args) -> int:
             options = clamd.plugin_options(transport=transport)
             for wname, files in loads.items():
                 for n in threads:
-                    cell = {"transport": transport, "workload": wname, "threads": n,
-                            "files": len(files),
-                            "bytes": sum(p.stat().st_size for p in files), "runs": {}}
-                    runners = [("raw clamd", lambda: raw_clamd(clamd, transport, files, n))]
-                    for p in plugins:
-                        runners.append((p.name if p == clam else str(p),
-                                        lambda p=p: plugin_bench(host, p, options, files, n)))
-                    for _ in range(reps):  # interleaved, so drift hits every runner alike
-                        for name, fn in runners:
-                            cell["runs"].setdefault(name, []).append(fn())
-                    summary = {}
-                    for name, rows in cell["runs"].items():
-                        s = {k: _median(rows, k) for k in
-                             ("files_per_s", "mb_per_s", "peak_rss_kb", "open_fds")}
-                        summary[name] = s
-                    raw = summary["raw clamd"]["files_per_s"][0]
-                    for name, s in summary.items():
-                        s["ratio"] = s["files_per_s"][0] / raw if raw else None
-                    cell["summary"] = summary
+                    cell = measure_cell(clamd, transport, wname, files, n, plugins, clam, host,
+                                        options, reps)
                     results.append(cell)
                     _print_cell(cell)
-    out = {"reps": reps, "quick": args.quick, "chunk": CHUNK, "clamd_threads": 8,
+    out = {"reps": reps, "quick": quick, "chunk": CHUNK, "clamd_threads": 8,
            "cells": results, "machine": {"cpus": os.cpu_count()}}
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(out, indent=1, default=str))
-    print(f"JSON: {args.json}")
-    _chart(results, Path(args.png))
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(out, indent=1, default=str))
+    print(f"JSON: {json_path}")
+    _chart(results, png_path)
     below = [(c["transport"], c["workload"], c["threads"], name, round(s["ratio"], 3))
              for c in results for name, s in c["summary"].items()
              if name != "raw clamd" and s["ratio"] is not None and s["ratio"] < 0.95]

@@ -4,7 +4,7 @@ Starts Debian's clamav-daemon binary (/usr/sbin/clamd) with a clamd.conf and a
 signature database of its own in a work folder, listening only on loopback and
 on a UNIX socket in that folder; no freshclam, no system configuration touched.
 
-    from avkit.clamd import Clamd
+    from avkit.check.clamd import Clamd
 
     with Clamd(tmp_path, idle_timeout=5, stream_max_length=1 << 20) as clamd:
         clamd.port              # TCP port on 127.0.0.1 (and ::1 when ipv6=True)
@@ -34,9 +34,9 @@ import subprocess
 import time
 from pathlib import Path
 
-CLAMD = os.environ.get("AVKIT_CLAMD", "/usr/sbin/clamd")
+from avkit.facts import EICAR
 
-EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+CLAMD = os.environ.get("AVKIT_CLAMD", "/usr/sbin/clamd")
 EICAR_NAME = "Kerio.Test.EICAR.UNOFFICIAL"
 TEST_SIGNATURE = b"KERIO-AVIR-PROJECT-TEST-SIGNATURE-7f3a9c"
 TEST_SIGNATURE_NAME = "Kerio.Test.Signature.UNOFFICIAL"

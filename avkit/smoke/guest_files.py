@@ -1,16 +1,17 @@
 """What the guest scans, and the clamd it scans with: test files, a signature DB, clamd.conf.
 
 The signature database and the names it reports are the project's shared ones
-(avkit.clamd, used by the tests and the test kit too); only clamd.conf is written
+(avkit.check.clamd, used by the tests and the test kit too); only clamd.conf is written
 here, because in the guest clamd runs as a daemon with guest paths.
 """
 import hashlib
 import subprocess
 from pathlib import Path
 
-from avkit import clamd, prereqs
+from avkit import prereqs
+from avkit.check import clamd
+from avkit.facts import EICAR
 
-EICAR = clamd.EICAR
 #: what avir_clam must report for eicar.com (clamd appends .UNOFFICIAL)
 REPORTED_NAME = clamd.EICAR_NAME
 ZIP_PASSWORD = "infected"

@@ -1,4 +1,4 @@
-"""`avkit audit`: check built plugins against the portability policies (policies.json).
+"""The audit: built plugins against the portability policies (packaging/audit-policies.json).
 
 Like auditwheel's `show`: for each plugin the verdict names the strictest policy it
 satisfies and, for every policy it misses, what pushes it over (a too-recent
@@ -7,14 +7,11 @@ forbidden library, missing hardening). The audit also derives the package
 dependencies (`Depends: libc6 (>= X)` and the RPM requirements) from the symbol
 versions the plugin really needs.
 """
-import json
-import sys
 from pathlib import Path
 
-from avkit import elf, paths
+from avkit import elf
+from avkit.facts import POLICY_FILE, policies as read_policies
 from avkit.errors import UserError
-
-POLICY_FILE = Path(__file__).with_name("policies.json")
 
 #: hardening name -> (test on elf.hardening() facts, explanation when missing, fix)
 HARDENING = {
@@ -35,11 +32,9 @@ HARDENING = {
 
 
 def load_policies(path: Path = POLICY_FILE) -> dict:
-    data = json.loads(Path(path).read_text())
+    """The policies, strictest first."""
+    data = read_policies(path)
     data["policies"] = sorted(data["policies"], key=lambda p: -p["priority"])
-    names = [p["name"] for p in data["policies"]]
-    if data["default"] not in names:
-        raise UserError(f"{path}: default policy {data['default']!r} is not one of {names}")
     return data
 
 
@@ -169,17 +164,17 @@ def audit_file(path, data: dict = None) -> dict:
         raise UserError(f"{path} does not exist: build it first (./nox -s build-i386)")
     if not elf.is_elf(path):
         raise UserError(f"{path} is not an ELF file")
-    facts = elf.facts(path)
-    results = {p["name"]: check(facts, p, data) for p in data["policies"]}
+    found = elf.facts(path)
+    results = {p["name"]: check(found, p, data) for p in data["policies"]}
     satisfied = [p["name"] for p in data["policies"] if not results[p["name"]]]
     return {
         "file": str(path),
         "name": path.name,
-        "facts": facts,
+        "facts": found,
         "policy": satisfied[0] if satisfied else None,  # the strictest one satisfied
         "default_policy": data["default"],
         "violations": results,
-        "dependencies": package_deps(facts, data),
+        "dependencies": package_deps(found, data),
     }
 
 
@@ -219,37 +214,3 @@ def format_report(report: dict, data: dict, required: str) -> str:
 def plugins_in(folder: Path) -> list:
     """The plugins a release ships: every avir_*.so of a dist folder (avhost is a test tool)."""
     return sorted(p for p in Path(folder).glob("avir_*.so") if p.is_file())
-
-
-def register(subparsers):
-    p = subparsers.add_parser("audit", help="check the plugins against the portability policies")
-    p.add_argument("files", nargs="*", type=Path,
-                   help="plugins to audit (default: every avir_*.so of the toolchain's dist folder)")
-    p.add_argument("--toolchain", choices=sorted(paths.TOOLCHAINS), default="zig",
-                   help="whose dist folder to audit when no files are given (default zig)")
-    p.add_argument("--policy", help="the policy each plugin must satisfy (default: the "
-                                    "policies.json default)")
-    p.add_argument("--json", action="store_true", help="print the reports as JSON")
-    p.set_defaults(func=run)
-
-
-def run(args) -> int:
-    data = load_policies()
-    required = args.policy or data["default"]
-    policy_by_name(data, required)
-    files = args.files or plugins_in(paths.dist_dir(args.toolchain))
-    if not files:
-        raise UserError(f"no avir_*.so in {paths.dist_dir(args.toolchain)}: build first "
-                        f"(./nox -s build-i386)")
-    reports = [audit_file(f, data) for f in files]
-    if args.json:
-        json.dump({"required_policy": required, "reports": reports}, sys.stdout, indent=2)
-        print()
-    else:
-        print("\n".join(format_report(r, data, required) for r in reports))
-    failed = [r["name"] for r in reports if not passes(r, required)]
-    if failed:
-        print(f"avkit audit: {', '.join(failed)} fail(s) policy \"{required}\": see above",
-              file=sys.stderr)
-        return 1
-    return 0

@@ -26,8 +26,8 @@ import zipfile
 from pathlib import Path
 
 from avkit.errors import UserError
+from avkit.facts import EICAR
 
-EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 DEFAULT_STREAM_LIMIT = 30 * 1024 * 1024
 DEFAULT_SEED = 1
 ENGINES = ("default", "sample", "clam")

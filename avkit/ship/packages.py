@@ -1,4 +1,4 @@
-"""`avkit package`: audited plugins -> .deb and .rpm packages with nFPM, in one folder.
+"""Packages: audited plugins -> .deb and .rpm packages with nFPM, in one folder.
 
 For every plugin of the dist folder (each avir_<name>.so; avhost is a test tool and
 is not packaged) and every Kerio product of packaging/products.json it builds
@@ -7,7 +7,7 @@ package per plugin (kerio-avir-<name>-dbgsym .deb, -debuginfo .rpm). The package
 dependencies come from the audit. The nFPM configs and all texts live in packaging/;
 this module only fills them in. Packages are reproducible: every timestamp is
 SOURCE_DATE_EPOCH (the last commit's time unless set). Then it writes the apt and
-yum repository metadata (avkit/repo.py) and SHA256SUMS.
+yum repository metadata (avkit/ship/repositories.py) and SHA256SUMS.
 """
 import gzip
 import hashlib
@@ -24,8 +24,9 @@ from datetime import datetime, timezone
 from email.utils import format_datetime
 from pathlib import Path
 
-from avkit import audit, elf, paths
+from avkit import elf, facts, paths
 from avkit.errors import UserError
+from avkit.ship import audit, repositories
 
 PACKAGING = paths.ROOT / "packaging"
 PLACEHOLDER = re.compile(r"\$\{([a-z_]+)\}")
@@ -197,7 +198,7 @@ def specs(plugins: list, version: str, deps: dict) -> list:
             out.append({"kind": "plugin", "template": "nfpm-plugin.yaml", "plugin": so,
                         "values": values, "scripts": scripts, "product": key})
         build_id = elf.build_id(so)
-        debug_src = so.parent / "debug" / ".build-id" / build_id[:2] / f"{build_id[2:]}.debug"
+        debug_src = Path(facts.debug_file(build_id, so.parent / "debug"))
         if not build_id or not debug_src.is_file():
             raise UserError(f"no debug file {debug_src} for {so.name}: rebuild with "
                             f"`python -m avkit build`, which stages it")
@@ -212,7 +213,7 @@ def specs(plugins: list, version: str, deps: dict) -> list:
                                                  f"avir_{name}.so, found by its build-id\n"
                                                  f"{build_id} by gdb and other debuggers."),
                 "debug_src": str(debug_src),
-                "debug_dst": f"/usr/lib/debug/.build-id/{build_id[:2]}/{build_id[2:]}.debug",
+                "debug_dst": str(facts.debug_file(build_id, "/usr/lib/debug")),
                 "doc_dir": f"/usr/share/doc/{package}", "build_id": build_id,
                 "rpm_dirs": owned_dirs(f"/usr/lib/debug/.build-id/{build_id[:2]}", "/usr/lib/debug"),
                 "depends_deb": [alternatives], "depends_rpm": [],
@@ -249,12 +250,8 @@ def signing_key(sign_key) -> tuple:
     return str(Path(value).resolve()), False
 
 
-def build_packages(dist: Path, out: Path, version: str = None, sign_key: str = "",
-                   policy: str = None, epoch: int = None) -> list:
-    """Audit, then build every package into `out`. Returns the package files."""
-    plugins = audit.plugins_in(dist)
-    if not plugins:
-        raise UserError(f"no avir_*.so in {dist}: build first (./nox -s build-i386)")
+def audited_dependencies(plugins: list, policy: str = None) -> dict:
+    """{plugin file name: package dependencies}, once each plugin passes the policy."""
     data = audit.load_policies()
     policy = policy or data["default"]
     deps = {}
@@ -264,7 +261,87 @@ def build_packages(dist: Path, out: Path, version: str = None, sign_key: str = "
             raise UserError(f"{so.name} fails the audit policy \"{policy}\", not packaging it:\n"
                             + audit.format_report(report, data, policy))
         deps[so.name] = report["dependencies"]
+    return deps
 
+
+def write_copyright(work: Path, project: dict, epoch: int) -> Path:
+    copyright_src = work / "copyright"
+    copyright_src.write_text((PACKAGING / "copyright").read_text()
+                             .replace("@HOMEPAGE@", project["homepage"]))
+    os.utime(copyright_src, (epoch, epoch))
+    return copyright_src
+
+
+def write_overrides(d: Path, template: str, values: dict) -> str:
+    overrides = d / "lintian-overrides"
+    overrides.write_text(render_script((PACKAGING / template).read_text(), values).strip("\n")
+                         + "\n")
+    return str(overrides)
+
+
+def package_inputs(spec: dict, d: Path, project: dict, entries: list, copyright_src: Path,
+                   epoch: int, sign_key: str) -> dict:
+    """Writes one package's changelogs, scripts, README and lintian overrides into d;
+    returns the values of its nFPM config."""
+    v = dict(spec["values"])
+    pkg = v["package"]
+    (d / "changelog.Debian.gz").write_bytes(
+        deb_changelog(pkg, entries, project["release"], project["maintainer"]))
+    (d / "changelog.yml").write_text(rpm_changelog(entries, project["release"],
+                                                   project["maintainer"]))
+    v.update(copyright_src=str(copyright_src), copyright_dst=f"{v['doc_dir']}/copyright",
+             changelog_dst=f"{v['doc_dir']}/changelog.Debian.gz",
+             deb_changelog_src=str(d / "changelog.Debian.gz"),
+             mtime=_when(epoch).strftime("%Y-%m-%dT%H:%M:%SZ"), sign_key=sign_key)
+    # lintian wants the first changelog entry to close an ITP bug: only then overridden.
+    initial = render_script((PACKAGING / "lintian-overrides-initial").read_text(),
+                            {"PACKAGE": pkg}).rstrip("\n") if len(entries) == 1 else ""
+    if spec["kind"] == "debug":
+        v["lintian_overrides_src"] = write_overrides(
+            d, "lintian-overrides-debug", {"PACKAGE": pkg, "INITIAL_UPLOAD": initial})
+    if spec["scripts"]:
+        for script in ("postinst", "prerm"):
+            path = d / f"{script}.sh"
+            path.write_text(render_script(
+                (PACKAGING / "scripts" / f"{script}.sh").read_text(), spec["scripts"]))
+            v[script] = str(path)
+        readme = d / "README"
+        readme.write_text(render_script((PACKAGING / "README.in").read_text(), spec["scripts"]))
+        v.update(readme_src=str(readme), readme_dst=f"{v['doc_dir']}/README")
+        v["lintian_overrides_src"] = write_overrides(
+            d, "lintian-overrides", {**spec["scripts"], "INITIAL_UPLOAD": initial})
+    return v
+
+
+def run_nfpm(nfpm: str, spec: dict, v: dict, d: Path, packager: str, out: Path, env: dict,
+             epoch: int) -> Path:
+    """One package file from the template of spec, for one packager."""
+    values = dict(v, depends=v[f"depends_{packager}"],
+                  recommends=v.get(f"recommends_{packager}", []),
+                  rpm_changelog=str(d / "changelog.yml") if packager == "rpm" else "")
+    config = d / f"nfpm-{packager}.yaml"
+    config.write_text(render_yaml((PACKAGING / spec["template"]).read_text(), values))
+    for f in d.iterdir():
+        os.utime(f, (epoch, epoch))
+    before = set(out.iterdir())
+    r = subprocess.run([nfpm, "package", "-f", str(config), "-p", packager, "-t", str(out)],
+                       env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise UserError(f"nfpm failed to build {v['package']} ({packager}): "
+                        f"{(r.stderr or r.stdout).strip()}")
+    new = sorted(set(out.iterdir()) - before)
+    if len(new) != 1:
+        raise UserError(f"nfpm built {len(new)} files for {v['package']} ({packager}): {new}")
+    return new[0]
+
+
+def build_packages(dist: Path, out: Path, version: str = None, sign_key: str = "",
+                   policy: str = None, epoch: int = None) -> list:
+    """Audit, then build every package into `out`. Returns the package files."""
+    plugins = audit.plugins_in(dist)
+    if not plugins:
+        raise UserError(f"no avir_*.so in {dist}: build first (./nox -s build-i386)")
+    deps = audited_dependencies(plugins, policy)
     version = version or project_version()
     epoch = source_date_epoch() if epoch is None else epoch
     project = load("project.json")
@@ -278,69 +355,14 @@ def build_packages(dist: Path, out: Path, version: str = None, sign_key: str = "
     built = []
     with tempfile.TemporaryDirectory(prefix="avkit-pkg-") as tmp:
         work = Path(tmp)
-        copyright_src = work / "copyright"
-        copyright_src.write_text((PACKAGING / "copyright").read_text()
-                                 .replace("@HOMEPAGE@", project["homepage"]))
-        os.utime(copyright_src, (epoch, epoch))
+        copyright_src = write_copyright(work, project, epoch)
         for spec in specs(plugins, version, deps):
-            v = dict(spec["values"])
-            pkg = v["package"]
-            d = work / pkg
+            d = work / spec["values"]["package"]
             d.mkdir(exist_ok=True)
-            (d / "changelog.Debian.gz").write_bytes(
-                deb_changelog(pkg, entries, project["release"], project["maintainer"]))
-            (d / "changelog.yml").write_text(rpm_changelog(entries, project["release"],
-                                                           project["maintainer"]))
-            v.update(copyright_src=str(copyright_src),
-                     copyright_dst=f"{v['doc_dir']}/copyright",
-                     changelog_dst=f"{v['doc_dir']}/changelog.Debian.gz",
-                     deb_changelog_src=str(d / "changelog.Debian.gz"),
-                     mtime=_when(epoch).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                     sign_key=sign_key)
-            # lintian wants the first changelog entry to close an ITP bug: only then overridden.
-            initial = render_script((PACKAGING / "lintian-overrides-initial").read_text(),
-                                    {"PACKAGE": pkg}).rstrip("\n") if len(entries) == 1 else ""
-            if spec["kind"] == "debug":
-                overrides = d / "lintian-overrides"
-                overrides.write_text(render_script(
-                    (PACKAGING / "lintian-overrides-debug").read_text(),
-                    {"PACKAGE": pkg, "INITIAL_UPLOAD": initial}).strip("\n") + "\n")
-                v["lintian_overrides_src"] = str(overrides)
-            if spec["scripts"]:
-                for script in ("postinst", "prerm"):
-                    path = d / f"{script}.sh"
-                    path.write_text(render_script(
-                        (PACKAGING / "scripts" / f"{script}.sh").read_text(), spec["scripts"]))
-                    v[script] = str(path)
-                readme = d / "README"
-                readme.write_text(render_script((PACKAGING / "README.in").read_text(),
-                                                spec["scripts"]))
-                v.update(readme_src=str(readme), readme_dst=f"{v['doc_dir']}/README")
-                overrides = d / "lintian-overrides"
-                overrides.write_text(render_script(
-                    (PACKAGING / "lintian-overrides").read_text(),
-                    {**spec["scripts"], "INITIAL_UPLOAD": initial}).strip("\n") + "\n")
-                v["lintian_overrides_src"] = str(overrides)
+            v = package_inputs(spec, d, project, entries, copyright_src, epoch, sign_key)
             for packager in ("deb", "rpm"):
-                if spec.get("only", packager) != packager:
-                    continue
-                values = dict(v, depends=v[f"depends_{packager}"],
-                              recommends=v.get(f"recommends_{packager}", []),
-                              rpm_changelog=str(d / "changelog.yml") if packager == "rpm" else "")
-                config = d / f"nfpm-{packager}.yaml"
-                config.write_text(render_yaml((PACKAGING / spec["template"]).read_text(), values))
-                for f in d.iterdir():
-                    os.utime(f, (epoch, epoch))
-                before = set(out.iterdir())
-                r = subprocess.run([nfpm, "package", "-f", str(config), "-p", packager,
-                                    "-t", str(out)], env=env, capture_output=True, text=True)
-                if r.returncode != 0:
-                    raise UserError(f"nfpm failed to build {pkg} ({packager}): "
-                                    f"{(r.stderr or r.stdout).strip()}")
-                new = sorted(set(out.iterdir()) - before)
-                if len(new) != 1:
-                    raise UserError(f"nfpm built {len(new)} files for {pkg} ({packager}): {new}")
-                built.append(new[0])
+                if spec.get("only", packager) == packager:
+                    built.append(run_nfpm(nfpm, spec, v, d, packager, out, env, epoch))
     return built
 
 
@@ -361,47 +383,16 @@ def sha256sums(out: Path) -> Path:
 
 
 def package(dist: Path, out: Path, version=None, sign_key=None, repo=True, policy=None) -> list:
-    from avkit import repo as repo_mod
-
     key, temporary = signing_key(sign_key)
     try:
         epoch = source_date_epoch()
         built = build_packages(dist, out, version=version, sign_key=key, policy=policy,
                                epoch=epoch)
         if repo:
-            repo_mod.apt_repository(out, epoch, key)
-            repo_mod.yum_repository(out, epoch, key)
+            repositories.apt_repository(out, epoch, key)
+            repositories.yum_repository(out, epoch, key)
         sha256sums(out)
     finally:
         if temporary:
             os.unlink(key)  # the armored key given in the environment, written for nFPM
     return built
-
-
-# --- CLI -------------------------------------------------------------------------------
-
-def register(subparsers):
-    p = subparsers.add_parser("package", help="build the .deb/.rpm packages (after the audit)")
-    p.add_argument("--toolchain", choices=sorted(paths.TOOLCHAINS), default="zig",
-                   help="whose dist folder to package (default zig, the release)")
-    p.add_argument("--out", type=Path, help="output folder (default: <dist>/packages)")
-    p.add_argument("--version", help="package version (default: VERSION, with a git "
-                                     "snapshot suffix unless HEAD is tagged)")
-    p.add_argument("--sign-key", help="armored OpenPGP secret key file to sign the packages "
-                                      "and repositories (or AVKIT_SIGNING_KEY; passphrase in "
-                                      "AVKIT_SIGNING_PASSPHRASE)")
-    p.add_argument("--policy", help="audit policy the plugins must satisfy (default: the "
-                                    "policies.json default)")
-    p.add_argument("--no-repo", action="store_true", help="skip the apt/yum repository metadata")
-    p.set_defaults(func=run)
-
-
-def run(args) -> int:
-    out = args.out or paths.DIST / "packages"
-    built = package(paths.dist_dir(args.toolchain), out, version=args.version,
-                    sign_key=args.sign_key, repo=not args.no_repo, policy=args.policy)
-    print(f"packages in {out}/:")
-    for f in built:
-        print(f"  {f.name}")
-    print(f"  SHA256SUMS{'' if args.no_repo else ', apt (Packages, Release) and yum (repodata/) metadata'}")
-    return 0

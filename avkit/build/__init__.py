@@ -1,0 +1,28 @@
+"""Building: Conan (Boost) -> CMake + Ninja -> dist/<target>/, for i386.
+
+    from avkit.build import build
+    build("zig")            # the release plugins and avhost in dist/i386/
+    build("gcc", werror=True, sanitize=True)
+
+The output folder holds the stripped plugins (avir_*.so), avhost, and the split
+debug info under debug/.build-id/xx/yyyy.debug.
+"""
+from pathlib import Path
+
+from avkit import paths, prereqs
+from avkit.build import cmake, conan, stage, tools
+
+PROFILES = conan.PROFILES
+
+
+def build(toolchain: str = "zig", werror: bool = False, update_lock: bool = False,
+          sanitize: bool = False) -> Path:
+    prereqs.require_for_build(toolchain)
+    env = tools.environment()
+    build_dir = paths.build_dir(toolchain, sanitize)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    conan.install(toolchain, build_dir, env, update_lock)
+    if toolchain == "zig":
+        cmake.warm_zig_cache(env)
+    cmake.configure_and_build(build_dir, env, werror, sanitize)
+    return stage.stage(build_dir, paths.dist_dir(toolchain, sanitize))

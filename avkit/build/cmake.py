@@ -1,0 +1,33 @@
+"""Configuring and building the CMake project, and zig's one-time cache."""
+import subprocess
+import tempfile
+from pathlib import Path
+
+from avkit import facts, paths
+from avkit.build.tools import run_tool
+
+
+def on_off(flag: bool) -> str:
+    return "ON" if flag else "OFF"
+
+
+def configure_and_build(build_dir, env, werror, sanitize=False):
+    run_tool(["cmake", "-S", paths.ROOT, "-B", build_dir, "-G", "Ninja",
+              f"-DCMAKE_TOOLCHAIN_FILE={build_dir / 'conan_toolchain.cmake'}",
+              "-DCMAKE_BUILD_TYPE=Release", f"-DKERIO_WERROR={on_off(werror)}",
+              f"-DKERIO_SANITIZE={on_off(sanitize)}"],
+             env, stdout=subprocess.DEVNULL)
+    run_tool(["cmake", "--build", build_dir], env)
+
+
+def warm_zig_cache(env):
+    """zig builds its libc++ once and caches it with the folder it was first built
+    from in the debug info; building it first from "/" rather than from a random
+    CMake try-compile folder keeps plugins byte-identical across machines."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "warm.cpp"
+        src.write_text("#include <string>\nstd::string warm() { return std::string(8, 'x'); }\n")
+        target = "x86-linux-gnu." + facts.glibc_floor()
+        subprocess.run([env["KERIO_PYTHON"], "-m", "ziglang", "c++", "-target", target, "-O2",
+                        "-fPIC", "-shared", src, "-o", Path(tmp) / "warm.so"],
+                       env=env, cwd="/", check=True, capture_output=True)

@@ -1,0 +1,32 @@
+"""Staging: the stripped artifacts in dist/<target>/ and their debug info by build-id."""
+import shutil
+from pathlib import Path
+
+from avkit import elf, facts, prereqs
+from avkit.errors import UserError
+
+
+def built_artifacts(build_dir: Path):
+    """The files a release ships: every avir_*.so and the avhost program."""
+    found = sorted(build_dir.glob("*/avir_*.so"))
+    found += sorted(p for p in build_dir.glob("*/avhost") if p.is_file())
+    return found
+
+
+def stage(build_dir: Path, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    for src in built_artifacts(build_dir):
+        dest = out / src.name
+        if dest.exists() and dest.stat().st_mtime >= src.stat().st_mtime:
+            continue
+        build_id = elf.build_id(src)
+        if not build_id:
+            raise UserError(f"{src} has no build-id; link it with --build-id")
+        debug = Path(facts.debug_file(build_id, out / "debug"))
+        debug.parent.mkdir(parents=True, exist_ok=True)
+        prereqs.run_quiet(["objcopy", "--only-keep-debug", src, debug])
+        tmp = dest.with_suffix(dest.suffix + ".tmp")
+        prereqs.run_quiet(["objcopy", "--strip-unneeded", "--remove-section=.comment", src, tmp])
+        shutil.copystat(src, tmp)
+        tmp.replace(dest)
+    return out

@@ -1,0 +1,31 @@
+"""Running the pinned build tools (conan, cmake, ninja, zig) of the active environment."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from avkit import paths
+from avkit.errors import UserError
+
+
+def environment() -> dict:
+    env = dict(os.environ)
+    env["CONAN_HOME"] = str((paths.CACHE / "conan").resolve())  # Conan wants it absolute
+    # The zig wrappers (cmake/zig/) run `$KERIO_PYTHON -m ziglang`.
+    env.setdefault("KERIO_PYTHON", sys.executable)
+    # conan, cmake and ninja come with this Python's environment (the nox venv).
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+def run_tool(cmd, env, **kw):
+    print("+ " + " ".join(str(c) for c in cmd), flush=True)
+    exe = shutil.which(str(cmd[0]), path=env["PATH"])
+    if exe is None:
+        raise UserError(f"{cmd[0]} not found: run this through nox (./nox -s build-i386), "
+                        f"which installs the pinned tools of ci/tools.txt")
+    result = subprocess.run([exe, *(str(c) for c in cmd[1:])], env=env, cwd=paths.ROOT, **kw)
+    if result.returncode != 0:
+        raise UserError(f"{Path(str(cmd[0])).name} failed (exit {result.returncode}); see above")
+    return result

@@ -1,0 +1,27 @@
+"""`avkit build`: the 32-bit plugins and avhost, staged in dist/<target>/."""
+from avkit.build import PROFILES, build
+from avkit.errors import UserError
+
+
+def register(subparsers):
+    p = subparsers.add_parser("build", help="build the 32-bit plugins and avhost")
+    p.add_argument("--toolchain", choices=sorted(PROFILES), default="zig",
+                   help="zig (release, default) or gcc (-m32, developer cross-check)")
+    p.add_argument("--werror", action="store_true", help="treat warnings as errors (CI)")
+    p.add_argument("--sanitize", action="store_true",
+                   help="ASan+UBSan build (gcc only) into dist/i386-gcc-asan/")
+    p.add_argument("--update-lock", action="store_true",
+                   help="re-resolve Boost and rewrite conan.lock")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    if args.sanitize and args.toolchain != "gcc":
+        raise UserError("--sanitize needs --toolchain gcc (zig's runtime has no i386 ASan)")
+    out = build(args.toolchain, werror=args.werror, update_lock=args.update_lock,
+                sanitize=args.sanitize)
+    print(f"built into {out}/:")
+    for f in sorted(out.iterdir()):
+        if f.is_file():
+            print(f"  {f.name:24} {f.stat().st_size:>10,} bytes")
+    return 0

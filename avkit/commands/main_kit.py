@@ -1,0 +1,67 @@
+"""`avkit kit`: the plugin test kit (generate-test-data, scanning, waiting, server, or the menu)."""
+import sys
+
+from avkit import paths
+from avkit.check import kit_corpus as corpus
+from avkit.check.kit import TESTS, run_test
+
+
+def menu(args) -> int:
+    print("Kerio antivirus plugin test kit")
+    for i, name in enumerate(TESTS, 1):
+        print(f"  {i}) avplugins_{name.replace('-', '_')}{'_test' if i > 1 else ''}")
+    print("  0) quit")
+    print("Choose a test: ", end="", flush=True)
+    line = sys.stdin.readline()
+    if not line:
+        print("\nno choice (end of input); nothing run")
+        return 0
+    choice = line.strip()
+    if choice in ("0", "q", ""):
+        return 0
+    if not choice.isdigit() or not 1 <= int(choice) <= len(TESTS):
+        print(f"no such test: {choice}")
+        return 2
+    name = TESTS[int(choice) - 1]
+    if name == "generate-test-data":
+        args.dir = args.data
+    return run_test(name, args)
+
+
+def _common(p):
+    p.add_argument("--plugin", default=str(paths.dist_dir("zig") / "avir_sample.so"),
+                   help="the avir_*.so to test (default: dist/i386/avir_sample.so)")
+    p.add_argument("--avhost", help="avhost to use (default: beside the plugin)")
+    p.add_argument("--data", default=str(paths.BUILD / "kit-data"),
+                   help="corpus folder (generated there when missing)")
+    p.add_argument("--engine", choices=corpus.ENGINES,
+                   help="expectations to use (default: from the plugin's name)")
+    p.add_argument("-o", dest="option", action="append", metavar="NAME=VALUE",
+                   help="plugin option (repeatable)")
+    p.add_argument("--with-clamd", action="store_true",
+                   help="start a private clamd for the run and point the plugin at it")
+    p.add_argument("--wait", type=float, default=5.0,
+                   help="waiting: seconds idle between the two scans (default 5)")
+    p.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
+    p.add_argument("--seed", type=int, default=corpus.DEFAULT_SEED)
+    p.add_argument("--stream-limit", type=int, default=corpus.DEFAULT_STREAM_LIMIT)
+
+
+def register(subparsers):
+    p = subparsers.add_parser("kit", help="the plugin test kit (no test named: the menu)")
+    _common(p)
+    sub = p.add_subparsers(dest="kit_test", metavar="TEST")
+    g = sub.add_parser("generate-test-data", help="write the corpus and its manifest")
+    g.add_argument("dir")
+    _common(g)
+    for name, doc in (("scanning", "scan the corpus once and compare with the manifest"),
+                      ("waiting", "scan, stay idle, scan again: nothing may change"),
+                      ("server", "drive `avhost serve` like the product")):
+        _common(sub.add_parser(name, help=doc))
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    if not args.kit_test:
+        return menu(args)
+    return run_test(args.kit_test, args)

@@ -1,0 +1,32 @@
+"""`avkit package`: audited plugins -> .deb/.rpm packages, apt and yum repositories, SHA256SUMS."""
+from pathlib import Path
+
+from avkit import paths
+from avkit.ship.packages import package
+
+
+def register(subparsers):
+    p = subparsers.add_parser("package", help="build the .deb/.rpm packages (after the audit)")
+    p.add_argument("--toolchain", choices=sorted(paths.TOOLCHAINS), default="zig",
+                   help="whose dist folder to package (default zig, the release)")
+    p.add_argument("--out", type=Path, help="output folder (default: <dist>/packages)")
+    p.add_argument("--version", help="package version (default: VERSION, with a git "
+                                     "snapshot suffix unless HEAD is tagged)")
+    p.add_argument("--sign-key", help="armored OpenPGP secret key file to sign the packages "
+                                      "and repositories (or AVKIT_SIGNING_KEY; passphrase in "
+                                      "AVKIT_SIGNING_PASSPHRASE)")
+    p.add_argument("--policy", help="audit policy the plugins must satisfy (default: the "
+                                    "default of packaging/audit-policies.json)")
+    p.add_argument("--no-repo", action="store_true", help="skip the apt/yum repository metadata")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    out = args.out or paths.DIST / "packages"
+    built = package(paths.dist_dir(args.toolchain), out, version=args.version,
+                    sign_key=args.sign_key, repo=not args.no_repo, policy=args.policy)
+    print(f"packages in {out}/:")
+    for f in built:
+        print(f"  {f.name}")
+    print(f"  SHA256SUMS{'' if args.no_repo else ', apt (Packages, Release) and yum (repodata/) metadata'}")
+    return 0

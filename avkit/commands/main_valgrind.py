@@ -1,0 +1,13 @@
+"""`avkit valgrind`: memcheck of avhost + avir_clam.so over N scans."""
+from avkit.stress.valgrind import run_valgrind
+
+
+def register(subparsers):
+    p = subparsers.add_parser("valgrind", help="memcheck: init, N scans, close of avir_clam.so")
+    p.add_argument("--scans", type=int, default=1000)
+    p.add_argument("--toolchain", default="gcc", choices=["gcc", "zig"])
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    return run_valgrind(args.scans, args.toolchain)

@@ -1,0 +1,84 @@
+"""The ASan+UBSan build (gcc -m32) through the kit (both plugins; clam with a private
+clamd) and the pytest files that exercise the plugins; any sanitizer report fails it."""
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from avkit import paths
+from avkit.build import build
+from avkit.errors import UserError
+
+
+def sanitizer_env(report_dir: Path) -> dict:
+    env = dict(os.environ)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    # Reports go to files: a test may swallow stderr, a file is found afterwards.
+    # detect_leaks: LeakSanitizer does not support i386, so it is off (valgrind covers it).
+    env["ASAN_OPTIONS"] = (f"log_path={report_dir}/asan:detect_leaks=0:abort_on_error=1:"
+                           "strict_string_checks=1:detect_stack_use_after_return=1:"
+                           "check_initialization_order=1")
+    env["UBSAN_OPTIONS"] = f"log_path={report_dir}/ubsan:print_stacktrace=1:halt_on_error=1"
+    env["AVKIT_SANITIZED"] = "1"
+    return env
+
+
+def reports(report_dir: Path) -> list[Path]:
+    return sorted(p for p in report_dir.iterdir() if p.is_file() and p.stat().st_size > 0)
+
+
+def kit_runs(asan: Path, env: dict) -> list:
+    """The kit's three tests on both plugins; the failed ones."""
+    failures = []
+    py = sys.executable
+    data = paths.BUILD / "kit-data-asan"
+    subprocess.run([py, "-m", "avkit", "kit", "generate-test-data", str(data)], env=env,
+                   cwd=paths.ROOT, check=True, capture_output=True)
+    for plugin, extra in (("avir_sample.so", []), ("avir_clam.so", ["--with-clamd"])):
+        for test in ("scanning", "waiting", "server"):
+            cmd = [py, "-m", "avkit", "kit", test, "--plugin", str(asan / plugin),
+                   "--avhost", str(asan / "avhost"), "--data", str(data), *extra]
+            print("+ " + " ".join(cmd[2:]), flush=True)
+            r = subprocess.run(cmd, env=env, cwd=paths.ROOT, capture_output=True, text=True,
+                               timeout=1800)
+            last = (r.stdout.strip().splitlines() or [""])[-1]
+            print(f"  exit {r.returncode}: {last}")
+            if r.returncode != 0:
+                failures.append(f"kit {test} {plugin}")
+                print(r.stdout[-2000:], r.stderr[-2000:])
+    return failures
+
+
+def pytest_run(asan: Path, env: dict, tests) -> list:
+    """pytest with every dist folder the tests read pointed at the ASan build."""
+    root = Path(tempfile.mkdtemp(prefix="avkit-asan-dist-"))
+    root.chmod(0o755)  # test_unreadable_file runs avhost as nobody
+    for toolchain in ("zig", "gcc"):
+        (root / paths.TOOLCHAINS[toolchain]).symlink_to(asan)
+    (root / (paths.TOOLCHAINS["gcc"] + paths.SANITIZE_SUFFIX)).symlink_to(asan)
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests]
+    print("+ AVKIT_SANITIZED=1 " + " ".join(cmd[2:]), flush=True)
+    r = subprocess.run(cmd, env=dict(env, AVKIT_DIST_ROOT=str(root)), cwd=paths.ROOT,
+                       timeout=3600)
+    return ["pytest"] if r.returncode != 0 else []
+
+
+def run_sanitize(skip_build=False, skip_kit=False, skip_tests=False, tests=()) -> int:
+    asan = paths.dist_dir("gcc", sanitize=True)
+    if not skip_build:
+        build("gcc", werror=True, sanitize=True)
+    for name in ("avhost", "avir_clam.so", "avir_sample.so"):
+        if not (asan / name).exists():
+            raise UserError(f"{asan / name} is missing: python -m avkit build --toolchain gcc --sanitize")
+    report_dir = Path(tempfile.mkdtemp(prefix="avkit-sanitize-"))
+    env = sanitizer_env(report_dir)
+    failures = [] if skip_kit else kit_runs(asan, env)
+    if not skip_tests:
+        failures += pytest_run(asan, env, tests)
+    found = reports(report_dir)
+    for f in found:
+        print(f"--- sanitizer report {f}:\n{f.read_text(errors='replace')[:4000]}")
+    print(f"sanitize: {len(found)} sanitizer report(s) in {report_dir}; "
+          f"failures: {', '.join(failures) or 'none'}")
+    return 1 if found or failures else 0

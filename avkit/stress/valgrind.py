@@ -1,0 +1,56 @@
+"""Valgrind memcheck of avhost + avir_clam.so: plugin_init, N scans of the mixed workload,
+plugin_close, dlclose; no definite leak and no error allowed."""
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from avkit import paths
+from avkit.check import avhost
+from avkit.check.clamd import Clamd
+from avkit.errors import UserError
+from avkit.stress.workload import mixed_files
+
+
+def run_valgrind(scans: int = 1000, toolchain: str = "gcc") -> int:
+    if not shutil.which("valgrind"):
+        raise UserError("valgrind not found: apt-get install valgrind")
+    dist = paths.dist_dir(toolchain)
+    host, plugin = dist / "avhost", dist / "avir_clam.so"
+    work = Path(tempfile.mkdtemp(prefix="avkit-valgrind-"))
+    files = mixed_files(work / "files", count=10)
+    per = max(1, scans // len(files))
+    with Clamd(work / "clamd") as clamd:
+        opts = clamd.plugin_options()
+        log = work / "memcheck.%p.log"
+        cmd = ["valgrind", "--tool=memcheck", "--leak-check=full", "--errors-for-leak-kinds=definite",
+               "--show-leak-kinds=definite", "--trace-children=yes", "--error-exitcode=99",
+               f"--log-file={log}",
+               *avhost.command(host, "scan", plugin, "--repeat", per, "--no-logs", *files,
+                               options=opts)]
+        print(f"+ valgrind ... avhost scan avir_clam.so x {per * len(files)} scans", flush=True)
+        t = time.monotonic()
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+        took = time.monotonic() - t
+    records = avhost.parse_records(r.stdout)
+    summary = next((x for x in records if x["event"] == "summary"), {})
+    scans = sum(1 for x in records if x["event"] == "scan")
+    result = {"scans": scans, "seconds": round(took, 1), "exit": r.returncode, "logs": {}}
+    bad = r.returncode not in (0,)
+    for f in sorted(work.glob("memcheck.*.log")):
+        text = f.read_text(errors="replace")
+        m = re.search(r"definitely lost: ([\d,]+) bytes in ([\d,]+) blocks", text)
+        e = re.search(r"ERROR SUMMARY: (\d+) errors", text)
+        lost = int(m.group(1).replace(",", "")) if m else 0
+        errors = int(e.group(1)) if e else -1
+        result["logs"][f.name] = {"definitely_lost": lost, "errors": errors}
+        if lost or errors > 0:
+            bad = True
+            print(text[-6000:])
+    print(json.dumps(result, indent=2))
+    print(f"valgrind: {scans} scans, summary {summary.get('exit')}, "
+          f"{'FAILED' if bad else '0 bytes definitely lost, 0 errors'}")
+    return 1 if bad else 0

@@ -35,7 +35,7 @@ def test_generate_is_deterministic(tmp_path, data):
             assert p.read_bytes() == q.read_bytes(), c["name"]
     names = {c["name"] for c in m["files"]}
     assert {"clean.exe", "eicar.com", "eicar.tmp", "eicar.zip", "eicarpwd.zip", "empty.file",
-            "huge.file", "nonexisting.file", "eicar-nested.zip", corpus.UTF8_NAME,
+            "huge.file", "nonexisting.file", "eicar-nested.zip", corpus.UTF8_NAME, corpus.FORMAT_NAME,
             "eicar-link.com", "just-over-limit.file"} <= names
     assert (tmp_path / "again" / "huge.file").stat().st_size > LIMIT
     assert not (tmp_path / "again" / "nonexisting.file").exists()

@@ -33,6 +33,7 @@ DEFAULT_SEED = 1
 ENGINES = ("default", "sample", "clam")
 ZIP_DATE = (2012, 1, 1, 0, 0, 0)
 UTF8_NAME = "eicar-\u00fcn\u00efc\u00f8d\u00e9-\u6587\u4ef6.com"
+FORMAT_NAME = "eicar-a%s%s%s%s%n.com"  # a plugin that logs it as a format crashes
 
 
 def engine_for(plugin_name: str) -> str:
@@ -77,18 +78,8 @@ def _encrypted_zip(folder: Path) -> None:
     shutil.rmtree(tmp)
 
 
-def generate(folder, seed: int = DEFAULT_SEED, stream_limit: int = DEFAULT_STREAM_LIMIT) -> dict:
-    folder = Path(folder).resolve()
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
-    cases = []
-
-    def case(name, why, default, sample=None, clam=None):
-        cases.append({"name": name, "path": str(folder / name), "why": why,
-                      "expect": {"default": default, "sample": sample or default,
-                                 "clam": clam or default}})
-
-    # The vendor kit's files.
+def _vendor_cases(folder: Path, rng: random.Random, stream_limit: int, case) -> None:
+    """The files of the vendor's kit, with the verdicts its README expects."""
     _random_file(folder / "clean.exe", 64 * 1024, rng)
     case("clean.exe", "random bytes", ["OK"])
     (folder / "eicar.com").write_bytes(EICAR)
@@ -107,12 +98,16 @@ def generate(folder, seed: int = DEFAULT_SEED, stream_limit: int = DEFAULT_STREA
     (folder / "nonexisting.file").unlink(missing_ok=True)
     case("nonexisting.file", "does not exist", ["FAILED"])
 
-    # Our additions.
+
+def _our_cases(folder: Path, rng: random.Random, stream_limit: int, case) -> None:
+    """Cases the vendor's kit misses: nesting, names, unreadable paths, links, limits."""
     inner = _zip_bytes("eicar.com", EICAR)
     (folder / "eicar-nested.zip").write_bytes(_zip_bytes("inner.zip", inner))
     case("eicar-nested.zip", "EICAR two zips deep", ["VIRUS_FOUND"], sample=["OK"])
     (folder / UTF8_NAME).write_bytes(EICAR)
     case(UTF8_NAME, "EICAR under a UTF-8 file name", ["VIRUS_FOUND"])
+    (folder / FORMAT_NAME).write_bytes(EICAR)
+    case(FORMAT_NAME, "printf directives in the file name: never a format", ["VIRUS_FOUND"])
     # As root, mode 000 does not stop open(2) or read(2), so "unreadable" is made
     # honest another way: a directory opens, but read(2) fails with EISDIR.
     unreadable = folder / "unreadable.dir"
@@ -137,6 +132,20 @@ def generate(folder, seed: int = DEFAULT_SEED, stream_limit: int = DEFAULT_STREA
         f.write(EICAR)
     case("eicar-at-limit.file", "EICAR in the last bytes below the stream limit", ["VIRUS_FOUND"])
 
+
+def generate(folder, seed: int = DEFAULT_SEED, stream_limit: int = DEFAULT_STREAM_LIMIT) -> dict:
+    folder = Path(folder).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    cases = []
+
+    def case(name, why, default, sample=None, clam=None):
+        cases.append({"name": name, "path": str(folder / name), "why": why,
+                      "expect": {"default": default, "sample": sample or default,
+                                 "clam": clam or default}})
+
+    _vendor_cases(folder, rng, stream_limit, case)
+    _our_cases(folder, rng, stream_limit, case)
     manifest = {"version": 1, "seed": seed, "stream_limit": stream_limit, "files": cases}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
     return manifest

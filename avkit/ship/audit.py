@@ -54,6 +54,25 @@ def _vstr(key: tuple) -> str:
     return ".".join(str(x) for x in key)
 
 
+def _too_new(facts: dict, limits: dict) -> dict:
+    """{"NS_x.y": [(symbol, library)]} for every symbol version above the policy's limits."""
+    too_new = {}
+    for symbol, version, library in facts["imports"]:
+        key = elf.version_key(version)
+        if key is None:
+            continue
+        ns, ver = key
+        if ns not in limits or ver > limits[ns]:
+            too_new.setdefault(version, []).append((symbol, library))
+    # Versions a library requires without a symbol of ours bound to them (rare) count too.
+    for library, versions in facts["required_versions"].items():
+        for version in versions:
+            key = elf.version_key(version)
+            if key and (key[0] not in limits or key[1] > limits[key[0]]) and version not in too_new:
+                too_new[version] = [("(version reference only)", library)]
+    return too_new
+
+
 def check(facts: dict, policy: dict, data: dict) -> list:
     """Violations of one policy: list of {"check", "message", "symbols"}."""
     out = []
@@ -84,20 +103,7 @@ def check(facts: dict, policy: dict, data: dict) -> list:
                           f"(link it statically, or dlopen() it at run time)", [lib])
 
     limits = {ns: _vkey(v) for ns, v in policy["symbol_versions"].items()}
-    too_new = {}  # "NS_x.y" -> [(symbol, library)]
-    for symbol, version, library in facts["imports"]:
-        key = elf.version_key(version)
-        if key is None:
-            continue
-        ns, ver = key
-        if ns not in limits or ver > limits[ns]:
-            too_new.setdefault(version, []).append((symbol, library))
-    # Versions a library requires without a symbol of ours bound to them (rare) count too.
-    for library, versions in facts["required_versions"].items():
-        for version in versions:
-            key = elf.version_key(version)
-            if key and (key[0] not in limits or key[1] > limits[key[0]]) and version not in too_new:
-                too_new[version] = [("(version reference only)", library)]
+    too_new = _too_new(facts, limits)
     for version in sorted(too_new, key=lambda v: elf.version_key(v)):
         ns, ver = elf.version_key(version)
         pairs = too_new[version]

@@ -159,68 +159,83 @@ def describe(summary: str, body: str) -> str:
 
 # --- the packages ----------------------------------------------------------------------
 
+def plugin_specs(so: Path, info: dict, products: dict, project: dict, common: dict,
+                 deps: dict) -> list:
+    """The main package of one plugin for each product."""
+    name = plugin_name(so)
+    out = []
+    for key, product in sorted(products.items()):
+        package = product["package"].format(plugin=name)
+        fmt = {"name": name, "product": product["title"]}
+        summary = capitalized(info["summary"].format(**fmt))
+        values = {
+            **common, "package": package, "section": product["deb_section"],
+            "summary": summary,
+            "lintian_overrides_dst": f"/usr/share/lintian/overrides/{package}",
+            "description": describe(summary, info["description"].format(**fmt)),
+            "plugin_src": str(so),
+            "plugin_dst": f"{product['plugin_dir']}/{so.name}",
+            "doc_dir": f"/usr/share/doc/{package}",
+            "rpm_group": product["rpm_group"],
+            "rpm_dirs": owned_dirs(product["plugin_dir"], "/opt"),
+            "depends_deb": deps["deb"], "depends_rpm": deps["rpm"],
+            "recommends_deb": info["recommends_deb"], "recommends_rpm": info["recommends_rpm"],
+        }
+        scripts = {"PACKAGE": package, "PRODUCT": product["title"],
+                   "PLUGIN_DIR": product["plugin_dir"], "PLUGIN_ID": so.stem,
+                   "PRODUCT_MARKER": product["product_marker"],
+                   "CONSOLE": product["console"].format(plugin_id=so.stem),
+                   "UNDERLINE": "=" * len(package),
+                   "DEBUG_PACKAGE": project["debug_package"].format(plugin=name)}
+        out.append({"kind": "plugin", "template": "nfpm-plugin.yaml", "plugin": so,
+                    "values": values, "scripts": scripts, "product": key})
+    return out
+
+
+def debug_specs(so: Path, project: dict, common: dict, main_names: list, version: str) -> list:
+    """The debug symbols package of one plugin, .deb (-dbgsym) and .rpm (-debuginfo)."""
+    name = plugin_name(so)
+    build_id = elf.build_id(so)
+    debug_src = Path(facts.debug_file(build_id, so.parent / "debug"))
+    if not build_id or not debug_src.is_file():
+        raise UserError(f"no debug file {debug_src} for {so.name}: rebuild with "
+                        f"`python -m avkit build`, which stages it")
+    base = project["debug_package"].format(plugin=name)
+    summary = project["debug_summary"].format(name=name)
+    alternatives = " | ".join(f"{m} (= {version}-{project['release']})" for m in main_names)
+    out = []
+    for packager, suffix in (("deb", "-dbgsym"), ("rpm", "-debuginfo")):
+        package = base + suffix
+        values = {
+            **common, "package": package, "summary": summary,
+            "description": describe(summary, f"The separate debug information (DWARF) of "
+                                             f"avir_{name}.so, found by its build-id\n"
+                                             f"{build_id} by gdb and other debuggers."),
+            "debug_src": str(debug_src),
+            "debug_dst": str(facts.debug_file(build_id, "/usr/lib/debug")),
+            "doc_dir": f"/usr/share/doc/{package}", "build_id": build_id,
+            "rpm_dirs": owned_dirs(f"/usr/lib/debug/.build-id/{build_id[:2]}", "/usr/lib/debug"),
+            "depends_deb": [alternatives], "depends_rpm": [],
+            "lintian_overrides_dst": f"/usr/share/lintian/overrides/{package}",
+        }
+        out.append({"kind": "debug", "template": "nfpm-debug.yaml", "plugin": so,
+                    "values": values, "scripts": None, "only": packager})
+    return out
+
+
 def specs(plugins: list, version: str, deps: dict) -> list:
     """One dict per package to build: its template and values (without per-build paths)."""
-    project, products, meta = load("project.json"), load("products.json"), load("plugins.json")
-    release = project["release"]
-    common = {"version": version, "release": release, "maintainer": project["maintainer"],
-              "vendor": project["vendor"], "homepage": project["homepage"],
-              "license": project["license"], "buildhost": project["rpm_buildhost"]}
+    project, meta = load("project.json"), load("plugins.json")
+    common = {"version": version, "release": project["release"],
+              "maintainer": project["maintainer"], "vendor": project["vendor"],
+              "homepage": project["homepage"], "license": project["license"],
+              "buildhost": project["rpm_buildhost"]}
     out = []
     for so in plugins:
-        name = plugin_name(so)
-        info = {**meta["_default"], **meta.get(name, {})}
-        main_names = []
-        for key, product in sorted((k, v) for k, v in products.items() if not k.startswith("_")):
-            package = product["package"].format(plugin=name)
-            main_names.append(package)
-            fmt = {"name": name, "product": product["title"]}
-            summary = capitalized(info["summary"].format(**fmt))
-            values = {
-                **common, "package": package, "section": product["deb_section"],
-                "summary": summary,
-                "lintian_overrides_dst": f"/usr/share/lintian/overrides/{package}",
-                "description": describe(summary, info["description"].format(**fmt)),
-                "plugin_src": str(so),
-                "plugin_dst": f"{product['plugin_dir']}/{so.name}",
-                "doc_dir": f"/usr/share/doc/{package}",
-                "rpm_group": product["rpm_group"],
-                "rpm_dirs": owned_dirs(product["plugin_dir"], "/opt"),
-                "depends_deb": deps[so.name]["deb"], "depends_rpm": deps[so.name]["rpm"],
-                "recommends_deb": info["recommends_deb"], "recommends_rpm": info["recommends_rpm"],
-            }
-            scripts = {"PACKAGE": package, "PRODUCT": product["title"],
-                       "PLUGIN_DIR": product["plugin_dir"], "PLUGIN_ID": so.stem,
-                       "PRODUCT_MARKER": product["product_marker"],
-                       "CONSOLE": product["console"].format(plugin_id=so.stem),
-                       "UNDERLINE": "=" * len(package),
-                       "DEBUG_PACKAGE": project["debug_package"].format(plugin=name)}
-            out.append({"kind": "plugin", "template": "nfpm-plugin.yaml", "plugin": so,
-                        "values": values, "scripts": scripts, "product": key})
-        build_id = elf.build_id(so)
-        debug_src = Path(facts.debug_file(build_id, so.parent / "debug"))
-        if not build_id or not debug_src.is_file():
-            raise UserError(f"no debug file {debug_src} for {so.name}: rebuild with "
-                            f"`python -m avkit build`, which stages it")
-        base = project["debug_package"].format(plugin=name)
-        summary = project["debug_summary"].format(name=name)
-        alternatives = " | ".join(f"{m} (= {version}-{release})" for m in main_names)
-        for packager, suffix in (("deb", "-dbgsym"), ("rpm", "-debuginfo")):
-            package = base + suffix
-            values = {
-                **common, "package": package, "summary": summary,
-                "description": describe(summary, f"The separate debug information (DWARF) of "
-                                                 f"avir_{name}.so, found by its build-id\n"
-                                                 f"{build_id} by gdb and other debuggers."),
-                "debug_src": str(debug_src),
-                "debug_dst": str(facts.debug_file(build_id, "/usr/lib/debug")),
-                "doc_dir": f"/usr/share/doc/{package}", "build_id": build_id,
-                "rpm_dirs": owned_dirs(f"/usr/lib/debug/.build-id/{build_id[:2]}", "/usr/lib/debug"),
-                "depends_deb": [alternatives], "depends_rpm": [],
-                "lintian_overrides_dst": f"/usr/share/lintian/overrides/{package}",
-            }
-            out.append({"kind": "debug", "template": "nfpm-debug.yaml", "plugin": so,
-                        "values": values, "scripts": None, "only": packager})
+        info = {**meta["_default"], **meta.get(plugin_name(so), {})}
+        mains = plugin_specs(so, info, facts.products(), project, common, deps[so.name])
+        out += mains + debug_specs(so, project, common, [m["values"]["package"] for m in mains],
+                                   version)
     return out
 
 

@@ -54,6 +54,8 @@ typedef struct host_settings_s {
     double seconds;       /* bench */
     long count;           /* bench */
     const char *socket_path; /* serve */
+    int socket_mode;         /* its permission bits (0600) */
+    double scan_timeout_s;   /* plugin_thread_test_file must return within this; 0 = no limit */
 } host_settings;
 
 extern host_settings g_settings;
@@ -188,6 +190,13 @@ void pool_stats(rec *r);
 /* ---------- child.c: the plugin process (avserver) ---------- */
 /* The child's main: load, init, serve requests from fd, close. Never returns. */
 void child_main(int fd) __attribute__((noreturn));
+
+/* ---------- listener.c: serve's UNIX socket ---------- */
+/* Listens on path, created with `mode`; refuses (-1, why) to replace anything
+   but a stale socket. */
+int listener_open(const char *path, int mode, char *why, size_t size);
+/* Closes it and removes the socket, if it is still the one this process made. */
+void listener_close(int fd, const char *path);
 
 /* ---------- supervisor.c: the parent (the product) ---------- */
 int run_info(void);

@@ -33,12 +33,18 @@ static void usage(FILE *f)
         "  --max-restarts N    give up after N restarts of the plugin (default 20)\n"
         "  --close-timeout S   plugin_close, dlclose and exit() must each end within S\n"
         "                      seconds (default 30)\n"
+        "  --scan-timeout S    a scan that takes longer is HUNG: the plugin process is\n"
+        "                      killed and started again, as the product does (default 0:\n"
+        "                      no limit)\n"
         "  --reloads N         load, use, close and dlclose the plugin N times in one\n"
         "                      process, as a plugin switch does (scan, info; default 1)\n"
         "  --no-exec-check     skip the check that a program the host executes inherits\n"
         "                      no plugin descriptor (run once per worker by default)\n"
         "  --seconds S, --count N   length of a bench run (default 5 s)\n"
-        "  --socket PATH       serve on a UNIX socket instead of stdin/stdout\n"
+        "  --socket PATH       serve on a UNIX socket instead of stdin/stdout; never\n"
+        "                      replaces anything at PATH but a stale socket\n"
+        "  --socket-mode MODE  its permissions, octal (default 600: only this user; a\n"
+        "                      client can make avhost read any file it can and stop it)\n"
         "  --no-logs           do not print log records (violations are still reported)\n"
         "  --pretty            readable lines instead of JSON\n"
         "Output: JSON lines, see host/README.md. Exit: 0 ok, 1 violations, 2 usage, 3 no plugin.\n",
@@ -103,6 +109,7 @@ static void set_defaults(host_settings *s, parse_state *ps)
     s->logs = 1;
     s->seconds = 5.0;
     s->reloads = 1;
+    s->socket_mode = 0600;
     s->exec_check = 1;
     ps->vi_size = 512;
     ps->idle = 60.0;
@@ -182,6 +189,7 @@ static int parse_option(parse_state *ps, const char *name, const char *val)
         double *target;
     } doubles[] = {{"--idle-timeout", 0, &ps->idle},
                    {"--close-timeout", 1, &ps->close_timeout},
+                   {"--scan-timeout", 0, &s->scan_timeout_s},
                    {"--seconds", 0, &s->seconds}};
     size_t i;
     for (i = 0; i < sizeof ints / sizeof ints[0]; i++)
@@ -196,6 +204,14 @@ static int parse_option(parse_state *ps, const char *name, const char *val)
         return parse_plugin_option(val);
     if (strcmp(name, "--socket") == 0) {
         s->socket_path = val;
+        return GO_ON;
+    }
+    if (strcmp(name, "--socket-mode") == 0) {
+        char *end;
+        long mode = strtol(val, &end, 8);
+        if (end == val || *end != '\0' || mode < 0 || mode > 0777)
+            return bad(name, val);
+        s->socket_mode = (int)mode;
         return GO_ON;
     }
     return bad("option", name);

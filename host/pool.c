@@ -157,7 +157,8 @@ static int check_vir_info(const unsigned char *buf, unsigned int vi_size, int co
         *touched = buf[i] != AVHOST_CANARY;
     if (*touched && nul < 0)
         viol_add(v, "vir_info has no NUL within vi_size=%u", vi_size);
-    if (!*touched && code == AVCHK_VIRUS_FOUND && vi_size > 1)
+    /* Untouched or empty, it is the same to the product: a hit with no name. */
+    if ((!*touched || nul == 0) && code == AVCHK_VIRUS_FOUND && vi_size > 1)
         viol_add(v, "returned VIRUS_FOUND for %s without a virus name in vir_info", path);
     if (nul > 0)
         for (i = 0; i < (unsigned int)nul; i++)

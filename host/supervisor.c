@@ -38,7 +38,8 @@
 
 enum { Q_WAITING, Q_SENT, Q_BEGUN, Q_DONE };
 #define MAX_CLIENTS 64
-#define VERDICT_SLOTS 9 /* 0..5, INVALID, CRASHED, NOT_SCANNED */
+#define VERDICT_SLOTS 10 /* 0..5, INVALID, CRASHED, NOT_SCANNED, HUNG */
+#define SLOT_HUNG 9
 
 typedef struct request_s {
     long id;
@@ -46,6 +47,8 @@ typedef struct request_s {
     int client; /* -1: stdout */
     int stats;  /* a STATS request, not a scan */
     int state;
+    double begun_at; /* when the plugin started scanning it (Q_BEGUN) */
+    int hung;        /* it overstayed --scan-timeout: the child was killed for it */
     struct request_s *next;
 } request;
 
@@ -83,7 +86,7 @@ static int g_in_flight;
 
 static const char *const slot_names[VERDICT_SLOTS] = {
     "FAILED", "OK", "VIRUS_FOUND", "VIRUS_CURED", "IMPOSSIBLE", "ERROR", "INVALID", "CRASHED",
-    "NOT_SCANNED"};
+    "NOT_SCANNED", "HUNG"};
 
 static double now_s(void)
 {
@@ -279,8 +282,10 @@ static void on_event(char *line)
 static void on_begun(const char *line)
 {
     request *q = find_request(strtol(line + 2, NULL, 10));
-    if (q && q->state == Q_SENT)
+    if (q && q->state == Q_SENT) {
         q->state = Q_BEGUN;
+        q->begun_at = now_s();
+    }
 }
 
 /* "R <id> <code> <nviol> <record>": the result of request id. */
@@ -449,6 +454,31 @@ static void check_exit(pid_t pid, int status, const char *how)
 
 /* The child crashed: the requests it was scanning get a CRASHED verdict; when
    it was scanning none, a crash record names the step it was in. */
+/* The requests the child was killed for: plugin_thread_test_file never returned. */
+static void report_hung(void)
+{
+    request *q;
+    for (q = g_reqs; q; q = q->next)
+        if (q->hung && q->state != Q_DONE) {
+            rec r;
+            violations v;
+            v.count = 0;
+            viol_add(&v, "plugin_thread_test_file did not return within %g s (--scan-timeout) "
+                         "for %s; the plugin process was killed, as the product would",
+                     g_settings.scan_timeout_s, q->path);
+            rec_begin(&r, "scan");
+            rec_int(&r, "id", q->id);
+            rec_str(&r, "file", q->path);
+            rec_int(&r, "code", -1);
+            rec_str(&r, "verdict", "HUNG");
+            rec_str(&r, "vir_info", NULL);
+            rec_violations(&r, &v);
+            emit(&r, q->client);
+            g_violations++;
+            finish(q, SLOT_HUNG);
+        }
+}
+
 static void blame_crash(pid_t old, const char *how)
 {
     int blamed = 0;
@@ -526,6 +556,7 @@ static int child_gone(int want_restart)
     describe_status(status, how, sizeof how);
     if (g_done_seen && !g_kill_sent)
         check_exit(old, status, how);
+    report_hung();
     if (!g_done_seen && !g_kill_sent && !g_fatal) {
         blame_crash(old, how);
         if (!g_ready) {
@@ -542,20 +573,47 @@ static int child_gone(int want_restart)
     return restart_child(old);
 }
 
-/* How long poll may wait: forever, unless the child is in exit(), which must
-   end within --close-timeout. Kills a child that overstays. */
+/* Milliseconds until the oldest scan in the plugin overstays --scan-timeout
+   (-1: no limit or no scan). At the limit, the child is killed for it. */
+static int scan_deadline_ms(void)
+{
+    request *q, *oldest = NULL;
+    double left;
+    if (g_settings.scan_timeout_s <= 0 || g_child <= 0 || g_kill_sent)
+        return -1;
+    for (q = g_reqs; q; q = q->next)
+        if (q->state == Q_BEGUN && (oldest == NULL || q->begun_at < oldest->begun_at))
+            oldest = q;
+    if (oldest == NULL)
+        return -1;
+    left = oldest->begun_at + g_settings.scan_timeout_s - now_s();
+    if (left > 0)
+        return (int)(left * 1000) + 1;
+    oldest->hung = 1;
+    snprintf(g_restart_reason, sizeof g_restart_reason,
+             "plugin_thread_test_file hung on %.500s", oldest->path);
+    g_restart_pending = 1;
+    g_kill_sent = 1;
+    kill(g_child, SIGKILL);
+    return -1;
+}
+
+/* How long poll may wait: until a scan overstays --scan-timeout, or the child
+   in exit() overstays --close-timeout; forever otherwise. Kills a child that
+   overstays. */
 static int poll_timeout_ms(void)
 {
     double left;
+    int scan = scan_deadline_ms();
     if (!g_done_seen || g_child <= 0 || g_kill_sent || g_exit_hung)
-        return -1;
+        return scan;
     left = g_done_at + g_settings.close_timeout_s - now_s();
     if (left <= 0) {
         g_exit_hung = 1;
         kill(g_child, SIGKILL);
         return -1;
     }
-    return (int)(left * 1000) + 1;
+    return scan >= 0 && scan < (int)(left * 1000) + 1 ? scan : (int)(left * 1000) + 1;
 }
 
 /* Reads what the child sent. Returns 0 when the channel closed. */
@@ -925,37 +983,16 @@ static int read_client(int c)
     return 1;
 }
 
-static int open_listener(const char *path)
-{
-    struct sockaddr_un addr;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    memset(&addr, 0, sizeof addr);
-    addr.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof addr.sun_path) {
-        close(fd);
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    strcpy(addr.sun_path, path);
-    unlink(path);
-    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 16) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 /* Where requests come from: a listening socket (--socket) or stdin. Returns
    0, or 2 when the socket cannot be made. */
 static int open_requests(int *stdin_client)
 {
     if (g_settings.socket_path) {
-        g_listen = open_listener(g_settings.socket_path);
+        char why[300];
+        g_listen = listener_open(g_settings.socket_path, g_settings.socket_mode, why, sizeof why);
         if (g_listen < 0) {
             fprintf(stderr, "avhost serve: cannot listen on %s: %s\n", g_settings.socket_path,
-                    strerror(errno));
+                    why);
             return 2;
         }
     } else {
@@ -1051,10 +1088,8 @@ int run_serve(void)
         if (ready > 0)
             serve_dispatch(pfds, map, n, stdin_client);
     }
-    if (g_listen >= 0) {
-        close(g_listen);
-        unlink(g_settings.socket_path);
-    }
+    if (g_listen >= 0)
+        listener_close(g_listen, g_settings.socket_path);
     summary("serve");
     return exit_code();
 }

@@ -3,7 +3,11 @@
 Each plugin of tests/broken_plugins/broken.c breaks one rule; avhost must name
 the breach precisely in "violations", exit 1, and survive (a summary record).
 """
+import json
+import os
 import shutil
+import socket
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -225,13 +229,22 @@ def test_destructor_left_on_the_exit_list_crashes_exit(avhost, broken, files):
 
 
 def test_thread_left_running_after_plugin_close(avhost, broken):
+    """Caught either way it can go: the thread is still listed after dlclose, or it was
+    still in the plugin's code when dlclose unmapped it and the process crashed there."""
     code, recs = run(avhost, "info", broken("thread"), "--cycles", 1)
     assert code == 1
-    (unload,) = [r for r in recs if r["event"] == "unload"]
-    assert unload["threads_after_unload"] == unload["threads_before_load"] + 1
-    (v,) = unload["violations"]
-    assert v.startswith("1 thread(s) still running after plugin_close and dlclose (round 1): thread ")
-    assert v.endswith("plugin_close must stop and join every thread the plugin started")
+    unloads = [r for r in recs if r["event"] == "unload"]
+    if unloads:
+        (unload,) = unloads
+        assert unload["threads_after_unload"] == unload["threads_before_load"] + 1
+        (v,) = unload["violations"]
+        assert v.startswith("1 thread(s) still running after plugin_close and dlclose "
+                            "(round 1): thread ")
+        assert v.endswith("plugin_close must stop and join every thread the plugin started")
+    else:
+        (crash,) = [r for r in recs if r["event"] == "crash"]
+        assert crash["phase"] == "dlclose", crash
+        assert crash["violations"] == ["plugin crashed with signal 11 (SIGSEGV) during dlclose"]
 
 
 def test_descriptor_leaked_on_every_load(avhost, broken, files):
@@ -350,3 +363,62 @@ def test_last_request_without_newline_is_served(avhost, broken, files):
     code, recs = serve(avhost, broken("none"), f"SCAN {files / 'eicar.com'}".encode())
     assert [r["verdict"] for r in recs if r["event"] == "scan"] == ["VIRUS_FOUND"]
     assert code == 0
+
+
+def test_virus_found_without_a_name(avhost, broken, files):
+    code, recs = run(avhost, "scan", broken("noname"), files / "eicar.com")
+    assert code == 1
+    assert violations(recs, "scan") == [
+        f"returned VIRUS_FOUND for {files / 'eicar.com'} without a virus name in vir_info"]
+
+
+def test_a_scan_that_never_returns_is_hung_and_the_plugin_restarted(avhost, broken, files,
+                                                                     tmp_path):
+    hang = tmp_path / "hang.txt"
+    hang.write_bytes(b"never answered")
+    start = time.monotonic()
+    code, recs = run(avhost, "scan", broken("hangscan"), files / "eicar.com", hang,
+                     files / "clean.txt", "--scan-timeout", 2, timeout=60)
+    took = time.monotonic() - start
+    assert code == 1
+    assert [r["verdict"] for r in recs if r["event"] == "scan"] == ["VIRUS_FOUND", "HUNG", "OK"]
+    assert violations(recs, "scan") == [
+        f"plugin_thread_test_file did not return within 2 s (--scan-timeout) for {hang}; "
+        "the plugin process was killed, as the product would"]
+    (restart,) = [r for r in recs if r["event"] == "restart"]
+    assert restart["reason"] == f"plugin_thread_test_file hung on {hang}"
+    assert summary(recs)["HUNG"] == 1
+    assert took < 30, "reported promptly, not after a long silence"
+
+
+def test_serve_socket_is_private_and_never_replaces_a_file(avhost, broken, tmp_path):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("an administrator's file")
+    r = client.run(avhost, "serve", broken("none"), "--socket", precious, timeout=30)
+    assert r.returncode == 2 and "exists and is not a socket" in r.stderr
+    assert precious.read_text() == "an administrator's file"
+
+    sock = tmp_path / "avhost.sock"
+
+    def start():
+        p = subprocess.Popen([str(avhost), "serve", str(broken("none")), "--socket", str(sock),
+                              "--no-logs"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             preexec_fn=lambda: os.umask(0))  # even so: private
+        assert json.loads(p.stdout.readline())["event"] == "serving"
+        return p
+
+    p = start()
+    try:
+        assert stat.S_IMODE(os.lstat(sock).st_mode) == 0o600
+        second = client.run(avhost, "serve", broken("none"), "--socket", sock, timeout=30)
+        assert second.returncode == 2 and "something is serving on it already" in second.stderr
+    finally:
+        p.kill()  # leaves a stale socket behind
+        p.wait(timeout=30)
+    assert stat.S_ISSOCK(os.lstat(sock).st_mode)
+    p = start()  # a stale socket is replaced
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+        c.connect(str(sock))
+        c.sendall(b"SHUTDOWN\n")
+    assert p.wait(timeout=30) == 0
+    assert not os.path.lexists(sock), "its own socket is removed at the end"

@@ -12,6 +12,10 @@ from avkit.errors import UserError
 def environment() -> dict:
     env = dict(os.environ)
     env["CONAN_HOME"] = str((paths.CACHE / "conan").resolve())  # Conan wants it absolute
+    # zig's libc++ cache is private to this clone: a cache shared by every clone of a
+    # user is rewritten by the others' builds, with their folders in its debug info.
+    env.setdefault("ZIG_GLOBAL_CACHE_DIR", str((paths.CACHE / "zig").resolve()))
+    env.setdefault("ZIG_LOCAL_CACHE_DIR", str((paths.CACHE / "zig-local").resolve()))
     # The zig wrappers (cmake/zig/) run `$KERIO_PYTHON -m ziglang`.
     env.setdefault("KERIO_PYTHON", sys.executable)
     # conan, cmake and ninja come with this Python's environment (the nox venv).

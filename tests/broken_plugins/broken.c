@@ -16,6 +16,8 @@
  *   BROKEN_LOG        log messages with a trailing newline and a non-ASCII byte
  *   BROKEN_HANGCLOSE  plugin_close never returns
  *   BROKEN_SAMECTX    plugin_thread_init hands every worker the same context
+ *   BROKEN_NONAME     VIRUS_FOUND with an empty virus name
+ *   BROKEN_HANGSCAN   never returns from scanning files named *hang*
  *
  * Unloading (the products dlclose the plugin after plugin_close, then exit()):
  *   BROKEN_UNFINALIZED  registers a destructor that dlclose never runs, as a zig-linked
@@ -236,6 +238,11 @@ static int test_file(void *context, const char *filename, const char *realname, 
 #if defined(BROKEN_SAMECTX)
     usleep(300000); /* so that two workers overlap */
 #endif
+#if defined(BROKEN_HANGSCAN)
+    if (strstr(filename, "hang") != NULL)
+        for (;;)
+            pause();
+#endif
     fd = open(filename, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(vir_info, vi_size, "cannot open %s", filename);
@@ -247,6 +254,8 @@ static int test_file(void *context, const char *filename, const char *realname, 
     if (got > 0 && strstr(data, "EICAR") != NULL) {
 #if defined(BROKEN_NONASCII)
         snprintf(vir_info, vi_size, "%s", "Eicar-\xc3\x9cnicode");
+#elif defined(BROKEN_NONAME)
+        vir_info[0] = '\0';
 #else
         snprintf(vir_info, vi_size, "%s", "Eicar-Test");
 #endif

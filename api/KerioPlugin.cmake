@@ -30,7 +30,7 @@ else()
   set(KERIO_PATH_MAP_FLAGS "-ffile-prefix-map=${CMAKE_BINARY_DIR}=." "-ffile-prefix-map=${CMAKE_SOURCE_DIR}=.")
 endif()
 target_compile_options(kerio_plugin_options INTERFACE ${KERIO_PATH_MAP_FLAGS}
-  -Wall -Wextra $<$<BOOL:${KERIO_WERROR}>:-Werror>
+  -Wall -Wextra -Wformat=2 $<$<BOOL:${KERIO_WERROR}>:-Werror>  # -Wformat=2: outside text as a format is an error
   -g  # split off into debug/.build-id/ when staged, for the -dbgsym packages
   -fvisibility=hidden -fstack-protector-strong)
 target_link_options(kerio_plugin_options INTERFACE

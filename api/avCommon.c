@@ -33,6 +33,9 @@ static char g_values[AVC_MAX_OPTIONS][sizeof(((avir_plugin_config *)0)->value)];
 static int g_values_ready; /* under g_lock */
 static char g_error[MAX_STRING];
 static int g_initialised; /* under g_lock */
+/* Names set_plugin_config was given that no option has: said in the log at
+   plugin_init (the first moment there is a log), so a misspelt option is seen. */
+static char g_unknown[MAX_STRING / 2]; /* under g_lock */
 static AV_LOG_CALLBACK_NEW g_log; /* read and written atomically */
 
 static size_t option_count(void)
@@ -91,6 +94,11 @@ size_t avc_ascii_copy(char *dst, size_t size, const char *src)
     dst[n] = '\0';
     return n;
 }
+
+static void vformat(char *dst, size_t size, const char *format, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void vlog(const char *prefix, const char *format, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 static void vformat(char *dst, size_t size, const char *format, va_list ap)
 {
@@ -231,13 +239,19 @@ static int iface_set_plugin_config(const avir_plugin_config *config)
         return 0;
     pthread_mutex_lock(&g_lock);
     load_defaults_locked();
+    g_unknown[0] = '\0';
     for (; config->name[0] != '\0'; config++) {
         char name[sizeof config->name + 1];
         int index;
         copy_field(name, sizeof name, config->name, sizeof config->name);
         index = find_option_locked(name);
-        if (index < 0)
-            continue; /* unknown options belong to other plugins or versions */
+        if (index < 0) {
+            /* Ignored (another version's option, or a typo), but remembered to be said. */
+            size_t used = strlen(g_unknown);
+            if (used + strlen(name) + 3 < sizeof g_unknown)
+                snprintf(g_unknown + used, sizeof g_unknown - used, "%s%s", used ? ", " : "", name);
+            continue;
+        }
         {
             char value[sizeof config->value + 1];
             copy_field(value, sizeof value, config->value, sizeof config->value);
@@ -270,6 +284,23 @@ static void iface_free_plugin_config(avir_plugin_config *config)
     free(config);
 }
 
+static void warn_unknown_options(void)
+{
+    char unknown[sizeof g_unknown], known[MAX_STRING / 2] = "";
+    size_t i;
+    pthread_mutex_lock(&g_lock);
+    memcpy(unknown, g_unknown, sizeof unknown);
+    pthread_mutex_unlock(&g_lock);
+    if (unknown[0] == '\0')
+        return;
+    for (i = 0; i < option_count(); i++) {
+        size_t used = strlen(known);
+        snprintf(known + used, sizeof known - used, "%s%s", i ? ", " : "", avp_plugin.options[i].name);
+    }
+    avc_log_warning("%s ignores the option(s) %s: not among its options (%s)", avp_plugin.name,
+                    unknown, known);
+}
+
 static int iface_plugin_init(AV_LOG_CALLBACK_NEW log_callback)
 {
     int ok;
@@ -283,6 +314,7 @@ static int iface_plugin_init(AV_LOG_CALLBACK_NEW log_callback)
         avc_log_warning("%s: plugin_init called twice; keeping the running engine", avp_plugin.name);
         return 1;
     }
+    warn_unknown_options();
     ok = avp_init() ? 1 : 0;
     if (!ok) {
         pthread_mutex_lock(&g_lock);
@@ -382,7 +414,9 @@ static int iface_plugin_thread_test_file(void *context, const char *filename, co
         result[sizeof result - 1] = '\0';
         if (code < AVCHK_FAILED || code > AVCHK_ERROR) {
             avc_log_error("%s returned the unknown code %d for %s", avp_plugin.name, code, filename);
-            avc_format(result, sizeof result, "internal error scanning %s", filename);
+            avc_format(result, sizeof result,
+                       "internal error scanning %s: the plugin returned the unknown code %d",
+                       filename, code);
             code = AVCHK_FAILED;
         }
     }

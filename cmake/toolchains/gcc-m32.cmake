@@ -4,11 +4,8 @@
 # a second compiler and standard library.
 set(CMAKE_SYSTEM_NAME Linux)
 set(CMAKE_SYSTEM_PROCESSOR i686)
-set(CMAKE_C_COMPILER gcc)
-set(CMAKE_CXX_COMPILER g++)
-set(CMAKE_C_FLAGS_INIT "-m32")
-set(CMAKE_CXX_FLAGS_INIT "-m32")
-set(CMAKE_EXE_LINKER_FLAGS_INIT "-m32")
-set(CMAKE_SHARED_LINKER_FLAGS_INIT "-m32")
-set(CMAKE_MODULE_LINKER_FLAGS_INIT "-m32")
+# Wrappers that always pass -m32: a -DCMAKE_C_FLAGS=... on the command line
+# replaces the *_FLAGS_INIT values, and with them a flag kept there.
+set(CMAKE_C_COMPILER "${CMAKE_CURRENT_LIST_DIR}/../gcc-m32/gcc-m32")
+set(CMAKE_CXX_COMPILER "${CMAKE_CURRENT_LIST_DIR}/../gcc-m32/g++-m32")
 set(CMAKE_LIBRARY_ARCHITECTURE i386-linux-gnu)

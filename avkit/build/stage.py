@@ -6,16 +6,16 @@ from avkit import elf, facts, prereqs
 from avkit.errors import UserError
 
 
-def built_artifacts(build_dir: Path):
+def built_artifacts(build_dir: Path, pattern: str = "*/"):
     """The files a release ships: every avir_*.so and the avhost program."""
-    found = sorted(build_dir.glob("*/avir_*.so"))
-    found += sorted(p for p in build_dir.glob("*/avhost") if p.is_file())
+    found = sorted(build_dir.glob(f"{pattern}avir_*.so"))
+    found += sorted(p for p in build_dir.glob(f"{pattern}avhost") if p.is_file())
     return found
 
 
-def stage(build_dir: Path, out: Path) -> Path:
+def stage(build_dir: Path, out: Path, artifacts=None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    for src in built_artifacts(build_dir):
+    for src in built_artifacts(build_dir) if artifacts is None else artifacts:
         dest = out / src.name
         if dest.exists() and dest.stat().st_mtime >= src.stat().st_mtime:
             continue

@@ -268,4 +268,6 @@ def plugin_name(host, plugin, options: Optional[Mapping] = None) -> str:
     for record in r.events("load"):
         if record.get("name"):
             return record["name"]
-    raise UserError(f"avhost could not load {plugin}: {r.stderr.strip() or r.records}")
+    why = [f"{rec['event']}: {rec['error']}" for rec in r.records if rec.get("error")]
+    why += r.violations() + [line for line in r.stderr.splitlines() if line.strip()][-2:]
+    raise UserError(f"avhost could not load {plugin}: {'; '.join(why) or 'no reason given'}")

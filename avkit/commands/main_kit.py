@@ -35,13 +35,16 @@ def _common(p):
     p.add_argument("--data", default=str(paths.BUILD / "kit-data"),
                    help="corpus folder (generated there when missing)")
     p.add_argument("--engine", choices=corpus.ENGINES,
-                   help="expectations to use (default: from the plugin's name)")
+                   help="expectations to use: default (a full antivirus engine), sample (EICAR "
+                        "in plain files only), clam; by default chosen from the plugin's name")
     p.add_argument("-o", dest="option", action="append", metavar="NAME=VALUE",
                    help="plugin option (repeatable)")
     p.add_argument("--with-clamd", action="store_true",
                    help="start a private clamd for the run and point the plugin at it")
     p.add_argument("--wait", type=float, default=5.0,
                    help="waiting: seconds idle between the two scans (default 5)")
+    p.add_argument("--scan-timeout", type=float, default=60.0,
+                   help="a scan not answered within this many seconds is HUNG (default 60)")
     p.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
     p.add_argument("--seed", type=int, default=corpus.DEFAULT_SEED)
     p.add_argument("--stream-limit", type=int, default=corpus.DEFAULT_STREAM_LIMIT)

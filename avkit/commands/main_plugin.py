@@ -1,0 +1,22 @@
+"""`avkit plugin DIR`: build a plugin author's own folder as the release builds its plugins."""
+from pathlib import Path
+
+from avkit.build.plugin import TOOLCHAIN_FILES, build_plugin
+
+
+def register(subparsers):
+    p = subparsers.add_parser("plugin", help="build your own plugin folder (a copy of sample/) "
+                                             "stripped, with its debug file, into DIR/dist/")
+    p.add_argument("source", type=Path, help="the plugin's folder (api/ beside it)")
+    p.add_argument("--toolchain", choices=sorted(TOOLCHAIN_FILES), default="zig",
+                   help="zig (release: old glibc floor, default) or gcc (-m32)")
+    p.add_argument("--werror", action="store_true", help="treat warnings as errors")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    out = build_plugin(args.source, args.toolchain, args.werror)
+    print(f"built into {out}/:")
+    for f in sorted(out.glob("avir_*.so")):
+        print(f"  {f.name}  (debug info: {out / 'debug'}/.build-id/...)")
+    return 0

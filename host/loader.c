@@ -225,6 +225,34 @@ static int known_options(const plugin *p, const avir_plugin_config *given, int g
     return expected;
 }
 
+/* The -o names the plugin does not have (a typo, another version's option): not a
+   violation, the product passes such names too, but said, in the record and on stderr. */
+static void unknown_options(const plugin *p, rec *r)
+{
+    char names[512] = "";
+    int i, j;
+    for (i = 0; i < g_settings.option_count; i++) {
+        int known = 0;
+        for (j = 0; j < p->default_count && !known; j++)
+            known = strcasecmp(g_settings.options[i].name, p->defaults[j].name) == 0;
+        if (!known) {
+            size_t used = strlen(names);
+            snprintf(names + used, sizeof names - used, "%s%s", used ? ", " : "",
+                     g_settings.options[i].name);
+        }
+    }
+    rec_str(r, "unknown_options", names);
+    if (names[0] != '\0') {
+        char list[512] = "";
+        for (j = 0; j < p->default_count; j++) {
+            size_t used = strlen(list);
+            snprintf(list + used, sizeof list - used, "%s%s", j ? ", " : "", p->defaults[j].name);
+        }
+        fprintf(stderr, "avhost: warning: %s has no option %s (its options: %s)\n", p->name,
+                names, list);
+    }
+}
+
 /* Every given ASCII value of an option the plugin knows must read back as set. */
 static void check_read_back(const avir_plugin_config *given, int given_count,
                             const avir_plugin_config *after, int after_count, violations *v)
@@ -253,6 +281,7 @@ static void set_options(plugin *p, rec *r, violations *v)
     rec_int(r, "given", given_count);
     rec_int(r, "accepted", accepted);
     rec_int(r, "known", expected);
+    unknown_options(p, r);
     if (accepted != expected)
         viol_add(v, "set_plugin_config returned %d, but %d of the %d options given are names "
                     "the plugin reported (compared case-insensitively)",

@@ -3,6 +3,10 @@
 The tests use what `python -m avkit build` left in dist/ (AVKIT_DIST_ROOT
 overrides the folder); `nox -s tests` builds first.
 """
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from avkit import paths
@@ -28,3 +32,31 @@ def artifact():
     def find(name, toolchain="zig"):
         return _artifact(toolchain, name)
     return find
+
+
+BROKEN_SOURCE = Path(__file__).parent / "broken_plugins" / "broken.c"
+API = Path(__file__).parent.parent / "api"
+LINK_FLAGS = {"exithang": ["-Wl,-z,nodelete"]}  # stays mapped, so its exit handler runs
+
+
+@pytest.fixture(scope="session")
+def broken(tmp_path_factory):
+    """broken("crash3") -> path of avir_crash3.so built with gcc -m32."""
+    if shutil.which("gcc") is None:
+        pytest.fail("gcc is missing: apt-get install gcc-multilib")
+    out = tmp_path_factory.mktemp("broken")
+    built = {}
+
+    def build(variant):
+        if variant not in built:
+            so = out / f"avir_{variant}.so"
+            subprocess.run(["gcc", "-m32", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall",
+                            "-Wextra", "-Werror", f"-I{API}", f"-DBROKEN_{variant.upper()}",
+                            f'-DPLUGIN_NAME="avir_{variant}"', "-o", str(so), str(BROKEN_SOURCE),
+                            "-pthread", *LINK_FLAGS.get(variant, [])],
+                           check=True)
+            built[variant] = so
+        return built[variant]
+    return build
+
+

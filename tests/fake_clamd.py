@@ -14,6 +14,8 @@ INSTREAM as `mode` says:
     "slow_reader" takes the first SLOW_BYTES of a stream at SLOW_RATE bytes/s,
                   the rest at full speed, then answers OK (an upload that makes
                   progress for long)
+    "stop_reading" takes 1 MiB of a stream, then reads nothing more (an upload
+                  that stalls)
     "garbage"     binary bytes, printf directives and no request id, NUL-terminated
     "wrong_id"    a clean verdict for another request number
     "close_mid"   half a reply, then closes the connection
@@ -45,7 +47,7 @@ class FakeClamd:
         self._stop = threading.Event()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if mode == "slow_reader":
+        if mode in ("slow_reader", "stop_reading"):
             # A small window that accepted connections inherit: the plugin's upload
             # then waits for our reads instead of filling megabytes of kernel buffer.
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
@@ -170,6 +172,15 @@ class FakeClamd:
                         with self._lock:
                             self.instreams += 1
                         conn.sendall(prefix + b"stream: OK\0")
+                    elif cmd == b"zINSTREAM" and self.mode == "stop_reading":
+                        taken = len(buf[0])
+                        while taken < 1 << 20:
+                            chunk = conn.recv(65536)
+                            if not chunk:
+                                return
+                            taken += len(chunk)
+                        self._stop.wait()
+                        return
                     elif cmd == b"zINSTREAM":
                         self._read_stream(conn, buf)
                         with self._lock:

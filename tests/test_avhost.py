@@ -5,44 +5,16 @@ the breach precisely in "violations", exit 1, and survive (a summary record).
 """
 import json
 import os
-import shutil
 import socket
 import stat
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from avkit.check import avhost as client
 from avkit.facts import EICAR
 
-SOURCE = Path(__file__).parent / "broken_plugins" / "broken.c"
-API = Path(__file__).parent.parent / "api"
-
-
-LINK_FLAGS = {"exithang": ["-Wl,-z,nodelete"]}  # stays mapped, so its exit handler runs
-
-
-@pytest.fixture(scope="session")
-def broken(tmp_path_factory):
-    """broken("crash3") -> path of avir_crash3.so built with gcc -m32."""
-    if shutil.which("gcc") is None:
-        pytest.fail("gcc is missing: apt-get install gcc-multilib")
-    out = tmp_path_factory.mktemp("broken")
-    built = {}
-
-    def build(variant):
-        if variant not in built:
-            so = out / f"avir_{variant}.so"
-            subprocess.run(["gcc", "-m32", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall",
-                            "-Wextra", "-Werror", f"-I{API}", f"-DBROKEN_{variant.upper()}",
-                            f'-DPLUGIN_NAME="avir_{variant}"', "-o", str(so), str(SOURCE),
-                            "-pthread", *LINK_FLAGS.get(variant, [])],
-                           check=True)
-            built[variant] = so
-        return built[variant]
-    return build
 
 
 @pytest.fixture(scope="session")

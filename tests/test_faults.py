@@ -193,6 +193,20 @@ def test_slow_upload_may_outlast_scan_timeout(host, plugin, tmp_path):
     assert record["ms"] > 6000, record  # longer than ScanTimeout, or the test proves nothing
 
 
+def test_stalled_upload_is_cut_off_after_scan_timeout_of_silence(host, plugin, tmp_path):
+    """The idle bound of the upload phase: clamd stops taking data after 1 MiB."""
+    sparse = tmp_path / "stalled.bin"
+    with open(sparse, "wb") as f:
+        f.truncate(64 * MiB)  # far more than the kernel buffers between us and the fake
+    with FakeClamd("stop_reading") as fake:
+        run = scan(host, plugin, fake.plugin_options(ScanTimeout=5), [sparse], timeout=90)
+    record = run.events("scan")[0]
+    assert record["verdict"] == "FAILED", record
+    assert "made no progress for ScanTimeout=5 s while" in record["vir_info"], record
+    assert "stalled.bin" in record["vir_info"], record
+    assert 4500 <= record["ms"] <= 12000 * SLOW, record
+
+
 # --- replies a real clamd does not produce on demand ---
 
 @pytest.mark.parametrize("mode", ["overlong", "overlong_1m"])

@@ -82,3 +82,36 @@ def test_menu_choice(data):
     r = subprocess.run([sys.executable, "-m", "avkit", "kit", "--data", str(data)], input="2\n",
                        capture_output=True, text=True, timeout=300, cwd=paths.ROOT)
     assert r.returncode == 0 and "scanning [sample]" in r.stdout
+
+
+# --- what the kit says when a plugin misbehaves: the plugin's own words, promptly ---
+
+def kit_lines(r, name):
+    return [line for line in r.stdout.splitlines() if f" {name} " in line]
+
+
+def test_kit_names_an_invalid_return_code(data, broken):
+    r = kit("scanning", "--plugin", broken("code7"), "--data", data, "--engine", "default")
+    assert r.returncode == 1
+    (line,) = kit_lines(r, "eicar.com")
+    assert line.lstrip().startswith("FAIL") and "INVALID" in line
+    assert "plugin_thread_test_file returned 7" in line
+
+
+def test_kit_reports_a_hanging_plugin_promptly(data, broken):
+    r = kit("scanning", "--plugin", broken("hangeicar"), "--data", data, "--engine", "default",
+            "--scan-timeout", "2", timeout=300)
+    (line,) = kit_lines(r, "eicar.com")
+    assert "HUNG" in line and "did not return within 2 s" in line, r.stdout
+    assert r.returncode == 1
+
+
+def test_kit_says_in_one_line_why_a_64_bit_plugin_does_not_load(data, tmp_path):
+    src = tmp_path / "x.c"
+    src.write_text("int x;\n")
+    plugin = tmp_path / "avir_x64.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", plugin, src], check=True)
+    r = kit("scanning", "--plugin", plugin, "--data", data)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        f"avkit kit: avhost could not load {plugin}: load: {plugin}: wrong ELF class: ELFCLASS64"]

@@ -97,6 +97,10 @@ def test_scanning(ctx) -> Report:
                    ctx.scan_timeout, *[c["path"] for c in cases], options=ctx.options,
                    decode_files=True)
     code, records, err = r.returncode, r.records, r.stderr
+    for load in r.events("load")[:1]:
+        if load.get("unknown_options"):
+            print(f"  WARN  -o {load['unknown_options']}: not an option of this plugin, ignored "
+                  f"(its options: {', '.join(o['name'] for o in load.get('options', []))})")
     scans = r.scans()
     for c in cases:
         check_scan(report, c, scans.get(c["path"]), ctx.engine)
@@ -279,3 +283,19 @@ def engine_note(plugin_name: str, engine: str) -> str:
         return f"engine {engine} ({ENGINE_NOTES[engine]}): chosen by the plugin's name {plugin_name}"
     return (f"engine default ({ENGINE_NOTES['default']}): {plugin_name} is not a plugin the kit "
             f"knows; for one still built on sample/'s EICAR search, pass --engine sample")
+
+
+RUNNERS = {"scanning": test_scanning, "waiting": test_waiting, "server": test_server}
+
+
+def run_test(name, args) -> int:
+    if name == "generate-test-data":
+        m = corpus.generate(args.dir, seed=args.seed, stream_limit=args.stream_limit)
+        print(f"generate-test-data: {len(m['files'])} cases in {Path(args.dir).resolve()} "
+              f"(seed {m['seed']}, stream limit {m['stream_limit']} bytes)")
+        return 0
+    with make_context(args) as ctx:
+        print(f"{name}: {ctx.plugin.name} via {ctx.avhost} (engine {ctx.engine})")
+        report = RUNNERS[name](ctx)
+        report.junit(args.junit)
+        return report.summary()

@@ -90,10 +90,10 @@ public:
      * Sends what `next` produces while waiting for one reply, so that a reply
      * clamd sends early (a size limit) stops the upload instead of a broken
      * pipe. `timeout` bounds two phases differently. While uploading, it bounds
-     * the silence between two steps: a large file may take long as long as
-     * clamd keeps taking it. Once the upload has ended, it bounds the whole
-     * wait for the complete reply: a clamd that sends a byte now and then
-     * must not hold the worker for ever.
+     * the silence between two steps: a large file may take as long as it needs
+     * while clamd keeps taking it. Once the upload has ended, it bounds the
+     * whole wait for the complete reply: a clamd that sends a byte now and
+     * then must not hold the worker for ever.
      */
     Exchange exchange(const Producer &next, std::string &producer_error, Clock::duration timeout);
 

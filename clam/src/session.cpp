@@ -37,7 +37,7 @@ bool Session::open(const Config &config, Clock::duration connect_timeout, std::s
     /* IDSESSION has no reply; with TCP_NODELAY its own small write costs no ACK wait. */
     auto ec = conn_.write({asio::buffer(kIdSession, sizeof kIdSession)}, connect_timeout);
     if (ec) {
-        error = "cannot start a session with clamd at " + config.where() + ": " + describe(ec);
+        error = "cannot start a session with clamd at " + config.where() + ": " + ec.message();
         conn_.close();
         return false;
     }

@@ -18,6 +18,7 @@
  *   BROKEN_SAMECTX    plugin_thread_init hands every worker the same context
  *   BROKEN_NONAME     VIRUS_FOUND with an empty virus name
  *   BROKEN_HANGSCAN   never returns from scanning files named *hang*
+ *   BROKEN_HANGEICAR  never returns from scanning a file that holds EICAR
  *
  * Unloading (the products dlclose the plugin after plugin_close, then exit()):
  *   BROKEN_UNFINALIZED  registers a destructor that dlclose never runs, as a zig-linked
@@ -252,6 +253,10 @@ static int test_file(void *context, const char *filename, const char *realname, 
     close(fd);
     data[got > 0 ? got : 0] = '\0';
     if (got > 0 && strstr(data, "EICAR") != NULL) {
+#if defined(BROKEN_HANGEICAR)
+        for (;;)
+            pause();
+#endif
 #if defined(BROKEN_NONASCII)
         snprintf(vir_info, vi_size, "%s", "Eicar-\xc3\x9cnicode");
 #elif defined(BROKEN_NONAME)

@@ -1,0 +1,99 @@
+"""A plugin author's journey, as README.md's "Writing a plugin" tells it: copy api/ and
+sample/ out of the tree, rename, build with both toolchains, audit, run the kit.
+
+The commands are taken from the README's shell blocks, so the text and the test
+cannot drift apart; only the repository's path and the venv's `avkit` are filled in.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from avkit import elf
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def readme_block(heading: str, first_line: str) -> list:
+    """The lines of the README's sh block under `heading` that starts with first_line."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split(heading, 1)[1]
+    for block in re.findall(r"```sh\n(.*?)```", section, re.S):
+        if block.startswith(first_line):
+            return [line.split("#")[0].strip() for line in block.strip().splitlines()]
+    raise AssertionError(f"no sh block starting with {first_line!r} under {heading!r}")
+
+
+def sh(line: str, cwd: Path, check=True):
+    line = line.replace("/path/to/this/repo", str(ROOT))
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    r = subprocess.run(["bash", "-c", line], cwd=cwd, env=env, capture_output=True, text=True,
+                       timeout=900)
+    if check:
+        assert r.returncode == 0, f"{line}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return r
+
+
+@pytest.fixture(scope="module")
+def author(tmp_path_factory):
+    """The README's steps, in a folder outside the repository; `avkit` is this venv's."""
+    where = tmp_path_factory.mktemp("author")
+    if not (BIN / "avkit").exists():  # the one install step, into the test's venv
+        sh(f"{BIN / 'pip'} install -q -e {ROOT}", where)
+    steps = readme_block("### Writing a plugin", "cp -r")
+    outputs = [sh(step, where) for step in steps]
+    return where, steps, outputs
+
+
+def test_release_build_out_of_tree_is_stripped_with_its_debug_file_and_audited(author):
+    where, steps, outputs = author
+    plugin = where / "mine" / "dist" / "i386" / "avir_mine.so"
+    assert elf.header(plugin) == {"class": 32, "machine": "EM_386", "type": "ET_DYN"}
+    assert elf.exported_symbols(plugin) == ["get_plugin_extended_iface"]
+    bid = elf.build_id(plugin)
+    assert (where / "mine" / "dist" / "i386" / "debug" / ".build-id" / bid[:2]
+            / f"{bid[2:]}.debug").is_file()
+    audit = outputs[steps.index("avkit audit mine/dist/i386/avir_mine.so")]
+    assert 'avir_mine.so: OK for policy "kerio-glibc2.12"' in audit.stdout
+
+
+def test_the_kit_runs_from_the_authors_folder(author):
+    where, steps, outputs = author
+    kit = outputs[-1]
+    assert "scanning [sample]: " in kit.stdout and " 0 failed" in kit.stdout, kit.stdout
+    # Without --engine, the kit says why it expects what it expects.
+    r = sh("avkit kit scanning --plugin mine/dist/i386/avir_mine.so", where, check=False)
+    assert "avir_mine is not a plugin the kit knows" in r.stdout
+    assert "pass --engine sample" in r.stdout
+
+
+def test_gcc_build_out_of_tree_and_flags_cannot_drop_m32(author):
+    where, _, _ = author
+    sh("avkit plugin mine --toolchain gcc", where)
+    assert elf.header(where / "mine" / "dist" / "i386-gcc" / "avir_mine.so")["class"] == 32
+    shutil.copytree(ROOT / "cmake", where / "cmake", dirs_exist_ok=True)
+    sh("cmake -S mine -B build-mine -G Ninja -DCMAKE_TOOLCHAIN_FILE=$PWD/cmake/toolchains/gcc-m32.cmake"
+       " -DCMAKE_C_FLAGS=-DAUTHOR_FLAG=1 && cmake --build build-mine", where)
+    assert elf.header(where / "build-mine" / "avir_mine.so")["class"] == 32
+
+
+def test_a_file_name_used_as_a_format_does_not_compile(author, tmp_path):
+    where, _, _ = author
+    shutil.copytree(where / "api", tmp_path / "api")
+    shutil.copytree(where / "mine", tmp_path / "bad", ignore=shutil.ignore_patterns("build", "dist"))
+    source = tmp_path / "bad" / "avPlugin.c"
+    text = source.read_text()
+    marker = "int avp_test_file("
+    assert marker in text
+    head, tail = text.split(marker, 1)
+    body_start = tail.index("{") + 1
+    source.write_text(head + marker + tail[:body_start] + "\n    avc_log_debug(filename);"
+                      + tail[body_start:])
+    r = sh("avkit plugin bad --toolchain gcc --werror", tmp_path, check=False)
+    assert r.returncode != 0
+    assert "format not a string literal" in r.stdout + r.stderr

@@ -145,6 +145,52 @@ bool resolve_endpoints(Config &config, Clock::duration timeout, std::string &err
     return !config.endpoints.empty();
 }
 
+namespace {
+
+/* The message for a failed open(): what failed and what to check. */
+std::string connect_error(const Config &config, bool timed_out, const error_code &last)
+{
+    std::string why = timed_out ? std::string("timed out") : last ? last.message() : "no address";
+    for (auto &c : why)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return "cannot connect to clamd at " + printable_excerpt(config.where(), 200) + ": " + why +
+           (config.uses_tcp() ? "; is clamav-daemon running and listening on TCP "
+                                "(TCPSocket/TCPAddr in clamd.conf)?"
+                              : "; is clamav-daemon running with this LocalSocket?");
+}
+
+} // namespace
+
+error_code Connection::adopt_new_socket(const Endpoint &ep)
+{
+    /* Asio's socket_.open() calls socket() without SOCK_CLOEXEC: the product
+       forks helpers at any moment, and a descriptor it inherits keeps clamd's
+       session half-open in the child. Created close-on-exec, then adopted. */
+    int fd = ::socket(ep.protocol().family(), ep.protocol().type() | SOCK_CLOEXEC,
+                      ep.protocol().protocol());
+    if (fd < 0)
+        return error_code(errno, asio::error::get_system_category());
+    error_code ec;
+    socket_.assign(ep.protocol(), fd, ec);
+    if (ec) {
+        ::close(fd);
+        return ec;
+    }
+    fd_.store(socket_.native_handle());
+    return ec;
+}
+
+bool Connection::connect_to(const Endpoint &ep, Clock::duration idle, Clock::time_point deadline,
+                            error_code &ec)
+{
+    bool done = false;
+    socket_.async_connect(ep, [&](const error_code &e) {
+        ec = e;
+        done = true;
+    });
+    return run_until(done, idle, deadline);
+}
+
 bool Connection::open(const Config &config, Clock::duration timeout, std::string &error)
 {
     close();
@@ -153,29 +199,12 @@ bool Connection::open(const Config &config, Clock::duration timeout, std::string
     error_code last;
     bool timed_out = false;
     for (const auto &ep : endpoints) {
-        error_code ec;
-        /* Asio's socket_.open() calls socket() without SOCK_CLOEXEC: the product
-           forks helpers at any moment, and a descriptor it inherits keeps clamd's
-           session half-open in the child. Created close-on-exec, then adopted. */
-        int fd = ::socket(ep.protocol().family(), ep.protocol().type() | SOCK_CLOEXEC,
-                          ep.protocol().protocol());
-        if (fd < 0) {
-            last = error_code(errno, asio::error::get_system_category());
-            continue;
-        }
-        socket_.assign(ep.protocol(), fd, ec);
+        error_code ec = adopt_new_socket(ep);
         if (ec) {
-            ::close(fd);
             last = ec;
             continue;
         }
-        fd_.store(socket_.native_handle());
-        bool done = false;
-        socket_.async_connect(ep, [&](const error_code &e) {
-            ec = e;
-            done = true;
-        });
-        if (!run_until(done, timeout, deadline)) {
+        if (!connect_to(ep, timeout, deadline, ec)) {
             timed_out = true;
             break;
         }
@@ -192,13 +221,7 @@ bool Connection::open(const Config &config, Clock::duration timeout, std::string
         close();
     }
     close();
-    std::string why = timed_out ? std::string("timed out") : last ? last.message() : "no address";
-    for (auto &c : why)
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    error = "cannot connect to clamd at " + printable_excerpt(config.where(), 200) + ": " + why +
-            (config.uses_tcp() ? "; is clamav-daemon running and listening on TCP "
-                                 "(TCPSocket/TCPAddr in clamd.conf)?"
-                               : "; is clamav-daemon running with this LocalSocket?");
+    error = connect_error(config, timed_out, last);
     return false;
 }
 

@@ -99,6 +99,7 @@ public:
 
 private:
     using Endpoint = boost::asio::generic::stream_protocol::endpoint;
+    struct ExchangeState;
 
     /* Creates the socket for `ep` close-on-exec and makes it socket_. */
     boost::system::error_code adopt_new_socket(const Endpoint &ep);
@@ -109,6 +110,10 @@ private:
     void abort();
     void take_line(std::size_t n, std::string &line);
     void quick_ack();
+    /* The parts of exchange(). */
+    void start_reply_read(ExchangeState &s);
+    void write_next(ExchangeState &s);
+    bool run_exchange(ExchangeState &s, Clock::duration timeout);
 
     boost::asio::io_context io_;
     boost::asio::generic::stream_protocol::socket socket_;

@@ -145,6 +145,52 @@ bool resolve_endpoints(Config &config, Clock::duration timeout, std::string &err
     return !config.endpoints.empty();
 }
 
+namespace {
+
+/* The message for a failed open(): what failed and what to check. */
+std::string connect_error(const Config &config, bool timed_out, const error_code &last)
+{
+    std::string why = timed_out ? std::string("timed out") : last ? last.message() : "no address";
+    for (auto &c : why)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return "cannot connect to clamd at " + printable_excerpt(config.where(), 200) + ": " + why +
+           (config.uses_tcp() ? "; is clamav-daemon running and listening on TCP "
+                                "(TCPSocket/TCPAddr in clamd.conf)?"
+                              : "; is clamav-daemon running with this LocalSocket?");
+}
+
+} // namespace
+
+error_code Connection::adopt_new_socket(const Endpoint &ep)
+{
+    /* Asio's socket_.open() calls socket() without SOCK_CLOEXEC: the product
+       forks helpers at any moment, and a descriptor it inherits keeps clamd's
+       session half-open in the child. Created close-on-exec, then adopted. */
+    int fd = ::socket(ep.protocol().family(), ep.protocol().type() | SOCK_CLOEXEC,
+                      ep.protocol().protocol());
+    if (fd < 0)
+        return error_code(errno, asio::error::get_system_category());
+    error_code ec;
+    socket_.assign(ep.protocol(), fd, ec);
+    if (ec) {
+        ::close(fd);
+        return ec;
+    }
+    fd_.store(socket_.native_handle());
+    return ec;
+}
+
+bool Connection::connect_to(const Endpoint &ep, Clock::duration idle, Clock::time_point deadline,
+                            error_code &ec)
+{
+    bool done = false;
+    socket_.async_connect(ep, [&](const error_code &e) {
+        ec = e;
+        done = true;
+    });
+    return run_until(done, idle, deadline);
+}
+
 bool Connection::open(const Config &config, Clock::duration timeout, std::string &error)
 {
     close();
@@ -153,29 +199,12 @@ bool Connection::open(const Config &config, Clock::duration timeout, std::string
     error_code last;
     bool timed_out = false;
     for (const auto &ep : endpoints) {
-        error_code ec;
-        /* Asio's socket_.open() calls socket() without SOCK_CLOEXEC: the product
-           forks helpers at any moment, and a descriptor it inherits keeps clamd's
-           session half-open in the child. Created close-on-exec, then adopted. */
-        int fd = ::socket(ep.protocol().family(), ep.protocol().type() | SOCK_CLOEXEC,
-                          ep.protocol().protocol());
-        if (fd < 0) {
-            last = error_code(errno, asio::error::get_system_category());
-            continue;
-        }
-        socket_.assign(ep.protocol(), fd, ec);
+        error_code ec = adopt_new_socket(ep);
         if (ec) {
-            ::close(fd);
             last = ec;
             continue;
         }
-        fd_.store(socket_.native_handle());
-        bool done = false;
-        socket_.async_connect(ep, [&](const error_code &e) {
-            ec = e;
-            done = true;
-        });
-        if (!run_until(done, timeout, deadline)) {
+        if (!connect_to(ep, timeout, deadline, ec)) {
             timed_out = true;
             break;
         }
@@ -192,13 +221,7 @@ bool Connection::open(const Config &config, Clock::duration timeout, std::string
         close();
     }
     close();
-    std::string why = timed_out ? std::string("timed out") : last ? last.message() : "no address";
-    for (auto &c : why)
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    error = "cannot connect to clamd at " + printable_excerpt(config.where(), 200) + ": " + why +
-            (config.uses_tcp() ? "; is clamav-daemon running and listening on TCP "
-                                 "(TCPSocket/TCPAddr in clamd.conf)?"
-                               : "; is clamav-daemon running with this LocalSocket?");
+    error = connect_error(config, timed_out, last);
     return false;
 }
 
@@ -259,89 +282,134 @@ error_code Connection::read_reply(std::string &line, Clock::duration timeout)
     return ec;
 }
 
-Connection::Exchange Connection::exchange(const Producer &next, std::string &producer_error,
-                                          Clock::duration timeout)
-{
-    Exchange x;
-    bool read_done = false;
-    bool write_done = false;
-    std::size_t n = 0;
-    std::vector<asio::const_buffer> bufs;
+/* What one exchange() and its handlers share; it lives on exchange()'s stack. */
+struct Connection::ExchangeState {
+    ExchangeState(const Producer &producer, std::string &producer_error_out, Exchange &result)
+        : next(producer), producer_error(producer_error_out), x(result)
+    {
+    }
 
+    bool finished() const { return read_done && write_done; }
+    bool shorten_to_verdict_deadline(Clock::duration timeout, Clock::duration &wait);
+
+    const Producer &next;
+    std::string &producer_error;
+    Exchange &x; /* what exchange() returns */
+    bool read_done = false;
+    bool write_done = false; /* no write is pending any more */
+    std::size_t n = 0;       /* the reply's length with its NUL, once read */
+    std::vector<asio::const_buffer> bufs; /* the write in flight */
+    bool cancelled = false;               /* the upload was stopped for an early reply */
+    Clock::time_point verdict_deadline = Clock::time_point::max(); /* set when the upload ends */
+};
+
+/*
+ * Once the upload has ended, bounds `wait` by what is left of `timeout` from
+ * that moment on. False when nothing is left.
+ */
+bool Connection::ExchangeState::shorten_to_verdict_deadline(Clock::duration timeout,
+                                                            Clock::duration &wait)
+{
+    /* Each byte clamd sends would count as progress: from here on only
+       the total counts. */
+    const Clock::time_point now = Clock::now();
+    if (!x.upload_finished) {
+        x.upload_finished = true;
+        verdict_deadline = now + timeout;
+    }
+    if (now >= verdict_deadline)
+        return false;
+    if (verdict_deadline - now < wait)
+        wait = verdict_deadline - now;
+    return true;
+}
+
+void Connection::start_reply_read(ExchangeState &s)
+{
     quick_ack();
     asio::async_read_until(socket_, asio::dynamic_buffer(rbuf_, kMaxReplyLine + 1), '\0',
-                           [&](const error_code &e, std::size_t got) {
-                               x.read_error = e;
-                               n = got;
-                               read_done = true;
+                           [&s](const error_code &e, std::size_t got) {
+                               s.x.read_error = e;
+                               s.n = got;
+                               s.read_done = true;
                            });
+}
 
-    std::function<void()> write_next = [&]() {
-        bufs.clear();
-        bool last = false;
-        if (!next(bufs, last, producer_error)) {
-            x.producer_failed = true;
-            write_done = true;
-            return;
+/* Sends what the Producer gives next; each completed write starts the next
+   one, until the last, a failure or clamd's reply. */
+void Connection::write_next(ExchangeState &s)
+{
+    s.bufs.clear();
+    bool last = false;
+    if (!s.next(s.bufs, last, s.producer_error)) {
+        s.x.producer_failed = true;
+        s.write_done = true;
+        return;
+    }
+    asio::async_write(socket_, s.bufs, [this, &s, last](const error_code &e, std::size_t) {
+        if (e) {
+            s.x.write_error = e;
+            s.write_done = true;
+        } else if (last) {
+            s.write_done = true;
+        } else if (!s.read_done) {
+            write_next(s);
+        } else {
+            s.write_done = true;
         }
-        asio::async_write(socket_, bufs, [&, last](const error_code &e, std::size_t) {
-            if (e) {
-                x.write_error = e;
-                write_done = true;
-            } else if (last) {
-                write_done = true;
-            } else if (!read_done) {
-                write_next();
-            } else {
-                write_done = true;
-            }
-        });
-    };
-    write_next();
+    });
+}
 
-    /* A failed upload still waits for the reply: clamd often explains why it stopped. */
-    bool cancelled = false;
-    Clock::time_point verdict_deadline = Clock::time_point::max();
-    while (!(read_done && write_done)) {
-        if (x.producer_failed)
+/*
+ * Runs the handlers until both the reply and the upload are done, or the
+ * Producer failed. False (everything aborted, x.timed_out set) when the
+ * deadlines of exchange() ran out.
+ */
+bool Connection::run_exchange(ExchangeState &s, Clock::duration timeout)
+{
+    while (!s.finished()) {
+        if (s.x.producer_failed)
             break;
         Clock::duration wait = timeout;
-        if (write_done) {
-            /* Each byte clamd sends would count as progress: from here on only
-               the total counts. */
-            const Clock::time_point now = Clock::now();
-            if (!x.upload_finished) {
-                x.upload_finished = true;
-                verdict_deadline = now + timeout;
-            }
-            if (now >= verdict_deadline) {
-                x.timed_out = true;
-                abort();
-                return x;
-            }
-            if (verdict_deadline - now < wait)
-                wait = verdict_deadline - now;
+        if (s.write_done && !s.shorten_to_verdict_deadline(timeout, wait)) {
+            s.x.timed_out = true;
+            abort();
+            return false;
         }
         io_.restart();
-        if (io_.run_one_for(wait) == 0 && !(read_done && write_done)) {
-            x.timed_out = true;
+        if (io_.run_one_for(wait) == 0 && !s.finished()) {
+            s.x.timed_out = true;
             abort();
-            return x;
+            return false;
         }
-        if (read_done && !write_done && !cancelled) {
+        if (s.read_done && !s.write_done && !s.cancelled) {
             /* clamd answered before the end (a size limit): stop uploading. */
-            x.replied_early = true;
-            cancelled = true;
+            s.x.replied_early = true;
+            s.cancelled = true;
             error_code ignored;
             socket_.cancel(ignored);
         }
     }
+    return true;
+}
+
+Connection::Exchange Connection::exchange(const Producer &next, std::string &producer_error,
+                                          Clock::duration timeout)
+{
+    Exchange x;
+    ExchangeState s(next, producer_error, x);
+    start_reply_read(s);
+    write_next(s);
+
+    /* A failed upload still waits for the reply: clamd often explains why it stopped. */
+    if (!run_exchange(s, timeout))
+        return x;
     if (x.producer_failed) {
         abort();
         return x;
     }
-    if (read_done && !x.read_error) {
-        take_line(n, x.reply);
+    if (s.read_done && !x.read_error) {
+        take_line(s.n, x.reply);
     } else {
         x.reply.swap(rbuf_);
         rbuf_.clear();

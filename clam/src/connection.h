@@ -98,10 +98,22 @@ public:
     Exchange exchange(const Producer &next, std::string &producer_error, Clock::duration timeout);
 
 private:
+    using Endpoint = boost::asio::generic::stream_protocol::endpoint;
+    struct ExchangeState;
+
+    /* Creates the socket for `ep` close-on-exec and makes it socket_. */
+    boost::system::error_code adopt_new_socket(const Endpoint &ep);
+    /* False when `idle` or `deadline` ran out; else `ec` is the connect's outcome. */
+    bool connect_to(const Endpoint &ep, Clock::duration idle, Clock::time_point deadline,
+                    boost::system::error_code &ec);
     bool run_until(const bool &done, Clock::duration idle, Clock::time_point deadline);
     void abort();
     void take_line(std::size_t n, std::string &line);
     void quick_ack();
+    /* The parts of exchange(). */
+    void start_reply_read(ExchangeState &s);
+    void write_next(ExchangeState &s);
+    bool run_exchange(ExchangeState &s, Clock::duration timeout);
 
     boost::asio::io_context io_;
     boost::asio::generic::stream_protocol::socket socket_;

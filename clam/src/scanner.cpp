@@ -24,6 +24,100 @@ struct FileDescriptor {
     }
 };
 
+/*
+ * clamd drops idle sessions ("COMMAND READ TIMED OUT", no request id), and a
+ * restart resets them: a reused session failing either way gets one fresh
+ * session before the file's result is decided.
+ */
+bool retry_on_fresh_session(const StreamResult &r, const ScanReply &reply, bool reused,
+                            int attempt)
+{
+    bool dropped = r.kind == StreamResult::Kind::Transport ||
+                   (r.kind == StreamResult::Kind::Reply && reply.status == ScanStatus::Unexpected);
+    return dropped && reused && attempt == 0;
+}
+
+/* True when the session ended its command cleanly with a verdict and can carry the next one. */
+bool session_healthy(const StreamResult &r, const ScanReply &reply)
+{
+    return r.kind == StreamResult::Kind::Reply && !r.session_spoiled &&
+           (reply.status == ScanStatus::Clean || reply.status == ScanStatus::Infected ||
+            reply.status == ScanStatus::Impossible);
+}
+
+/* The AVCHK_* code for clamd's reply about `filename`; its text goes into result. */
+int reply_verdict(const ScanReply &reply, const std::string &where, const char *filename,
+                  char *result)
+{
+    switch (reply.status) {
+    case ScanStatus::Clean:
+        return AVCHK_OK;
+    case ScanStatus::Infected:
+        avc_format(result, AVP_RESULT_SIZE, "%s", reply.detail.c_str());
+        avc_log_security("%s found in %s", reply.detail.c_str(), filename);
+        return AVCHK_VIRUS_FOUND;
+    case ScanStatus::OverLimit:
+        avc_format(result, AVP_RESULT_SIZE,
+                   "%s is larger than clamd's StreamMaxLength: not scanned (%s)", filename,
+                   reply.detail.c_str());
+        return AVCHK_IMPOSSIBLE;
+    case ScanStatus::Impossible:
+        avc_format(result, AVP_RESULT_SIZE, "%s cannot be scanned: %s", filename,
+                   reply.detail.c_str());
+        return AVCHK_IMPOSSIBLE;
+    case ScanStatus::Failed:
+        avc_format(result, AVP_RESULT_SIZE, "clamd could not scan %s: %s", filename,
+                   reply.detail.c_str());
+        return AVCHK_FAILED;
+    case ScanStatus::Unexpected:
+        break;
+    }
+    avc_format(result, AVP_RESULT_SIZE, "unexpected reply from clamd at %s while scanning %s: \"%s\"",
+               where.c_str(), filename, reply.detail.c_str());
+    return AVCHK_FAILED;
+}
+
+/*
+ * The AVCHK_* code for how the INSTREAM of `filename` ended, with its text in
+ * result: a failure of the file, the clock or the connection, else the verdict
+ * of clamd's reply (parsed into `reply`).
+ */
+int scan_outcome(const Config &config, const std::string &where, const StreamResult &r,
+                 const ScanReply &reply, const char *filename, char *result)
+{
+    switch (r.kind) {
+    case StreamResult::Kind::File:
+        avc_format(result, AVP_RESULT_SIZE, "cannot read %s: %s", filename, r.error.c_str());
+        return AVCHK_FAILED;
+    case StreamResult::Kind::Timeout:
+        if (r.while_uploading)
+            avc_format(result, AVP_RESULT_SIZE,
+                       "clamd at %s made no progress for ScanTimeout=%lld s while %s was "
+                       "being sent",
+                       where.c_str(), static_cast<long long>(config.scan_timeout.count()),
+                       filename);
+        else
+            avc_format(result, AVP_RESULT_SIZE,
+                       "clamd at %s did not answer within ScanTimeout=%lld s after %s was sent",
+                       where.c_str(), static_cast<long long>(config.scan_timeout.count()),
+                       filename);
+        return AVCHK_FAILED;
+    case StreamResult::Kind::Overlong:
+        avc_format(result, AVP_RESULT_SIZE,
+                   "bad reply from clamd at %s while scanning %s: %s (it began \"%s\")",
+                   where.c_str(), filename, r.error.c_str(),
+                   printable_excerpt(r.reply, 40).c_str());
+        return AVCHK_FAILED;
+    case StreamResult::Kind::Transport:
+        avc_format(result, AVP_RESULT_SIZE, "connection to clamd at %s failed while scanning %s: %s",
+                   where.c_str(), filename, r.error.c_str());
+        return AVCHK_FAILED;
+    case StreamResult::Kind::Reply:
+        break;
+    }
+    return reply_verdict(reply, where, filename, result);
+}
+
 } // namespace
 
 int Scanner::scan(const std::shared_ptr<const Config> &config, const char *filename, char *result)
@@ -62,101 +156,44 @@ int Scanner::scan(const std::shared_ptr<const Config> &config, const char *filen
     return scan_open_file(*config, file.fd, size, filename, result);
 }
 
+/* Opens a session unless one is open; `reused` tells which. */
+bool Scanner::connect_or_reuse(const Config &config, bool &reused, std::string &error)
+{
+    reused = session_.is_open();
+    if (reused)
+        return true;
+    Clock::duration connect_timeout = config.startup_timeout < config.scan_timeout
+                                          ? config.startup_timeout
+                                          : config.scan_timeout;
+    return session_.open(config, connect_timeout, error);
+}
+
 int Scanner::scan_open_file(const Config &config, int fd, std::uint64_t size, const char *filename,
                             char *result)
 {
     const std::string where = config.where();
     for (int attempt = 0;; attempt++) {
-        bool reused = session_.is_open();
-        if (!reused) {
-            std::string error;
-            Clock::duration connect_timeout = config.startup_timeout < config.scan_timeout
-                                                  ? config.startup_timeout
-                                                  : config.scan_timeout;
-            if (!session_.open(config, connect_timeout, error)) {
-                avc_format(result, AVP_RESULT_SIZE, "cannot scan %s: %s", filename, error.c_str());
-                return AVCHK_FAILED;
-            }
+        bool reused = false;
+        std::string error;
+        if (!connect_or_reuse(config, reused, error)) {
+            avc_format(result, AVP_RESULT_SIZE, "cannot scan %s: %s", filename, error.c_str());
+            return AVCHK_FAILED;
         }
         StreamResult r = session_.instream(fd, size, config.chunk_size, buffer_, config.scan_timeout);
         ScanReply reply;
         if (r.kind == StreamResult::Kind::Reply)
             reply = parse_scan_reply(r.reply, r.request_id);
 
-        /* clamd drops idle sessions ("COMMAND READ TIMED OUT", no request id),
-           and a restart resets them: a reused session failing either way gets
-           one fresh session before the file's result is decided. */
-        bool dropped = r.kind == StreamResult::Kind::Transport ||
-                       (r.kind == StreamResult::Kind::Reply && reply.status == ScanStatus::Unexpected);
-        if (dropped && reused && attempt == 0) {
+        if (retry_on_fresh_session(r, reply, reused, attempt)) {
             avc_log_debug("clamd at %s closed the session (%s); reconnecting", where.c_str(),
                           r.kind == StreamResult::Kind::Transport ? r.error.c_str()
                                                                   : reply.detail.c_str());
             session_.close();
             continue;
         }
-        bool healthy = r.kind == StreamResult::Kind::Reply && !r.session_spoiled &&
-                       (reply.status == ScanStatus::Clean || reply.status == ScanStatus::Infected ||
-                        reply.status == ScanStatus::Impossible);
-        if (!healthy)
+        if (!session_healthy(r, reply))
             session_.close(); /* after an error clamd may have dropped the session: don't guess */
-
-        switch (r.kind) {
-        case StreamResult::Kind::File:
-            avc_format(result, AVP_RESULT_SIZE, "cannot read %s: %s", filename, r.error.c_str());
-            return AVCHK_FAILED;
-        case StreamResult::Kind::Timeout:
-            if (r.while_uploading)
-                avc_format(result, AVP_RESULT_SIZE,
-                           "clamd at %s made no progress for ScanTimeout=%lld s while %s was "
-                           "being sent",
-                           where.c_str(), static_cast<long long>(config.scan_timeout.count()),
-                           filename);
-            else
-                avc_format(result, AVP_RESULT_SIZE,
-                           "clamd at %s did not answer within ScanTimeout=%lld s after %s was sent",
-                           where.c_str(), static_cast<long long>(config.scan_timeout.count()),
-                           filename);
-            return AVCHK_FAILED;
-        case StreamResult::Kind::Overlong:
-            avc_format(result, AVP_RESULT_SIZE,
-                       "bad reply from clamd at %s while scanning %s: %s (it began \"%s\")",
-                       where.c_str(), filename, r.error.c_str(),
-                       printable_excerpt(r.reply, 40).c_str());
-            return AVCHK_FAILED;
-        case StreamResult::Kind::Transport:
-            avc_format(result, AVP_RESULT_SIZE, "connection to clamd at %s failed while scanning %s: %s",
-                       where.c_str(), filename, r.error.c_str());
-            return AVCHK_FAILED;
-        case StreamResult::Kind::Reply:
-            break;
-        }
-        switch (reply.status) {
-        case ScanStatus::Clean:
-            return AVCHK_OK;
-        case ScanStatus::Infected:
-            avc_format(result, AVP_RESULT_SIZE, "%s", reply.detail.c_str());
-            avc_log_security("%s found in %s", reply.detail.c_str(), filename);
-            return AVCHK_VIRUS_FOUND;
-        case ScanStatus::OverLimit:
-            avc_format(result, AVP_RESULT_SIZE,
-                       "%s is larger than clamd's StreamMaxLength: not scanned (%s)", filename,
-                       reply.detail.c_str());
-            return AVCHK_IMPOSSIBLE;
-        case ScanStatus::Impossible:
-            avc_format(result, AVP_RESULT_SIZE, "%s cannot be scanned: %s", filename,
-                       reply.detail.c_str());
-            return AVCHK_IMPOSSIBLE;
-        case ScanStatus::Failed:
-            avc_format(result, AVP_RESULT_SIZE, "clamd could not scan %s: %s", filename,
-                       reply.detail.c_str());
-            return AVCHK_FAILED;
-        case ScanStatus::Unexpected:
-            break;
-        }
-        avc_format(result, AVP_RESULT_SIZE, "unexpected reply from clamd at %s while scanning %s: \"%s\"",
-                   where.c_str(), filename, reply.detail.c_str());
-        return AVCHK_FAILED;
+        return scan_outcome(config, where, r, reply, filename, result);
     }
 }
 

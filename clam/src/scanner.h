@@ -30,6 +30,7 @@ public:
     std::timed_mutex mutex;
 
 private:
+    bool connect_or_reuse(const Config &config, bool &reused, std::string &error);
     int scan_open_file(const Config &config, int fd, std::uint64_t size, const char *filename,
                        char *result);
 

@@ -26,6 +26,79 @@ void put_be32(char *p, std::uint32_t v)
     p[3] = static_cast<char>(v);
 }
 
+/*
+ * Reads up to `want` bytes of `fd` from `offset` into `out`; `got` falls short
+ * only at the end of the file. False with a sentence in `error` when a read fails.
+ */
+bool read_at(int fd, char *out, std::size_t want, std::uint64_t offset, std::size_t &got,
+             std::string &error)
+{
+    got = 0;
+    while (got < want) {
+        ssize_t n = ::pread(fd, out + got, want - got, static_cast<off_t>(offset + got));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            error = std::strerror(errno);
+            return false;
+        }
+        if (n == 0)
+            break; /* the file shrank while we read it: send what there is */
+        got += static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
+/*
+ * INSTREAM's upload as a Connection::Producer: the command, then `size` bytes
+ * of `fd` from offset 0 as chunks of at most `chunk` bytes, one per write,
+ * read into `buffer` so that memory does not depend on the file size.
+ */
+class InstreamUpload {
+public:
+    InstreamUpload(int fd, std::uint64_t size, std::size_t chunk, std::vector<char> &buffer)
+        : fd_(fd), size_(size), chunk_(chunk), buffer_(buffer)
+    {
+        /* Layout: [4-byte length][chunk bytes][4-byte zero end marker]. */
+        buffer.resize(4 + chunk + 4);
+    }
+
+    bool operator()(std::vector<asio::const_buffer> &out, bool &last, std::string &error)
+    {
+        if (first_)
+            out.push_back(asio::buffer(kInstream, sizeof kInstream));
+        first_ = false;
+        char *data = buffer_.data();
+        std::size_t want =
+            size_ - offset_ < chunk_ ? static_cast<std::size_t>(size_ - offset_) : chunk_;
+        std::size_t got = 0;
+        if (!read_at(fd_, data + 4, want, offset_, got, error))
+            return false;
+        offset_ += got;
+        last = got < want || offset_ >= size_;
+        std::size_t len = 0;
+        if (got > 0) {
+            put_be32(data, static_cast<std::uint32_t>(got));
+            len = 4 + got;
+        }
+        if (last) {
+            /* The end marker rides in the same write as the last chunk. */
+            put_be32(data + len, 0);
+            len += 4;
+        }
+        out.push_back(asio::buffer(data, len));
+        return true;
+    }
+
+private:
+    int fd_;
+    std::uint64_t size_;
+    std::size_t chunk_;
+    std::vector<char> &buffer_; /* the caller's, reused across scans */
+    std::uint64_t offset_ = 0;
+    bool first_ = true;
+};
+
 } // namespace
 
 bool Session::open(const Config &config, Clock::duration connect_timeout, std::string &error)
@@ -104,50 +177,18 @@ bool Session::version(Clock::duration timeout, ClamdVersion &out, std::string &e
 StreamResult Session::instream(int fd, std::uint64_t size, std::size_t chunk,
                                std::vector<char> &buffer, Clock::duration timeout)
 {
-    StreamResult result;
-    result.request_id = next_id_++;
-    /* Layout: [4-byte length][chunk bytes][4-byte zero end marker]. */
-    buffer.resize(4 + chunk + 4);
-    std::uint64_t offset = 0;
-    bool first = true;
-
-    auto next = [&](std::vector<asio::const_buffer> &out, bool &last, std::string &error) {
-        if (first)
-            out.push_back(asio::buffer(kInstream, sizeof kInstream));
-        first = false;
-        std::size_t want = size - offset < chunk ? static_cast<std::size_t>(size - offset) : chunk;
-        std::size_t got = 0;
-        while (got < want) {
-            ssize_t n = ::pread(fd, buffer.data() + 4 + got, want - got,
-                                static_cast<off_t>(offset + got));
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0) {
-                error = std::strerror(errno);
-                return false;
-            }
-            if (n == 0)
-                break; /* the file shrank while we read it: send what there is */
-            got += static_cast<std::size_t>(n);
-        }
-        offset += got;
-        last = got < want || offset >= size;
-        std::size_t len = 0;
-        if (got > 0) {
-            put_be32(buffer.data(), static_cast<std::uint32_t>(got));
-            len = 4 + got;
-        }
-        if (last) {
-            /* The end marker rides in the same write as the last chunk. */
-            put_be32(buffer.data() + len, 0);
-            len += 4;
-        }
-        out.push_back(asio::buffer(buffer.data(), len));
-        return true;
-    };
-
+    const std::uint32_t request_id = next_id_++;
     std::string file_error;
-    Connection::Exchange x = conn_.exchange(next, file_error, timeout);
+    Connection::Exchange x =
+        conn_.exchange(InstreamUpload(fd, size, chunk, buffer), file_error, timeout);
+    return stream_result(x, file_error, request_id);
+}
+
+StreamResult Session::stream_result(Connection::Exchange &x, const std::string &file_error,
+                                    std::uint32_t request_id)
+{
+    StreamResult result;
+    result.request_id = request_id;
     if (x.producer_failed) {
         result.kind = StreamResult::Kind::File;
         result.error = file_error;

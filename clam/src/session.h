@@ -58,6 +58,9 @@ public:
 private:
     bool command(const char *cmd, std::size_t len, Clock::duration timeout, std::string &reply,
                  std::string &error);
+    /* What an INSTREAM's exchange came to; closes the connection when the session is spoiled. */
+    StreamResult stream_result(Connection::Exchange &x, const std::string &file_error,
+                               std::uint32_t request_id);
 
     Connection conn_;
     std::uint32_t next_id_ = 1;

@@ -120,7 +120,7 @@ def check_reloads(ctx, report: Report, case: dict):
     again in one process, then exit(). A destructor or thread the plugin leaves behind
     crashes there; a descriptor it keeps grows with every round."""
     run = avhost.run(ctx.avhost, "scan", ctx.plugin, "--no-logs", "--reloads", RELOADS,
-                     case["path"], options=ctx.options)
+                     "--scan-timeout", ctx.scan_timeout, case["path"], options=ctx.options)
     code, records = run.returncode, run.records
     rounds = run.events("unload")
     bad = [f"{r['event']}: {v}" for r in records for v in (r.get("violations") or [])]

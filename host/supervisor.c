@@ -167,6 +167,33 @@ static void finish(request *q, int slot)
     }
 }
 
+/* Answers a request the plugin gave no code for (refused, crashed, hung, never
+   scanned): a scan record with code -1, its violation counted, the request done. */
+static void answer_without_code(request *q, const char *file, const char *verdict, int slot,
+                                const char *vir_info, const violations *v)
+{
+    rec r;
+    rec_begin(&r, "scan");
+    rec_int(&r, "id", q->id);
+    rec_bytes(&r, "file", file, strlen(file) > 8192 ? 8192 : strlen(file));
+    rec_int(&r, "code", -1);
+    rec_str(&r, "verdict", verdict);
+    rec_str(&r, "vir_info", vir_info);
+    if (v != NULL) {
+        rec_violations(&r, v);
+        g_violations += v->count;
+    }
+    if (g_quiet_results && v == NULL)
+        rec_free(&r);
+    else
+        emit(&r, q->client);
+    if (q->state == Q_WAITING) {
+        q->state = Q_SENT;
+        g_in_flight++;
+    }
+    finish(q, slot);
+}
+
 /* A path the plugin cannot be handed intact is refused, never cut short:
    the answer says why, and the real file is not silently skipped. */
 static request *add_scan(const char *path, int client)
@@ -180,19 +207,7 @@ static request *add_scan(const char *path, int client)
     q = add_request(why ? "" : path, client);
     if (q == NULL || why == NULL)
         return q;
-    {
-        rec r;
-        rec_begin(&r, "scan");
-        rec_int(&r, "id", q->id);
-        rec_bytes(&r, "file", path, strlen(path) > 200 ? 200 : strlen(path));
-        rec_int(&r, "code", -1);
-        rec_str(&r, "verdict", "NOT_SCANNED");
-        rec_str(&r, "vir_info", why);
-        emit(&r, client);
-        q->state = Q_SENT;
-        g_in_flight++;
-        finish(q, 8);
-    }
+    answer_without_code(q, path, "NOT_SCANNED", 8, why, NULL);
     return q;
 }
 
@@ -460,22 +475,12 @@ static void report_hung(void)
     request *q;
     for (q = g_reqs; q; q = q->next)
         if (q->hung && q->state != Q_DONE) {
-            rec r;
             violations v;
             v.count = 0;
             viol_add(&v, "plugin_thread_test_file did not return within %g s (--scan-timeout) "
                          "for %s; the plugin process was killed, as the product would",
                      g_settings.scan_timeout_s, q->path);
-            rec_begin(&r, "scan");
-            rec_int(&r, "id", q->id);
-            rec_str(&r, "file", q->path);
-            rec_int(&r, "code", -1);
-            rec_str(&r, "verdict", "HUNG");
-            rec_str(&r, "vir_info", NULL);
-            rec_violations(&r, &v);
-            emit(&r, q->client);
-            g_violations++;
-            finish(q, SLOT_HUNG);
+            answer_without_code(q, q->path, "HUNG", SLOT_HUNG, NULL, &v);
         }
 }
 
@@ -485,20 +490,10 @@ static void blame_crash(pid_t old, const char *how)
     request *q;
     for (q = g_reqs; q; q = q->next)
         if (q->state == Q_BEGUN) {
-            rec r;
             violations v;
             v.count = 0;
             viol_add(&v, "plugin %s while scanning %s", how, q->path);
-            rec_begin(&r, "scan");
-            rec_int(&r, "id", q->id);
-            rec_str(&r, "file", q->path);
-            rec_int(&r, "code", -1);
-            rec_str(&r, "verdict", "CRASHED");
-            rec_str(&r, "vir_info", NULL);
-            rec_violations(&r, &v);
-            emit(&r, q->client);
-            g_violations++;
-            finish(q, 7);
+            answer_without_code(q, q->path, "CRASHED", 7, NULL, &v);
             blamed++;
         }
     if (!blamed) {
@@ -710,20 +705,8 @@ static void report_unscanned(void)
     request *q;
     for (q = g_reqs; q; q = q->next)
         if (q->state != Q_DONE) {
-            rec r;
-            rec_begin(&r, "scan");
-            rec_int(&r, "id", q->id);
-            rec_str(&r, "file", q->path);
-            rec_int(&r, "code", -1);
-            rec_str(&r, "verdict", "NOT_SCANNED");
-            rec_str(&r, "vir_info", "the plugin could not be loaded or initialised");
-            if (!g_quiet_results)
-                emit(&r, q->client);
-            else
-                rec_free(&r);
-            q->state = Q_SENT;
-            g_in_flight++;
-            finish(q, 8);
+            answer_without_code(q, q->path, "NOT_SCANNED", 8,
+                                "the plugin could not be loaded or initialised", NULL);
         }
     prune();
 }

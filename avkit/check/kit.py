@@ -81,6 +81,16 @@ def check_scan(report: Report, case: dict, record: dict | None, engine: str, lab
     report.add(name, ok, detail)
 
 
+def close_report(report: Report, events: list[dict], code: int, label: str,
+                 restarts: int) -> Report:
+    """The end of a serve test: no violation anywhere, the exit status, the restarts."""
+    check_records(report, events, "contract")
+    summary = next((r for r in events if r["event"] == "summary"), {})
+    report.add(label, code == 0 and summary.get("restarts") == restarts,
+               f"exit {code}, restarts {summary.get('restarts')} ({restarts} requested)")
+    return report
+
+
 def check_records(report: Report, records: list[dict], label: str):
     """Every violation outside scan records fails the test, named by its event."""
     bad = [f"{r['event']}: {v}" for r in records if r.get("event") != "scan"
@@ -161,12 +171,7 @@ def test_waiting(ctx) -> Report:
         if a and b:
             report.add(f"same:   {c['name']}", a["verdict"] == b["verdict"]
                        and b["verdict"] != "ERROR", f"{a['verdict']} -> {b['verdict']}")
-    events = serve.records
-    check_records(report, events, "contract")
-    summary = next((r for r in events if r["event"] == "summary"), {})
-    report.add("no restart, clean exit", code == 0 and summary.get("restarts") == 0,
-               f"exit {code}, restarts {summary.get('restarts')}")
-    return report
+    return close_report(report, serve.records, code, "no restart, clean exit", restarts=0)
 
 
 def test_server(ctx) -> Report:
@@ -221,12 +226,7 @@ def test_server(ctx) -> Report:
         code = serve.close()
     finally:
         serve.kill()
-    events = serve.records
-    check_records(report, events, "contract")
-    summary = next((r for r in events if r["event"] == "summary"), {})
-    report.add("clean shutdown", code == 0 and summary.get("restarts") == 1,
-               f"exit {code}, restarts {summary.get('restarts')} (1 requested)")
-    return report
+    return close_report(report, serve.records, code, "clean shutdown", restarts=1)
 
 
 # ---------- CLI ----------

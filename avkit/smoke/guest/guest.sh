@@ -60,18 +60,8 @@ present() { # check path
     if [ -f "$2" ]; then say "$1" PASS "$2"; else say "$1" FAIL "$2 is missing"; fi
 }
 
-scan() { # check plugin file, options in $SCAN_OPTS: avhost scan PLUGIN FILE -o Name=Value...
-    id=$1; set -- "$2" "$3"
-    for opt in $SCAN_OPTS; do set -- "$@" -o "$opt"; done
-    $S/bin/avhost scan "$@" >"$OUT" 2>/tmp/avsmoke.err
-    rc=$?
-    each_line "$id" OUT 200 <"$OUT"
-    each_line "$id" ERR 20 </tmp/avsmoke.err
-    say "$id" SCAN "rc=$rc"
-}
-
-reload() { # check plugin file rounds, options in $SCAN_OPTS: the same scan in N load/unload rounds
-    id=$1; rounds=$4; set -- "$2" "$3" --reloads "$rounds"
+scan() { # check plugin file [avhost args...], options in $SCAN_OPTS: avhost scan PLUGIN FILE -o Name=Value...
+    id=$1; shift
     for opt in $SCAN_OPTS; do set -- "$@" -o "$opt"; done
     $S/bin/avhost scan "$@" >"$OUT" 2>/tmp/avsmoke.err
     rc=$?
@@ -118,7 +108,7 @@ while read -r step id a b c <&3; do
         install) install_pkg "$id" "$a" "$b" ;;
         present) present "$id" "$a" ;;
         scan) SCAN_OPTS=$c; scan "$id" "$a" "$b" ;;
-        reload) set -- $c; rounds=$1; shift; SCAN_OPTS="$*"; reload "$id" "$a" "$b" "$rounds" ;;
+        reload) set -- $c; rounds=$1; shift; SCAN_OPTS="$*"; scan "$id" "$a" "$b" --reloads "$rounds" ;;
         remove) remove_pkg "$id" "$a" "$b" ;;
         clean) left_over "$id" "$a" "$b" ;;
         *) say "$id" FAIL "unknown plan step $step" ;;

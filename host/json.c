@@ -47,6 +47,27 @@ static void puts_(rec *r, const char *s)
     put(r, s, strlen(s));
 }
 
+/* The length of the valid multi-byte UTF-8 sequence at s (2..4), or 0. */
+static size_t utf8_sequence(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t len, k;
+    if (u[0] >= 0xC2 && u[0] <= 0xDF)
+        len = 2;
+    else if (u[0] >= 0xE0 && u[0] <= 0xEF)
+        len = 3;
+    else if (u[0] >= 0xF0 && u[0] <= 0xF4)
+        len = 4;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    for (k = 1; k < len; k++)
+        if ((u[k] & 0xC0) != 0x80)
+            return 0;
+    return len;
+}
+
 static void put_escaped(rec *r, const char *s, size_t n)
 {
     size_t i;
@@ -54,8 +75,13 @@ static void put_escaped(rec *r, const char *s, size_t n)
     for (i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (r->pretty) {
+            /* For people: a UTF-8 file name shows as itself; control bytes stay escaped. */
+            size_t seq = utf8_sequence(s + i, n - i);
             if (c >= 0x20 && c < 0x7f) {
                 put(r, (const char *)&c, 1);
+            } else if (seq > 1) {
+                put(r, s + i, seq);
+                i += seq - 1;
             } else {
                 snprintf(tmp, sizeof tmp, "\\x%02X", c);
                 puts_(r, tmp);

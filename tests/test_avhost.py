@@ -394,3 +394,14 @@ def test_serve_socket_is_private_and_never_replaces_a_file(avhost, broken, tmp_p
         c.sendall(b"SHUTDOWN\n")
     assert p.wait(timeout=30) == 0
     assert not os.path.lexists(sock), "its own socket is removed at the end"
+
+
+def test_pretty_output_shows_utf8_names_as_themselves(avhost, broken, tmp_path):
+    name = tmp_path / "r\u00e9sum\u00e9-\u6587\u4ef6.com"
+    name.write_bytes(EICAR)
+    r = subprocess.run([str(avhost), "scan", str(broken("none")), str(name), "--pretty",
+                        "--no-logs"], capture_output=True, timeout=60)
+    (line,) = [x for x in r.stdout.split(b"\n") if x.startswith(b"scan")]
+    assert f'file="{name}"'.encode() in line
+    r = client.run(avhost, "scan", broken("none"), name, "--no-logs")  # JSON keeps \u00XX
+    assert client.raw_text(r.events("scan")[0]["file"]) == str(name)

@@ -9,6 +9,7 @@ stdout carries a command's result only (a report, JSON); progress goes to stderr
 """
 import argparse
 import importlib
+import signal
 import sys
 
 from avkit.commands import COMMANDS
@@ -30,6 +31,12 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    # SIGTERM (a CI timeout, nox stopping a session) unwinds like Ctrl-C: the jobs' `with`
+    # blocks stop their clamd and VMs and remove their temporary folders.
+    try:
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    except ValueError:
+        pass  # not the main thread (main() called in-process): leave signals alone
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -3,12 +3,12 @@ clamd) and the pytest files that exercise the plugins; any sanitizer report fail
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from avkit import paths
 from avkit.build import build
 from avkit.errors import UserError
+from avkit.workdir import Scratch
 
 
 def sanitizer_env(report_dir: Path) -> dict:
@@ -50,9 +50,9 @@ def kit_runs(asan: Path, env: dict) -> list:
     return failures
 
 
-def pytest_run(asan: Path, env: dict, tests) -> list:
-    """pytest with every dist folder the tests read pointed at the ASan build."""
-    root = Path(tempfile.mkdtemp(prefix="avkit-asan-dist-"))
+def pytest_run(asan: Path, env: dict, tests, root: Path) -> list:
+    """pytest with every dist folder the tests read pointed at the ASan build (links in
+    `root`, an empty folder)."""
     root.chmod(0o755)  # test_unreadable_file runs avhost as nobody
     for toolchain in ("zig", "gcc"):
         (root / paths.TOOLCHAINS[toolchain]).symlink_to(asan)
@@ -64,21 +64,29 @@ def pytest_run(asan: Path, env: dict, tests) -> list:
     return ["pytest"] if r.returncode != 0 else []
 
 
-def run_sanitize(skip_build=False, skip_kit=False, skip_tests=False, tests=()) -> int:
+def run_sanitize(skip_build=False, skip_kit=False, skip_tests=False, tests=(),
+                 keep=False) -> int:
     asan = paths.dist_dir("gcc", sanitize=True)
     if not skip_build:
         build("gcc", werror=True, sanitize=True)
     for name in ("avhost", "avir_clam.so", "avir_sample.so"):
         if not (asan / name).exists():
             raise UserError(f"{asan / name} is missing: python -m avkit build --toolchain gcc --sanitize")
-    report_dir = Path(tempfile.mkdtemp(prefix="avkit-sanitize-"))
-    env = sanitizer_env(report_dir)
-    failures = [] if skip_kit else kit_runs(asan, env)
-    if not skip_tests:
-        failures += pytest_run(asan, env, tests)
-    found = reports(report_dir)
-    for f in found:
-        print(f"--- sanitizer report {f}:\n{f.read_text(errors='replace')[:4000]}")
-    print(f"sanitize: {len(found)} sanitizer report(s) in {report_dir}; "
-          f"failures: {', '.join(failures) or 'none'}")
+    # reports/: the sanitizers' reports, kept when there are any; dist/: links for pytest.
+    with Scratch("avkit-sanitize-", keep=keep) as scratch:
+        scratch.path.chmod(0o755)  # test_unreadable_file runs avhost as nobody, through dist/
+        report_dir = scratch.path / "reports"
+        env = sanitizer_env(report_dir)
+        failures = [] if skip_kit else kit_runs(asan, env)
+        if not skip_tests:
+            (scratch.path / "dist").mkdir()
+            failures += pytest_run(asan, env, tests, scratch.path / "dist")
+        found = reports(report_dir)
+        for f in found:
+            print(f"--- sanitizer report {f}:\n{f.read_text(errors='replace')[:4000]}")
+        print(f"sanitize: {len(found)} sanitizer report(s); failures: "
+              f"{', '.join(failures) or 'none'}")
+        if found:
+            scratch.keep_because(f"the sanitizers reported {len(found)} problem(s): "
+                                 f"{report_dir}")
     return 1 if found or failures else 0

@@ -17,7 +17,7 @@ import pytest
 
 from avkit import prereqs
 from avkit.errors import UserError
-from avkit.smoke import corpus, mirror, plan, report, rootfs, vm
+from avkit.smoke import guest_files, mirror, plan, report, rootfs, vm
 from avkit import smoke
 
 CONNECT = plan.PRODUCTS["connect"]
@@ -146,7 +146,7 @@ def test_plan_covers_products_transports_and_cases():
     assert f"present deb/kerio-connect-avir-clam/path/connect/clam {CONNECT}/avir_clam.so" in steps
     assert (f"scan deb/kerio-connect-avir-clam/scan/connect/clam/unix/eicar "
             f"{CONNECT}/avir_clam.so {plan.CORPUS_DIR}/eicar.com "
-            f"LocalSocket={corpus.CLAMD_SOCKET} StartupTimeout=10") in steps
+            f"LocalSocket={guest_files.CLAMD_SOCKET} StartupTimeout=10") in steps
     assert "install deb/kerio-connect-avir-clam/install deb /smoke/pkgs/c.deb" in steps
     assert "remove rpm/kerio-control-avir-sample/remove rpm kerio-control-avir-sample" in steps
     clam_eicar = p.by_id()["deb/kerio-connect-avir-clam/scan/connect/clam/tcp/eicar"].expect

@@ -177,7 +177,7 @@ def measure_all(work: Path, threads, transports, reps, quick, plugins, clam, hos
     results = []
     with Clamd(work / "clamd", stream_max_length=16 * MiB, max_threads=8, max_queue=200) as clamd:
         version = clamd.version()
-        print(f"clamd {version}; files in {work / 'files'}", flush=True)
+        print(f"clamd {version}; files in {work / 'files'}", file=sys.stderr, flush=True)
         for transport in transports:
             options = clamd.plugin_options(transport=transport)
             for wname, files in loads.items():

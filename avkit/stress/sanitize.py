@@ -39,7 +39,7 @@ def kit_runs(asan: Path, env: dict) -> list:
         for test in ("scanning", "waiting", "server"):
             cmd = [py, "-m", "avkit", "kit", test, "--plugin", str(asan / plugin),
                    "--avhost", str(asan / "avhost"), "--data", str(data), *extra]
-            print("+ " + " ".join(cmd[2:]), flush=True)
+            print("+ " + " ".join(cmd[2:]), file=sys.stderr, flush=True)
             r = subprocess.run(cmd, env=env, cwd=paths.ROOT, capture_output=True, text=True,
                                timeout=1800)
             last = (r.stdout.strip().splitlines() or [""])[-1]
@@ -58,7 +58,7 @@ def pytest_run(asan: Path, env: dict, tests, root: Path) -> list:
         (root / paths.TOOLCHAINS[toolchain]).symlink_to(asan)
     (root / (paths.TOOLCHAINS["gcc"] + paths.SANITIZE_SUFFIX)).symlink_to(asan)
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests]
-    print("+ AVKIT_SANITIZED=1 " + " ".join(cmd[2:]), flush=True)
+    print("+ AVKIT_SANITIZED=1 " + " ".join(cmd[2:]), file=sys.stderr, flush=True)
     r = subprocess.run(cmd, env=dict(env, AVKIT_DIST_ROOT=str(root)), cwd=paths.ROOT,
                        timeout=3600)
     return ["pytest"] if r.returncode != 0 else []

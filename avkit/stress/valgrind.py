@@ -4,6 +4,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -40,7 +41,8 @@ def memcheck(work: Path, host: Path, plugin: Path, scans: int) -> bool:
                f"--log-file={log}",
                *avhost.command(host, "scan", plugin, "--repeat", per, "--no-logs", *files,
                                options=opts)]
-        print(f"+ valgrind ... avhost scan avir_clam.so x {per * len(files)} scans", flush=True)
+        print(f"+ valgrind ... avhost scan avir_clam.so x {per * len(files)} scans",
+              file=sys.stderr, flush=True)
         t = time.monotonic()
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
         took = time.monotonic() - t

@@ -22,6 +22,7 @@ COMMAND_PACKAGES = {
     "clamd": "clamav-daemon",
     "dpkg-deb": "dpkg",
     "rpm": "rpm",
+    "rpmbuild": "rpm",
     "lintian": "lintian",
     "rpmlint": "rpmlint",
     "qemu-system-i386": "qemu-system-x86",
@@ -50,7 +51,8 @@ _CLAMD = ("clamd",)                         # a private clamd for the ClamAV plu
 _KIT = (*_RUN, *_CLAMD, "zip")              # the kit's corpus has an encrypted zip
 _PACKAGE = (*_BUILD, "dpkg-deb", "createrepo_c", "git")
 _SMOKE = ("qemu-system-i386", "mkfs.ext4", "debootstrap", "chroot", "dpkg-deb", "rpm", "zip")
-_TESTS = (*_BUILD, *_GCC, *_KIT, *_PACKAGE, "rpm", "unzip", "setpriv", *_SMOKE)
+_TESTS = (*_BUILD, *_GCC, *_KIT, *_PACKAGE, "rpm", "rpmbuild", "lintian", "rpmlint", "unzip",
+          "setpriv", *_SMOKE)
 
 
 def _needs(*needs: str) -> tuple:

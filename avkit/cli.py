@@ -34,11 +34,14 @@ def main(argv=None) -> int:
     # SIGTERM (a CI timeout, nox stopping a session) unwinds like Ctrl-C: the jobs' `with`
     # blocks stop their clamd and VMs and remove their temporary folders.
     try:
-        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     except ValueError:
-        pass  # not the main thread (main() called in-process): leave signals alone
+        previous = None  # not the main thread (main() called in-process): signals as they are
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
         print(f"avkit {args.command}: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -2,6 +2,7 @@
 progress at least every 10 s from fuzz and soak, a bench chart that reads on its own."""
 import os
 import re
+import subprocess
 import sys
 import textwrap
 import threading
@@ -274,3 +275,28 @@ def test_machine_names_the_cpu():
     m = bench.machine()
     assert m["cpus"] == os.cpu_count() and m["cpu_model"]
 
+
+
+SIGTERMED_JOB = textwrap.dedent("""\
+    import os, signal, sys, threading, time
+    from avkit import cli
+    from avkit.commands import main_prereqs
+    from avkit.workdir import Scratch
+
+    def job(args):
+        with Scratch("avkit-sigterm-") as s:
+            print(s.path, flush=True)
+            threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
+            time.sleep(30)
+
+    main_prereqs.run = job
+    cli.main(["prereqs", "build-i386"])
+    """)
+
+
+def test_sigterm_unwinds_a_job_and_removes_its_folder(tmp_root):
+    r = subprocess.run([sys.executable, "-c", SIGTERMED_JOB], capture_output=True, text=True,
+                       cwd=paths.ROOT, env=dict(os.environ, TMPDIR=str(tmp_root)), timeout=20)
+    assert r.returncode == 143, r.stderr
+    folder = Path(r.stdout.strip())
+    assert folder.parent == tmp_root and not folder.exists()

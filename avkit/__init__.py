@@ -9,5 +9,5 @@ The package is split by concern; dependencies run one way, downwards:
     ship/       audit, packages, apt/yum repositories              -> (core)
     check/      the avhost client, a private clamd, the test kit   -> (core)
     build/      Conan, CMake, staging of dist/<target>/            -> (core)
-    core        facts, paths, prereqs, elf, errors                 -> nothing above
+    core        facts, paths, prereqs, elf, errors, workdir        -> nothing above
 """

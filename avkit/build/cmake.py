@@ -4,7 +4,7 @@ import tempfile
 from pathlib import Path
 
 from avkit import facts, paths
-from avkit.build.tools import run_tool
+from avkit.build.tools import log, run_tool
 
 
 def on_off(flag: bool) -> str:
@@ -24,6 +24,7 @@ def warm_zig_cache(env):
     """zig builds its libc++ once and caches it with the folder it was first built
     from in the debug info; building it first from "/" rather than from a random
     CMake try-compile folder keeps plugins byte-identical across machines."""
+    log("zig: building its libc++ for the cache (minutes the first time; a second after)")
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "warm.cpp"
         src.write_text("#include <string>\nstd::string warm() { return std::string(8, 'x'); }\n")

@@ -4,7 +4,7 @@ import shutil
 import subprocess
 
 from avkit import paths
-from avkit.build.tools import run_tool
+from avkit.build.tools import log, run_tool
 
 PROFILES = {"zig": "zig-i386", "gcc": "gcc-i386"}
 REMOTE = "kerio-local"
@@ -38,7 +38,7 @@ def install(toolchain, build_dir, env, update_lock):
     wanted = inputs_digest(toolchain)
     if not update_lock and stamp.exists() and stamp.read_text() == wanted \
             and (build_dir / "conan_toolchain.cmake").exists():
-        print("conan: inputs unchanged, reusing generated files")
+        log("conan: inputs unchanged, reusing generated files")
         return
     configure_remotes(env)
     profiles = ["-pr:h", paths.ROOT / "conan" / "profiles" / PROFILES[toolchain],

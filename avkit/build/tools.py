@@ -23,12 +23,21 @@ def environment() -> dict:
     return env
 
 
+def log(msg: str) -> None:
+    """Build progress goes to stderr: stdout stays free for a command's result (a
+    session that builds and then prints JSON gives JSON alone on stdout)."""
+    print(msg, file=sys.stderr, flush=True)
+
+
 def run_tool(cmd, env, **kw):
-    print("+ " + " ".join(str(c) for c in cmd), flush=True)
+    """Runs a pinned tool; its output goes to stderr (unless the caller redirects it)."""
+    log("+ " + " ".join(str(c) for c in cmd))
     exe = shutil.which(str(cmd[0]), path=env["PATH"])
     if exe is None:
         raise UserError(f"{cmd[0]} not found: run this through nox (./nox -s build-i386), "
                         f"which installs the pinned tools of ci/tools.txt")
+    if "stdout" not in kw and not kw.get("capture_output"):
+        kw["stdout"] = 2  # the file descriptor: also right when sys.stderr is replaced
     result = subprocess.run([exe, *(str(c) for c in cmd[1:])], env=env, cwd=paths.ROOT, **kw)
     if result.returncode != 0:
         raise UserError(f"{Path(str(cmd[0])).name} failed (exit {result.returncode}); see above")

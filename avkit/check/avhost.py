@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
 
-from avkit import paths, prereqs
+from avkit import paths, prereqs, workdir
 from avkit.errors import UserError
 
 
@@ -173,7 +173,7 @@ class SocketServe(Records):
 
     def __init__(self, host, plugin, *args, options: Optional[Mapping] = None,
                  start_timeout: float = 30):
-        self.dir = tempfile.mkdtemp(prefix="avkit-serve-")
+        self.dir = str(workdir.new_folder("avkit-serve-"))
         self.sock = os.path.join(self.dir, "avhost.sock")
         self.out = open(os.path.join(self.dir, "stdout.jsonl"), "w+b")
         self._final = None  # the records, kept once the folder is gone
@@ -239,15 +239,7 @@ class SocketServe(Records):
         if self._final is None:
             self._final = self.records
             self.out.close()
-        for name in ("avhost.sock", "stdout.jsonl"):
-            try:
-                os.unlink(os.path.join(self.dir, name))
-            except OSError:
-                pass
-        try:
-            os.rmdir(self.dir)
-        except OSError:
-            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def find(plugin: Path, explicit: Optional[str] = None) -> Path:

@@ -14,6 +14,9 @@ def register(subparsers):
     p.add_argument("--reps", type=int, default=3, help="repetitions per cell (3)")
     p.add_argument("--quick", action="store_true",
                    help="small workloads, 1 repetition, N = 1,2 (a smoke run, minutes less)")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the work folder (workloads, clamd's folder) in /tmp; it is "
+                        "removed at the end otherwise (on a failure, all but the workloads stay)")
     p.add_argument("--json", default=str(paths.BUILD / "bench" / "bench.json"))
     p.add_argument("--png", default=str(paths.BUILD / "bench" / "bench.png"))
     p.set_defaults(func=run)
@@ -21,4 +24,5 @@ def register(subparsers):
 
 def run(args) -> int:
     return run_bench([int(x) for x in args.threads.split(",")], args.transport.split(","),
-                     args.reps, args.quick, args.plugin, Path(args.json), Path(args.png))
+                     args.reps, args.quick, args.plugin, Path(args.json), Path(args.png),
+                     keep=args.keep)

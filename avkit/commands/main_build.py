@@ -1,4 +1,10 @@
-"""`avkit build`: the 32-bit plugins and avhost, staged in dist/<target>/."""
+"""`avkit build`: the 32-bit plugins and avhost, staged in dist/<target>/.
+
+Everything it prints (the tools' output, the summary) goes to stderr: stdout stays empty,
+so a session that builds and then prints JSON (`./nox -s audit -- --json`) gives JSON alone.
+"""
+import sys
+
 from avkit.build import PROFILES, build
 from avkit.errors import UserError
 
@@ -20,8 +26,8 @@ def run(args) -> int:
         raise UserError("--sanitize needs --toolchain gcc (zig's runtime has no i386 ASan)")
     out = build(args.toolchain, werror=args.werror, update_lock=args.update_lock,
                 sanitize=args.sanitize)
-    print(f"built into {out}/:")
+    print(f"built into {out}/:", file=sys.stderr)
     for f in sorted(out.iterdir()):
         if f.is_file():
-            print(f"  {f.name:24} {f.stat().st_size:>10,} bytes")
+            print(f"  {f.name:24} {f.stat().st_size:>10,} bytes", file=sys.stderr)
     return 0

@@ -9,6 +9,7 @@
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ DEFAULT_TIMEOUT = 300  # a full run takes about 30 s
 
 
 def log(msg: str) -> None:
-    print(f"smoke: {msg}", flush=True)
+    print(f"smoke: {msg}", file=sys.stderr, flush=True)  # progress; the table goes to stdout
 
 
 def stage(folder: Path, packages, avhost: Path, the_plan: planmod.Plan,
@@ -123,4 +124,4 @@ class Progress:
             self.done += 1
             print(f"  [{time.monotonic() - self.t0:6.1f} s] {self.done:3}/{self.total} "
                   f"{m['id']} {m['status'] if m['status'] != 'SCAN' else 'scanned'}",
-                  flush=True)
+                  file=sys.stderr, flush=True)

@@ -102,6 +102,17 @@ def ensure(mirror_uri: str = None, rebuild: bool = False, cache_dir: Path = None
     return rootfs
 
 
+def require_cached_or_root(mirror_uri: str = None, cache_dir: Path = None) -> None:
+    """Fails at once when the root filesystem would have to be built and cannot be (not
+    root): a check for before the slow steps that come ahead of the smoke test."""
+    if os.geteuid() == 0:
+        return
+    if mirror_uri is None:
+        mirror_uri, _ = mirror.find_mirror(SUITE)
+    if not Rootfs((cache_dir or CACHE_DIR) / f"rootfs-{cache_key(mirror_uri)}").complete():
+        require_root()
+
+
 def require_root():
     if os.geteuid() != 0:
         raise UserError("building the smoke test's root filesystem needs root (debootstrap, "

@@ -17,7 +17,7 @@ import os
 import socket
 import statistics
 import struct
-import tempfile
+import sys
 import threading
 import time
 from pathlib import Path
@@ -26,6 +26,7 @@ from avkit import paths
 from avkit.check import avhost
 from avkit.check.clamd import Clamd
 from avkit.errors import UserError
+from avkit.workdir import Scratch
 
 KiB, MiB = 1024, 1024 * 1024
 CHUNK = 64 * KiB
@@ -170,21 +171,13 @@ def measure_cell(clamd, transport, wname, files, n, plugins, clam, host, options
     return cell
 
 
-def run_bench(threads: list[int], transports: list[str], reps: int, quick: bool,
-              extra_plugins: list[str], json_path: Path, png_path: Path) -> int:
-    if quick:
-        threads, reps = [t for t in threads if t <= 2] or [1], 1
-    clam = paths.dist_dir("zig") / "avir_clam.so"
-    plugins = [clam, *[Path(p).resolve() for p in extra_plugins]]
-    for p in plugins:
-        if not p.exists():
-            raise UserError(f"{p} not found: build it (python -m avkit build) or fix --plugin")
-    host = paths.dist_dir("zig") / "avhost"
-    work = Path(tempfile.mkdtemp(prefix="avkit-bench-"))
+def measure_all(work: Path, threads, transports, reps, quick, plugins, clam, host):
+    """Every cell, in a work folder: (cells, clamd's version)."""
     loads = workloads(work / "files", quick)
     results = []
     with Clamd(work / "clamd", stream_max_length=16 * MiB, max_threads=8, max_queue=200) as clamd:
-        print(f"clamd {clamd.version()}; files in {work / 'files'}", flush=True)
+        version = clamd.version()
+        print(f"clamd {version}; files in {work / 'files'}", file=sys.stderr, flush=True)
         for transport in transports:
             options = clamd.plugin_options(transport=transport)
             for wname, files in loads.items():
@@ -193,12 +186,32 @@ def run_bench(threads: list[int], transports: list[str], reps: int, quick: bool,
                                         options, reps)
                     results.append(cell)
                     _print_cell(cell)
+    return results, version
+
+
+def run_bench(threads: list[int], transports: list[str], reps: int, quick: bool,
+              extra_plugins: list[str], json_path: Path, png_path: Path,
+              keep: bool = False) -> int:
+    if quick:
+        threads, reps = [t for t in threads if t <= 2] or [1], 1
+    clam = paths.dist_dir("zig") / "avir_clam.so"
+    plugins = [clam, *[Path(p).resolve() for p in extra_plugins]]
+    for p in plugins:
+        if not p.exists():
+            raise UserError(f"{p} not found: build it (python -m avkit build) or fix --plugin")
+    host = paths.dist_dir("zig") / "avhost"
+    # The work folder (the workloads, about 400 MB, and clamd's folder) goes at the end;
+    # on a failure clamd's folder stays for its log, the workloads go anyway.
+    with Scratch("avkit-bench-", keep=keep, drop_when_kept=["files"]) as scratch:
+        results, clamd_version = measure_all(scratch.path, threads, transports, reps, quick,
+                                             plugins, clam, host)
+    meta = {**machine(), "clamd": clamd_version, "reps": reps, "quick": quick, "chunk": CHUNK}
     out = {"reps": reps, "quick": quick, "chunk": CHUNK, "clamd_threads": 8,
-           "cells": results, "machine": {"cpus": os.cpu_count()}}
+           "clamd": clamd_version, "cells": results, "machine": machine()}
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(out, indent=1, default=str))
     print(f"JSON: {json_path}")
-    _chart(results, png_path)
+    _chart(results, png_path, meta)
     below = [(c["transport"], c["workload"], c["threads"], name, round(s["ratio"], 3))
              for c in results for name, s in c["summary"].items()
              if name != "raw clamd" and s["ratio"] is not None and s["ratio"] < 0.95]
@@ -225,40 +238,90 @@ def _print_cell(cell):
               f"{s['ratio']:6.3f} {_fmt(s['peak_rss_kb']):>14} {_fmt(s['open_fds']):>5}", flush=True)
 
 
-def _chart(results, png: Path):
+def machine() -> dict:
+    """What the numbers were measured on: cores and the CPU model (from /proc/cpuinfo)."""
+    model = None
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("no PNG: matplotlib is not installed (pip install matplotlib)")
-        return
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                model = " ".join(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpu_model": model or "unknown CPU"}
+
+
+WORKLOAD_TITLES = {"4KiB": "4 KiB files", "8MiB": "8 MiB files", "mix": "mixed files"}
+TRANSPORT_TITLES = {"tcp": "TCP (127.0.0.1)", "unix": "UNIX socket"}
+
+
+def _metric(workload: str):
+    return ("mb_per_s", "MB/s") if workload == "8MiB" else ("files_per_s", "files/s")
+
+
+def chart_figure(results, meta: dict):
+    """The chart as a matplotlib Figure, readable on its own: a title, the machine and
+    clamd, one shared legend, and a caption that says what N and the error bars are."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     transports = sorted({c["transport"] for c in results})
     wl = list(dict.fromkeys(c["workload"] for c in results))
-    fig, axes = plt.subplots(len(transports), len(wl), figsize=(4 * len(wl), 3.2 * len(transports)),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(transports), len(wl), squeeze=False, layout="constrained",
+                             figsize=(4.2 * len(wl), 3.0 * len(transports) + 1.9))
+    handles = {}
     for i, t in enumerate(transports):
         for j, w in enumerate(wl):
             ax = axes[i][j]
+            key, unit = _metric(w)
             cells = [c for c in results if c["transport"] == t and c["workload"] == w]
             names = list(cells[0]["summary"]) if cells else []
             width = 0.8 / max(1, len(names))
+            xs = [c["threads"] for c in cells]
             for k, name in enumerate(names):
-                xs = [c["threads"] for c in cells]
                 pos = [x_i + k * width for x_i in range(len(xs))]
-                med = [c["summary"][name]["mb_per_s" if w == "8MiB" else "files_per_s"][0] for c in cells]
-                lo = [m - c["summary"][name]["mb_per_s" if w == "8MiB" else "files_per_s"][1]
-                      for m, c in zip(med, cells)]
-                hi = [c["summary"][name]["mb_per_s" if w == "8MiB" else "files_per_s"][2] - m
-                      for m, c in zip(med, cells)]
-                ax.bar(pos, med, width, yerr=[lo, hi], label=Path(name).name, capsize=2)
-                ax.set_xticks([x_i + width * (len(names) - 1) / 2 for x_i in range(len(xs))])
-                ax.set_xticklabels([f"N={x}" for x in xs])
-            ax.set_title(f"{w} over {t}")
-            ax.set_ylabel("MB/s" if w == "8MiB" else "files/s")
-            if i == 0 and j == 0:
-                ax.legend(fontsize=7)
-    fig.tight_layout()
+                med = [c["summary"][name][key][0] for c in cells]
+                lo = [m - c["summary"][name][key][1] for m, c in zip(med, cells)]
+                hi = [c["summary"][name][key][2] - m for m, c in zip(med, cells)]
+                spread = [lo, hi] if any(lo) or any(hi) else None  # none with one rep
+                bars = ax.bar(pos, med, width, yerr=spread, capsize=3,
+                              label=Path(name).name, color=f"C{k}")
+                handles.setdefault(Path(name).name, bars)
+            ax.set_xticks([x_i + width * (len(names) - 1) / 2 for x_i in range(len(xs))])
+            ax.set_xticklabels([f"N={x}" for x in xs])
+            files = cells[0]["files"] if cells else 0
+            ax.set_title(f"{WORKLOAD_TITLES.get(w, w)} ({files:,}) over "
+                         f"{TRANSPORT_TITLES.get(t, t)}", fontsize=9)
+            ax.set_ylabel(f"{unit} (higher is better)", fontsize=8)
+            ax.tick_params(labelsize=8)
+            ax.grid(axis="y", alpha=0.3)
+    reps = meta.get("reps", 1)
+    # The title heads the shared legend: constrained layout puts the two in one box
+    # above the panels (a suptitle and an outside legend would overlap).
+    title = ("avir_clam.so (through avhost) against raw clamd: throughput\n"
+             f"{meta.get('cpus')} cores, {meta.get('cpu_model')}; clamd "
+             f"{meta.get('clamd', '?')}; {meta.get('chunk', CHUNK) // KiB} KiB chunks"
+             + ("; quick run" if meta.get("quick") else ""))
+    fig.legend(list(handles.values()), list(handles), loc="outside upper center",
+               ncols=len(handles), fontsize=9, frameon=False, title=title, title_fontsize=10)
+    spread = (f"error bars: min..max over the {reps} repetitions" if reps > 1 else
+              "one repetition, so no error bars")
+    fig.supxlabel(f"N: concurrent scans (avhost worker threads; raw clamd: client threads, "
+                  f"one IDSESSION each). Bars: median of {reps} repetition"
+                  f"{'s' if reps > 1 else ''}; {spread}.\n"
+                  "Raw clamd is a minimal client with persistent sessions and the same chunk "
+                  "size: the upper bound for any plugin.", fontsize=7.5)
+    return fig
+
+
+def _chart(results, png: Path, meta: dict):
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("no PNG: matplotlib is not installed (pip install matplotlib)", file=sys.stderr)
+        return
+    fig = chart_figure(results, meta)
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=110)
     print(f"PNG: {png}")

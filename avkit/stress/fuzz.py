@@ -3,11 +3,19 @@
 Each target of fuzz/*_fuzz.{c,cpp} runs from its seed corpus fuzz/corpus/<target>/; new
 inputs go to the build folder, not the source tree. Needs Debian's clang-14 and
 libclang-rt-14-dev (libFuzzer's i386 runtime).
+
+libFuzzer's output is read as it comes (and kept in build/fuzz/<target>/fuzz.log): every
+10 s a line on stderr says how far the target is (executions, corpus size, coverage).
+libFuzzer reports its execution count only now and then (at powers of two, and on new
+coverage), so between two of its reports the count is estimated from its last rate ("~").
 """
 import json
 import re
 import shutil
 import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 from avkit import paths
@@ -61,6 +69,126 @@ def build_fuzzer(target: str, out: Path) -> Path:
     return exe
 
 
+PROGRESS_EVERY = 10.0  # seconds between two progress lines
+_STATUS = re.compile(r"^#(\d+)\s+(\w+)\s*(.*)$")
+_FIELDS = re.compile(r"\b(cov|ft|corp|exec/s|rss): (\S+)")
+
+
+def parse_status(line: str):
+    """libFuzzer's status line ("#4096\tpulse  cov: 91 ft: 180 corp: 30/1022b exec/s: 2048
+    rss: 31Mb") as a dict: execs, event, cov, corp_units, exec_per_s; None for other lines."""
+    m = _STATUS.match(line.strip())
+    if not m:
+        return None
+    fields = dict(_FIELDS.findall(m.group(3)))
+    out = {"execs": int(m.group(1)), "event": m.group(2)}
+    if "cov" in fields:
+        out["cov"] = int(fields["cov"])
+    if "corp" in fields:
+        out["corp_units"] = int(fields["corp"].split("/")[0])
+    if "exec/s" in fields:
+        out["exec_per_s"] = int(fields["exec/s"])
+    return out
+
+
+class Progress:
+    """The last status of each libFuzzer process (one, or one per job), and the line
+    that sums them up."""
+
+    def __init__(self, target: str, seconds: int, corpus: Path):
+        self.target, self.seconds, self.corpus = target, seconds, corpus
+        self.lock = threading.Lock()
+        self.last = {}  # source -> (status, when)
+
+    def feed(self, line: str, source: str = "main") -> None:
+        status = parse_status(line)
+        if status:
+            with self.lock:
+                self.last[source] = (status, time.monotonic())
+
+    def line(self, elapsed: float) -> str:
+        now = time.monotonic()
+        with self.lock:
+            last = list(self.last.values())
+        execs, rate, estimated, cov, units = 0, 0, False, None, None
+        for status, when in last:
+            per_s = status.get("exec_per_s", 0)
+            extra = int(per_s * (now - when)) if status["event"] != "DONE" else 0
+            execs += status["execs"] + extra
+            estimated |= extra > 0
+            rate += per_s
+            cov = max(cov or 0, status.get("cov", 0))
+            if "corp_units" in status:
+                units = (units or 0) + status["corp_units"]
+        try:
+            files = sum(1 for _ in self.corpus.iterdir())
+        except OSError:
+            files = 0
+        counted = f"{'~' if estimated else ''}{execs:,} executions" if last else "starting"
+        return (f"fuzz {self.target}: {elapsed:.0f}/{self.seconds} s, {counted}"
+                + (f" ({rate:,}/s)" if rate else "")
+                + (f", corpus {units:,} inputs" if units is not None else ", corpus")
+                + f" ({files:,} new files)"
+                + (f", coverage {cov:,} edges" if cov is not None else ""))
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_target(cmd: list, cwd: Path, progress: Progress, log_file: Path, timeout: float,
+               every: float = PROGRESS_EVERY) -> tuple:
+    """Runs one libFuzzer command, reading its output as it comes and printing a progress
+    line every `every` seconds; (exit code, the whole output). With -jobs, libFuzzer's
+    workers write fuzz-<n>.log in cwd: those are followed as well."""
+    started = time.monotonic()
+    with open(log_file, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, errors="replace")
+
+        def pump():
+            for line in proc.stdout:
+                out.write(line)
+                progress.feed(line)
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        offsets = {}
+        next_line = started + every
+        while True:
+            try:
+                proc.wait(timeout=min(1.0, max(0.05, next_line - time.monotonic())))
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            _follow_job_logs(cwd, offsets, progress)
+            now = time.monotonic()
+            if now - started > timeout:
+                proc.kill()
+                proc.wait()
+                log(f"fuzz {progress.target}: killed after {timeout:.0f} s")
+                break
+            if now >= next_line:
+                log(progress.line(now - started))
+                next_line = now + every
+        reader.join(timeout=10)
+    _follow_job_logs(cwd, offsets, progress)
+    return proc.returncode, log_file.read_text(errors="replace")
+
+
+def _follow_job_logs(cwd: Path, offsets: dict, progress: Progress) -> None:
+    for f in sorted(Path(cwd).glob("fuzz-*.log")):
+        try:
+            with open(f, errors="replace") as fh:
+                fh.seek(offsets.get(f.name, 0))
+                text = fh.read()
+                offsets[f.name] = fh.tell()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            progress.feed(line, source=f.name)
+
+
 def run_fuzz(seconds: int, targets: list = None, jobs: int = 1, json_path: str = None) -> int:
     targets = targets or sorted(FUZZ_TARGETS)
     work = paths.BUILD / "fuzz"
@@ -77,21 +205,26 @@ def run_fuzz(seconds: int, targets: list = None, jobs: int = 1, json_path: str =
                f"-artifact_prefix={artifacts}/"]
         if jobs > 1:
             cmd += [f"-jobs={jobs}", f"-workers={jobs}"]
-        print(f"fuzz {target}: {seconds} s", flush=True)
-        r = subprocess.run(cmd, capture_output=True, text=True, cwd=work / target,
-                           timeout=seconds * 2 + 120)
-        log = r.stdout + r.stderr
+        for old in (work / target).glob("fuzz-*.log"):
+            old.unlink()  # a previous run's job logs would be counted again
+        log(f"fuzz {target}: {seconds} s (a progress line every {PROGRESS_EVERY:.0f} s; "
+            f"libFuzzer's output in {work / target / 'fuzz.log'})")
+        progress = Progress(target, seconds, found)
+        code, output = run_target(cmd, work / target, progress, work / target / "fuzz.log",
+                                  timeout=seconds * 2 + 120)
         if jobs > 1:
             for f in sorted((work / target).glob("fuzz-*.log")):
-                log += f.read_text(errors="replace")
-        execs = sum(int(m) for m in re.findall(r"stat::number_of_executed_units:\s*(\d+)", log))
+                output += f.read_text(errors="replace")
+        execs = sum(int(m) for m in re.findall(r"stat::number_of_executed_units:\s*(\d+)",
+                                               output))
         crashes = sorted(p.name for p in artifacts.iterdir())
-        summary[target] = {"seconds": seconds, "executions": execs, "exit": r.returncode,
+        summary[target] = {"seconds": seconds, "executions": execs, "exit": code,
                            "crashes": crashes, "corpus_files": len(list(found.iterdir()))}
-        print(f"  executions {execs:,}, corpus {summary[target]['corpus_files']} files, "
-              f"exit {r.returncode}, crashes {len(crashes)} {crashes or ''}")
-        if r.returncode != 0 and not crashes:
-            print(log[-3000:])
+        print(f"fuzz {target}: {execs:,} executions in {seconds} s, corpus "
+              f"{summary[target]['corpus_files']} files, exit {code}, crashes {len(crashes)} "
+              f"{crashes or ''}".rstrip(), flush=True)
+        if code != 0:
+            print(output[-3000:])  # libFuzzer's report: the sanitizer's stack, the input
     if json_path:
         Path(json_path).write_text(json.dumps(summary, indent=2))
     bad = [t for t, s in summary.items() if s["crashes"] or s["exit"] != 0]

@@ -3,12 +3,12 @@ clamd) and the pytest files that exercise the plugins; any sanitizer report fail
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from avkit import paths
 from avkit.build import build
 from avkit.errors import UserError
+from avkit.workdir import Scratch
 
 
 def sanitizer_env(report_dir: Path) -> dict:
@@ -39,7 +39,7 @@ def kit_runs(asan: Path, env: dict) -> list:
         for test in ("scanning", "waiting", "server"):
             cmd = [py, "-m", "avkit", "kit", test, "--plugin", str(asan / plugin),
                    "--avhost", str(asan / "avhost"), "--data", str(data), *extra]
-            print("+ " + " ".join(cmd[2:]), flush=True)
+            print("+ " + " ".join(cmd[2:]), file=sys.stderr, flush=True)
             r = subprocess.run(cmd, env=env, cwd=paths.ROOT, capture_output=True, text=True,
                                timeout=1800)
             last = (r.stdout.strip().splitlines() or [""])[-1]
@@ -50,35 +50,43 @@ def kit_runs(asan: Path, env: dict) -> list:
     return failures
 
 
-def pytest_run(asan: Path, env: dict, tests) -> list:
-    """pytest with every dist folder the tests read pointed at the ASan build."""
-    root = Path(tempfile.mkdtemp(prefix="avkit-asan-dist-"))
+def pytest_run(asan: Path, env: dict, tests, root: Path) -> list:
+    """pytest with every dist folder the tests read pointed at the ASan build (links in
+    `root`, an empty folder)."""
     root.chmod(0o755)  # test_unreadable_file runs avhost as nobody
     for toolchain in ("zig", "gcc"):
         (root / paths.TOOLCHAINS[toolchain]).symlink_to(asan)
     (root / (paths.TOOLCHAINS["gcc"] + paths.SANITIZE_SUFFIX)).symlink_to(asan)
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests]
-    print("+ AVKIT_SANITIZED=1 " + " ".join(cmd[2:]), flush=True)
+    print("+ AVKIT_SANITIZED=1 " + " ".join(cmd[2:]), file=sys.stderr, flush=True)
     r = subprocess.run(cmd, env=dict(env, AVKIT_DIST_ROOT=str(root)), cwd=paths.ROOT,
                        timeout=3600)
     return ["pytest"] if r.returncode != 0 else []
 
 
-def run_sanitize(skip_build=False, skip_kit=False, skip_tests=False, tests=()) -> int:
+def run_sanitize(skip_build=False, skip_kit=False, skip_tests=False, tests=(),
+                 keep=False) -> int:
     asan = paths.dist_dir("gcc", sanitize=True)
     if not skip_build:
         build("gcc", werror=True, sanitize=True)
     for name in ("avhost", "avir_clam.so", "avir_sample.so"):
         if not (asan / name).exists():
             raise UserError(f"{asan / name} is missing: python -m avkit build --toolchain gcc --sanitize")
-    report_dir = Path(tempfile.mkdtemp(prefix="avkit-sanitize-"))
-    env = sanitizer_env(report_dir)
-    failures = [] if skip_kit else kit_runs(asan, env)
-    if not skip_tests:
-        failures += pytest_run(asan, env, tests)
-    found = reports(report_dir)
-    for f in found:
-        print(f"--- sanitizer report {f}:\n{f.read_text(errors='replace')[:4000]}")
-    print(f"sanitize: {len(found)} sanitizer report(s) in {report_dir}; "
-          f"failures: {', '.join(failures) or 'none'}")
+    # reports/: the sanitizers' reports, kept when there are any; dist/: links for pytest.
+    with Scratch("avkit-sanitize-", keep=keep) as scratch:
+        scratch.path.chmod(0o755)  # test_unreadable_file runs avhost as nobody, through dist/
+        report_dir = scratch.path / "reports"
+        env = sanitizer_env(report_dir)
+        failures = [] if skip_kit else kit_runs(asan, env)
+        if not skip_tests:
+            (scratch.path / "dist").mkdir()
+            failures += pytest_run(asan, env, tests, scratch.path / "dist")
+        found = reports(report_dir)
+        for f in found:
+            print(f"--- sanitizer report {f}:\n{f.read_text(errors='replace')[:4000]}")
+        print(f"sanitize: {len(found)} sanitizer report(s); failures: "
+              f"{', '.join(failures) or 'none'}")
+        if found:
+            scratch.keep_because(f"the sanitizers reported {len(found)} problem(s): "
+                                 f"{report_dir}")
     return 1 if found or failures else 0

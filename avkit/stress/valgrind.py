@@ -4,7 +4,7 @@ import json
 import re
 import shutil
 import subprocess
-import tempfile
+import sys
 import time
 from pathlib import Path
 
@@ -13,14 +13,24 @@ from avkit.check import avhost
 from avkit.check.clamd import Clamd
 from avkit.errors import UserError
 from avkit.stress.workload import mixed_files
+from avkit.workdir import Scratch
 
 
-def run_valgrind(scans: int = 1000, toolchain: str = "gcc") -> int:
+def run_valgrind(scans: int = 1000, toolchain: str = "gcc", keep: bool = False) -> int:
     if not shutil.which("valgrind"):
         raise UserError("valgrind not found: apt-get install valgrind")
     dist = paths.dist_dir(toolchain)
     host, plugin = dist / "avhost", dist / "avir_clam.so"
-    work = Path(tempfile.mkdtemp(prefix="avkit-valgrind-"))
+    # memcheck's logs, the files and clamd's folder: removed, or kept when memcheck complains.
+    with Scratch("avkit-valgrind-", keep=keep) as scratch:
+        bad = memcheck(scratch.path, host, plugin, scans)
+        if bad:
+            scratch.keep_because("memcheck found errors or leaks (memcheck.*.log)")
+    return 1 if bad else 0
+
+
+def memcheck(work: Path, host: Path, plugin: Path, scans: int) -> bool:
+    """The run in a work folder; True when memcheck found something."""
     files = mixed_files(work / "files", count=10)
     per = max(1, scans // len(files))
     with Clamd(work / "clamd") as clamd:
@@ -31,7 +41,8 @@ def run_valgrind(scans: int = 1000, toolchain: str = "gcc") -> int:
                f"--log-file={log}",
                *avhost.command(host, "scan", plugin, "--repeat", per, "--no-logs", *files,
                                options=opts)]
-        print(f"+ valgrind ... avhost scan avir_clam.so x {per * len(files)} scans", flush=True)
+        print(f"+ valgrind ... avhost scan avir_clam.so x {per * len(files)} scans",
+              file=sys.stderr, flush=True)
         t = time.monotonic()
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
         took = time.monotonic() - t
@@ -53,4 +64,4 @@ def run_valgrind(scans: int = 1000, toolchain: str = "gcc") -> int:
     print(json.dumps(result, indent=2))
     print(f"valgrind: {scans} scans, summary {summary.get('exit')}, "
           f"{'FAILED' if bad else '0 bytes definitely lost, 0 errors'}")
-    return 1 if bad else 0
+    return bad

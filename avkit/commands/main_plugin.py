@@ -1,4 +1,5 @@
 """`avkit plugin DIR`: build a plugin author's own folder as the release builds its plugins."""
+import sys
 from pathlib import Path
 
 from avkit.build.plugin import TOOLCHAIN_FILES, build_plugin
@@ -16,7 +17,7 @@ def register(subparsers):
 
 def run(args) -> int:
     out = build_plugin(args.source, args.toolchain, args.werror)
-    print(f"built into {out}/:")
+    print(f"built into {out}/:", file=sys.stderr)
     for f in sorted(out.glob("avir_*.so")):
-        print(f"  {f.name}  (debug info: {out / 'debug'}/.build-id/...)")
+        print(f"  {f.name}  (debug info: {out / 'debug'}/.build-id/...)", file=sys.stderr)
     return 0

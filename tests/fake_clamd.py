@@ -22,9 +22,14 @@ INSTREAM as `mode` says:
     "drop_after"  answers OK, then closes the session (like a clamd restart)
     "old"         answers VERSION as ClamAV 0.94.2 (too old for the plugin)
 
+plugin_init's AlertEncrypted probe (an INSTREAM after VERSION on the same
+connection) is answered in every mode as a clamd with AlertEncrypted yes
+answers it, and counted apart: `instreams` counts only the scans.
+
     with FakeClamd("stall") as fake:
         fake.plugin_options(ScanTimeout=5)   # options for avhost -o
         fake.instreams                        # INSTREAM commands received so far
+        fake.probes                           # plugin_init's AlertEncrypted probes
         fake.connections                      # connections accepted so far
 """
 import itertools
@@ -42,6 +47,7 @@ class FakeClamd:
     def __init__(self, mode: str = "ok"):
         self.mode = mode
         self.instreams = 0
+        self.probes = 0
         self.connections = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -142,6 +148,7 @@ class FakeClamd:
     def _client(self, conn):
         buf = [b""]
         session = False
+        saw_version = False
         request = 0
         try:
             with conn:
@@ -165,8 +172,15 @@ class FakeClamd:
                         self._stop.wait()
                         return
                     elif cmd == b"zVERSION":
+                        saw_version = True
                         version = b"0.94.2" if self.mode == "old" else b"1.4.3"
                         conn.sendall(prefix + b"ClamAV " + version + b"/27000/fake\0")
+                    elif cmd == b"zINSTREAM" and saw_version:
+                        saw_version = False  # plugin_init's probe
+                        FakeClamd._read_stream(self, conn, buf)
+                        with self._lock:
+                            self.probes += 1
+                        conn.sendall(prefix + b"stream: Heuristics.Encrypted.Zip FOUND\0")
                     elif cmd == b"zINSTREAM" and self.mode == "slow_reader":
                         self._read_stream(conn, buf, self._throttled_recv(conn))
                         with self._lock:

@@ -1,42 +1,72 @@
-"""Unit tests of avir_clam's clamd reply parser (clam/src/reply_parser.cpp).
+"""Unit tests of avir_clam's pure parts: the clamd reply parser
+(clam/src/reply_parser.cpp) and clamd discovery with the diagnosis of failed
+socket connections (clam/src/discovery.cpp).
 
-The parser is a pure function, so its C++ tests (clam/tests/reply_parser_test.cpp)
-are compiled for this machine with the host's g++ and run here, under
-AddressSanitizer and UBSan when the compiler has them.
+Their C++ tests (clam/tests/*_test.cpp) are compiled for this machine with the
+host's g++ and run here, under AddressSanitizer and UBSan when the compiler has
+them. The encrypted zip built into the plugin is checked here too.
 """
+import io
+import re
 import shutil
 import subprocess
+import zipfile
 
 import pytest
 
 from avkit import paths
 
-SOURCES = [paths.ROOT / "clam" / "tests" / "reply_parser_test.cpp",
-           paths.ROOT / "clam" / "src" / "reply_parser.cpp"]
+CLAM = paths.ROOT / "clam"
+SOURCES = [CLAM / "tests" / "reply_parser_test.cpp", CLAM / "src" / "reply_parser.cpp"]
+DISCOVERY_SOURCES = [CLAM / "tests" / "discovery_test.cpp", CLAM / "src" / "discovery.cpp"]
 
 
-def _compile(out, sanitize):
+def _compile(out, sanitize, sources=SOURCES):
     cxx = shutil.which("g++") or shutil.which("c++")
     if cxx is None:
         pytest.fail("no host C++ compiler (g++): apt-get install g++")
     cmd = [cxx, "-std=c++17", "-Wall", "-Wextra", "-Werror", "-g", "-o", str(out),
-           *map(str, SOURCES)]
+           *map(str, sources)]
     if sanitize:
         cmd[1:1] = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
     return subprocess.run(cmd, capture_output=True, text=True)
 
 
+def _build(out, sources):
+    result = _compile(out, True, sources)
+    if result.returncode != 0 and "sanitize" in result.stderr:
+        result = _compile(out, False, sources)  # a compiler without the sanitizer runtimes
+    assert result.returncode == 0, f"compiling {sources[0].name} failed:\n{result.stderr}"
+    return out
+
+
 @pytest.fixture(scope="module")
 def parser_test(tmp_path_factory):
-    out = tmp_path_factory.mktemp("parser") / "reply_parser_test"
-    result = _compile(out, sanitize=True)
-    if result.returncode != 0 and "sanitize" in result.stderr:
-        result = _compile(out, sanitize=False)  # a compiler without the sanitizer runtimes
-    assert result.returncode == 0, f"compiling the parser tests failed:\n{result.stderr}"
-    return out
+    return _build(tmp_path_factory.mktemp("parser") / "reply_parser_test", SOURCES)
 
 
 def test_reply_parser_unit_tests(parser_test):
     result = subprocess.run([str(parser_test)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert " 0 failures" in result.stdout
+
+
+def test_discovery_unit_tests(tmp_path):
+    program = _build(tmp_path / "discovery_test", DISCOVERY_SOURCES)
+    result = subprocess.run([str(program)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " 0 failures" in result.stdout
+
+
+def test_built_in_probe_is_an_encrypted_zip():
+    """The AlertEncrypted probe of plugin_init: one stored member, encrypted."""
+    text = (CLAM / "src" / "encrypted_probe.h").read_text()
+    body = text[text.index("kEncryptedProbeZip[] = {"):text.index("};")]
+    data = bytes(int(h, 16) for h in re.findall(r"0x([0-9a-f]{2})", body))
+    assert str(len(data)) + " bytes" in text
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        (member,) = z.infolist()
+        assert member.flag_bits & 1 and member.compress_type == zipfile.ZIP_STORED
+        with pytest.raises(RuntimeError, match="encrypted"):
+            z.read(member)
+        assert b"not a virus" in z.read(member, pwd=b"avir_clam")

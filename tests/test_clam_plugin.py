@@ -7,7 +7,9 @@ Fake clamd: only for the faults a real one will not produce on demand.
 """
 import os
 import re
+import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -304,6 +306,7 @@ def test_fake_clamd_well_behaved(host, plugin, corpus):
     run, fake = fake_scan(host, plugin, "ok", [corpus["clean.exe"], corpus["eicar.com"]])
     assert [r["verdict"] for r in run.events("scan")] == ["OK", "OK"]
     assert fake.instreams == 2 and fake.connections == 2  # init probe + one session
+    assert fake.probes == 1  # plugin_init's AlertEncrypted check
 
 
 def test_stall_past_scan_timeout(host, plugin, corpus):
@@ -410,3 +413,93 @@ def test_descriptors_are_close_on_exec(artifact, clamd, corpus, toolchain, trans
     else:
         assert len(sockets) >= 2, checked  # avhost's own channel and the clamd session
     assert any("eventpoll" in t for t in checked.values()), checked  # Asio's reactor
+
+
+# --- the administrator's journey: finding clamd, AlertEncrypted ---
+
+ENCRYPTED_WARNING = "passes encrypted archives as clean: set AlertEncrypted yes in clamd.conf"
+# The table of clam/src/discovery.cpp, in its order.
+STOCK_SOCKETS = ["/var/run/clamav/clamd.ctl", "/run/clamav/clamd.ctl",
+                 "/run/clamd.scan/clamd.sock", "/var/run/clamd.scan/clamd.sock"]
+
+
+def test_alert_encrypted_yes_gives_no_warning(host, plugin, clamd, corpus):
+    run = scan(host, plugin, clamd.plugin_options(), [corpus["eicarpwd.zip"]])
+    assert run.events("scan")[0]["verdict"] == "IMPOSSIBLE"
+    assert not any(ENCRYPTED_WARNING in m for m in run.logs()), run.logs()
+    assert any("reports encrypted archives" in m for m in run.logs()), run.logs()
+
+
+def test_alert_encrypted_no_is_warned_about_at_init(host, plugin, tmp_path, corpus):
+    """clamd's default AlertEncrypted no passes a password-protected EICAR zip as
+    clean: the plugin cannot change that, but plugin_init says so, naming the setting."""
+    with Clamd(tmp_path / "clamd", alert_encrypted=False) as c:
+        for transport in ("tcp", "unix"):
+            run = scan(host, plugin, c.plugin_options(transport=transport),
+                       [corpus["eicarpwd.zip"], corpus["eicar.com"]])
+            assert run.events("init")[0]["result"] == 1, run  # a warning, not a failure
+            warnings = [m for m in run.logs() if ENCRYPTED_WARNING in m]
+            where = str(c.socket_path) if transport == "unix" else f"127.0.0.1:{c.port}"
+            assert len(warnings) == 1 and f"clamd at {where} " in warnings[0], run.logs()
+            # What the warning is about: the encrypted EICAR comes back clean.
+            assert run.verdicts() == ["OK", "VIRUS_FOUND"]
+
+
+def _listening(address) -> bool:
+    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(1)
+        try:
+            s.connect(address)
+            return True
+        except OSError:
+            return False
+
+
+def test_discovery_finds_clamd_on_a_stock_socket(host, plugin, tmp_path, corpus):
+    """No address set: the plugin finds a clamd that listens only on RHEL's stock
+    socket, passing over the Debian places before it, and says so in the log.
+    The test creates /run/clamd.scan only when it does not exist, and removes it."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create /run/clamd.scan")
+    taken = [p for p in STOCK_SOCKETS[:2] if os.path.lexists(p)]
+    if taken:
+        pytest.skip(f"{taken[0]} exists (a clamd of this machine?): it would be found first")
+    folder = Path("/run/clamd.scan")
+    try:
+        folder.mkdir(mode=0o755)
+    except FileExistsError:
+        pytest.skip(f"{folder} exists (a clamd of this machine?): not touching it")
+    try:
+        with Clamd(tmp_path / "clamd", tcp=False, socket_path=folder / "clamd.sock"):
+            run = scan(host, plugin, {"StartupTimeout": "10"},  # every address option at its default
+                       [corpus["eicar.com"], corpus["clean.exe"]])
+    finally:
+        for p in folder.iterdir():
+            p.unlink()
+        folder.rmdir()
+    assert run.events("init")[0]["result"] == 1, run
+    assert run.verdicts() == ["VIRUS_FOUND", "OK"]
+    chosen = [m for m in run.logs() if "no clamd address set" in m]
+    assert chosen and "using clamd at /run/clamd.scan/clamd.sock (RHEL" in chosen[0], run.logs()
+    assert any("connected to clamd at /run/clamd.scan/clamd.sock" in m for m in run.logs())
+
+
+def test_discovery_that_finds_nothing_names_every_place(host, plugin):
+    if any(os.path.lexists(p) for p in STOCK_SOCKETS) or _listening(("127.0.0.1", 3310)):
+        pytest.skip("a clamd (or something) is at one of the stock places on this machine")
+    run = avhost(host, plugin, "scan", {"StartupTimeout": "10"}, "/etc/hostname", timeout=120)
+    init = run.events("init")[0]
+    assert init["result"] == 0, run
+    error = init["error"]
+    assert "no clamd address set" in error and "StartupTimeout=10 s" in error, error
+    for place in [*STOCK_SOCKETS, "127.0.0.1:3310"]:
+        assert place + ": " in error, error
+    assert "no folder" in error and "connection refused" in error, error
+
+
+def test_address_other_than_the_defaults_is_used_as_before(host, plugin, clamd, corpus):
+    """Any Address or Port other than the defaults is used exactly as before: no search."""
+    run = scan(host, plugin, clamd.plugin_options(), [corpus["eicar.com"]])
+    assert not any("no clamd address set" in m for m in run.logs()), run.logs()
+    assert any(f"connected to clamd at 127.0.0.1:{clamd.port}" in m for m in run.logs())

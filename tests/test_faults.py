@@ -13,6 +13,7 @@ AVKIT_SANITIZED=1 runs the same cases against the ASan+UBSan build
 """
 import os
 import shutil
+import socket
 import stat
 import struct
 import subprocess
@@ -313,16 +314,22 @@ def test_empty_file_is_clean_without_clamd(host, plugin, corpus):
         assert fake.instreams == 0
 
 
+def unprivileged_user(dist_dir):
+    """None when not root; else nobody (65534), for avhost under setpriv, since
+    root opens files and sockets whatever their mode. Skips when that cannot work."""
+    if os.geteuid() != 0:
+        return None
+    if not shutil.which("setpriv"):
+        pytest.skip("running as root without setpriv (util-linux)")
+    for p in [dist_dir, *dist_dir.parents]:
+        if p.stat().st_mode & stat.S_IXOTH == 0:
+            pytest.skip(f"{p} is not traversable by nobody")
+    return 65534
+
+
 def test_unreadable_file(host, plugin, dist_dir):
     # As root, mode 000 still opens: run avhost as nobody (setpriv) in that case.
-    user = None
-    if os.geteuid() == 0:
-        if not shutil.which("setpriv"):
-            pytest.skip("running as root without setpriv (util-linux)")
-        user = 65534
-        for p in [dist_dir, *dist_dir.parents]:
-            if p.stat().st_mode & stat.S_IXOTH == 0:
-                pytest.skip(f"{p} is not traversable by nobody")
+    user = unprivileged_user(dist_dir)
     folder = Path(tempfile.mkdtemp(prefix="avkit-unreadable-"))
     try:
         folder.chmod(0o755)
@@ -383,6 +390,54 @@ def test_fifo_does_not_hang_the_worker(host, plugin, corpus, tmp_path):
             pytest.fail("the scan blocked in open(2) on a FIFO (needs O_NONBLOCK)")
     assert_survived(run)
     assert run.scans()[str(fifo)]["verdict"] == "FAILED"
+
+
+# --- LocalSocket: permanent errors fail plugin_init at once, with the right hint ---
+
+def test_socket_without_permission_fails_at_once(host, plugin, dist_dir):
+    """A socket the plugin's user may not open (clamd's LocalSocketMode/Group) is
+    not worth StartupTimeout of retries: plugin_init fails at once, saying who
+    needs access and which clamd.conf settings give it."""
+    user = unprivileged_user(dist_dir)
+    folder = Path(tempfile.mkdtemp(prefix="avkit-socket-"))
+    try:
+        folder.chmod(0o755)
+        path = folder / "clamd.sock"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind(str(path))
+            listener.listen(1)
+            path.chmod(0)
+            run = avhost(host, plugin, "scan", {"LocalSocket": str(path), "StartupTimeout": "60"},
+                         "/etc/hostname", timeout=60, user=user)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    init = run.events("init")[0]
+    assert init["result"] == 0, run
+    error = init["error"]
+    assert error.startswith(f"cannot connect to clamd at {path}: permission denied"), error
+    assert f"uid {user if user is not None else os.geteuid()}" in error, error
+    assert "mode 0000" in error, error
+    assert "LocalSocketGroup" in error and "LocalSocketMode" in error, error
+    assert "StartupTimeout" not in error, error  # not retried
+    assert run.seconds < 3 * SLOW, run.seconds
+
+
+@pytest.mark.parametrize("case", ["regular_file", "no_folder"])
+def test_local_socket_that_cannot_be_clamd_fails_at_once(host, plugin, tmp_path, case):
+    if case == "regular_file":
+        path = tmp_path / "clamd.ctl"
+        path.write_text("not a socket\n")
+        expected = "is not a socket: not clamd's socket"
+    else:
+        path = tmp_path / "no-such-folder" / "clamd.ctl"
+        expected = f"the folder {path.parent} does not exist"
+    run = avhost(host, plugin, "scan", {"LocalSocket": str(path), "StartupTimeout": "60"},
+                 "/etc/hostname", timeout=60)
+    init = run.events("init")[0]
+    assert init["result"] == 0, run
+    assert init["error"].startswith(f"cannot connect to clamd at {path}: "), init
+    assert expected in init["error"] and "LocalSocket" in init["error"], init
+    assert run.seconds < 3 * SLOW, run.seconds
 
 
 # --- files over 4 GiB: the 32-bit target must not wrap offsets or sizes ---

@@ -79,12 +79,16 @@ class Clamd:
     ipv6:              also listen on ::1 (when the machine has IPv6 loopback).
     max_threads, max_queue: clamd's MaxThreads and MaxConnectionQueueLength.
     startup_timeout:   seconds start() waits for the first PONG.
+    alert_encrypted:   clamd's AlertEncrypted (False: encrypted archives come back OK).
+    tcp:               also listen on TCP (False: only on the UNIX socket).
+    socket_path:       the UNIX socket (default: clamd.sock in workdir).
     """
 
     def __init__(self, workdir, *, idle_timeout: int = 30, read_timeout: int = 30,
                  stream_max_length: int = 25 * 1024 * 1024, ipv6: bool = False,
                  max_threads: int = 12, max_queue: int = 100, startup_timeout: float = 60.0,
-                 port: int | None = None):
+                 port: int | None = None, alert_encrypted: bool = True, tcp: bool = True,
+                 socket_path=None):
         if not Path(CLAMD).exists():
             raise ClamdError(f"{CLAMD} not found: install the Debian package clamav-daemon "
                              f"(apt-get install clamav-daemon), or set AVKIT_CLAMD")
@@ -97,9 +101,11 @@ class Clamd:
         self.max_threads = max_threads
         self.max_queue = max_queue
         self.startup_timeout = startup_timeout
-        self.port = port or free_port()
+        self.alert_encrypted = alert_encrypted
+        self.tcp = tcp
+        self.port = (port or free_port()) if tcp else None
         # sun_path holds 108 bytes: keep the socket short even in a deep work folder.
-        self.socket_path = self.workdir / "clamd.sock"
+        self.socket_path = Path(socket_path) if socket_path else self.workdir / "clamd.sock"
         if len(str(self.socket_path)) > 100:
             raise ClamdError(f"work folder {self.workdir} is too deep for a UNIX socket path")
         self.db_dir = self.workdir / "db"
@@ -127,8 +133,7 @@ class Clamd:
             f"TemporaryDirectory {self.tmp_dir}",
             f"LocalSocket {self.socket_path}",
             "LocalSocketMode 600",
-            f"TCPSocket {self.port}",
-            *[f"TCPAddr {a}" for a in addrs],
+            *([f"TCPSocket {self.port}", *[f"TCPAddr {a}" for a in addrs]] if self.tcp else []),
             f"IdleTimeout {self.idle_timeout}",
             f"ReadTimeout {self.read_timeout}",
             f"CommandReadTimeout {self.read_timeout}",
@@ -139,7 +144,7 @@ class Clamd:
             f"MaxScanSize {max(self.stream_max_length, 100 * 1024 * 1024) * 2}",
             f"MaxThreads {self.max_threads}",
             f"MaxConnectionQueueLength {self.max_queue}",
-            "AlertEncrypted yes",
+            f"AlertEncrypted {'yes' if self.alert_encrypted else 'no'}",
             "Bytecode no",
             "SelfCheck 0",  # no database reloads in the middle of a test
         ]
@@ -204,9 +209,10 @@ class Clamd:
 
     # --- talking to it ---
 
-    def command(self, cmd: bytes, transport: str = "tcp", timeout: float = 10.0) -> bytes:
-        """One zCOMMAND on a fresh connection; its NUL-terminated reply without the NUL."""
-        if transport == "unix":
+    def command(self, cmd: bytes, transport: str | None = None, timeout: float = 10.0) -> bytes:
+        """One zCOMMAND on a fresh connection (TCP unless clamd has only its UNIX
+        socket); its NUL-terminated reply without the NUL."""
+        if transport == "unix" or (transport is None and not self.tcp):
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             addr = str(self.socket_path)
         else:
@@ -242,8 +248,10 @@ class Clamd:
 
     def plugin_options(self, transport: str = "tcp", **extra) -> dict:
         """avir_clam options that reach this clamd: transport "tcp", "tcp6" (::1) or "unix"."""
-        opts = {"Address": "127.0.0.1", "Port": str(self.port), "LocalSocket": "",
+        opts = {"Address": "127.0.0.1", "Port": str(self.port or 3310), "LocalSocket": "",
                 "StartupTimeout": "10"}
+        if transport != "unix" and not self.tcp:
+            raise ClamdError("this clamd was started with tcp=False: use transport=\"unix\"")
         if transport == "unix":
             opts["LocalSocket"] = str(self.socket_path)
         elif transport == "tcp6":

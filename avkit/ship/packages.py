@@ -159,6 +159,12 @@ def describe(summary: str, body: str) -> str:
 
 # --- the packages ----------------------------------------------------------------------
 
+def plugin_notes(name: str) -> str:
+    """The plugin's own pages of its README (packaging/README-<name>.in), or nothing."""
+    notes = PACKAGING / f"README-{name}.in"
+    return notes.read_text() if notes.is_file() else ""
+
+
 def plugin_specs(so: Path, info: dict, products: dict, project: dict, common: dict,
                  deps: dict) -> list:
     """The main package of one plugin for each product."""
@@ -186,7 +192,8 @@ def plugin_specs(so: Path, info: dict, products: dict, project: dict, common: di
                    "PRODUCT_MARKER": product["product_marker"],
                    "CONSOLE": product["console"].format(plugin_id=so.stem),
                    "UNDERLINE": "=" * len(package),
-                   "DEBUG_PACKAGE": project["debug_package"].format(plugin=name)}
+                   "DEBUG_PACKAGE": project["debug_package"].format(plugin=name),
+                   "PLUGIN_NOTES": plugin_notes(name)}
         out.append({"kind": "plugin", "template": "nfpm-plugin.yaml", "plugin": so,
                     "values": values, "scripts": scripts, "product": key})
     return out

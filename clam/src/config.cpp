@@ -3,6 +3,8 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "discovery.h"
+
 namespace avclam {
 
 /*
@@ -80,6 +82,7 @@ bool load_config(Config &out, std::string &error)
         return false;
     }
     c.port = std::to_string(port);
+    c.discover = discovery_wanted(c.address, port, c.local_socket);
     c.startup_timeout = std::chrono::seconds(avc_option_long("StartupTimeout", 90, 10, 100));
     c.scan_timeout = std::chrono::seconds(avc_option_long("ScanTimeout", 120, 5, 3600));
     c.keepalive_interval = std::chrono::seconds(avc_option_long("KeepAliveInterval", 10, 0, 3600));

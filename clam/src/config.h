@@ -21,6 +21,9 @@ struct Config {
     std::string address;          /* Address: host name, IPv4 or IPv6 literal */
     std::string port;             /* Port, as the resolver's service string */
     std::string local_socket;     /* LocalSocket: UNIX socket path; empty means TCP */
+    /* No address set (Address, Port at their defaults, LocalSocket empty): plugin_init
+       looks for clamd in the stock places (discovery.h) and fills in where it is. */
+    bool discover = false;
     std::chrono::seconds startup_timeout{90};
     std::chrono::seconds scan_timeout{120};
     std::chrono::seconds keepalive_interval{10};

@@ -15,6 +15,7 @@
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/write.hpp>
 
+#include "discovery.h"
 #include "reply_parser.h"
 
 namespace avclam {
@@ -147,19 +148,46 @@ bool resolve_endpoints(Config &config, Clock::duration timeout, std::string &err
 
 namespace {
 
-/* The message for a failed open(): what failed and what to check. */
-std::string connect_error(const Config &config, bool timed_out, const error_code &last)
+std::string lowercase(std::string text)
 {
-    std::string why = timed_out ? std::string("timed out") : last ? last.message() : "no address";
-    for (auto &c : why)
+    for (auto &c : text)
         c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return "cannot connect to clamd at " + printable_excerpt(config.where(), 200) + ": " + why +
+    return text;
+}
+
+/* What a failed connect to the UNIX socket means; permanent failures need no retry. */
+SocketDiagnosis diagnose_unix(const Config &config, const error_code &last)
+{
+    if (!last || last.category() != asio::error::get_system_category()) {
+        std::string why = last ? lowercase(last.message()) : std::string("no address");
+        return {false, why + "; is clamav-daemon running with this LocalSocket?", why};
+    }
+    /* A path found by discovery may lack its folder while clamd is not started. */
+    return diagnose_socket_error(last.value(), config.local_socket,
+                                 inspect_path(config.local_socket), current_identity(),
+                                 /*configured=*/!config.discover);
+}
+
+} // namespace
+
+/* The message for a failed open(): what failed and what to check. */
+std::string Connection::connect_error(const Config &config, bool timed_out, const error_code &last)
+{
+    const std::string prefix =
+        "cannot connect to clamd at " + printable_excerpt(config.where(), 200) + ": ";
+    if (!config.uses_tcp() && !timed_out) {
+        SocketDiagnosis d = diagnose_unix(config, last);
+        permanent_failure_ = d.permanent;
+        failure_brief_ = d.brief;
+        return prefix + d.text;
+    }
+    std::string why = timed_out ? std::string("timed out") : last ? last.message() : "no address";
+    failure_brief_ = lowercase(why);
+    return prefix + lowercase(why) +
            (config.uses_tcp() ? "; is clamav-daemon running and listening on TCP "
                                 "(TCPSocket/TCPAddr in clamd.conf)?"
                               : "; is clamav-daemon running with this LocalSocket?");
 }
-
-} // namespace
 
 error_code Connection::adopt_new_socket(const Endpoint &ep)
 {
@@ -194,6 +222,7 @@ bool Connection::connect_to(const Endpoint &ep, Clock::duration idle, Clock::tim
 bool Connection::open(const Config &config, Clock::duration timeout, std::string &error)
 {
     close();
+    permanent_failure_ = false;
     const Clock::time_point deadline = Clock::now() + timeout;
     const auto &endpoints = config.endpoints;
     error_code last;

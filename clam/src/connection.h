@@ -52,6 +52,10 @@ public:
      * on failure returns false and a sentence saying what failed and what to check.
      */
     bool open(const Config &config, Clock::duration timeout, std::string &error);
+    /* After a failed open(): retrying cannot help (no permission, not a socket...). */
+    bool failed_for_good() const { return permanent_failure_; }
+    /* After a failed open(): why, in a few words ("connection refused", "no folder"). */
+    const std::string &failure_brief() const { return failure_brief_; }
     bool is_open() const;
     void close();
 
@@ -108,6 +112,8 @@ private:
                     boost::system::error_code &ec);
     bool run_until(const bool &done, Clock::duration idle, Clock::time_point deadline);
     void abort();
+    std::string connect_error(const Config &config, bool timed_out,
+                              const boost::system::error_code &last);
     void take_line(std::size_t n, std::string &line);
     void quick_ack();
     /* The parts of exchange(). */
@@ -119,6 +125,8 @@ private:
     boost::asio::generic::stream_protocol::socket socket_;
     std::string rbuf_;
     bool tcp_ = false;
+    bool permanent_failure_ = false;
+    std::string failure_brief_;
     std::atomic<int> fd_{-1}; /* for shutdown() from another thread */
 };
 

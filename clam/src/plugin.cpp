@@ -8,7 +8,6 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <vector>
 
 #include "avPlugin.h"
@@ -17,6 +16,7 @@
 #include "reply_parser.h"
 #include "scanner.h"
 #include "session.h"
+#include "startup.h"
 
 #ifndef CLAM_PLUGIN_VERSION
 #define CLAM_PLUGIN_VERSION "0.0.0" /* CMake passes the project version */
@@ -68,48 +68,11 @@ void keepalive_tick(Clock::duration idle_for)
     }
 }
 
-/* Connects, retrying until StartupTimeout: clamd may still be loading its signatures. */
-bool probe_clamd(const Config &config, std::string &error)
-{
-    const Clock::time_point deadline = Clock::now() + config.startup_timeout;
-    Session session;
-    for (;;) {
-        Clock::duration left = deadline - Clock::now();
-        if (session.open(config, left, error))
-            break;
-        if (Clock::now() + std::chrono::seconds(1) >= deadline) {
-            error += " (tried for " + std::to_string(config.startup_timeout.count()) +
-                     " s, StartupTimeout)";
-            return false;
-        }
-        std::this_thread::sleep_for(std::chrono::seconds(1));
-    }
-    std::string why;
-    if (!session.ping(config.startup_timeout, why)) {
-        error = "clamd at " + config.where() + " did not answer PING: " + why;
-        return false;
-    }
-    ClamdVersion version;
-    if (!session.version(config.startup_timeout, version, why)) {
-        error = "clamd at " + config.where() + " did not answer VERSION: " + why;
-        return false;
-    }
-    if (!version_supported(version)) {
-        error = "clamd at " + config.where() + " is " + version.text +
-                "; this plugin needs ClamAV 0.95 or newer";
-        return false;
-    }
-    avc_log_debug("avir_clam: connected to clamd at %s: %s", config.where().c_str(),
-                  version.text.c_str());
-    session.close();
-    return true;
-}
-
 int init()
 {
     auto config = std::make_shared<Config>();
     std::string error;
-    if (!load_config(*config, error) ||
+    if (!load_config(*config, error) || !locate_clamd(*config, error) ||
         !resolve_endpoints(*config, config->startup_timeout, error) ||
         !probe_clamd(*config, error)) {
         avc_set_error("%s", error.c_str());

@@ -99,6 +99,32 @@ private:
     bool first_ = true;
 };
 
+/* INSTREAM's upload of bytes in memory, as one write: command, one chunk, end marker. */
+class MemoryUpload {
+public:
+    MemoryUpload(const unsigned char *data, std::uint32_t size) : data_(data), size_(size)
+    {
+        put_be32(head_, size);
+        put_be32(tail_, 0);
+    }
+
+    bool operator()(std::vector<asio::const_buffer> &out, bool &last, std::string &)
+    {
+        out.push_back(asio::buffer(kInstream, sizeof kInstream));
+        out.push_back(asio::buffer(head_, sizeof head_));
+        out.push_back(asio::buffer(data_, size_));
+        out.push_back(asio::buffer(tail_, sizeof tail_));
+        last = true;
+        return true;
+    }
+
+private:
+    const unsigned char *data_;
+    std::uint32_t size_;
+    char head_[4];
+    char tail_[4];
+};
+
 } // namespace
 
 bool Session::open(const Config &config, Clock::duration connect_timeout, std::string &error)
@@ -182,6 +208,15 @@ StreamResult Session::instream(int fd, std::uint64_t size, std::size_t chunk,
     Connection::Exchange x =
         conn_.exchange(InstreamUpload(fd, size, chunk, buffer), file_error, timeout);
     return stream_result(x, file_error, request_id);
+}
+
+StreamResult Session::instream_bytes(const unsigned char *data, std::uint32_t size,
+                                     Clock::duration timeout)
+{
+    const std::uint32_t request_id = next_id_++;
+    std::string unused;
+    Connection::Exchange x = conn_.exchange(MemoryUpload(data, size), unused, timeout);
+    return stream_result(x, unused, request_id);
 }
 
 StreamResult Session::stream_result(Connection::Exchange &x, const std::string &file_error,

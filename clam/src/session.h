@@ -52,6 +52,14 @@ public:
     StreamResult instream(int fd, std::uint64_t size, std::size_t chunk, std::vector<char> &buffer,
                           Clock::duration timeout);
 
+    /* INSTREAM of `size` bytes in memory (a probe, not a file), within `timeout`. */
+    StreamResult instream_bytes(const unsigned char *data, std::uint32_t size,
+                                Clock::duration timeout);
+
+    /* After a failed open(): retrying cannot help (no permission, not a socket...). */
+    bool failed_for_good() const { return conn_.failed_for_good(); }
+    const std::string &failure_brief() const { return conn_.failure_brief(); }
+
     /* When the last command finished: the keep-alive pings sessions idle for long. */
     Clock::time_point last_used() const { return last_used_; }
 

@@ -1,0 +1,31 @@
+/*
+ * What plugin_init asks of clamd before the plugin takes work: where it is
+ * (the stock places when no address was set), that it answers and is recent
+ * enough, and whether it reports encrypted archives.
+ */
+#ifndef AVIR_CLAM_STARTUP_H
+#define AVIR_CLAM_STARTUP_H
+
+#include <string>
+
+#include "config.h"
+
+namespace avclam {
+
+/*
+ * When config.discover is set, probes the stock places (discovery.h) until
+ * StartupTimeout and points `config` at the first that answers PING; logs
+ * the choice. Otherwise does nothing. False with a sentence in `error`.
+ */
+bool locate_clamd(Config &config, std::string &error);
+
+/*
+ * Connects, retrying until StartupTimeout (clamd may still be loading its
+ * signatures) unless the failure is permanent; checks PING and VERSION, then
+ * warns when clamd passes encrypted archives as clean.
+ */
+bool probe_clamd(const Config &config, std::string &error);
+
+} // namespace avclam
+
+#endif

@@ -405,3 +405,14 @@ def test_pretty_output_shows_utf8_names_as_themselves(avhost, broken, tmp_path):
     assert f'file="{name}"'.encode() in line
     r = client.run(avhost, "scan", broken("none"), name, "--no-logs")  # JSON keeps \u00XX
     assert client.raw_text(r.events("scan")[0]["file"]) == str(name)
+
+
+def test_a_path_with_a_newline_is_refused_not_cut(avhost, broken, tmp_path):
+    real = tmp_path / "two\nlines.com"
+    real.write_bytes(EICAR)
+    (tmp_path / "two").write_bytes(b"the truncated path: must not be scanned instead")
+    code, recs = run(avhost, "scan", broken("none"), real)
+    (scan,) = [r for r in recs if r["event"] == "scan"]
+    assert scan["verdict"] == "NOT_SCANNED"
+    assert scan["vir_info"] == "avhost: path contains a newline, not scanned"
+    assert scan["file"] == str(real)

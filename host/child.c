@@ -113,7 +113,7 @@ static int serve_requests(int fd)
 }
 
 /* Cycles of plugin_init..plugin_close on a loaded plugin; the last one serves
-   requests. Returns what ended the serving (Q or U). */
+   requests. Returns what ended the serving (Q or U), or F when plugin_init failed. */
 static int run_cycles(plugin *p, int fd)
 {
     int info = strcmp(g_settings.mode, "info") == 0;
@@ -123,7 +123,7 @@ static int run_cycles(plugin *p, int fd)
         plugin_fds_mark();
         if (!plugin_start(p, cycle)) {
             chan_printf("F");
-            _exit(3);
+            return 'F'; /* the product unloads a plugin that failed to start, too */
         }
         if (info || cycle < cycles) {
             probe_thread(p);
@@ -178,9 +178,12 @@ void child_main(int fd)
         facts_take(&before);
         if (!plugin_load(&p, g_settings.plugin)) {
             chan_printf("F");
-            _exit(3);
+            if (p.handle == NULL)
+                _exit(3); /* nothing was loaded: nothing to unload */
+            command = 'F';
+        } else {
+            command = run_cycles(&p, fd);
         }
-        command = run_cycles(&p, fd);
         plugin_unload(&p, round, &before);
         if (round == RELOAD_SETTLE_ROUND)
             settled_kb = rss_kb();

@@ -19,8 +19,8 @@ namespace avclam {
  * only saves the transfer.
  */
 const avp_option kOptions[] = {
-    {"Address", "127.0.0.1"},
-    {"Port", "3310"},
+    {"Address", kDefaultAddress},
+    {"Port", kDefaultPort},
     {"StartupTimeout", "90"},    /* seconds, clamped to 10..100 */
     {"LocalSocket", ""},         /* clamd's LocalSocket path; when set, used instead of TCP */
     {"ScanTimeout", "120"},      /* seconds: silence while sending, then verdict deadline; 5..3600 */

@@ -24,7 +24,7 @@ const Candidate kCandidates[] = {
     {"/run/clamav/clamd.ctl", nullptr, nullptr, "Debian/Ubuntu clamav-daemon"},
     {"/run/clamd.scan/clamd.sock", nullptr, nullptr, "RHEL/CentOS/Fedora clamd@scan"},
     {"/var/run/clamd.scan/clamd.sock", nullptr, nullptr, "RHEL/CentOS/Fedora clamd@scan"},
-    {nullptr, kDefaultAddress, "3310", "clamd's TCPSocket default"},
+    {nullptr, kDefaultAddress, kDefaultPort, "clamd's TCPSocket default"},
 };
 const std::size_t kCandidateCount = sizeof kCandidates / sizeof kCandidates[0];
 
@@ -42,7 +42,7 @@ std::string candidate_where(const Candidate &c)
 
 bool discovery_wanted(const std::string &address, long port, const std::string &local_socket)
 {
-    return local_socket.empty() && address == kDefaultAddress && port == kDefaultPort;
+    return local_socket.empty() && address == kDefaultAddress && std::to_string(port) == kDefaultPort;
 }
 
 namespace {

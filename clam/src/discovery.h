@@ -18,9 +18,10 @@
 
 namespace avclam {
 
-/* The option defaults that mean "no address set" (see discovery_wanted). */
+/* The option defaults that mean "no address set" (see discovery_wanted); the
+   option table (config.cpp) and the candidate table use these same strings. */
 constexpr char kDefaultAddress[] = "127.0.0.1";
-constexpr long kDefaultPort = 3310;
+constexpr char kDefaultPort[] = "3310";
 
 struct Candidate {
     const char *local_socket; /* a UNIX socket path, or nullptr for TCP address:port */

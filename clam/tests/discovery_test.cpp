@@ -20,19 +20,10 @@
 
 #include "../src/discovery.h"
 
+#include "check.h"
+
 using namespace avclam;
 
-static int failures = 0;
-static int checks = 0;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            std::printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                            \
-        }                                                                                          \
-    } while (0)
 
 static bool contains(const std::string &text, const std::string &part)
 {

@@ -8,19 +8,10 @@
 
 #include "../src/reply_parser.h"
 
+#include "check.h"
+
 using namespace avclam;
 
-static int failures = 0;
-static int checks = 0;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            std::printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                            \
-        }                                                                                          \
-    } while (0)
 
 static void expect(const std::string &line, std::uint32_t id, ScanStatus status,
                    const std::string &detail, int source_line)

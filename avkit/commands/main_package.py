@@ -12,9 +12,9 @@ def register(subparsers):
     p.add_argument("--out", type=Path, help="output folder (default: <dist>/packages)")
     p.add_argument("--version", help="package version (default: VERSION, with a git "
                                      "snapshot suffix unless HEAD is tagged)")
-    p.add_argument("--sign-key", help="armored OpenPGP secret key file to sign the packages "
-                                      "and repositories (or AVKIT_SIGNING_KEY; passphrase in "
-                                      "AVKIT_SIGNING_PASSPHRASE)")
+    p.add_argument("--sign-key", help="armored OpenPGP secret key file to sign the .rpms, the "
+                                      "apt and yum repositories and SHA256SUMS (or "
+                                      "AVKIT_SIGNING_KEY; passphrase in AVKIT_SIGNING_PASSPHRASE)")
     p.add_argument("--policy", help="audit policy the plugins must satisfy (default: the "
                                     "default of packaging/audit-policies.json)")
     p.add_argument("--no-repo", action="store_true", help="skip the apt/yum repository metadata")

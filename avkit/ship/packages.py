@@ -6,8 +6,11 @@ kerio-<product>-avir-<name> as .deb (i386) and .rpm (i686), plus one debug symbo
 package per plugin (kerio-avir-<name>-dbgsym .deb, -debuginfo .rpm). The package
 dependencies come from the audit. The nFPM configs and all texts live in packaging/;
 this module only fills them in. Packages are reproducible: every timestamp is
-SOURCE_DATE_EPOCH (the last commit's time unless set). Then it writes the apt and
-yum repository metadata (avkit/ship/repositories.py) and SHA256SUMS.
+SOURCE_DATE_EPOCH (the last commit's time unless set). Every .rpm must be readable by
+rpm 4.8 (CentOS 6; avkit/ship/rpm_compat.py). Then it writes the apt and yum repository
+metadata (avkit/ship/repositories.py) and SHA256SUMS. With a key, the .rpms, the
+repository metadata and SHA256SUMS are signed; the .debs are not (lintian rejects a
+signature member in a .deb): apt trusts them through the signed Release, as in Debian.
 """
 import gzip
 import hashlib
@@ -26,14 +29,20 @@ from pathlib import Path
 
 from avkit import elf, facts, paths
 from avkit.errors import UserError
-from avkit.ship import audit, repositories
+from avkit.ship import audit, repositories, rpm_compat
 
 PACKAGING = paths.ROOT / "packaging"
 PLACEHOLDER = re.compile(r"\$\{([a-z_]+)\}")
 SCRIPT_PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
 #: What `package` may delete from its output folder before building (nothing else).
 OUTPUT_PATTERNS = ["*.deb", "*.rpm", "SHA256SUMS", "Packages", "Packages.gz", "Release",
-                   "Release.gpg", "InRelease", "signing-key.asc", "repodata"]
+                   "Release.gpg", "InRelease", "signing-key.asc", "repodata",
+                   "SHA256SUMS.asc", "signing-key.gpg", "*.list", "*.repo"]
+
+#: Where the maintainer scripts keep a plugin file that an administrator put where the
+#: package installs its own (one folder per package): outside the plugin folder, since
+#: the product loads every avir_*.so there.
+ADMIN_BACKUP_DIR = "/var/lib/kerio-avir-plugins"
 
 
 # --- inputs ----------------------------------------------------------------------------
@@ -42,25 +51,42 @@ def load(name: str) -> dict:
     return json.loads((PACKAGING / name).read_text())
 
 
-def _git(*args) -> str:
-    r = subprocess.run(["git", "-C", str(paths.ROOT), *args], capture_output=True, text=True)
+def _git(*args, root: Path = paths.ROOT) -> str:
+    r = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
     return r.stdout.strip() if r.returncode == 0 else ""
 
 
-def project_version() -> str:
-    """VERSION for a tagged release (tag VERSION or vVERSION on HEAD), else a snapshot
-    VERSION~git<commits>.<hash> that sorts before the release in dpkg and rpm.
+#: Characters whose meaning in version comparison changed after rpm 4.8 (CentOS 6):
+#: there (and in every rpm) "+" and "." only separate parts.
+NEWER_RPM_VERSION_CHARS = "~^"
+
+
+def project_version(root: Path = paths.ROOT) -> str:
+    """VERSION (the last release) for a tagged release (tag VERSION or vVERSION on HEAD),
+    else the snapshot VERSION+git<commit time, UTC>.<hash>, which sorts after that release
+    and before the next one in dpkg and in every rpm (rpm before 4.10 cannot order a
+    tilde). It reads HEAD only, no history: a shallow clone gives the same version.
     AVKIT_VERSION overrides both."""
     if os.environ.get("AVKIT_VERSION"):
         return os.environ["AVKIT_VERSION"]
-    base = (paths.ROOT / "VERSION").read_text().strip()
-    tags = _git("tag", "--points-at", "HEAD").split()
+    base = (root / "VERSION").read_text().strip()
+    tags = _git("tag", "--points-at", "HEAD", root=root).split()
     if base in tags or f"v{base}" in tags:
         return base
-    count, sha = _git("rev-list", "--count", "HEAD"), _git("rev-parse", "--short=7", "HEAD")
-    if not sha:
+    sha, ct = _git("rev-parse", "HEAD", root=root), _git("log", "-1", "--format=%ct", root=root)
+    if not sha or not ct:
         return base
-    return f"{base}~git{count}.{sha}"
+    # Seven hex digits whatever the clone holds (--short grows with the object count), and
+    # short enough for lintian's limit on a .deb's file name.
+    return f"{base}+git{_when(int(ct)).strftime('%Y%m%d%H%M%S')}.{sha[:7]}"
+
+
+def check_version(version: str) -> None:
+    """A version every dpkg and rpm orders alike (dpkg's own rules are wider)."""
+    if not re.fullmatch(r"[0-9][A-Za-z0-9.+]*", version):
+        raise UserError(f"version {version!r}: use digits, letters, '.' and '+' only, "
+                        f"starting with a digit (a '~' or '-' is not ordered by rpm 4.8 of "
+                        f"CentOS 6, or splits version and release)")
 
 
 def source_date_epoch() -> int:
@@ -193,7 +219,8 @@ def plugin_specs(so: Path, info: dict, products: dict, project: dict, common: di
                    "CONSOLE": product["console"].format(plugin_id=so.stem),
                    "UNDERLINE": "=" * len(package),
                    "DEBUG_PACKAGE": project["debug_package"].format(plugin=name),
-                   "PLUGIN_NOTES": plugin_notes(name)}
+                   "PLUGIN_NOTES": plugin_notes(name),
+                   "BACKUP": f"{ADMIN_BACKUP_DIR}/{package}/{so.name}"}
         out.append({"kind": "plugin", "template": "nfpm-plugin.yaml", "plugin": so,
                     "values": values, "scripts": scripts, "product": key})
     return out
@@ -322,7 +349,7 @@ def package_inputs(spec: dict, d: Path, project: dict, entries: list, copyright_
         v["lintian_overrides_src"] = write_overrides(
             d, "lintian-overrides-debug", {"PACKAGE": pkg, "INITIAL_UPLOAD": initial})
     if spec["scripts"]:
-        for script in ("postinst", "prerm"):
+        for script in ("preinst", "postinst", "prerm", "postrm"):
             path = d / f"{script}.sh"
             path.write_text(render_script(
                 (PACKAGING / "scripts" / f"{script}.sh").read_text(), spec["scripts"]))
@@ -365,12 +392,15 @@ def build_packages(dist: Path, out: Path, version: str = None, sign_key: str = "
         raise UserError(f"no avir_*.so in {dist}: build first (./nox -s build-i386)")
     deps = audited_dependencies(plugins, policy)
     version = version or project_version()
+    check_version(version)
     epoch = source_date_epoch() if epoch is None else epoch
     project = load("project.json")
     entries = changelog_entries(version, epoch)
     nfpm = find_nfpm()
     env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch))
     if os.environ.get("AVKIT_SIGNING_PASSPHRASE"):
+        # nFPM signs the .rpm itself (no gpg) and reads the passphrase from its environment
+        # only, which, unlike argv, other users cannot read in /proc.
         env["NFPM_PASSPHRASE"] = os.environ["AVKIT_SIGNING_PASSPHRASE"]
     out.mkdir(parents=True, exist_ok=True)
     clean_output(out)
@@ -396,7 +426,8 @@ def clean_output(out: Path) -> None:
 
 def sha256sums(out: Path) -> Path:
     lines = []
-    for f in sorted(p for p in out.rglob("*") if p.is_file() and p.name != "SHA256SUMS"):
+    for f in sorted(p for p in out.rglob("*")
+                    if p.is_file() and p.name not in ("SHA256SUMS", "SHA256SUMS.asc")):
         digest = hashlib.sha256(f.read_bytes()).hexdigest()
         lines.append(f"{digest}  {f.relative_to(out).as_posix()}\n")
     target = out / "SHA256SUMS"
@@ -410,10 +441,13 @@ def package(dist: Path, out: Path, version=None, sign_key=None, repo=True, polic
         epoch = source_date_epoch()
         built = build_packages(dist, out, version=version, sign_key=key, policy=policy,
                                epoch=epoch)
+        rpm_compat.require_compatible(p for p in built if p.suffix == ".rpm")
         if repo:
             repositories.apt_repository(out, epoch, key)
             repositories.yum_repository(out, epoch, key)
-        sha256sums(out)
+        sums = sha256sums(out)
+        if key:
+            repositories.sign_checksums(sums, key)
     finally:
         if temporary:
             os.unlink(key)  # the armored key given in the environment, written for nFPM

@@ -8,6 +8,7 @@ repomd.xml gets repomd.xml.asc, and the public key is exported as signing-key.as
 """
 import gzip
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -16,7 +17,7 @@ from datetime import datetime, timezone
 from email.utils import format_datetime
 from pathlib import Path
 
-from avkit import prereqs
+from avkit import paths, prereqs
 from avkit.errors import UserError
 
 ORIGIN = "Kerio antivirus plugins"
@@ -73,7 +74,8 @@ def apt_repository(folder: Path, epoch: int, key_file: str = "") -> None:
             gpg(["--clearsign", "--output", folder / "InRelease", folder / "Release"])
             gpg(["--detach-sign", "--armor", "--output", folder / "Release.gpg",
                  folder / "Release"])
-            gpg(["--export", "--armor", "--output", folder / "signing-key.asc"])
+            export_public_key(gpg, folder)
+        site_config(folder)
 
 
 def yum_repository(folder: Path, epoch: int, key_file: str = "") -> None:
@@ -92,8 +94,33 @@ def yum_repository(folder: Path, epoch: int, key_file: str = "") -> None:
         with gpg_home(key_file) as gpg:
             repomd = folder / "repodata" / "repomd.xml"
             gpg(["--detach-sign", "--armor", "--output", f"{repomd}.asc", repomd])
-            if not (folder / "signing-key.asc").exists():
-                gpg(["--export", "--armor", "--output", folder / "signing-key.asc"])
+            export_public_key(gpg, folder)
+        site_config(folder)
+
+
+def export_public_key(gpg, folder: Path) -> None:
+    gpg(["--export", "--armor", "--output", folder / "signing-key.asc"])
+    gpg(["--export", "--output", folder / "signing-key.gpg"])
+
+
+def site_config(folder: Path) -> None:
+    """The apt sources line and the yum .repo file a site copies, both trusting only the
+    project's key (only for a signed folder: an unsigned one is for tests)."""
+    cfg = json.loads((paths.ROOT / "packaging" / "repositories.json").read_text())
+    fill = dict(cfg)
+    (folder / f"{cfg['id']}.list").write_text(
+        "".join(line.format(**fill) + "\n" for line in cfg["apt_list"]))
+    (folder / f"{cfg['id']}.repo").write_text(
+        "".join(line.format(**fill) + "\n" for line in cfg["yum_repo"]))
+
+
+def sign_checksums(sums: Path, key_file: str) -> Path:
+    """SHA256SUMS.asc, a detached armored signature: `gpgv --keyring ./signing-key.gpg
+    SHA256SUMS.asc SHA256SUMS && sha256sum -c SHA256SUMS`."""
+    target = sums.with_name(sums.name + ".asc")
+    with gpg_home(key_file) as gpg:
+        gpg(["--detach-sign", "--armor", "--output", target, sums])
+    return target
 
 
 class gpg_home:
@@ -110,9 +137,13 @@ class gpg_home:
         passphrase = os.environ.get("AVKIT_SIGNING_PASSPHRASE", "")
 
         def gpg(args):
-            cmd = ["gpg", "--homedir", home, "--batch", "--yes", "--pinentry-mode", "loopback",
-                   "--passphrase", passphrase, *[str(a) for a in args]]
-            r = subprocess.run(cmd, capture_output=True, text=True)
+            cmd = ["gpg", "--homedir", home, "--batch", "--yes", "--pinentry-mode", "loopback"]
+            if passphrase:
+                cmd += ["--passphrase-fd", "0"]  # on stdin: never in argv (ps) nor a file
+            cmd += [str(a) for a in args]
+            r = subprocess.run(cmd, input=passphrase if passphrase else None,
+                               stdin=None if passphrase else subprocess.DEVNULL,
+                               capture_output=True, text=True)
             if r.returncode != 0:
                 raise UserError(f"gpg {' '.join(str(a) for a in args[:2])} failed: "
                                 f"{r.stderr.strip()}")

@@ -15,7 +15,6 @@ import json
 import re
 from pathlib import Path
 
-from avkit import paths
 from avkit.errors import UserError
 from avkit.ship import components
 
@@ -23,7 +22,7 @@ NAMESPACE = "https://spdx.org/spdxdocs/"  # SPDX's own base for documents withou
 
 
 def _spdx_id(text: str) -> str:
-    return "SPDXRef-" + re.sub(r"[^A-Za-z0-9.-]", "-", text)
+    return "SPDXRef-" + re.sub(r"[^A-Za-z0-9.-]", "-", text.replace("++", "xx"))
 
 
 def component_id(component: dict) -> str:
@@ -136,10 +135,3 @@ def check(path: Path, plugins: list) -> None:
     if gone:
         raise UserError(f"{path} lacks components linked into the plugins (by their debug "
                         f"information): {'; '.join(gone)}")
-
-
-def relative(path: Path) -> str:
-    try:
-        return str(Path(path).relative_to(paths.ROOT))
-    except ValueError:
-        return str(path)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from avkit import elf, facts, paths
-from avkit.ship import audit, packages as pkg
+from avkit.ship import audit, components, packages as pkg
 
 V1, V2 = "1.0.0", "1.0.1"
 RELEASE = "1"
@@ -72,6 +72,12 @@ def main_names(plugins):
     return [f"kerio-{product}-avir-{p}" for p in plugins for product in PRODUCTS]
 
 
+def debugsource_names(folder, version=V1):
+    """The one package of debug sources (arch all/noarch), shared by every plugin."""
+    return [f"kerio-avir-plugins-debugsource_{version}-{RELEASE}_all.deb",
+            f"kerio-avir-plugins-debugsource-{version}-{RELEASE}.noarch.rpm"]
+
+
 def deb_field(path, field):
     return run(["dpkg-deb", "-f", path, field]).stdout.strip()
 
@@ -89,6 +95,7 @@ def test_one_package_per_plugin_and_product_plus_debug(v1, plugins, dist):
             expected |= {deb(v1, name).name, rpm_file(v1, name).name}
         expected |= {deb(v1, f"kerio-avir-{p}-dbgsym").name,
                      rpm_file(v1, f"kerio-avir-{p}-debuginfo").name}
+    expected |= set(debugsource_names(v1))
     built = {f.name for f in v1.iterdir() if f.suffix in (".deb", ".rpm")}
     assert built == expected
     assert not [f for f in built if "avhost" in f]
@@ -124,8 +131,11 @@ def test_rpm_metadata_requires_the_32bit_glibc(v1, plugins, dist):
         deps = audit.audit_file(dist / f"avir_{p}.so")["dependencies"]
         for product in PRODUCTS:
             f = rpm_file(v1, f"kerio-{product}-avir-{p}")
+            # License: the SPDX expression of everything linked in, the project's first.
+            license_ = components.expression(components.linked(dist / f"avir_{p}.so"))
+            assert license_.startswith("BSD-3-Clause")
             assert rpm_query(f, "%{ARCH} %{VERSION}-%{RELEASE} %{LICENSE}") == \
-                f"i686 {V1}-{RELEASE} BSD-3-Clause"
+                f"i686 {V1}-{RELEASE} {license_}"
             requires = run(["rpm", "-qp", "--requires", f]).stdout.split("\n")
             glibc = deps["glibc"]
             assert f"libc.so.6(GLIBC_{glibc})" in requires
@@ -156,7 +166,8 @@ def test_a_new_plugin_in_dist_is_packaged_and_clam_recommends_clamd(tmp_path, di
                             deb(out, "kerio-control-avir-clam").name,
                             rpm_file(out, "kerio-avir-clam-debuginfo").name,
                             rpm_file(out, "kerio-connect-avir-clam").name,
-                            rpm_file(out, "kerio-control-avir-clam").name])
+                            rpm_file(out, "kerio-control-avir-clam").name,
+                            *debugsource_names(out)])
     assert deb_field(deb(out, "kerio-connect-avir-clam"), "Recommends") == "clamav-daemon"
     assert run(["rpm", "-qp", "--recommends", rpm_file(out, "kerio-control-avir-clam")]
                ).stdout.split() == ["clamd"]

@@ -195,8 +195,9 @@ def make_root(root: Path, products=True) -> dict:
     """A root with a shell for the maintainer scripts, the base directories a real
     system has, and (optionally) a fake install of both products. Returns the files
     of the products with their contents."""
+    # (usr/share/licenses: the %license folder, which rpm systems' filesystem package owns)
     for d in ["bin", "tmp", "var/tmp", "opt/vendor", "usr/share/doc/base-files", "usr/lib/debug",
-              "usr/share/lintian/overrides"]:
+              "usr/share/lintian/overrides", "usr/share/licenses"]:
         (root / d).mkdir(parents=True, exist_ok=True)
     # Directories a real system has because other packages own files in them.
     (root / "opt/vendor/other-software").write_text("another vendor's file\n")
@@ -259,9 +260,13 @@ def check_installed(root, plugin, product, debug=True):
     st = so.stat()
     assert stat.S_IMODE(st.st_mode) == 0o644 and st.st_uid == 0 and st.st_gid == 0
     assert stat.S_IMODE(so.parent.stat().st_mode) == 0o755
-    doc = root / f"usr/share/doc/kerio-{product}-avir-{plugin}"
-    assert stat.S_IMODE((doc / "copyright").stat().st_mode) == 0o644
-    assert "BSD-3-Clause" in (doc / "copyright").read_text()
+    # dpkg: /usr/share/doc/<package>/copyright; rpm: the %license under /usr/share/licenses
+    package = f"kerio-{product}-avir-{plugin}"
+    found = [f for f in (root / f"usr/share/doc/{package}/copyright",
+                         root / f"usr/share/licenses/{package}/copyright") if f.is_file()]
+    assert len(found) == 1
+    assert stat.S_IMODE(found[0].stat().st_mode) == 0o644
+    assert "BSD-3-Clause" in found[0].read_text()
     if debug:
         bid = elf.build_id(so)
         dbg = root / str(facts.debug_file(bid, "usr/lib/debug"))

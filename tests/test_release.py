@@ -85,6 +85,22 @@ def test_components_are_read_from_the_debug_information(plugins):
     assert clam["libc++"]["license"] == "Apache-2.0 WITH LLVM-exception"
 
 
+def test_components_match_the_canonical_names_of_a_release_build_too():
+    """The release build names its sources /usr/src/debug/<name>/... (the same segments as
+    a local build's raw paths, which the test above reads)."""
+    zig, boost = f"/usr/src/debug/zig-{components.zig_version()}/lib", "/usr/src/debug/boost-1.85.0"
+    names = {f"{zig}/libcxx/src/string.cpp": "libc++", f"{zig}/libcxxabi/src/cxa_guard.cpp":
+             "libc++abi", f"{zig}/libunwind/src/libunwind.cpp": "libunwind",
+             f"{zig}/libc/glibc/io/fstat64-2.32.c": "glibc-nonshared",
+             f"{zig}/libc/include/generic-glibc/bits/stdio2.h": "glibc-headers",
+             f"{boost}/boost/asio/io_context.hpp": "boost",
+             f"/usr/src/debug/{NAME}/clam/src/scanner.cpp": NAME}
+    found = components.classify(sorted(names))
+    assert {f: c for c, files in found.items() for f in files} == names
+    assert components.project_relative(f"/usr/src/debug/{NAME}/clam/src/scanner.cpp") == \
+        "clam/src/scanner.cpp"
+
+
 def test_a_linked_file_of_no_known_component_stops_the_release():
     known = "/usr/src/debug/kerio-avir-plugins/api/avCommon.c"
     assert components.classify([known]) == {NAME: [known]}

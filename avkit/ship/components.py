@@ -18,6 +18,7 @@ import posixpath
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
@@ -203,10 +204,11 @@ def boost_source() -> dict:
 
 def boost_package_folder() -> Path:
     """The Boost package in the Conan cache (its package id is cleared: one for all)."""
-    from avkit.build.tools import environment  # the one the build runs Conan with
     ref = boost_reference() + ":da39a3ee5e6b4b0d3255bfef95601890afd80709"
-    env = environment()
-    conan = shutil.which("conan", path=env["PATH"]) or "conan"
+    # The Conan home the build uses (avkit/build/tools.py), with this environment's conan.
+    env = dict(os.environ, CONAN_HOME=str((paths.CACHE / "conan").resolve()))
+    conan = shutil.which("conan", path=os.pathsep.join([str(Path(sys.executable).parent),
+                                                        env.get("PATH", "")])) or "conan"
     r = subprocess.run([conan, "cache", "path", ref], env=env, capture_output=True, text=True)
     if r.returncode != 0:
         raise UserError(f"Boost {ref} is not in the Conan cache: build first "

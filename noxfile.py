@@ -163,8 +163,9 @@ def smoke(session: nox.Session) -> None:
 
 @avkit_session
 def release(session: nox.Session) -> None:
-    """Everything a release needs, in order: both builds, audit, tests, packages, smoke test (`-- ARGS` go to package)."""
+    """Both builds, audit, tests, packages, smoke test, then dist/release/: source archive, SBOM, provenance, notes, SHA256SUMS (`-- ARGS` go to package)."""
     build_test_ship(session, audit=True, package_args=session.posargs)
+    avkit(session, "release")
 
 
 @avkit_session

@@ -37,6 +37,7 @@ COMMAND_PACKAGES = {
     "setpriv": "util-linux",
     "valgrind": "valgrind",
     "clang-14": "clang-14",
+    "gdb": "gdb",
 }
 
 #: Needs that are not commands: name -> (what is missing, Debian packages, its check).
@@ -52,7 +53,7 @@ _KIT = (*_RUN, *_CLAMD, "zip")              # the kit's corpus has an encrypted 
 _PACKAGE = (*_BUILD, "dpkg-deb", "createrepo_c", "git")
 _SMOKE = ("qemu-system-i386", "mkfs.ext4", "debootstrap", "chroot", "dpkg-deb", "rpm", "zip")
 _TESTS = (*_BUILD, *_GCC, *_KIT, *_PACKAGE, "rpm", "rpmbuild", "lintian", "rpmlint", "unzip",
-          "setpriv", *_SMOKE)
+          "setpriv", "gdb", *_SMOKE)
 
 
 def _needs(*needs: str) -> tuple:

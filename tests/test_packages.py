@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from avkit import elf, facts, paths
-from avkit.ship import audit, packages as pkg
+from avkit.ship import audit, components, packages as pkg
 
 # V2 has the form of a snapshot after V1 (README: Versions): upgrades and lint see one.
 V1, V2 = "1.0.0", "1.0.0+git20261129011413.0a65e5f"
@@ -76,6 +76,12 @@ def main_names(plugins):
     return [f"kerio-{product}-avir-{p}" for p in plugins for product in PRODUCTS]
 
 
+def debugsource_names(folder, version=V1):
+    """The one package of debug sources (arch all/noarch), shared by every plugin."""
+    return [f"kerio-avir-plugins-debugsource_{version}-{RELEASE}_all.deb",
+            f"kerio-avir-plugins-debugsource-{version}-{RELEASE}.noarch.rpm"]
+
+
 def deb_field(path, field):
     return run(["dpkg-deb", "-f", path, field]).stdout.strip()
 
@@ -93,6 +99,7 @@ def test_one_package_per_plugin_and_product_plus_debug(v1, plugins, dist):
             expected |= {deb(v1, name).name, rpm_file(v1, name).name}
         expected |= {deb(v1, f"kerio-avir-{p}-dbgsym").name,
                      rpm_file(v1, f"kerio-avir-{p}-debuginfo").name}
+    expected |= set(debugsource_names(v1))
     built = {f.name for f in v1.iterdir() if f.suffix in (".deb", ".rpm")}
     assert built == expected
     assert not [f for f in built if "avhost" in f]
@@ -128,8 +135,11 @@ def test_rpm_metadata_requires_the_32bit_glibc(v1, plugins, dist):
         deps = audit.audit_file(dist / f"avir_{p}.so")["dependencies"]
         for product in PRODUCTS:
             f = rpm_file(v1, f"kerio-{product}-avir-{p}")
+            # License: the SPDX expression of everything linked in, the project's first.
+            license_ = components.expression(components.linked(dist / f"avir_{p}.so"))
+            assert license_.startswith("BSD-3-Clause")
             assert rpm_query(f, "%{ARCH} %{VERSION}-%{RELEASE} %{LICENSE}") == \
-                f"i686 {V1}-{RELEASE} BSD-3-Clause"
+                f"i686 {V1}-{RELEASE} {license_}"
             requires = run(["rpm", "-qp", "--requires", f]).stdout.split("\n")
             glibc = deps["glibc"]
             assert f"libc.so.6(GLIBC_{glibc})" in requires
@@ -160,7 +170,8 @@ def test_a_new_plugin_in_dist_is_packaged_and_clam_recommends_clamd(tmp_path, di
                             deb(out, "kerio-control-avir-clam").name,
                             rpm_file(out, "kerio-avir-clam-debuginfo").name,
                             rpm_file(out, "kerio-connect-avir-clam").name,
-                            rpm_file(out, "kerio-control-avir-clam").name])
+                            rpm_file(out, "kerio-control-avir-clam").name,
+                            *debugsource_names(out)])
     assert deb_field(deb(out, "kerio-connect-avir-clam"), "Recommends") == "clamav-daemon"
     assert run(["rpm", "-qp", "--recommends", rpm_file(out, "kerio-control-avir-clam")]
                ).stdout.split() == ["clamd"]
@@ -208,8 +219,9 @@ def make_root(root: Path, products=True) -> dict:
     of the products with their contents."""
     (root / "usr/bin").mkdir(parents=True, exist_ok=True)
     (root / "bin").symlink_to("usr/bin")  # merged /usr, as on Debian 12 and RHEL 7+
+    # (usr/share/licenses: the %license folder, which rpm systems' filesystem package owns)
     for d in ["tmp", "var/tmp", "opt/vendor", "usr/share/doc/base-files", "usr/lib/debug",
-              "usr/share/lintian/overrides"]:
+              "usr/share/lintian/overrides", "usr/share/licenses"]:
         (root / d).mkdir(parents=True, exist_ok=True)
     # Directories a real system has because other packages own files in them.
     (root / "opt/vendor/other-software").write_text("another vendor's file\n")
@@ -271,9 +283,13 @@ def check_installed(root, plugin, product, debug=True):
     st = so.stat()
     assert stat.S_IMODE(st.st_mode) == 0o644 and st.st_uid == 0 and st.st_gid == 0
     assert stat.S_IMODE(so.parent.stat().st_mode) == 0o755
-    doc = root / f"usr/share/doc/kerio-{product}-avir-{plugin}"
-    assert stat.S_IMODE((doc / "copyright").stat().st_mode) == 0o644
-    assert "BSD-3-Clause" in (doc / "copyright").read_text()
+    # dpkg: /usr/share/doc/<package>/copyright; rpm: the %license under /usr/share/licenses
+    package = f"kerio-{product}-avir-{plugin}"
+    found = [f for f in (root / f"usr/share/doc/{package}/copyright",
+                         root / f"usr/share/licenses/{package}/copyright") if f.is_file()]
+    assert len(found) == 1
+    assert stat.S_IMODE(found[0].stat().st_mode) == 0o644
+    assert "BSD-3-Clause" in found[0].read_text()
     if debug:
         bid = elf.build_id(so)
         dbg = root / str(facts.debug_file(bid, "usr/lib/debug"))

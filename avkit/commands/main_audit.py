@@ -17,6 +17,8 @@ def register(subparsers):
     p.add_argument("--policy", help="the policy each plugin must satisfy (default: the "
                                     "default of packaging/audit-policies.json)")
     p.add_argument("--json", action="store_true", help="print the reports as JSON")
+    p.add_argument("--sbom", type=Path, help="also fail when this SBOM (SPDX JSON) lacks a "
+                                             "component linked into a plugin")
     p.set_defaults(func=run)
 
 
@@ -35,6 +37,11 @@ def run(args) -> int:
     else:
         print("\n".join(format_report(r, data, required) for r in reports))
     failed = [r["name"] for r in reports if not passes(r, required)]
+    if args.sbom:
+        from avkit.ship import sbom  # reads the DWARF: only when asked
+        sbom.check(args.sbom, files)
+        print(f"{args.sbom}: lists every component linked into {len(files)} plugin(s)",
+              file=sys.stderr)
     if failed:
         print(f"avkit audit: {', '.join(failed)} fail(s) policy \"{required}\": see above",
               file=sys.stderr)

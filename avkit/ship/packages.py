@@ -3,7 +3,9 @@
 For every plugin of the dist folder (each avir_<name>.so; avhost is a test tool and
 is not packaged) and every Kerio product of packaging/products.json it builds
 kerio-<product>-avir-<name> as .deb (i386) and .rpm (i686), plus one debug symbols
-package per plugin (kerio-avir-<name>-dbgsym .deb, -debuginfo .rpm). The package
+package per plugin (kerio-avir-<name>-dbgsym .deb, -debuginfo .rpm) and one package of
+the sources their debug information names (kerio-avir-plugins-debugsource). Each
+copyright file lists what its plugin links (avkit/ship/licenses.py). The package
 dependencies come from the audit. The nFPM configs and all texts live in packaging/;
 this module only fills them in. Packages are reproducible: every timestamp is
 SOURCE_DATE_EPOCH (the last commit's time unless set). Every .rpm must be readable by
@@ -29,7 +31,7 @@ from pathlib import Path
 
 from avkit import elf, facts, paths
 from avkit.errors import UserError
-from avkit.ship import audit, repositories, rpm_compat
+from avkit.ship import audit, components, licenses, repositories, rpm_compat
 
 PACKAGING = paths.ROOT / "packaging"
 PLACEHOLDER = re.compile(r"\$\{([a-z_]+)\}")
@@ -106,7 +108,7 @@ def plugin_name(path: Path) -> str:
 
 # --- rendering -----------------------------------------------------------------------
 
-def render_yaml(template: str, values: dict, raw=("rpm_dirs",)) -> str:
+def render_yaml(template: str, values: dict, raw=("rpm_dirs", "source_contents")) -> str:
     """Fill ${key} with JSON (which YAML reads as-is); keys in `raw` are YAML text."""
     def sub(m):
         key = m.group(1)
@@ -268,9 +270,41 @@ def specs(plugins: list, version: str, deps: dict) -> list:
     for so in plugins:
         info = {**meta["_default"], **meta.get(plugin_name(so), {})}
         mains = plugin_specs(so, info, facts.products(), project, common, deps[so.name])
-        out += mains + debug_specs(so, project, common, [m["values"]["package"] for m in mains],
-                                   version)
-    return out
+        plugin_packages = mains + debug_specs(so, project, common,
+                                              [m["values"]["package"] for m in mains], version)
+        for spec in plugin_packages:  # the RPM License: every component linked in
+            spec["values"]["license"] = components.expression(components.linked(so))
+        out += plugin_packages
+    return out + debugsource_specs(plugins, project, common)
+
+
+def debugsource_specs(plugins: list, project: dict, common: dict) -> list:
+    """One package with the project's sources that the plugins' DWARF names (see
+    packaging/nfpm-debugsource.yaml), .deb and .rpm."""
+    prefix = components.policy()["project"]["path_prefixes"][0].rstrip("/")
+    files = sorted({f for so in plugins for f in components.project_sources(so)})
+    missing = [f for f in files if not (paths.ROOT / f).is_file()]
+    if missing:
+        raise UserError(f"the debug information names project files that are not in the "
+                        f"tree: {', '.join(missing)}: rebuild from this tree")
+    contents = "\n".join("  - " + json.dumps({"src": str(paths.ROOT / f), "dst": f"{prefix}/{f}",
+                                              "file_info": {"mode": 0o644, "owner": "root",
+                                                            "group": "root"}})
+                         for f in files)
+    folders = sorted({str(Path(f"{prefix}/{f}").parent) for f in files})
+    rpm_dirs = sorted({line for d in folders
+                       for line in owned_dirs(d, "/usr/src/debug").splitlines()})
+    package = project["debugsource_package"]
+    summary = project["debugsource_summary"]
+    values = {**common, "package": package, "summary": summary,
+              "description": describe(summary, f"The sources of the project's own code in\n"
+                                               f"the plugins, under {prefix}/,\n"
+                                               f"where their debug information says they are."),
+              "doc_dir": f"/usr/share/doc/{package}", "source_contents": contents,
+              "rpm_dirs": "\n".join(rpm_dirs), "depends_deb": [], "depends_rpm": [],
+              "lintian_overrides_dst": f"/usr/share/lintian/overrides/{package}"}
+    return [{"kind": "debugsource", "template": "nfpm-debugsource.yaml", "plugin": None,
+             "values": values, "scripts": None}]
 
 
 def find_nfpm() -> str:
@@ -313,12 +347,20 @@ def audited_dependencies(plugins: list, policy: str = None) -> dict:
     return deps
 
 
-def write_copyright(work: Path, project: dict, epoch: int) -> Path:
-    copyright_src = work / "copyright"
-    copyright_src.write_text((PACKAGING / "copyright").read_text()
-                             .replace("@HOMEPAGE@", project["homepage"]))
-    os.utime(copyright_src, (epoch, epoch))
-    return copyright_src
+def write_copyright(work: Path, project: dict, epoch: int, so: Path = None) -> tuple:
+    """The DEP-5 copyright of a plugin's packages, made from what the plugin links (the
+    debug sources package, so None: the project's own): Debian's, and the RPM's with
+    every license text in full."""
+    linked = components.linked(so) if so else [components.project_component()]
+    written = []
+    for kind, debian in (("copyright", True), ("license", False)):
+        path = work / f"{kind}-{so.name if so else 'sources'}"
+        if not path.exists():
+            path.write_text(licenses.render(linked, project, so.name if so else
+                                            "the project's sources", debian=debian))
+            os.utime(path, (epoch, epoch))
+        written.append(path)
+    return tuple(written)
 
 
 def write_overrides(d: Path, template: str, values: dict) -> str:
@@ -345,7 +387,7 @@ def package_inputs(spec: dict, d: Path, project: dict, entries: list, copyright_
     # lintian wants the first changelog entry to close an ITP bug: only then overridden.
     initial = render_script((PACKAGING / "lintian-overrides-initial").read_text(),
                             {"PACKAGE": pkg}).rstrip("\n") if len(entries) == 1 else ""
-    if spec["kind"] == "debug":
+    if spec["kind"] in ("debug", "debugsource"):
         v["lintian_overrides_src"] = write_overrides(
             d, "lintian-overrides-debug", {"PACKAGE": pkg, "INITIAL_UPLOAD": initial})
     if spec["scripts"]:
@@ -407,11 +449,14 @@ def build_packages(dist: Path, out: Path, version: str = None, sign_key: str = "
     built = []
     with tempfile.TemporaryDirectory(prefix="avkit-pkg-") as tmp:
         work = Path(tmp)
-        copyright_src = write_copyright(work, project, epoch)
         for spec in specs(plugins, version, deps):
             d = work / spec["values"]["package"]
             d.mkdir(exist_ok=True)
+            copyright_src, license_src = write_copyright(work, project, epoch, spec["plugin"])
             v = package_inputs(spec, d, project, entries, copyright_src, epoch, sign_key)
+            v.update(license_src=str(license_src),
+                     license_dir=f"/usr/share/licenses/{v['package']}",
+                     license_dst=f"/usr/share/licenses/{v['package']}/copyright")
             for packager in ("deb", "rpm"):
                 if spec.get("only", packager) == packager:
                     built.append(run_nfpm(nfpm, spec, v, d, packager, out, env, epoch))

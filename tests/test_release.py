@@ -305,7 +305,7 @@ def test_gdb_lists_source_lines_of_avir_sample_from_the_debug_packages(release, 
     without, with_sources = tmp_path / "symbols-only", tmp_path / "both"
     for root, debs in ((without, ["kerio-avir-sample-dbgsym_*.deb"]),
                        (with_sources, ["kerio-avir-sample-dbgsym_*.deb",
-                                       "kerio-avir-plugins-debugsource_*.deb"])):
+                                       "kerio-avir-debugsource_*.deb"])):
         for pattern in debs:
             run(["dpkg-deb", "-x", next(release.glob(pattern)), root])
     r = gdb_list(so, without, "iface_plugin_init")
@@ -317,11 +317,11 @@ def test_gdb_lists_source_lines_of_avir_sample_from_the_debug_packages(release, 
 
 def test_debugsource_holds_the_files_the_dwarf_names(release, plugins):
     wanted = sorted({f for so in plugins.values() for f in components.project_sources(so)})
-    deb = next(release.glob("kerio-avir-plugins-debugsource_*_all.deb"))
+    deb = next(release.glob("kerio-avir-debugsource_*_all.deb"))
     listing = run(["dpkg-deb", "-c", deb]).stdout
     shipped = sorted(re.findall(rf"\./usr/src/debug/{NAME}/(\S*[^/\s])$", listing, re.M))
     assert shipped == wanted
-    rpm = next(release.glob("kerio-avir-plugins-debugsource-*.noarch.rpm"))
+    rpm = next(release.glob("kerio-avir-debugsource-*.noarch.rpm"))
     assert sorted(f[len(f"/usr/src/debug/{NAME}/"):] for f in
                   run(["rpm", "-qlp", rpm]).stdout.split()
                   if f.startswith(f"/usr/src/debug/{NAME}/") and

@@ -4,7 +4,7 @@ For every plugin of the dist folder (each avir_<name>.so; avhost is a test tool 
 is not packaged) and every Kerio product of packaging/products.json it builds
 kerio-<product>-avir-<name> as .deb (i386) and .rpm (i686), plus one debug symbols
 package per plugin (kerio-avir-<name>-dbgsym .deb, -debuginfo .rpm) and one package of
-the sources their debug information names (kerio-avir-plugins-debugsource). Each
+the sources their debug information names (kerio-avir-debugsource). Each
 copyright file lists what its plugin links (avkit/ship/licenses.py). The package
 dependencies come from the audit. The nFPM configs and all texts live in packaging/;
 this module only fills them in. Packages are reproducible: every timestamp is

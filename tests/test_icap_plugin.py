@@ -9,16 +9,14 @@ signatures are the project's test ones, with AlertEncrypted yes and, here,
 AlertExceedsMax yes over a 1 MiB MaxFileSize (so a file over the engine's limit is
 "cannot tell" instead of clean).
 """
-import json
-import time
 from pathlib import Path
 
 import pytest
 
-from avkit import paths
 from avkit.check import avhost as client
 from avkit.check import kit_corpus
-from avkit.check.clamd import EICAR_NAME, ENCRYPTED_NAME, TEST_SIGNATURE_NAME, free_port
+from avkit.check.clamd import (EICAR_NAME, ENCRYPTED_NAME, TEST_SIGNATURE, TEST_SIGNATURE_NAME,
+                               free_port)
 from avkit.check.icap import CIcap, ClamdForIcap
 from avkit.facts import EICAR
 from clam_corpus import write_random
@@ -102,8 +100,7 @@ def kit(tmp_path_factory):
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("files")
     (d / "eicar.com").write_bytes(EICAR)
-    (d / "testsig.txt").write_bytes(b"text " + __import__("avkit.check.clamd", fromlist=["x"])
-                                    .TEST_SIGNATURE + b" more")
+    (d / "testsig.txt").write_bytes(b"text " + TEST_SIGNATURE + b" more")
     write_random(d / "clean.bin", 64 * 1024)
     write_random(d / "small.bin", 100)
     (d / "empty.file").write_bytes(b"")
@@ -152,16 +149,15 @@ def test_kit_corpus_through_real_cicap(host, plugin, icap, kit):
     assert any("C-ICAP" in m and f"icap://127.0.0.1:{icap.port}/avscan" in m for m in run.logs())
 
 
-def test_test_signature_and_large_file(host, plugin, icap, files):
-    """The project's own signature, and EICAR at the end of a 3 MiB file: the whole
-    file went through preview, 100 Continue and the rest of the chunks."""
-    big_clamd_limit = icap.plugin_options()
-    run = scan(host, plugin, big_clamd_limit, [files["testsig.txt"], files["clean.bin"]])
+def test_test_signature(host, plugin, icap, files):
+    run = scan(host, plugin, icap.plugin_options(), [files["testsig.txt"], files["clean.bin"]])
     assert [(r["verdict"], r["vir_info"]) for r in run.events("scan")] == [
         ("VIRUS_FOUND", TEST_SIGNATURE_NAME), ("OK", "")]
 
 
 def test_large_file_is_sent_whole(host, plugin, tmp_path, files):
+    """EICAR at the end of a 3 MiB file (under this clamd's limits): found only when the
+    whole file went through the preview, 100 Continue and the rest of the chunks."""
     with ClamdForIcap(tmp_path / "clamd") as c, CIcap(tmp_path / "icap", c) as i:
         run = scan(host, plugin, i.plugin_options(), [files["big-eicar.bin"], files["clean.bin"]])
     assert [(r["verdict"], r["vir_info"]) for r in run.events("scan")] == [
@@ -394,3 +390,19 @@ def test_plain_virus_scan_passes_objects_over_max_object_size(host, plugin, tmp_
         alias = scan(host, plugin, i.plugin_options(), [files["big-eicar.bin"]])
     assert plain.verdicts() == ["OK"]
     assert alias.verdicts() == ["VIRUS_FOUND"]
+
+
+# --- prerequisites ---
+
+def test_missing_cicap_is_named_with_its_packages(monkeypatch, tmp_path):
+    from avkit import prereqs
+    from avkit.check import icap as icap_module
+    monkeypatch.setenv("AVKIT_CICAP", "/nonexistent/c-icap")
+    with pytest.raises(prereqs.UserError) as e:
+        prereqs.require_for_session("tests")
+    assert "c-icap with virus_scan" in str(e.value), e.value
+    assert "c-icap libc-icap-mod-virus-scan" in str(e.value) or \
+        ("c-icap" in str(e.value) and "libc-icap-mod-virus-scan" in str(e.value)), e.value
+    monkeypatch.setattr(icap_module, "CICAP", "/nonexistent/c-icap")
+    with pytest.raises(icap_module.CIcapError, match="apt-get install c-icap"):
+        CIcap(tmp_path, clamd=None)

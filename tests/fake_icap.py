@@ -17,6 +17,8 @@ the chunked body) and then answers as `mode` says:
     "preview_virus"  answers the preview itself with a virus (never asks for the rest)
     "drop_after"  answers 204, then closes the connection (a server restart)
     "no_preview"  its OPTIONS offers no Preview: the whole file comes without one
+    "stop_reading" takes the preview, says 100 Continue, then reads nothing more
+                  (an upload that stalls; a small receive window makes it show at once)
     "reqmod_only" its OPTIONS offers REQMOD only (plugin_init must refuse)
     "options_404" OPTIONS answered "404 Service not found"
     "options_garbage" OPTIONS answered with bytes that are not ICAP
@@ -45,16 +47,22 @@ def _http_page(status: str, body: bytes) -> tuple[bytes, bytes]:
 
 
 class FakeIcap:
-    def __init__(self, mode: str = "clean"):
+    def __init__(self, mode: str = "clean", host: str = "127.0.0.1"):
         self.mode = mode
         self.respmods = 0
         self.options = 0
         self.connections = 0
         self.bodies = []
         self._stop = threading.Event()
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.host = host
+        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                   socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
+        if mode == "stop_reading":
+            # Inherited by accepted connections: the plugin's upload then waits for our
+            # reads instead of filling megabytes of kernel buffer.
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        self._sock.bind((host, 0))
         self._sock.listen(16)
         self._sock.settimeout(0.2)
         self.port = self._sock.getsockname()[1]
@@ -76,7 +84,7 @@ class FakeIcap:
                 pass
 
     def plugin_options(self, **extra) -> dict:
-        opts = {"Server": "127.0.0.1", "Port": str(self.port), "Service": "avscan",
+        opts = {"Server": self.host, "Port": str(self.port), "Service": "avscan",
                 "StartupTimeout": "5"}
         opts.update({k: str(v) for k, v in extra.items()})
         return opts
@@ -207,6 +215,11 @@ class FakeIcap:
             return
         if preview is not None and not ieof:
             conn.sendall(b"ICAP/1.0 100 Continue\r\n\r\n")
+            if self.mode == "stop_reading":
+                self.bodies.append((preview, ieof, total))
+                while not self._stop.is_set():
+                    time.sleep(0.1)
+                return
             more, _ = self._read_chunks(conn, buf)
             total += more
         self.bodies.append((preview, ieof, total))

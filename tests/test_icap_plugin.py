@@ -10,6 +10,8 @@ AlertExceedsMax yes over a 1 MiB MaxFileSize (so a file over the engine's limit 
 "cannot tell" instead of clean).
 """
 import os
+import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from avkit.check import avhost as client
 from avkit.check import kit_corpus
 from avkit.check.clamd import (EICAR_NAME, ENCRYPTED_NAME, TEST_SIGNATURE, TEST_SIGNATURE_NAME,
                                free_port)
+from avkit.check.clamd import ipv6_loopback_available
 from avkit.check.icap import CIcap, ClamdForIcap
 from avkit.facts import EICAR
 from clam_corpus import write_random
@@ -387,6 +390,31 @@ def test_stalled_cicap_fails_within_scan_timeout(server, tmp_path, files, clamd)
     assert s.violations() == [] and s.returncode == 0
 
 
+def test_cicap_killed_during_a_large_scan(server, tmp_path, clamd, files):
+    big = write_random(tmp_path / "big.bin", 96 * MiB)
+    with CIcap(tmp_path / "icap", clamd) as i:
+        s = server(i.plugin_options(ScanTimeout=10))
+        assert s.scan(files["eicar.com"])["verdict"] == "VIRUS_FOUND"
+        s.send(f"SCAN {big}")
+        # c-icap spools a body over MaxMemObject to its TmpDir: kill it once the
+        # upload has started arriving, so the kill lands mid-transfer.
+        deadline = time.monotonic() + 30
+        while not any(i.tmp_dir.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert any(i.tmp_dir.iterdir()), "the upload never reached c-icap"
+        i.kill()
+        record = s.next_record("scan", 60)
+        assert record["verdict"] == "FAILED", record
+        assert "big.bin" in record["vir_info"] and f"icap://127.0.0.1:{i.port}/avscan" in \
+            record["vir_info"], record
+        i.restart()
+        for name, verdict in (("eicar.com", "VIRUS_FOUND"), ("clean.bin", "OK")):
+            assert s.scan(files[name])["verdict"] == verdict
+    s.close()
+    assert s.violations() == [] and s.returncode == 0
+    assert not [r for r in s.events("scan") if r["verdict"] in ("ERROR", "CRASHED")]
+
+
 def test_engine_down_behind_cicap(host, plugin, tmp_path, files):
     """clamd stopped behind a running c-icap: virus_scan cannot scan, the file FAILED."""
     with ClamdForIcap(tmp_path / "clamd") as c, CIcap(tmp_path / "icap", c) as i:
@@ -407,6 +435,73 @@ def test_plain_virus_scan_passes_objects_over_max_object_size(host, plugin, tmp_
         alias = scan(host, plugin, i.plugin_options(), [files["big-eicar.bin"]])
     assert plain.verdicts() == ["OK"]
     assert alias.verdicts() == ["VIRUS_FOUND"]
+
+
+def test_stalled_upload_fails_after_scan_timeout_of_silence(host, plugin, tmp_path):
+    """The send deadline: a server that stops taking the body (after 100 Continue)."""
+    sparse = tmp_path / "stalled.bin"
+    with open(sparse, "wb") as f:
+        f.truncate(64 * MiB)  # far more than the kernel buffers between us and the fake
+    with FakeIcap("stop_reading") as fake:
+        run = scan(host, plugin, fake.plugin_options(ScanTimeout=5), [sparse], timeout=120)
+    record = run.events("scan")[0]
+    assert record["verdict"] == "FAILED", record
+    assert "made no progress for ScanTimeout=5 s while" in record["vir_info"], record
+    assert "stalled.bin" in record["vir_info"], record
+
+
+def test_stalled_server_fails_every_thread_within_scan_timeout(host, plugin, files):
+    with FakeIcap("stall") as fake:
+        run = scan(host, plugin, fake.plugin_options(ScanTimeout=5),
+                   [files["clean.bin"], files["eicar.com"], files["small.bin"],
+                    files["big-eicar.bin"]], "--threads", 4, timeout=120)
+    scans = run.events("scan")
+    assert len(scans) == 4 and len({r["worker"] for r in scans}) > 1
+    for record in scans:
+        assert record["verdict"] == "FAILED", record
+        assert "did not answer within ScanTimeout=5 s" in record["vir_info"], record
+
+
+def test_connect_deadline_at_init(host, plugin):
+    """The connect deadline: a listener whose queue is full drops our SYNs, so the
+    connection neither succeeds nor fails; plugin_init gives up at StartupTimeout."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = []
+        try:
+            for _ in range(4):  # fill the accept queue; nobody accepts
+                c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                c.setblocking(False)
+                c.connect_ex(("127.0.0.1", port))
+                fillers.append(c)
+            time.sleep(0.2)
+            run = avhost(host, plugin, "scan", {"Port": port, "StartupTimeout": 3,
+                                                "ConnectTimeout": 1}, "/etc/hostname",
+                         timeout=120)
+        finally:
+            for c in fillers:
+                c.close()
+    init = run.events("init")[0]
+    assert init["result"] == 0, run
+    assert f"cannot connect to the ICAP server icap://127.0.0.1:{port}/avscan: timed out" in \
+        init["error"], init
+
+
+def test_server_as_host_name(host, plugin, icap, files):
+    run = scan(host, plugin, icap.plugin_options(Server="localhost"),
+               [files["eicar.com"], files["clean.bin"]])
+    assert run.verdicts() == ["VIRUS_FOUND", "OK"]
+
+
+@pytest.mark.skipif(not ipv6_loopback_available(), reason="no IPv6 loopback here")
+@pytest.mark.parametrize("address", ["::1", "[::1]"])
+def test_ipv6_server(host, plugin, files, address):
+    with FakeIcap("virus_id", host="::1") as fake:
+        run = scan(host, plugin, fake.plugin_options(Server=address), [files["clean.bin"]])
+    assert run.verdicts() == ["VIRUS_FOUND"]
+    assert any(f"icap://[::1]:{fake.port}/avscan" in m for m in run.logs()), run.logs()
 
 
 # --- prerequisites ---

@@ -14,6 +14,7 @@ detections are the test signature database's. Nothing of the system's c-icap
         icap.port                 # ICAP port on 127.0.0.1
         icap.plugin_options()     # {"Server": "127.0.0.1", "Port": "...", "Service": "avscan", ...}
         icap.restart()            # stop, then start on the same port
+        icap.kill()               # SIGKILL to all of it (a crash)
         icap.pause(); icap.resume()  # SIGSTOP/SIGCONT: a server that accepts and says nothing
         icap.options()            # the raw OPTIONS response of a service
 
@@ -194,6 +195,10 @@ class CIcap:
     def restart(self):
         self.stop()
         self.start()
+
+    def kill(self):
+        """SIGKILL to every c-icap process (a crash); stop() or restart() clean up after it."""
+        os.killpg(self._proc.pid, signal.SIGKILL)
 
     def pause(self):
         """SIGSTOP to every c-icap process: connections are accepted by the kernel, nothing answers."""

@@ -109,6 +109,7 @@ class CIcap:
         self.log_path = self.workdir / "server.log"
         self.tmp_dir = self.workdir / "tmp"
         self._proc: subprocess.Popen | None = None
+        self._lock_files: set[str] = set()
         self._write_files()
 
     def _write_files(self):
@@ -122,6 +123,10 @@ class CIcap:
             "StartServers 1", "MaxServers 1",  # one child: SIGSTOP and restarts hit all of it
             "MinSpareThreads 4", "MaxSpareThreads 20", "ThreadsPerChild 40",
             "MaxRequestsPerChild 0",
+            # Anonymous shared memory: the default (posix) leaves /dev/shm files behind
+            # a killed c-icap. Its lock files (/tmp/icap_lock_*, a fixed place) are
+            # removed by stop().
+            "InterProcessSharedMemScheme mmap",
             f"Port 127.0.0.1:{self.port}",
             f"TmpDir {self.tmp_dir}",
             "MaxMemObject 131072",
@@ -163,6 +168,7 @@ class CIcap:
                 raise CIcapError(f"c-icap exited with status {code} while starting:\n{self.log_tail()}")
             try:
                 if self.options().startswith(b"ICAP/1.0 200"):
+                    self._note_lock_files()
                     return self
             except OSError:
                 pass
@@ -171,10 +177,31 @@ class CIcap:
         raise CIcapError(f"c-icap did not answer OPTIONS within {self.startup_timeout} s:\n"
                          f"{self.log_tail()}")
 
+    def _note_lock_files(self):
+        """The lock files this c-icap made in /tmp, from its descriptors."""
+        fd_dir = Path(f"/proc/{self._proc.pid}/fd")
+        for fd in fd_dir.iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("/tmp/icap_lock_"):
+                self._lock_files.add(target)
+
+    def _remove_lock_files(self):
+        """A c-icap that was killed (or cut short by stop()) leaves its lock files."""
+        for path in self._lock_files:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        self._lock_files.clear()
+
     def stop(self):
         """Stops c-icap and its children (SIGTERM to the group, then SIGKILL)."""
         proc, self._proc = self._proc, None
         if proc is None:
+            self._remove_lock_files()
             return
         try:
             os.killpg(proc.pid, signal.SIGCONT)  # a paused server cannot act on SIGTERM
@@ -191,6 +218,7 @@ class CIcap:
             pass
         if proc.poll() is None:
             proc.wait()
+        self._remove_lock_files()
 
     def restart(self):
         self.stop()

@@ -42,18 +42,20 @@ COMMAND_PACKAGES = {
 
 #: Needs that are not commands: name -> (what is missing, Debian packages, its check).
 #: "i386": run 32-bit programs (avhost, the plugins); "gcc-m32": build them with gcc;
-#: "libfuzzer-i386": clang's i386 libFuzzer runtime; "clamd": ClamAV's daemon binary.
-SPECIAL_NEEDS = ("i386", "gcc-m32", "libfuzzer-i386", "clamd")
+#: "libfuzzer-i386": clang's i386 libFuzzer runtime; "clamd": ClamAV's daemon binary;
+#: "c-icap": the c-icap server with its virus_scan service (the ICAP plugin's tests).
+SPECIAL_NEEDS = ("i386", "gcc-m32", "libfuzzer-i386", "clamd", "c-icap")
 
 _BUILD = ("objcopy",)                       # the release build (zig); staging needs objcopy
 _GCC = ("gcc-m32",)                         # the developer toolchain, -m32
 _RUN = ("i386",)                            # run avhost and the plugins
 _CLAMD = ("clamd",)                         # a private clamd for the ClamAV plugin
 _KIT = (*_RUN, *_CLAMD, "zip")              # the kit's corpus has an encrypted zip
+_ICAP = ("c-icap",)                         # a private c-icap with virus_scan for the ICAP plugin
 _PACKAGE = (*_BUILD, "dpkg-deb", "createrepo_c", "git")
 _SMOKE = ("qemu-system-i386", "mkfs.ext4", "debootstrap", "chroot", "dpkg-deb", "rpm", "zip")
-_TESTS = (*_BUILD, *_GCC, *_KIT, *_PACKAGE, "rpm", "rpmbuild", "lintian", "rpmlint", "unzip",
-          "setpriv", "gdb", *_SMOKE)
+_TESTS = (*_BUILD, *_GCC, *_KIT, *_ICAP, *_PACKAGE, "rpm", "rpmbuild", "lintian", "rpmlint",
+          "unzip", "setpriv", "gdb", *_SMOKE)
 
 
 def _needs(*needs: str) -> tuple:
@@ -115,6 +117,12 @@ def clamd_path() -> str:
     return os.environ.get("AVKIT_CLAMD", "/usr/sbin/clamd")
 
 
+def _cicap_with_virus_scan() -> bool:
+    """c-icap itself and its virus_scan module (in Debian's multiarch folder)."""
+    return (Path(os.environ.get("AVKIT_CICAP", "/usr/bin/c-icap")).exists()
+            and bool(glob.glob("/usr/lib/*/c_icap/virus_scan.so")))
+
+
 def _libfuzzer_i386() -> bool:
     return bool(glob.glob("/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-i386.a"))
 
@@ -125,6 +133,8 @@ _SPECIAL = {
     "gcc-m32": ("gcc/g++ -m32", ["gcc-multilib", "g++-multilib"], gcc_m32_works),
     "libfuzzer-i386": ("libFuzzer for i386", ["libclang-rt-14-dev"], _libfuzzer_i386),
     "clamd": (None, ["clamav-daemon"], lambda: Path(clamd_path()).exists()),
+    "c-icap": ("c-icap with virus_scan", ["c-icap", "libc-icap-mod-virus-scan"],
+               _cicap_with_virus_scan),
 }
 
 

@@ -1,0 +1,120 @@
+#include "config.h"
+
+namespace avicap {
+
+/*
+ * Named as ICAP clients (Squid's icap_service, c-icap-client) name them; the
+ * defaults reach Debian's c-icap with virus_scan on this machine: its `avscan`
+ * alias is virus_scan with 204 answers allowed and no size limit of its own.
+ */
+const avp_option kOptions[] = {
+    {"Server", "127.0.0.1"},   /* ICAP server: host name, IPv4 or IPv6 address */
+    {"Port", "1344"},          /* ICAP's registered port */
+    {"Service", "avscan"},     /* the service path: icap://Server:Port/Service */
+    {"PreviewSize", ""},       /* bytes; empty = the server's OPTIONS Preview */
+    {"ConnectTimeout", "10"},  /* seconds per connection attempt; 1..60 */
+    {"StartupTimeout", "90"},  /* seconds plugin_init waits for the server; 1..300 */
+    {"ScanTimeout", "120"},    /* seconds: silence while sending, then response deadline; 5..3600 */
+    {"MaxFileSize", "0"},      /* bytes; larger files are IMPOSSIBLE unsent; 0 = the server decides */
+};
+const std::size_t kOptionCount = sizeof kOptions / sizeof kOptions[0];
+
+namespace {
+
+std::string option(const char *name)
+{
+    char buf[sizeof(((avir_plugin_config *)nullptr)->value) + 1];
+    avc_option(name, buf, sizeof buf);
+    return buf;
+}
+
+/* A decimal count of bytes, up to 2^63; false if anything else is in the text. */
+bool parse_u64(const std::string &text, std::uint64_t &out)
+{
+    if (text.empty() || text.size() > 19)
+        return false;
+    std::uint64_t v = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9')
+            return false;
+        v = v * 10 + static_cast<unsigned>(c - '0');
+    }
+    out = v;
+    return true;
+}
+
+/* A service path: printable, no blanks; a leading '/' is dropped. */
+bool valid_service(std::string &service)
+{
+    while (!service.empty() && service.front() == '/')
+        service.erase(0, 1);
+    if (service.empty())
+        return false;
+    for (unsigned char c : service)
+        if (c <= 0x20 || c >= 0x7f)
+            return false;
+    return true;
+}
+
+} // namespace
+
+std::string Server::authority() const
+{
+    if (host.find(':') != std::string::npos)
+        return "[" + host + "]:" + port;
+    return host + ":" + port;
+}
+
+std::string Server::uri() const
+{
+    return "icap://" + authority() + "/" + service;
+}
+
+bool load_config(Config &out, std::string &error)
+{
+    Config c;
+    Server s;
+    s.host = option("Server");
+    if (s.host.size() > 1 && s.host.front() == '[' && s.host.back() == ']')
+        s.host = s.host.substr(1, s.host.size() - 2); /* "[::1]" as people write it */
+    if (s.host.empty()) {
+        error = "option Server is empty: set the ICAP server's host name or address";
+        return false;
+    }
+    long port = avc_option_long("Port", -1, -1, 99999);
+    if (port < 1 || port > 65535) {
+        error = "option Port=\"" + option("Port") + "\" is not a TCP port (1..65535)";
+        return false;
+    }
+    s.port = std::to_string(port);
+    s.service = option("Service");
+    if (!valid_service(s.service)) {
+        error = "option Service=\"" + printable_excerpt(option("Service")) +
+                "\" is not an ICAP service path (for c-icap's virus_scan: avscan)";
+        return false;
+    }
+    std::string preview = option("PreviewSize");
+    if (!preview.empty()) {
+        std::uint64_t n = 0;
+        if (!parse_u64(preview, n) || n > 1024 * 1024) {
+            error = "option PreviewSize=\"" + printable_excerpt(preview) +
+                    "\" is not a number of bytes (0..1048576; empty = the server's choice)";
+            return false;
+        }
+        c.preview_size = static_cast<long>(n);
+    }
+    c.connect_timeout = std::chrono::seconds(avc_option_long("ConnectTimeout", 10, 1, 60));
+    c.startup_timeout = std::chrono::seconds(avc_option_long("StartupTimeout", 90, 1, 300));
+    c.scan_timeout = std::chrono::seconds(avc_option_long("ScanTimeout", 120, 5, 3600));
+    std::string max = option("MaxFileSize");
+    if (!parse_u64(max, c.max_file_size)) {
+        error = "option MaxFileSize=\"" + printable_excerpt(max) +
+                "\" is not a number of bytes (0 = no limit)";
+        return false;
+    }
+    c.servers.push_back(s);
+    out = c;
+    return true;
+}
+
+} // namespace avicap

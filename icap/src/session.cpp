@@ -1,0 +1,312 @@
+#include "session.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#ifndef ICAP_PLUGIN_VERSION
+#define ICAP_PLUGIN_VERSION "0.0.0"
+#endif
+
+namespace avicap {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+
+constexpr char kUserAgent[] = "avir_icap/" ICAP_PLUGIN_VERSION " (Kerio antivirus plugin)";
+
+/*
+ * Reads up to `want` bytes of `fd` from `offset` into `out`; `got` falls short
+ * only at the end of the file. False with a sentence in `error` when a read fails.
+ */
+bool read_at(int fd, char *out, std::size_t want, std::uint64_t offset, std::size_t &got,
+             std::string &error)
+{
+    got = 0;
+    while (got < want) {
+        ssize_t n = ::pread(fd, out + got, want - got, static_cast<off_t>(offset + got));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            error = std::strerror(errno);
+            return false;
+        }
+        if (n == 0)
+            break;
+        got += static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
+std::string request_line(const char *method, const Server &server)
+{
+    return std::string(method) + " " + server.uri() + " ICAP/1.0\r\nHost: " + server.authority() +
+           "\r\nUser-Agent: " + kUserAgent + "\r\n";
+}
+
+std::string hex(std::uint64_t n)
+{
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "%llx", static_cast<unsigned long long>(n));
+    return buf;
+}
+
+bool is_eof_like(const error_code &ec)
+{
+    return ec == asio::error::eof || ec == asio::error::connection_reset ||
+           ec == asio::error::broken_pipe || ec == asio::error::connection_aborted;
+}
+
+} // namespace
+
+bool Session::open(const Server &server, Clock::duration timeout, std::string &error)
+{
+    requests_ = 0;
+    error_code ec;
+    bool timed_out = false;
+    if (conn_.open(server.endpoints, timeout, ec, timed_out))
+        return true;
+    error = "cannot connect to the ICAP server " + server.uri() + ": " +
+            (timed_out ? std::string("timed out") : ec.message());
+    return false;
+}
+
+Exchange Session::transport(const error_code &ec, bool nothing_received)
+{
+    Exchange x;
+    if (ec == asio::error::timed_out) {
+        x.kind = Exchange::Kind::Timeout;
+    } else if (ec == asio::error::not_found) {
+        x.kind = Exchange::Kind::Protocol;
+        x.error = describe(ec) + " (it began \"" + printable_excerpt(conn_.pending(), 40) + "\")";
+    } else {
+        x.kind = Exchange::Kind::Transport;
+        x.error = describe(ec);
+        x.nothing_received = nothing_received && is_eof_like(ec);
+    }
+    conn_.close();
+    return x;
+}
+
+Exchange Session::read_response(Clock::time_point deadline)
+{
+    std::string head;
+    error_code ec = conn_.read_until("\r\n\r\n", kMaxHead, deadline, head);
+    if (ec)
+        return transport(ec, conn_.pending().empty());
+    Exchange x;
+    if (!parse_response_head(head, x.response)) {
+        x.kind = Exchange::Kind::Protocol;
+        x.error = "not an ICAP response: \"" + printable_excerpt(head, 60) + "\"";
+        conn_.close();
+        return x;
+    }
+    if (x.response.status == 100) {
+        x.kind = Exchange::Kind::Answer;
+        return x; /* the caller sends the rest */
+    }
+    const Encapsulated &enc = x.response.encapsulated;
+    long long header_bytes = enc.header_bytes();
+    if (header_bytes > static_cast<long long>(kMaxHead)) {
+        x.kind = Exchange::Kind::Protocol;
+        x.error = "encapsulated headers of " + std::to_string(header_bytes) + " bytes";
+        conn_.close();
+        return x;
+    }
+    std::string http;
+    if (header_bytes > 0) {
+        ec = conn_.read_exact(static_cast<std::size_t>(header_bytes), deadline, http);
+        if (ec)
+            return transport(ec, false);
+        if (enc.res_hdr >= 0 && enc.res_hdr < header_bytes)
+            x.http = http_status(std::string_view(http).substr(static_cast<std::size_t>(enc.res_hdr)));
+    }
+    if (enc.has_body()) {
+        /* The body is read to its end (and dropped) so the connection can carry the next request. */
+        for (;;) {
+            std::string line;
+            ec = conn_.read_until("\r\n", kMaxChunkLine, deadline, line);
+            if (ec)
+                return transport(ec, false);
+            std::uint64_t size = 0;
+            if (!parse_chunk_size(std::string_view(line).substr(0, line.size() - 2), size)) {
+                x.kind = Exchange::Kind::Protocol;
+                x.error = "bad chunk size line \"" + printable_excerpt(line, 40) + "\"";
+                conn_.close();
+                return x;
+            }
+            if (size == 0)
+                break;
+            ec = conn_.discard(size, deadline);
+            std::string crlf;
+            if (!ec)
+                ec = conn_.read_exact(2, deadline, crlf);
+            if (ec)
+                return transport(ec, false);
+            if (crlf != "\r\n") {
+                x.kind = Exchange::Kind::Protocol;
+                x.error = "chunk not followed by CRLF";
+                conn_.close();
+                return x;
+            }
+        }
+        for (int i = 0; i < 64; i++) { /* trailer lines, up to the empty one */
+            std::string line;
+            ec = conn_.read_until("\r\n", kMaxChunkLine, deadline, line);
+            if (ec)
+                return transport(ec, false);
+            if (line == "\r\n")
+                break;
+        }
+    }
+    x.kind = Exchange::Kind::Answer;
+    requests_++;
+    if (x.response.close)
+        conn_.close();
+    return x;
+}
+
+Exchange Session::options(const Server &server, Clock::duration timeout)
+{
+    const Clock::time_point deadline = Clock::now() + timeout;
+    std::string req = request_line("OPTIONS", server) + "Encapsulated: null-body=0\r\n\r\n";
+    error_code ec = conn_.write({asio::buffer(req)}, timeout);
+    if (ec)
+        return transport(ec, true);
+    Exchange x = read_response(deadline);
+    if (x.kind == Exchange::Kind::Answer && x.response.status == 100) {
+        x.kind = Exchange::Kind::Protocol;
+        x.error = "100 Continue in answer to OPTIONS";
+        conn_.close();
+    }
+    return x;
+}
+
+/*
+ * Sends bytes [from, to) of `fd` as chunks of at most `chunk` bytes, one write
+ * each. Stops early (setting `early`) when the server has already answered.
+ */
+bool Session::send_chunks(int fd, std::uint64_t from, std::uint64_t to, std::size_t chunk,
+                          std::vector<char> &buffer, Clock::duration idle, Exchange &x,
+                          bool &early)
+{
+    early = false;
+    buffer.resize(chunk);
+    std::uint64_t offset = from;
+    while (offset < to) {
+        if (conn_.has_input()) {
+            early = true; /* a final answer before the end: read it, drop the connection after */
+            return true;
+        }
+        std::size_t want = to - offset < chunk ? static_cast<std::size_t>(to - offset) : chunk;
+        std::size_t got = 0;
+        if (!read_at(fd, buffer.data(), want, offset, got, x.error)) {
+            x.kind = Exchange::Kind::File;
+            conn_.close();
+            return false;
+        }
+        if (got == 0)
+            return true; /* the file shrank while we read it: send what there was */
+        std::string size_line = hex(got) + "\r\n";
+        error_code ec = conn_.write(
+            {asio::buffer(size_line), asio::buffer(buffer.data(), got), asio::buffer("\r\n", 2)},
+            idle);
+        if (ec) {
+            if (ec != asio::error::timed_out && conn_.is_open() && conn_.has_input()) {
+                early = true; /* it answered and stopped reading: take the answer */
+                return true;
+            }
+            x = transport(ec, offset == 0 && requests_ > 0);
+            x.while_uploading = true;
+            return false;
+        }
+        offset += got;
+    }
+    return true;
+}
+
+Exchange Session::respmod(const Server &server, int fd, std::uint64_t size,
+                          const std::string &name, std::size_t chunk, std::vector<char> &buffer,
+                          Clock::duration timeout)
+{
+    /* A request and a response header as a web proxy would pass them: c-icap logs the URL. */
+    const std::string req_hdr = "GET /" + url_escape(name) + " HTTP/1.1\r\nHost: kerio-avserver\r\n\r\n";
+    const std::string res_hdr = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                                "Content-Length: " + std::to_string(size) + "\r\n\r\n";
+    const bool preview = server.preview >= 0;
+    const std::uint64_t preview_bytes =
+        preview ? std::min<std::uint64_t>(static_cast<std::uint64_t>(server.preview), size) : 0;
+    std::string head = request_line("RESPMOD", server) + "Allow: 204\r\n";
+    if (preview)
+        head += "Preview: " + std::to_string(preview_bytes) + "\r\n";
+    head += "Encapsulated: req-hdr=0, res-hdr=" + std::to_string(req_hdr.size()) +
+            ", res-body=" + std::to_string(req_hdr.size() + res_hdr.size()) + "\r\n\r\n" + req_hdr +
+            res_hdr;
+    const bool reused = requests_ > 0;
+
+    Exchange x;
+    std::uint64_t sent = 0;
+    if (preview) {
+        /* Headers, the preview and its end in one write: ieof when it holds the whole file. */
+        buffer.resize(static_cast<std::size_t>(preview_bytes) + 1);
+        std::size_t got = 0;
+        if (!read_at(fd, buffer.data(), static_cast<std::size_t>(preview_bytes), 0, got, x.error)) {
+            x.kind = Exchange::Kind::File;
+            return x;
+        }
+        sent = got;
+        const bool whole = got == size || got < preview_bytes;
+        std::string size_line = got > 0 ? hex(got) + "\r\n" : std::string();
+        std::string tail = std::string(got > 0 ? "\r\n" : "") + (whole ? "0; ieof\r\n\r\n" : "0\r\n\r\n");
+        error_code ec = conn_.write({asio::buffer(head), asio::buffer(size_line),
+                                     asio::buffer(buffer.data(), got), asio::buffer(tail)},
+                                    timeout);
+        if (ec) {
+            x = transport(ec, reused);
+            x.while_uploading = true;
+            return x;
+        }
+        x = read_response(Clock::now() + timeout);
+        if (x.kind != Exchange::Kind::Answer || x.response.status != 100)
+            return x; /* a final answer to the preview (204, a virus in the first bytes), or a failure */
+        if (whole) {
+            x.kind = Exchange::Kind::Protocol;
+            x.error = "100 Continue after the whole file was sent (ieof)";
+            conn_.close();
+            return x;
+        }
+    } else {
+        error_code ec = conn_.write({asio::buffer(head)}, timeout);
+        if (ec) {
+            x = transport(ec, reused);
+            x.while_uploading = true;
+            return x;
+        }
+    }
+    bool early = false;
+    if (!send_chunks(fd, sent, size, chunk, buffer, timeout, x, early))
+        return x;
+    if (!early) {
+        error_code ec = conn_.write({asio::buffer("0\r\n\r\n", 5)}, timeout);
+        if (ec && !conn_.has_input()) {
+            x = transport(ec, false);
+            x.while_uploading = true;
+            return x;
+        }
+    }
+    x = read_response(Clock::now() + timeout);
+    if (x.kind == Exchange::Kind::Answer && x.response.status == 100) {
+        x.kind = Exchange::Kind::Protocol;
+        x.error = "a second 100 Continue";
+        conn_.close();
+    }
+    if (early)
+        conn_.close(); /* the request body was cut short: this connection is out of step */
+    return x;
+}
+
+} // namespace avicap

@@ -1,0 +1,146 @@
+#include "startup.h"
+
+#include <algorithm>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+
+#include "avPlugin.h"
+#include "session.h"
+
+namespace avicap {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+
+Clock::duration time_left(Clock::time_point deadline)
+{
+    Clock::time_point now = Clock::now();
+    return deadline > now ? deadline - now : Clock::duration::zero();
+}
+
+/* Fills server.endpoints within `timeout`; false with a sentence when that fails. */
+bool resolve(Server &server, Clock::duration timeout, std::string &error)
+{
+    server.endpoints.clear();
+    error_code ec;
+    asio::ip::address literal = asio::ip::make_address(server.host, ec);
+    if (!ec) {
+        server.endpoints.emplace_back(literal, static_cast<unsigned short>(std::stoi(server.port)));
+        return true;
+    }
+    /* A local io_context: its resolver thread ends with this function. */
+    asio::io_context io;
+    asio::ip::tcp::resolver resolver(io);
+    bool done = false;
+    asio::ip::tcp::resolver::results_type results;
+    resolver.async_resolve(server.host, server.port, asio::ip::tcp::resolver::numeric_service,
+                           [&](const error_code &e, asio::ip::tcp::resolver::results_type r) {
+                               ec = e;
+                               results = std::move(r);
+                               done = true;
+                           });
+    io.run_for(timeout);
+    if (!done) {
+        resolver.cancel();
+        error = "cannot resolve the ICAP server \"" + printable_excerpt(server.host) +
+                "\": timed out; check the Server option and the DNS";
+        return false;
+    }
+    if (ec) {
+        error = "cannot resolve the ICAP server \"" + printable_excerpt(server.host) + "\": " +
+                ec.message() + "; check the Server option";
+        return false;
+    }
+    for (const auto &entry : results)
+        server.endpoints.push_back(entry.endpoint());
+    return !server.endpoints.empty();
+}
+
+enum class Probe { Ok, Retry, Fail };
+
+/* One OPTIONS round; on Retry or Fail, `error` says why. */
+Probe ask_options(Server &server, const Config &config, Clock::time_point deadline,
+                  std::string &error)
+{
+    Session session;
+    Clock::duration connect = std::min<Clock::duration>(config.connect_timeout, time_left(deadline));
+    if (!session.open(server, connect, error))
+        return Probe::Retry; /* refused or silent: c-icap may be starting */
+    Exchange x = session.options(server, std::max<Clock::duration>(time_left(deadline),
+                                                                   std::chrono::seconds(1)));
+    session.close();
+    const std::string where = "ICAP server " + server.uri();
+    switch (x.kind) {
+    case Exchange::Kind::Answer:
+        break;
+    case Exchange::Kind::Timeout:
+        error = where + " did not answer OPTIONS within StartupTimeout";
+        return Probe::Retry;
+    case Exchange::Kind::Protocol:
+        error = where + " did not answer OPTIONS in ICAP: " + x.error +
+                "; is Port the ICAP port (1344)?";
+        return Probe::Fail;
+    default:
+        error = where + " dropped the OPTIONS request: " + x.error;
+        return Probe::Retry;
+    }
+    ServiceOptions options;
+    if (!parse_options(x.response, options)) {
+        error = where + " answered OPTIONS with ICAP " + std::to_string(x.response.status) + " " +
+                x.response.reason +
+                (x.response.status == 404 ? "; no such service: check the Service option "
+                                            "(c-icap with virus_scan: avscan)"
+                                          : std::string());
+        /* A server that is starting answers 503; anything else will not change. */
+        return x.response.status == 503 ? Probe::Retry : Probe::Fail;
+    }
+    if (!options.respmod) {
+        error = where + " does not offer RESPMOD (Methods: " +
+                printable_excerpt(x.response.header("Methods") ? *x.response.header("Methods") : "") +
+                "); an antivirus service such as c-icap's virus_scan (avscan) does";
+        return Probe::Fail;
+    }
+    server.options = options;
+    server.preview = options.preview < 0 ? -1
+                     : config.preview_size < 0 ? options.preview
+                                               : std::min(config.preview_size, options.preview);
+    return Probe::Ok;
+}
+
+} // namespace
+
+bool probe_servers(Config &config, std::string &error)
+{
+    const Clock::time_point deadline = Clock::now() + config.startup_timeout;
+    for (Server &server : config.servers) {
+        if (!resolve(server, std::min<Clock::duration>(config.startup_timeout, std::chrono::seconds(30)),
+                     error))
+            return false;
+        for (;;) {
+            Probe p = ask_options(server, config, deadline, error);
+            if (p == Probe::Ok)
+                break;
+            if (p == Probe::Fail)
+                return false;
+            if (Clock::now() + std::chrono::seconds(1) >= deadline) {
+                error += " (tried for " + std::to_string(config.startup_timeout.count()) +
+                         " s, StartupTimeout); is c-icap running, and is its service " +
+                         server.service + " loaded?";
+                return false;
+            }
+            std::this_thread::sleep_for(std::chrono::seconds(1));
+        }
+        avc_log_debug("avir_icap: ICAP server %s: %s, ISTag %s, preview %ld bytes (server: %ld), "
+                      "204 %s",
+                      server.uri().c_str(), server.options.service.c_str(),
+                      server.options.istag.c_str(), server.preview, server.options.preview,
+                      server.options.allow_204 ? "allowed" : "not offered");
+    }
+    return true;
+}
+
+} // namespace avicap

@@ -3,11 +3,13 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cctype>
 #include <cerrno>
+#include <cstring>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -265,6 +267,50 @@ error_code Connection::write(const std::vector<asio::const_buffer> &data, Clock:
     if (!run_until(done, idle, Clock::time_point::max()))
         return asio::error::timed_out;
     return ec;
+}
+
+error_code Connection::send_descriptor(int fd, Clock::duration idle)
+{
+    /* Asio has no way to attach ancillary data: sendmsg on the native handle,
+       never blocking, with Asio waiting for room under the same deadline as
+       every other write. */
+    char dummy = '\0';
+    iovec iov{&dummy, 1};
+    union {
+        cmsghdr align;
+        char bytes[CMSG_SPACE(sizeof(int))];
+    } control{};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.bytes;
+    msg.msg_controllen = sizeof control.bytes;
+    cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(cmsg), &fd, sizeof fd);
+
+    for (int rounds = 0; rounds < 1000; rounds++) {
+        ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n == 1)
+            return {};
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return error_code(errno, asio::error::get_system_category());
+        bool done = false;
+        error_code ec;
+        socket_.async_wait(asio::socket_base::wait_write, [&](const error_code &e) {
+            ec = e;
+            done = true;
+        });
+        if (!run_until(done, idle, Clock::time_point::max()))
+            return asio::error::timed_out;
+        if (ec)
+            return ec;
+    }
+    return asio::error::timed_out; /* writable a thousand times, yet never took the byte */
 }
 
 void Connection::take_line(std::size_t n, std::string &line)

@@ -67,6 +67,13 @@ public:
                                     Clock::duration idle);
 
     /*
+     * Sends one byte carrying `fd` as SCM_RIGHTS ancillary data (UNIX socket
+     * only): what clamd's FILDES waits for after the command. Fails when the
+     * socket takes nothing for `idle`.
+     */
+    boost::system::error_code send_descriptor(int fd, Clock::duration idle);
+
+    /*
      * Reads one NUL-terminated reply (without the NUL) within `timeout` in all,
      * however clamd paces its bytes. On error, `line` holds what arrived before
      * it (clamd sends a few messages newline-terminated and hangs up).

@@ -34,9 +34,10 @@ as a clamd without FILDES, then close the session:
 `fildes` counts the FILDES requests and `passed` holds (size, first 64 bytes)
 of each file received.
 
-plugin_init's AlertEncrypted probe (an INSTREAM after VERSION on the same
-connection) is answered in every mode as a clamd with AlertEncrypted yes
-answers it, and counted apart: `instreams` counts only the scans.
+plugin_init's probes (two INSTREAMs after VERSION on the same connection: an
+encrypted zip, a zip nested past MaxRecursion) are answered in every mode as a
+clamd with AlertEncrypted and AlertExceedsMax yes answers them, and counted
+apart: `instreams` counts only the scans.
 
     with FakeClamd("stall") as fake:
         fake.plugin_options(ScanTimeout=5)   # options for avhost -o
@@ -211,7 +212,7 @@ class FakeClamd:
         buf = [b""]
         fds: list[int] = []
         session = False
-        saw_version = False
+        probe_answers: list[bytes] = []
         request = 0
         try:
             with conn:
@@ -235,7 +236,9 @@ class FakeClamd:
                         self._stop.wait()
                         return
                     elif cmd == b"zVERSION":
-                        saw_version = True
+                        # plugin_init's probes follow: an encrypted zip, a deeply nested one
+                        probe_answers = [b"stream: Heuristics.Encrypted.Zip FOUND\0",
+                                         b"stream: Heuristics.Limits.Exceeded.MaxRecursion FOUND\0"]
                         version = b"0.94.2" if self.mode == "old" else b"1.4.3"
                         conn.sendall(prefix + b"ClamAV " + version + b"/27000/fake\0")
                     elif cmd == b"zFILDES" and self.mode == "unknown_fd":
@@ -248,12 +251,11 @@ class FakeClamd:
                         fd = self._take_descriptor(conn, buf, fds)
                         if not self._answer(conn, prefix, request, f"fd[{fd}]: ".encode()):
                             return
-                    elif cmd == b"zINSTREAM" and saw_version:
-                        saw_version = False  # plugin_init's probe
+                    elif cmd == b"zINSTREAM" and probe_answers:
                         FakeClamd._read_stream(self, conn, buf)
                         with self._lock:
                             self.probes += 1
-                        conn.sendall(prefix + b"stream: Heuristics.Encrypted.Zip FOUND\0")
+                        conn.sendall(prefix + probe_answers.pop(0))
                     elif cmd == b"zINSTREAM" and self.mode == "slow_reader":
                         self._read_stream(conn, buf, self._throttled_recv(conn))
                         with self._lock:

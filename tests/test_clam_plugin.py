@@ -318,7 +318,7 @@ def test_fake_clamd_well_behaved(host, plugin, corpus):
     run, fake = fake_scan(host, plugin, "ok", [corpus["clean.exe"], corpus["eicar.com"]])
     assert [r["verdict"] for r in run.events("scan")] == ["OK", "OK"]
     assert fake.instreams == 2 and fake.connections == 2  # init probe + one session
-    assert fake.probes == 1  # plugin_init's AlertEncrypted check
+    assert fake.probes == 2  # plugin_init's AlertEncrypted and AlertExceedsMax checks
 
 
 def test_stall_past_scan_timeout(host, plugin, corpus):
@@ -455,6 +455,32 @@ def test_alert_encrypted_no_is_warned_about_at_init(host, plugin, tmp_path, corp
             assert len(warnings) == 1 and f"clamd at {where} " in warnings[0], run.logs()
             # What the warning is about: the encrypted EICAR comes back clean.
             assert run.verdicts() == ["OK", "VIRUS_FOUND"]
+
+
+LIMITS_WARNING = "reports a file over its limits as clean"
+
+
+def test_alert_exceeds_max_yes_gives_no_warning(host, plugin, clamd, corpus):
+    run = scan(host, plugin, clamd.plugin_options("unix"), [corpus["eicar.com"]])
+    assert not any(LIMITS_WARNING in m for m in run.logs()), run.logs()
+    assert any("reports files over its limits" in m and "MaxRecursion" in m
+               for m in run.logs()), run.logs()
+
+
+def test_alert_exceeds_max_no_is_warned_about_at_init(host, plugin, tmp_path, corpus):
+    """Without AlertExceedsMax clamd calls a passed file over MaxFileSize clean where
+    a stream over StreamMaxLength is IMPOSSIBLE: plugin_init says so, naming the setting."""
+    big = write_random(tmp_path / "big.bin", 2 * MiB)
+    with Clamd(tmp_path / "clamd", alert_exceeds_max=False, stream_max_length=MiB) as c:
+        run = scan(host, plugin, c.plugin_options("unix", FdPass="on"), [big])
+        assert run.events("init")[0]["result"] == 1, run  # a warning, not a failure
+        warnings = [m for m in run.logs() if LIMITS_WARNING in m]
+        assert len(warnings) == 1 and "AlertExceedsMax yes" in warnings[0], run.logs()
+        assert f"clamd at {c.socket_path} " in warnings[0]
+        # What the warning is about: the passed file over MaxFileSize comes back clean.
+        assert run.verdicts() == ["OK"]
+        streamed = scan(host, plugin, c.plugin_options("unix", FdPass="off"), [big])
+        assert streamed.verdicts() == ["IMPOSSIBLE"]
 
 
 def _listening(address) -> bool:

@@ -227,8 +227,10 @@ StreamResult Session::fildes(int fd, Clock::duration timeout)
         conn_.close();
         return result;
     }
-    if (!ec)
-        ec = conn_.read_reply(result.reply, timeout);
+    /* A clamd that refuses FILDES may answer and hang up before the descriptor is
+       sent: its reply, already here, says more than the broken pipe. */
+    const auto send_error = ec;
+    ec = conn_.read_reply(result.reply, timeout);
     if (ec == asio::error::timed_out) {
         result.kind = StreamResult::Kind::Timeout;
         conn_.close();
@@ -237,12 +239,14 @@ StreamResult Session::fildes(int fd, Clock::duration timeout)
     if (ec) {
         result.kind = ec == asio::error::not_found ? StreamResult::Kind::Overlong
                                                    : StreamResult::Kind::Transport;
-        result.error = describe(ec);
+        result.error = describe(send_error ? send_error : ec);
         conn_.close();
         return result;
     }
     result.kind = StreamResult::Kind::Reply;
-    result.session_spoiled = false;
+    result.session_spoiled = static_cast<bool>(send_error);
+    if (send_error)
+        conn_.close();
     last_used_ = Clock::now();
     return result;
 }

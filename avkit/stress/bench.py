@@ -346,8 +346,8 @@ def chart_figure(results, meta: dict):
     fig, axes = plt.subplots(len(transports), len(wl), squeeze=False, layout="constrained",
                              figsize=(4.2 * len(wl), 3.0 * len(transports) + 1.9))
     handles = {}
-    colours = {}  # one colour per runner in every panel
-    for c in results:
+    colours = {}  # one colour per runner in every panel; the fullest cell sets the order
+    for c in sorted(results, key=lambda c: -len(c["summary"])):
         for name in c["summary"]:
             colours.setdefault(Path(name).name, f"C{len(colours)}")
     for i, t in enumerate(transports):
@@ -383,7 +383,8 @@ def chart_figure(results, meta: dict):
              f"{meta.get('cpus')} cores, {meta.get('cpu_model')}; clamd "
              f"{meta.get('clamd', '?')}; {meta.get('chunk', CHUNK) // KiB} KiB chunks"
              + ("; quick run" if meta.get("quick") else ""))
-    fig.legend(list(handles.values()), list(handles), loc="outside upper center",
+    order = [n for n in colours if n in handles]
+    fig.legend([handles[n] for n in order], order, loc="outside upper center",
                ncols=len(handles), fontsize=9, frameon=False, title=title, title_fontsize=10)
     spread = (f"error bars: min..max over the {reps} repetitions" if reps > 1 else
               "one repetition, so no error bars")

@@ -7,6 +7,10 @@ ScanTimeout (verdict), overlong/garbage/wrong-id/truncated replies, the size lim
 (StreamMaxLength and MaxFileSize over 4 GiB), missing and empty files, vi_size 0/1/8
 of a virus name, 8 threads, 3 init/close cycles.
 
+A stalled clamd, the MaxFileSize boundary and symlinks/non-files run both ways a
+file reaches clamd: streamed (INSTREAM) and passed as a descriptor over the UNIX
+socket (FILDES, FdPass=on), with the same expectations.
+
 AVKIT_SANITIZED=1 runs the same cases against the ASan+UBSan build
 (dist/i386-gcc-asan/, `python -m avkit build --toolchain gcc --sanitize`);
 `python -m avkit sanitize` does that and checks that no sanitizer report was written.

@@ -216,11 +216,7 @@ StreamResult Session::fildes(int fd, Clock::duration timeout)
     StreamResult result;
     result.request_id = next_id_++;
     result.session_spoiled = true; /* until a complete reply says otherwise */
-    /* clamd takes the descriptor from a message after the command's own:
-       attached to the command's bytes, it is a protocol error. */
-    auto ec = conn_.write({asio::buffer(kFildes, sizeof kFildes)}, timeout);
-    if (!ec)
-        ec = conn_.send_descriptor(fd, timeout);
+    auto ec = conn_.send_with_descriptor(kFildes, sizeof kFildes, fd, timeout);
     if (ec == asio::error::timed_out) {
         result.kind = StreamResult::Kind::Timeout;
         result.while_uploading = true;

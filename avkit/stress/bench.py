@@ -307,9 +307,10 @@ def _print_cell(cell):
           f"({cell['files']} files, {cell['bytes'] / MiB:.0f} MiB)")
     print(f"  {'runner':22} {'files/s':>24} {'MB/s':>22} {'ratio':>6} {'CPU ms/file':>12} "
           f"{'peak RSS KiB':>14} {'fds':>5}")
+    unknown = (None, None, None)  # a figure a runner did not report
     for name, s in cell["summary"].items():
         print(f"  {Path(name).name:22} {_fmt(s['files_per_s']):>24} {_fmt(s['mb_per_s'], 1):>22} "
-              f"{s['ratio']:6.3f} {_fmt(s['cpu_ms_per_file'], 3):>12} "
+              f"{s['ratio']:6.3f} {_fmt(s.get('cpu_ms_per_file', unknown), 3):>12} "
               f"{_fmt(s['peak_rss_kb']):>14} {_fmt(s['open_fds']):>5}", flush=True)
 
 

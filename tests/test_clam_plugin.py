@@ -7,6 +7,7 @@ Fake clamd: only for the faults a real one will not produce on demand.
 """
 import os
 import re
+import shutil
 import socket
 import tempfile
 import threading
@@ -632,14 +633,18 @@ def test_fd_pass_bad_value_fails_init(host, plugin, clamd, corpus):
     assert init["result"] == 0 and 'FdPass="yes" is not auto, on or off' in init["error"], init
 
 
-def short_socket_path(name):
-    """A UNIX socket path well within sun_path's 108 bytes, whatever pytest's tmp_path is."""
-    return Path(tempfile.mkdtemp(prefix="avkit-fd-")) / name
+@pytest.fixture
+def short_socket_path():
+    """A UNIX socket path well within sun_path's 108 bytes, whatever pytest's tmp_path
+    is; its folder goes at the end."""
+    folder = Path(tempfile.mkdtemp(prefix="avkit-fd-"))
+    yield folder / "clamd.sock"
+    shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_fake_clamd_receives_the_open_file(host, plugin, corpus):
+def test_fake_clamd_receives_the_open_file(host, plugin, corpus, short_socket_path):
     """What arrives is the file the plugin opened: its size and first bytes."""
-    path = short_socket_path("fake.sock")
+    path = short_socket_path
     with FakeClamd("ok", unix_path=path) as fake:
         run = scan(host, plugin, fake.plugin_options(FdPass="on"),
                    [corpus["eicar.com"], corpus["clean.exe"]])
@@ -651,10 +656,10 @@ def test_fake_clamd_receives_the_open_file(host, plugin, corpus):
 
 
 @pytest.mark.parametrize("mode", ["refuse_fd", "unknown_fd"])
-def test_refused_descriptor_falls_back_to_instream_once(host, plugin, corpus, mode):
+def test_refused_descriptor_falls_back_to_instream_once(host, plugin, corpus, mode, short_socket_path):
     """FdPass=auto: the refused file is streamed on a fresh session, so are the
     next ones, and the fallback is logged once."""
-    path = short_socket_path("fake.sock")
+    path = short_socket_path
     files = [corpus["eicar.com"], corpus["clean.exe"], corpus["eicar.tmp"]]
     with FakeClamd(mode, unix_path=path) as fake:
         run = scan(host, plugin, fake.plugin_options(), files)
@@ -666,8 +671,8 @@ def test_refused_descriptor_falls_back_to_instream_once(host, plugin, corpus, mo
     assert len(notes) == 1 and "INSTREAM instead" in notes[0], run.logs()
 
 
-def test_refused_descriptor_with_fd_pass_on_fails_the_file(host, plugin, corpus):
-    path = short_socket_path("fake.sock")
+def test_refused_descriptor_with_fd_pass_on_fails_the_file(host, plugin, corpus, short_socket_path):
+    path = short_socket_path
     with FakeClamd("refuse_fd", unix_path=path) as fake:
         run = scan(host, plugin, fake.plugin_options(FdPass="on"),
                    [corpus["eicar.com"], corpus["clean.exe"]])
@@ -726,10 +731,10 @@ class Forwarder:
                     pass
 
 
-def test_socket_forwarder_to_clamd_falls_back_to_instream(host, plugin, clamd, corpus):
+def test_socket_forwarder_to_clamd_falls_back_to_instream(host, plugin, clamd, corpus, short_socket_path):
     """The real clamd behind a forwarder answers FILDES with "No file descriptor
     received": FdPass=auto streams instead, with the verdicts of the direct socket."""
-    path = short_socket_path("fwd.sock")
+    path = short_socket_path
     with Forwarder(path, clamd.port):
         run = scan(host, plugin, clamd.plugin_options("unix", LocalSocket=str(path)),
                    [corpus["eicar.com"], corpus["clean.exe"], corpus["eicarpwd.zip"]])

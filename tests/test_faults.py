@@ -157,16 +157,20 @@ def test_clamd_killed_during_a_large_scan(host, plugin, tmp_path, corpus):
 
 # --- clamd that stalls: every worker answers within the bound ---
 
-def fake_socket(name="fake.sock"):
-    """A UNIX socket path for FakeClamd, short enough for sun_path."""
-    return Path(tempfile.mkdtemp(prefix="avkit-fd-")) / name
+@pytest.fixture
+def fake_socket():
+    """A UNIX socket path for FakeClamd, short enough for sun_path; its folder goes at the end."""
+    folder = Path(tempfile.mkdtemp(prefix="avkit-fd-"))
+    yield folder / "fake.sock"
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.parametrize("fd_pass", ["tcp", "on"])
-def test_stalled_clamd_answers_within_scan_timeout_on_every_thread(host, plugin, corpus, fd_pass):
+def test_stalled_clamd_answers_within_scan_timeout_on_every_thread(host, plugin, corpus, fd_pass,
+                                                                   fake_socket):
     """Streamed over TCP or passed as a descriptor over the UNIX socket (FILDES):
     a clamd that takes the file and never answers costs ScanTimeout, not more."""
-    unix = fake_socket() if fd_pass == "on" else None
+    unix = fake_socket if fd_pass == "on" else None
     with FakeClamd("stall", unix_path=unix) as fake:
         files = [corpus["clean.exe"], corpus["eicar.com"], corpus["eicar.tmp"], corpus["eicar.zip"]]
         extra = {"FdPass": "on"} if unix else {}
@@ -311,9 +315,9 @@ def test_reply(host, plugin, corpus, mode, verdict, text):
 # --- size limit at the boundary (MaxFileSize) ---
 
 @pytest.mark.parametrize("fd_pass", ["off", "on"])
-def test_max_file_size_boundary(host, plugin, corpus, fd_pass):
+def test_max_file_size_boundary(host, plugin, corpus, fd_pass, fake_socket):
     size = corpus["clean.exe"].stat().st_size
-    unix = fake_socket() if fd_pass == "on" else None
+    unix = fake_socket if fd_pass == "on" else None
     with FakeClamd("ok", unix_path=unix) as fake:
         sent = (lambda: fake.fildes) if unix else (lambda: fake.instreams)
         opts = {"FdPass": fd_pass}

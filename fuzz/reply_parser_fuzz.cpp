@@ -47,6 +47,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     check_printable(r.detail, kMaxReplyLine);
 
     (void)is_pong(line, id);
+    (void)fildes_refused(line);
 
     ClamdVersion v;
     if (parse_version(line, id, v))

@@ -22,17 +22,44 @@ INSTREAM as `mode` says:
     "drop_after"  answers OK, then closes the session (like a clamd restart)
     "old"         answers VERSION as ClamAV 0.94.2 (too old for the plugin)
 
-plugin_init's AlertEncrypted probe (an INSTREAM after VERSION on the same
-connection) is answered in every mode as a clamd with AlertEncrypted yes
-answers it, and counted apart: `instreams` counts only the scans.
+With `unix_path`, it listens on that UNIX socket instead of TCP and takes
+FILDES too (the descriptor arrives as SCM_RIGHTS with the byte after the
+command); "ok" answers "N: fd[M]: OK", "stall" never answers, and two modes
+refuse as clamd does when no descriptor arrives (clamd behind a forwarder) or
+as a clamd without FILDES, then close the session:
+
+    "refuse_fd"   "N: No file descriptor received. ERROR"
+    "unknown_fd"  "UNKNOWN COMMAND"
+
+`fildes` counts the FILDES requests and `passed` holds (size, first 64 bytes)
+of each file received.
+
+plugin_init's probes (two INSTREAMs after VERSION on the same connection: an
+encrypted zip, a zip nested past MaxRecursion) are answered in every mode as a
+clamd with AlertEncrypted and AlertExceedsMax yes answers them, and counted
+apart: `instreams` counts only the scans.
 
     with FakeClamd("stall") as fake:
         fake.plugin_options(ScanTimeout=5)   # options for avhost -o
         fake.instreams                        # INSTREAM commands received so far
-        fake.probes                           # plugin_init's AlertEncrypted probes
+        fake.probes                           # With `unix_path`, it listens on that UNIX socket instead of TCP and takes
+FILDES too (the descriptor arrives as SCM_RIGHTS with the byte after the
+command); "ok" answers "N: fd[M]: OK", "stall" never answers, and two modes
+refuse as clamd does when no descriptor arrives (clamd behind a forwarder) or
+as a clamd without FILDES, then close the session:
+
+    "refuse_fd"   "N: No file descriptor received. ERROR"
+    "unknown_fd"  "UNKNOWN COMMAND"
+
+`fildes` counts the FILDES requests and `passed` holds (size, first 64 bytes)
+of each file received.
+
+plugin_init's AlertEncrypted probes
         fake.connections                      # connections accepted so far
 """
+import array
 import itertools
+import os
 import socket
 import struct
 import threading
@@ -44,23 +71,28 @@ class FakeClamd:
     SLOW_BYTES = 8 * 1024 * 1024
     SLOW_RATE = 1024 * 1024
 
-    def __init__(self, mode: str = "ok"):
+    def __init__(self, mode: str = "ok", unix_path=None):
         self.mode = mode
+        self.unix_path = str(unix_path) if unix_path else None
+        self.fildes = 0
+        self.passed: list[tuple[int, bytes]] = []
         self.instreams = 0
         self.probes = 0
         self.connections = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        family = socket.AF_UNIX if self.unix_path else socket.AF_INET
+        self._sock = socket.socket(family, socket.SOCK_STREAM)
+        if not self.unix_path:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if mode in ("slow_reader", "stop_reading"):
             # A small window that accepted connections inherit: the plugin's upload
             # then waits for our reads instead of filling megabytes of kernel buffer.
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-        self._sock.bind(("127.0.0.1", 0))
+        self._sock.bind(self.unix_path or ("127.0.0.1", 0))
         self._sock.listen(16)
         self._sock.settimeout(0.2)
-        self.port = self._sock.getsockname()[1]
+        self.port = None if self.unix_path else self._sock.getsockname()[1]
         self._clients = []
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
@@ -72,6 +104,8 @@ class FakeClamd:
         self._stop.set()
         self._thread.join(timeout=5)
         self._sock.close()
+        if self.unix_path and os.path.exists(self.unix_path):
+            os.unlink(self.unix_path)
         for c in list(self._clients):
             try:
                 c.close()
@@ -79,8 +113,8 @@ class FakeClamd:
                 pass
 
     def plugin_options(self, **extra) -> dict:
-        opts = {"Address": "127.0.0.1", "Port": str(self.port), "StartupTimeout": "10",
-                "LocalSocket": ""}
+        opts = {"Address": "127.0.0.1", "Port": str(self.port or 3310), "StartupTimeout": "10",
+                "LocalSocket": self.unix_path or ""}
         opts.update({k: str(v) for k, v in extra.items()})
         return opts
 
@@ -99,9 +133,38 @@ class FakeClamd:
             self._clients.append(conn)
             threading.Thread(target=self._client, args=(conn,), daemon=True).start()
 
-    def _read_command(self, conn, buf):
+    def _recv(self, conn, n, fds):
+        """recv that keeps descriptors passed with the bytes (a plain recv closes them)."""
+        if not self.unix_path:
+            return conn.recv(n)
+        data, ancillary, _, _ = conn.recvmsg(n, socket.CMSG_SPACE(4 * 4))
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.extend(array.array("i", payload[:len(payload) - len(payload) % 4]))
+        return data
+
+    def _take_descriptor(self, conn, buf, fds):
+        """FILDES: the byte after the command carries the descriptor. Returns it."""
+        while not fds:
+            chunk = self._recv(conn, 1, fds)
+            if not chunk:
+                raise ConnectionError("client went away")
+            buf[0] += chunk
+        buf[0] = buf[0][1:]  # the carrier byte
+        fd = fds.pop(0)
+        try:
+            size = os.fstat(fd).st_size
+            head = os.pread(fd, 64, 0)
+        finally:
+            os.close(fd)
+        with self._lock:
+            self.fildes += 1
+            self.passed.append((size, head))
+        return fd
+
+    def _read_command(self, conn, buf, fds=None):
         while b"\0" not in buf[0]:
-            chunk = conn.recv(4096)
+            chunk = self._recv(conn, 4096, fds if fds is not None else [])
             if not chunk:
                 raise ConnectionError("client went away")
             buf[0] += chunk
@@ -147,13 +210,14 @@ class FakeClamd:
 
     def _client(self, conn):
         buf = [b""]
+        fds: list[int] = []
         session = False
-        saw_version = False
+        probe_answers: list[bytes] = []
         request = 0
         try:
             with conn:
                 while not self._stop.is_set():
-                    cmd = self._read_command(conn, buf)
+                    cmd = self._read_command(conn, buf, fds)
                     if cmd == b"zIDSESSION":
                         session = True
                         continue
@@ -172,15 +236,26 @@ class FakeClamd:
                         self._stop.wait()
                         return
                     elif cmd == b"zVERSION":
-                        saw_version = True
+                        # plugin_init's probes follow: an encrypted zip, a deeply nested one
+                        probe_answers = [b"stream: Heuristics.Encrypted.Zip FOUND\0",
+                                         b"stream: Heuristics.Limits.Exceeded.MaxRecursion FOUND\0"]
                         version = b"0.94.2" if self.mode == "old" else b"1.4.3"
                         conn.sendall(prefix + b"ClamAV " + version + b"/27000/fake\0")
-                    elif cmd == b"zINSTREAM" and saw_version:
-                        saw_version = False  # plugin_init's probe
+                    elif cmd == b"zFILDES" and self.mode == "unknown_fd":
+                        conn.sendall(b"UNKNOWN COMMAND\0")
+                        return
+                    elif cmd == b"zFILDES" and self.mode == "refuse_fd":
+                        conn.sendall(prefix + b"No file descriptor received. ERROR\0")
+                        return
+                    elif cmd == b"zFILDES":
+                        fd = self._take_descriptor(conn, buf, fds)
+                        if not self._answer(conn, prefix, request, f"fd[{fd}]: ".encode()):
+                            return
+                    elif cmd == b"zINSTREAM" and probe_answers:
                         FakeClamd._read_stream(self, conn, buf)
                         with self._lock:
                             self.probes += 1
-                        conn.sendall(prefix + b"stream: Heuristics.Encrypted.Zip FOUND\0")
+                        conn.sendall(prefix + probe_answers.pop(0))
                     elif cmd == b"zINSTREAM" and self.mode == "slow_reader":
                         self._read_stream(conn, buf, self._throttled_recv(conn))
                         with self._lock:
@@ -208,11 +283,11 @@ class FakeClamd:
         except (ConnectionError, OSError):
             pass
 
-    def _answer(self, conn, prefix, request) -> bool:
+    def _answer(self, conn, prefix, request, named=b"stream: ") -> bool:
         """Sends the mode's answer; False when the connection must end."""
         mode = self.mode
-        if mode in ("ok", "old"):
-            conn.sendall(prefix + b"stream: OK\0")
+        if mode in ("ok", "old", "refuse_fd", "unknown_fd"):
+            conn.sendall(prefix + named + b"OK\0")
         elif mode == "drop_after":
             conn.sendall(prefix + b"stream: OK\0")
             return False

@@ -1,6 +1,7 @@
 """Unit tests of avir_clam's pure parts: the clamd reply parser
-(clam/src/reply_parser.cpp) and clamd discovery with the diagnosis of failed
-socket connections (clam/src/discovery.cpp).
+(clam/src/reply_parser.cpp), clamd discovery with the diagnosis of failed
+socket connections (clam/src/discovery.cpp) and the FdPass choice
+(clam/src/fdpass.cpp).
 
 Their C++ tests (clam/tests/*_test.cpp) are compiled for this machine with the
 host's g++ and run here, under AddressSanitizer and UBSan when the compiler has
@@ -19,6 +20,8 @@ from avkit import paths
 CLAM = paths.ROOT / "clam"
 SOURCES = [CLAM / "tests" / "reply_parser_test.cpp", CLAM / "src" / "reply_parser.cpp"]
 DISCOVERY_SOURCES = [CLAM / "tests" / "discovery_test.cpp", CLAM / "src" / "discovery.cpp"]
+FDPASS_SOURCES = [CLAM / "tests" / "fdpass_test.cpp", CLAM / "src" / "fdpass.cpp"]
+PROBE_SOURCES = [CLAM / "tests" / "limits_probe_dump.cpp", CLAM / "src" / "limits_probe.cpp"]
 
 
 def _compile(out, sanitize, sources=SOURCES):
@@ -56,6 +59,29 @@ def test_discovery_unit_tests(tmp_path):
     result = subprocess.run([str(program)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert " 0 failures" in result.stdout
+
+
+def test_fdpass_unit_tests(tmp_path):
+    program = _build(tmp_path / "fdpass_test", FDPASS_SOURCES)
+    result = subprocess.run([str(program)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " 0 failures" in result.stdout
+
+
+@pytest.mark.parametrize("depth", [1, 3, 64])
+def test_limits_probe_is_a_zip_nested_all_the_way_down(tmp_path, depth):
+    """plugin_init's AlertExceedsMax probe: `depth` valid stored zips, one byte at the bottom."""
+    program = _build(tmp_path / "limits_probe_dump", PROBE_SOURCES)
+    data = subprocess.run([str(program), str(depth)], capture_output=True, timeout=60,
+                          check=True).stdout
+    assert len(data) == 1 + 100 * depth  # 100 bytes of headers per level
+    for level in range(depth):
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            (member,) = z.infolist()
+            assert member.compress_type == zipfile.ZIP_STORED and member.filename == "a"
+            assert z.testzip() is None, f"bad CRC at level {level}"
+            data = z.read(member)
+    assert data == b"x"
 
 
 def test_built_in_probe_is_an_encrypted_zip():

@@ -7,8 +7,12 @@ Fake clamd: only for the faults a real one will not produce on demand.
 """
 import os
 import re
+import shutil
 import socket
+import tempfile
+import threading
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -22,6 +26,7 @@ from fake_clamd import FakeClamd
 
 MiB = 1024 * 1024
 STREAM_MAX = 1 * MiB  # the shared clamd's StreamMaxLength
+FILDES_USED = "took a file descriptor (FILDES)"  # logged once a FILDES scan succeeded
 
 
 # --- running avhost ---
@@ -115,11 +120,16 @@ def test_vendor_corpus_over_tcp(host, plugin, clamd, corpus):
     assert run.events("summary")[0]["ERROR"] == 0
 
 
-def test_vendor_corpus_over_unix_socket(host, plugin, clamd, corpus):
-    options = clamd.plugin_options(transport="unix", Port="1")  # the port must not matter
+@pytest.mark.parametrize("fd_pass", ["off", "on"])
+def test_vendor_corpus_over_unix_socket(host, plugin, clamd, corpus, fd_pass):
+    options = clamd.plugin_options(transport="unix", Port="1", FdPass=fd_pass)  # port unused
     run = scan(host, plugin, options, corpus.values())
     check_corpus(run, corpus)
     assert any(str(clamd.socket_path) in m for m in run.logs())
+    huge = run.scans()[str(corpus["huge.file"])]
+    assert huge["verdict"] == "IMPOSSIBLE", huge
+    passed = any(FILDES_USED in m for m in run.logs())
+    assert passed == (fd_pass == "on"), run.logs()
 
 
 @pytest.mark.skipif(not ipv6_loopback_available(), reason="no IPv6 loopback here")
@@ -148,7 +158,7 @@ def test_options_are_listed_with_defaults(host, plugin):
     options = {o["name"]: o["value"] for o in load["options"]}
     assert options == {"Address": "127.0.0.1", "Port": "3310", "StartupTimeout": "90",
                        "LocalSocket": "", "ScanTimeout": "120", "ChunkSize": "65536",
-                       "MaxFileSize": "0", "KeepAliveInterval": "10"}
+                       "MaxFileSize": "0", "KeepAliveInterval": "10", "FdPass": "auto"}
 
 
 @pytest.mark.parametrize("vi_size", [0, 1, 8])
@@ -228,9 +238,10 @@ def test_missing_unix_socket_at_init(host, plugin, tmp_path):
     assert "LocalSocket" in init["error"]
 
 
-def test_clamd_restarted_between_scans(server, tmp_path, corpus):
+@pytest.mark.parametrize("transport, fd_pass", [("tcp", "auto"), ("unix", "on")])
+def test_clamd_restarted_between_scans(server, tmp_path, corpus, transport, fd_pass):
     with Clamd(tmp_path / "clamd") as c:
-        s = server(c.plugin_options())
+        s = server(c.plugin_options(transport, FdPass=fd_pass))
         assert s.scan(corpus["eicar.com"])["verdict"] == "VIRUS_FOUND"
         c.restart()
         for name in ("eicar.com", "clean.exe"):  # the first one reconnects
@@ -245,9 +256,11 @@ def test_clamd_restarted_between_scans(server, tmp_path, corpus):
     assert s.violations() == []
 
 
-def test_session_idle_past_clamd_timeout(server, tmp_path, corpus):
+@pytest.mark.parametrize("transport, fd_pass", [("tcp", "auto"), ("unix", "on")])
+def test_session_idle_past_clamd_timeout(server, tmp_path, corpus, transport, fd_pass):
     with Clamd(tmp_path / "clamd", idle_timeout=2, read_timeout=2) as c:
-        s = server(c.plugin_options(KeepAliveInterval=0))  # no keep-alive: clamd drops it
+        # No keep-alive: clamd drops the session.
+        s = server(c.plugin_options(transport, KeepAliveInterval=0, FdPass=fd_pass))
         assert s.scan(corpus["eicar.com"])["verdict"] == "VIRUS_FOUND"
         time.sleep(5)
         record = s.scan(corpus["eicar.com"])
@@ -306,7 +319,7 @@ def test_fake_clamd_well_behaved(host, plugin, corpus):
     run, fake = fake_scan(host, plugin, "ok", [corpus["clean.exe"], corpus["eicar.com"]])
     assert [r["verdict"] for r in run.events("scan")] == ["OK", "OK"]
     assert fake.instreams == 2 and fake.connections == 2  # init probe + one session
-    assert fake.probes == 1  # plugin_init's AlertEncrypted check
+    assert fake.probes == 2  # plugin_init's AlertEncrypted and AlertExceedsMax checks
 
 
 def test_stall_past_scan_timeout(host, plugin, corpus):
@@ -445,6 +458,32 @@ def test_alert_encrypted_no_is_warned_about_at_init(host, plugin, tmp_path, corp
             assert run.verdicts() == ["OK", "VIRUS_FOUND"]
 
 
+LIMITS_WARNING = "reports a file over its limits as clean"
+
+
+def test_alert_exceeds_max_yes_gives_no_warning(host, plugin, clamd, corpus):
+    run = scan(host, plugin, clamd.plugin_options("unix"), [corpus["eicar.com"]])
+    assert not any(LIMITS_WARNING in m for m in run.logs()), run.logs()
+    assert any("reports files over its limits" in m and "MaxRecursion" in m
+               for m in run.logs()), run.logs()
+
+
+def test_alert_exceeds_max_no_is_warned_about_at_init(host, plugin, tmp_path, corpus):
+    """Without AlertExceedsMax clamd calls a passed file over MaxFileSize clean where
+    a stream over StreamMaxLength is IMPOSSIBLE: plugin_init says so, naming the setting."""
+    big = write_random(tmp_path / "big.bin", 2 * MiB)
+    with Clamd(tmp_path / "clamd", alert_exceeds_max=False, stream_max_length=MiB) as c:
+        run = scan(host, plugin, c.plugin_options("unix", FdPass="on"), [big])
+        assert run.events("init")[0]["result"] == 1, run  # a warning, not a failure
+        warnings = [m for m in run.logs() if LIMITS_WARNING in m]
+        assert len(warnings) == 1 and "AlertExceedsMax yes" in warnings[0], run.logs()
+        assert f"clamd at {c.socket_path} " in warnings[0]
+        # What the warning is about: the passed file over MaxFileSize comes back clean.
+        assert run.verdicts() == ["OK"]
+        streamed = scan(host, plugin, c.plugin_options("unix", FdPass="off"), [big])
+        assert streamed.verdicts() == ["IMPOSSIBLE"]
+
+
 def _listening(address) -> bool:
     family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
@@ -503,3 +542,203 @@ def test_address_other_than_the_defaults_is_used_as_before(host, plugin, clamd, 
     run = scan(host, plugin, clamd.plugin_options(), [corpus["eicar.com"]])
     assert not any("no clamd address set" in m for m in run.logs()), run.logs()
     assert any(f"connected to clamd at 127.0.0.1:{clamd.port}" in m for m in run.logs())
+
+
+# --- FdPass: the open file passed to clamd (FILDES) or streamed (INSTREAM) ---
+
+MODES = {"TCP INSTREAM": ("tcp", "auto"), "UNIX INSTREAM": ("unix", "off"),
+         "UNIX FILDES": ("unix", "on")}
+
+
+@pytest.fixture(scope="module")
+def table_files(corpus, tmp_path_factory):
+    """Every case of the verdict table, with the verdict all modes must give."""
+    folder = tmp_path_factory.mktemp("table")
+    inner = folder / "inner.zip"
+    with zipfile.ZipFile(inner, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("eicar.com", EICAR)
+    nested = folder / "eicar-nested.zip"
+    with zipfile.ZipFile(nested, "w", zipfile.ZIP_DEFLATED) as z:
+        z.write(inner, "inner.zip")
+    link = folder / "eicar-link.com"
+    link.symlink_to(corpus["eicar.com"])
+    unreadable = folder / "unreadable.dir"  # opens, but is no file: as root, mode 000 would read
+    unreadable.mkdir()
+    at_limit = folder / "eicar-at-limit.file"
+    at_limit.write_bytes(b"\0" * (STREAM_MAX - len(EICAR)) + EICAR)
+    over = write_random(folder / "just-over-limit.file", STREAM_MAX + 1)
+    return {
+        "clean.exe": (corpus["clean.exe"], "OK"),
+        "eicar.com": (corpus["eicar.com"], "VIRUS_FOUND"),
+        "eicar.zip": (corpus["eicar.zip"], "VIRUS_FOUND"),
+        "eicar-nested.zip": (nested, "VIRUS_FOUND"),
+        "eicarpwd.zip (encrypted)": (corpus["eicarpwd.zip"], "IMPOSSIBLE"),
+        "testsig.txt": (corpus["testsig.txt"], "VIRUS_FOUND"),
+        "empty.file": (corpus["empty.file"], "OK"),
+        "nonexisting.file": (corpus["nonexisting.file"], "FAILED"),
+        "symlink to eicar.com": (link, "VIRUS_FOUND"),
+        "unreadable (a directory)": (unreadable, "FAILED"),
+        "EICAR at the limit": (at_limit, "VIRUS_FOUND"),
+        "limit + 1 byte": (over, "IMPOSSIBLE"),
+        "huge (2 x limit)": (corpus["huge.file"], "IMPOSSIBLE"),
+    }
+
+
+def test_verdict_table_is_the_same_in_both_modes(host, plugin, clamd, table_files, capsys):
+    """Case x mode against the real clamd (StreamMaxLength = MaxFileSize, AlertExceedsMax
+    yes): streamed or passed, every file gets the same verdict and the same name."""
+    table = {}
+    for mode, (transport, fd_pass) in MODES.items():
+        run = scan(host, plugin, clamd.plugin_options(transport, FdPass=fd_pass),
+                   [p for p, _ in table_files.values()])
+        assert any(FILDES_USED in m for m in run.logs()) == (fd_pass == "on"), (mode, run.logs())
+        scans = run.scans()
+        table[mode] = {case: scans[str(p)] for case, (p, _) in table_files.items()}
+    with capsys.disabled():
+        print(f"\n{'case':28}" + "".join(f"{m:>16}" for m in MODES))
+        for case in table_files:
+            print(f"{case:28}" + "".join(f"{table[m][case]['verdict']:>16}" for m in MODES))
+    for case, (_, verdict) in table_files.items():
+        got = {m: (table[m][case]["verdict"], table[m][case]["vir_info"] if verdict ==
+                   "VIRUS_FOUND" else "") for m in MODES}
+        assert set(got.values()) == {got["UNIX FILDES"]}, (case, got)
+        assert got["UNIX FILDES"][0] == verdict, (case, got)
+    over = table["UNIX FILDES"]["limit + 1 byte"]["vir_info"]
+    assert "Heuristics.Limits.Exceeded.MaxFileSize" in over and "MaxFileSize" in over, over
+
+
+def test_max_file_size_option_applies_to_passed_files(host, plugin, clamd, table_files):
+    """The plugin's own limit holds in both modes: an over-limit file is never handed over."""
+    at_limit, _ = table_files["EICAR at the limit"]
+    for fd_pass in ("off", "on"):
+        run = scan(host, plugin, clamd.plugin_options("unix", FdPass=fd_pass,
+                                                      MaxFileSize=STREAM_MAX - 1), [at_limit])
+        record = run.events("scan")[0]
+        assert record["verdict"] == "IMPOSSIBLE" and "over MaxFileSize" in record["vir_info"], record
+        assert not any(FILDES_USED in m for m in run.logs())
+
+
+def test_fd_pass_on_over_tcp_fails_init(host, plugin, clamd, corpus):
+    run = avhost(host, plugin, "scan", clamd.plugin_options("tcp", FdPass="on"),
+                 corpus["eicar.com"], timeout=120)
+    init = run.events("init")[0]
+    assert init["result"] == 0
+    assert "FdPass=on needs clamd's UNIX socket" in init["error"], init
+
+
+def test_fd_pass_bad_value_fails_init(host, plugin, clamd, corpus):
+    run = avhost(host, plugin, "scan", clamd.plugin_options("unix", FdPass="yes"),
+                 corpus["eicar.com"], timeout=120)
+    init = run.events("init")[0]
+    assert init["result"] == 0 and 'FdPass="yes" is not auto, on or off' in init["error"], init
+
+
+@pytest.fixture
+def short_socket_path():
+    """A UNIX socket path well within sun_path's 108 bytes, whatever pytest's tmp_path
+    is; its folder goes at the end."""
+    folder = Path(tempfile.mkdtemp(prefix="avkit-fd-"))
+    yield folder / "clamd.sock"
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_fake_clamd_receives_the_open_file(host, plugin, corpus, short_socket_path):
+    """What arrives is the file the plugin opened: its size and first bytes."""
+    path = short_socket_path
+    with FakeClamd("ok", unix_path=path) as fake:
+        run = scan(host, plugin, fake.plugin_options(FdPass="on"),
+                   [corpus["eicar.com"], corpus["clean.exe"]])
+    assert [r["verdict"] for r in run.events("scan")] == ["OK", "OK"]
+    assert fake.fildes == 2 and fake.instreams == 0
+    for (size, head), name in zip(fake.passed, ["eicar.com", "clean.exe"]):
+        data = corpus[name].read_bytes()
+        assert (size, head) == (len(data), data[:64]), name
+
+
+@pytest.mark.parametrize("mode", ["refuse_fd", "unknown_fd"])
+def test_refused_descriptor_falls_back_to_instream_once(host, plugin, corpus, mode, short_socket_path):
+    """FdPass=auto: the refused file is streamed on a fresh session, so are the
+    next ones, and the fallback is logged once."""
+    path = short_socket_path
+    files = [corpus["eicar.com"], corpus["clean.exe"], corpus["eicar.tmp"]]
+    with FakeClamd(mode, unix_path=path) as fake:
+        run = scan(host, plugin, fake.plugin_options(), files)
+    assert [r["verdict"] for r in run.events("scan")] == ["OK", "OK", "OK"], run
+    assert fake.instreams == 3 and fake.fildes == 0
+    # The init probe, the refusing session, then one streaming session for all three.
+    assert fake.connections == 3
+    notes = [m for m in run.logs() if "does not take file descriptors" in m]
+    assert len(notes) == 1 and "INSTREAM instead" in notes[0], run.logs()
+
+
+def test_refused_descriptor_with_fd_pass_on_fails_the_file(host, plugin, corpus, short_socket_path):
+    path = short_socket_path
+    with FakeClamd("refuse_fd", unix_path=path) as fake:
+        run = scan(host, plugin, fake.plugin_options(FdPass="on"),
+                   [corpus["eicar.com"], corpus["clean.exe"]])
+    for record in run.events("scan"):
+        assert record["verdict"] == "FAILED", record
+        assert "refused the descriptor" in record["vir_info"] and "FdPass=on" in record["vir_info"]
+    assert fake.instreams == 0  # never streamed instead
+    assert run.events("summary")[0]["ERROR"] == 0
+
+
+class Forwarder:
+    """A UNIX socket relaying bytes to clamd's TCP port, as socat would: descriptors
+    passed to it are lost on the way, so clamd sees FILDES without one."""
+
+    def __init__(self, path, port):
+        self.path, self.port = str(path), port
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(self.path)
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=5)
+        self.sock.close()
+        os.unlink(self.path)
+
+    def _accept(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.port))
+            for a, b in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+def test_socket_forwarder_to_clamd_falls_back_to_instream(host, plugin, clamd, corpus, short_socket_path):
+    """The real clamd behind a forwarder answers FILDES with "No file descriptor
+    received": FdPass=auto streams instead, with the verdicts of the direct socket."""
+    path = short_socket_path
+    with Forwarder(path, clamd.port):
+        run = scan(host, plugin, clamd.plugin_options("unix", LocalSocket=str(path)),
+                   [corpus["eicar.com"], corpus["clean.exe"], corpus["eicarpwd.zip"]])
+    assert [r["verdict"] for r in run.events("scan")] == ["VIRUS_FOUND", "OK", "IMPOSSIBLE"], run
+    notes = [m for m in run.logs() if "does not take file descriptors" in m]
+    assert len(notes) == 1 and "No file descriptor received" in notes[0], run.logs()
+    assert not any(FILDES_USED in m for m in run.logs())

@@ -7,6 +7,10 @@ ScanTimeout (verdict), overlong/garbage/wrong-id/truncated replies, the size lim
 (StreamMaxLength and MaxFileSize over 4 GiB), missing and empty files, vi_size 0/1/8
 of a virus name, 8 threads, 3 init/close cycles.
 
+A stalled clamd, the MaxFileSize boundary and symlinks/non-files run both ways a
+file reaches clamd: streamed (INSTREAM) and passed as a descriptor over the UNIX
+socket (FILDES, FdPass=on), with the same expectations.
+
 AVKIT_SANITIZED=1 runs the same cases against the ASan+UBSan build
 (dist/i386-gcc-asan/, `python -m avkit build --toolchain gcc --sanitize`);
 `python -m avkit sanitize` does that and checks that no sanitizer report was written.
@@ -153,11 +157,27 @@ def test_clamd_killed_during_a_large_scan(host, plugin, tmp_path, corpus):
 
 # --- clamd that stalls: every worker answers within the bound ---
 
-def test_stalled_clamd_answers_within_scan_timeout_on_every_thread(host, plugin, corpus):
-    with FakeClamd("stall") as fake:
+@pytest.fixture
+def fake_socket():
+    """A UNIX socket path for FakeClamd, short enough for sun_path; its folder goes at the end."""
+    folder = Path(tempfile.mkdtemp(prefix="avkit-fd-"))
+    yield folder / "fake.sock"
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.parametrize("fd_pass", ["tcp", "on"])
+def test_stalled_clamd_answers_within_scan_timeout_on_every_thread(host, plugin, corpus, fd_pass,
+                                                                   fake_socket):
+    """Streamed over TCP or passed as a descriptor over the UNIX socket (FILDES):
+    a clamd that takes the file and never answers costs ScanTimeout, not more."""
+    unix = fake_socket if fd_pass == "on" else None
+    with FakeClamd("stall", unix_path=unix) as fake:
         files = [corpus["clean.exe"], corpus["eicar.com"], corpus["eicar.tmp"], corpus["eicar.zip"]]
-        run = scan(host, plugin, fake.plugin_options(ScanTimeout=5), files, "--threads", 4,
-                   timeout=120)
+        extra = {"FdPass": "on"} if unix else {}
+        run = scan(host, plugin, fake.plugin_options(ScanTimeout=5, **extra), files,
+                   "--threads", 4, timeout=120)
+    if unix:
+        assert fake.fildes == 4 and fake.instreams == 0
     scans = run.events("scan")
     assert len(scans) == 4
     for record in scans:
@@ -294,15 +314,20 @@ def test_reply(host, plugin, corpus, mode, verdict, text):
 
 # --- size limit at the boundary (MaxFileSize) ---
 
-def test_max_file_size_boundary(host, plugin, corpus):
+@pytest.mark.parametrize("fd_pass", ["off", "on"])
+def test_max_file_size_boundary(host, plugin, corpus, fd_pass, fake_socket):
     size = corpus["clean.exe"].stat().st_size
-    with FakeClamd("ok") as fake:
-        run = scan(host, plugin, fake.plugin_options(MaxFileSize=size), [corpus["clean.exe"]])
-        assert run.events("scan")[0]["verdict"] == "OK" and fake.instreams == 1
-        run = scan(host, plugin, fake.plugin_options(MaxFileSize=size - 1), [corpus["clean.exe"]])
+    unix = fake_socket if fd_pass == "on" else None
+    with FakeClamd("ok", unix_path=unix) as fake:
+        sent = (lambda: fake.fildes) if unix else (lambda: fake.instreams)
+        opts = {"FdPass": fd_pass}
+        run = scan(host, plugin, fake.plugin_options(MaxFileSize=size, **opts), [corpus["clean.exe"]])
+        assert run.events("scan")[0]["verdict"] == "OK" and sent() == 1
+        run = scan(host, plugin, fake.plugin_options(MaxFileSize=size - 1, **opts),
+                   [corpus["clean.exe"]])
         record = run.events("scan")[0]
         assert record["verdict"] == "IMPOSSIBLE" and f"{size} bytes" in record["vir_info"], record
-        assert fake.instreams == 1  # not sent
+        assert sent() == 1  # not sent
 
 
 # --- files: unreadable, directories, symlinks, FIFOs, empty ---
@@ -346,7 +371,8 @@ def test_unreadable_file(host, plugin, dist_dir):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_symlinks_and_non_files(host, plugin, clamd, corpus, tmp_path):
+@pytest.mark.parametrize("fd_pass", ["off", "on"])
+def test_symlinks_and_non_files(host, plugin, clamd, corpus, tmp_path, fd_pass):
     link = tmp_path / "link.com"
     link.symlink_to(corpus["eicar.com"])
     chain = tmp_path / "chain.com"
@@ -359,8 +385,8 @@ def test_symlinks_and_non_files(host, plugin, clamd, corpus, tmp_path):
     folder.mkdir()
     dirlink = tmp_path / "dirlink"
     dirlink.symlink_to(folder)
-    run = scan(host, plugin, clamd.plugin_options(),
-               [link, chain, dangling, loop, folder, dirlink, "/dev/null"])
+    options = clamd.plugin_options("unix", FdPass="on") if fd_pass == "on" else clamd.plugin_options()
+    run = scan(host, plugin, options, [link, chain, dangling, loop, folder, dirlink, "/dev/null"])
     scans = run.scans()
     assert (scans[str(link)]["verdict"], scans[str(link)]["vir_info"]) == ("VIRUS_FOUND", EICAR_NAME)
     assert scans[str(chain)]["verdict"] == "VIRUS_FOUND"

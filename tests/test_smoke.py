@@ -117,6 +117,9 @@ def passing_console(the_plan):
             lines.append(f"AVSMOKE {c.id} PASS fine")
         else:
             lines.append(f"AVSMOKE {c.id} OUT " + json.dumps({"event": "load", "violations": []}))
+            if c.expect.log:
+                lines.append(f"AVSMOKE {c.id} OUT " + json.dumps(
+                    {"event": "log", "level": "debug", "message": f"clamd at x: {c.expect.log}"}))
             lines.append(f"AVSMOKE {c.id} OUT " + scan_json(
                 c.expect.file, c.expect.verdict, c.expect.name or
                 ("Some.Name" if c.expect.verdict == "VIRUS_FOUND" else None)))
@@ -146,7 +149,15 @@ def test_plan_covers_products_transports_and_cases():
     assert f"present deb/kerio-connect-avir-clam/path/connect/clam {CONNECT}/avir_clam.so" in steps
     assert (f"scan deb/kerio-connect-avir-clam/scan/connect/clam/unix/eicar "
             f"{CONNECT}/avir_clam.so {plan.CORPUS_DIR}/eicar.com "
-            f"LocalSocket={guest_files.CLAMD_SOCKET} StartupTimeout=10") in steps
+            f"LocalSocket={guest_files.CLAMD_SOCKET} StartupTimeout=10 FdPass=on") in steps
+    # over the UNIX socket the file goes as a descriptor, and the plugin's log must say so
+    by_id = p.by_id()
+    for case in ("eicar", "clean", "encrypted"):
+        assert by_id[f"deb/kerio-connect-avir-clam/scan/connect/clam/unix/{case}"].expect.log \
+            == plan.FILDES_LOG
+        assert by_id[f"deb/kerio-connect-avir-clam/scan/connect/clam/tcp/{case}"].expect.log \
+            == plan.INSTREAM_LOG
+    assert by_id["deb/kerio-connect-avir-clam/scan/connect/clam/unix/missing"].expect.log is None
     assert "install deb/kerio-connect-avir-clam/install deb /smoke/pkgs/c.deb" in steps
     assert "remove rpm/kerio-control-avir-sample/remove rpm kerio-control-avir-sample" in steps
     clam_eicar = p.by_id()["deb/kerio-connect-avir-clam/scan/connect/clam/tcp/eicar"].expect
@@ -205,6 +216,18 @@ def test_parser_names_each_kind_of_failure():
         assert why in results[enc].detail
     changed = good.replace(f"AVSMOKE {enc} SCAN rc=0", f"AVSMOKE {enc} SCAN rc=1")
     assert failing_ids(p, changed) == [enc]
+
+
+def test_parser_fails_a_unix_scan_that_did_not_pass_the_descriptor():
+    """The right verdict is not enough over the UNIX socket: FILDES must have been used."""
+    p = plan.make_plan(fake_packages()[:1])
+    good = passing_console(p)
+    eicar = "deb/kerio-connect-avir-clam/scan/connect/clam/unix/eicar"
+    bad = "\r\n".join(line for line in good.split("\r\n")
+                       if not (line.startswith(f"AVSMOKE {eicar} OUT") and plan.FILDES_LOG in line))
+    assert failing_ids(p, bad) == [eicar]
+    res = {r.check.id: r for r in report.judge(p, bad)}[eicar]
+    assert f'never logged "{plan.FILDES_LOG}"' in res.detail
 
 
 def test_parser_fails_a_reload_that_crashes_at_exit_or_stops_early():
@@ -393,7 +416,10 @@ def test_vm_good_packages_pass_every_check(vm_run):
     assert "rpm/kerio-control-avir-testrpm/clean" in ok
     by_id = {r.check.id: r for r in results}
     assert by_id["deb/kerio-connect-avir-test/scan/connect/clam/tcp/eicar"].detail == \
-        "VIRUS_FOUND Kerio.Test.EICAR.UNOFFICIAL"
+        f'VIRUS_FOUND Kerio.Test.EICAR.UNOFFICIAL; logged "{plan.INSTREAM_LOG}"'
+    # the same clamd through its UNIX socket, the open file passed (FILDES)
+    assert by_id["deb/kerio-connect-avir-test/scan/connect/clam/unix/eicar"].detail == \
+        f'VIRUS_FOUND Kerio.Test.EICAR.UNOFFICIAL; logged "{plan.FILDES_LOG}"'
     assert vm_run["boot"].exit_code == 0 and not vm_run["boot"].timed_out
 
 

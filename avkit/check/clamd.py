@@ -20,6 +20,12 @@ signatures that are not from ClamAV's own signed databases):
     EICAR                    -> "Kerio.Test.EICAR.UNOFFICIAL"     (anywhere in a file)
     TEST_SIGNATURE (bytes)   -> "Kerio.Test.Signature.UNOFFICIAL" (anywhere in a file)
     an encrypted zip         -> "Heuristics.Encrypted.Zip"        (AlertEncrypted yes)
+    a file over MaxFileSize  -> "Heuristics.Limits.Exceeded.MaxFileSize" (AlertExceedsMax yes;
+                                through FILDES; over INSTREAM StreamMaxLength comes first)
+
+Limits: MaxFileSize equals StreamMaxLength and MaxScanSize is twice as large
+(at least 100 MiB), so a file is over the limit in both of avir_clam's modes
+(INSTREAM and FILDES) or in neither, and AlertExceedsMax makes clamd say so.
 
 `start()` returns once clamd answers PING (its signatures are loaded); it
 raises ClamdError with clamd's log when clamd exits or does not answer in time,
@@ -82,13 +88,14 @@ class Clamd:
     alert_encrypted:   clamd's AlertEncrypted (False: encrypted archives come back OK).
     tcp:               also listen on TCP (False: only on the UNIX socket).
     socket_path:       the UNIX socket (default: clamd.sock in workdir).
+    alert_exceeds_max: clamd's AlertExceedsMax (False: files over a limit come back OK).
     """
 
     def __init__(self, workdir, *, idle_timeout: int = 30, read_timeout: int = 30,
                  stream_max_length: int = 25 * 1024 * 1024, ipv6: bool = False,
                  max_threads: int = 12, max_queue: int = 100, startup_timeout: float = 60.0,
                  port: int | None = None, alert_encrypted: bool = True, tcp: bool = True,
-                 socket_path=None):
+                 socket_path=None, alert_exceeds_max: bool = True):
         if not Path(CLAMD).exists():
             raise ClamdError(f"{CLAMD} not found: install the Debian package clamav-daemon "
                              f"(apt-get install clamav-daemon), or set AVKIT_CLAMD")
@@ -102,6 +109,7 @@ class Clamd:
         self.max_queue = max_queue
         self.startup_timeout = startup_timeout
         self.alert_encrypted = alert_encrypted
+        self.alert_exceeds_max = alert_exceeds_max
         self.tcp = tcp
         self.port = (port or free_port()) if tcp else None
         # sun_path holds 108 bytes: keep the socket short even in a deep work folder.
@@ -138,10 +146,13 @@ class Clamd:
             f"ReadTimeout {self.read_timeout}",
             f"CommandReadTimeout {self.read_timeout}",
             f"StreamMaxLength {self.stream_max_length}",
-            # clamd skips (reports OK) files over MaxFileSize/MaxScanSize: make the
-            # stream limit the only one that matters.
-            f"MaxFileSize {max(self.stream_max_length, 100 * 1024 * 1024)}",
-            f"MaxScanSize {max(self.stream_max_length, 100 * 1024 * 1024) * 2}",
+            # A file clamd reads itself (FILDES) meets MaxFileSize, a stream meets
+            # StreamMaxLength first: the same number makes both modes agree, and
+            # AlertExceedsMax turns "not scanned to the end" into a name instead
+            # of OK. MaxScanSize (all data of a file, archives unpacked) above both.
+            f"MaxFileSize {self.stream_max_length}",
+            f"MaxScanSize {max(self.stream_max_length * 2, 100 * 1024 * 1024)}",
+            f"AlertExceedsMax {'yes' if self.alert_exceeds_max else 'no'}",
             f"MaxThreads {self.max_threads}",
             f"MaxConnectionQueueLength {self.max_queue}",
             f"AlertEncrypted {'yes' if self.alert_encrypted else 'no'}",

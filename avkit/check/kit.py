@@ -7,7 +7,9 @@
     python -m avkit kit                      (the vendor kit's numbered menu)
 
 `--with-clamd` starts a private clamd (avkit.check.clamd) for the run and passes its
-address to the plugin with -o. Expected verdicts come from the corpus manifest,
+address to the plugin with -o; `scanning` then scans the corpus a second time
+through clamd's UNIX socket with FdPass=on (the file's descriptor passed with
+FILDES) and checks that both modes give the same verdicts and that FILDES was used. Expected verdicts come from the corpus manifest,
 for the engine named by --engine or by the plugin's info name. Each test prints
 a summary, returns non-zero on any mismatch or contract violation.
 """
@@ -119,7 +121,31 @@ def test_scanning(ctx) -> Report:
     report.add("host exit status", code == 0 and summary.get("restarts", 1) == 0,
                f"exit {code}, restarts {summary.get('restarts')}" + (f": {err.strip()}" if code and err.strip() else ""))
     check_reloads(ctx, report, next(c for c in cases if c["name"] == "eicar.com"))
+    if ctx.fildes_options:
+        check_fildes(ctx, report, cases, scans)
     return report
+
+
+FILDES_LOG = "took a file descriptor (FILDES)"
+
+
+def check_fildes(ctx, report: Report, cases, streamed: dict):
+    """The corpus again, each file's descriptor passed over the UNIX socket: the
+    verdicts of the manifest, the same as streamed, and the plugin's log says so."""
+    r = avhost.run(ctx.avhost, "scan", ctx.plugin, "--scan-timeout", ctx.scan_timeout,
+                   *[c["path"] for c in cases], options=ctx.fildes_options, decode_files=True)
+    passed = r.scans()
+    for c in cases:
+        record = passed.get(c["path"])
+        check_scan(report, c, record, ctx.engine, label=f"FILDES: {c['name']}")
+        before = (streamed.get(c["path"]) or {}).get("verdict")
+        after = (record or {}).get("verdict")
+        report.add(f"same in both modes: {c['name']}", before is not None and before == after,
+                   f"INSTREAM {before} / FILDES {after}")
+    used = any(FILDES_LOG in line for line in r.logs())
+    report.add("FILDES used over the UNIX socket", used and r.returncode == 0,
+               f"exit {r.returncode}; " + ("the plugin logged it" if used else
+                                           f"no log line with {FILDES_LOG!r}"))
 
 
 RELOADS = 5
@@ -245,6 +271,7 @@ def make_context(args):
     ctx.wait = args.wait
     ctx.scan_timeout = args.scan_timeout
     ctx.options = {}
+    ctx.fildes_options = None
     data = Path(args.data)
     if not (data / "manifest.json").exists():
         print(f"generating the corpus into {data}")
@@ -257,11 +284,14 @@ def make_context(args):
             clamd = stack.enter_context(Clamd(work, idle_timeout=max(1, int(args.wait) - 1 or 1),
                                               stream_max_length=ctx.manifest["stream_limit"]))
             ctx.options.update(clamd.plugin_options())
+            ctx.fildes_options = clamd.plugin_options("unix", FdPass="on")
         for item in args.option or []:
             name, sep, value = item.partition("=")
             if not sep:
                 raise UserError(f"-o {item}: want NAME=VALUE")
             ctx.options[name] = value
+            if ctx.fildes_options is not None:
+                ctx.fildes_options[name] = value
         name = avhost.plugin_name(ctx.avhost, ctx.plugin, ctx.options)
         ctx.engine = args.engine or corpus.engine_for(name)
         if not args.engine:

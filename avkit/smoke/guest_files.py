@@ -19,7 +19,9 @@ ZIP_PASSWORD = "infected"
 #: where the staging disk shows up in the guest (see guest/init.sh)
 GUEST_ROOT = "/smoke"
 CLAMD_SOCKET = "/run/clamav/clamd.ctl"
-CLAMD_PORT = 3310
+# Not clamd's default 3310: with Address and Port at the plugin's defaults the plugin
+# looks for a stock socket first (discovery), and the TCP checks would use the socket.
+CLAMD_PORT = 3311
 CLAMD_ADDRESS = "127.0.0.1"
 
 FILES = {
@@ -66,6 +68,8 @@ def write_clamd(dest: Path, guest_dir: str = GUEST_ROOT) -> None:
         "Foreground no",
         "AlertEncrypted yes",  # an encrypted zip is Heuristics.Encrypted.Zip, not OK
         "StreamMaxLength 25M",
+        "MaxFileSize 25M",  # what FILDES meets instead of StreamMaxLength: the same limit
+        "AlertExceedsMax yes",  # over a limit is Heuristics.Limits.Exceeded.*, not OK
         "ReadTimeout 30",
         "Bytecode no",
         "SelfCheck 0",

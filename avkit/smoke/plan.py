@@ -47,6 +47,7 @@ class Expect:
     name: Optional[str] = None  # exact vir_info wanted with VIRUS_FOUND (None: any non-empty)
     file: Optional[str] = None  # the guest path scanned
     reloads: int = 1  # load..dlclose rounds in one avhost process (a plugin switch)
+    log: Optional[str] = None  # a text one of the plugin's log records must hold
 
 
 @dataclass
@@ -114,13 +115,20 @@ def find_packages(folder: Path):
     return [p for p in packages if p not in debug], debug
 
 
+#: what avir_clam logs when a file went to clamd as a descriptor (FILDES) or was streamed
+FILDES_LOG = "took a file descriptor (FILDES)"
+INSTREAM_LOG = "files streamed (INSTREAM)"
+
+
 def plugin_transports(plugin: str):
-    """(label, plugin options) to scan with; avir_clam goes through TCP and the UNIX socket."""
+    """(label, plugin options, log of a scan clamd answered) to scan with; avir_clam goes
+    through TCP (streamed) and the UNIX socket (the open file passed with FILDES)."""
     if plugin == "avir_clam.so":
         return [("tcp", [f"Address={guest_files.CLAMD_ADDRESS}", f"Port={guest_files.CLAMD_PORT}",
-                         "LocalSocket=", "StartupTimeout=10"]),
-                ("unix", [f"LocalSocket={guest_files.CLAMD_SOCKET}", "StartupTimeout=10"])]
-    return [("", [])]
+                         "LocalSocket=", "StartupTimeout=10"], INSTREAM_LOG),
+                ("unix", [f"LocalSocket={guest_files.CLAMD_SOCKET}", "StartupTimeout=10",
+                          "FdPass=on"], FILDES_LOG)]
+    return [("", [], None)]
 
 
 def scan_cases(plugin: str):
@@ -146,7 +154,7 @@ RELOADS = 10
 def plan_reload(plan: Plan, base: str, product: str, short: str, installed: str) -> None:
     """Unload and load the installed plugin again, as a plugin switch does, then exit():
     every round must scan EICAR and leave no thread, descriptor or exit handler behind."""
-    transport, opts = plugin_transports(f"avir_{short}.so")[0]
+    transport, opts, _ = plugin_transports(f"avir_{short}.so")[0]
     (case, file, exp), = [c for c in scan_cases(f"avir_{short}.so") if c[0] == "eicar"]
     exp.reloads = RELOADS
     cid = "/".join(x for x in (base, "reload", product, short, transport) if x)
@@ -178,10 +186,14 @@ def make_plan(packages: List[Package]) -> Plan:
                 short = plugin[len("avir_"):-len(".so")]
                 plan.add("present", Check(f"{base}/path/{product}/{short}",
                                           f"{installed} installed"), installed)
-                for transport, opts in plugin_transports(plugin):
+                for transport, opts, log in plugin_transports(plugin):
                     for case, file, exp in scan_cases(plugin):
                         cid = "/".join(x for x in (base, "scan", product, short, transport, case) if x)
-                        what = f"{short}{' via ' + transport if transport else ''}: {case} -> {exp.verdict}"
+                        how = " (FILDES)" if log == FILDES_LOG else ""
+                        what = (f"{short}{' via ' + transport if transport else ''}{how}: "
+                                f"{case} -> {exp.verdict}")
+                        if exp.verdict != "FAILED":  # a missing file never reaches clamd
+                            exp.log = log
                         plan.add("scan", Check(cid, what, exp), installed, file, *opts)
                 plan_reload(plan, base, product, short, installed)
         remove = "rpm -e" if pkg.fmt == "rpm" else "dpkg -r, dpkg --purge"

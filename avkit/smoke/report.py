@@ -106,12 +106,15 @@ def judge_scan(check: Check, obs: Observed) -> Result:
         return Result(check, False, f"expected {exp.verdict} {exp.name}, got {got}")
     if violations:
         return Result(check, False, f"{got}, but ABI violations: {'; '.join(violations)}")
+    logs = [str(r.get("message", "")) for r in recs if r.get("event") == "log"]
+    if exp.log and not any(exp.log in m for m in logs):
+        return Result(check, False, f"{got}, but the plugin never logged \"{exp.log}\"")
     unloads = [r for r in recs if r.get("event") == "unload"]
     if len(unloads) != exp.reloads:
         return Result(check, False, f"{got}, but {len(unloads)} of {exp.reloads} unload round(s) reported")
     if rc != "0":
         return Result(check, False, f"{got}, but avhost exit {rc}: " + "; ".join(problems + obs.err[-3:]))
-    return Result(check, True, got)
+    return Result(check, True, got + (f"; logged \"{exp.log}\"" if exp.log else ""))
 
 
 def judge(plan: Plan, console: str, finished_hint: Optional[str] = None) -> List[Result]:

@@ -5,15 +5,21 @@
 
 Raw clamd is the upper bound: a minimal client written here keeps one IDSESSION per
 thread and sends each file as INSTREAM in the plugin's chunk size (64 KiB), the end
-marker in the same write as the last chunk, TCP_NODELAY set. Every plugin scans the
-same files with the same number of threads. Workloads: 2,000 x 4 KiB, 50 x 8 MiB
-and a mix; each cell is run --reps times: median and spread (min..max) are reported.
+marker in the same write as the last chunk, TCP_NODELAY set; over the UNIX socket a
+second raw client passes each file's descriptor with FILDES instead. The plugin runs
+in both of its modes there (FdPass=off: INSTREAM; FdPass=on: FILDES), over TCP it
+streams. Every runner scans the same files with the same number of threads.
+Workloads: 2,000 x 4 KiB, 50 x 8 MiB and a mix; each cell is run --reps times:
+median and spread (min..max) are reported, with the client's CPU time per file
+(the raw clients' Python process; the plugin's avhost process, start-up included).
 """
 from __future__ import annotations
 
+import array
 import hashlib
 import json
 import os
+import resource
 import socket
 import statistics
 import struct
@@ -78,30 +84,49 @@ def _read_reply(s, buf: bytearray) -> bytes:
     return line
 
 
-def raw_clamd(clamd, transport: str, files: list[Path], threads: int) -> dict:
+def _send_instream(s, path: Path):
+    with open(path, "rb") as f:
+        out = [b"zINSTREAM\0"]
+        while True:
+            data = f.read(CHUNK)
+            if not data:
+                break
+            out.append(struct.pack("!I", len(data)))
+            out.append(data)
+            if sum(map(len, out)) >= CHUNK:
+                s.sendall(b"".join(out))
+                out = []
+        out.append(b"\0\0\0\0")
+        s.sendall(b"".join(out))
+
+
+def _send_fildes(s, path: Path):
+    """The command, then one byte carrying the open file (clamd wants them apart)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        s.sendall(b"zFILDES\0")
+        s.sendmsg([b"\0"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+    finally:
+        os.close(fd)
+
+
+RAW_METHODS = {"INSTREAM": _send_instream, "FILDES": _send_fildes}
+
+
+def raw_clamd(clamd, transport: str, files: list[Path], threads: int,
+              method: str = "INSTREAM") -> dict:
     """Scans every file once over `threads` persistent IDSESSIONs; returns the rates."""
     parts = [files[i::threads] for i in range(threads)]
     errors = []
+    send = RAW_METHODS[method]
 
     def worker(mine):
         try:
             s = _connect(clamd, transport)
             buf = bytearray()
             s.sendall(b"zIDSESSION\0")
-            for n, path in enumerate(mine, 1):
-                with open(path, "rb") as f:
-                    out = [b"zINSTREAM\0"]
-                    while True:
-                        data = f.read(CHUNK)
-                        if not data:
-                            break
-                        out.append(struct.pack("!I", len(data)))
-                        out.append(data)
-                        if sum(map(len, out)) >= CHUNK:
-                            s.sendall(b"".join(out))
-                            out = []
-                    out.append(b"\0\0\0\0")
-                    s.sendall(b"".join(out))
+            for path in mine:
+                send(s, path)
                 reply = _read_reply(s, buf)
                 if not reply.endswith(b"OK"):
                     errors.append(reply)
@@ -110,6 +135,7 @@ def raw_clamd(clamd, transport: str, files: list[Path], threads: int) -> dict:
         except OSError as exc:
             errors.append(str(exc).encode())
 
+    cpu = time.process_time()
     start = time.monotonic()
     ts = [threading.Thread(target=worker, args=(p,)) for p in parts]
     for t in ts:
@@ -117,26 +143,35 @@ def raw_clamd(clamd, transport: str, files: list[Path], threads: int) -> dict:
     for t in ts:
         t.join()
     took = time.monotonic() - start
+    cpu = time.process_time() - cpu
     if errors:
-        raise UserError(f"raw clamd client: {errors[0][:200]!r} ({len(errors)} errors)")
+        raise UserError(f"raw clamd client ({method}): {errors[0][:200]!r} ({len(errors)} errors)")
     total = sum(p.stat().st_size for p in files)
     return {"files_per_s": len(files) / took, "mb_per_s": total / MiB / took, "seconds": took,
-            "peak_rss_kb": None, "open_fds": None}
+            "cpu_ms_per_file": cpu * 1000 / len(files), "peak_rss_kb": None, "open_fds": None}
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 # ---------- a plugin through avhost bench ----------
 
 def plugin_bench(host: Path, plugin: Path, options: dict, files: list[Path],
                  threads: int) -> dict:
+    cpu = _children_cpu()
     r = avhost.run(host, "bench", plugin, "--threads", threads, "--count", len(files),
                    "--no-logs", *files, options=options, timeout=1800)
+    cpu = _children_cpu() - cpu
     bench = next(iter(r.events("bench")), None)
     if bench is None:
         raise UserError(f"avhost bench gave no bench record (exit {r.returncode}):\n"
                         f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
     bad = [x for x in r.events("scan") if x.get("verdict") != "OK"]
     return {"files_per_s": bench["files_per_s"], "mb_per_s": bench["bytes_per_s"] / MiB,
-            "seconds": bench["seconds"], "peak_rss_kb": bench.get("peak_rss_kb"),
+            "seconds": bench["seconds"], "cpu_ms_per_file": cpu * 1000 / len(files),
+            "peak_rss_kb": bench.get("peak_rss_kb"),
             "open_fds": bench.get("open_fds"), "restarts": bench.get("restarts"),
             "not_ok": len(bad), "scanned": bench.get("files")}
 
@@ -150,23 +185,40 @@ def _median(rows, key):
     return statistics.median(vals), min(vals), max(vals)
 
 
+RAW_INSTREAM, RAW_FILDES = "raw INSTREAM", "raw FILDES"
+METRICS = ("files_per_s", "mb_per_s", "cpu_ms_per_file", "peak_rss_kb", "open_fds")
+
+
+def runner_names(transport: str, plugins, clam) -> list[str]:
+    """Rows of a cell: the raw clients, then each plugin in each mode the transport allows."""
+    modes = ["INSTREAM", "FILDES"] if transport == "unix" else ["INSTREAM"]
+    names = [RAW_INSTREAM] + ([RAW_FILDES] if transport == "unix" else [])
+    for p in plugins:
+        names += [f"{p.name if p == clam else p} {m}" for m in modes]
+    return names
+
+
 def measure_cell(clamd, transport, wname, files, n, plugins, clam, host, options, reps) -> dict:
-    """One workload at one N: raw clamd and each plugin, interleaved reps times."""
+    """One workload at one N: the raw clients and each plugin, interleaved reps times."""
     cell = {"transport": transport, "workload": wname, "threads": n, "files": len(files),
             "bytes": sum(p.stat().st_size for p in files), "runs": {}}
-    runners = [("raw clamd", lambda: raw_clamd(clamd, transport, files, n))]
+    runners = [(RAW_INSTREAM, lambda: raw_clamd(clamd, transport, files, n, "INSTREAM"))]
+    if transport == "unix":
+        runners.append((RAW_FILDES, lambda: raw_clamd(clamd, transport, files, n, "FILDES")))
+    names = iter(runner_names(transport, plugins, clam)[len(runners):])
     for p in plugins:
-        runners.append((p.name if p == clam else str(p),
-                        lambda p=p: plugin_bench(host, p, options, files, n)))
+        for fd_pass in (["off", "on"] if transport == "unix" else ["off"]):
+            runners.append((next(names), lambda p=p, f=fd_pass: plugin_bench(
+                host, p, {**options, "FdPass": f}, files, n)))
     for _ in range(reps):  # interleaved, so drift hits every runner alike
         for name, fn in runners:
             cell["runs"].setdefault(name, []).append(fn())
-    summary = {name: {k: _median(rows, k) for k in
-                      ("files_per_s", "mb_per_s", "peak_rss_kb", "open_fds")}
-               for name, rows in cell["runs"].items()}
-    raw = summary["raw clamd"]["files_per_s"][0]
+    summary = {name: {k: _median(rows, k) for k in METRICS} for name, rows in cell["runs"].items()}
+    raw = summary[RAW_INSTREAM]["files_per_s"][0]
+    raw_fd = summary.get(RAW_FILDES, {}).get("files_per_s", (None,))[0]
     for s in summary.values():
         s["ratio"] = s["files_per_s"][0] / raw if raw else None
+        s["ratio_fildes"] = s["files_per_s"][0] / raw_fd if raw_fd else None
     cell["summary"] = summary
     return cell
 
@@ -212,12 +264,33 @@ def run_bench(threads: list[int], transports: list[str], reps: int, quick: bool,
     json_path.write_text(json.dumps(out, indent=1, default=str))
     print(f"JSON: {json_path}")
     _chart(results, png_path, meta)
-    below = [(c["transport"], c["workload"], c["threads"], name, round(s["ratio"], 3))
-             for c in results for name, s in c["summary"].items()
-             if name != "raw clamd" and s["ratio"] is not None and s["ratio"] < 0.95]
-    if below:
-        print("below 0.95x raw clamd files/s:", below)
+    print(targets_text(results))
     return 0
+
+
+# The targets of FdPass, as ratios within one run (never pass/fail: the machine is shared).
+FILDES_TARGETS = {"4KiB": 1.15, "8MiB": 1.10}
+
+
+def targets_text(results) -> str:
+    """Plugin FILDES against raw INSTREAM (the speed-up) and raw FILDES (the overhead)."""
+    lines = ["ratios of files/s, plugin with FILDES over the UNIX socket:",
+             f"  {'cell':14} {'vs raw INSTREAM':>16} {'target':>7} {'vs raw FILDES':>14} "
+             f"{'target':>7}  {'plugin INSTREAM vs raw INSTREAM':>32}"]
+    for c in results:
+        if c["transport"] != "unix":
+            continue
+        fildes = next((s for n, s in c["summary"].items() if n.endswith(" FILDES")
+                       and n != RAW_FILDES), None)
+        streamed = next((s for n, s in c["summary"].items() if n.endswith(" INSTREAM")
+                         and n != RAW_INSTREAM), None)
+        if not fildes:
+            continue
+        want = FILDES_TARGETS.get(c["workload"])
+        lines.append(f"  {c['workload']:5} N={c['threads']:<6} {fildes['ratio']:16.3f} "
+                     f"{('>= %.2f' % want) if want else '-':>7} {fildes['ratio_fildes']:14.3f} "
+                     f"{'>= 0.95':>7}  {streamed['ratio'] if streamed else float('nan'):32.3f}")
+    return "\n".join(lines)
 
 
 def _fmt(t, digits=0):
@@ -232,10 +305,13 @@ def _fmt(t, digits=0):
 def _print_cell(cell):
     print(f"\n{cell['transport']:4} {cell['workload']:5} N={cell['threads']}  "
           f"({cell['files']} files, {cell['bytes'] / MiB:.0f} MiB)")
-    print(f"  {'runner':22} {'files/s':>24} {'MB/s':>22} {'ratio':>6} {'peak RSS KiB':>14} {'fds':>5}")
+    print(f"  {'runner':22} {'files/s':>24} {'MB/s':>22} {'ratio':>6} {'CPU ms/file':>12} "
+          f"{'peak RSS KiB':>14} {'fds':>5}")
+    unknown = (None, None, None)  # a figure a runner did not report
     for name, s in cell["summary"].items():
         print(f"  {Path(name).name:22} {_fmt(s['files_per_s']):>24} {_fmt(s['mb_per_s'], 1):>22} "
-              f"{s['ratio']:6.3f} {_fmt(s['peak_rss_kb']):>14} {_fmt(s['open_fds']):>5}", flush=True)
+              f"{s['ratio']:6.3f} {_fmt(s.get('cpu_ms_per_file', unknown), 3):>12} "
+              f"{_fmt(s['peak_rss_kb']):>14} {_fmt(s['open_fds']):>5}", flush=True)
 
 
 def machine() -> dict:
@@ -271,6 +347,10 @@ def chart_figure(results, meta: dict):
     fig, axes = plt.subplots(len(transports), len(wl), squeeze=False, layout="constrained",
                              figsize=(4.2 * len(wl), 3.0 * len(transports) + 1.9))
     handles = {}
+    colours = {}  # one colour per runner in every panel; the fullest cell sets the order
+    for c in sorted(results, key=lambda c: -len(c["summary"])):
+        for name in c["summary"]:
+            colours.setdefault(Path(name).name, f"C{len(colours)}")
     for i, t in enumerate(transports):
         for j, w in enumerate(wl):
             ax = axes[i][j]
@@ -286,7 +366,7 @@ def chart_figure(results, meta: dict):
                 hi = [c["summary"][name][key][2] - m for m, c in zip(med, cells)]
                 spread = [lo, hi] if any(lo) or any(hi) else None  # none with one rep
                 bars = ax.bar(pos, med, width, yerr=spread, capsize=3,
-                              label=Path(name).name, color=f"C{k}")
+                              label=Path(name).name, color=colours[Path(name).name])
                 handles.setdefault(Path(name).name, bars)
             ax.set_xticks([x_i + width * (len(names) - 1) / 2 for x_i in range(len(xs))])
             ax.set_xticklabels([f"N={x}" for x in xs])
@@ -299,19 +379,22 @@ def chart_figure(results, meta: dict):
     reps = meta.get("reps", 1)
     # The title heads the shared legend: constrained layout puts the two in one box
     # above the panels (a suptitle and an outside legend would overlap).
-    title = ("avir_clam.so (through avhost) against raw clamd: throughput\n"
+    title = ("avir_clam.so (through avhost; FdPass=off: INSTREAM, on: FILDES) against raw "
+             "clamd clients: throughput\n"
              f"{meta.get('cpus')} cores, {meta.get('cpu_model')}; clamd "
              f"{meta.get('clamd', '?')}; {meta.get('chunk', CHUNK) // KiB} KiB chunks"
              + ("; quick run" if meta.get("quick") else ""))
-    fig.legend(list(handles.values()), list(handles), loc="outside upper center",
+    order = [n for n in colours if n in handles]
+    fig.legend([handles[n] for n in order], order, loc="outside upper center",
                ncols=len(handles), fontsize=9, frameon=False, title=title, title_fontsize=10)
     spread = (f"error bars: min..max over the {reps} repetitions" if reps > 1 else
               "one repetition, so no error bars")
     fig.supxlabel(f"N: concurrent scans (avhost worker threads; raw clamd: client threads, "
                   f"one IDSESSION each). Bars: median of {reps} repetition"
                   f"{'s' if reps > 1 else ''}; {spread}.\n"
-                  "Raw clamd is a minimal client with persistent sessions and the same chunk "
-                  "size: the upper bound for any plugin.", fontsize=7.5)
+                  "Raw INSTREAM / raw FILDES: minimal clients with persistent sessions (the same "
+                  "chunk size; FILDES passes each open file's descriptor over the UNIX socket): "
+                  "the upper bounds.", fontsize=7.5)
     return fig
 
 

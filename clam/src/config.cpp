@@ -16,7 +16,12 @@ namespace avclam {
  * sent. 0 (the default) sends every file and lets clamd's StreamMaxLength
  * decide: clamd stops reading at its limit and the scan is AVCHK_IMPOSSIBLE
  * ("INSTREAM size limit exceeded"), so setting MaxFileSize to clamd's limit
- * only saves the transfer.
+ * only saves the transfer. It applies to FILDES as well: clamd itself holds a
+ * passed descriptor to MaxFileSize/MaxScanSize, not to StreamMaxLength.
+ *
+ * FdPass: auto hands clamd the open file over a UNIX socket (FILDES) and
+ * streams it over TCP or when clamd refuses descriptors; on insists (a
+ * refused descriptor is a FAILED scan); off always streams.
  */
 const avp_option kOptions[] = {
     {"Address", kDefaultAddress},
@@ -27,6 +32,7 @@ const avp_option kOptions[] = {
     {"ChunkSize", "65536"},      /* bytes per INSTREAM chunk; 4096..1048576 */
     {"MaxFileSize", "0"},        /* bytes; larger files are IMPOSSIBLE; 0 = clamd decides */
     {"KeepAliveInterval", "10"}, /* seconds between PINGs of an idle session; 0 = off */
+    {"FdPass", "auto"},          /* auto | on | off: pass the open file over the UNIX socket */
 };
 const std::size_t kOptionCount = sizeof kOptions / sizeof kOptions[0];
 
@@ -90,6 +96,11 @@ bool load_config(Config &out, std::string &error)
     std::string max = option("MaxFileSize");
     if (!parse_u64(max, c.max_file_size)) {
         error = "option MaxFileSize=\"" + max + "\" is not a number of bytes (0 = no limit)";
+        return false;
+    }
+    std::string fd_pass = option("FdPass");
+    if (!parse_fd_pass(fd_pass, c.fd_pass)) {
+        error = "option FdPass=\"" + fd_pass + "\" is not auto, on or off";
         return false;
     }
     out = c;

@@ -14,6 +14,7 @@
 #include <boost/asio/generic/stream_protocol.hpp>
 
 #include "avPlugin.h"
+#include "fdpass.h"
 
 namespace avclam {
 
@@ -29,6 +30,7 @@ struct Config {
     std::chrono::seconds keepalive_interval{10};
     std::size_t chunk_size = 64 * 1024;
     std::uint64_t max_file_size = 0; /* 0: no limit of our own, clamd's StreamMaxLength decides */
+    FdPass fd_pass = FdPass::Auto;   /* FILDES over the UNIX socket, or INSTREAM (fdpass.h) */
     /* Where clamd is, resolved once by plugin_init: Asio resolves on a thread of
        its own per io_context, and workers must not leave threads behind. */
     std::vector<boost::asio::generic::stream_protocol::endpoint> endpoints;

@@ -3,11 +3,13 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cctype>
 #include <cerrno>
+#include <cstring>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -265,6 +267,74 @@ error_code Connection::write(const std::vector<asio::const_buffer> &data, Clock:
     if (!run_until(done, idle, Clock::time_point::max()))
         return asio::error::timed_out;
     return ec;
+}
+
+/*
+ * sendmsg on the native handle, never blocking: while the socket is full, Asio
+ * waits for room under the same silence bound as every other write. Ancillary
+ * data goes with the first byte only. `msg` has one iovec, advanced as sent.
+ */
+error_code Connection::send_message(msghdr &msg, Clock::duration idle)
+{
+    for (int rounds = 0; rounds < 1000; rounds++) {
+        ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n >= 0) {
+            msg.msg_iov->iov_base = static_cast<char *>(msg.msg_iov->iov_base) + n;
+            msg.msg_iov->iov_len -= static_cast<std::size_t>(n);
+            msg.msg_control = nullptr;
+            msg.msg_controllen = 0;
+            if (msg.msg_iov->iov_len == 0)
+                return {};
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return error_code(errno, asio::error::get_system_category());
+        bool done = false;
+        error_code ec;
+        socket_.async_wait(asio::socket_base::wait_write, [&](const error_code &e) {
+            ec = e;
+            done = true;
+        });
+        if (!run_until(done, idle, Clock::time_point::max()))
+            return asio::error::timed_out;
+        if (ec)
+            return ec;
+    }
+    return asio::error::timed_out; /* writable a thousand times, yet it never took the bytes */
+}
+
+error_code Connection::send_with_descriptor(const char *command, std::size_t len, int fd,
+                                            Clock::duration idle)
+{
+    /* Straight to the socket rather than through an Asio write: both messages are a
+       few bytes and go at once, and a scan of a small file is mostly this overhead. */
+    iovec command_iov{const_cast<char *>(command), len};
+    msghdr command_msg{};
+    command_msg.msg_iov = &command_iov;
+    command_msg.msg_iovlen = 1;
+    error_code ec = send_message(command_msg, idle);
+    if (ec)
+        return ec;
+
+    char carrier = '\0';
+    iovec iov{&carrier, 1};
+    union {
+        cmsghdr align;
+        char bytes[CMSG_SPACE(sizeof(int))];
+    } control{};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.bytes;
+    msg.msg_controllen = sizeof control.bytes;
+    cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(cmsg), &fd, sizeof fd);
+    return send_message(msg, idle);
 }
 
 void Connection::take_line(std::size_t n, std::string &line)

@@ -10,6 +10,8 @@
 #ifndef AVIR_CLAM_CONNECTION_H
 #define AVIR_CLAM_CONNECTION_H
 
+#include <sys/socket.h>
+
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -67,6 +69,15 @@ public:
                                     Clock::duration idle);
 
     /*
+     * Sends `command` (`len` bytes), then one byte carrying `fd` as SCM_RIGHTS
+     * ancillary data (UNIX socket only): clamd's FILDES wants the descriptor in
+     * a message of its own after the command's. Fails when the socket takes
+     * nothing for `idle`.
+     */
+    boost::system::error_code send_with_descriptor(const char *command, std::size_t len, int fd,
+                                                   Clock::duration idle);
+
+    /*
      * Reads one NUL-terminated reply (without the NUL) within `timeout` in all,
      * however clamd paces its bytes. On error, `line` holds what arrived before
      * it (clamd sends a few messages newline-terminated and hangs up).
@@ -115,6 +126,7 @@ private:
     std::string connect_error(const Config &config, bool timed_out,
                               const boost::system::error_code &last);
     void take_line(std::size_t n, std::string &line);
+    boost::system::error_code send_message(::msghdr &msg, Clock::duration idle);
     void quick_ack();
     /* The parts of exchange(). */
     void start_reply_read(ExchangeState &s);

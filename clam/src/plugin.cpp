@@ -68,17 +68,28 @@ void keepalive_tick(Clock::duration idle_for)
     }
 }
 
+/* FdPass=on over TCP cannot work: said at once, not per file. */
+bool check_fd_pass(const Config &config, std::string &error)
+{
+    const char *conflict = fd_pass_conflict(config.fd_pass, !config.uses_tcp());
+    if (*conflict == '\0')
+        return true;
+    error = std::string(conflict) + " (clamd found at " + config.where() + ")";
+    return false;
+}
+
 int init()
 {
     auto config = std::make_shared<Config>();
     std::string error;
     if (!load_config(*config, error) || !locate_clamd(*config, error) ||
         !resolve_endpoints(*config, config->startup_timeout, error) ||
-        !probe_clamd(*config, error)) {
+        !check_fd_pass(*config, error) || !probe_clamd(*config, error)) {
         avc_set_error("%s", error.c_str());
         return 0;
     }
     Engine &e = engine();
+    reset_fd_pass_notices();
     {
         std::lock_guard<std::mutex> lock(e.mutex);
         e.config = config;
@@ -90,9 +101,13 @@ int init()
         Clock::duration idle_for = config->keepalive_interval;
         e.keepalive.start(period, [idle_for] { keepalive_tick(idle_for); });
     }
-    avc_log_debug("avir_clam started: clamd at %s, ScanTimeout %lld s, ChunkSize %u, "
+    avc_log_debug("avir_clam started: clamd at %s, files %s, ScanTimeout %lld s, ChunkSize %u, "
                   "MaxFileSize %llu, KeepAliveInterval %lld s",
-                  config->where().c_str(), static_cast<long long>(config->scan_timeout.count()),
+                  config->where().c_str(),
+                  choose_method(config->fd_pass, !config->uses_tcp(), false) == ScanMethod::Fildes
+                      ? "passed as descriptors (FILDES)"
+                      : "streamed (INSTREAM)",
+                  static_cast<long long>(config->scan_timeout.count()),
                   static_cast<unsigned>(config->chunk_size),
                   static_cast<unsigned long long>(config->max_file_size),
                   static_cast<long long>(config->keepalive_interval.count()));

@@ -48,6 +48,28 @@ bool printable(std::string_view s)
     return true;
 }
 
+/* With AlertExceedsMax, what clamd calls a file it did not scan to the end:
+   "cannot tell", never "clean" (and not a virus to quarantine either). */
+bool is_limit_name(std::string_view name)
+{
+    return starts_with(name, "Heuristics.Limits.Exceeded");
+}
+
+/* Strips FILDES's "fd[<digits>]: "; false if `s` does not start with it. */
+bool strip_fd_prefix(std::string_view &s)
+{
+    constexpr std::string_view open = "fd[";
+    if (!starts_with(s, open))
+        return false;
+    std::size_t i = open.size();
+    while (i < s.size() && i < open.size() + 10 && s[i] >= '0' && s[i] <= '9')
+        i++;
+    if (i == open.size() || s.size() < i + 3 || s.compare(i, 3, "]: ") != 0)
+        return false;
+    s.remove_prefix(i + 3);
+    return true;
+}
+
 /* Names the ABI maps to "cannot tell" rather than "infected". */
 bool is_impossible_name(std::string_view name)
 {
@@ -100,13 +122,22 @@ ScanReply parse_scan_reply(std::string_view line, std::uint32_t request_id)
     if (s.size() > kMaxReplyLine || !strip_id(s, request_id))
         return unexpected(line);
     /* "INSTREAM size limit exceeded. ERROR" has no "stream: " prefix; other errors may. */
-    std::string_view body = starts_with(s, kStreamPrefix) ? s.substr(kStreamPrefix.size()) : s;
-    if (starts_with(s, kStreamPrefix) && body == "OK")
+    std::string_view body = s;
+    bool named = false; /* the reply names what was scanned: "stream: " or "fd[7]: " */
+    if (starts_with(body, kStreamPrefix)) {
+        body.remove_prefix(kStreamPrefix.size());
+        named = true;
+    } else {
+        named = strip_fd_prefix(body);
+    }
+    if (named && body == "OK")
         return {ScanStatus::Clean, ""};
-    if (starts_with(s, kStreamPrefix) && ends_with(body, kFoundSuffix)) {
+    if (named && ends_with(body, kFoundSuffix)) {
         std::string_view name = body.substr(0, body.size() - kFoundSuffix.size());
         if (name.empty() || !printable(name) || name.find(' ') != std::string_view::npos)
             return unexpected(line);
+        if (is_limit_name(name))
+            return {ScanStatus::OverLimit, std::string(name)};
         return {is_impossible_name(name) ? ScanStatus::Impossible : ScanStatus::Infected,
                 std::string(name)};
     }
@@ -119,6 +150,18 @@ ScanReply parse_scan_reply(std::string_view line, std::uint32_t request_id)
         return {limit ? ScanStatus::OverLimit : ScanStatus::Failed, printable_excerpt(text, 200)};
     }
     return unexpected(line);
+}
+
+bool fildes_refused(std::string_view line)
+{
+    std::string_view s = trim_terminators(line);
+    if (s.size() > kMaxReplyLine)
+        return false;
+    for (std::string_view refusal : {"No file descriptor received", "didn't receive file descriptor",
+                                     "UNKNOWN COMMAND", "Command invalid inside IDSESSION"})
+        if (s.find(refusal) != std::string_view::npos)
+            return true;
+    return false;
 }
 
 bool is_pong(std::string_view line, std::uint32_t request_id)

@@ -22,7 +22,9 @@ enum class ScanStatus {
     Clean,      /* "stream: OK" */
     Infected,   /* "stream: <name> FOUND", name in detail */
     Impossible, /* encrypted or broken content: detail is clamd's name for it */
-    OverLimit,  /* over clamd's StreamMaxLength; clamd closes the connection after it */
+    OverLimit,  /* over a clamd limit: StreamMaxLength (an ERROR, clamd closes the connection
+                   after it) or, with AlertExceedsMax, MaxFileSize/MaxScanSize/... (a
+                   Heuristics.Limits.Exceeded.* name, in detail) */
     Failed,     /* clamd reported an ERROR for this file; detail is its text */
     Unexpected, /* not a reply to our request: detail is a printable excerpt */
 };
@@ -33,10 +35,20 @@ struct ScanReply {
 };
 
 /*
- * The reply to INSTREAM number `request_id` of an IDSESSION (clamd prefixes
- * every reply in a session with "<id>: "). `line` excludes the NUL terminator.
+ * The reply to INSTREAM or FILDES number `request_id` of an IDSESSION (clamd
+ * prefixes every reply in a session with "<id>: ", then "stream: " for
+ * INSTREAM or "fd[<n>]: " for FILDES). `line` excludes the NUL terminator.
  */
 ScanReply parse_scan_reply(std::string_view line, std::uint32_t request_id);
+
+/*
+ * True when `line` says clamd did not take a descriptor passed with FILDES:
+ * over TCP or through a forwarder ("No file descriptor received", older
+ * "FILDES: didn't receive file descriptor"), or a clamd without FILDES
+ * ("UNKNOWN COMMAND", "Command invalid inside IDSESSION"). clamd ends the
+ * session after it; INSTREAM on a fresh session still works.
+ */
+bool fildes_refused(std::string_view line);
 
 /* True when `line` is "<request_id>: PONG". */
 bool is_pong(std::string_view line, std::uint32_t request_id);

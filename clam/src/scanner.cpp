@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -13,6 +14,10 @@
 namespace avclam {
 
 namespace {
+
+/* Once per plugin_init, not once per worker: the product has many. */
+std::atomic<bool> g_refusal_logged{false};
+std::atomic<bool> g_fildes_logged{false};
 
 /* Closes the file on every path out of scan(). */
 struct FileDescriptor {
@@ -57,9 +62,15 @@ int reply_verdict(const ScanReply &reply, const std::string &where, const char *
         avc_log_security("%s found in %s", reply.detail.c_str(), filename);
         return AVCHK_VIRUS_FOUND;
     case ScanStatus::OverLimit:
-        avc_format(result, AVP_RESULT_SIZE,
-                   "%s is larger than clamd's StreamMaxLength: not scanned (%s)", filename,
-                   reply.detail.c_str());
+        if (reply.detail.compare(0, 11, "Heuristics.") == 0) /* AlertExceedsMax's names */
+            avc_format(result, AVP_RESULT_SIZE,
+                       "%s exceeds a limit of clamd (MaxFileSize, MaxScanSize...): not scanned "
+                       "to the end (%s)",
+                       filename, reply.detail.c_str());
+        else
+            avc_format(result, AVP_RESULT_SIZE,
+                       "%s is larger than clamd's StreamMaxLength: not scanned (%s)", filename,
+                       reply.detail.c_str());
         return AVCHK_IMPOSSIBLE;
     case ScanStatus::Impossible:
         avc_format(result, AVP_RESULT_SIZE, "%s cannot be scanned: %s", filename,
@@ -120,12 +131,19 @@ int scan_outcome(const Config &config, const std::string &where, const StreamRes
 
 } // namespace
 
+void reset_fd_pass_notices()
+{
+    g_refusal_logged.store(false);
+    g_fildes_logged.store(false);
+}
+
 int Scanner::scan(const std::shared_ptr<const Config> &config, const char *filename, char *result)
 {
     if (config_ != config) {
         /* plugin_init ran again, maybe with other options: start afresh. */
         session_.close();
         config_ = config;
+        fildes_refused_ = false;
     }
     /* O_NONBLOCK: opening a FIFO without a writer would block this worker for
        ever; it is refused below as not a regular file. Reads of regular files
@@ -172,14 +190,32 @@ int Scanner::scan_open_file(const Config &config, int fd, std::uint64_t size, co
                             char *result)
 {
     const std::string where = config.where();
-    for (int attempt = 0;; attempt++) {
+    /* Bounded: one retry on a fresh session, and one fallback from FILDES to INSTREAM. */
+    for (int attempt = 0, rounds = 0; rounds < 3; rounds++) {
         bool reused = false;
         std::string error;
         if (!connect_or_reuse(config, reused, error)) {
             avc_format(result, AVP_RESULT_SIZE, "cannot scan %s: %s", filename, error.c_str());
             return AVCHK_FAILED;
         }
-        StreamResult r = session_.instream(fd, size, config.chunk_size, buffer_, config.scan_timeout);
+        const ScanMethod method = choose_method(config.fd_pass, !config.uses_tcp(), fildes_refused_);
+        StreamResult r = method == ScanMethod::Fildes
+                             ? session_.fildes(fd, config.scan_timeout)
+                             : session_.instream(fd, size, config.chunk_size, buffer_,
+                                                 config.scan_timeout);
+        if (method == ScanMethod::Fildes && r.kind == StreamResult::Kind::Reply &&
+            fildes_refused(r.reply)) {
+            session_.close(); /* clamd ends the session after refusing */
+            if (config.fd_pass == FdPass::On) {
+                avc_format(result, AVP_RESULT_SIZE,
+                           "clamd at %s refused the descriptor of %s (\"%s\"); FdPass=on never "
+                           "streams instead: use a local clamd's own LocalSocket, or FdPass=auto",
+                           where.c_str(), filename, printable_excerpt(r.reply).c_str());
+                return AVCHK_FAILED;
+            }
+            note_refusal(config, r.reply);
+            continue; /* the same file again, streamed on a fresh session */
+        }
         ScanReply reply;
         if (r.kind == StreamResult::Kind::Reply)
             reply = parse_scan_reply(r.reply, r.request_id);
@@ -189,12 +225,29 @@ int Scanner::scan_open_file(const Config &config, int fd, std::uint64_t size, co
                           r.kind == StreamResult::Kind::Transport ? r.error.c_str()
                                                                   : reply.detail.c_str());
             session_.close();
+            attempt++;
             continue;
         }
         if (!session_healthy(r, reply))
             session_.close(); /* after an error clamd may have dropped the session: don't guess */
+        else if (method == ScanMethod::Fildes && !g_fildes_logged.exchange(true))
+            avc_log_debug("clamd at %s took a file descriptor (FILDES): files are passed to it, "
+                          "not streamed", where.c_str());
         return scan_outcome(config, where, r, reply, filename, result);
     }
+    avc_format(result, AVP_RESULT_SIZE, "cannot scan %s: clamd at %s dropped the session again",
+               filename, where.c_str());
+    return AVCHK_FAILED;
+}
+
+void Scanner::note_refusal(const Config &config, const std::string &reply)
+{
+    fildes_refused_ = true;
+    if (!g_refusal_logged.exchange(true))
+        avc_log_warning("clamd at %s does not take file descriptors (\"%s\"): streaming files "
+                        "with INSTREAM instead (FdPass=auto). A clamd on another machine behind "
+                        "a socket forwarder cannot read our files; set FdPass=off to stop trying",
+                        config.where().c_str(), printable_excerpt(reply).c_str());
 }
 
 void Scanner::keep_alive(Clock::duration idle_for)

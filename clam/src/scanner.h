@@ -16,6 +16,9 @@
 
 namespace avclam {
 
+/* Lets the next FILDES refusal and the first FILDES success be logged again (plugin_init). */
+void reset_fd_pass_notices();
+
 class Scanner {
 public:
     /* Writes the virus name or a text about `filename` into result (AVP_RESULT_SIZE bytes). */
@@ -33,10 +36,13 @@ private:
     bool connect_or_reuse(const Config &config, bool &reused, std::string &error);
     int scan_open_file(const Config &config, int fd, std::uint64_t size, const char *filename,
                        char *result);
+    /* After clamd refused a descriptor: the way on, logged once per plugin_init. */
+    void note_refusal(const Config &config, const std::string &reply);
 
     Session session_;
     std::shared_ptr<const Config> config_; /* the options the session was opened with */
     std::vector<char> buffer_;
+    bool fildes_refused_ = false; /* clamd refused FILDES since config_ was loaded */
 };
 
 } // namespace avclam

@@ -17,6 +17,7 @@ constexpr char kPing[] = "zPING";
 constexpr char kVersion[] = "zVERSION";
 constexpr char kInstream[] = "zINSTREAM";
 constexpr char kEnd[] = "zEND";
+constexpr char kFildes[] = "zFILDES";
 
 void put_be32(char *p, std::uint32_t v)
 {
@@ -208,6 +209,42 @@ StreamResult Session::instream(int fd, std::uint64_t size, std::size_t chunk,
     Connection::Exchange x =
         conn_.exchange(InstreamUpload(fd, size, chunk, buffer), file_error, timeout);
     return stream_result(x, file_error, request_id);
+}
+
+StreamResult Session::fildes(int fd, Clock::duration timeout)
+{
+    StreamResult result;
+    result.request_id = next_id_++;
+    result.session_spoiled = true; /* until a complete reply says otherwise */
+    auto ec = conn_.send_with_descriptor(kFildes, sizeof kFildes, fd, timeout);
+    if (ec == asio::error::timed_out) {
+        result.kind = StreamResult::Kind::Timeout;
+        result.while_uploading = true;
+        conn_.close();
+        return result;
+    }
+    /* A clamd that refuses FILDES may answer and hang up before the descriptor is
+       sent: its reply, already here, says more than the broken pipe. */
+    const auto send_error = ec;
+    ec = conn_.read_reply(result.reply, timeout);
+    if (ec == asio::error::timed_out) {
+        result.kind = StreamResult::Kind::Timeout;
+        conn_.close();
+        return result;
+    }
+    if (ec) {
+        result.kind = ec == asio::error::not_found ? StreamResult::Kind::Overlong
+                                                   : StreamResult::Kind::Transport;
+        result.error = describe(send_error ? send_error : ec);
+        conn_.close();
+        return result;
+    }
+    result.kind = StreamResult::Kind::Reply;
+    result.session_spoiled = static_cast<bool>(send_error);
+    if (send_error)
+        conn_.close();
+    last_used_ = Clock::now();
+    return result;
 }
 
 StreamResult Session::instream_bytes(const unsigned char *data, std::uint32_t size,

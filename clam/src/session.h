@@ -52,6 +52,13 @@ public:
     StreamResult instream(int fd, std::uint64_t size, std::size_t chunk, std::vector<char> &buffer,
                           Clock::duration timeout);
 
+    /*
+     * FILDES: passes the open file `fd` to clamd, which reads it itself (UNIX
+     * socket only). `timeout` is ScanTimeout: for taking the request, then in
+     * all for the verdict. A refusal (fildes_refused) comes back as a Reply.
+     */
+    StreamResult fildes(int fd, Clock::duration timeout);
+
     /* INSTREAM of `size` bytes in memory (a probe, not a file), within `timeout`. */
     StreamResult instream_bytes(const unsigned char *data, std::uint32_t size,
                                 Clock::duration timeout);

@@ -6,6 +6,7 @@
 #include "avPlugin.h"
 #include "discovery.h"
 #include "encrypted_probe.h"
+#include "limits_probe.h"
 #include "reply_parser.h"
 #include "session.h"
 
@@ -110,6 +111,35 @@ void check_alert_encrypted(Session &session, const Config &config)
                       config.where().c_str(), printable_excerpt(reply.detail).c_str());
 }
 
+/*
+ * Warns when clamd answers a zip nested past MaxRecursion with OK (AlertExceedsMax
+ * no): it would also call a file over MaxFileSize or MaxScanSize clean, and a file
+ * passed with FILDES meets those instead of StreamMaxLength.
+ */
+void check_alert_exceeds_max(Session &session, const Config &config)
+{
+    const std::vector<unsigned char> probe = nested_zip(kLimitsProbeDepth);
+    StreamResult r = session.instream_bytes(probe.data(), static_cast<std::uint32_t>(probe.size()),
+                                            std::min<Clock::duration>(config.scan_timeout,
+                                                                      kProbeTimeout));
+    if (r.kind != StreamResult::Kind::Reply) {
+        avc_log_debug("avir_clam: could not check clamd at %s for AlertExceedsMax: %s",
+                      config.where().c_str(), r.error.empty() ? "no reply" : r.error.c_str());
+        return;
+    }
+    ScanReply reply = parse_scan_reply(r.reply, r.request_id);
+    if (reply.status == ScanStatus::Clean)
+        avc_log_warning("avir_clam: clamd at %s reports a file over its limits as clean (a zip "
+                        "nested %d deep came back OK): set AlertExceedsMax yes in clamd.conf "
+                        "(then restart clamd) so that such a file is reported as not scannable; "
+                        "and MaxFileSize equal to StreamMaxLength, since a file passed over the "
+                        "UNIX socket (FdPass) meets MaxFileSize instead",
+                        config.where().c_str(), kLimitsProbeDepth);
+    else
+        avc_log_debug("avir_clam: clamd at %s reports files over its limits (\"%s\")",
+                      config.where().c_str(), printable_excerpt(reply.detail).c_str());
+}
+
 } // namespace
 
 bool locate_clamd(Config &config, std::string &error)
@@ -167,6 +197,7 @@ bool probe_clamd(const Config &config, std::string &error)
     avc_log_debug("avir_clam: connected to clamd at %s: %s", config.where().c_str(),
                   version.text.c_str());
     check_alert_encrypted(session, config);
+    check_alert_exceeds_max(session, config);
     session.close();
     return true;
 }

@@ -78,6 +78,56 @@ static void scan_replies()
     EXPECT("1: stream: %s%n%x FOUND", 1, Infected, "%s%n%x");
 }
 
+/* FILDES replies name the descriptor clamd received instead of "stream". */
+static void fildes_replies()
+{
+    EXPECT("1: fd[11]: OK", 1, Clean, "");
+    EXPECT("3: fd[7]: Kerio.Test.EICAR.UNOFFICIAL FOUND", 3, Infected, "Kerio.Test.EICAR.UNOFFICIAL");
+    EXPECT("2: fd[12]: Heuristics.Encrypted.Zip FOUND", 2, Impossible, "Heuristics.Encrypted.Zip");
+    EXPECT("2: fd[12]: Can't allocate memory ERROR", 2, Failed, "Can't allocate memory");
+    EXPECT("1: fd[]: OK", 1, Unexpected, "1: fd[]: OK");
+    EXPECT("1: fd[x]: OK", 1, Unexpected, "1: fd[x]: OK");
+    EXPECT("1: fd[11] OK", 1, Unexpected, "1: fd[11] OK");
+    EXPECT("1: fd[11]:OK", 1, Unexpected, "1: fd[11]:OK");
+    EXPECT("1: fd[12345678901]: OK", 1, Unexpected, "1: fd[12345678901]: OK");
+    EXPECT("1: fd[11]: ", 1, Unexpected, "1: fd[11]: ");
+    EXPECT("1: fd[", 1, Unexpected, "1: fd[");
+    EXPECT("2: fd[11]: OK", 1, Unexpected, "2: fd[11]: OK");
+    // An unnamed body is never a verdict: only errors may come without a name.
+    EXPECT("1: OK", 1, Unexpected, "1: OK");
+    EXPECT("1: Kerio.Test.EICAR.UNOFFICIAL FOUND", 1, Unexpected,
+           "1: Kerio.Test.EICAR.UNOFFICIAL FOUND");
+}
+
+/* With AlertExceedsMax clamd names the limit it stopped at: never clean, never a virus. */
+static void limit_heuristics()
+{
+    EXPECT("2: fd[11]: Heuristics.Limits.Exceeded.MaxFileSize FOUND", 2, OverLimit,
+           "Heuristics.Limits.Exceeded.MaxFileSize");
+    EXPECT("2: stream: Heuristics.Limits.Exceeded.MaxScanSize FOUND", 2, OverLimit,
+           "Heuristics.Limits.Exceeded.MaxScanSize");
+    EXPECT("2: fd[11]: Heuristics.Limits.Exceeded.MaxRecursion FOUND", 2, OverLimit,
+           "Heuristics.Limits.Exceeded.MaxRecursion");
+    EXPECT("2: fd[11]: Heuristics.Limits.Exceeded FOUND", 2, OverLimit, "Heuristics.Limits.Exceeded");
+    // Other heuristics stay detections.
+    EXPECT("2: fd[11]: Heuristics.Limits FOUND", 2, Infected, "Heuristics.Limits");
+}
+
+static void fildes_refusals()
+{
+    CHECK(fildes_refused("1: No file descriptor received. ERROR"));
+    CHECK(fildes_refused(std::string("1: No file descriptor received. ERROR\0", 38)));
+    CHECK(fildes_refused("1: FILDES: didn't receive file descriptor. ERROR"));
+    CHECK(fildes_refused("UNKNOWN COMMAND\n"));
+    CHECK(fildes_refused("1: Command invalid inside IDSESSION. ERROR"));
+    CHECK(!fildes_refused("1: fd[11]: OK"));
+    CHECK(!fildes_refused("1: fd[11]: Kerio.Test.EICAR.UNOFFICIAL FOUND"));
+    CHECK(!fildes_refused("1: fd[11]: Not a regular file ERROR"));
+    CHECK(!fildes_refused("1: INSTREAM size limit exceeded. ERROR"));
+    CHECK(!fildes_refused(""));
+    CHECK(!fildes_refused(std::string(kMaxReplyLine + 10, 'x') + "UNKNOWN COMMAND"));
+}
+
 static void pongs()
 {
     CHECK(is_pong("1: PONG", 1));
@@ -121,6 +171,9 @@ static void excerpts()
 int main()
 {
     scan_replies();
+    fildes_replies();
+    limit_heuristics();
+    fildes_refusals();
     pongs();
     versions();
     excerpts();

@@ -4,6 +4,7 @@ import tempfile
 from pathlib import Path
 
 from avkit import facts, paths
+from avkit.build import zig
 from avkit.build.tools import log, run_tool
 
 
@@ -21,14 +22,14 @@ def configure_and_build(build_dir, env, werror, sanitize=False):
 
 
 def warm_zig_cache(env):
-    """zig builds its libc++ once and caches it with the folder it was first built
-    from in the debug info; building it first from "/" rather than from a random
-    CMake try-compile folder keeps plugins byte-identical across machines."""
+    """zig builds its runtime (libc++ and friends) at the first link that needs it; a
+    link of its own first makes that minutes-long step visible, and goes through the
+    same wrapper as CMake's links, so the cached runtime is the one they use."""
     log("zig: building its libc++ for the cache (minutes the first time; a second after)")
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "warm.cpp"
         src.write_text("#include <string>\nstd::string warm() { return std::string(8, 'x'); }\n")
-        target = "x86-linux-gnu." + facts.glibc_floor()
-        subprocess.run([env["KERIO_PYTHON"], "-m", "ziglang", "c++", "-target", target, "-O2",
-                        "-fPIC", "-shared", src, "-o", Path(tmp) / "warm.so"],
-                       env=env, cwd="/", check=True, capture_output=True)
+        target = "--target=x86-linux-gnu." + facts.glibc_floor()
+        subprocess.run([zig.CXX, target, "-O2", "-fPIC", "-shared", src,
+                        "-o", Path(tmp) / "warm.so"],
+                       env=env, cwd=tmp, check=True, capture_output=True)

@@ -30,8 +30,7 @@ def build(toolchain: str = "zig", werror: bool = False, update_lock: bool = Fals
 
 
 def debug_path_rewrites(toolchain: str, env: dict):
-    """What staging renames in the debug info: zig's package folder (see stage.py)."""
+    """What staging renames in the debug info: where zig's runtime was compiled."""
     if toolchain != "zig":
         return ()
-    python = env["KERIO_PYTHON"]
-    return ((str(zig.package_dir(python)), zig.debug_source_dir(python)),)
+    return ((zig.compilation_dir(), zig.debug_source_dir(env["KERIO_PYTHON"])),)

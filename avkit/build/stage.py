@@ -13,16 +13,20 @@ def built_artifacts(build_dir: Path, pattern: str = "*/"):
     return found
 
 
+#: mixed into the recomputed build-id; any fixed string would do
+BUILD_ID_SEED = "kerio-avir-plugins"
+
+
 def rewrite_debug_paths(path: Path, rewrites) -> None:
     """Renames folders in the debug info of `path` (base -> canonical) and recomputes its
     build-id over the result. For what the compiler flags cannot reach: zig compiles its
-    runtime with flags of its own, and only the folder it ran in (DW_AT_comp_dir, the
-    ziglang package) is left for this to rename; the build-id lld computed covered the
-    old name, so it is recomputed, from the file's content alone."""
+    runtime with flags of its own, so the folder it ran in (cmake/zig/zig-driver.py) is
+    renamed here. lld's build-id covered the old name; with a seed debugedit recomputes
+    it even when a file had nothing to rename, from the file's content alone."""
     for base, canonical in rewrites:
         prereqs.run_quiet(["debugedit", "--base-dir", base, "--dest-dir", canonical, path])
     if rewrites:
-        prereqs.run_quiet(["debugedit", "--build-id", path])
+        prereqs.run_quiet(["debugedit", "--build-id", "--build-id-seed", BUILD_ID_SEED, path])
 
 
 def stage(build_dir: Path, out: Path, artifacts=None, rewrites=()) -> Path:

@@ -16,7 +16,7 @@ def environment() -> dict:
     # user is rewritten by the others' builds, with their folders in its debug info.
     env.setdefault("ZIG_GLOBAL_CACHE_DIR", str((paths.CACHE / "zig").resolve()))
     env.setdefault("ZIG_LOCAL_CACHE_DIR", str((paths.CACHE / "zig-local").resolve()))
-    # The zig wrappers (cmake/zig/) run `$KERIO_PYTHON -m ziglang`.
+    # The zig wrappers (cmake/zig/) run zig from the ziglang package of $KERIO_PYTHON.
     env.setdefault("KERIO_PYTHON", sys.executable)
     # conan, cmake and ninja come with this Python's environment (the nox venv).
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])

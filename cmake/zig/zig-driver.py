@@ -2,14 +2,18 @@
 
 A link (no -c/-S/-E) runs from the ziglang package folder, with its relative
 paths made absolute. zig builds its runtime (libc++, libc++abi, libunwind,
-compiler-rt, glibc's start files) at the first link that needs it, from the
+compiler-rt, glibc's start files) at the first link that needs it, in the
 folder it runs in, and caches it: the source paths it records in the debug info
-(also inside strings such as "(lambda at .../string:2716:46)", which no
-path-rewriting tool after the link can reach), and the key of libunwind's cache
-entry, depend on that folder. From the package folder zig names its library as
-the relative "lib/", so the runtime is the same for every clone, venv and build
-folder; only the folder it was compiled in (DW_AT_comp_dir) remains, and staging
-rewrites it with debugedit (avkit/build/stage.py).
+(also inside strings such as "(lambda at .../string:2716:46)", which no tool
+after the link can rewrite) and the key of libunwind's cache entry depend on
+that folder. From the package folder zig names its sources "lib/...", the same
+for every clone, venv and build folder.
+
+The compiler records that folder (DW_AT_comp_dir) as $PWD says when $PWD is the
+same directory, so PWD is COMPILATION_DIR, one string for every clone. Staging
+renames it to zig's canonical source folder (avkit/build/stage.py); debugedit
+can only pad, not grow, the name in an assembler file's debug info, so it is
+longer than any canonical name.
 """
 import os
 import shlex
@@ -19,6 +23,8 @@ from pathlib import Path
 import ziglang
 
 PACKAGE = Path(ziglang.__file__).resolve().parent
+#: the current directory by another name (Linux), padded: see above
+COMPILATION_DIR = "/proc/self/cwd" + "/." * 32
 COMPILE_ONLY = {"-c", "-S", "-E", "-M", "-MM", "--version", "-v", "-###"}
 #: options whose next argument is a path
 PATH_VALUED = {"-o", "-MF", "-Xlinker"}
@@ -60,6 +66,7 @@ def main(tool, *args):
     if tool in ("cc", "c++") and not COMPILE_ONLY.intersection(args):
         args = for_package_folder(expand_response_files(args))
         os.chdir(PACKAGE)
+        os.environ["PWD"] = COMPILATION_DIR
     os.execv(cmd[0], cmd + list(args))
 
 

@@ -10,6 +10,7 @@ import ast
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -98,6 +99,8 @@ def build_fresh_clone(clone: Path, commit: str) -> dict:
     env = user_env()
     clone.parent.mkdir(parents=True, exist_ok=True)
     run(["git", "clone", "--quiet", "--no-checkout", paths.ROOT, clone], env=env)
+    # HEAD by name: a CI checkout's HEAD is often on no branch, which a clone lacks
+    run(["git", "fetch", "--quiet", paths.ROOT, "HEAD"], cwd=clone, env=env)
     run(["git", "checkout", "--quiet", "--detach", commit], cwd=clone, env=env)
     run([clone / "nox", "-s", "build-i386"], cwd=clone, env=env)
     run([clone / ".nox" / "tools" / "bin" / "python", "-m", "avkit", "package",
@@ -123,10 +126,16 @@ def two_builds(tmp_path_factory):
     second = tmp / "b" / "c" / "d" / "kerio-avir-plugins"
     if uncommitted():
         first = tmp / "a"
-        return [(first, build_fresh_clone(first, commit)),
-                (second, build_fresh_clone(second, commit))]
-    return [(paths.ROOT, build_checkout(tmp / "packages")),
-            (second, build_fresh_clone(second, commit))]
+        clones = [first, second]
+        builds = [(first, build_fresh_clone(first, commit))]
+    else:
+        clones = [second]
+        builds = [(paths.ROOT, build_checkout(tmp / "packages"))]
+    builds.append((second, build_fresh_clone(second, commit)))
+    yield builds
+    for clone in clones:  # a clone's venv and caches are a gigabyte; its dist/ stays
+        for heavy in (".nox", ".tools", ".cache", "build"):
+            shutil.rmtree(clone / heavy, ignore_errors=True)
 
 
 @pytest.mark.timeout(3600)

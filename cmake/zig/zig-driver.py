@@ -23,9 +23,11 @@ from pathlib import Path
 import ziglang
 
 PACKAGE = Path(ziglang.__file__).resolve().parent
-#: the current directory by another name (Linux), padded: see above
-COMPILATION_DIR = "/proc/self/cwd" + "/." * 32
-COMPILE_ONLY = {"-c", "-S", "-E", "-M", "-MM", "--version", "-v", "-###"}
+#: the current directory by another name (Linux), made long by naming "/" thrice over:
+#: debugedit would drop "/./" padding, not a symbolic link's name
+COMPILATION_DIR = "/proc/self/root" * 3 + "/proc/self/cwd"
+#: what never links (-v does: CMake's compiler check links with it, building crt1.o)
+COMPILE_ONLY = {"-c", "-S", "-E", "-M", "-MM", "--version", "-###"}
 #: options whose next argument is a path
 PATH_VALUED = {"-o", "-MF", "-Xlinker"}
 

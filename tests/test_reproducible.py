@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from avkit import paths
+from avkit import elf, facts, paths
 from avkit.build import zig
 
 VERSION = "1.0.0"
@@ -61,8 +61,12 @@ def sha256(path: Path) -> str:
 
 def shipped(dist: Path, packages: Path) -> dict:
     """name -> file: the staged programs, their debug files, the packages and their sums."""
-    files = {f"i386/{f.relative_to(dist)}": f for f in sorted(dist.rglob("*"))
-             if f.is_file() and (f.parent == dist or f.suffix == ".debug")}
+    files = {}
+    for f in sorted(dist.iterdir()):
+        if f.is_file():
+            debug = Path(facts.debug_file(elf.build_id(f), dist / "debug"))
+            files[f"i386/{f.name}"] = f
+            files[f"i386/{debug.relative_to(dist)}"] = debug
     files.update({f"packages/{f.name}": f for f in sorted(packages.iterdir())
                   if f.suffix in (".deb", ".rpm") or f.name == "SHA256SUMS"})
     return files

@@ -48,6 +48,9 @@ def stage(build_dir: Path, out: Path, artifacts=None, rewrites=()) -> Path:
         tmp = dest.with_suffix(dest.suffix + ".tmp")
         prereqs.run_quiet(["objcopy", "--strip-unneeded", "--remove-section=.comment", linked, tmp])
         shutil.copystat(src, tmp)
+        previous = elf.build_id(dest) if dest.exists() else build_id
         tmp.replace(dest)
         linked.unlink()
+        if previous and previous != build_id:  # the last build's debug file belongs to no staged file
+            Path(facts.debug_file(previous, out / "debug")).unlink(missing_ok=True)
     return out

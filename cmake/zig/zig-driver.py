@@ -67,6 +67,8 @@ def main(tool, *args):
     cmd = [str(PACKAGE / "zig"), tool]  # what `python -m ziglang` runs, one Python start fewer
     if tool in ("cc", "c++") and not COMPILE_ONLY.intersection(args):
         args = for_package_folder(expand_response_files(args))
+        if "-o" not in args:  # zig's default output, a.out, belongs where the caller is
+            args += ["-o", os.path.abspath("a.out")]
         os.chdir(PACKAGE)
         os.environ["PWD"] = COMPILATION_DIR
     os.execv(cmd[0], cmd + list(args))

@@ -22,14 +22,35 @@ target_include_directories(kerio_plugin_options INTERFACE "${KERIO_API_DIR}")
 target_compile_definitions(kerio_plugin_options INTERFACE
   _FILE_OFFSET_BITS=64            # files over 2 GiB on a 32-bit target
   $<$<NOT:$<CONFIG:Debug>>:_FORTIFY_SOURCE=2>)
-# Reproducible plugins: no build or source folder in the debug info, whose
-# checksum becomes the build-id that the stripped plugin keeps.
-if(CMAKE_C_COMPILER_ID MATCHES "Clang")
-  set(KERIO_PATH_MAP_FLAGS -fdebug-compilation-dir=. "-ffile-prefix-map=${CMAKE_SOURCE_DIR}=.")
-else()
-  set(KERIO_PATH_MAP_FLAGS "-ffile-prefix-map=${CMAKE_BINARY_DIR}=." "-ffile-prefix-map=${CMAKE_SOURCE_DIR}=.")
+# Reproducible builds: the debug info and __FILE__ strings name sources by
+# canonical paths, never by where the clone, its build folder or its caches
+# sit. The build-id is a checksum over the debug info, so one clone's path
+# there would give every clone its own build-id. /usr/src/debug/<name> is where
+# a debug-source package installs the sources for gdb. The general maps come
+# first: zig's clang and gcc both let the last matching map win (clang's
+# __FILE__ map picks the longest), so a later, deeper map (zig's lib/ under the
+# clone's .nox, Boost under its .cache) overrides the clone's own.
+if(NOT DEFINED KERIO_DEBUG_SOURCE_DIR)
+  set(KERIO_DEBUG_SOURCE_DIR "/usr/src/debug/${PROJECT_NAME}")
 endif()
-target_compile_options(kerio_plugin_options INTERFACE ${KERIO_PATH_MAP_FLAGS}
+add_library(kerio_source_paths INTERFACE)
+target_compile_options(kerio_source_paths INTERFACE
+  "-ffile-prefix-map=${CMAKE_SOURCE_DIR}=${KERIO_DEBUG_SOURCE_DIR}"
+  # the folder the compiler runs in (DW_AT_comp_dir), wherever AVKIT_BUILD_ROOT puts it
+  "-ffile-prefix-map=${CMAKE_BINARY_DIR}=${KERIO_DEBUG_SOURCE_DIR}")
+if(DEFINED KERIO_ZIG_LIB_DIR)  # set by cmake/toolchains/zig-i386.cmake
+  target_compile_options(kerio_source_paths INTERFACE
+    "-ffile-prefix-map=${KERIO_ZIG_LIB_DIR}=/usr/src/debug/zig-${KERIO_ZIG_VERSION}/lib")
+endif()
+
+# kerio_map_source_prefix(<dir> <canonical>): a dependency's headers under <dir>
+# (somewhere in a cache) are named <canonical>/... in the debug info and __FILE__.
+function(kerio_map_source_prefix dir canonical)
+  target_compile_options(kerio_source_paths INTERFACE "-ffile-prefix-map=${dir}=${canonical}")
+endfunction()
+
+target_link_libraries(kerio_plugin_options INTERFACE kerio_source_paths)
+target_compile_options(kerio_plugin_options INTERFACE
   -Wall -Wextra -Wformat=2 $<$<BOOL:${KERIO_WERROR}>:-Werror>  # -Wformat=2: outside text as a format is an error
   -g  # split off into debug/.build-id/ when staged, for the -dbgsym packages
   -fvisibility=hidden -fstack-protector-strong)

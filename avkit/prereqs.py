@@ -17,6 +17,7 @@ from avkit.errors import UserError
 COMMAND_PACKAGES = {
     "objcopy": "binutils",
     "readelf": "binutils",
+    "debugedit": "debugedit",
     "gcc": "gcc-multilib",
     "g++": "g++-multilib",
     "clamd": "clamav-daemon",
@@ -46,7 +47,7 @@ COMMAND_PACKAGES = {
 #: "c-icap": the c-icap server with its virus_scan service (the ICAP plugin's tests).
 SPECIAL_NEEDS = ("i386", "gcc-m32", "libfuzzer-i386", "clamd", "c-icap")
 
-_BUILD = ("objcopy",)                       # the release build (zig); staging needs objcopy
+_BUILD = ("objcopy", "debugedit")          # the release build (zig); staging needs both
 _GCC = ("gcc-m32",)                         # the developer toolchain, -m32
 _RUN = ("i386",)                            # run avhost and the plugins
 _CLAMD = ("clamd",)                         # a private clamd for the ClamAV plugin
@@ -173,6 +174,8 @@ def require_for_session(session: str) -> None:
 
 def require_for_build(toolchain: str) -> None:
     require_commands("objcopy")
+    if toolchain == "zig":
+        require_commands("debugedit")
     if toolchain == "gcc":
         require_gcc_m32()
 

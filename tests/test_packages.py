@@ -621,24 +621,6 @@ def test_packages_are_reproducible(tmp_path, v1):
     assert (again / "repodata" / "primary.xml.gz").exists()
 
 
-def test_plugin_build_is_reproducible(tmp_path):
-    """Two clean builds into different build roots give byte-identical stripped plugins."""
-    def build(name):
-        env = dict(os.environ, AVKIT_BUILD_ROOT=str(tmp_path / name / "build"),
-                   AVKIT_DIST_ROOT=str(tmp_path / name / "dist"))
-        run([sys.executable, "-m", "avkit", "build", "--toolchain", "zig"], cwd=paths.ROOT, env=env)
-        return tmp_path / name / "dist" / "i386"
-    first, second = build("a"), build("b")
-    plugins = audit.plugins_in(first)
-    assert {p.name for p in plugins} >= {"avir_sample.so", "avir_clam.so"}
-    for so in plugins:
-        other = second / so.name
-        assert elf.build_id(other) == elf.build_id(so), (
-            f"{so.name}: build-ids differ between build roots: a build folder's path ends "
-            f"up in the debug info; see the -ffile-prefix-map flags in api/KerioPlugin.cmake")
-        assert other.read_bytes() == so.read_bytes()
-
-
 def test_lintian_is_clean(v1, v2):
     """No error or warning (and no unused override) for the first release (v1: one
     changelog entry) nor for a later one (v2)."""

@@ -10,7 +10,7 @@ debug info under debug/.build-id/xx/yyyy.debug.
 from pathlib import Path
 
 from avkit import paths, prereqs
-from avkit.build import cmake, conan, stage, tools
+from avkit.build import cmake, conan, stage, tools, zig
 
 PROFILES = conan.PROFILES
 
@@ -25,4 +25,12 @@ def build(toolchain: str = "zig", werror: bool = False, update_lock: bool = Fals
     if toolchain == "zig":
         cmake.warm_zig_cache(env)
     cmake.configure_and_build(build_dir, env, werror, sanitize)
-    return stage.stage(build_dir, paths.dist_dir(toolchain, sanitize))
+    return stage.stage(build_dir, paths.dist_dir(toolchain, sanitize),
+                       rewrites=debug_path_rewrites(toolchain, env))
+
+
+def debug_path_rewrites(toolchain: str, env: dict):
+    """What staging renames in the debug info: where zig's runtime was compiled."""
+    if toolchain != "zig":
+        return ()
+    return ((zig.compilation_dir(), zig.debug_source_dir(env["KERIO_PYTHON"])),)

@@ -1,9 +1,11 @@
 """Configuring and building the CMake project, and zig's one-time cache."""
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 from avkit import facts, paths
+from avkit.build import tools, zig
 from avkit.build.tools import log, run_tool
 
 
@@ -20,15 +22,35 @@ def configure_and_build(build_dir, env, werror, sanitize=False):
     run_tool(["cmake", "--build", build_dir], env)
 
 
+def drop_stale_zig_cache(env):
+    """zig never rebuilds a cached runtime, whatever folder it was compiled in. A cache
+    made before links ran from the package folder (cmake/zig/zig-driver.py) holds a
+    runtime that names this clone's paths: this clone's own cache is emptied once."""
+    cache = Path(env["ZIG_GLOBAL_CACHE_DIR"])
+    if cache != tools.private_zig_cache():
+        return  # a cache the user chose is the user's
+    stamp = cache / "avkit-runtime-layout"
+    want = f"{zig.version(env['KERIO_PYTHON'])} compiled in {zig.compilation_dir()}\n"
+    if stamp.exists() and stamp.read_text() == want:
+        return
+    if cache.exists():
+        log(f"zig: emptying {cache}: its runtime was built another way")
+        shutil.rmtree(cache)
+        shutil.rmtree(Path(env["ZIG_LOCAL_CACHE_DIR"]), ignore_errors=True)
+    cache.mkdir(parents=True)
+    stamp.write_text(want)
+
+
 def warm_zig_cache(env):
-    """zig builds its libc++ once and caches it with the folder it was first built
-    from in the debug info; building it first from "/" rather than from a random
-    CMake try-compile folder keeps plugins byte-identical across machines."""
+    """zig builds its runtime (libc++ and friends) at the first link that needs it; a
+    link of its own first makes that minutes-long step visible, and goes through the
+    same wrapper as CMake's links, so the cached runtime is the one they use."""
+    drop_stale_zig_cache(env)
     log("zig: building its libc++ for the cache (minutes the first time; a second after)")
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "warm.cpp"
         src.write_text("#include <string>\nstd::string warm() { return std::string(8, 'x'); }\n")
-        target = "x86-linux-gnu." + facts.glibc_floor()
-        subprocess.run([env["KERIO_PYTHON"], "-m", "ziglang", "c++", "-target", target, "-O2",
-                        "-fPIC", "-shared", src, "-o", Path(tmp) / "warm.so"],
-                       env=env, cwd="/", check=True, capture_output=True)
+        target = "--target=x86-linux-gnu." + facts.glibc_floor()
+        subprocess.run([zig.CXX, target, "-O2", "-fPIC", "-shared", src,
+                        "-o", Path(tmp) / "warm.so"],
+                       env=env, cwd=tmp, check=True, capture_output=True)

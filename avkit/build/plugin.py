@@ -9,7 +9,7 @@ the same layout `avkit build` gives: ready for the audit, the kit and packaging.
 from pathlib import Path
 
 from avkit import paths, prereqs
-from avkit.build import cmake, stage, tools
+from avkit.build import cmake, debug_path_rewrites, stage, tools
 from avkit.errors import UserError
 
 TOOLCHAIN_FILES = {"zig": "zig-i386.cmake", "gcc": "gcc-m32.cmake"}
@@ -34,4 +34,5 @@ def build_plugin(source: Path, toolchain: str = "zig", werror: bool = False) -> 
     if not built:
         raise UserError(f"{build_dir} holds no avir_*.so: does {source / 'CMakeLists.txt'} "
                         f"call kerio_add_plugin(avir_<name> ...)?")
-    return stage.stage(build_dir, source / "dist" / paths.TOOLCHAINS[toolchain], built)
+    return stage.stage(build_dir, source / "dist" / paths.TOOLCHAINS[toolchain], built,
+                       rewrites=debug_path_rewrites(toolchain, env))

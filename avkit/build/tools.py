@@ -14,13 +14,17 @@ def environment() -> dict:
     env["CONAN_HOME"] = str((paths.CACHE / "conan").resolve())  # Conan wants it absolute
     # zig's libc++ cache is private to this clone: a cache shared by every clone of a
     # user is rewritten by the others' builds, with their folders in its debug info.
-    env.setdefault("ZIG_GLOBAL_CACHE_DIR", str((paths.CACHE / "zig").resolve()))
+    env.setdefault("ZIG_GLOBAL_CACHE_DIR", str(private_zig_cache()))
     env.setdefault("ZIG_LOCAL_CACHE_DIR", str((paths.CACHE / "zig-local").resolve()))
-    # The zig wrappers (cmake/zig/) run `$KERIO_PYTHON -m ziglang`.
+    # The zig wrappers (cmake/zig/) run zig from the ziglang package of $KERIO_PYTHON.
     env.setdefault("KERIO_PYTHON", sys.executable)
     # conan, cmake and ninja come with this Python's environment (the nox venv).
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
+
+
+def private_zig_cache() -> Path:
+    return (paths.CACHE / "zig").resolve()
 
 
 def log(msg: str) -> None:

@@ -23,7 +23,22 @@ set(CMAKE_SYSTEM_NAME Linux)
 set(CMAKE_SYSTEM_PROCESSOR i686)
 set(KERIO_ZIG_TARGET "x86-linux-gnu.${KERIO_GLIBC_FLOOR}")
 
-# The wrappers run `python -m ziglang` from the active environment (the nox venv).
+# The wrappers run zig from the ziglang package of the active environment (the nox venv).
+# Its lib/ folder and version name zig's headers canonically (api/KerioPlugin.cmake).
+if(DEFINED ENV{KERIO_PYTHON})
+  set(_kerio_python "$ENV{KERIO_PYTHON}")
+else()
+  set(_kerio_python python3)
+endif()
+execute_process(
+  COMMAND "${_kerio_python}" -c "import ziglang, pathlib; print(pathlib.Path(ziglang.__file__).resolve().parent)"
+  OUTPUT_VARIABLE _kerio_zig_package OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE _kerio_rc)
+if(NOT _kerio_rc EQUAL 0)
+  message(FATAL_ERROR "${_kerio_python} has no ziglang package: build through nox (./nox -s build-i386)")
+endif()
+execute_process(COMMAND "${_kerio_zig_package}/zig" version
+  OUTPUT_VARIABLE KERIO_ZIG_VERSION OUTPUT_STRIP_TRAILING_WHITESPACE)
+set(KERIO_ZIG_LIB_DIR "${_kerio_zig_package}/lib")
 set(CMAKE_C_COMPILER "${CMAKE_CURRENT_LIST_DIR}/../zig/zig-cc")
 set(CMAKE_CXX_COMPILER "${CMAKE_CURRENT_LIST_DIR}/../zig/zig-c++")
 set(CMAKE_AR "${CMAKE_CURRENT_LIST_DIR}/../zig/zig-ar")

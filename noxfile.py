@@ -179,7 +179,7 @@ def sanitize(session: nox.Session) -> None:
 
 @avkit_session
 def fuzz(session: nox.Session) -> None:
-    """libFuzzer runs of the clamd reply parser and the option parsing, 300 s per target (`-- --seconds N` per target)."""
+    """libFuzzer runs of the clamd reply parser, the ICAP response parser and the option parsing, 300 s per target (`-- --seconds N` per target)."""
     avkit(session, "fuzz", *(session.posargs or ["--seconds", "300"]))
 
 

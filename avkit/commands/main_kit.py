@@ -40,11 +40,12 @@ def _common(p):
                         "name")
     p.add_argument("-o", dest="option", action="append", metavar="NAME=VALUE",
                    help="plugin option (repeatable)")
-    p.add_argument("--with-clamd", action="store_true",
-                   help="start a private clamd for the run and point the plugin at it")
-    p.add_argument("--with-cicap", action="store_true",
-                   help="start a private c-icap with virus_scan (over a private clamd) for the "
-                        "run and point the plugin (avir_icap) at it")
+    servers = p.add_mutually_exclusive_group()  # one server for the plugin under test
+    servers.add_argument("--with-clamd", action="store_true",
+                         help="start a private clamd for the run and point the plugin at it")
+    servers.add_argument("--with-cicap", action="store_true",
+                         help="start a private c-icap with virus_scan (over a private clamd) "
+                              "for the run and point the plugin (avir_icap) at it")
     p.add_argument("--wait", type=float, default=5.0,
                    help="waiting: seconds idle between the two scans (default 5)")
     p.add_argument("--scan-timeout", type=float, default=60.0,

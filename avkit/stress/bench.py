@@ -405,8 +405,7 @@ def machine() -> dict:
 
 
 WORKLOAD_TITLES = {"4KiB": "4 KiB files", "8MiB": "8 MiB files", "mix": "mixed files"}
-TRANSPORT_TITLES = {"tcp": "TCP (127.0.0.1)", "unix": "UNIX socket",
-                    ICAP: "ICAP (c-icap's virus_scan asking clamd) and straight to clamd"}
+TRANSPORT_TITLES = {"tcp": "TCP (127.0.0.1)", "unix": "UNIX socket", ICAP: "ICAP (c-icap)"}
 
 
 def _metric(workload: str):
@@ -420,7 +419,7 @@ def chart_figure(results, meta: dict):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    transports = sorted({c["transport"] for c in results})
+    transports = list(dict.fromkeys(c["transport"] for c in results))  # in the run's order
     wl = list(dict.fromkeys(c["workload"] for c in results))
     fig, axes = plt.subplots(len(transports), len(wl), squeeze=False, layout="constrained",
                              figsize=(4.2 * len(wl), 3.0 * len(transports) + 1.9))

@@ -129,11 +129,12 @@ def tests(session: nox.Session) -> None:
 
 @avkit_session
 def kit(session: nox.Session) -> None:
-    """Plugin test kit (scanning, waiting, server) against avir_sample.so, and avir_clam.so with a private clamd."""
+    """Plugin test kit (scanning, waiting, server) against avir_sample.so, avir_clam.so with a private clamd, avir_icap.so with a private c-icap + clamd."""
     build(session)
     data = "build/kit-data"
     avkit(session, "kit", "generate-test-data", data)
-    for plugin, extra in (("avir_sample.so", []), ("avir_clam.so", ["--with-clamd"])):
+    for plugin, extra in (("avir_sample.so", []), ("avir_clam.so", ["--with-clamd"]),
+                          ("avir_icap.so", ["--with-cicap"])):
         for test in ("scanning", "waiting", "server"):
             avkit(session, "kit", test, "--plugin", f"dist/i386/{plugin}", "--data", data,
                   "--junit", f"build/kit-junit/{plugin[5:-3]}-{test}.xml", *extra)
@@ -178,7 +179,7 @@ def sanitize(session: nox.Session) -> None:
 
 @avkit_session
 def fuzz(session: nox.Session) -> None:
-    """libFuzzer runs of the clamd reply parser and the option parsing, 300 s per target (`-- --seconds N` per target)."""
+    """libFuzzer runs of the clamd reply parser, the ICAP response parser and the option parsing, 300 s per target (`-- --seconds N` per target)."""
     avkit(session, "fuzz", *(session.posargs or ["--seconds", "300"]))
 
 

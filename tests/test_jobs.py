@@ -300,3 +300,59 @@ def test_sigterm_unwinds_a_job_and_removes_its_folder(tmp_root):
     assert r.returncode == 143, r.stderr
     folder = Path(r.stdout.strip())
     assert folder.parent == tmp_root and not folder.exists()
+
+
+# --- the bench's ICAP cells ----------------------------------------------------------------
+
+def test_bench_icap_cell_runs_every_icap_row_on_the_same_files_and_n(monkeypatch, tmp_path):
+    """Each row of ICAP_ROWS scans the cell's files with its N, with the options its
+    function gives from the servers; ratios are to avir_clam.so streaming to clamd."""
+    calls = []
+    rates = {"avir_clam.so": 100.0, "avir_icap.so": 25.0}
+
+    def fake_plugin_bench(host, plugin, options, files, n):
+        calls.append((plugin.name, options.get("Server") or options.get("LocalSocket")
+                      or options.get("Port"), tuple(files), n))
+        rate = rates[plugin.name] * (2 if options.get("FdPass") == "on" else 1)
+        return {"files_per_s": rate, "mb_per_s": rate / 256, "cpu_ms_per_file": 0.1,
+                "peak_rss_kb": 2000, "open_fds": 4}
+
+    class Srv:
+        class clamd:
+            @staticmethod
+            def plugin_options(transport="tcp"):
+                return {"Port": "3310"} if transport == "tcp" else {"LocalSocket": "/s"}
+
+        class icap:
+            @staticmethod
+            def plugin_options():
+                return {"Server": "127.0.0.1", "Port": "1344", "Service": "avscan"}
+
+    monkeypatch.setattr(bench, "plugin_bench", fake_plugin_bench)
+    files = [tmp_path / "a.bin", tmp_path / "b.bin"]
+    for f in files:
+        f.write_bytes(b"x" * 4096)
+    host = tmp_path / "avhost"
+    cell = bench.measure_cell(None, bench.ICAP, "4KiB", files, 2, [], None, host, {}, 2, Srv)
+    assert cell["base"] == bench.ICAP_BASE and list(cell["summary"]) == list(bench.ICAP_ROWS)
+    assert len(calls) == 2 * len(bench.ICAP_ROWS)  # every row, every repetition
+    assert {(c[2], c[3]) for c in calls} == {(tuple(files), 2)}
+    assert ("avir_icap.so", "127.0.0.1", tuple(files), 2) in calls
+    ratios = {name: s["ratio"] for name, s in cell["summary"].items()}
+    assert ratios == {bench.ICAP_BASE: 1.0, "avir_clam.so FILDES": 2.0, "avir_icap.so": 0.25}
+    text = bench.icap_text([cell])
+    assert "to avir_clam.so INSTREAM" in text and "0.250" in text
+
+
+def test_bench_chart_gives_the_icap_cells_their_own_panels():
+    pytest.importorskip("matplotlib")
+    s = {"files_per_s": (100.0, 90.0, 110.0), "mb_per_s": (200.0, 190.0, 210.0)}
+    cells = [{"transport": t, "workload": "4KiB", "threads": 1, "files": 10,
+              "summary": ({"raw INSTREAM": s, "avir_clam.so INSTREAM": s} if t == "tcp"
+                          else {name: s for name in bench.ICAP_ROWS})}
+             for t in ("tcp", bench.ICAP)]
+    fig = bench.chart_figure(cells, {"cpus": 2, "cpu_model": "X", "reps": 1, "quick": True})
+    assert any("ICAP (c-icap" in ax.get_title() for ax in fig.axes)
+    names = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "avir_icap.so" in names and names.count("avir_clam.so INSTREAM") == 1
+    assert "avir_icap.so through c-icap" in fig.legends[0].get_title().get_text()

@@ -1,4 +1,5 @@
-"""The four kit tests against the built plugins: sample always, clam against a real clamd."""
+"""The four kit tests against the built plugins: sample always, clam against a real clamd,
+icap (scanning, once) against a real c-icap with virus_scan over a real clamd."""
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -61,6 +62,33 @@ def test_kit(test, plugin, extra, data, tmp_path):
     assert f"{test} [{engine}]: " in r.stdout and " 0 failed" in r.stdout
     suite = ET.parse(junit).getroot()
     assert suite.get("failures") == "0" and int(suite.get("tests")) >= 14
+
+
+def test_kit_icap_through_a_private_c_icap(data, tmp_path):
+    """avir_icap against the kit's own c-icap (virus_scan, avscan) and clamd: the icap
+    engine's verdicts, with the names that come through c-icap."""
+    so = paths.dist_dir("zig") / "avir_icap.so"
+    if not so.exists():
+        pytest.skip(f"{so} is not built")
+    junit = tmp_path / "junit.xml"
+    r = kit("scanning", "--plugin", str(so), "--data", str(data), "--junit", str(junit),
+            "--with-cicap")
+    assert r.returncode == 0
+    assert "scanning [icap]: " in r.stdout and " 0 failed" in r.stdout
+    lines = {line.split()[1]: line for line in r.stdout.splitlines()
+             if line.startswith("  PASS  ") or line.startswith("  FAIL  ")}
+    assert "[Kerio.Test.EICAR.UNOFFICIAL]" in lines["eicar.zip"]
+    assert "Heuristics.Encrypted.Zip" in lines["eicarpwd.zip"]
+    assert "Heuristics.Limits.Exceeded" in lines["huge.file"]  # clamd's limit, behind c-icap
+    suite = ET.parse(junit).getroot()
+    assert suite.get("failures") == "0" and int(suite.get("tests")) >= 14
+
+
+def test_icap_expectations_differ_from_the_default_only_where_written(data):
+    m = corpus.load(data)
+    differ = {c["name"] for c in m["files"] if c["expect"]["icap"] != c["expect"]["default"]}
+    assert differ == {"huge.file", "just-over-limit.file"}
+    assert corpus.engine_for("avir_icap") == "icap"
 
 
 def test_kit_detects_a_wrong_expectation(data, tmp_path):

@@ -102,6 +102,11 @@ def fake_packages():
     ]
 
 
+def icap_package(fmt="deb"):
+    return plan.Package(Path(f"i.{fmt}"), fmt, "kerio-connect-avir-icap",
+                        [f"{CONNECT}/avir_icap.so"])
+
+
 def scan_json(file, verdict, name=None, violations=()):
     return json.dumps({"event": "scan", "id": 1, "file": file, "code": 0, "verdict": verdict,
                        "vir_info": name, "violations": list(violations)})
@@ -170,8 +175,46 @@ def test_plan_covers_products_transports_and_cases():
             f"{plan.CORPUS_DIR}/eicar.com {plan.RELOADS} Address=") in " ".join(steps)
 
 
+def test_plan_starts_c_icap_only_for_a_plugin_that_needs_it():
+    """The services come from the plugins' table: c-icap (after clamd, which it asks) for
+    avir_icap; a plan without avir_icap starts no c-icap."""
+    assert "guest/cicap" not in [c.id for c in plan.make_plan(fake_packages()).checks]
+    p = plan.make_plan([icap_package("rpm")])
+    ids = [c.id for c in p.checks]
+    assert ids[:5] == ["guest/boot", "guest/clamd", "guest/clamd-eicar", "guest/cicap",
+                       "guest/cicap-eicar"]
+    steps = p.text().splitlines()
+    port, service = str(guest_files.CICAP_PORT), guest_files.CICAP_SERVICE
+    assert f"cicap guest/cicap {port} {service}" in steps
+    assert f"cicap-eicar guest/cicap-eicar {port} {service} {plan.CORPUS_DIR}/eicar.com" in steps
+    base = "rpm/kerio-connect-avir-icap"
+    by_id = p.by_id()
+    for case, verdict in (("eicar", "VIRUS_FOUND"), ("clean", "OK"), ("encrypted", "IMPOSSIBLE"),
+                          ("missing", "FAILED")):
+        exp = by_id[f"{base}/scan/connect/icap/icap/{case}"].expect
+        assert exp.verdict == verdict
+        assert exp.log == (None if verdict == "FAILED" else plan.ICAP_LOG)
+    assert by_id[f"{base}/scan/connect/icap/icap/eicar"].expect.name == guest_files.REPORTED_NAME
+    assert by_id[f"{base}/reload/connect/icap/icap"].expect.reloads == plan.RELOADS
+    assert (f"scan {base}/scan/connect/icap/icap/eicar {CONNECT}/avir_icap.so "
+            f"{plan.CORPUS_DIR}/eicar.com Server=127.0.0.1 Port={port} Service={service} "
+            f"StartupTimeout=20") in steps
+    assert f"remove {base}/remove rpm kerio-connect-avir-icap" in steps
+    assert f"{base}/clean" in ids
+
+
+def test_guest_c_icap_conf_asks_the_guest_clamd(tmp_path):
+    guest_files.write_cicap(tmp_path)
+    conf = (tmp_path / "c-icap.conf").read_text().splitlines()
+    assert f"Port 127.0.0.1:{guest_files.CICAP_PORT}" in conf
+    assert f"clamd_mod.ClamdSocket {guest_files.CLAMD_SOCKET}" in conf
+    assert any(line.startswith(f"ServiceAlias {guest_files.CICAP_SERVICE} virus_scan?")
+               and "sizelimit=off" in line for line in conf)
+    assert f"ModulesDir {guest_files.CICAP_MODULES}" in conf
+
+
 def test_parser_passes_a_good_console():
-    p = plan.make_plan(fake_packages()[:2])
+    p = plan.make_plan(fake_packages()[:2] + [icap_package()])
     results = report.judge(p, passing_console(p))
     assert [r.check.id for r in report.failures(results)] == []
     assert len(results) == len(p.checks)
@@ -385,16 +428,20 @@ def smoke_rootfs():
 
 @pytest.fixture(scope="module")
 def vm_run(smoke_rootfs, artifact, tmp_path_factory):
-    """One boot with good and broken packages made from the built sample and clam plugins."""
+    """One boot with good and broken packages made from the built plugins (sample, clam,
+    icap: the guest runs clamd and c-icap)."""
     tmp = tmp_path_factory.mktemp("smoke")
     sample = artifact("avir_sample.so")
     clam = artifact("avir_clam.so")
+    icap = artifact("avir_icap.so")
     avhost = artifact("avhost")
-    good = {f"{CONNECT}/avir_sample.so": sample, f"{CONNECT}/avir_clam.so": clam}
+    good = {f"{CONNECT}/avir_sample.so": sample, f"{CONNECT}/avir_clam.so": clam,
+            f"{CONNECT}/avir_icap.so": icap}
     deb_tree_package(tmp, "kerio-connect-avir-test", good)
     deb_tree_package(tmp, "kerio-control-avir-test", {f"{CONTROL}/avir_clam.so": clam},
                      postinst='echo "configured $1"')
-    rpm_package(tmp, "kerio-control-avir-testrpm", {f"{CONTROL}/avir_sample.so": sample})
+    rpm_package(tmp, "kerio-control-avir-testrpm", {f"{CONTROL}/avir_sample.so": sample,
+                                                    f"{CONTROL}/avir_icap.so": icap})
     # broken: the plugin one folder off (plugins/ for plugin/avirs/), a failing postinst
     deb_tree_package(tmp, "kerio-connect-avir-wrongpath",
                      {"/opt/kerio/mailserver/plugins/avir_sample.so": sample})
@@ -407,7 +454,8 @@ def test_vm_good_packages_pass_every_check(vm_run):
     print(vm_run["table"])
     results = vm_run["results"]
     ok = {r.check.id for r in results if r.ok}
-    assert {"guest/boot", "guest/clamd", "guest/clamd-eicar"} <= ok
+    assert {"guest/boot", "guest/clamd", "guest/clamd-eicar", "guest/cicap",
+            "guest/cicap-eicar"} <= ok
     for r in results:
         if "wrongpath" not in r.check.id and "badpostinst" not in r.check.id:
             assert r.ok, f"{r.check.id}: {r.detail}"
@@ -420,6 +468,15 @@ def test_vm_good_packages_pass_every_check(vm_run):
     # the same clamd through its UNIX socket, the open file passed (FILDES)
     assert by_id["deb/kerio-connect-avir-test/scan/connect/clam/unix/eicar"].detail == \
         f'VIRUS_FOUND Kerio.Test.EICAR.UNOFFICIAL; logged "{plan.FILDES_LOG}"'
+    # avir_icap through the guest's c-icap (virus_scan asking the guest's clamd), from
+    # the .deb and the .rpm, and its unload/load rounds
+    for base, product in (("deb/kerio-connect-avir-test", "connect"),
+                          ("rpm/kerio-control-avir-testrpm", "control")):
+        assert by_id[f"{base}/scan/{product}/icap/icap/eicar"].detail == \
+            f'VIRUS_FOUND Kerio.Test.EICAR.UNOFFICIAL; logged "{plan.ICAP_LOG}"'
+        assert by_id[f"{base}/scan/{product}/icap/icap/encrypted"].detail.startswith("IMPOSSIBLE")
+        assert f"{base}/reload/{product}/icap/icap" in ok
+    assert "Kerio.Test.EICAR.UNOFFICIAL" in by_id["guest/cicap-eicar"].detail
     assert vm_run["boot"].exit_code == 0 and not vm_run["boot"].timed_out
 
 

@@ -59,6 +59,47 @@ def missing_packages() -> list[str]:
     return out
 
 
+def config_lines(*, port: int, modules, clamd_socket, tmp_dir, run_dir, log_path,
+                 max_object_size: str = "5M", keepalive_timeout: int = 600,
+                 max_keepalive_requests: int = 100, address: str = "127.0.0.1") -> list[str]:
+    """c-icap.conf of a c-icap with virus_scan (and its avscan alias) over clamd_mod: the
+    tests' and the kit's private one, and the smoke test's guest (other paths, same lines)."""
+    return [
+        f"PidFile {run_dir}/c-icap.pid",
+        f"CommandsSocket {run_dir}/c-icap.ctl",
+        "Timeout 60",
+        f"MaxKeepAliveRequests {max_keepalive_requests}",
+        f"KeepAliveTimeout {keepalive_timeout}",
+        "StartServers 1", "MaxServers 1",  # one child: SIGSTOP and restarts hit all of it
+        "MinSpareThreads 4", "MaxSpareThreads 20", "ThreadsPerChild 40",
+        "MaxRequestsPerChild 0",
+        # Anonymous shared memory: the default (posix) leaves /dev/shm files behind
+        # a killed c-icap. Its lock files (/tmp/icap_lock_*, a fixed place) are
+        # removed by CIcap.stop().
+        "InterProcessSharedMemScheme mmap",
+        f"Port {address}:{port}",
+        f"TmpDir {tmp_dir}",
+        "MaxMemObject 131072",
+        "DebugLevel 1",
+        f"ModulesDir {modules}",
+        f"ServicesDir {modules}",
+        "TemplateDir /usr/share/c_icap/templates/",
+        "TemplateDefaultLanguage en",
+        "LoadMagicFile /etc/c-icap/c-icap.magic",
+        f"ServerLog {log_path}",
+        f"AccessLog {run_dir}/access.log",
+        "Service echo srv_echo.so",
+        # virus_scan as Debian's virus_scan.conf loads it, with clamd_mod on our clamd.
+        "Module common clamd_mod.so",
+        f"clamd_mod.ClamdSocket {clamd_socket}",
+        "Service antivirus_module virus_scan.so",
+        f"ServiceAlias avscan {AVSCAN}",
+        "virus_scan.ScanFileTypes TEXT DATA EXECUTABLE ARCHIVE GIF JPEG MSOFFICE",
+        "virus_scan.SendPercentData 0",
+        f"virus_scan.MaxObjectSize {max_object_size}",
+    ]
+
+
 class ClamdForIcap(Clamd):
     """The private clamd, with limits that are reported instead of passed as clean.
 
@@ -114,40 +155,11 @@ class CIcap:
 
     def _write_files(self):
         self.tmp_dir.mkdir(exist_ok=True)
-        lines = [
-            f"PidFile {self.workdir / 'c-icap.pid'}",
-            f"CommandsSocket {self.workdir / 'c-icap.ctl'}",
-            "Timeout 60",
-            f"MaxKeepAliveRequests {self.max_keepalive_requests}",
-            f"KeepAliveTimeout {self.keepalive_timeout}",
-            "StartServers 1", "MaxServers 1",  # one child: SIGSTOP and restarts hit all of it
-            "MinSpareThreads 4", "MaxSpareThreads 20", "ThreadsPerChild 40",
-            "MaxRequestsPerChild 0",
-            # Anonymous shared memory: the default (posix) leaves /dev/shm files behind
-            # a killed c-icap. Its lock files (/tmp/icap_lock_*, a fixed place) are
-            # removed by stop().
-            "InterProcessSharedMemScheme mmap",
-            f"Port 127.0.0.1:{self.port}",
-            f"TmpDir {self.tmp_dir}",
-            "MaxMemObject 131072",
-            "DebugLevel 1",
-            f"ModulesDir {modules_dir()}",
-            f"ServicesDir {modules_dir()}",
-            "TemplateDir /usr/share/c_icap/templates/",
-            "TemplateDefaultLanguage en",
-            "LoadMagicFile /etc/c-icap/c-icap.magic",
-            f"ServerLog {self.log_path}",
-            f"AccessLog {self.workdir / 'access.log'}",
-            "Service echo srv_echo.so",
-            # virus_scan as Debian's virus_scan.conf loads it, with clamd_mod on our clamd.
-            "Module common clamd_mod.so",
-            f"clamd_mod.ClamdSocket {self.clamd.socket_path}",
-            "Service antivirus_module virus_scan.so",
-            f"ServiceAlias avscan {AVSCAN}",
-            "virus_scan.ScanFileTypes TEXT DATA EXECUTABLE ARCHIVE GIF JPEG MSOFFICE",
-            "virus_scan.SendPercentData 0",
-            f"virus_scan.MaxObjectSize {self.max_object_size}",
-        ]
+        lines = config_lines(
+            port=self.port, modules=modules_dir(), clamd_socket=self.clamd.socket_path,
+            tmp_dir=self.tmp_dir, run_dir=self.workdir, log_path=self.log_path,
+            max_object_size=self.max_object_size, keepalive_timeout=self.keepalive_timeout,
+            max_keepalive_requests=self.max_keepalive_requests)
         self.conf_path.write_text("\n".join(lines) + "\n")
 
     # --- life cycle ---

@@ -9,7 +9,11 @@
 `--with-clamd` starts a private clamd (avkit.check.clamd) for the run and passes its
 address to the plugin with -o; `scanning` then scans the corpus a second time
 through clamd's UNIX socket with FdPass=on (the file's descriptor passed with
-FILDES) and checks that both modes give the same verdicts and that FILDES was used. Expected verdicts come from the corpus manifest,
+FILDES) and checks that both modes give the same verdicts and that FILDES was used.
+`--with-cicap` starts a private c-icap with virus_scan (avkit.check.icap) over a
+private clamd of its own and passes its address to the plugin (avir_icap); its
+KeepAliveTimeout, like that clamd's IdleTimeout, ends during the waiting test's
+idle time, so the plugin must reopen its connection. Expected verdicts come from the corpus manifest,
 for the engine named by --engine or by the plugin's info name. Each test prints
 a summary, returns non-zero on any mismatch or contract violation.
 """
@@ -285,6 +289,8 @@ def make_context(args):
                                               stream_max_length=ctx.manifest["stream_limit"]))
             ctx.options.update(clamd.plugin_options())
             ctx.fildes_options = clamd.plugin_options("unix", FdPass="on")
+        if args.with_cicap:
+            ctx.options.update(start_cicap(stack, ctx.manifest["stream_limit"], args.wait))
         for item in args.option or []:
             name, sep, value = item.partition("=")
             if not sep:
@@ -299,11 +305,27 @@ def make_context(args):
         yield ctx
 
 
+def start_cicap(stack: contextlib.ExitStack, stream_limit: int, wait: float) -> dict:
+    """A private c-icap (virus_scan over its own private clamd) for the run: the
+    avir_icap options that reach it. clamd's MaxFileSize is the corpus's stream limit
+    (AlertExceedsMax: a larger file is IMPOSSIBLE, as with avir_clam); the service is
+    avscan, which has no size limit of its own (virus_scan's would pass a large file
+    unscanned with a 204)."""
+    from avkit.check.clamd import Clamd
+    from avkit.check.icap import CIcap
+    work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kit-cicap-")))
+    clamd = stack.enter_context(Clamd(work / "clamd", stream_max_length=stream_limit))
+    idle = max(1, int(wait) - 1)
+    icap = stack.enter_context(CIcap(work / "icap", clamd, keepalive_timeout=idle))
+    return icap.plugin_options()
+
+
 ENGINE_NOTES = {
     "default": "a full antivirus engine: EICAR found in plain files and in zips, encrypted "
                "archives IMPOSSIBLE",
     "sample": "the sample plugin: EICAR found in plain files only (it does not open archives)",
     "clam": "ClamAV through clamd, with the kit's clamd configuration",
+    "icap": "an ICAP server: c-icap's virus_scan over ClamAV, with the kit's clamd configuration",
 }
 
 

@@ -5,12 +5,16 @@ with the verdicts each engine may give:
 
     {"version": 1, "seed": 1, "stream_limit": 31457280,
      "files": [{"name": "eicar.zip", "path": "/abs/eicar.zip",
-                "expect": {"default": ["VIRUS_FOUND"], "sample": ["OK"], "clam": ["VIRUS_FOUND"]},
+                "expect": {"default": ["VIRUS_FOUND"], "sample": ["OK"], "clam": ["VIRUS_FOUND"],
+                           "icap": ["VIRUS_FOUND"]},
                 "why": "EICAR inside a zip"}, ...]}
 
 Engines: "sample" (avir_sample finds only the raw EICAR string), "clam" (avir_clam
-through clamd, which unpacks archives and flags encrypted ones), and "default"
-(the vendor kit's table, for any other plugin). Everything is derived from the
+through clamd, which unpacks archives and flags encrypted ones), "icap" (avir_icap
+through c-icap's virus_scan asking that clamd), and "default" (the vendor kit's
+table, for any other plugin). An engine's verdicts differ from the default only
+where that engine legitimately answers otherwise; they are data here, never branches
+in the kit. Everything is derived from the
 seed, so two runs give the same bytes; the one exception is eicarpwd.zip, whose
 12-byte encryption header `zip -P` draws at random (its verdict does not depend on it).
 """
@@ -30,14 +34,14 @@ from avkit.facts import EICAR
 
 DEFAULT_STREAM_LIMIT = 30 * 1024 * 1024
 DEFAULT_SEED = 1
-ENGINES = ("default", "sample", "clam")
+ENGINES = ("default", "sample", "clam", "icap")
 ZIP_DATE = (2012, 1, 1, 0, 0, 0)
 UTF8_NAME = "eicar-\u00fcn\u00efc\u00f8d\u00e9-\u6587\u4ef6.com"
 FORMAT_NAME = "eicar-a%s%s%s%s%n.com"  # a plugin that logs it as a format crashes
 
 
 def engine_for(plugin_name: str) -> str:
-    """avir_sample -> sample, avir_clam -> clam, anything else -> default."""
+    """avir_sample -> sample, avir_clam -> clam, avir_icap -> icap, anything else -> default."""
     short = plugin_name.removeprefix("avir_")
     return short if short in ENGINES else "default"
 
@@ -94,9 +98,10 @@ def _vendor_cases(folder: Path, rng: random.Random, stream_limit: int, case) -> 
     case("empty.file", "0 bytes", ["OK"])
     _random_file(folder / "huge.file", 2 * stream_limit, rng)
     # clam: the kit's clamd (AlertExceedsMax, MaxFileSize = StreamMaxLength) refuses it
-    # in both of the plugin's modes, streamed or passed as a descriptor.
+    # in both of the plugin's modes, streamed or passed as a descriptor; icap: the same
+    # clamd behind c-icap's avscan service (no size limit of its own) says the same.
     case("huge.file", f"twice the stream limit ({2 * stream_limit} bytes)",
-         ["OK", "IMPOSSIBLE"], sample=["OK"], clam=["IMPOSSIBLE"])
+         ["OK", "IMPOSSIBLE"], sample=["OK"], clam=["IMPOSSIBLE"], icap=["IMPOSSIBLE"])
     (folder / "nonexisting.file").unlink(missing_ok=True)
     case("nonexisting.file", "does not exist", ["FAILED"])
 
@@ -115,7 +120,7 @@ def _our_cases(folder: Path, rng: random.Random, stream_limit: int, case) -> Non
     unreadable = folder / "unreadable.dir"
     unreadable.mkdir(exist_ok=True)
     case("unreadable.dir", "a path whose content cannot be read (a directory: EISDIR)",
-         ["FAILED"], clam=["FAILED", "IMPOSSIBLE"])
+         ["FAILED"], clam=["FAILED", "IMPOSSIBLE"])  # icap: a non-regular file is FAILED
     if os.geteuid() != 0:
         p = folder / "unreadable.file"
         p.write_bytes(EICAR)
@@ -128,7 +133,7 @@ def _our_cases(folder: Path, rng: random.Random, stream_limit: int, case) -> Non
     case("eicar-link.com", "a symlink to eicar.com", ["VIRUS_FOUND"])
     _random_file(folder / "just-over-limit.file", stream_limit + 1, rng)
     case("just-over-limit.file", f"one byte over the stream limit ({stream_limit + 1} bytes)",
-         ["OK", "IMPOSSIBLE"], sample=["OK"], clam=["IMPOSSIBLE"])
+         ["OK", "IMPOSSIBLE"], sample=["OK"], clam=["IMPOSSIBLE"], icap=["IMPOSSIBLE"])
     with open(folder / "eicar-at-limit.file", "wb") as f:
         f.write(b"\0" * (stream_limit - len(EICAR)))
         f.write(EICAR)
@@ -141,10 +146,14 @@ def generate(folder, seed: int = DEFAULT_SEED, stream_limit: int = DEFAULT_STREA
     rng = random.Random(seed)
     cases = []
 
-    def case(name, why, default, sample=None, clam=None):
+    def case(name, why, default, **engines):
+        """A file and its verdicts: `default`, and per engine where it differs."""
+        unknown = set(engines) - set(ENGINES)
+        if unknown:
+            raise ValueError(f"{name}: no engine {', '.join(sorted(unknown))}")
         cases.append({"name": name, "path": str(folder / name), "why": why,
-                      "expect": {"default": default, "sample": sample or default,
-                                 "clam": clam or default}})
+                      "expect": {"default": default,
+                                 **{e: engines.get(e) or default for e in ENGINES[1:]}}})
 
     _vendor_cases(folder, rng, stream_limit, case)
     _our_cases(folder, rng, stream_limit, case)

@@ -1,4 +1,5 @@
-"""`avkit bench`: throughput of avir_clam.so against raw clamd; table, JSON and PNG chart."""
+"""`avkit bench`: throughput of avir_clam.so against raw clamd, and of avir_icap.so through
+c-icap against avir_clam.so; table, JSON and PNG chart."""
 from pathlib import Path
 
 from avkit import paths
@@ -6,11 +7,14 @@ from avkit.stress.bench import run_bench
 
 
 def register(subparsers):
-    p = subparsers.add_parser("bench", help="throughput of avir_clam.so against raw clamd")
+    p = subparsers.add_parser("bench", help="throughput of avir_clam.so against raw clamd, "
+                                            "avir_icap.so through c-icap against avir_clam.so")
     p.add_argument("--plugin", action="append", default=[],
                    help="another plugin to compare (repeatable); avir_clam.so of dist/i386 always runs")
     p.add_argument("--threads", default="1,2,4", help="comma-separated N (1,2,4)")
-    p.add_argument("--transport", default="tcp,unix", help="tcp, unix or both (tcp,unix)")
+    p.add_argument("--transport", default="tcp,unix,icap",
+                   help="cells to run: tcp, unix (avir_clam.so and raw clamd clients), icap "
+                        "(avir_icap.so through c-icap beside avir_clam.so); default all three")
     p.add_argument("--reps", type=int, default=3, help="repetitions per cell (3)")
     p.add_argument("--quick", action="store_true",
                    help="small workloads, 1 repetition, N = 1,2 (a smoke run, minutes less)")

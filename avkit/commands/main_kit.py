@@ -36,11 +36,16 @@ def _common(p):
                    help="corpus folder (generated there when missing)")
     p.add_argument("--engine", choices=corpus.ENGINES,
                    help="expectations to use: default (a full antivirus engine), sample (EICAR "
-                        "in plain files only), clam; by default chosen from the plugin's name")
+                        "in plain files only), clam, icap; by default chosen from the plugin's "
+                        "name")
     p.add_argument("-o", dest="option", action="append", metavar="NAME=VALUE",
                    help="plugin option (repeatable)")
-    p.add_argument("--with-clamd", action="store_true",
-                   help="start a private clamd for the run and point the plugin at it")
+    servers = p.add_mutually_exclusive_group()  # one server for the plugin under test
+    servers.add_argument("--with-clamd", action="store_true",
+                         help="start a private clamd for the run and point the plugin at it")
+    servers.add_argument("--with-cicap", action="store_true",
+                         help="start a private c-icap with virus_scan (over a private clamd) "
+                              "for the run and point the plugin (avir_icap) at it")
     p.add_argument("--wait", type=float, default=5.0,
                    help="waiting: seconds idle between the two scans (default 5)")
     p.add_argument("--scan-timeout", type=float, default=60.0,

@@ -1,8 +1,9 @@
-"""The smoke test: install the packages in a booted i386 Debian and scan through clamd there.
+"""The smoke test: install the packages in a booted i386 Debian and scan through its
+clamd and c-icap.
 
 1. rootfs.py: a cached i386 Debian 12 root filesystem image, kernel and initrd.
 2. stage (here): a second, read-only disk with the packages under test, avhost, the
-   test corpus, clamd.conf + signatures, the guest script and its plan (plan.py).
+   test corpus, clamd.conf + signatures, c-icap.conf, the guest script and its plan (plan.py).
 3. vm.py: qemu-system-i386 (TCG, no network, snapshot root, hard time limit).
 4. report.py: the guest's AVSMOKE console lines -> one checked row per check.
 """
@@ -19,7 +20,7 @@ from avkit.errors import UserError
 from avkit.smoke import guest_files, plan as planmod, report, rootfs, vm
 
 GUEST_SCRIPT = Path(__file__).with_name("guest") / "guest.sh"
-DEFAULT_TIMEOUT = 300  # a full run takes about 30 s
+DEFAULT_TIMEOUT = 300  # a full run (three plugins, .deb and .rpm) takes about 95 s
 
 
 def log(msg: str) -> None:
@@ -37,6 +38,7 @@ def stage(folder: Path, packages, avhost: Path, the_plan: planmod.Plan,
     (folder / "bin" / "avhost").chmod(0o755)
     guest_files.write_corpus(folder / "corpus")
     guest_files.write_clamd(folder)
+    guest_files.write_cicap(folder)
     shutil.copy2(guest_script, folder / "guest.sh")
     (folder / "plan").write_text(the_plan.text())
 

@@ -1,15 +1,17 @@
-"""What the guest scans, and the clamd it scans with: test files, a signature DB, clamd.conf.
+"""What the guest scans, and the servers it scans with: test files, a signature DB,
+clamd.conf, c-icap.conf.
 
 The signature database and the names it reports are the project's shared ones
-(avkit.check.clamd, used by the tests and the test kit too); only clamd.conf is written
-here, because in the guest clamd runs as a daemon with guest paths.
+(avkit.check.clamd, used by the tests and the test kit too), and c-icap's lines are
+those of the tests' private c-icap (avkit.check.icap); only the files are written here,
+because in the guest the servers run as daemons with guest paths.
 """
 import hashlib
 import subprocess
 from pathlib import Path
 
 from avkit import prereqs
-from avkit.check import clamd
+from avkit.check import clamd, icap
 from avkit.facts import EICAR
 
 #: what avir_clam must report for eicar.com (clamd appends .UNOFFICIAL)
@@ -23,6 +25,12 @@ CLAMD_SOCKET = "/run/clamav/clamd.ctl"
 # looks for a stock socket first (discovery), and the TCP checks would use the socket.
 CLAMD_PORT = 3311
 CLAMD_ADDRESS = "127.0.0.1"
+#: c-icap in the guest: virus_scan's avscan alias over clamd_mod, asking the guest's clamd
+CICAP_ADDRESS = "127.0.0.1"
+CICAP_PORT = 1344
+CICAP_SERVICE = "avscan"
+CICAP_RUN = "/run/c-icap"
+CICAP_MODULES = "/usr/lib/i386-linux-gnu/c_icap"  # Debian's multiarch folder in the i386 guest
 
 FILES = {
     "eicar": "eicar.com",
@@ -75,3 +83,13 @@ def write_clamd(dest: Path, guest_dir: str = GUEST_ROOT) -> None:
         "SelfCheck 0",
         "",
     ]))
+
+
+def write_cicap(dest: Path) -> None:
+    """dest/c-icap.conf for the guest's c-icap: virus_scan through the guest's clamd."""
+    lines = icap.config_lines(port=CICAP_PORT, address=CICAP_ADDRESS, modules=CICAP_MODULES,
+                              clamd_socket=CLAMD_SOCKET, tmp_dir="/tmp", run_dir=CICAP_RUN,
+                              log_path=f"{CICAP_RUN}/server.log")
+    (dest / "c-icap.conf").write_text(
+        "# c-icap for the smoke test: loopback only, virus_scan over the guest's clamd\n"
+        + "\n".join(lines) + "\n")

@@ -118,34 +118,97 @@ def find_packages(folder: Path):
 #: what avir_clam logs when a file went to clamd as a descriptor (FILDES) or was streamed
 FILDES_LOG = "took a file descriptor (FILDES)"
 INSTREAM_LOG = "files streamed (INSTREAM)"
+#: what avir_icap logs once the ICAP server answered OPTIONS (in plugin_init)
+ICAP_LOG = "ISTag"
+
+
+@dataclass
+class Transport:
+    label: str  # part of the check id ("" when the plugin has one way only)
+    options: List[str]  # plugin options, Name=Value
+    log: Optional[str] = None  # a text the plugin must log when a server answered
+    note: str = ""  # shown in the check's description
+
+
+@dataclass
+class Profile:
+    """How the guest scans with one plugin: the guest services it needs, the ways it
+    reaches them, the verdict each test file must get (verdict, exact name or None)."""
+    services: List[str]
+    transports: List[Transport]
+    verdicts: Dict[str, tuple]
+
+
+GF = guest_files  # short, for the table below
+_SERVER_VERDICTS = {"eicar": ("VIRUS_FOUND", GF.REPORTED_NAME), "clean": ("OK", None),
+                    "encrypted": ("IMPOSSIBLE", None), "missing": ("FAILED", None)}
+#: one row per plugin: a new plugin is a new row, never a branch in the plan
+PROFILES = {
+    # avir_clam goes through TCP (streamed) and the UNIX socket (the open file passed)
+    "avir_clam.so": Profile(["clamd"], [
+        Transport("tcp", [f"Address={GF.CLAMD_ADDRESS}", f"Port={GF.CLAMD_PORT}",
+                          "LocalSocket=", "StartupTimeout=10"], INSTREAM_LOG),
+        Transport("unix", [f"LocalSocket={GF.CLAMD_SOCKET}", "StartupTimeout=10", "FdPass=on"],
+                  FILDES_LOG, note=" (FILDES)")], _SERVER_VERDICTS),
+    # avir_icap through the guest's c-icap, whose virus_scan asks the guest's clamd
+    "avir_icap.so": Profile(["clamd", "cicap"], [
+        Transport("icap", [f"Server={GF.CICAP_ADDRESS}", f"Port={GF.CICAP_PORT}",
+                           f"Service={GF.CICAP_SERVICE}", "StartupTimeout=20"], ICAP_LOG,
+                  note=" (c-icap, virus_scan, clamd)")], _SERVER_VERDICTS),
+    # the sample plugin and any other: EICAR by any name, no server
+    "default": Profile([], [Transport("", [])], {
+        "eicar": ("VIRUS_FOUND", None), "clean": ("OK", None), "missing": ("FAILED", None)}),
+}
+
+
+def profile(plugin: str) -> Profile:
+    return PROFILES.get(plugin, PROFILES["default"])
+
+
+#: the guest's services, in start order: (plan step, check id, what, its arguments);
+#: clamd always runs (its check proves the guest can scan at all), others when a
+#: plugin under test needs them
+EICAR_IN_GUEST = f"{CORPUS_DIR}/{GF.FILES['eicar']}"
+SERVICES = {
+    "clamd": [("clamd", "guest/clamd", "clamd starts (loopback TCP + UNIX socket), answers PING",
+               []),
+              ("clamdscan", "guest/clamd-eicar", "clamdscan finds EICAR with the test DB",
+               [EICAR_IN_GUEST])],
+    "cicap": [("cicap", "guest/cicap",
+               "c-icap starts (virus_scan over clamd), answers OPTIONS of its avscan service",
+               [str(GF.CICAP_PORT), GF.CICAP_SERVICE]),
+              ("cicap-eicar", "guest/cicap-eicar",
+               "c-icap-client: avscan names EICAR (RESPMOD, X-Infection-Found)",
+               [str(GF.CICAP_PORT), GF.CICAP_SERVICE, EICAR_IN_GUEST])],
+}
+ALWAYS_SERVICES = ["clamd"]
 
 
 def plugin_transports(plugin: str):
-    """(label, plugin options, log of a scan clamd answered) to scan with; avir_clam goes
-    through TCP (streamed) and the UNIX socket (the open file passed with FILDES)."""
-    if plugin == "avir_clam.so":
-        return [("tcp", [f"Address={guest_files.CLAMD_ADDRESS}", f"Port={guest_files.CLAMD_PORT}",
-                         "LocalSocket=", "StartupTimeout=10"], INSTREAM_LOG),
-                ("unix", [f"LocalSocket={guest_files.CLAMD_SOCKET}", "StartupTimeout=10",
-                          "FdPass=on"], FILDES_LOG)]
-    return [("", [], None)]
+    """(label, plugin options, log of a scan the server answered) to scan with."""
+    return [(t.label, t.options, t.log) for t in profile(plugin).transports]
 
 
 def scan_cases(plugin: str):
     """(case, file in the guest, Expect) for a plugin."""
-    f = guest_files.FILES
-    if plugin == "avir_clam.so":
-        eicar = Expect("VIRUS_FOUND", guest_files.REPORTED_NAME)
-        extra = [("encrypted", Expect("IMPOSSIBLE"))]
-    else:  # the sample plugin and any other: EICAR by any name
-        eicar = Expect("VIRUS_FOUND")
-        extra = []
-    cases = [("eicar", eicar), ("clean", Expect("OK"))] + extra + [("missing", Expect("FAILED"))]
     out = []
-    for case, exp in cases:
-        exp.file = f"{CORPUS_DIR}/{f[case]}"
+    for case, (verdict, name) in profile(plugin).verdicts.items():
+        exp = Expect(verdict, name, file=f"{CORPUS_DIR}/{guest_files.FILES[case]}")
         out.append((case, exp.file, exp))
     return out
+
+
+def plan_services(plan: Plan, packages: List[Package]) -> None:
+    """Starts (and checks) the services the plugins under test need, in SERVICES order."""
+    wanted = set(ALWAYS_SERVICES)
+    for pkg in packages:
+        for plugin in pkg.plugins:
+            wanted.update(profile(plugin).services)
+    for service, steps in SERVICES.items():
+        if service not in wanted:
+            continue
+        for step, cid, what, args in steps:
+            plan.add(step, Check(cid, what), *args)
 
 
 RELOADS = 10
@@ -165,9 +228,7 @@ def plan_reload(plan: Plan, base: str, product: str, short: str, installed: str)
 def make_plan(packages: List[Package]) -> Plan:
     plan = Plan()
     plan.checks.append(Check("guest/boot", "the guest booted and runs the plan"))
-    plan.add("clamd", Check("guest/clamd", "clamd starts (loopback TCP + UNIX socket), answers PING"))
-    plan.add("clamdscan", Check("guest/clamd-eicar", "clamdscan finds EICAR with the test DB"),
-             f"{CORPUS_DIR}/{guest_files.FILES['eicar']}")
+    plan_services(plan, packages)
     for pkg in sorted(packages, key=lambda p: (p.fmt != "deb", p.name)):
         base = f"{pkg.fmt}/{pkg.name}"
         install = "rpm -i --nodeps" if pkg.fmt == "rpm" else "dpkg -i"
@@ -186,15 +247,15 @@ def make_plan(packages: List[Package]) -> Plan:
                 short = plugin[len("avir_"):-len(".so")]
                 plan.add("present", Check(f"{base}/path/{product}/{short}",
                                           f"{installed} installed"), installed)
-                for transport, opts, log in plugin_transports(plugin):
+                for t in profile(plugin).transports:
                     for case, file, exp in scan_cases(plugin):
-                        cid = "/".join(x for x in (base, "scan", product, short, transport, case) if x)
-                        how = " (FILDES)" if log == FILDES_LOG else ""
-                        what = (f"{short}{' via ' + transport if transport else ''}{how}: "
+                        cid = "/".join(x for x in (base, "scan", product, short, t.label, case)
+                                       if x)
+                        what = (f"{short}{' via ' + t.label if t.label else ''}{t.note}: "
                                 f"{case} -> {exp.verdict}")
-                        if exp.verdict != "FAILED":  # a missing file never reaches clamd
-                            exp.log = log
-                        plan.add("scan", Check(cid, what, exp), installed, file, *opts)
+                        if exp.verdict != "FAILED":  # a missing file never reaches a server
+                            exp.log = t.log
+                        plan.add("scan", Check(cid, what, exp), installed, file, *t.options)
                 plan_reload(plan, base, product, short, installed)
         remove = "rpm -e" if pkg.fmt == "rpm" else "dpkg -r, dpkg --purge"
         plan.add("remove", Check(f"{base}/remove", remove), pkg.fmt, pkg.name)

@@ -21,10 +21,11 @@ from avkit.smoke import mirror
 SUITE = "bookworm"  # Debian 12
 ARCH = "i386"
 VARIANT = "minbase"
-#: what the guest needs on top of minbase: clamd and its client, rpm for the .rpm
-#: checks, ip for the loopback, a 686 kernel and the initramfs builder for its initrd
-PACKAGES = ["clamav-daemon", "clamdscan", "rpm", "iproute2", "linux-image-686",
-            "initramfs-tools"]
+#: what the guest needs on top of minbase: clamd and its client, c-icap (with its
+#: client) and virus_scan for avir_icap, rpm for the .rpm checks, ip for the loopback,
+#: a 686 kernel and the initramfs builder for its initrd
+PACKAGES = ["clamav-daemon", "clamdscan", "c-icap", "libc-icap-mod-virus-scan", "rpm",
+            "iproute2", "linux-image-686", "initramfs-tools"]
 #: the initrd holds only what mounts the root: virtio disks and ext4
 INITRD_MODULES = ["virtio_pci", "virtio_blk", "ext4", "crc32c_generic"]
 #: dropped from the image: downloads, package lists, documentation, and the kernel's

@@ -1,14 +1,18 @@
-"""The benchmark: avir_clam.so (through `avhost bench`) against raw clamd, one real clamd.
+"""The benchmark: avir_clam.so and avir_icap.so (through `avhost bench`) against raw
+clamd, one real clamd.
 
     python -m avkit bench [--quick] [--plugin PATH]... [--threads 1,2,4]
-                          [--transport tcp,unix] [--reps 3] [--json FILE] [--png FILE]
+                          [--transport tcp,unix,icap] [--reps 3] [--json FILE] [--png FILE]
 
 Raw clamd is the upper bound: a minimal client written here keeps one IDSESSION per
 thread and sends each file as INSTREAM in the plugin's chunk size (64 KiB), the end
 marker in the same write as the last chunk, TCP_NODELAY set; over the UNIX socket a
 second raw client passes each file's descriptor with FILDES instead. The plugin runs
 in both of its modes there (FdPass=off: INSTREAM; FdPass=on: FILDES), over TCP it
-streams. Every runner scans the same files with the same number of threads.
+streams. The "icap" cells put avir_icap.so through a private c-icap (virus_scan,
+avscan, asking the same clamd over its UNIX socket) beside avir_clam.so straight to
+that clamd, streamed over TCP (the base of their ratio) and passed with FILDES: what
+the ICAP hop costs. Every runner scans the same files with the same number of threads.
 Workloads: 2,000 x 4 KiB, 50 x 8 MiB and a mix; each cell is run --reps times:
 median and spread (min..max) are reported, with the client's CPU time per file
 (the raw clients' Python process; the plugin's avhost process, start-up included).
@@ -16,6 +20,7 @@ median and spread (min..max) are reported, with the client's CPU time per file
 from __future__ import annotations
 
 import array
+import contextlib
 import hashlib
 import json
 import os
@@ -31,6 +36,7 @@ from pathlib import Path
 from avkit import paths
 from avkit.check import avhost
 from avkit.check.clamd import Clamd
+from avkit.check.icap import CIcap
 from avkit.errors import UserError
 from avkit.workdir import Scratch
 
@@ -198,10 +204,31 @@ def runner_names(transport: str, plugins, clam) -> list[str]:
     return names
 
 
-def measure_cell(clamd, transport, wname, files, n, plugins, clam, host, options, reps) -> dict:
-    """One workload at one N: the raw clients and each plugin, interleaved reps times."""
-    cell = {"transport": transport, "workload": wname, "threads": n, "files": len(files),
-            "bytes": sum(p.stat().st_size for p in files), "runs": {}}
+ICAP = "icap"  # the transport name of the ICAP cells
+
+#: the ICAP cells' rows: row name -> (plugin file in dist/, its options from the bench's
+#: servers). avir_clam.so goes straight to the clamd that c-icap asks; its INSTREAM row
+#: (over TCP, like the ICAP hop) is the base of the cells' ratios.
+#: The pool row (avir_icap.so over several c-icaps, from the pools' failover module)
+#: is one more entry here: its name, "avir_icap.so", and a function of the servers.
+ICAP_BASE = "avir_clam.so INSTREAM"
+ICAP_ROWS = {
+    ICAP_BASE: ("avir_clam.so", lambda srv: {**srv.clamd.plugin_options("tcp"), "FdPass": "off"}),
+    "avir_clam.so FILDES": ("avir_clam.so",
+                            lambda srv: {**srv.clamd.plugin_options("unix"), "FdPass": "on"}),
+    "avir_icap.so": ("avir_icap.so", lambda srv: srv.icap.plugin_options()),
+}
+
+
+class Servers:
+    """What a cell's runners scan through: the clamd, and the c-icap in front of it."""
+
+    def __init__(self, clamd, icap=None):
+        self.clamd, self.icap = clamd, icap
+
+
+def clamd_runners(clamd, transport, files, n, plugins, clam, host, options) -> list:
+    """The raw clients, then each plugin in each mode the transport allows."""
     runners = [(RAW_INSTREAM, lambda: raw_clamd(clamd, transport, files, n, "INSTREAM"))]
     if transport == "unix":
         runners.append((RAW_FILDES, lambda: raw_clamd(clamd, transport, files, n, "FILDES")))
@@ -210,32 +237,64 @@ def measure_cell(clamd, transport, wname, files, n, plugins, clam, host, options
         for fd_pass in (["off", "on"] if transport == "unix" else ["off"]):
             runners.append((next(names), lambda p=p, f=fd_pass: plugin_bench(
                 host, p, {**options, "FdPass": f}, files, n)))
+    return runners
+
+
+def icap_runners(servers, files, n, host) -> list:
+    return [(name, lambda so=so, opts=opts: plugin_bench(host, host.parent / so, opts(servers),
+                                                         files, n))
+            for name, (so, opts) in ICAP_ROWS.items()]
+
+
+def measure_cell(clamd, transport, wname, files, n, plugins, clam, host, options, reps,
+                 servers=None) -> dict:
+    """One workload at one N: every runner of the transport, interleaved reps times."""
+    cell = {"transport": transport, "workload": wname, "threads": n, "files": len(files),
+            "bytes": sum(p.stat().st_size for p in files), "runs": {},
+            "base": ICAP_BASE if transport == ICAP else RAW_INSTREAM}
+    if transport == ICAP:
+        runners = icap_runners(servers, files, n, host)
+    else:
+        runners = clamd_runners(clamd, transport, files, n, plugins, clam, host, options)
     for _ in range(reps):  # interleaved, so drift hits every runner alike
         for name, fn in runners:
             cell["runs"].setdefault(name, []).append(fn())
     summary = {name: {k: _median(rows, k) for k in METRICS} for name, rows in cell["runs"].items()}
-    raw = summary[RAW_INSTREAM]["files_per_s"][0]
+    base = summary[cell["base"]]["files_per_s"][0]
     raw_fd = summary.get(RAW_FILDES, {}).get("files_per_s", (None,))[0]
     for s in summary.values():
-        s["ratio"] = s["files_per_s"][0] / raw if raw else None
+        s["ratio"] = s["files_per_s"][0] / base if base else None
         s["ratio_fildes"] = s["files_per_s"][0] / raw_fd if raw_fd else None
     cell["summary"] = summary
     return cell
+
+
+@contextlib.contextmanager
+def servers_for(work: Path, transports):
+    """The bench's clamd, and a c-icap asking it when an ICAP cell is wanted."""
+    with Clamd(work / "clamd", stream_max_length=16 * MiB, max_threads=8, max_queue=200) as clamd:
+        if ICAP not in transports:
+            yield Servers(clamd)
+            return
+        # Kept connections as long as the run: the plugins' sessions to clamd are too.
+        with CIcap(work / "icap", clamd, max_keepalive_requests=100000) as icap:
+            yield Servers(clamd, icap)
 
 
 def measure_all(work: Path, threads, transports, reps, quick, plugins, clam, host):
     """Every cell, in a work folder: (cells, clamd's version)."""
     loads = workloads(work / "files", quick)
     results = []
-    with Clamd(work / "clamd", stream_max_length=16 * MiB, max_threads=8, max_queue=200) as clamd:
+    with servers_for(work, transports) as servers:
+        clamd = servers.clamd
         version = clamd.version()
         print(f"clamd {version}; files in {work / 'files'}", file=sys.stderr, flush=True)
         for transport in transports:
-            options = clamd.plugin_options(transport=transport)
+            options = clamd.plugin_options(transport=transport) if transport != ICAP else {}
             for wname, files in loads.items():
                 for n in threads:
                     cell = measure_cell(clamd, transport, wname, files, n, plugins, clam, host,
-                                        options, reps)
+                                        options, reps, servers)
                     results.append(cell)
                     _print_cell(cell)
     return results, version
@@ -248,10 +307,12 @@ def run_bench(threads: list[int], transports: list[str], reps: int, quick: bool,
         threads, reps = [t for t in threads if t <= 2] or [1], 1
     clam = paths.dist_dir("zig") / "avir_clam.so"
     plugins = [clam, *[Path(p).resolve() for p in extra_plugins]]
-    for p in plugins:
+    host = paths.dist_dir("zig") / "avhost"
+    needed = plugins + ([host.parent / so for so, _ in ICAP_ROWS.values()]
+                        if ICAP in transports else [])
+    for p in needed:
         if not p.exists():
             raise UserError(f"{p} not found: build it (python -m avkit build) or fix --plugin")
-    host = paths.dist_dir("zig") / "avhost"
     # The work folder (the workloads, about 400 MB, and clamd's folder) goes at the end;
     # on a failure clamd's folder stays for its log, the workloads go anyway.
     with Scratch("avkit-bench-", keep=keep, drop_when_kept=["files"]) as scratch:
@@ -265,6 +326,7 @@ def run_bench(threads: list[int], transports: list[str], reps: int, quick: bool,
     print(f"JSON: {json_path}")
     _chart(results, png_path, meta)
     print(targets_text(results))
+    print(icap_text(results))
     return 0
 
 
@@ -293,6 +355,20 @@ def targets_text(results) -> str:
     return "\n".join(lines)
 
 
+def icap_text(results) -> str:
+    """Each ICAP cell's rows as ratios of files/s to avir_clam.so streaming to clamd."""
+    cells = [c for c in results if c["transport"] == ICAP]
+    if not cells:
+        return ""
+    names = list(cells[0]["summary"])
+    lines = [f"ratios of files/s in the ICAP cells, to {ICAP_BASE} (straight to clamd, TCP):",
+             f"  {'cell':14} " + " ".join(f"{n:>22}" for n in names)]
+    for c in cells:
+        lines.append(f"  {c['workload']:5} N={c['threads']:<6} " + " ".join(
+            f"{c['summary'][n]['ratio']:22.3f}" for n in names))
+    return "\n".join(lines)
+
+
 def _fmt(t, digits=0):
     med, lo, hi = t
     if med is None:
@@ -304,7 +380,8 @@ def _fmt(t, digits=0):
 
 def _print_cell(cell):
     print(f"\n{cell['transport']:4} {cell['workload']:5} N={cell['threads']}  "
-          f"({cell['files']} files, {cell['bytes'] / MiB:.0f} MiB)")
+          f"({cell['files']} files, {cell['bytes'] / MiB:.0f} MiB; ratio to "
+          f"{cell.get('base', RAW_INSTREAM)})")
     print(f"  {'runner':22} {'files/s':>24} {'MB/s':>22} {'ratio':>6} {'CPU ms/file':>12} "
           f"{'peak RSS KiB':>14} {'fds':>5}")
     unknown = (None, None, None)  # a figure a runner did not report
@@ -328,7 +405,7 @@ def machine() -> dict:
 
 
 WORKLOAD_TITLES = {"4KiB": "4 KiB files", "8MiB": "8 MiB files", "mix": "mixed files"}
-TRANSPORT_TITLES = {"tcp": "TCP (127.0.0.1)", "unix": "UNIX socket"}
+TRANSPORT_TITLES = {"tcp": "TCP (127.0.0.1)", "unix": "UNIX socket", ICAP: "ICAP (c-icap)"}
 
 
 def _metric(workload: str):
@@ -342,7 +419,7 @@ def chart_figure(results, meta: dict):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    transports = sorted({c["transport"] for c in results})
+    transports = list(dict.fromkeys(c["transport"] for c in results))  # in the run's order
     wl = list(dict.fromkeys(c["workload"] for c in results))
     fig, axes = plt.subplots(len(transports), len(wl), squeeze=False, layout="constrained",
                              figsize=(4.2 * len(wl), 3.0 * len(transports) + 1.9))
@@ -380,7 +457,7 @@ def chart_figure(results, meta: dict):
     # The title heads the shared legend: constrained layout puts the two in one box
     # above the panels (a suptitle and an outside legend would overlap).
     title = ("avir_clam.so (through avhost; FdPass=off: INSTREAM, on: FILDES) against raw "
-             "clamd clients: throughput\n"
+             "clamd clients, and avir_icap.so through c-icap: throughput\n"
              f"{meta.get('cpus')} cores, {meta.get('cpu_model')}; clamd "
              f"{meta.get('clamd', '?')}; {meta.get('chunk', CHUNK) // KiB} KiB chunks"
              + ("; quick run" if meta.get("quick") else ""))
@@ -394,7 +471,8 @@ def chart_figure(results, meta: dict):
                   f"{'s' if reps > 1 else ''}; {spread}.\n"
                   "Raw INSTREAM / raw FILDES: minimal clients with persistent sessions (the same "
                   "chunk size; FILDES passes each open file's descriptor over the UNIX socket): "
-                  "the upper bounds.", fontsize=7.5)
+                  "the upper bounds. ICAP: avir_icap.so -> c-icap (avscan) -> the same clamd.",
+                  fontsize=7.5)
     return fig
 
 

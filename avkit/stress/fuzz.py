@@ -1,4 +1,5 @@
-"""Fuzzing: libFuzzer builds of the clamd reply parser and the option parsing (clang -m32).
+"""Fuzzing: libFuzzer builds of the clamd reply parser, the ICAP response parser and the
+option parsing (clang -m32).
 
 Each target of fuzz/*_fuzz.{c,cpp} runs from its seed corpus fuzz/corpus/<target>/; new
 inputs go to the build folder, not the source tree. Needs Debian's clang-14 and
@@ -25,6 +26,7 @@ FUZZ_DIR = paths.ROOT / "fuzz"
 FUZZ_TARGETS = {
     # target: (sources, include folders)
     "reply_parser": (["fuzz/reply_parser_fuzz.cpp", "clam/src/reply_parser.cpp"], ["clam/src"]),
+    "icap_parser": (["fuzz/icap_parser_fuzz.cpp", "icap/src/icap_parser.cpp"], ["icap/src"]),
     "options": (["fuzz/options_fuzz.c", "api/avCommon.c"], ["api"]),
 }
 CLANG_CANDIDATES = ["clang-14", "clang"]

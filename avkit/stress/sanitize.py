@@ -1,5 +1,6 @@
-"""The ASan+UBSan build (gcc -m32) through the kit (both plugins; clam with a private
-clamd) and the pytest files that exercise the plugins; any sanitizer report fails it."""
+"""The ASan+UBSan build (gcc -m32) through the kit (every plugin; clam with a private
+clamd, icap with a private c-icap and clamd) and the pytest files that exercise the
+plugins; any sanitizer report fails it."""
 import os
 import subprocess
 import sys
@@ -28,14 +29,19 @@ def reports(report_dir: Path) -> list[Path]:
     return sorted(p for p in report_dir.iterdir() if p.is_file() and p.stat().st_size > 0)
 
 
+#: every plugin the kit runs, with the servers it needs (the kit starts them)
+KIT_PLUGINS = (("avir_sample.so", []), ("avir_clam.so", ["--with-clamd"]),
+               ("avir_icap.so", ["--with-cicap"]))
+
+
 def kit_runs(asan: Path, env: dict) -> list:
-    """The kit's three tests on both plugins; the failed ones."""
+    """The kit's three tests on every plugin; the failed ones."""
     failures = []
     py = sys.executable
     data = paths.BUILD / "kit-data-asan"
     subprocess.run([py, "-m", "avkit", "kit", "generate-test-data", str(data)], env=env,
                    cwd=paths.ROOT, check=True, capture_output=True)
-    for plugin, extra in (("avir_sample.so", []), ("avir_clam.so", ["--with-clamd"])):
+    for plugin, extra in KIT_PLUGINS:
         for test in ("scanning", "waiting", "server"):
             cmd = [py, "-m", "avkit", "kit", test, "--plugin", str(asan / plugin),
                    "--avhost", str(asan / "avhost"), "--data", str(data), *extra]
@@ -69,7 +75,7 @@ def run_sanitize(skip_build=False, skip_kit=False, skip_tests=False, tests=(),
     asan = paths.dist_dir("gcc", sanitize=True)
     if not skip_build:
         build("gcc", werror=True, sanitize=True)
-    for name in ("avhost", "avir_clam.so", "avir_sample.so"):
+    for name in ("avhost", *[plugin for plugin, _ in KIT_PLUGINS]):
         if not (asan / name).exists():
             raise UserError(f"{asan / name} is missing: python -m avkit build --toolchain gcc --sanitize")
     # reports/: the sanitizers' reports, kept when there are any; dist/: links for pytest.

@@ -1,5 +1,7 @@
-"""Valgrind memcheck of avhost + avir_clam.so: plugin_init, N scans of the mixed workload,
-plugin_close, dlclose; no definite leak and no error allowed."""
+"""Valgrind memcheck of avhost + each server plugin (avir_clam.so against a private clamd,
+avir_icap.so against a private c-icap over one): plugin_init, N scans of the mixed
+workload, plugin_close, dlclose; no definite leak and no error allowed."""
+import contextlib
 import json
 import re
 import shutil
@@ -11,37 +13,56 @@ from pathlib import Path
 from avkit import paths
 from avkit.check import avhost
 from avkit.check.clamd import Clamd
+from avkit.check.icap import CIcap
 from avkit.errors import UserError
 from avkit.stress.workload import mixed_files
 from avkit.workdir import Scratch
+
+
+@contextlib.contextmanager
+def clamd_server(work: Path):
+    with Clamd(work / "clamd") as clamd:
+        yield clamd.plugin_options()
+
+
+@contextlib.contextmanager
+def cicap_server(work: Path):
+    with Clamd(work / "clamd") as clamd, CIcap(work / "icap", clamd) as icap:
+        yield icap.plugin_options()
+
+
+#: the plugins memcheck runs, each with the server it scans through (its options)
+PLUGINS = {"avir_clam.so": clamd_server, "avir_icap.so": cicap_server}
 
 
 def run_valgrind(scans: int = 1000, toolchain: str = "gcc", keep: bool = False) -> int:
     if not shutil.which("valgrind"):
         raise UserError("valgrind not found: apt-get install valgrind")
     dist = paths.dist_dir(toolchain)
-    host, plugin = dist / "avhost", dist / "avir_clam.so"
-    # memcheck's logs, the files and clamd's folder: removed, or kept when memcheck complains.
-    with Scratch("avkit-valgrind-", keep=keep) as scratch:
-        bad = memcheck(scratch.path, host, plugin, scans)
-        if bad:
-            scratch.keep_because("memcheck found errors or leaks (memcheck.*.log)")
+    host = dist / "avhost"
+    bad = False
+    for name, server in PLUGINS.items():
+        # memcheck's logs, the files and the servers' folders: removed, or kept when
+        # memcheck complains.
+        with Scratch(f"avkit-valgrind-{name[5:-3]}-", keep=keep) as scratch:
+            if memcheck(scratch.path, host, dist / name, scans, server):
+                bad = True
+                scratch.keep_because("memcheck found errors or leaks (memcheck.*.log)")
     return 1 if bad else 0
 
 
-def memcheck(work: Path, host: Path, plugin: Path, scans: int) -> bool:
+def memcheck(work: Path, host: Path, plugin: Path, scans: int, server=clamd_server) -> bool:
     """The run in a work folder; True when memcheck found something."""
     files = mixed_files(work / "files", count=10)
     per = max(1, scans // len(files))
-    with Clamd(work / "clamd") as clamd:
-        opts = clamd.plugin_options()
+    with server(work) as opts:
         log = work / "memcheck.%p.log"
         cmd = ["valgrind", "--tool=memcheck", "--leak-check=full", "--errors-for-leak-kinds=definite",
                "--show-leak-kinds=definite", "--trace-children=yes", "--error-exitcode=99",
                f"--log-file={log}",
                *avhost.command(host, "scan", plugin, "--repeat", per, "--no-logs", *files,
                                options=opts)]
-        print(f"+ valgrind ... avhost scan avir_clam.so x {per * len(files)} scans",
+        print(f"+ valgrind ... avhost scan {plugin.name} x {per * len(files)} scans",
               file=sys.stderr, flush=True)
         t = time.monotonic()
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
@@ -62,6 +83,6 @@ def memcheck(work: Path, host: Path, plugin: Path, scans: int) -> bool:
             bad = True
             print(text[-6000:])
     print(json.dumps(result, indent=2))
-    print(f"valgrind: {scans} scans, summary {summary.get('exit')}, "
+    print(f"valgrind {plugin.name}: {scans} scans, summary {summary.get('exit')}, "
           f"{'FAILED' if bad else '0 bytes definitely lost, 0 errors'}")
     return bad

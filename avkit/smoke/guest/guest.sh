@@ -27,7 +27,7 @@ poweroff_now() { sync; echo o > /proc/sysrq-trigger; sleep 60; }
 setup() {
     mount -t tmpfs -o mode=1777 tmpfs /tmp
     mountpoint -q /run || mount -t tmpfs tmpfs /run
-    mkdir -p /run/clamav /run/lock
+    mkdir -p /run/clamav /run/c-icap /run/lock
     ip link set lo up
     say guest/boot PASS "$(uname -r) $(uname -m), $(dpkg --print-architecture) userland"
 }
@@ -43,6 +43,31 @@ clamd_scan() { # check file: clamdscan exits 1 when it finds a virus
     clamdscan --config-file=$S/clamd.conf --no-summary "$2" >"$OUT" 2>&1
     rc=$?
     if [ $rc -eq 1 ]; then say "$1" PASS "$(lastlines 1)"; else say "$1" FAIL "exit $rc, expected 1 (found): $(lastlines 2)"; fi
+}
+
+icap_client() { # port service [c-icap-client args...]: its report goes to $OUT
+    port=$1; service=$2; shift 2
+    timeout 30 c-icap-client -i 127.0.0.1 -p "$port" -s "$service" "$@" >"$OUT" 2>&1
+}
+
+start_cicap() { # check port service: c-icap forks into the background; wait for OPTIONS
+    c-icap -f $S/c-icap.conf >"$OUT" 2>&1
+    rc=$?
+    n=0
+    while [ $rc -eq 0 ] && [ $n -lt 60 ]; do
+        icap_client "$2" "$3" -method OPTIONS
+        grep -q 'ICAP/1.0 200' "$OUT" && break
+        n=$((n+1)); sleep 1
+    done
+    if [ $rc -eq 0 ] && ! grep -q 'ICAP/1.0 200' "$OUT"; then rc=1; fi
+    verdict "$1" $rc "$(grep -m1 -e 'Service:' -e 'ISTag' "$OUT") $(lastlines 2) $(tail -n 2 /run/c-icap/server.log 2>/dev/null | tr '\n' ' ')"
+}
+
+cicap_scan() { # check port service file: virus_scan answers with X-Infection-Found
+    icap_client "$2" "$3" -f "$4" -resp "http://avsmoke/$(basename "$4")" -v -o /tmp/avsmoke.icap-body
+    rc=$?
+    found=$(grep -m1 'X-Infection-Found' "$OUT" | tr -d '\t')
+    if [ -n "$found" ]; then say "$1" PASS "$found"; else say "$1" FAIL "exit $rc, no X-Infection-Found: $(lastlines 4)"; fi
 }
 
 install_pkg() { # check deb|rpm file
@@ -105,6 +130,8 @@ while read -r step id a b c <&3; do
         ''|'#'*) ;;
         clamd) start_clamd "$id" ;;
         clamdscan) clamd_scan "$id" "$a" ;;
+        cicap) start_cicap "$id" "$a" "$b" ;;
+        cicap-eicar) cicap_scan "$id" "$a" "$b" "$c" ;;
         install) install_pkg "$id" "$a" "$b" ;;
         present) present "$id" "$a" ;;
         scan) SCAN_OPTS=$c; scan "$id" "$a" "$b" ;;

@@ -75,7 +75,8 @@ bool load_config(Config &out, std::string &error)
 {
     Config c;
     c.address = option("Address");
-    if (c.address.size() > 1 && c.address.front() == '[' && c.address.back() == ']')
+    if (c.address.size() > 1 && c.address.front() == '[' && c.address.back() == ']' &&
+        c.address.find(',') == std::string::npos)
         c.address = c.address.substr(1, c.address.size() - 2); /* "[::1]" as people write it */
     c.local_socket = option("LocalSocket");
     if (c.local_socket.empty() && c.address.empty()) {

@@ -5,13 +5,17 @@ the other, a restarted one is used again, all down is FAILED naming every instan
 Each clamd is a private one (avkit.check.clamd); which one scanned a file is read from
 its own log (clamd logs every detection, so the tests scan the EICAR file).
 """
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
 from avkit.check import avhost as client
 from avkit.check.clamd import EICAR_NAME, Clamd, pool_options
 from avkit.facts import EICAR
+from avkit.stress import failover
 
 
 @pytest.fixture(scope="session")
@@ -25,10 +29,18 @@ def plugin(artifact):
 
 
 @pytest.fixture
-def two_clamds(tmp_path_factory):
-    # Short folders: the UNIX sockets live in them.
-    a = Clamd(tmp_path_factory.mktemp("pa"), idle_timeout=60)
-    b = Clamd(tmp_path_factory.mktemp("pb"), idle_timeout=60)
+def short_folder():
+    """A folder in /tmp with a short name: a pool's socket paths share LocalSocket's 127
+    characters, whatever pytest's tmp_path is. Removed at the end."""
+    folder = Path(tempfile.mkdtemp(prefix="avkit-pool-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def two_clamds(tmp_path, short_folder):
+    a = Clamd(tmp_path / "a", idle_timeout=60, socket_path=short_folder / "a.sock")
+    b = Clamd(tmp_path / "b", idle_timeout=60, socket_path=short_folder / "b.sock")
     try:
         a.start()
         b.start()
@@ -181,3 +193,19 @@ def test_bad_pool_entries_are_named_at_init(host, plugin, eicar, address, why):
                      timeout=120)
     text = run.stdout + run.stderr
     assert why in text, text
+
+
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
+def test_failover_run_has_no_failed_after_the_failover_second(host, plugin, short_folder,
+                                                              transport):
+    """The failover run (avkit/stress/failover.py), short: one clamd killed under load."""
+    report = failover.failover(short_folder, plugin, host, workers=4, seconds=4.0, kill_at=1.5,
+                               transport=transport, limit=100_000)
+    phases = report["phases"]
+    assert phases["before"]["scans"] > 0 and phases["after"]["scans"] > 0, report
+    assert phases["after"]["verdicts"]["FAILED"] == 0, report
+    for p in failover.PHASES:
+        assert phases[p]["wrong"] == 0 and phases[p]["verdicts"]["ERROR"] == 0, report
+        assert phases[p]["verdicts"]["CRASHED"] == 0, report
+    assert report["problems"] == [], report
+    assert "failover: ok" in failover.table(report), failover.table(report)

@@ -71,6 +71,9 @@ def serve(host, plugin):
         s.close()
         assert s.violations() == [], s.records
         assert s.events("crash") == [] and s.events("restart") == []
+        # plugin_close joined the probing thread and closed every session and probe.
+        closes = s.events("close")
+        assert closes and all(c["fds_after_close"] == c["fds_before_init"] for c in closes), closes
 
 
 def scan_virus(server, path, times):
@@ -209,3 +212,21 @@ def test_failover_run_has_no_failed_after_the_failover_second(host, plugin, shor
         assert phases[p]["verdicts"]["CRASHED"] == 0, report
     assert report["problems"] == [], report
     assert "failover: ok" in failover.table(report), failover.table(report)
+
+
+def test_reloads_with_a_pool_leave_no_thread_or_descriptor(two_clamds, host, plugin, eicar):
+    """A pool starts the background thread (keep-alive and probes) in every plugin_init, one
+    instance down the whole time: it ends with plugin_close, and 20 load/use/unload rounds
+    on 4 threads leave the descriptors and threads they started with."""
+    a, b = two_clamds
+    a.stop()
+    run = client.run(host, "scan", plugin, eicar, eicar, "--threads", 4, "--reloads", 20,
+                     options=pool_options([a, b]), timeout=300)
+    assert run.violations() == [], run
+    assert run.returncode == 0, run
+    unloads = run.events("unload")
+    assert len(unloads) == 20
+    assert {(u["fds_before_load"], u["fds_after_unload"]) for u in unloads} == {
+        (unloads[0]["fds_before_load"],) * 2}
+    assert {(u["threads_before_load"], u["threads_after_unload"]) for u in unloads} == {(1, 1)}
+    assert set(run.verdicts()) == {"VIRUS_FOUND"}, run

@@ -566,6 +566,8 @@ def icap_serve(host, plugin):
     for s in servers:
         s.close()
         assert s.violations() == [] and s.events("crash") == [], s.records
+        closes = s.events("close")  # every connection and probe closed by plugin_close
+        assert closes and all(c["fds_after_close"] == c["fds_before_init"] for c in closes), closes
 
 
 def test_pool_spreads_and_fails_over(two_icaps, files, icap_serve):

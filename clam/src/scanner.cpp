@@ -324,9 +324,16 @@ void Scanner::note_refusal(const Config &config, Instance &instance, const std::
 
 void Scanner::keep_alive(Clock::duration idle_for)
 {
-    for (auto &instance : instances_) {
-        Session &session = instance->session;
-        if (!session.is_open() || Clock::now() - session.last_used() < idle_for)
+    for (std::size_t i = 0; i < instances_.size(); i++) {
+        Session &session = instances_[i]->session;
+        if (!session.is_open())
+            continue;
+        if (pool_ && pool_->health.is_down(i)) {
+            /* A PING to a stalled instance would hold this worker's lock for seconds. */
+            session.close();
+            continue;
+        }
+        if (Clock::now() - session.last_used() < idle_for)
             continue;
         std::string error;
         if (!session.ping(std::chrono::seconds(5), error)) {

@@ -9,9 +9,10 @@
  * entries that have none. A LocalSocket entry is a socket path.
  *
  * Health: an instance that failed (refused, timed out, dropped a scan) is
- * skipped by the next scans and probed by the plugin's background thread at
- * most once every kProbeEvery until it answers. A pool of one is never
- * skipped: it behaves as a single address always did.
+ * skipped by the next scans and probed at most once every kProbeEvery until it
+ * answers (avir_clam: by its keep-alive thread; avir_icap, which has no thread,
+ * by the next scan). A pool of one is never skipped: it behaves as a single
+ * address always did. avir_icap uses this file too (its Server option).
  */
 #ifndef AVIR_CLAM_POOL_H
 #define AVIR_CLAM_POOL_H

@@ -149,7 +149,7 @@ void Scanner::probe_down_servers(const Config &config)
 {
     for (std::size_t i : config.health->due_for_probe(Clock::now())) {
         std::string error;
-        if (probe_one(config.servers[i], config, std::chrono::milliseconds(500),
+        if (probe_one(config.servers[i], std::chrono::milliseconds(500),
                       std::chrono::milliseconds(1000), error) &&
             config.health->answered(i))
             avc_log_warning("avir_icap: ICAP server %s answers again: scans use it",

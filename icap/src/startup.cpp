@@ -168,7 +168,7 @@ bool probe_pool(Config &config, std::string &error)
 
 } // namespace
 
-bool probe_one(const Server &server, const Config &config, std::chrono::milliseconds connect,
+bool probe_one(const Server &server, std::chrono::milliseconds connect,
                std::chrono::milliseconds answer, std::string &error)
 {
     Session session;
@@ -180,7 +180,6 @@ bool probe_one(const Server &server, const Config &config, std::chrono::millisec
         error = "ICAP server " + server.uri() + " did not answer OPTIONS";
         return false;
     }
-    (void)config;
     return true;
 }
 

@@ -24,7 +24,7 @@ namespace avicap {
 bool probe_servers(Config &config, std::string &error);
 
 /* A pool's background check of one down server: OPTIONS answered 200 within the bounds. */
-bool probe_one(const Server &server, const Config &config, std::chrono::milliseconds connect,
+bool probe_one(const Server &server, std::chrono::milliseconds connect,
                std::chrono::milliseconds answer, std::string &error);
 
 } // namespace avicap

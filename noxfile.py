@@ -198,6 +198,13 @@ def soak(session: nox.Session) -> None:
 
 
 @avkit_session
+def failover(session: nox.Session) -> None:
+    """Two clamds in avir_clam's pool, one killed mid-run: scans/s and verdicts before, during, after; no FAILED after the first second (`-- --transport unix`: FILDES)."""
+    build(session)
+    avkit(session, "failover", *session.posargs)
+
+
+@avkit_session
 def lock(session: nox.Session) -> None:
     """Re-resolve Boost from the project's recipe index and rewrite conan.lock."""
     avkit(session, "build", "--werror", "--update-lock")

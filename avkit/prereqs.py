@@ -77,6 +77,7 @@ SESSION_NEEDS = {
     "fuzz": _needs("clang-14", "libfuzzer-i386"),
     "bench": _needs(*_BUILD, *_RUN, *_CLAMD, *_ICAP),
     "soak": _needs(*_BUILD, *_RUN, *_CLAMD),
+    "failover": _needs(*_BUILD, *_RUN, *_CLAMD),
     "lock": _needs(*_BUILD),
 }
 

@@ -1,7 +1,8 @@
 """Unit tests of avir_clam's pure parts: the clamd reply parser
 (clam/src/reply_parser.cpp), clamd discovery with the diagnosis of failed
-socket connections (clam/src/discovery.cpp) and the FdPass choice
-(clam/src/fdpass.cpp).
+socket connections (clam/src/discovery.cpp), the FdPass choice
+(clam/src/fdpass.cpp) and the pool's list syntax and shared health
+(clam/src/pool.cpp).
 
 Their C++ tests (clam/tests/*_test.cpp) are compiled for this machine with the
 host's g++ and run here, under AddressSanitizer and UBSan when the compiler has
@@ -21,6 +22,7 @@ CLAM = paths.ROOT / "clam"
 SOURCES = [CLAM / "tests" / "reply_parser_test.cpp", CLAM / "src" / "reply_parser.cpp"]
 DISCOVERY_SOURCES = [CLAM / "tests" / "discovery_test.cpp", CLAM / "src" / "discovery.cpp"]
 FDPASS_SOURCES = [CLAM / "tests" / "fdpass_test.cpp", CLAM / "src" / "fdpass.cpp"]
+POOL_SOURCES = [CLAM / "tests" / "pool_test.cpp", CLAM / "src" / "pool.cpp"]
 PROBE_SOURCES = [CLAM / "tests" / "limits_probe_dump.cpp", CLAM / "src" / "limits_probe.cpp"]
 
 
@@ -56,6 +58,13 @@ def test_reply_parser_unit_tests(parser_test):
 
 def test_discovery_unit_tests(tmp_path):
     program = _build(tmp_path / "discovery_test", DISCOVERY_SOURCES)
+    result = subprocess.run([str(program)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " 0 failures" in result.stdout
+
+
+def test_pool_unit_tests(tmp_path):
+    program = _build(tmp_path / "pool_test", POOL_SOURCES)
     result = subprocess.run([str(program)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert " 0 failures" in result.stdout

@@ -518,3 +518,120 @@ def test_missing_cicap_is_named_with_its_packages(monkeypatch, tmp_path):
     monkeypatch.setattr(icap_module, "CICAP", "/nonexistent/c-icap")
     with pytest.raises(icap_module.CIcapError, match="apt-get install c-icap"):
         CIcap(tmp_path, clamd=None)
+
+
+# --- a pool of two c-icaps (Server as a list) ---
+
+@pytest.fixture
+def two_icaps(tmp_path, clamd):
+    """Two real c-icaps on their own ports, both scanning through the module's clamd."""
+    a = CIcap(tmp_path / "ia", clamd)
+    b = CIcap(tmp_path / "ib", clamd)
+    try:
+        a.start()
+        b.start()
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
+
+
+def pool_options(icaps, **extra):
+    opts = icaps[0].plugin_options(**extra)
+    opts["Server"] = ", ".join(f"127.0.0.1:{i.port}" for i in icaps)
+    return opts
+
+
+def respmods(icap, at_least=0, wait=5.0):
+    """RESPMOD requests in this c-icap's access log (written a moment after the answer)."""
+    log = icap.workdir / "access.log"
+    deadline = time.monotonic() + wait
+    while True:
+        count = log.read_text(errors="replace").count("RESPMOD") if log.exists() else 0
+        if count >= at_least or time.monotonic() > deadline:
+            return count
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def icap_serve(host, plugin):
+    servers = []
+
+    def start(options):
+        s = client.Serve(host, plugin, options=options)
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        s.close()
+        assert s.violations() == [] and s.events("crash") == [], s.records
+        closes = s.events("close")  # every connection and probe closed by plugin_close
+        assert closes and all(c["fds_after_close"] == c["fds_before_init"] for c in closes), closes
+
+
+def test_pool_spreads_and_fails_over(two_icaps, files, icap_serve):
+    a, b = two_icaps
+    server = icap_serve(pool_options([a, b]))
+    first = [server.scan(files["eicar.com"]) for _ in range(6)]
+    assert [(r["verdict"], r["vir_info"]) for r in first] == [("VIRUS_FOUND", EICAR_NAME)] * 6
+    assert respmods(a, 3) >= 2 and respmods(b, 3) >= 2, (respmods(a), respmods(b))
+
+    a.kill()  # kept connections break: the scan that meets one goes to b
+    b_before = respmods(b)
+    after = [server.scan(files["eicar.com"])["verdict"] for _ in range(8)]
+    assert after == ["VIRUS_FOUND"] * 8, server.records[-20:]
+    assert respmods(b, b_before + 8) - b_before == 8
+    assert any(f"127.0.0.1:{a.port}" in m and "skipped until it answers again" in m
+               for m in server.logs()), server.logs()
+
+    a.restart()  # the next scans ask it OPTIONS a second after it failed, then use it again
+    deadline = time.monotonic() + 30
+    while not any("answers again" in m and "skipped" not in m for m in server.logs()) \
+            and time.monotonic() < deadline:
+        server.scan(files["clean.bin"])
+        time.sleep(0.2)
+    a_before = respmods(a)
+    for _ in range(6):
+        assert server.scan(files["eicar.com"])["verdict"] == "VIRUS_FOUND"
+    assert respmods(a, a_before + 1) > a_before, "the restarted c-icap was not used again"
+
+
+def test_pool_all_down_is_failed_naming_every_server(two_icaps, files, icap_serve):
+    a, b = two_icaps
+    server = icap_serve(pool_options([a, b]))
+    assert server.scan(files["eicar.com"])["verdict"] == "VIRUS_FOUND"
+    a.stop()
+    b.stop()
+    for _ in range(3):
+        record = server.scan(files["eicar.com"])
+        assert record["verdict"] == "FAILED", record
+        assert f"127.0.0.1:{a.port}" in record["vir_info"], record
+        assert f"127.0.0.1:{b.port}" in record["vir_info"], record
+
+
+def test_pool_stalled_server_times_out_and_the_scan_goes_elsewhere(two_icaps, files, icap_serve):
+    a, b = two_icaps
+    server = icap_serve(pool_options([a, b], ScanTimeout=5))
+    assert server.scan(files["eicar.com"])["verdict"] == "VIRUS_FOUND"
+    a.pause()
+    try:
+        verdicts = [server.scan(files["eicar.com"], timeout=60)["verdict"] for _ in range(4)]
+        assert verdicts == ["VIRUS_FOUND"] * 4, server.records[-20:]
+        assert any("no answer within ScanTimeout=5 s" in m for m in server.logs()), server.logs()
+    finally:
+        a.resume()
+
+
+def test_pool_starts_with_one_server_down(two_icaps, files, icap_serve, host, plugin):
+    a, b = two_icaps
+    a.stop()
+    server = icap_serve(pool_options([a, b]))
+    assert server.scan(files["eicar.com"])["verdict"] == "VIRUS_FOUND"
+    assert any(f"127.0.0.1:{a.port}" in m and "skipped until it answers" in m
+               for m in server.logs()), server.logs()
+    b.stop()
+    run = avhost(host, plugin, "scan", pool_options([a, b]), files["eicar.com"], timeout=120)
+    text = run.stdout + run.stderr
+    assert "no ICAP server of the pool answered OPTIONS" in text, text
+    assert f"127.0.0.1:{a.port}" in text and f"127.0.0.1:{b.port}" in text, text

@@ -14,6 +14,15 @@ on a UNIX socket in that folder; no freshclam, no system configuration touched.
         clamd.restart()         # stop, then start on the same port and socket
         clamd.stop(); clamd.start()
         clamd.ping()            # True when clamd answers PONG
+        clamd.kill()            # SIGKILL: dies with sessions open, as in a crash
+        clamd.freeze(); clamd.thaw()  # SIGSTOP/SIGCONT: accepts connections, never answers
+        clamd.found_count(EICAR_NAME)  # scans that found it, from its log
+
+A pool of two (avir_clam's Address or LocalSocket as a list):
+
+    with Clamd(tmp_path / "a") as a, Clamd(tmp_path / "b") as b:
+        pool_options([a, b])    # {"Address": "127.0.0.1:PA, 127.0.0.1:PB", ...}
+        pool_options([a, b], transport="unix")  # {"LocalSocket": "A.sock, B.sock", ...}
 
 Detections of the built-in database (clamd appends ".UNOFFICIAL" to names of
 signatures that are not from ClamAV's own signed databases):
@@ -189,8 +198,11 @@ class Clamd:
         """Stops clamd (SIGTERM, then SIGKILL); the sockets go away with it."""
         proc, self._proc = self._proc, None
         if proc is None:
+            if self.socket_path.exists():
+                self.socket_path.unlink()  # left by kill()
             return
         if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)  # a frozen clamd cannot act on SIGTERM
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout=15)
@@ -203,6 +215,32 @@ class Clamd:
     def restart(self):
         self.stop()
         self.start()
+
+    def kill(self):
+        """SIGKILL, as in a crash: open sessions break mid-scan; the socket file stays."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)  # a frozen clamd must be able to die too
+            proc.kill()
+            proc.wait()
+
+    def freeze(self):
+        """SIGSTOP: the kernel still accepts connections, clamd answers nothing."""
+        if self.running:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self):
+        if self.running:
+            self._proc.send_signal(signal.SIGCONT)
+
+    def found_count(self, name: str = EICAR_NAME) -> int:
+        """How many scans found `name`, from the log (clamd logs every detection)."""
+        try:
+            return self.log_path.read_text(errors="replace").count(f" {name} FOUND")
+        except OSError:
+            return 0
 
     @property
     def running(self) -> bool:
@@ -274,3 +312,16 @@ class Clamd:
         opts.update({k: str(v) for k, v in extra.items()})
         return opts
 
+
+
+def pool_options(clamds, transport: str = "tcp", **extra) -> dict:
+    """avir_clam options for a pool of these clamds: Address as a comma-separated list of
+    127.0.0.1:port (transport "tcp"), or LocalSocket as a list of their sockets ("unix")."""
+    opts = clamds[0].plugin_options(transport, **extra)
+    if transport == "unix":
+        opts["LocalSocket"] = ", ".join(str(c.socket_path) for c in clamds)
+    elif transport == "tcp":
+        opts["Address"] = ", ".join(f"127.0.0.1:{c.port}" for c in clamds)
+    else:
+        raise ValueError(f"a pool's transport is tcp or unix, not {transport!r}")
+    return opts

@@ -2,4 +2,4 @@
 `register(subparsers)` and `run(args)`, over the library in the subpackages."""
 
 COMMANDS = ["prereqs", "build", "plugin", "kit", "audit", "package", "release", "smoke", "fuzz",
-            "sanitize", "valgrind", "soak", "bench"]
+            "sanitize", "valgrind", "soak", "bench", "failover"]

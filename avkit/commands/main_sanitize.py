@@ -1,7 +1,8 @@
 """`avkit sanitize`: the kit and the plugin tests against the ASan+UBSan build."""
 from avkit.stress.sanitize import run_sanitize
 
-DEFAULT_TESTS = ["tests/test_faults.py", "tests/test_clam_plugin.py", "tests/test_lifecycle.py"]
+DEFAULT_TESTS = ["tests/test_faults.py", "tests/test_clam_plugin.py", "tests/test_lifecycle.py",
+                 "tests/test_clam_pool.py"]
 
 
 def register(subparsers):

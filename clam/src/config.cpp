@@ -60,6 +60,15 @@ bool parse_u64(const std::string &text, std::uint64_t &out)
     return true;
 }
 
+/* An option holds 127 characters: a pool's list that long was most likely cut. */
+void warn_if_full(const char *name, const std::string &value)
+{
+    if (value.size() + 1 >= sizeof(((avir_plugin_config *)nullptr)->value))
+        avc_log_warning("avir_clam: option %s is %u characters long, the most an option holds: "
+                        "its end may have been cut off (\"%s\"); use shorter names or paths",
+                        name, static_cast<unsigned>(value.size()), value.c_str());
+}
+
 } // namespace
 
 std::string Config::where() const
@@ -75,9 +84,12 @@ bool load_config(Config &out, std::string &error)
 {
     Config c;
     c.address = option("Address");
-    if (c.address.size() > 1 && c.address.front() == '[' && c.address.back() == ']')
+    if (c.address.size() > 1 && c.address.front() == '[' && c.address.back() == ']' &&
+        c.address.find(',') == std::string::npos)
         c.address = c.address.substr(1, c.address.size() - 2); /* "[::1]" as people write it */
     c.local_socket = option("LocalSocket");
+    warn_if_full("Address", c.address);
+    warn_if_full("LocalSocket", c.local_socket);
     if (c.local_socket.empty() && c.address.empty()) {
         error = "option Address is empty and LocalSocket is not set: nowhere to find clamd";
         return false;

@@ -19,6 +19,8 @@
 namespace avclam {
 
 struct Config {
+    /* As read, these may list several instances (clamd_pool.h splits them);
+       each instance's own Config holds one. */
     std::string address;          /* Address: host name, IPv4 or IPv6 literal */
     std::string port;             /* Port, as the resolver's service string */
     std::string local_socket;     /* LocalSocket: UNIX socket path; empty means TCP */

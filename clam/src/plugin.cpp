@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "avPlugin.h"
+#include "clamd_pool.h"
 #include "config.h"
 #include "keepalive.h"
 #include "reply_parser.h"
@@ -40,7 +41,7 @@ struct Engine {
     std::mutex mutex;
     std::condition_variable idle; /* signalled when in_flight drops to 0 */
     int in_flight = 0;
-    std::shared_ptr<const Config> config;
+    std::shared_ptr<ClamdPool> pool;
     /* Contexts outlive plugin_close/plugin_init: the host may keep its workers. */
     std::vector<std::shared_ptr<Scanner>> scanners;
     KeepAlive keepalive;
@@ -61,6 +62,8 @@ std::vector<std::shared_ptr<Scanner>> all_scanners()
 
 void keepalive_tick(Clock::duration idle_for)
 {
+    if (idle_for == Clock::duration::zero())
+        return; /* KeepAliveInterval=0 */
     for (const auto &s : all_scanners()) {
         std::unique_lock<std::timed_mutex> lock(s->mutex, std::try_to_lock);
         if (lock.owns_lock()) /* a busy session needs no PING */
@@ -78,39 +81,80 @@ bool check_fd_pass(const Config &config, std::string &error)
     return false;
 }
 
+/* The pool of plugin_init: every instance resolved and checked; the ones that did not
+   answer are down (probed in the background). A single instance must answer. */
+std::shared_ptr<ClamdPool> make_pool(std::string &error)
+{
+    Config base;
+    std::vector<Config> instances;
+    if (!load_config(base, error) || !locate_clamd(base, error) ||
+        !expand_pool(base, instances, error))
+        return nullptr;
+    for (Config &config : instances)
+        if (!resolve_endpoints(config, config.startup_timeout, error) ||
+            !check_fd_pass(config, error))
+            return nullptr;
+    if (instances.size() == 1) {
+        if (!probe_clamd(instances.front(), error))
+            return nullptr;
+        return std::make_shared<ClamdPool>(std::move(instances));
+    }
+    std::vector<std::string> failures;
+    if (!probe_pool(instances, failures, error))
+        return nullptr;
+    auto pool = std::make_shared<ClamdPool>(std::move(instances));
+    for (std::size_t i = 0; i < pool->size(); i++)
+        if (!failures[i].empty()) {
+            pool->health.failed(i, Clock::now(), failures[i]);
+            avc_log_warning("avir_clam: clamd at %s does not answer (%s): skipped until it does",
+                            pool->instances[i].where().c_str(), failures[i].c_str());
+        }
+    return pool;
+}
+
 int init()
 {
-    auto config = std::make_shared<Config>();
     std::string error;
-    if (!load_config(*config, error) || !locate_clamd(*config, error) ||
-        !resolve_endpoints(*config, config->startup_timeout, error) ||
-        !check_fd_pass(*config, error) || !probe_clamd(*config, error)) {
+    std::shared_ptr<ClamdPool> pool = make_pool(error);
+    if (!pool) {
         avc_set_error("%s", error.c_str());
         return 0;
     }
+    const Config &config = pool->first();
     Engine &e = engine();
     reset_fd_pass_notices();
     {
         std::lock_guard<std::mutex> lock(e.mutex);
-        e.config = config;
+        e.pool = pool;
     }
-    if (config->keepalive_interval.count() > 0) {
-        /* Wake often enough that a session is pinged soon after it became idle enough. */
-        auto period = std::min<std::chrono::milliseconds>(config->keepalive_interval,
-                                                          std::chrono::seconds(1));
-        Clock::duration idle_for = config->keepalive_interval;
-        e.keepalive.start(period, [idle_for] { keepalive_tick(idle_for); });
+    const bool keepalive = config.keepalive_interval.count() > 0;
+    if (keepalive || pool->size() > 1) {
+        /* Wake often enough that a session is pinged soon after it became idle enough,
+           and that a pool's instance is probed about a second after it failed. */
+        std::chrono::milliseconds period = std::chrono::seconds(1);
+        if (keepalive && config.keepalive_interval < period)
+            period = config.keepalive_interval;
+        if (pool->size() > 1)
+            period = std::chrono::milliseconds(250);
+        Clock::duration idle_for = config.keepalive_interval;
+        std::weak_ptr<ClamdPool> weak = pool;
+        e.keepalive.start(period, [idle_for, weak] {
+            keepalive_tick(idle_for);
+            if (auto p = weak.lock())
+                if (p->size() > 1)
+                    p->probe_due();
+        });
     }
     avc_log_debug("avir_clam started: clamd at %s, files %s, ScanTimeout %lld s, ChunkSize %u, "
                   "MaxFileSize %llu, KeepAliveInterval %lld s",
-                  config->where().c_str(),
-                  choose_method(config->fd_pass, !config->uses_tcp(), false) == ScanMethod::Fildes
+                  pool->names().c_str(),
+                  choose_method(config.fd_pass, !config.uses_tcp(), false) == ScanMethod::Fildes
                       ? "passed as descriptors (FILDES)"
                       : "streamed (INSTREAM)",
-                  static_cast<long long>(config->scan_timeout.count()),
-                  static_cast<unsigned>(config->chunk_size),
-                  static_cast<unsigned long long>(config->max_file_size),
-                  static_cast<long long>(config->keepalive_interval.count()));
+                  static_cast<long long>(config.scan_timeout.count()),
+                  static_cast<unsigned>(config.chunk_size),
+                  static_cast<unsigned long long>(config.max_file_size),
+                  static_cast<long long>(config.keepalive_interval.count()));
     return 1;
 }
 
@@ -135,7 +179,7 @@ void close_engine()
             s->close_session();
     }
     std::lock_guard<std::mutex> lock(e.mutex);
-    e.config.reset();
+    e.pool.reset();
     avc_log_debug("avir_clam stopped");
 }
 
@@ -146,7 +190,7 @@ public:
     {
         std::lock_guard<std::mutex> lock(e_.mutex);
         e_.in_flight++;
-        config_ = e_.config;
+        pool_ = e_.pool;
     }
     ~InFlight()
     {
@@ -154,11 +198,11 @@ public:
         if (--e_.in_flight == 0)
             e_.idle.notify_all();
     }
-    const std::shared_ptr<const Config> &config() const { return config_; }
+    const std::shared_ptr<ClamdPool> &pool() const { return pool_; }
 
 private:
     Engine &e_;
-    std::shared_ptr<const Config> config_;
+    std::shared_ptr<ClamdPool> pool_;
 };
 
 } // namespace
@@ -225,14 +269,14 @@ extern "C" int avp_test_file(void *context, const char *filename, const char *re
     (void)realname;
     try {
         InFlight guard;
-        if (!guard.config()) {
+        if (!guard.pool()) {
             avc_format(result, AVP_RESULT_SIZE, "avir_clam: scan of %s requested while stopped",
                        filename);
             return AVCHK_ERROR;
         }
         auto *scanner = static_cast<Scanner *>(context);
         std::lock_guard<std::timed_mutex> lock(scanner->mutex);
-        return scanner->scan(guard.config(), filename, result);
+        return scanner->scan(guard.pool(), filename, result);
     } catch (const std::exception &ex) {
         avc_format(result, AVP_RESULT_SIZE, "internal error scanning %s: %s", filename, ex.what());
     } catch (...) {

@@ -137,13 +137,15 @@ void reset_fd_pass_notices()
     g_fildes_logged.store(false);
 }
 
-int Scanner::scan(const std::shared_ptr<const Config> &config, const char *filename, char *result)
+int Scanner::scan(const std::shared_ptr<ClamdPool> &pool, const char *filename, char *result)
 {
-    if (config_ != config) {
+    if (pool_ != pool) {
         /* plugin_init ran again, maybe with other options: start afresh. */
-        session_.close();
-        config_ = config;
-        fildes_refused_ = false;
+        close_session();
+        pool_ = pool;
+        instances_.clear();
+        for (std::size_t i = 0; i < pool->size(); i++)
+            instances_.push_back(std::make_unique<Instance>());
     }
     /* O_NONBLOCK: opening a FIFO without a writer would block this worker for
        ever; it is refused below as not a regular file. Reads of regular files
@@ -165,55 +167,116 @@ int Scanner::scan(const std::shared_ptr<const Config> &config, const char *filen
     const std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
     if (size == 0)
         return AVCHK_OK; /* nothing to infect; clamd need not be asked */
-    if (config->max_file_size > 0 && size > config->max_file_size) {
+    const Config &options = pool->first();
+    if (options.max_file_size > 0 && size > options.max_file_size) {
         avc_format(result, AVP_RESULT_SIZE, "%s is %llu bytes, over MaxFileSize (%llu): not scanned",
                    filename, static_cast<unsigned long long>(size),
-                   static_cast<unsigned long long>(config->max_file_size));
+                   static_cast<unsigned long long>(options.max_file_size));
         return AVCHK_IMPOSSIBLE;
     }
-    return scan_open_file(*config, file.fd, size, filename, result);
+    return scan_open_file(*pool, file.fd, size, filename, result);
+}
+
+void Scanner::close_session()
+{
+    for (auto &instance : instances_)
+        instance->session.close();
+}
+
+void Scanner::shutdown()
+{
+    for (auto &instance : instances_)
+        instance->session.shutdown();
 }
 
 /* Opens a session unless one is open; `reused` tells which. */
-bool Scanner::connect_or_reuse(const Config &config, bool &reused, std::string &error)
+bool Scanner::connect_or_reuse(const Config &config, Session &session, bool &reused,
+                               std::string &error)
 {
-    reused = session_.is_open();
+    reused = session.is_open();
     if (reused)
         return true;
     Clock::duration connect_timeout = config.startup_timeout < config.scan_timeout
                                           ? config.startup_timeout
                                           : config.scan_timeout;
-    return session_.open(config, connect_timeout, error);
+    return session.open(config, connect_timeout, error);
 }
 
-int Scanner::scan_open_file(const Config &config, int fd, std::uint64_t size, const char *filename,
+int Scanner::scan_open_file(ClamdPool &pool, int fd, std::uint64_t size, const char *filename,
                             char *result)
 {
+    if (pool.size() == 1)
+        return scan_on(pool.first(), *instances_[0], fd, size, filename, result).code;
+
+    const std::vector<std::size_t> order = pool.health.candidates();
+    std::vector<bool> tried(pool.size(), false);
+    std::string failures;
+    bool retried = false; /* a scan in flight on a dying instance goes elsewhere once */
+    for (std::size_t i : order) {
+        /* The same open file again: FILDES passes it as it is; INSTREAM reads with pread,
+           and clamd may have moved the shared offset. Never reopened by path. */
+        ::lseek(fd, 0, SEEK_SET);
+        result[0] = '\0'; /* a failed attempt's text must not stay with a later verdict */
+        const Config &config = pool.instances[i];
+        Attempt a = scan_on(config, *instances_[i], fd, size, filename, result);
+        if (!a.instance_failed)
+            return a.code;
+        tried[i] = true;
+        failures += (failures.empty() ? "" : "; ") + config.where() + ": " + a.brief;
+        if (pool.health.failed(i, Clock::now(), a.brief))
+            avc_log_warning("avir_clam: clamd at %s failed (%s): skipped until it answers again",
+                            config.where().c_str(), a.brief.c_str());
+        if (a.in_flight) {
+            if (retried)
+                break;
+            retried = true;
+        }
+    }
+    for (std::size_t i = 0; i < pool.size(); i++) {
+        if (tried[i])
+            continue;
+        const std::string why = pool.health.why(i);
+        failures += (failures.empty() ? "" : "; ") + pool.instances[i].where() + ": " +
+                    (why.empty() ? std::string("not tried") : "down (" + why + ")");
+    }
+    avc_format(result, AVP_RESULT_SIZE, "cannot scan %s: no clamd instance could scan it: %s",
+               filename, failures.c_str());
+    return AVCHK_FAILED;
+}
+
+Scanner::Attempt Scanner::scan_on(const Config &config, Instance &instance, int fd,
+                                  std::uint64_t size, const char *filename, char *result)
+{
     const std::string where = config.where();
+    Session &session = instance.session;
     /* Bounded: one retry on a fresh session, and one fallback from FILDES to INSTREAM. */
     for (int attempt = 0, rounds = 0; rounds < 3; rounds++) {
         bool reused = false;
         std::string error;
-        if (!connect_or_reuse(config, reused, error)) {
+        if (!connect_or_reuse(config, session, reused, error)) {
             avc_format(result, AVP_RESULT_SIZE, "cannot scan %s: %s", filename, error.c_str());
-            return AVCHK_FAILED;
+            Attempt a{AVCHK_FAILED, true, false, session.failure_brief()};
+            if (a.brief.empty())
+                a.brief = "cannot connect";
+            return a;
         }
-        const ScanMethod method = choose_method(config.fd_pass, !config.uses_tcp(), fildes_refused_);
+        const ScanMethod method =
+            choose_method(config.fd_pass, !config.uses_tcp(), instance.fildes_refused);
         StreamResult r = method == ScanMethod::Fildes
-                             ? session_.fildes(fd, config.scan_timeout)
-                             : session_.instream(fd, size, config.chunk_size, buffer_,
-                                                 config.scan_timeout);
+                             ? session.fildes(fd, config.scan_timeout)
+                             : session.instream(fd, size, config.chunk_size, buffer_,
+                                                config.scan_timeout);
         if (method == ScanMethod::Fildes && r.kind == StreamResult::Kind::Reply &&
             fildes_refused(r.reply)) {
-            session_.close(); /* clamd ends the session after refusing */
+            session.close(); /* clamd ends the session after refusing */
             if (config.fd_pass == FdPass::On) {
                 avc_format(result, AVP_RESULT_SIZE,
                            "clamd at %s refused the descriptor of %s (\"%s\"); FdPass=on never "
                            "streams instead: use a local clamd's own LocalSocket, or FdPass=auto",
                            where.c_str(), filename, printable_excerpt(r.reply).c_str());
-                return AVCHK_FAILED;
+                return {AVCHK_FAILED, false, false, ""};
             }
-            note_refusal(config, r.reply);
+            note_refusal(config, instance, r.reply);
             continue; /* the same file again, streamed on a fresh session */
         }
         ScanReply reply;
@@ -224,25 +287,34 @@ int Scanner::scan_open_file(const Config &config, int fd, std::uint64_t size, co
             avc_log_debug("clamd at %s closed the session (%s); reconnecting", where.c_str(),
                           r.kind == StreamResult::Kind::Transport ? r.error.c_str()
                                                                   : reply.detail.c_str());
-            session_.close();
+            session.close();
             attempt++;
             continue;
         }
         if (!session_healthy(r, reply))
-            session_.close(); /* after an error clamd may have dropped the session: don't guess */
+            session.close(); /* after an error clamd may have dropped the session: don't guess */
         else if (method == ScanMethod::Fildes && !g_fildes_logged.exchange(true))
             avc_log_debug("clamd at %s took a file descriptor (FILDES): files are passed to it, "
                           "not streamed", where.c_str());
-        return scan_outcome(config, where, r, reply, filename, result);
+        Attempt a{scan_outcome(config, where, r, reply, filename, result), false, false, ""};
+        if (r.kind == StreamResult::Kind::Transport || r.kind == StreamResult::Kind::Timeout) {
+            a.instance_failed = true;
+            a.in_flight = true;
+            a.brief = r.kind == StreamResult::Kind::Timeout
+                          ? "no answer within ScanTimeout=" +
+                                std::to_string(config.scan_timeout.count()) + " s"
+                          : "connection failed during a scan: " + r.error;
+        }
+        return a;
     }
     avc_format(result, AVP_RESULT_SIZE, "cannot scan %s: clamd at %s dropped the session again",
                filename, where.c_str());
-    return AVCHK_FAILED;
+    return {AVCHK_FAILED, true, true, "dropped the session again"};
 }
 
-void Scanner::note_refusal(const Config &config, const std::string &reply)
+void Scanner::note_refusal(const Config &config, Instance &instance, const std::string &reply)
 {
-    fildes_refused_ = true;
+    instance.fildes_refused = true;
     if (!g_refusal_logged.exchange(true))
         avc_log_warning("clamd at %s does not take file descriptors (\"%s\"): streaming files "
                         "with INSTREAM instead (FdPass=auto). A clamd on another machine behind "
@@ -252,13 +324,23 @@ void Scanner::note_refusal(const Config &config, const std::string &reply)
 
 void Scanner::keep_alive(Clock::duration idle_for)
 {
-    if (!session_.is_open() || Clock::now() - session_.last_used() < idle_for)
-        return;
-    std::string error;
-    if (!session_.ping(std::chrono::seconds(5), error)) {
-        avc_log_debug("keep-alive: clamd session dropped (%s); the next scan reconnects",
-                      error.c_str());
-        session_.close();
+    for (std::size_t i = 0; i < instances_.size(); i++) {
+        Session &session = instances_[i]->session;
+        if (!session.is_open())
+            continue;
+        if (pool_ && pool_->health.is_down(i)) {
+            /* A PING to a stalled instance would hold this worker's lock for seconds. */
+            session.close();
+            continue;
+        }
+        if (Clock::now() - session.last_used() < idle_for)
+            continue;
+        std::string error;
+        if (!session.ping(std::chrono::seconds(5), error)) {
+            avc_log_debug("keep-alive: clamd session dropped (%s); the next scan reconnects",
+                          error.c_str());
+            session.close();
+        }
     }
 }
 

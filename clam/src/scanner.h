@@ -1,7 +1,10 @@
 /*
- * One worker's scanner: its clamd session and upload buffer, and the mapping
- * of a file to an AVCHK_* verdict. Reopens a session clamd has dropped, once
- * per file, before reporting anything.
+ * One worker's scanner: its clamd sessions (one per instance of the pool, opened
+ * when first used) and upload buffer, and the mapping of a file to an AVCHK_*
+ * verdict. Reopens a session clamd has dropped, once per file, before reporting
+ * anything. In a pool, each scan takes the next healthy instance; an instance
+ * that fails is marked down for all workers and the file goes to another, once
+ * for a scan that was in flight.
  */
 #ifndef AVIR_CLAM_SCANNER_H
 #define AVIR_CLAM_SCANNER_H
@@ -11,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "clamd_pool.h"
 #include "config.h"
 #include "session.h"
 
@@ -22,27 +26,41 @@ void reset_fd_pass_notices();
 class Scanner {
 public:
     /* Writes the virus name or a text about `filename` into result (AVP_RESULT_SIZE bytes). */
-    int scan(const std::shared_ptr<const Config> &config, const char *filename, char *result);
+    int scan(const std::shared_ptr<ClamdPool> &pool, const char *filename, char *result);
 
     /* Called by the keep-alive thread with `mutex` held. */
     void keep_alive(Clock::duration idle_for);
-    void close_session() { session_.close(); }
-    void shutdown() { session_.shutdown(); }
+    void close_session();
+    void shutdown();
 
     /* Held by the worker during a scan and by the keep-alive during a PING. */
     std::timed_mutex mutex;
 
 private:
-    bool connect_or_reuse(const Config &config, bool &reused, std::string &error);
-    int scan_open_file(const Config &config, int fd, std::uint64_t size, const char *filename,
-                       char *result);
-    /* After clamd refused a descriptor: the way on, logged once per plugin_init. */
-    void note_refusal(const Config &config, const std::string &reply);
+    /* How a scan on one instance ended: a verdict, or the instance failed. */
+    struct Attempt {
+        int code;
+        bool instance_failed = false; /* refused, timed out or dropped: try another */
+        bool in_flight = false;       /* ...after the file had been handed over */
+        std::string brief;            /* why, for the pool's message */
+    };
+    struct Instance {
+        Session session;
+        bool fildes_refused = false; /* this clamd refused FILDES since the pool was made */
+    };
 
-    Session session_;
-    std::shared_ptr<const Config> config_; /* the options the session was opened with */
+    bool connect_or_reuse(const Config &config, Session &session, bool &reused,
+                          std::string &error);
+    int scan_open_file(ClamdPool &pool, int fd, std::uint64_t size, const char *filename,
+                       char *result);
+    Attempt scan_on(const Config &config, Instance &instance, int fd, std::uint64_t size,
+                    const char *filename, char *result);
+    /* After clamd refused a descriptor: the way on, logged once per plugin_init. */
+    void note_refusal(const Config &config, Instance &instance, const std::string &reply);
+
+    std::shared_ptr<ClamdPool> pool_; /* the instances the sessions belong to */
+    std::vector<std::unique_ptr<Instance>> instances_; /* one per instance of pool_ */
     std::vector<char> buffer_;
-    bool fildes_refused_ = false; /* clamd refused FILDES since config_ was loaded */
 };
 
 } // namespace avclam

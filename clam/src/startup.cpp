@@ -140,6 +140,32 @@ void check_alert_exceeds_max(Session &session, const Config &config)
                       config.where().c_str(), printable_excerpt(reply.detail).c_str());
 }
 
+/* PING, VERSION and the configuration probes on a fresh session to one clamd. */
+bool check_clamd(Session &session, const Config &config, std::string &error)
+{
+    std::string why;
+    if (!session.ping(config.startup_timeout, why)) {
+        error = "clamd at " + config.where() + " did not answer PING: " + why;
+        return false;
+    }
+    ClamdVersion version;
+    if (!session.version(config.startup_timeout, version, why)) {
+        error = "clamd at " + config.where() + " did not answer VERSION: " + why;
+        return false;
+    }
+    if (!version_supported(version)) {
+        error = "clamd at " + config.where() + " is " + version.text +
+                "; this plugin needs ClamAV 0.95 or newer";
+        return false;
+    }
+    avc_log_debug("avir_clam: connected to clamd at %s: %s", config.where().c_str(),
+                  version.text.c_str());
+    check_alert_encrypted(session, config);
+    check_alert_exceeds_max(session, config);
+    session.close();
+    return true;
+}
+
 } // namespace
 
 bool locate_clamd(Config &config, std::string &error)
@@ -179,27 +205,44 @@ bool probe_clamd(const Config &config, std::string &error)
         }
         std::this_thread::sleep_for(std::chrono::seconds(1));
     }
-    std::string why;
-    if (!session.ping(config.startup_timeout, why)) {
-        error = "clamd at " + config.where() + " did not answer PING: " + why;
-        return false;
+    return check_clamd(session, config, error);
+}
+
+bool probe_pool(const std::vector<Config> &instances, std::vector<std::string> &failures,
+                std::string &error)
+{
+    const Clock::time_point deadline = Clock::now() + instances.front().startup_timeout;
+    failures.assign(instances.size(), "not tried");
+    std::vector<bool> for_good(instances.size(), false);
+    for (;;) {
+        bool any = false, all_for_good = true;
+        for (std::size_t i = 0; i < instances.size(); i++) {
+            if (for_good[i])
+                continue;
+            Session session;
+            std::string why;
+            if (session.open(instances[i],
+                             std::min<Clock::duration>(kCandidateConnect, time_left(deadline)),
+                             why) &&
+                check_clamd(session, instances[i], why)) {
+                failures[i].clear();
+                any = true;
+                continue;
+            }
+            for_good[i] = session.failed_for_good();
+            all_for_good = all_for_good && for_good[i];
+            failures[i] = session.failure_brief().empty() ? why : session.failure_brief();
+        }
+        if (any)
+            return true;
+        if (all_for_good || !wait_a_second(deadline))
+            break;
     }
-    ClamdVersion version;
-    if (!session.version(config.startup_timeout, version, why)) {
-        error = "clamd at " + config.where() + " did not answer VERSION: " + why;
-        return false;
-    }
-    if (!version_supported(version)) {
-        error = "clamd at " + config.where() + " is " + version.text +
-                "; this plugin needs ClamAV 0.95 or newer";
-        return false;
-    }
-    avc_log_debug("avir_clam: connected to clamd at %s: %s", config.where().c_str(),
-                  version.text.c_str());
-    check_alert_encrypted(session, config);
-    check_alert_exceeds_max(session, config);
-    session.close();
-    return true;
+    error = "no clamd instance of the pool answered within StartupTimeout=" +
+            std::to_string(instances.front().startup_timeout.count()) + " s:";
+    for (std::size_t i = 0; i < instances.size(); i++)
+        error += (i ? "; " : " ") + instances[i].where() + ": " + failures[i];
+    return false;
 }
 
 } // namespace avclam

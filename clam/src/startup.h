@@ -7,6 +7,7 @@
 #define AVIR_CLAM_STARTUP_H
 
 #include <string>
+#include <vector>
 
 #include "config.h"
 
@@ -25,6 +26,14 @@ bool locate_clamd(Config &config, std::string &error);
  * warns when clamd passes encrypted archives as clean.
  */
 bool probe_clamd(const Config &config, std::string &error);
+
+/*
+ * The same for a pool: tries every instance each second until at least one
+ * answers (or StartupTimeout); `failures` gets, per instance, why it did not
+ * ("" when it answered). False with a sentence naming all of them when none did.
+ */
+bool probe_pool(const std::vector<Config> &instances, std::vector<std::string> &failures,
+                std::string &error);
 
 } // namespace avclam
 

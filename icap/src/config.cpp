@@ -74,13 +74,16 @@ bool load_config(Config &out, std::string &error)
 {
     Config c;
     Server s;
-    s.host = option("Server");
-    if (s.host.size() > 1 && s.host.front() == '[' && s.host.back() == ']')
-        s.host = s.host.substr(1, s.host.size() - 2); /* "[::1]" as people write it */
-    if (s.host.empty()) {
+    const std::string hosts = option("Server");
+    const std::vector<std::string> entries = avclam::split_list(hosts);
+    if (entries.empty()) {
         error = "option Server is empty: set the ICAP server's host name or address";
         return false;
     }
+    if (hosts.size() + 1 >= sizeof(((avir_plugin_config *)nullptr)->value))
+        avc_log_warning("avir_icap: option Server is %u characters long, the most an option "
+                        "holds: its end may have been cut off (\"%s\")",
+                        static_cast<unsigned>(hosts.size()), hosts.c_str());
     long port = avc_option_long("Port", -1, -1, 99999);
     if (port < 1 || port > 65535) {
         error = "option Port=\"" + option("Port") + "\" is not a TCP port (1..65535)";
@@ -112,7 +115,21 @@ bool load_config(Config &out, std::string &error)
                 "\" is not a number of bytes (0 = no limit)";
         return false;
     }
-    c.servers.push_back(s);
+    for (const std::string &entry : entries) {
+        avclam::Endpoint e;
+        if (!avclam::parse_endpoint(entry, e)) {
+            error = "option Server: \"" + printable_excerpt(entry) +
+                    "\" is not host, host:port, [IPv6] or [IPv6]:port (entries are separated "
+                    "by commas)";
+            return false;
+        }
+        Server one = s;
+        one.host = e.host;
+        if (!e.port.empty())
+            one.port = e.port;
+        c.servers.push_back(one);
+    }
+    c.health = std::make_shared<avclam::Health>(c.servers.size());
     out = c;
     return true;
 }

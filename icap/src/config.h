@@ -8,19 +8,20 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "avPlugin.h"
 #include "connection.h"
 #include "icap_parser.h"
+#include "pool.h"
 
 namespace avicap {
 
 /*
- * One ICAP server and service. The plugin uses one today; the options and the
- * scanner are written against this struct so that a list (failover, a pool)
- * is a list of these.
+ * One ICAP server and service; the Server option may list several (a pool,
+ * clam/src/pool.h has the syntax and the health rules), all with one Service.
  */
 struct Server {
     std::string host;    /* Server: host name, IPv4 or IPv6 literal */
@@ -37,7 +38,9 @@ struct Server {
 };
 
 struct Config {
-    std::vector<Server> servers; /* one today */
+    std::vector<Server> servers; /* one, or a pool */
+    /* The pool's health, shared by every worker (thread-safe); made by load_config. */
+    std::shared_ptr<avclam::Health> health;
     long preview_size = -1;      /* PreviewSize; -1: what OPTIONS says */
     std::chrono::seconds connect_timeout{10};
     std::chrono::seconds startup_timeout{90};

@@ -62,9 +62,12 @@ int init()
         std::lock_guard<std::mutex> lock(e.mutex);
         e.config = config;
     }
+    std::string servers;
+    for (const Server &server : config->servers)
+        servers += (servers.empty() ? "" : ", ") + server.uri();
     avc_log_debug("avir_icap started: %s, ConnectTimeout %lld s, ScanTimeout %lld s, "
                   "MaxFileSize %llu",
-                  config->servers.front().uri().c_str(),
+                  servers.c_str(),
                   static_cast<long long>(config->connect_timeout.count()),
                   static_cast<long long>(config->scan_timeout.count()),
                   static_cast<unsigned long long>(config->max_file_size));

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "avPlugin.h"
+#include "startup.h"
 
 namespace avicap {
 
@@ -92,8 +93,11 @@ int Scanner::scan(const std::shared_ptr<const Config> &config, const char *filen
 {
     if (config_ != config) {
         /* plugin_init ran again, maybe with other options: start afresh. */
-        session_.close();
+        close_session();
         config_ = config;
+        sessions_.clear();
+        for (std::size_t i = 0; i < config->servers.size(); i++)
+            sessions_.push_back(std::make_unique<Session>());
     }
     /* O_NONBLOCK: opening a FIFO without a writer would block this worker for
        ever; it is refused below as not a regular file. Reads of regular files
@@ -122,34 +126,113 @@ int Scanner::scan(const std::shared_ptr<const Config> &config, const char *filen
                    static_cast<unsigned long long>(config->max_file_size));
         return AVCHK_IMPOSSIBLE;
     }
-    return scan_open_file(*config, config->servers.front(), file.fd, size, filename, result);
+    if (config->servers.size() > 1)
+        return scan_pool(*config, file.fd, size, filename, result);
+    return scan_on(*config, 0, file.fd, size, filename, result).code;
 }
 
-int Scanner::scan_open_file(const Config &config, const Server &server, int fd, std::uint64_t size,
-                            const char *filename, char *result)
+void Scanner::close_session()
 {
+    for (auto &session : sessions_)
+        session->close();
+}
+
+void Scanner::shutdown()
+{
+    for (auto &session : sessions_)
+        session->shutdown();
+}
+
+/* Lazily, on the scans' own clock: the ICAP plugin has no thread of its own. Short
+   bounds, so that a stalled server holds this scan up for 1.5 s at most a second. */
+void Scanner::probe_down_servers(const Config &config)
+{
+    for (std::size_t i : config.health->due_for_probe(Clock::now())) {
+        std::string error;
+        if (probe_one(config.servers[i], std::chrono::milliseconds(500),
+                      std::chrono::milliseconds(1000), error) &&
+            config.health->answered(i))
+            avc_log_warning("avir_icap: ICAP server %s answers again: scans use it",
+                            config.servers[i].uri().c_str());
+    }
+}
+
+int Scanner::scan_pool(const Config &config, int fd, std::uint64_t size, const char *filename,
+                       char *result)
+{
+    probe_down_servers(config);
+    const std::vector<std::size_t> order = config.health->candidates();
+    std::vector<bool> tried(config.servers.size(), false);
+    std::string failures;
+    bool retried = false; /* a scan in flight on a dying server goes elsewhere once */
+    for (std::size_t i : order) {
+        /* The same open file again (read with pread from offset 0), never reopened by name. */
+        ::lseek(fd, 0, SEEK_SET);
+        result[0] = '\0';
+        Attempt a = scan_on(config, i, fd, size, filename, result);
+        if (!a.server_failed)
+            return a.code;
+        tried[i] = true;
+        failures += (failures.empty() ? "" : "; ") + config.servers[i].uri() + ": " + a.brief;
+        if (config.health->failed(i, Clock::now(), a.brief))
+            avc_log_warning("avir_icap: ICAP server %s failed (%s): skipped until it answers again",
+                            config.servers[i].uri().c_str(), a.brief.c_str());
+        if (a.in_flight) {
+            if (retried)
+                break;
+            retried = true;
+        }
+    }
+    for (std::size_t i = 0; i < config.servers.size(); i++) {
+        if (tried[i])
+            continue;
+        const std::string why = config.health->why(i);
+        failures += (failures.empty() ? "" : "; ") + config.servers[i].uri() + ": " +
+                    (why.empty() ? std::string("not tried") : "down (" + why + ")");
+    }
+    avc_format(result, AVP_RESULT_SIZE, "cannot scan %s: no ICAP server could scan it: %s",
+               filename, failures.c_str());
+    return AVCHK_FAILED;
+}
+
+Scanner::Attempt Scanner::scan_on(const Config &config, std::size_t index, int fd,
+                                  std::uint64_t size, const char *filename, char *result)
+{
+    const Server &server = config.servers[index];
+    Session &session = *sessions_[index];
     for (int attempt = 0;; attempt++) {
-        const bool reused = session_.is_open();
+        const bool reused = session.is_open();
         if (!reused) {
             std::string error;
-            if (!session_.open(server, config.connect_timeout, error)) {
+            if (!session.open(server, config.connect_timeout, error)) {
                 avc_format(result, AVP_RESULT_SIZE, "cannot scan %s: %s", filename, error.c_str());
-                return AVCHK_FAILED;
+                const std::size_t colon = error.rfind(": ");
+                return {AVCHK_FAILED, true, false,
+                        colon == std::string::npos ? error : error.substr(colon + 2)};
             }
         }
-        Exchange x = session_.respmod(server, fd, size, base_name(filename), config.chunk_size,
-                                      buffer_, config.scan_timeout);
+        Exchange x = session.respmod(server, fd, size, base_name(filename), config.chunk_size,
+                                     buffer_, config.scan_timeout);
         /* A kept connection the server closed meanwhile (restart, KeepAliveTimeout,
            MaxKeepAliveRequests) gets one fresh connection before anything is decided. */
         if (x.kind == Exchange::Kind::Transport && x.nothing_received && reused && attempt == 0) {
             avc_log_debug("ICAP server %s closed the kept connection (%s); reconnecting",
                           server.uri().c_str(), x.error.c_str());
-            session_.close();
+            session.close();
             continue;
         }
         if (x.kind != Exchange::Kind::Answer)
-            session_.close();
-        return exchange_outcome(config, server, x, filename, result);
+            session.close();
+        Attempt a{exchange_outcome(config, server, x, filename, result), false, false, ""};
+        if (x.kind == Exchange::Kind::Transport) {
+            a.server_failed = a.in_flight = true;
+            a.brief = "connection failed during a scan: " + x.error;
+        } else if (x.kind == Exchange::Kind::Timeout) {
+            a.server_failed = a.in_flight = true;
+            a.brief = "no answer within ScanTimeout=" + std::to_string(config.scan_timeout.count()) +
+                      " s";
+        }
+        return a;
     }
 }
 

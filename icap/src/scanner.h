@@ -1,7 +1,11 @@
 /*
- * One worker's scanner: its persistent ICAP connection and upload buffer, and
- * the mapping of a file to an AVCHK_* verdict. Reconnects once per file when
- * the server dropped a connection kept from an earlier scan.
+ * One worker's scanner: its persistent ICAP connections (one per server of the
+ * pool, opened when first used) and upload buffer, and the mapping of a file to
+ * an AVCHK_* verdict. Reconnects once per file when the server dropped a
+ * connection kept from an earlier scan. In a pool, each scan takes the next
+ * healthy server; one that fails is marked down for all workers and the file
+ * goes to another (once for a scan in flight); a down server is asked OPTIONS
+ * again by the first scan a second later, and every second after.
  */
 #ifndef AVIR_ICAP_SCANNER_H
 #define AVIR_ICAP_SCANNER_H
@@ -21,17 +25,26 @@ public:
     /* Writes the virus name or a text about `filename` into result (AVP_RESULT_SIZE bytes). */
     int scan(const std::shared_ptr<const Config> &config, const char *filename, char *result);
 
-    void close_session() { session_.close(); }
-    void shutdown() { session_.shutdown(); }
+    void close_session();
+    void shutdown();
 
     /* Held by the worker during a scan. */
     std::mutex mutex;
 
 private:
-    int scan_open_file(const Config &config, const Server &server, int fd, std::uint64_t size,
-                       const char *filename, char *result);
+    struct Attempt {
+        int code;
+        bool server_failed; /* refused, timed out or dropped: try another */
+        bool in_flight;     /* ...after the file had been handed over */
+        std::string brief;
+    };
+    int scan_pool(const Config &config, int fd, std::uint64_t size, const char *filename,
+                  char *result);
+    Attempt scan_on(const Config &config, std::size_t index, int fd, std::uint64_t size,
+                    const char *filename, char *result);
+    void probe_down_servers(const Config &config);
 
-    Session session_;
+    std::vector<std::unique_ptr<Session>> sessions_; /* one per server of config_ */
     std::shared_ptr<const Config> config_; /* the options the connection was opened with */
     std::vector<char> buffer_;
 };

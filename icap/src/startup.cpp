@@ -111,10 +111,82 @@ Probe ask_options(Server &server, const Config &config, Clock::time_point deadli
     return Probe::Ok;
 }
 
+void log_server(const Server &server)
+{
+    avc_log_debug("avir_icap: ICAP server %s: %s, ISTag %s, preview %ld bytes (server: %ld), "
+                  "204 %s",
+                  server.uri().c_str(), server.options.service.c_str(),
+                  server.options.istag.c_str(), server.preview, server.options.preview,
+                  server.options.allow_204 ? "allowed" : "not offered");
+}
+
+/* A pool: every server each second until at least one answers; the others start down. */
+bool probe_pool(Config &config, std::string &error)
+{
+    const Clock::time_point deadline = Clock::now() + config.startup_timeout;
+    const std::size_t n = config.servers.size();
+    for (Server &server : config.servers)
+        if (!resolve(server, std::min<Clock::duration>(config.startup_timeout,
+                                                       std::chrono::seconds(30)),
+                     error))
+            return false;
+    std::vector<std::string> why(n, "not tried");
+    std::vector<bool> ok(n, false), for_good(n, false);
+    for (;;) {
+        bool any = false, all_for_good = true;
+        for (std::size_t i = 0; i < n; i++) {
+            if (for_good[i])
+                continue;
+            Probe p = ask_options(config.servers[i], config, deadline, why[i]);
+            ok[i] = p == Probe::Ok;
+            for_good[i] = p == Probe::Fail;
+            any = any || ok[i];
+            all_for_good = all_for_good && for_good[i];
+            if (ok[i]) {
+                log_server(config.servers[i]);
+                for_good[i] = true; /* done with it */
+            }
+        }
+        if (any)
+            break;
+        if (all_for_good || Clock::now() + std::chrono::seconds(1) >= deadline) {
+            error = "no ICAP server of the pool answered OPTIONS within StartupTimeout=" +
+                    std::to_string(config.startup_timeout.count()) + " s:";
+            for (std::size_t i = 0; i < n; i++)
+                error += (i ? "; " : " ") + config.servers[i].uri() + ": " + why[i];
+            return false;
+        }
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+    for (std::size_t i = 0; i < n; i++)
+        if (!ok[i]) {
+            config.health->failed(i, Clock::now(), why[i]);
+            avc_log_warning("avir_icap: %s: skipped until it answers", why[i].c_str());
+        }
+    return true;
+}
+
 } // namespace
+
+bool probe_one(const Server &server, std::chrono::milliseconds connect,
+               std::chrono::milliseconds answer, std::string &error)
+{
+    Session session;
+    if (!session.open(server, connect, error))
+        return false;
+    Exchange x = session.options(server, answer);
+    session.close();
+    if (x.kind != Exchange::Kind::Answer || x.response.status != 200) {
+        error = "ICAP server " + server.uri() + " did not answer OPTIONS";
+        return false;
+    }
+    return true;
+}
 
 bool probe_servers(Config &config, std::string &error)
 {
+    if (config.servers.size() > 1)
+        return probe_pool(config, error);
     const Clock::time_point deadline = Clock::now() + config.startup_timeout;
     for (Server &server : config.servers) {
         if (!resolve(server, std::min<Clock::duration>(config.startup_timeout, std::chrono::seconds(30)),
@@ -134,11 +206,7 @@ bool probe_servers(Config &config, std::string &error)
             }
             std::this_thread::sleep_for(std::chrono::seconds(1));
         }
-        avc_log_debug("avir_icap: ICAP server %s: %s, ISTag %s, preview %ld bytes (server: %ld), "
-                      "204 %s",
-                      server.uri().c_str(), server.options.service.c_str(),
-                      server.options.istag.c_str(), server.preview, server.options.preview,
-                      server.options.allow_204 ? "allowed" : "not offered");
+        log_server(server);
     }
     return true;
 }

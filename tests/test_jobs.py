@@ -13,7 +13,7 @@ import pytest
 
 from avkit import paths
 from avkit.check.clamd import ClamdError
-from avkit.stress import bench, fuzz, soak
+from avkit.stress import bench, failover, fuzz, soak
 from avkit.workdir import Scratch
 
 AVKIT = paths.ROOT / "avkit"
@@ -120,6 +120,14 @@ def fake_bench(monkeypatch, fail: bool):
     monkeypatch.setattr(bench, "Clamd", FakeClamd)
     monkeypatch.setattr(bench, "measure_cell", fake_cell)
     monkeypatch.setattr(bench, "_chart", lambda *a: None)
+
+    def fake_pool(work, clam, host, quick):
+        phases = failover.tally([], 1.0, 3.0)
+        return {"workers": 4, "transport": "tcp", "seconds": 3.0, "kill_at": 1.0,
+                "killed": "a (SIGKILL)", "scans": 0, "phases": phases,
+                "problems": failover.problems(phases)}
+
+    monkeypatch.setattr(bench, "pool_row", fake_pool)
     dist = paths.dist_dir("zig")
     if not (dist / "avir_clam.so").exists():
         pytest.skip(f"no {dist / 'avir_clam.so'}: build first")

@@ -130,6 +130,11 @@ def test_killed_instance_is_skipped_then_used_again(two_clamds, eicar, serve, tr
     a, b = two_clamds
     server = serve(pool_options([a, b], transport))
     assert_all_found(scan_virus(server, eicar, 4))  # sessions open on both
+    # b's count must include its share of those 4 before it is the base of the 10 below
+    # (clamd logs a detection a moment after its reply).
+    deadline = time.monotonic() + 5
+    while a.found_count() + b.found_count() < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
     a.kill()  # sessions to it break: the scan that meets one goes to b
     b_before = b.found_count()
     after_kill = scan_virus(server, eicar, 10)

@@ -3,6 +3,7 @@
 The tests use what `python -m avkit build` left in dist/ (AVKIT_DIST_ROOT
 overrides the folder); `nox -s tests` builds first.
 """
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -31,6 +32,26 @@ def artifact():
     """artifact("avir_sample.so") or artifact("avhost", toolchain="gcc")."""
     def find(name, toolchain="zig"):
         return _artifact(toolchain, name)
+    return find
+
+
+# AVKIT_SANITIZED=1: the plugin tests that care run the same cases against the
+# ASan+UBSan build (dist/i386-gcc-asan/, `python -m avkit build --toolchain gcc
+# --sanitize`), as tests/test_faults.py does.
+SANITIZED = os.environ.get("AVKIT_SANITIZED", "") not in ("", "0")
+
+
+@pytest.fixture(scope="session")
+def under_test(artifact):
+    """under_test("avhost"): the release build's binary, or the sanitized one under
+    AVKIT_SANITIZED=1."""
+    def find(name):
+        if not SANITIZED:
+            return artifact(name)
+        path = paths.dist_dir("gcc", sanitize=True) / name
+        if not path.exists():
+            pytest.fail(f"{path} is missing: python -m avkit build --toolchain gcc --sanitize")
+        return path
     return find
 
 

@@ -65,52 +65,34 @@ import struct
 import threading
 import time
 
+from fake_server import FakeServer
 
-class FakeClamd:
+
+class FakeClamd(FakeServer):
     DRIP_INTERVAL = 2.0  # seconds between two bytes: well under ScanTimeout's minimum of 5
     SLOW_BYTES = 8 * 1024 * 1024
     SLOW_RATE = 1024 * 1024
 
     def __init__(self, mode: str = "ok", unix_path=None):
+        super().__init__()
         self.mode = mode
         self.unix_path = str(unix_path) if unix_path else None
         self.fildes = 0
         self.passed: list[tuple[int, bytes]] = []
         self.instreams = 0
         self.probes = 0
-        self.connections = 0
         self._lock = threading.Lock()
-        self._stop = threading.Event()
         family = socket.AF_UNIX if self.unix_path else socket.AF_INET
-        self._sock = socket.socket(family, socket.SOCK_STREAM)
+        sock = socket.socket(family, socket.SOCK_STREAM)
         if not self.unix_path:
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if mode in ("slow_reader", "stop_reading"):
-            # A small window that accepted connections inherit: the plugin's upload
-            # then waits for our reads instead of filling megabytes of kernel buffer.
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-        self._sock.bind(self.unix_path or ("127.0.0.1", 0))
-        self._sock.listen(16)
-        self._sock.settimeout(0.2)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listen(sock, self.unix_path or ("127.0.0.1", 0),
+                     small_window=mode in ("slow_reader", "stop_reading"))
         self.port = None if self.unix_path else self._sock.getsockname()[1]
-        self._clients = []
-        self._thread = threading.Thread(target=self._serve, daemon=True)
 
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._sock.close()
+    def _closed(self):
         if self.unix_path and os.path.exists(self.unix_path):
             os.unlink(self.unix_path)
-        for c in list(self._clients):
-            try:
-                c.close()
-            except OSError:
-                pass
 
     def plugin_options(self, **extra) -> dict:
         opts = {"Address": "127.0.0.1", "Port": str(self.port or 3310), "StartupTimeout": "10",
@@ -119,19 +101,6 @@ class FakeClamd:
         return opts
 
     # --- server ---
-
-    def _serve(self):
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self._lock:
-                self.connections += 1
-            self._clients.append(conn)
-            threading.Thread(target=self._client, args=(conn,), daemon=True).start()
 
     def _recv(self, conn, n, fds):
         """recv that keeps descriptors passed with the bytes (a plain recv closes them)."""

@@ -29,8 +29,9 @@ the chunked body) and then answers as `mode` says:
         fake.bodies      # per RESPMOD: (preview header or None, ieof seen, body bytes received)
 """
 import socket
-import threading
 import time
+
+from fake_server import FakeServer
 
 PREVIEW = 1024
 BLOCK_PAGE = b"<html><body>blocked</body></html>"
@@ -46,60 +47,25 @@ def _http_page(status: str, body: bytes) -> tuple[bytes, bytes]:
     return head, body
 
 
-class FakeIcap:
+class FakeIcap(FakeServer):
     def __init__(self, mode: str = "clean", host: str = "127.0.0.1"):
+        super().__init__()
         self.mode = mode
         self.respmods = 0
         self.options = 0
-        self.connections = 0
         self.bodies = []
-        self._stop = threading.Event()
         self.host = host
-        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
-                                   socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if mode == "stop_reading":
-            # Inherited by accepted connections: the plugin's upload then waits for our
-            # reads instead of filling megabytes of kernel buffer.
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-        self._sock.bind((host, 0))
-        self._sock.listen(16)
-        self._sock.settimeout(0.2)
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                             socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listen(sock, (host, 0), small_window=mode == "stop_reading")
         self.port = self._sock.getsockname()[1]
-        self._clients = []
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._sock.close()
-        for c in list(self._clients):
-            try:
-                c.close()
-            except OSError:
-                pass
 
     def plugin_options(self, **extra) -> dict:
         opts = {"Server": self.host, "Port": str(self.port), "Service": "avscan",
                 "StartupTimeout": "5"}
         opts.update({k: str(v) for k, v in extra.items()})
         return opts
-
-    def _serve(self):
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            self._clients.append(conn)
-            threading.Thread(target=self._client, args=(conn,), daemon=True).start()
 
     # --- reading ---
 

@@ -2,11 +2,11 @@
 (clam/src/reply_parser.cpp), clamd discovery with the diagnosis of failed
 socket connections (clam/src/discovery.cpp), the FdPass choice
 (clam/src/fdpass.cpp) and the pool's list syntax and shared health
-(clam/src/pool.cpp).
+(netplugin/src/pool.cpp, which avir_icap shares).
 
-Their C++ tests (clam/tests/*_test.cpp) are compiled for this machine with the
-host's g++ and run here, under AddressSanitizer and UBSan when the compiler has
-them. The encrypted zip built into the plugin is checked here too.
+Their C++ tests (clam/tests/*_test.cpp, netplugin/tests/pool_test.cpp) are
+compiled for this machine with the host's g++ and run here, under
+AddressSanitizer and UBSan when the compiler has them. The encrypted zip built into the plugin is checked here too.
 """
 import io
 import re
@@ -22,7 +22,8 @@ CLAM = paths.ROOT / "clam"
 SOURCES = [CLAM / "tests" / "reply_parser_test.cpp", CLAM / "src" / "reply_parser.cpp"]
 DISCOVERY_SOURCES = [CLAM / "tests" / "discovery_test.cpp", CLAM / "src" / "discovery.cpp"]
 FDPASS_SOURCES = [CLAM / "tests" / "fdpass_test.cpp", CLAM / "src" / "fdpass.cpp"]
-POOL_SOURCES = [CLAM / "tests" / "pool_test.cpp", CLAM / "src" / "pool.cpp"]
+NETPLUGIN = paths.ROOT / "netplugin"
+POOL_SOURCES = [NETPLUGIN / "tests" / "pool_test.cpp", NETPLUGIN / "src" / "pool.cpp"]
 PROBE_SOURCES = [CLAM / "tests" / "limits_probe_dump.cpp", CLAM / "src" / "limits_probe.cpp"]
 
 
@@ -31,7 +32,7 @@ def _compile(out, sanitize, sources=SOURCES):
     if cxx is None:
         pytest.fail("no host C++ compiler (g++): apt-get install g++")
     cmd = [cxx, "-std=c++17", "-Wall", "-Wextra", "-Werror", "-g", "-o", str(out),
-           *map(str, sources)]
+           f"-I{NETPLUGIN / 'src'}", *map(str, sources)]
     if sanitize:
         cmd[1:1] = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
     return subprocess.run(cmd, capture_output=True, text=True)

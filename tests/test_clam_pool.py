@@ -5,7 +5,6 @@ the other, a restarted one is used again, all down is FAILED naming every instan
 Each clamd is a private one (avkit.check.clamd); which one scanned a file is read from
 its own log (clamd logs every detection, so the tests scan the EICAR file).
 """
-import os
 import shutil
 import tempfile
 import time
@@ -13,35 +12,22 @@ from pathlib import Path
 
 import pytest
 
-from avkit import paths
 from avkit.check import avhost as client
 from avkit.check.clamd import EICAR_NAME, Clamd, pool_options
 from avkit.facts import EICAR
 from avkit.stress import failover
 
 
-# AVKIT_SANITIZED=1: the same cases against the ASan+UBSan build (dist/i386-gcc-asan/),
-# as tests/test_faults.py does: the shared health is where workers meet.
-SANITIZED = os.environ.get("AVKIT_SANITIZED", "") not in ("", "0")
-
-
-def _binary(artifact, name):
-    if not SANITIZED:
-        return artifact(name)
-    path = paths.dist_dir("gcc", sanitize=True) / name
-    if not path.exists():
-        pytest.fail(f"{path} is missing: python -m avkit build --toolchain gcc --sanitize")
-    return path
+# AVKIT_SANITIZED=1 (conftest.under_test): the same cases against the ASan+UBSan
+# build: the shared health is where workers meet.
+@pytest.fixture(scope="session")
+def host(under_test):
+    return under_test("avhost")
 
 
 @pytest.fixture(scope="session")
-def host(artifact):
-    return _binary(artifact, "avhost")
-
-
-@pytest.fixture(scope="session")
-def plugin(artifact):
-    return _binary(artifact, "avir_clam.so")
+def plugin(under_test):
+    return under_test("avir_clam.so")
 
 
 @pytest.fixture

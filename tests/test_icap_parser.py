@@ -19,7 +19,7 @@ def _compile(out, sanitize):
     if cxx is None:
         pytest.fail("no host C++ compiler (g++): apt-get install g++")
     cmd = [cxx, "-std=c++17", "-Wall", "-Wextra", "-Werror", "-g", "-o", str(out),
-           *map(str, SOURCES)]
+           f"-I{paths.ROOT / 'netplugin' / 'src'}", *map(str, SOURCES)]  # shared headers
     if sanitize:
         cmd[1:1] = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
     return subprocess.run(cmd, capture_output=True, text=True)

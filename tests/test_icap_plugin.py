@@ -9,14 +9,12 @@ signatures are the project's test ones, with AlertEncrypted yes and, here,
 AlertExceedsMax yes over a 1 MiB MaxFileSize (so a file over the engine's limit is
 "cannot tell" instead of clean).
 """
-import os
 import socket
 import time
 from pathlib import Path
 
 import pytest
 
-from avkit import paths
 from avkit.check import avhost as client
 from avkit.check import kit_corpus
 from avkit.check.clamd import (EICAR_NAME, ENCRYPTED_NAME, TEST_SIGNATURE, TEST_SIGNATURE_NAME,
@@ -34,28 +32,15 @@ LIMIT_NAME = "Heuristics.Limits.Exceeded.MaxFileSize"
 
 # --- avhost ---
 
-# AVKIT_SANITIZED=1: the same cases against the ASan+UBSan build (dist/i386-gcc-asan/,
-# `python -m avkit build --toolchain gcc --sanitize`), as tests/test_faults.py does.
-SANITIZED = os.environ.get("AVKIT_SANITIZED", "") not in ("", "0")
-
-
-def _binary(artifact, name):
-    if not SANITIZED:
-        return artifact(name)
-    path = paths.dist_dir("gcc", sanitize=True) / name
-    if not path.exists():
-        pytest.fail(f"{path} is missing: python -m avkit build --toolchain gcc --sanitize")
-    return path
+# AVKIT_SANITIZED=1 (conftest.under_test): the same cases against the ASan+UBSan build.
+@pytest.fixture(scope="session")
+def host(under_test):
+    return under_test("avhost")
 
 
 @pytest.fixture(scope="session")
-def host(artifact):
-    return _binary(artifact, "avhost")
-
-
-@pytest.fixture(scope="session")
-def plugin(artifact):
-    return _binary(artifact, "avir_icap.so")
+def plugin(under_test):
+    return under_test("avir_icap.so")
 
 
 def avhost(host, plugin, mode, options, *args, timeout=300):

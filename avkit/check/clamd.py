@@ -49,6 +49,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from avkit.check import daemon
 from avkit.facts import EICAR
 
 CLAMD = os.environ.get("AVKIT_CLAMD", "/usr/sbin/clamd")
@@ -177,19 +178,15 @@ class Clamd:
             return self
         if self.socket_path.exists():
             self.socket_path.unlink()  # a stale socket from a killed clamd blocks the bind
-        self._proc = subprocess.Popen([CLAMD, "--foreground", f"--config-file={self.conf_path}"],
-                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.STDOUT, cwd=self.workdir,
-                                      start_new_session=True)
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                code = self._proc.returncode
-                self._proc = None
-                raise ClamdError(f"clamd exited with status {code} while starting:\n{self.log_tail()}")
-            if self.ping(timeout=1.0):
+        self._proc = daemon.start([CLAMD, "--foreground", f"--config-file={self.conf_path}"],
+                                  self.workdir)
+        try:
+            if daemon.wait_ready(self._proc, self.startup_timeout, lambda: self.ping(timeout=1.0)):
                 return self
-            time.sleep(0.1)
+        except daemon.Exited as e:
+            self._proc = None
+            raise ClamdError(f"clamd exited with status {e.code} while starting:\n"
+                             f"{self.log_tail()}") from None
         self.stop()
         raise ClamdError(f"clamd did not answer PING within {self.startup_timeout} s:\n"
                          f"{self.log_tail()}")

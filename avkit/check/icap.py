@@ -33,6 +33,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from avkit.check import daemon
 from avkit.check.clamd import Clamd, free_port
 
 CICAP = os.environ.get("AVKIT_CICAP", "/usr/bin/c-icap")
@@ -168,26 +169,24 @@ class CIcap:
         if self.running:
             return self
         # -N: stay in the foreground; the children are in its process group (a new session).
-        self._proc = subprocess.Popen([CICAP, "-N", "-f", str(self.conf_path)],
-                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.STDOUT, cwd=self.workdir,
-                                      start_new_session=True)
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                code = self._proc.returncode
-                self._proc = None
-                raise CIcapError(f"c-icap exited with status {code} while starting:\n{self.log_tail()}")
-            try:
-                if self.options().startswith(b"ICAP/1.0 200"):
-                    self._note_lock_files()
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.1)
+        self._proc = daemon.start([CICAP, "-N", "-f", str(self.conf_path)], self.workdir)
+        try:
+            if daemon.wait_ready(self._proc, self.startup_timeout, self._answers_options):
+                self._note_lock_files()
+                return self
+        except daemon.Exited as e:
+            self._proc = None
+            raise CIcapError(f"c-icap exited with status {e.code} while starting:\n"
+                             f"{self.log_tail()}") from None
         self.stop()
         raise CIcapError(f"c-icap did not answer OPTIONS within {self.startup_timeout} s:\n"
                          f"{self.log_tail()}")
+
+    def _answers_options(self) -> bool:
+        try:
+            return self.options().startswith(b"ICAP/1.0 200")
+        except OSError:
+            return False  # not listening yet
 
     def _note_lock_files(self):
         """The lock files this c-icap made in /tmp, from its descriptors."""

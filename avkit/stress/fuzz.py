@@ -25,8 +25,10 @@ from avkit.errors import UserError
 FUZZ_DIR = paths.ROOT / "fuzz"
 FUZZ_TARGETS = {
     # target: (sources, include folders)
-    "reply_parser": (["fuzz/reply_parser_fuzz.cpp", "clam/src/reply_parser.cpp"], ["clam/src"]),
-    "icap_parser": (["fuzz/icap_parser_fuzz.cpp", "icap/src/icap_parser.cpp"], ["icap/src"]),
+    "reply_parser": (["fuzz/reply_parser_fuzz.cpp", "clam/src/reply_parser.cpp"],
+                     ["clam/src", "netplugin/src"]),
+    "icap_parser": (["fuzz/icap_parser_fuzz.cpp", "icap/src/icap_parser.cpp"],
+                    ["icap/src", "netplugin/src"]),
     "options": (["fuzz/options_fuzz.c", "api/avCommon.c"], ["api"]),
 }
 CLANG_CANDIDATES = ["clang-14", "clang"]

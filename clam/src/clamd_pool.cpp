@@ -18,7 +18,7 @@ bool expand_pool(const Config &base, std::vector<Config> &out, std::string &erro
 {
     out.clear();
     if (!base.uses_tcp()) {
-        for (const std::string &path : split_list(base.local_socket)) {
+        for (const std::string &path : netplugin::split_list(base.local_socket)) {
             Config c = base;
             c.local_socket = path;
             out.push_back(c);
@@ -27,9 +27,9 @@ bool expand_pool(const Config &base, std::vector<Config> &out, std::string &erro
             error = "option LocalSocket lists no socket path";
         return !out.empty();
     }
-    for (const std::string &entry : split_list(base.address)) {
-        Endpoint e;
-        if (!parse_endpoint(entry, e)) {
+    for (const std::string &entry : netplugin::split_list(base.address)) {
+        netplugin::Endpoint e;
+        if (!netplugin::parse_endpoint(entry, e)) {
             error = "option Address: \"" + entry +
                     "\" is not host, host:port, [IPv6] or [IPv6]:port (entries are separated "
                     "by commas)";

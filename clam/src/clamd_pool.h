@@ -10,9 +10,11 @@
 #include <vector>
 
 #include "config.h"
-#include "pool.h"
+#include "pool.h" /* netplugin: the list syntax and the health rules */
 
 namespace avclam {
+
+using netplugin::Health;
 
 /* One Config per entry of Address (or LocalSocket); false with a sentence when an entry is bad. */
 bool expand_pool(const Config &base, std::vector<Config> &out, std::string &error);

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "discovery.h"
+#include "options.h"
 
 namespace avclam {
 
@@ -38,27 +39,8 @@ const std::size_t kOptionCount = sizeof kOptions / sizeof kOptions[0];
 
 namespace {
 
-std::string option(const char *name)
-{
-    char buf[sizeof(((avir_plugin_config *)nullptr)->value) + 1];
-    avc_option(name, buf, sizeof buf);
-    return buf;
-}
-
-/* A decimal count of bytes, up to 2^63; false if anything else is in the text. */
-bool parse_u64(const std::string &text, std::uint64_t &out)
-{
-    if (text.empty() || text.size() > 19)
-        return false;
-    std::uint64_t v = 0;
-    for (char c : text) {
-        if (c < '0' || c > '9')
-            return false;
-        v = v * 10 + static_cast<unsigned>(c - '0');
-    }
-    out = v;
-    return true;
-}
+using netplugin::parse_u64;
+using netplugin::read_option;
 
 /* An option holds 127 characters: a pool's list that long was most likely cut. */
 void warn_if_full(const char *name, const std::string &value)
@@ -83,11 +65,11 @@ std::string Config::where() const
 bool load_config(Config &out, std::string &error)
 {
     Config c;
-    c.address = option("Address");
+    c.address = read_option("Address");
     if (c.address.size() > 1 && c.address.front() == '[' && c.address.back() == ']' &&
         c.address.find(',') == std::string::npos)
         c.address = c.address.substr(1, c.address.size() - 2); /* "[::1]" as people write it */
-    c.local_socket = option("LocalSocket");
+    c.local_socket = read_option("LocalSocket");
     warn_if_full("Address", c.address);
     warn_if_full("LocalSocket", c.local_socket);
     if (c.local_socket.empty() && c.address.empty()) {
@@ -96,7 +78,7 @@ bool load_config(Config &out, std::string &error)
     }
     long port = avc_option_long("Port", -1, -1, 99999);
     if (c.local_socket.empty() && (port < 1 || port > 65535)) {
-        error = "option Port=\"" + option("Port") + "\" is not a TCP port (1..65535)";
+        error = "option Port=\"" + read_option("Port") + "\" is not a TCP port (1..65535)";
         return false;
     }
     c.port = std::to_string(port);
@@ -105,12 +87,12 @@ bool load_config(Config &out, std::string &error)
     c.scan_timeout = std::chrono::seconds(avc_option_long("ScanTimeout", 120, 5, 3600));
     c.keepalive_interval = std::chrono::seconds(avc_option_long("KeepAliveInterval", 10, 0, 3600));
     c.chunk_size = static_cast<std::size_t>(avc_option_long("ChunkSize", 65536, 4096, 1048576));
-    std::string max = option("MaxFileSize");
+    std::string max = read_option("MaxFileSize");
     if (!parse_u64(max, c.max_file_size)) {
         error = "option MaxFileSize=\"" + max + "\" is not a number of bytes (0 = no limit)";
         return false;
     }
-    std::string fd_pass = option("FdPass");
+    std::string fd_pass = read_option("FdPass");
     if (!parse_fd_pass(fd_pass, c.fd_pass)) {
         error = "option FdPass=\"" + fd_pass + "\" is not auto, on or off";
         return false;

@@ -18,6 +18,7 @@
 #include <boost/asio/write.hpp>
 
 #include "discovery.h"
+#include "resolve.h"
 #include "reply_parser.h"
 
 namespace avclam {
@@ -25,68 +26,6 @@ namespace avclam {
 namespace asio = boost::asio;
 using boost::system::error_code;
 using generic_stream = asio::generic::stream_protocol;
-
-Connection::Connection() : socket_(io_) {}
-
-Connection::~Connection()
-{
-    close();
-}
-
-bool Connection::is_open() const
-{
-    return socket_.is_open();
-}
-
-void Connection::close()
-{
-    fd_.store(-1);
-    error_code ignored;
-    socket_.close(ignored);
-    rbuf_.clear();
-}
-
-void Connection::shutdown()
-{
-    int fd = fd_.load();
-    if (fd >= 0)
-        ::shutdown(fd, SHUT_RDWR);
-}
-
-/*
- * Runs handlers until `done`. Fails (and cancels everything) when no handler
- * ran for `idle` or the absolute `deadline` passed: each completed step counts
- * as progress, so only silence is punished.
- */
-bool Connection::run_until(const bool &done, Clock::duration idle, Clock::time_point deadline)
-{
-    io_.restart();
-    while (!done) {
-        Clock::duration wait = idle;
-        Clock::time_point now = Clock::now();
-        if (now >= deadline) {
-            abort();
-            return false;
-        }
-        if (deadline - now < wait)
-            wait = deadline - now;
-        if (io_.run_one_for(wait) == 0 && !done) {
-            abort();
-            return false;
-        }
-    }
-    return true;
-}
-
-/* Closing the socket completes every pending operation with operation_aborted;
-   running them out keeps no handler alive that points into a finished call. */
-void Connection::abort()
-{
-    close();
-    io_.restart();
-    io_.run();
-    io_.restart();
-}
 
 std::string describe(const error_code &ec)
 {
@@ -113,38 +52,21 @@ bool resolve_endpoints(Config &config, Clock::duration timeout, std::string &err
         return true;
     }
     error_code ec;
-    asio::ip::address literal = asio::ip::make_address(config.address, ec);
-    if (!ec) {
-        config.endpoints.emplace_back(
-            asio::ip::tcp::endpoint(literal, static_cast<unsigned short>(std::stoi(config.port))));
-        return true;
-    }
-    /* A local io_context: its resolver thread ends with this function. */
-    asio::io_context io;
-    asio::ip::tcp::resolver resolver(io);
-    bool done = false;
-    asio::ip::tcp::resolver::results_type results;
-    resolver.async_resolve(config.address, config.port, asio::ip::tcp::resolver::numeric_service,
-                           [&](const error_code &e, asio::ip::tcp::resolver::results_type r) {
-                               ec = e;
-                               results = std::move(r);
-                               done = true;
-                           });
-    io.run_for(timeout);
-    if (!done) {
-        /* getaddrinfo cannot be interrupted; the io_context's destructor waits for it. */
-        resolver.cancel();
+    std::vector<asio::ip::tcp::endpoint> found;
+    switch (netplugin::resolve_tcp(config.address, config.port, timeout, found, ec)) {
+    case netplugin::Resolution::TimedOut:
         error = "cannot resolve clamd host \"" + printable_excerpt(config.address) +
                 "\": timed out; check Address and the DNS";
         return false;
-    }
-    if (ec) {
+    case netplugin::Resolution::Failed:
         error = "cannot resolve clamd host \"" + printable_excerpt(config.address) + "\": " +
                 ec.message() + "; check the Address option";
         return false;
+    case netplugin::Resolution::Found:
+        break;
     }
-    for (const auto &entry : results)
-        config.endpoints.emplace_back(entry.endpoint());
+    for (const auto &ep : found)
+        config.endpoints.emplace_back(ep);
     return !config.endpoints.empty();
 }
 
@@ -191,36 +113,6 @@ std::string Connection::connect_error(const Config &config, bool timed_out, cons
                               : "; is clamav-daemon running with this LocalSocket?");
 }
 
-error_code Connection::adopt_new_socket(const Endpoint &ep)
-{
-    /* Asio's socket_.open() calls socket() without SOCK_CLOEXEC: the product
-       forks helpers at any moment, and a descriptor it inherits keeps clamd's
-       session half-open in the child. Created close-on-exec, then adopted. */
-    int fd = ::socket(ep.protocol().family(), ep.protocol().type() | SOCK_CLOEXEC,
-                      ep.protocol().protocol());
-    if (fd < 0)
-        return error_code(errno, asio::error::get_system_category());
-    error_code ec;
-    socket_.assign(ep.protocol(), fd, ec);
-    if (ec) {
-        ::close(fd);
-        return ec;
-    }
-    fd_.store(socket_.native_handle());
-    return ec;
-}
-
-bool Connection::connect_to(const Endpoint &ep, Clock::duration idle, Clock::time_point deadline,
-                            error_code &ec)
-{
-    bool done = false;
-    socket_.async_connect(ep, [&](const error_code &e) {
-        ec = e;
-        done = true;
-    });
-    return run_until(done, idle, deadline);
-}
-
 bool Connection::open(const Config &config, Clock::duration timeout, std::string &error)
 {
     close();
@@ -254,19 +146,6 @@ bool Connection::open(const Config &config, Clock::duration timeout, std::string
     close();
     error = connect_error(config, timed_out, last);
     return false;
-}
-
-error_code Connection::write(const std::vector<asio::const_buffer> &data, Clock::duration idle)
-{
-    bool done = false;
-    error_code ec;
-    asio::async_write(socket_, data, [&](const error_code &e, std::size_t) {
-        ec = e;
-        done = true;
-    });
-    if (!run_until(done, idle, Clock::time_point::max()))
-        return asio::error::timed_out;
-    return ec;
 }
 
 /*

@@ -1,8 +1,8 @@
 /*
  * One stream connection to clamd (TCP or UNIX socket) with a deadline on
- * every operation: a private io_context runs asynchronous operations for a
- * bounded time (the "blocking client with timeouts" pattern), so a silent or
- * stalled clamd can never block a worker thread for longer than asked.
+ * every operation (netplugin/src/deadline_socket.h), so a silent or stalled
+ * clamd can never block a worker thread for longer than asked; clamd's
+ * z-commands, FILDES and INSTREAM exchanges on top.
  *
  * Not thread-safe: one Connection is used by one thread at a time, except
  * shutdown(), which any thread may call to make pending operations fail.
@@ -24,10 +24,11 @@
 #include <boost/asio/io_context.hpp>
 
 #include "config.h"
+#include "deadline_socket.h"
 
 namespace avclam {
 
-using Clock = std::chrono::steady_clock;
+using netplugin::Clock;
 
 /*
  * A sentence for an error of Connection's operations, in terms of clamd
@@ -42,12 +43,8 @@ std::string describe(const boost::system::error_code &ec);
  */
 bool resolve_endpoints(Config &config, Clock::duration timeout, std::string &error);
 
-class Connection {
+class Connection : public netplugin::DeadlineSocket<boost::asio::generic::stream_protocol> {
 public:
-    Connection();
-    ~Connection();
-    Connection(const Connection &) = delete;
-    Connection &operator=(const Connection &) = delete;
 
     /*
      * Connects to the first of config.endpoints that answers, within `timeout`;
@@ -58,16 +55,6 @@ public:
     bool failed_for_good() const { return permanent_failure_; }
     /* After a failed open(): why, in a few words ("connection refused", "no folder"). */
     const std::string &failure_brief() const { return failure_brief_; }
-    bool is_open() const;
-    void close();
-
-    /* Makes pending and future operations fail at once; callable from any thread. */
-    void shutdown();
-
-    /* Writes all of `data` as one gather write; fails when no progress for `idle`. */
-    boost::system::error_code write(const std::vector<boost::asio::const_buffer> &data,
-                                    Clock::duration idle);
-
     /*
      * Sends `command` (`len` bytes), then one byte carrying `fd` as SCM_RIGHTS
      * ancillary data (UNIX socket only): clamd's FILDES wants the descriptor in
@@ -113,16 +100,8 @@ public:
     Exchange exchange(const Producer &next, std::string &producer_error, Clock::duration timeout);
 
 private:
-    using Endpoint = boost::asio::generic::stream_protocol::endpoint;
     struct ExchangeState;
 
-    /* Creates the socket for `ep` close-on-exec and makes it socket_. */
-    boost::system::error_code adopt_new_socket(const Endpoint &ep);
-    /* False when `idle` or `deadline` ran out; else `ec` is the connect's outcome. */
-    bool connect_to(const Endpoint &ep, Clock::duration idle, Clock::time_point deadline,
-                    boost::system::error_code &ec);
-    bool run_until(const bool &done, Clock::duration idle, Clock::time_point deadline);
-    void abort();
     std::string connect_error(const Config &config, bool timed_out,
                               const boost::system::error_code &last);
     void take_line(std::size_t n, std::string &line);
@@ -133,13 +112,9 @@ private:
     void write_next(ExchangeState &s);
     bool run_exchange(ExchangeState &s, Clock::duration timeout);
 
-    boost::asio::io_context io_;
-    boost::asio::generic::stream_protocol::socket socket_;
-    std::string rbuf_;
     bool tcp_ = false;
     bool permanent_failure_ = false;
     std::string failure_brief_;
-    std::atomic<int> fd_{-1}; /* for shutdown() from another thread */
 };
 
 } // namespace avclam

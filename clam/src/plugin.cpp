@@ -1,11 +1,9 @@
 /*
- * avir_clam on the simple plugin API (avPlugin.h): the engine's life cycle,
- * the registry of worker contexts shared with the keep-alive, and the
- * exception barrier in front of the C interface.
+ * avir_clam on the simple plugin API (avPlugin.h): what plugin_init and
+ * plugin_close do for clamd, and the keep-alive thread that walks the worker
+ * contexts. The registry of contexts, the scans in flight and the exception
+ * barrier are the ICAP plugin's too (netplugin/src/plugin_engine.h).
  */
-#include <algorithm>
-#include <atomic>
-#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -14,6 +12,7 @@
 #include "clamd_pool.h"
 #include "config.h"
 #include "keepalive.h"
+#include "plugin_engine.h"
 #include "reply_parser.h"
 #include "scanner.h"
 #include "session.h"
@@ -33,38 +32,26 @@ extern "C" const avp_plugin_desc avp_plugin = {
 namespace avclam {
 namespace {
 
-/* How long plugin_close lets scans in flight finish before cutting their sockets. */
-constexpr auto kCloseGrace = std::chrono::seconds(10);
-constexpr auto kCloseAfterShutdown = std::chrono::seconds(5);
-
-struct Engine {
-    std::mutex mutex;
-    std::condition_variable idle; /* signalled when in_flight drops to 0 */
-    int in_flight = 0;
-    std::shared_ptr<ClamdPool> pool;
-    /* Contexts outlive plugin_close/plugin_init: the host may keep its workers. */
-    std::vector<std::shared_ptr<Scanner>> scanners;
-    KeepAlive keepalive;
-};
+using Engine = netplugin::PluginEngine<Scanner, ClamdPool>;
 
 Engine &engine()
 {
-    static Engine e; /* constructed on first use, so no order-of-initialisation issue */
+    static Engine e("avir_clam"); /* constructed on first use, so no order-of-initialisation issue */
     return e;
 }
 
-std::vector<std::shared_ptr<Scanner>> all_scanners()
+/* Stopped by plugin_close before the sessions it pings are closed. */
+KeepAlive &keepalive_thread()
 {
-    Engine &e = engine();
-    std::lock_guard<std::mutex> lock(e.mutex);
-    return e.scanners;
+    static KeepAlive k;
+    return k;
 }
 
 void keepalive_tick(Clock::duration idle_for)
 {
     if (idle_for == Clock::duration::zero())
         return; /* KeepAliveInterval=0 */
-    for (const auto &s : all_scanners()) {
+    for (const auto &s : engine().scanners()) {
         std::unique_lock<std::timed_mutex> lock(s->mutex, std::try_to_lock);
         if (lock.owns_lock()) /* a busy session needs no PING */
             s->keep_alive(idle_for);
@@ -121,12 +108,8 @@ int init()
         return 0;
     }
     const Config &config = pool->first();
-    Engine &e = engine();
     reset_fd_pass_notices();
-    {
-        std::lock_guard<std::mutex> lock(e.mutex);
-        e.pool = pool;
-    }
+    engine().install(pool);
     const bool keepalive = config.keepalive_interval.count() > 0;
     if (keepalive || pool->size() > 1) {
         /* Wake often enough that a session is pinged soon after it became idle enough,
@@ -138,7 +121,7 @@ int init()
             period = std::chrono::milliseconds(250);
         Clock::duration idle_for = config.keepalive_interval;
         std::weak_ptr<ClamdPool> weak = pool;
-        e.keepalive.start(period, [idle_for, weak] {
+        keepalive_thread().start(period, [idle_for, weak] {
             keepalive_tick(idle_for);
             if (auto p = weak.lock())
                 if (p->size() > 1)
@@ -160,50 +143,10 @@ int init()
 
 void close_engine()
 {
-    Engine &e = engine();
-    {
-        std::unique_lock<std::mutex> lock(e.mutex);
-        if (!e.idle.wait_for(lock, kCloseGrace, [&] { return e.in_flight == 0; })) {
-            avc_log_warning("avir_clam: %d scan(s) still running after %lld s; cutting their "
-                            "connections",
-                            e.in_flight, static_cast<long long>(kCloseGrace.count()));
-            for (const auto &s : e.scanners)
-                s->shutdown();
-            e.idle.wait_for(lock, kCloseAfterShutdown, [&] { return e.in_flight == 0; });
-        }
-    }
-    e.keepalive.stop();
-    for (const auto &s : all_scanners()) {
-        std::unique_lock<std::timed_mutex> lock(s->mutex, std::try_to_lock);
-        if (lock.owns_lock())
-            s->close_session();
-    }
-    std::lock_guard<std::mutex> lock(e.mutex);
-    e.pool.reset();
-    avc_log_debug("avir_clam stopped");
+    engine().wait_for_scans();
+    keepalive_thread().stop();
+    engine().close();
 }
-
-/* Counts a scan in flight so that plugin_close can wait for it. */
-class InFlight {
-public:
-    InFlight() : e_(engine())
-    {
-        std::lock_guard<std::mutex> lock(e_.mutex);
-        e_.in_flight++;
-        pool_ = e_.pool;
-    }
-    ~InFlight()
-    {
-        std::lock_guard<std::mutex> lock(e_.mutex);
-        if (--e_.in_flight == 0)
-            e_.idle.notify_all();
-    }
-    const std::shared_ptr<ClamdPool> &pool() const { return pool_; }
-
-private:
-    Engine &e_;
-    std::shared_ptr<ClamdPool> pool_;
-};
 
 } // namespace
 } // namespace avclam
@@ -212,75 +155,27 @@ using namespace avclam;
 
 extern "C" int avp_init(void)
 {
-    try {
-        return init();
-    } catch (const std::exception &ex) {
-        avc_set_error("avir_clam: cannot start: %s", ex.what());
-    } catch (...) {
-        avc_set_error("avir_clam: cannot start: unknown exception");
-    }
-    return 0;
+    return engine().guarded_init(init);
 }
 
 extern "C" void avp_close(void)
 {
-    try {
-        close_engine();
-    } catch (...) {
-        avc_log_error("avir_clam: error while stopping");
-    }
+    engine().guarded_close(close_engine);
 }
 
 extern "C" int avp_thread_init(void **context)
 {
-    try {
-        auto scanner = std::make_shared<Scanner>();
-        Engine &e = engine();
-        std::lock_guard<std::mutex> lock(e.mutex);
-        e.scanners.push_back(scanner);
-        *context = scanner.get();
-        return 1;
-    } catch (...) {
-        avc_set_error("avir_clam: out of memory for a thread context");
-        return 0;
-    }
+    return engine().thread_init(context);
 }
 
+/* Waits for a keep-alive PING on the context; the last reference closes the session. */
 extern "C" void avp_thread_close(void *context)
 {
-    std::shared_ptr<Scanner> dying;
-    {
-        Engine &e = engine();
-        std::lock_guard<std::mutex> lock(e.mutex);
-        auto it = std::find_if(e.scanners.begin(), e.scanners.end(),
-                               [context](const std::shared_ptr<Scanner> &s) { return s.get() == context; });
-        if (it == e.scanners.end())
-            return;
-        dying = std::move(*it);
-        e.scanners.erase(it);
-    }
-    /* Waits for a keep-alive PING on it; the last reference closes the session. */
-    std::lock_guard<std::timed_mutex> lock(dying->mutex);
-    dying->close_session();
+    engine().thread_close(context);
 }
 
 extern "C" int avp_test_file(void *context, const char *filename, const char *realname, char *result)
 {
     (void)realname;
-    try {
-        InFlight guard;
-        if (!guard.pool()) {
-            avc_format(result, AVP_RESULT_SIZE, "avir_clam: scan of %s requested while stopped",
-                       filename);
-            return AVCHK_ERROR;
-        }
-        auto *scanner = static_cast<Scanner *>(context);
-        std::lock_guard<std::timed_mutex> lock(scanner->mutex);
-        return scanner->scan(guard.pool(), filename, result);
-    } catch (const std::exception &ex) {
-        avc_format(result, AVP_RESULT_SIZE, "internal error scanning %s: %s", filename, ex.what());
-    } catch (...) {
-        avc_format(result, AVP_RESULT_SIZE, "internal error scanning %s", filename);
-    }
-    return AVCHK_FAILED;
+    return engine().test_file(context, filename, result);
 }

@@ -1,5 +1,7 @@
 #include "reply_parser.h"
 
+#include "printable.h"
+
 namespace avclam {
 namespace {
 
@@ -104,16 +106,7 @@ bool parse_number(std::string_view &s, unsigned &out)
 
 std::string printable_excerpt(std::string_view text, std::size_t max_len)
 {
-    std::string out;
-    text = trim_terminators(text);
-    for (unsigned char c : text) {
-        if (out.size() >= max_len) {
-            out += "...";
-            break;
-        }
-        out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
-    }
-    return out;
+    return netplugin::printable_ascii(trim_terminators(text), max_len);
 }
 
 ScanReply parse_scan_reply(std::string_view line, std::uint32_t request_id)

@@ -10,6 +10,7 @@
 
 #include "avPlugin.h"
 #include "reply_parser.h"
+#include "scan_file.h"
 
 namespace avclam {
 
@@ -18,16 +19,6 @@ namespace {
 /* Once per plugin_init, not once per worker: the product has many. */
 std::atomic<bool> g_refusal_logged{false};
 std::atomic<bool> g_fildes_logged{false};
-
-/* Closes the file on every path out of scan(). */
-struct FileDescriptor {
-    int fd;
-    ~FileDescriptor()
-    {
-        if (fd >= 0)
-            ::close(fd);
-    }
-};
 
 /*
  * clamd drops idle sessions ("COMMAND READ TIMED OUT", no request id), and a
@@ -147,24 +138,10 @@ int Scanner::scan(const std::shared_ptr<ClamdPool> &pool, const char *filename, 
         for (std::size_t i = 0; i < pool->size(); i++)
             instances_.push_back(std::make_unique<Instance>());
     }
-    /* O_NONBLOCK: opening a FIFO without a writer would block this worker for
-       ever; it is refused below as not a regular file. Reads of regular files
-       ignore the flag. */
-    FileDescriptor file{::open(filename, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)};
-    if (file.fd < 0) {
-        avc_format(result, AVP_RESULT_SIZE, "cannot open %s: %s", filename, std::strerror(errno));
+    netplugin::FileDescriptor file;
+    std::uint64_t size = 0;
+    if (!netplugin::open_regular_file(filename, file, size, result))
         return AVCHK_FAILED;
-    }
-    struct stat st;
-    if (::fstat(file.fd, &st) != 0) {
-        avc_format(result, AVP_RESULT_SIZE, "cannot stat %s: %s", filename, std::strerror(errno));
-        return AVCHK_FAILED;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        avc_format(result, AVP_RESULT_SIZE, "%s is not a regular file", filename);
-        return AVCHK_FAILED;
-    }
-    const std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
     if (size == 0)
         return AVCHK_OK; /* nothing to infect; clamd need not be asked */
     const Config &options = pool->first();

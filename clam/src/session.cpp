@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "scan_file.h"
+
 namespace avclam {
 
 namespace asio = boost::asio;
@@ -27,28 +29,7 @@ void put_be32(char *p, std::uint32_t v)
     p[3] = static_cast<char>(v);
 }
 
-/*
- * Reads up to `want` bytes of `fd` from `offset` into `out`; `got` falls short
- * only at the end of the file. False with a sentence in `error` when a read fails.
- */
-bool read_at(int fd, char *out, std::size_t want, std::uint64_t offset, std::size_t &got,
-             std::string &error)
-{
-    got = 0;
-    while (got < want) {
-        ssize_t n = ::pread(fd, out + got, want - got, static_cast<off_t>(offset + got));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            error = std::strerror(errno);
-            return false;
-        }
-        if (n == 0)
-            break; /* the file shrank while we read it: send what there is */
-        got += static_cast<std::size_t>(n);
-    }
-    return true;
-}
+using netplugin::read_at;
 
 /*
  * INSTREAM's upload as a Connection::Producer: the command, then `size` bytes

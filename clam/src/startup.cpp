@@ -8,6 +8,7 @@
 #include "encrypted_probe.h"
 #include "limits_probe.h"
 #include "reply_parser.h"
+#include "deadline.h"
 #include "session.h"
 
 namespace avclam {
@@ -19,11 +20,7 @@ constexpr auto kCandidateConnect = std::chrono::seconds(2);
 /* The encrypted-zip probe is 179 bytes: clamd answers it in milliseconds. */
 constexpr auto kProbeTimeout = std::chrono::seconds(10);
 
-Clock::duration time_left(Clock::time_point deadline)
-{
-    Clock::time_point now = Clock::now();
-    return deadline > now ? deadline - now : Clock::duration::zero();
-}
+using netplugin::time_left;
 
 Config candidate_config(const Config &base, const Candidate &c)
 {

@@ -20,7 +20,7 @@
 
 #include "../src/discovery.h"
 
-#include "check.h"
+#include "../../netplugin/tests/check.h"
 
 using namespace avclam;
 

@@ -7,7 +7,7 @@
 
 #include "../src/fdpass.h"
 
-#include "check.h"
+#include "../../netplugin/tests/check.h"
 
 using namespace avclam;
 

@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include "options.h"
+
 namespace avicap {
 
 /*
@@ -21,27 +23,8 @@ const std::size_t kOptionCount = sizeof kOptions / sizeof kOptions[0];
 
 namespace {
 
-std::string option(const char *name)
-{
-    char buf[sizeof(((avir_plugin_config *)nullptr)->value) + 1];
-    avc_option(name, buf, sizeof buf);
-    return buf;
-}
-
-/* A decimal count of bytes, up to 2^63; false if anything else is in the text. */
-bool parse_u64(const std::string &text, std::uint64_t &out)
-{
-    if (text.empty() || text.size() > 19)
-        return false;
-    std::uint64_t v = 0;
-    for (char c : text) {
-        if (c < '0' || c > '9')
-            return false;
-        v = v * 10 + static_cast<unsigned>(c - '0');
-    }
-    out = v;
-    return true;
-}
+using netplugin::parse_u64;
+using netplugin::read_option;
 
 /* A service path: printable, no blanks; a leading '/' is dropped. */
 bool valid_service(std::string &service)
@@ -74,8 +57,8 @@ bool load_config(Config &out, std::string &error)
 {
     Config c;
     Server s;
-    const std::string hosts = option("Server");
-    const std::vector<std::string> entries = avclam::split_list(hosts);
+    const std::string hosts = read_option("Server");
+    const std::vector<std::string> entries = netplugin::split_list(hosts);
     if (entries.empty()) {
         error = "option Server is empty: set the ICAP server's host name or address";
         return false;
@@ -86,17 +69,17 @@ bool load_config(Config &out, std::string &error)
                         static_cast<unsigned>(hosts.size()), hosts.c_str());
     long port = avc_option_long("Port", -1, -1, 99999);
     if (port < 1 || port > 65535) {
-        error = "option Port=\"" + option("Port") + "\" is not a TCP port (1..65535)";
+        error = "option Port=\"" + read_option("Port") + "\" is not a TCP port (1..65535)";
         return false;
     }
     s.port = std::to_string(port);
-    s.service = option("Service");
+    s.service = read_option("Service");
     if (!valid_service(s.service)) {
-        error = "option Service=\"" + printable_excerpt(option("Service")) +
+        error = "option Service=\"" + printable_excerpt(read_option("Service")) +
                 "\" is not an ICAP service path (for c-icap's virus_scan: avscan)";
         return false;
     }
-    std::string preview = option("PreviewSize");
+    std::string preview = read_option("PreviewSize");
     if (!preview.empty()) {
         std::uint64_t n = 0;
         if (!parse_u64(preview, n) || n > 1024 * 1024) {
@@ -109,15 +92,15 @@ bool load_config(Config &out, std::string &error)
     c.connect_timeout = std::chrono::seconds(avc_option_long("ConnectTimeout", 10, 1, 60));
     c.startup_timeout = std::chrono::seconds(avc_option_long("StartupTimeout", 90, 1, 300));
     c.scan_timeout = std::chrono::seconds(avc_option_long("ScanTimeout", 120, 5, 3600));
-    std::string max = option("MaxFileSize");
+    std::string max = read_option("MaxFileSize");
     if (!parse_u64(max, c.max_file_size)) {
         error = "option MaxFileSize=\"" + printable_excerpt(max) +
                 "\" is not a number of bytes (0 = no limit)";
         return false;
     }
     for (const std::string &entry : entries) {
-        avclam::Endpoint e;
-        if (!avclam::parse_endpoint(entry, e)) {
+        netplugin::Endpoint e;
+        if (!netplugin::parse_endpoint(entry, e)) {
             error = "option Server: \"" + printable_excerpt(entry) +
                     "\" is not host, host:port, [IPv6] or [IPv6]:port (entries are separated "
                     "by commas)";
@@ -129,7 +112,7 @@ bool load_config(Config &out, std::string &error)
             one.port = e.port;
         c.servers.push_back(one);
     }
-    c.health = std::make_shared<avclam::Health>(c.servers.size());
+    c.health = std::make_shared<netplugin::Health>(c.servers.size());
     out = c;
     return true;
 }

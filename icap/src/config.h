@@ -21,7 +21,7 @@ namespace avicap {
 
 /*
  * One ICAP server and service; the Server option may list several (a pool,
- * clam/src/pool.h has the syntax and the health rules), all with one Service.
+ * netplugin/src/pool.h has the syntax and the health rules), all with one Service.
  */
 struct Server {
     std::string host;    /* Server: host name, IPv4 or IPv6 literal */
@@ -40,7 +40,7 @@ struct Server {
 struct Config {
     std::vector<Server> servers; /* one, or a pool */
     /* The pool's health, shared by every worker (thread-safe); made by load_config. */
-    std::shared_ptr<avclam::Health> health;
+    std::shared_ptr<netplugin::Health> health;
     long preview_size = -1;      /* PreviewSize; -1: what OPTIONS says */
     std::chrono::seconds connect_timeout{10};
     std::chrono::seconds startup_timeout{90};

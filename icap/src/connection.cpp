@@ -20,67 +20,6 @@ namespace {
 constexpr std::size_t kDiscardPiece = 64 * 1024;
 }
 
-Connection::Connection() : socket_(io_) {}
-
-Connection::~Connection()
-{
-    close();
-}
-
-bool Connection::is_open() const
-{
-    return socket_.is_open();
-}
-
-void Connection::close()
-{
-    fd_.store(-1);
-    error_code ignored;
-    socket_.close(ignored);
-    rbuf_.clear();
-}
-
-void Connection::shutdown()
-{
-    int fd = fd_.load();
-    if (fd >= 0)
-        ::shutdown(fd, SHUT_RDWR);
-}
-
-/*
- * Runs handlers until `done`. Fails (and cancels everything) when no handler
- * ran for `idle` or the absolute `deadline` passed.
- */
-bool Connection::run_until(const bool &done, Clock::duration idle, Clock::time_point deadline)
-{
-    io_.restart();
-    while (!done) {
-        Clock::duration wait = idle;
-        Clock::time_point now = Clock::now();
-        if (now >= deadline) {
-            abort();
-            return false;
-        }
-        if (deadline - now < wait)
-            wait = deadline - now;
-        if (io_.run_one_for(wait) == 0 && !done) {
-            abort();
-            return false;
-        }
-    }
-    return true;
-}
-
-/* Closing the socket completes every pending operation with operation_aborted;
-   running them out keeps no handler alive that points into a finished call. */
-void Connection::abort()
-{
-    close();
-    io_.restart();
-    io_.run();
-    io_.restart();
-}
-
 std::string describe(const error_code &ec)
 {
     if (ec == asio::error::not_found) /* the dynamic buffer's limit, in read_until */
@@ -90,25 +29,6 @@ std::string describe(const error_code &ec)
     if (ec == asio::error::timed_out)
         return "no response within the timeout";
     return ec.message();
-}
-
-error_code Connection::adopt_new_socket(const Endpoint &ep)
-{
-    /* Asio's socket_.open() calls socket() without SOCK_CLOEXEC: the product
-       forks helpers at any moment, and a descriptor it inherits keeps the ICAP
-       connection half-open in the child. Created close-on-exec, then adopted. */
-    int fd = ::socket(ep.protocol().family(), ep.protocol().type() | SOCK_CLOEXEC,
-                      ep.protocol().protocol());
-    if (fd < 0)
-        return error_code(errno, asio::error::get_system_category());
-    error_code ec;
-    socket_.assign(ep.protocol(), fd, ec);
-    if (ec) {
-        ::close(fd);
-        return ec;
-    }
-    fd_.store(socket_.native_handle());
-    return ec;
 }
 
 bool Connection::open(const std::vector<Endpoint> &endpoints, Clock::duration timeout,
@@ -124,12 +44,7 @@ bool Connection::open(const std::vector<Endpoint> &endpoints, Clock::duration ti
             error = ec;
             continue;
         }
-        bool done = false;
-        socket_.async_connect(ep, [&](const error_code &e) {
-            ec = e;
-            done = true;
-        });
-        if (!run_until(done, timeout, deadline)) {
+        if (!connect_to(ep, timeout, deadline, ec)) {
             timed_out = true;
             error = asio::error::timed_out;
             break;
@@ -145,19 +60,6 @@ bool Connection::open(const std::vector<Endpoint> &endpoints, Clock::duration ti
     }
     close();
     return false;
-}
-
-error_code Connection::write(const std::vector<asio::const_buffer> &data, Clock::duration idle)
-{
-    bool done = false;
-    error_code ec;
-    asio::async_write(socket_, data, [&](const error_code &e, std::size_t) {
-        ec = e;
-        done = true;
-    });
-    if (!run_until(done, idle, Clock::time_point::max()))
-        return asio::error::timed_out;
-    return ec;
 }
 
 bool Connection::has_input()

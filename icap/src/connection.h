@@ -1,8 +1,8 @@
 /*
- * One TCP connection to an ICAP server with a deadline on every operation: a
- * private io_context runs asynchronous operations for a bounded time (the
- * "blocking client with timeouts" pattern), so a silent or stalled server can
- * never block a worker thread for longer than asked.
+ * One TCP connection to an ICAP server with a deadline on every operation
+ * (netplugin/src/deadline_socket.h), so a silent or stalled server can never
+ * block a worker thread for longer than asked; the reads an ICAP response
+ * needs on top.
  *
  * Not thread-safe: one Connection is used by one thread at a time, except
  * shutdown(), which any thread may call to make pending operations fail.
@@ -20,32 +20,22 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "deadline_socket.h"
+
 namespace avicap {
 
-using Clock = std::chrono::steady_clock;
+using netplugin::Clock;
 using Endpoint = boost::asio::ip::tcp::endpoint;
 
 /* A sentence for an error of Connection's operations, in terms of the ICAP server. */
 std::string describe(const boost::system::error_code &ec);
 
-class Connection {
+class Connection : public netplugin::DeadlineSocket<boost::asio::ip::tcp> {
 public:
-    Connection();
-    ~Connection();
-    Connection(const Connection &) = delete;
-    Connection &operator=(const Connection &) = delete;
 
     /* Connects to the first of `endpoints` that answers within `timeout`; false with the error. */
     bool open(const std::vector<Endpoint> &endpoints, Clock::duration timeout,
               boost::system::error_code &error, bool &timed_out);
-    bool is_open() const;
-    void close();
-    /* Makes pending and future operations fail at once; callable from any thread. */
-    void shutdown();
-
-    /* Writes all of `data`; fails when the server takes nothing for `idle`. */
-    boost::system::error_code write(const std::vector<boost::asio::const_buffer> &data,
-                                    Clock::duration idle);
 
     /* True when the server has sent something not yet read (an early answer). */
     bool has_input();
@@ -61,16 +51,6 @@ public:
 
     /* Whatever arrived and was not consumed (for error messages). */
     const std::string &pending() const { return rbuf_; }
-
-private:
-    bool run_until(const bool &done, Clock::duration idle, Clock::time_point deadline);
-    void abort();
-    boost::system::error_code adopt_new_socket(const Endpoint &ep);
-
-    boost::asio::io_context io_;
-    boost::asio::ip::tcp::socket socket_;
-    std::string rbuf_;
-    std::atomic<int> fd_{-1};
 };
 
 } // namespace avicap

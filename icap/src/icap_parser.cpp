@@ -1,5 +1,7 @@
 #include "icap_parser.h"
 
+#include "printable.h"
+
 namespace avicap {
 namespace {
 
@@ -140,16 +142,7 @@ const std::string *Response::header(std::string_view name) const
 
 std::string printable_excerpt(std::string_view text, std::size_t max_len)
 {
-    std::string out;
-    text = trim(text);
-    for (unsigned char c : text) {
-        if (out.size() >= max_len) {
-            out += "...";
-            break;
-        }
-        out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
-    }
-    return out;
+    return netplugin::printable_ascii(trim(text), max_len);
 }
 
 std::string sanitize_name(std::string_view name)

@@ -8,21 +8,12 @@
 #include <cstring>
 
 #include "avPlugin.h"
+#include "scan_file.h"
 #include "startup.h"
 
 namespace avicap {
 
 namespace {
-
-/* Closes the file on every path out of scan(). */
-struct FileDescriptor {
-    int fd;
-    ~FileDescriptor()
-    {
-        if (fd >= 0)
-            ::close(fd);
-    }
-};
 
 std::string base_name(const char *path)
 {
@@ -99,25 +90,10 @@ int Scanner::scan(const std::shared_ptr<const Config> &config, const char *filen
         for (std::size_t i = 0; i < config->servers.size(); i++)
             sessions_.push_back(std::make_unique<Session>());
     }
-    /* O_NONBLOCK: opening a FIFO without a writer would block this worker for
-       ever; it is refused below as not a regular file. Reads of regular files
-       ignore the flag. The file is read through this descriptor only, never
-       reopened by its name. */
-    FileDescriptor file{::open(filename, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)};
-    if (file.fd < 0) {
-        avc_format(result, AVP_RESULT_SIZE, "cannot open %s: %s", filename, std::strerror(errno));
+    netplugin::FileDescriptor file;
+    std::uint64_t size = 0;
+    if (!netplugin::open_regular_file(filename, file, size, result))
         return AVCHK_FAILED;
-    }
-    struct stat st;
-    if (::fstat(file.fd, &st) != 0) {
-        avc_format(result, AVP_RESULT_SIZE, "cannot stat %s: %s", filename, std::strerror(errno));
-        return AVCHK_FAILED;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        avc_format(result, AVP_RESULT_SIZE, "%s is not a regular file", filename);
-        return AVCHK_FAILED;
-    }
-    const std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
     if (size == 0)
         return AVCHK_OK; /* nothing to infect; the server need not be asked */
     if (config->max_file_size > 0 && size > config->max_file_size) {

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "scan_file.h"
+
 #ifndef ICAP_PLUGIN_VERSION
 #define ICAP_PLUGIN_VERSION "0.0.0"
 #endif
@@ -19,28 +21,7 @@ namespace {
 
 constexpr char kUserAgent[] = "avir_icap/" ICAP_PLUGIN_VERSION " (Kerio antivirus plugin)";
 
-/*
- * Reads up to `want` bytes of `fd` from `offset` into `out`; `got` falls short
- * only at the end of the file. False with a sentence in `error` when a read fails.
- */
-bool read_at(int fd, char *out, std::size_t want, std::uint64_t offset, std::size_t &got,
-             std::string &error)
-{
-    got = 0;
-    while (got < want) {
-        ssize_t n = ::pread(fd, out + got, want - got, static_cast<off_t>(offset + got));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            error = std::strerror(errno);
-            return false;
-        }
-        if (n == 0)
-            break;
-        got += static_cast<std::size_t>(n);
-    }
-    return true;
-}
+using netplugin::read_at;
 
 std::string request_line(const char *method, const Server &server)
 {

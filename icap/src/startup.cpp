@@ -7,6 +7,8 @@
 #include <boost/asio/ip/address.hpp>
 
 #include "avPlugin.h"
+#include "deadline.h"
+#include "resolve.h"
 #include "session.h"
 
 namespace avicap {
@@ -16,47 +18,25 @@ using boost::system::error_code;
 
 namespace {
 
-Clock::duration time_left(Clock::time_point deadline)
-{
-    Clock::time_point now = Clock::now();
-    return deadline > now ? deadline - now : Clock::duration::zero();
-}
+using netplugin::time_left;
 
 /* Fills server.endpoints within `timeout`; false with a sentence when that fails. */
 bool resolve(Server &server, Clock::duration timeout, std::string &error)
 {
     server.endpoints.clear();
     error_code ec;
-    asio::ip::address literal = asio::ip::make_address(server.host, ec);
-    if (!ec) {
-        server.endpoints.emplace_back(literal, static_cast<unsigned short>(std::stoi(server.port)));
-        return true;
-    }
-    /* A local io_context: its resolver thread ends with this function. */
-    asio::io_context io;
-    asio::ip::tcp::resolver resolver(io);
-    bool done = false;
-    asio::ip::tcp::resolver::results_type results;
-    resolver.async_resolve(server.host, server.port, asio::ip::tcp::resolver::numeric_service,
-                           [&](const error_code &e, asio::ip::tcp::resolver::results_type r) {
-                               ec = e;
-                               results = std::move(r);
-                               done = true;
-                           });
-    io.run_for(timeout);
-    if (!done) {
-        resolver.cancel();
+    switch (netplugin::resolve_tcp(server.host, server.port, timeout, server.endpoints, ec)) {
+    case netplugin::Resolution::TimedOut:
         error = "cannot resolve the ICAP server \"" + printable_excerpt(server.host) +
                 "\": timed out; check the Server option and the DNS";
         return false;
-    }
-    if (ec) {
+    case netplugin::Resolution::Failed:
         error = "cannot resolve the ICAP server \"" + printable_excerpt(server.host) + "\": " +
                 ec.message() + "; check the Server option";
         return false;
+    case netplugin::Resolution::Found:
+        break;
     }
-    for (const auto &entry : results)
-        server.endpoints.push_back(entry.endpoint());
     return !server.endpoints.empty();
 }
 

@@ -8,7 +8,7 @@
 
 #include "../src/icap_parser.h"
 
-#include "check.h"
+#include "../../netplugin/tests/check.h"
 
 using namespace avicap;
 

@@ -1,5 +1,5 @@
 /*
- * Unit tests of the pool's pure logic (clam/src/pool.cpp): the list syntax of
+ * Unit tests of the pool's pure logic (netplugin/src/pool.cpp): the list syntax of
  * Address and LocalSocket, and the health every worker shares. Compiled for
  * the build machine by tests/test_clam_parser.py.
  */
@@ -11,7 +11,7 @@
 
 #include "check.h"
 
-using namespace avclam;
+using namespace netplugin;
 using Clock = Health::Clock;
 
 static void lists()

@@ -2,8 +2,8 @@
  * The few lines every unit test program here shares: CHECK counts and reports
  * a failure without stopping, so one run lists all of them.
  */
-#ifndef AVIR_CLAM_TESTS_CHECK_H
-#define AVIR_CLAM_TESTS_CHECK_H
+#ifndef NETPLUGIN_TESTS_CHECK_H
+#define NETPLUGIN_TESTS_CHECK_H
 
 #include <cstdio>
 

@@ -1,21 +1,23 @@
 /*
- * A pool of clamd instances: the Address or LocalSocket option read as a list,
- * and the health every worker context shares. Pure logic (no sockets, time
- * passed in), so that it is unit-tested on its own.
+ * A pool of scanning servers: an option read as a list of instances, and the
+ * health every worker context shares. Both plugins keep the same rules, so an
+ * administrator writes a pool the same way for clamd (Address, LocalSocket)
+ * and for ICAP (Server). Pure logic (no sockets, time passed in), so that it
+ * is unit-tested on its own.
  *
  * Syntax: entries separated by commas (spaces around them are ignored).
- * An Address entry is "host", "host:port", "[v6]" or "[v6]:port"; a bare
- * IPv6 literal ("::1") is a host without a port. Port is the port of the
- * entries that have none. A LocalSocket entry is a socket path.
+ * An address entry is "host", "host:port", "[v6]" or "[v6]:port"; a bare
+ * IPv6 literal ("::1") is a host without a port. The plugin's port option
+ * applies to the entries that have none. A LocalSocket entry is a socket path.
  *
  * Health: an instance that failed (refused, timed out, dropped a scan) is
  * skipped by the next scans and probed at most once every kProbeEvery until it
  * answers (avir_clam: by its keep-alive thread; avir_icap, which has no thread,
  * by the next scan). A pool of one is never skipped: it behaves as a single
- * address always did. avir_icap uses this file too (its Server option).
+ * address always did.
  */
-#ifndef AVIR_CLAM_POOL_H
-#define AVIR_CLAM_POOL_H
+#ifndef NETPLUGIN_POOL_H
+#define NETPLUGIN_POOL_H
 
 #include <chrono>
 #include <cstddef>
@@ -23,7 +25,7 @@
 #include <string>
 #include <vector>
 
-namespace avclam {
+namespace netplugin {
 
 struct Endpoint {
     std::string host; /* without brackets */
@@ -76,6 +78,6 @@ private:
     std::size_t turn_ = 0;
 };
 
-} // namespace avclam
+} // namespace netplugin
 
 #endif

@@ -1,6 +1,6 @@
 #include "pool.h"
 
-namespace avclam {
+namespace netplugin {
 
 namespace {
 
@@ -145,4 +145,4 @@ std::string Health::why(std::size_t i) const
     return i < state_.size() ? state_[i].why : std::string();
 }
 
-} // namespace avclam
+} // namespace netplugin

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from avkit import paths
+from avkit.check import avhost as client
 
 
 def _artifact(toolchain: str, name: str):
@@ -53,6 +54,28 @@ def under_test(artifact):
             pytest.fail(f"{path} is missing: python -m avkit build --toolchain gcc --sanitize")
         return path
     return find
+
+
+@pytest.fixture
+def serve(host, plugin):
+    """serve(options, *args): an `avhost serve` of the module's plugin (its `host` and
+    `plugin` fixtures) kept alive across requests. At the end each one is closed and must
+    have run clean: no violation, crash or restart, and every descriptor the plugin opened
+    closed again by plugin_close (its connections, and a pool's probes)."""
+    servers = []
+
+    def start(options, *args):
+        s = client.Serve(host, plugin, *args, options=options)
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        s.close()
+        assert s.violations() == [], s.records
+        assert s.events("crash") == [] and s.events("restart") == [], s.records
+        closes = s.events("close")
+        assert closes and all(c["fds_after_close"] == c["fds_before_init"] for c in closes), closes
 
 
 BROKEN_SOURCE = Path(__file__).parent / "broken_plugins" / "broken.c"

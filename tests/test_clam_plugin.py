@@ -56,19 +56,6 @@ def Server(host, plugin, options, *args):
     return client.Serve(host, plugin, *args, options=options)
 
 
-@pytest.fixture
-def server(host, plugin):
-    servers = []
-
-    def start(options, *args):
-        s = Server(host, plugin, options, *args)
-        servers.append(s)
-        return s
-    yield start
-    for s in servers:
-        s.close()
-
-
 # --- clamd and files ---
 
 @pytest.fixture(scope="module")
@@ -239,9 +226,9 @@ def test_missing_unix_socket_at_init(host, plugin, tmp_path):
 
 
 @pytest.mark.parametrize("transport, fd_pass", [("tcp", "auto"), ("unix", "on")])
-def test_clamd_restarted_between_scans(server, tmp_path, corpus, transport, fd_pass):
+def test_clamd_restarted_between_scans(serve, tmp_path, corpus, transport, fd_pass):
     with Clamd(tmp_path / "clamd") as c:
-        s = server(c.plugin_options(transport, FdPass=fd_pass))
+        s = serve(c.plugin_options(transport, FdPass=fd_pass))
         assert s.scan(corpus["eicar.com"])["verdict"] == "VIRUS_FOUND"
         c.restart()
         for name in ("eicar.com", "clean.exe"):  # the first one reconnects
@@ -257,10 +244,10 @@ def test_clamd_restarted_between_scans(server, tmp_path, corpus, transport, fd_p
 
 
 @pytest.mark.parametrize("transport, fd_pass", [("tcp", "auto"), ("unix", "on")])
-def test_session_idle_past_clamd_timeout(server, tmp_path, corpus, transport, fd_pass):
+def test_session_idle_past_clamd_timeout(serve, tmp_path, corpus, transport, fd_pass):
     with Clamd(tmp_path / "clamd", idle_timeout=2, read_timeout=2) as c:
         # No keep-alive: clamd drops the session.
-        s = server(c.plugin_options(transport, KeepAliveInterval=0, FdPass=fd_pass))
+        s = serve(c.plugin_options(transport, KeepAliveInterval=0, FdPass=fd_pass))
         assert s.scan(corpus["eicar.com"])["verdict"] == "VIRUS_FOUND"
         time.sleep(5)
         record = s.scan(corpus["eicar.com"])
@@ -268,9 +255,9 @@ def test_session_idle_past_clamd_timeout(server, tmp_path, corpus, transport, fd
         assert any("closed the session" in m for m in s.logs()), s.logs()
 
 
-def test_keepalive_keeps_the_session(server, tmp_path, corpus):
+def test_keepalive_keeps_the_session(serve, tmp_path, corpus):
     with Clamd(tmp_path / "clamd", idle_timeout=3, read_timeout=3) as c:
-        s = server(c.plugin_options(KeepAliveInterval=1))
+        s = serve(c.plugin_options(KeepAliveInterval=1))
         assert s.scan(corpus["eicar.com"])["verdict"] == "VIRUS_FOUND"
         time.sleep(7)
         assert s.scan(corpus["eicar.com"])["verdict"] == "VIRUS_FOUND"

@@ -59,25 +59,6 @@ def eicar(tmp_path):
     return path
 
 
-@pytest.fixture
-def serve(host, plugin):
-    servers = []
-
-    def start(options):
-        s = client.Serve(host, plugin, options=options)
-        servers.append(s)
-        return s
-
-    yield start
-    for s in servers:
-        s.close()
-        assert s.violations() == [], s.records
-        assert s.events("crash") == [] and s.events("restart") == []
-        # plugin_close joined the probing thread and closed every session and probe.
-        closes = s.events("close")
-        assert closes and all(c["fds_after_close"] == c["fds_before_init"] for c in closes), closes
-
-
 def scan_virus(server, path, times):
     """`times` scans of the EICAR file: their records."""
     records = [server.scan(path) for _ in range(times)]

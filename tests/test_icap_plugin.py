@@ -65,19 +65,6 @@ def scan(host, plugin, options, files, *args, timeout=300):
     return run
 
 
-@pytest.fixture
-def server(host, plugin):
-    servers = []
-
-    def start(options):
-        s = client.Serve(host, plugin, options=options)
-        servers.append(s)
-        return s
-    yield start
-    for s in servers:
-        s.close()
-
-
 # --- the real c-icap and the files ---
 
 @pytest.fixture(scope="module")
@@ -333,9 +320,9 @@ def test_unknown_service_on_real_cicap(host, plugin, icap):
 
 # --- faults of the real server ---
 
-def test_cicap_restarted_between_scans(server, tmp_path, files, clamd):
+def test_cicap_restarted_between_scans(serve, tmp_path, files, clamd):
     with CIcap(tmp_path / "icap", clamd) as i:
-        s = server(i.plugin_options(ScanTimeout=10))
+        s = serve(i.plugin_options(ScanTimeout=10))
         assert s.scan(files["eicar.com"])["verdict"] == "VIRUS_FOUND"
         i.restart()
         for name, verdict in (("eicar.com", "VIRUS_FOUND"), ("clean.bin", "OK")):
@@ -359,9 +346,9 @@ def test_cicap_max_keepalive_requests(host, plugin, tmp_path, files, clamd):
     assert run.verdicts() == ["VIRUS_FOUND", "OK"] * 4
 
 
-def test_stalled_cicap_fails_within_scan_timeout(server, tmp_path, files, clamd):
+def test_stalled_cicap_fails_within_scan_timeout(serve, tmp_path, files, clamd):
     with CIcap(tmp_path / "icap", clamd) as i:
-        s = server(i.plugin_options(ScanTimeout=5))
+        s = serve(i.plugin_options(ScanTimeout=5))
         assert s.scan(files["clean.bin"])["verdict"] == "OK"
         i.pause()
         try:
@@ -375,10 +362,10 @@ def test_stalled_cicap_fails_within_scan_timeout(server, tmp_path, files, clamd)
     assert s.violations() == [] and s.returncode == 0
 
 
-def test_cicap_killed_during_a_large_scan(server, tmp_path, clamd, files):
+def test_cicap_killed_during_a_large_scan(serve, tmp_path, clamd, files):
     big = write_random(tmp_path / "big.bin", 96 * MiB)
     with CIcap(tmp_path / "icap", clamd) as i:
-        s = server(i.plugin_options(ScanTimeout=10))
+        s = serve(i.plugin_options(ScanTimeout=10))
         assert s.scan(files["eicar.com"])["verdict"] == "VIRUS_FOUND"
         s.send(f"SCAN {big}")
         # c-icap spools a body over MaxMemObject to its TmpDir: kill it once the
@@ -538,26 +525,9 @@ def respmods(icap, at_least=0, wait=5.0):
         time.sleep(0.05)
 
 
-@pytest.fixture
-def icap_serve(host, plugin):
-    servers = []
-
-    def start(options):
-        s = client.Serve(host, plugin, options=options)
-        servers.append(s)
-        return s
-
-    yield start
-    for s in servers:
-        s.close()
-        assert s.violations() == [] and s.events("crash") == [], s.records
-        closes = s.events("close")  # every connection and probe closed by plugin_close
-        assert closes and all(c["fds_after_close"] == c["fds_before_init"] for c in closes), closes
-
-
-def test_pool_spreads_and_fails_over(two_icaps, files, icap_serve):
+def test_pool_spreads_and_fails_over(two_icaps, files, serve):
     a, b = two_icaps
-    server = icap_serve(pool_options([a, b]))
+    server = serve(pool_options([a, b]))
     first = [server.scan(files["eicar.com"]) for _ in range(6)]
     assert [(r["verdict"], r["vir_info"]) for r in first] == [("VIRUS_FOUND", EICAR_NAME)] * 6
     assert respmods(a, 3) >= 2 and respmods(b, 3) >= 2, (respmods(a), respmods(b))
@@ -582,9 +552,9 @@ def test_pool_spreads_and_fails_over(two_icaps, files, icap_serve):
     assert respmods(a, a_before + 1) > a_before, "the restarted c-icap was not used again"
 
 
-def test_pool_all_down_is_failed_naming_every_server(two_icaps, files, icap_serve):
+def test_pool_all_down_is_failed_naming_every_server(two_icaps, files, serve):
     a, b = two_icaps
-    server = icap_serve(pool_options([a, b]))
+    server = serve(pool_options([a, b]))
     assert server.scan(files["eicar.com"])["verdict"] == "VIRUS_FOUND"
     a.stop()
     b.stop()
@@ -595,9 +565,9 @@ def test_pool_all_down_is_failed_naming_every_server(two_icaps, files, icap_serv
         assert f"127.0.0.1:{b.port}" in record["vir_info"], record
 
 
-def test_pool_stalled_server_times_out_and_the_scan_goes_elsewhere(two_icaps, files, icap_serve):
+def test_pool_stalled_server_times_out_and_the_scan_goes_elsewhere(two_icaps, files, serve):
     a, b = two_icaps
-    server = icap_serve(pool_options([a, b], ScanTimeout=5))
+    server = serve(pool_options([a, b], ScanTimeout=5))
     assert server.scan(files["eicar.com"])["verdict"] == "VIRUS_FOUND"
     a.pause()
     try:
@@ -608,10 +578,10 @@ def test_pool_stalled_server_times_out_and_the_scan_goes_elsewhere(two_icaps, fi
         a.resume()
 
 
-def test_pool_starts_with_one_server_down(two_icaps, files, icap_serve, host, plugin):
+def test_pool_starts_with_one_server_down(two_icaps, files, serve, host, plugin):
     a, b = two_icaps
     a.stop()
-    server = icap_serve(pool_options([a, b]))
+    server = serve(pool_options([a, b]))
     assert server.scan(files["eicar.com"])["verdict"] == "VIRUS_FOUND"
     assert any(f"127.0.0.1:{a.port}" in m and "skipped until it answers" in m
                for m in server.logs()), server.logs()

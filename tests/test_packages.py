@@ -117,7 +117,9 @@ def test_deb_metadata(v1, plugins, dist):
             assert deb_field(f, "Homepage") == project["homepage"]
             assert deb_field(f, "Depends") == ", ".join(deps["deb"])
             assert re.fullmatch(r"libc6 \(>= 2\.\d+\)", deb_field(f, "Depends"))
-            assert deb_field(f, "Recommends") == ("clamav-daemon" if p == "clam" else "")
+            # clamd of any architecture serves: only suggested (plugins.json says why)
+            assert deb_field(f, "Recommends") == ""
+            assert deb_field(f, "Suggests") == ("clamav-daemon" if p == "clam" else "")
             listing = run(["dpkg-deb", "-c", f]).stdout
             assert f".{plugin_dir}/avir_{p}.so" in listing
             for doc in ("copyright", "changelog.Debian.gz", "README"):
@@ -151,9 +153,9 @@ def test_rpm_metadata_requires_the_32bit_glibc(v1, plugins, dist):
             assert f"- {V1}-{RELEASE}" in changelog.splitlines()[0]
 
 
-def test_a_new_plugin_in_dist_is_packaged_and_clam_recommends_clamd(tmp_path, dist, artifact):
+def test_a_new_plugin_in_dist_is_packaged_and_clam_relates_to_clamd(tmp_path, dist, artifact):
     """Packaging is generic over dist's avir_*.so: a plugin named clam gets its own
-    packages with clamd recommended, avhost is left out."""
+    packages with clamd suggested (.deb) or recommended (.rpm), avhost is left out."""
     fake = tmp_path / "dist"
     sample = artifact("avir_sample.so")
     bid = elf.build_id(sample)
@@ -172,7 +174,7 @@ def test_a_new_plugin_in_dist_is_packaged_and_clam_recommends_clamd(tmp_path, di
                             rpm_file(out, "kerio-connect-avir-clam").name,
                             rpm_file(out, "kerio-control-avir-clam").name,
                             *debugsource_names(out)])
-    assert deb_field(deb(out, "kerio-connect-avir-clam"), "Recommends") == "clamav-daemon"
+    assert deb_field(deb(out, "kerio-connect-avir-clam"), "Suggests") == "clamav-daemon"
     assert run(["rpm", "-qp", "--recommends", rpm_file(out, "kerio-control-avir-clam")]
                ).stdout.split() == ["clamd"]
     assert "ClamAV" in deb_field(deb(out, "kerio-control-avir-clam"), "Description")
@@ -608,6 +610,94 @@ def test_rpm_requirements_need_the_32bit_glibc(tmp_path, v1, plugins, dist):
         assert r.returncode != 0 and "libc.so.6(GLIBC_" in r.stderr  # a 64-bit glibc is not enough
         rpm_root(root, "-i", "--ignorearch", "--justdb", g32)
         rpm_root(root, "-i", "--test", "--ignorearch", plugin)
+
+
+# --- relations: never another architecture's server ------------------------------------------
+
+def fake_debs_repo(folder: Path, stanzas) -> None:
+    folder.mkdir(parents=True)
+    text = ""
+    for package, arch, version in stanzas:
+        text += (f"Package: {package}\nVersion: {version}\nArchitecture: {arch}\n"
+                 f"Maintainer: test <t@example.org>\nFilename: pool/{package}_{arch}.deb\n"
+                 f"Size: 1\nSHA256: {'0' * 64}\nDescription: stand-in\n\n")
+    (folder / "Packages").write_text(text)
+
+
+def apt_simulate(tmp_path: Path, sources: list, status: str, install: list):
+    """apt-get -s install in a private apt state: an amd64 machine with i386 added."""
+    state = tmp_path / "apt"
+    for d in ("lists/partial", "cache/archives/partial", "etc/sources.list.d",
+              "etc/preferences.d", "etc/apt.conf.d"):
+        (state / d).mkdir(parents=True, exist_ok=True)
+    (state / "etc/sources.list").write_text("".join(f"deb [trusted=yes] file:{s} ./\n"
+                                                    for s in sources))
+    (state / "status").write_text(status)
+    opts = ["-o", f"Dir::Etc={state}/etc", "-o", f"Dir::State={state}",
+            "-o", f"Dir::State::status={state}/status", "-o", f"Dir::Cache={state}/cache",
+            "-o", "APT::Architecture=amd64", "-o", "APT::Architectures::=amd64",
+            "-o", "APT::Architectures::=i386", "-o", "Debug::NoLocking=1",
+            "-o", "Dir::Etc::trusted=/dev/null", "-o", "Dir::Etc::trustedparts=/dev/null"]
+    run(["apt-get", *opts, "update"])
+    return run(["apt-get", *opts, "-s", "-y", "install", *install], check=False)
+
+
+def installed_stanza(package, arch, version, multi_arch=None) -> str:
+    ma = f"Multi-Arch: {multi_arch}\n" if multi_arch else ""
+    return (f"Package: {package}\nStatus: install ok installed\nPriority: optional\n"
+            f"Section: misc\nInstalled-Size: 1\nMaintainer: test\nArchitecture: {arch}\n{ma}"
+            f"Version: {version}\nDescription: installed\n\n")
+
+
+def test_apt_on_amd64_never_replaces_the_admins_clamd(tmp_path, v1, plugins):
+    """An amd64 machine with the i386 architecture added (as Kerio Connect 8.0 needed)
+    and Debian's amd64 clamav-daemon and clamdscan installed; the mirror has both of
+    each architecture. apt installing every package of ours removes or replaces
+    nothing and installs no i386 server (clamd is reached over a socket: any
+    architecture serves)."""
+    mirror = tmp_path / "mirror"
+    server = "1.0.7+dfsg-1~deb12u1"
+    fake_debs_repo(mirror, [(p, a, server) for p in ("clamav-daemon", "clamdscan")
+                            for a in ("amd64", "i386")])
+    status = installed_stanza("libc6", "amd64", "2.36-9", "same") + \
+        installed_stanza("libc6", "i386", "2.36-9", "same") + \
+        installed_stanza("clamav-daemon", "amd64", server) + \
+        installed_stanza("clamdscan", "amd64", server)
+    ours = [line.split(": ", 1)[1] for line in (v1 / "Packages").read_text().splitlines()
+            if line.startswith("Package: ")]
+    for wanted in (ours, [f"kerio-connect-avir-{p}" for p in plugins]):
+        r = apt_simulate(tmp_path / f"n{len(wanted)}", [v1, mirror], status, wanted)
+        assert r.returncode == 0, r.stdout + r.stderr
+        actions = [line for line in r.stdout.splitlines() if re.match(r"(Inst|Remv|Conf) ", line)]
+        assert not [a for a in actions if a.startswith("Remv")], r.stdout
+        installed = {a.split()[1].split(":")[0] for a in actions if a.startswith("Inst")}
+        assert installed == set(wanted), r.stdout  # ours, nothing else
+    assert "clamav-daemon" in r.stdout  # apt names it as a suggestion: the admin decides
+
+
+def test_rpm_clamd_relation_takes_any_architecture(tmp_path, v1):
+    """rpm matches the plain name in the .rpm's relation with a clamd of any
+    architecture: a 64-bit clamd satisfies the i686 package's relation (shown with a
+    package that requires what ours recommends)."""
+    recommends = run(["rpm", "-qp", "--recommends", rpm_file(v1, "kerio-connect-avir-clam")]
+                     ).stdout.split()
+    assert recommends == ["clamd"]
+    cfgs = {"clamd": {"name": "clamd", "arch": "amd64", "version": "1.0.7", "rpm": {"arch": "x86_64"}},
+            "needs": {"name": "needs-clamd", "arch": "386", "version": "1", "depends": recommends,
+                      "rpm": {"arch": "i686"}}}
+    built = {}
+    for key, cfg in cfgs.items():
+        f = tmp_path / f"{key}.yaml"
+        f.write_text(json.dumps({**cfg, "maintainer": "t <t@example.org>", "description": key}))
+        built[key] = tmp_path / f"{key}.rpm"
+        run([pkg.find_nfpm(), "package", "-f", f, "-p", "rpm", "-t", built[key]])
+    root = tmp_path / "root"
+    make_root(root, products=False)
+    rpm_root(root, "--initdb")
+    r = rpm_root(root, "-i", "--test", "--ignorearch", built["needs"], check=False)
+    assert r.returncode != 0 and "clamd is needed" in r.stderr
+    rpm_root(root, "-i", "--ignorearch", "--justdb", built["clamd"])
+    rpm_root(root, "-i", "--test", "--ignorearch", built["needs"])
 
 
 # --- reproducibility, lint, signing, repositories ------------------------------------------

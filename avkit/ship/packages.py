@@ -214,6 +214,7 @@ def plugin_specs(so: Path, info: dict, products: dict, project: dict, common: di
             "rpm_dirs": owned_dirs(product["plugin_dir"], "/opt"),
             "depends_deb": deps["deb"], "depends_rpm": deps["rpm"],
             "recommends_deb": info["recommends_deb"], "recommends_rpm": info["recommends_rpm"],
+            "suggests_deb": info["suggests_deb"], "suggests_rpm": info["suggests_rpm"],
         }
         scripts = {"PACKAGE": package, "PRODUCT": product["title"],
                    "PLUGIN_DIR": product["plugin_dir"], "PLUGIN_ID": so.stem,
@@ -409,6 +410,7 @@ def run_nfpm(nfpm: str, spec: dict, v: dict, d: Path, packager: str, out: Path, 
     """One package file from the template of spec, for one packager."""
     values = dict(v, depends=v[f"depends_{packager}"],
                   recommends=v.get(f"recommends_{packager}", []),
+                  suggests=v.get(f"suggests_{packager}", []),
                   rpm_changelog=str(d / "changelog.yml") if packager == "rpm" else "")
     config = d / f"nfpm-{packager}.yaml"
     config.write_text(render_yaml((PACKAGING / spec["template"]).read_text(), values))

@@ -200,7 +200,7 @@ def test_a_plugin_failing_the_audit_is_not_packaged(tmp_path, artifact):
 #: What the maintainer scripts run, besides sh's builtins (a real system has them all:
 #: dpkg and coreutils are essential). rpm itself is left out: its scripts ask it only
 #: when it is there.
-SCRIPT_TOOLS = ["sh", "mkdir", "mv", "rmdir", "dpkg-query", "dpkg-divert"]
+SCRIPT_TOOLS = ["sh", "mkdir", "mv", "rmdir", "od", "dpkg-query", "dpkg-divert"]
 
 
 def copy_program(root: Path, name: str) -> None:
@@ -265,6 +265,7 @@ def dpkg_root(root: Path, libc_version="2.36-9"):
         f"Installed-Size: 1\nMaintainer: test\nArchitecture: i386\nMulti-Arch: same\n"
         f"Version: {libc_version}\nDescription: stand-in for the i386 C library\n\n")
     (admin / "info" / "libc6:i386.list").write_text("")
+    (admin / "info" / "libc6:i386.md5sums").write_text("")  # so dpkg --audit is quiet
     run(["dpkg", f"--root={root}", "--add-architecture", "i386"])
 
 
@@ -610,6 +611,424 @@ def test_rpm_requirements_need_the_32bit_glibc(tmp_path, v1, plugins, dist):
         assert r.returncode != 0 and "libc.so.6(GLIBC_" in r.stderr  # a 64-bit glibc is not enough
         rpm_root(root, "-i", "--ignorearch", "--justdb", g32)
         rpm_root(root, "-i", "--test", "--ignorearch", plugin)
+
+
+# --- the maintainer scripts as state machines: dpkg and rpm, every path ------------------
+
+class Packager:
+    """dpkg or rpm on a throwaway root, run as an administrator runs them; every call
+    must exit 0 unless check=False."""
+
+    def __init__(self, kind: str, root: Path):
+        self.kind, self.root = kind, root
+        if kind == "deb":
+            dpkg_root(root)
+        else:
+            rpm_in_root(root)  # %pre asks rpm who owns a file, as on a real system
+            rpm_root(root, "--initdb")
+
+    def file(self, folder: Path, name: str, version=V1) -> Path:
+        return deb(folder, name, version) if self.kind == "deb" else rpm_file(folder, name, version)
+
+    def _rpm(self, *args, check=True):
+        return rpm_root(self.root, *args, "--nodeps", "--ignorearch", check=check)
+
+    def install(self, f, check=True):
+        return dpkg(self.root, "-i", f, check=check) if self.kind == "deb" else \
+            self._rpm("-i", f, check=check)
+
+    def upgrade(self, f):
+        return dpkg(self.root, "-i", f) if self.kind == "deb" else self._rpm("-U", f)
+
+    def downgrade(self, f):
+        return dpkg(self.root, "-i", f) if self.kind == "deb" else \
+            self._rpm("-U", "--oldpackage", f)
+
+    def reinstall(self, f):
+        return dpkg(self.root, "-i", f) if self.kind == "deb" else self._rpm("--reinstall", f)
+
+    def remove(self, name, check=True):
+        return dpkg(self.root, "-r", name, check=check) if self.kind == "deb" else \
+            rpm_root(self.root, "-e", name, check=check)
+
+    def purge(self, name, check=True):
+        return dpkg(self.root, "-P", name, check=check) if self.kind == "deb" else \
+            rpm_root(self.root, "-e", name, check=check)
+
+    def installed(self, name) -> bool:
+        if self.kind == "deb":
+            return installed_version(self.root, name).startswith("install ok installed")
+        return rpm_installed(self.root, name) != ""
+
+    def diversions(self) -> str:
+        if self.kind == "rpm":
+            return ""
+        return run(["dpkg-divert", f"--admindir={self.root}/var/lib/dpkg", "--list"]).stdout
+
+    def assert_settled(self, name, installed: bool):
+        """Installed or gone, nothing in between (dpkg --audit lists half-installed,
+        half-configured and unpacked packages)."""
+        assert self.installed(name) == installed
+        if self.kind == "deb":
+            assert dpkg(self.root, "--audit").stdout.strip() == ""
+            status = installed_version(self.root, name).split()
+            settled = ["installed"] if installed else ["not-installed", "config-files"]
+            assert status == [] or (status[1] == "ok" and status[2] in settled), status
+
+
+PACKAGERS = ["deb", "rpm"]
+MATRIX_PLUGIN = "sample"
+
+
+@pytest.fixture
+def lone(tmp_path):
+    """A root without the product where the administrator's own avir_sample.so is the
+    only file in Kerio Control's plugin folder (dpkg and rpm remove the emptied folder
+    before postrm runs)."""
+    root = tmp_path / "root"
+    make_root(root, products=False)
+    name, target, backup = admins_plugin_alone(root, MATRIX_PLUGIN)
+    return root, name, target, backup
+
+
+def admins_plugin_alone(root: Path, plugin: str) -> tuple:
+    target = root / PRODUCTS["control"][0].lstrip("/") / f"avir_{plugin}.so"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return admins_plugin(root, plugin)
+
+
+def assert_put_back(pm: Packager, root, name, target, backup, before, output: str):
+    assert target.read_bytes() == ADMIN_PLUGIN  # byte-identical
+    assert f"{name}: put back /{target.relative_to(root)}" in output
+    assert pm.diversions() == ""
+    assert not (root / pkg.ADMIN_BACKUP_DIR.lstrip("/")).exists()
+    pm.assert_settled(name, installed=False)
+    assert tree(root) == before
+
+
+def step_log(*results) -> str:
+    return "".join(r.stdout + r.stderr for r in results)
+
+
+@pytest.mark.parametrize("kind", PACKAGERS)
+def test_lone_admin_file_remove_then_purge(kind, lone, v1, dist):
+    root, name, target, backup = lone
+    pm = Packager(kind, root)
+    before = tree(root)
+    r = pm.install(pm.file(v1, name))
+    assert "kept as" in r.stdout and backup.read_bytes() == ADMIN_PLUGIN
+    assert target.read_bytes() == (dist / target.name).read_bytes()
+    pm.assert_settled(name, installed=True)
+    r1 = pm.remove(name)
+    r2 = pm.purge(name, check=kind == "deb")  # rpm: a second rpm -e finds nothing to do
+    assert kind == "deb" or "is not installed" in r2.stderr
+    assert_put_back(pm, root, name, target, backup, before, step_log(r1))
+    assert "put back" not in step_log(r2)
+
+
+@pytest.mark.parametrize("kind", PACKAGERS)
+def test_lone_admin_file_purge_at_once(kind, lone, v1):
+    root, name, target, backup = lone
+    pm = Packager(kind, root)
+    before = tree(root)
+    pm.install(pm.file(v1, name))
+    assert_put_back(pm, root, name, target, backup, before, step_log(pm.purge(name)))
+
+
+@pytest.mark.parametrize("kind", PACKAGERS)
+def test_lone_admin_file_through_upgrade_downgrade_reinstall(kind, lone, v1, v2):
+    root, name, target, backup = lone
+    pm = Packager(kind, root)
+    before = tree(root)
+    steps = [pm.install(pm.file(v1, name)), pm.upgrade(pm.file(v2, name, V2)),
+             pm.downgrade(pm.file(v1, name)), pm.reinstall(pm.file(v1, name))]
+    log = step_log(*steps)
+    assert log.count("kept as") == 1 and "put back /" not in log  # kept once, until removal
+    assert backup.read_bytes() == ADMIN_PLUGIN
+    pm.assert_settled(name, installed=True)
+    assert_put_back(pm, root, name, target, backup, before, step_log(pm.remove(name)))
+
+
+@pytest.mark.parametrize("kind", PACKAGERS)
+def test_plugin_folder_deleted_while_installed(kind, lone, v1):
+    """The administrator deleted the whole plugin folder (with our file): removing the
+    package still succeeds and puts their file back where it was."""
+    root, name, target, backup = lone
+    pm = Packager(kind, root)
+    before = tree(root)
+    pm.install(pm.file(v1, name))
+    shutil.rmtree(target.parent)
+    assert_put_back(pm, root, name, target, backup, before, step_log(pm.remove(name)))
+
+
+def test_deb_diversion_removed_by_hand(lone, v1):
+    """Someone removed the diversion record (dpkg-divert --remove without --rename):
+    the kept file still goes back."""
+    root, name, target, backup = lone
+    pm = Packager("deb", root)
+    before = tree(root)
+    pm.install(pm.file(v1, name))
+    run(["dpkg-divert", f"--admindir={root}/var/lib/dpkg", "--package", name, "--remove",
+         f"/{target.relative_to(root)}"])
+    assert_put_back(pm, root, name, target, backup, before, step_log(pm.remove(name)))
+
+
+@pytest.mark.parametrize("kind", PACKAGERS)
+def test_kept_file_deleted_while_installed(kind, lone, v1):
+    """The kept file is gone: removal still succeeds, leaves no diversion, no backup
+    folder and no half-removed package (there is nothing to put back)."""
+    root, name, target, backup = lone
+    pm = Packager(kind, root)
+    pm.install(pm.file(v1, name))
+    backup.unlink()
+    r = pm.remove(name)
+    assert "put back /" not in step_log(r) and not target.exists()
+    assert pm.diversions() == ""
+    assert not (root / pkg.ADMIN_BACKUP_DIR.lstrip("/")).exists()
+    pm.assert_settled(name, installed=False)
+
+
+def test_deb_interrupted_install_then_configure_all(lone, v1):
+    """Unpacked but not configured (an interrupted dpkg): `dpkg --configure -a`
+    finishes it, and removal, twice, puts the file back once."""
+    root, name, target, backup = lone
+    pm = Packager("deb", root)
+    before = tree(root)
+    dpkg(root, "--unpack", pm.file(v1, name))
+    assert backup.read_bytes() == ADMIN_PLUGIN
+    dpkg(root, "--configure", "-a")
+    pm.assert_settled(name, installed=True)
+    r1, r2 = pm.remove(name), pm.remove(name)
+    assert step_log(r1, r2).count("put back /") == 1
+    assert_put_back(pm, root, name, target, backup, before, step_log(r1))
+
+
+def test_deb_unpacked_package_removed_before_configure(lone, v1):
+    root, name, target, backup = lone
+    pm = Packager("deb", root)
+    before = tree(root)
+    dpkg(root, "--unpack", pm.file(v1, name))
+    assert_put_back(pm, root, name, target, backup, before, step_log(pm.remove(name)))
+
+
+def test_rpm_removal_after_its_scriptlet_ran_once(lone, v1):
+    """%postun run twice (as a retried transaction would): the second run changes
+    nothing and does not fail."""
+    root, name, target, backup = lone
+    pm = Packager("rpm", root)
+    before = tree(root)
+    pm.install(pm.file(v1, name))
+    postun = rpm_root(root, "-q", "--qf", "%{POSTUN}", name).stdout
+    r1 = pm.remove(name)
+    again = root / "tmp/postun.sh"
+    again.write_text(postun)
+    r2 = run(["chroot", root, "/bin/sh", "/tmp/postun.sh", "0"])
+    again.unlink()
+    assert "put back /" not in step_log(r2)
+    assert_put_back(pm, root, name, target, backup, before, step_log(r1))
+
+
+def plant_link(root: Path, level: str, name: str) -> Path:
+    """The backup folder (or the package's folder in it) as a symbolic link to a
+    folder elsewhere; returns that folder."""
+    base = root / pkg.ADMIN_BACKUP_DIR.lstrip("/")
+    elsewhere = root / "tmp/elsewhere"
+    elsewhere.mkdir(parents=True)
+    link = base if level == "base" else base / name
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to("/tmp/elsewhere")  # as the scripts see it, in the root
+    return elsewhere
+
+
+@pytest.mark.parametrize("level", ["base", "package"])
+@pytest.mark.parametrize("kind", PACKAGERS)
+def test_backup_folder_planted_as_a_symlink_is_never_followed(kind, level, lone, v1):
+    root, name, target, backup = lone
+    pm = Packager(kind, root)
+    elsewhere = plant_link(root, level, name)
+    r = pm.install(pm.file(v1, name), check=False)
+    assert r.returncode != 0
+    assert "is not a folder (a symbolic link" in r.stderr and "install again" in r.stderr
+    assert target.read_bytes() == ADMIN_PLUGIN and list(elsewhere.iterdir()) == []
+    assert pm.diversions() == ""
+    pm.assert_settled(name, installed=False)
+    # Once the link is gone, the same install keeps the file and removal puts it back.
+    link = root / pkg.ADMIN_BACKUP_DIR.lstrip("/")
+    (link / name).unlink() if level == "package" else link.unlink()
+    if level == "package":
+        link.rmdir()
+    before = tree(root)
+    pm.install(pm.file(v1, name))
+    assert backup.read_bytes() == ADMIN_PLUGIN
+    assert_put_back(pm, root, name, target, backup, before, step_log(pm.remove(name)))
+
+
+@pytest.mark.parametrize("kind", PACKAGERS)
+def test_backup_folder_swapped_for_a_symlink_before_removal(kind, lone, v1):
+    """A link planted while the package is installed never brings a plugin from where
+    it points into the plugin folder."""
+    root, name, target, backup = lone
+    pm = Packager(kind, root)
+    pm.install(pm.file(v1, name))
+    base = root / pkg.ADMIN_BACKUP_DIR.lstrip("/")
+    elsewhere = root / "tmp/elsewhere"
+    (elsewhere / name).mkdir(parents=True)
+    planted = elsewhere / name / target.name
+    planted.write_bytes(b"a plugin planted through the link\n")
+    shutil.move(base, root / "tmp/kept")
+    base.symlink_to("/tmp/elsewhere")
+    r = pm.remove(name)
+    assert "is a symbolic link" in r.stderr
+    assert not target.exists() and planted.read_bytes() == b"a plugin planted through the link\n"
+    assert (root / "tmp/kept" / name / target.name).read_bytes() == ADMIN_PLUGIN
+    assert pm.diversions() == ""
+    pm.assert_settled(name, installed=False)
+
+
+# --- Kerio Connect's folder moved (the vendor's later word) ---------------------------------
+
+OLD_CONNECT_DIR = "/opt/kerio/mailserver/plugin/avirs"
+NEW_CONNECT_DIR = "/opt/kerio/mailserver/plugin/avserver/avirs"
+
+
+def test_connect_folder_follows_the_vendors_later_word():
+    """The last commit of Kerio's SDK repository (April 2014, "Fixed path to avir
+    folder") moved Kerio Connect's plugin folder to plugin/avserver/avirs/; Kerio
+    Control's stayed. The packages follow that later word, and remember the earlier
+    folder to clean up after the versions that used it."""
+    products = facts.products()
+    assert products["connect"]["plugin_dir"] == NEW_CONNECT_DIR
+    assert products["control"]["plugin_dir"] == "/opt/kerio/winroute/avirplugins"
+    assert [d["plugin_dir"] for d in products["connect"]["former_plugin_dirs"]] == [OLD_CONNECT_DIR]
+    # No document still sends an administrator to the old folder.
+    # No document sends an administrator to the old folder: a line naming it names the
+    # new one too (the move).
+    for doc in ("README.md", "docs/ABI.md", "packaging/README.in", "tests/test_smoke.py"):
+        for line in (paths.ROOT / doc).read_text().splitlines():
+            assert "plugin/avirs" not in line or "avserver/avirs" in line, (doc, line)
+
+
+@pytest.fixture(scope="module")
+def old_folder_packages(tmp_path_factory, artifact):
+    """The sample plugin's packages as the versions before the move built them: Kerio
+    Connect's previous products.json value, V1 (the packages under test are V2)."""
+    tmp = tmp_path_factory.mktemp("old-folder")
+    products = json.loads(facts.PRODUCTS_FILE.read_text())
+    for key in ("admin_backup", "former_plugin_dirs"):
+        products["connect"].pop(key)
+    products["connect"]["plugin_dir"] = OLD_CONNECT_DIR
+    (tmp / "products.json").write_text(json.dumps(products))
+    fake = tmp / "dist"
+    sample = artifact("avir_sample.so")
+    debug = Path(facts.debug_file(elf.build_id(sample)))
+    (fake / "debug" / debug.parent).mkdir(parents=True)
+    shutil.copy2(sample, fake / sample.name)
+    shutil.copy2(sample.parent / "debug" / debug, fake / "debug" / debug)
+    out = tmp / "out"
+    saved = facts.PRODUCTS_FILE
+    facts.PRODUCTS_FILE = tmp / "products.json"
+    facts.products.cache_clear()
+    try:
+        pkg.package(fake, out, version=V1, repo=False)
+    finally:
+        facts.PRODUCTS_FILE = saved
+        facts.products.cache_clear()
+    return out
+
+
+CONNECT = f"kerio-connect-avir-{MATRIX_PLUGIN}"
+
+
+def in_root(root: Path, path: str) -> Path:
+    return root / path.lstrip("/")
+
+
+@pytest.mark.parametrize("admin_files", [(), ("old",), ("old", "new")])
+@pytest.mark.parametrize("kind", PACKAGERS)
+def test_upgrade_from_the_old_connect_folder(kind, admin_files, tmp_path, old_folder_packages,
+                                             v2, dist):
+    """old-folder package -> new-folder package: nothing of ours stays in the old folder;
+    the administrator's file the old version kept goes back there, byte-identical;
+    one in the new folder is kept and put back like any."""
+    root = tmp_path / "root"
+    make_root(root, products=False)
+    so = f"avir_{MATRIX_PLUGIN}.so"
+    old, new = in_root(root, f"{OLD_CONNECT_DIR}/{so}"), in_root(root, f"{NEW_CONNECT_DIR}/{so}")
+    admins = {"old": (old, b"the administrator's plugin in the old folder\n"),
+              "new": (new, b"the administrator's plugin in the new folder\n")}
+    for which in admin_files:
+        path, content = admins[which]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    pm = Packager(kind, root)
+    before = tree(root)
+    r = pm.install(pm.file(old_folder_packages, CONNECT))
+    assert ("kept as" in r.stdout) == ("old" in admin_files)
+    assert old.read_bytes() == (dist / so).read_bytes()
+    r = pm.upgrade(pm.file(v2, CONNECT, V2))
+    assert new.read_bytes() == (dist / so).read_bytes()
+    if "old" in admin_files:
+        assert old.read_bytes() == admins["old"][1]
+        assert f"put back {OLD_CONNECT_DIR}/{so}" in r.stdout
+        assert sorted(p.name for p in old.parent.iterdir()) == [so]
+    else:
+        assert not in_root(root, OLD_CONNECT_DIR).exists()  # nothing left behind
+    if "new" in admin_files:
+        assert "kept as" in r.stdout
+    diversions = pm.diversions()
+    assert OLD_CONNECT_DIR not in diversions
+    pm.assert_settled(CONNECT, installed=True)
+    r = pm.remove(CONNECT)
+    for which in admin_files:
+        path, content = admins[which]
+        assert path.read_bytes() == content
+    assert pm.diversions() == ""
+    assert not (root / pkg.ADMIN_BACKUP_DIR.lstrip("/")).exists()
+    pm.assert_settled(CONNECT, installed=False)
+    assert tree(root) == before
+
+
+# --- the right package for the installed product ---------------------------------------------
+
+def product_binary(root: Path, path: str, source: Path) -> None:
+    target = in_root(root, path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, target)
+
+
+@pytest.mark.parametrize("kind", PACKAGERS)
+def test_install_says_when_the_product_is_of_the_other_class(kind, tmp_path, v1, artifact):
+    """The product's avserver decides; a 64-bit one cannot load this i386 plugin: the
+    install says which package to take instead and still succeeds; a 32-bit one, or
+    no product at all (a staging machine), gets no such word."""
+    elf64 = Path(os.path.realpath(shutil.which("true")))
+    assert elf64.read_bytes()[4] == 2
+    elf32 = artifact("avhost")
+    assert elf32.read_bytes()[4] == 1
+    cases = {"64-bit avserver": ({"/opt/kerio/mailserver/avserver": elf64,
+                                  "/opt/kerio/mailserver/mailserver": elf64}, True),
+             "64-bit mailserver only": ({"/opt/kerio/mailserver/mailserver": elf64}, True),
+             "32-bit": ({"/opt/kerio/mailserver/avserver": elf32,
+                         "/opt/kerio/mailserver/mailserver": elf32}, False),
+             "not installed": ({}, False)}
+    name = CONNECT
+    for case, (binaries, warned) in cases.items():
+        root = tmp_path / case.replace(" ", "-")
+        make_root(root, products=False)
+        for path, source in binaries.items():
+            product_binary(root, path, source)
+        pm = Packager(kind, root)
+        r = pm.install(pm.file(v1, name))
+        pm.assert_settled(name, installed=True)
+        if warned:
+            bin_ = next(iter(binaries))
+            assert f"{name}: WARNING: {bin_} is a 64-bit program and this package's plugin " \
+                   f"is 32-bit (i386/i686): Kerio Connect cannot load it." in r.stderr, case
+            other = f"apt-get install {name}:amd64" if kind == "deb" else f"yum install {name}.x86_64"
+            assert f"Install the 64-bit package instead ({other}," in r.stderr, case
+        else:
+            assert "WARNING" not in r.stdout + r.stderr, case
+        pm.remove(name)
 
 
 # --- relations: never another architecture's server ------------------------------------------

@@ -442,7 +442,7 @@ def vm_run(smoke_rootfs, artifact, tmp_path_factory):
                      postinst='echo "configured $1"')
     rpm_package(tmp, "kerio-control-avir-testrpm", {f"{CONTROL}/avir_sample.so": sample,
                                                     f"{CONTROL}/avir_icap.so": icap})
-    # broken: the plugin one folder off (plugins/ for plugin/avirs/), a failing postinst
+    # broken: the plugin in a folder avserver never reads (plugins/, not plugin/avserver/avirs/), a failing postinst
     deb_tree_package(tmp, "kerio-connect-avir-wrongpath",
                      {"/opt/kerio/mailserver/plugins/avir_sample.so": sample})
     deb_tree_package(tmp, "kerio-control-avir-badpostinst", {f"{CONTROL}/avir_sample.so": sample},

@@ -193,6 +193,31 @@ def plugin_notes(name: str) -> str:
     return notes.read_text() if notes.is_file() else ""
 
 
+def admin_backup_values(product: dict, package: str, file: str) -> dict:
+    """Where the maintainer scripts keep an administrator's own file found where the
+    package installs (products.json: admin_backup), and the "path=backup" pairs of the
+    folders earlier versions installed into (former_plugin_dirs)."""
+    def backup(pattern):
+        return f"{ADMIN_BACKUP_DIR}/{pattern.format(package=package, file=file)}"
+    former = [f"{d['plugin_dir']}/{file}={backup(d['admin_backup'])}"
+              for d in product.get("former_plugin_dirs", [])]
+    return {"BACKUP": backup(product.get("admin_backup", "{package}/{file}")),
+            "FORMER_PAIRS": " ".join(former), "ADMIN_BACKUP_DIR": ADMIN_BACKUP_DIR}
+
+
+def architecture_values(product: dict, package: str, arch: str = "i386") -> dict:
+    """The package's architecture for the scripts: its names, its ELF class (as the
+    5th byte of an ELF file reads in hex) and the other class's package
+    (packaging/architectures.json), and the product's programs to compare with."""
+    arches = {k: v for k, v in load("architectures.json").items() if not k.startswith("_")}
+    own = arches[arch]
+    other = next(v for v in arches.values() if v["elf_class"] != own["elf_class"])
+    return {"DEB_ARCH": own["deb"], "RPM_ARCH": own["rpm"], "BITS": str(own["bits"]),
+            "ELF_CLASS": f"{own['elf_class']:02x}", "OTHER_DEB_ARCH": other["deb"],
+            "OTHER_RPM_ARCH": other["rpm"], "OTHER_BITS": str(other["bits"]),
+            "PRODUCT_BINARIES": " ".join(product["product_binaries"])}
+
+
 def plugin_specs(so: Path, info: dict, products: dict, project: dict, common: dict,
                  deps: dict) -> list:
     """The main package of one plugin for each product."""
@@ -223,7 +248,8 @@ def plugin_specs(so: Path, info: dict, products: dict, project: dict, common: di
                    "UNDERLINE": "=" * len(package),
                    "DEBUG_PACKAGE": project["debug_package"].format(plugin=name),
                    "PLUGIN_NOTES": plugin_notes(name),
-                   "BACKUP": f"{ADMIN_BACKUP_DIR}/{package}/{so.name}"}
+                   **admin_backup_values(product, package, so.name),
+                   **architecture_values(product, package)}
         out.append({"kind": "plugin", "template": "nfpm-plugin.yaml", "plugin": so,
                     "values": values, "scripts": scripts, "product": key})
     return out
@@ -392,10 +418,14 @@ def package_inputs(spec: dict, d: Path, project: dict, entries: list, copyright_
         v["lintian_overrides_src"] = write_overrides(
             d, "lintian-overrides-debug", {"PACKAGE": pkg, "INITIAL_UPLOAD": initial})
     if spec["scripts"]:
-        for script in ("preinst", "postinst", "prerm", "postrm"):
+        # common.sh: the functions several scripts share, pasted in at @COMMON@.
+        common = render_script((PACKAGING / "scripts" / "common.sh").read_text(),
+                               spec["scripts"]).rstrip("\n")
+        for script in ("preinst", "postinst", "prerm", "postrm", "posttrans"):
             path = d / f"{script}.sh"
             path.write_text(render_script(
-                (PACKAGING / "scripts" / f"{script}.sh").read_text(), spec["scripts"]))
+                (PACKAGING / "scripts" / f"{script}.sh").read_text(),
+                {**spec["scripts"], "COMMON": common}))
             v[script] = str(path)
         readme = d / "README"
         readme.write_text(render_script((PACKAGING / "README.in").read_text(), spec["scripts"]))

@@ -1,28 +1,25 @@
 #!/bin/sh
 # @PACKAGE@: after removal. Serves as the Debian postrm ($1 = remove, purge, upgrade,
-# abort-install, ...) and the RPM %postun ($1 = instances left: 0 on removal). Puts
-# back the administrator's own @PLUGIN_DIR@/@PLUGIN_ID@.so that preinst kept as
-# @BACKUP@; nothing else (an upgrade keeps it where it is).
+# abort-install, abort-upgrade, ...) and the RPM %postun ($1 = instances left: 0 on
+# removal). Puts back the administrator's own @PLUGIN_ID@.so that preinst kept (see
+# put_back: it works whatever dpkg or rpm already removed, and twice in a row); an
+# upgrade keeps it where it is. Never fails: a failing postrm leaves the package
+# half-removed, and every retry fails alike.
 set -e
 root="${DPKG_ROOT:-}"
-file=@PLUGIN_DIR@/@PLUGIN_ID@.so
-backup=@BACKUP@
-if [ -n "${DPKG_MAINTSCRIPT_PACKAGE:-}" ]; then
+@COMMON@
+if by_dpkg; then
     case "${1:-}" in
-        remove|abort-install|disappear) ;;
-        *) exit 0 ;;
+        remove|purge|disappear) put_back_pairs $current $former ;;
+        # A failed install or upgrade: only what this version's preinst kept (a
+        # diversion of a file that is gone again), never the old version's diversion.
+        abort-install|abort-upgrade)
+            if diverted_here "${current%%=*}" && ! present "${current%%=*}"; then
+                put_back_pairs $current
+            fi ;;
+        *) ;;
     esac
-    [ "$(dpkg-divert --listpackage "$file")" = @PACKAGE@ ] || exit 0
-    dpkg-divert --quiet --package @PACKAGE@ --divert @BACKUP@ --rename --remove @PLUGIN_DIR@/@PLUGIN_ID@.so
-else
-    [ "${1:-}" = 0 ] || exit 0
-    [ -e "$backup" ] || [ -L "$backup" ] || exit 0
-    if [ -e "$file" ] || [ -L "$file" ]; then
-        echo "@PACKAGE@: $file exists again: the file that was there before @PACKAGE@ stays in $backup." >&2
-        exit 0
-    fi
-    mv -f "$backup" "$file"
+elif [ "${1:-}" = 0 ]; then
+    put_back_pairs $current $former
 fi
-rmdir "$root${backup%/*}" 2>/dev/null && rmdir "$root${backup%/*/*}" 2>/dev/null || :
-echo "@PACKAGE@: put back $file, the file that was there before @PACKAGE@ was installed."
 exit 0

@@ -852,6 +852,13 @@ def test_backup_folder_planted_as_a_symlink_is_never_followed(kind, level, lone,
     assert target.read_bytes() == ADMIN_PLUGIN and list(elsewhere.iterdir()) == []
     assert pm.diversions() == ""
     pm.assert_settled(name, installed=False)
+    # What an administrator runs after a failure finds nothing half done.
+    if kind == "deb":
+        dpkg(root, "--configure", "-a")
+    else:
+        assert "is not installed" in pm.remove(name, check=False).stderr
+    assert target.read_bytes() == ADMIN_PLUGIN and list(elsewhere.iterdir()) == []
+    pm.assert_settled(name, installed=False)
     # Once the link is gone, the same install keeps the file and removal puts it back.
     link = root / pkg.ADMIN_BACKUP_DIR.lstrip("/")
     (link / name).unlink() if level == "package" else link.unlink()

@@ -892,6 +892,53 @@ def test_backup_folder_swapped_for_a_symlink_before_removal(kind, lone, v1):
     pm.assert_settled(name, installed=False)
 
 
+#: The postrm of the versions before the fix (dpkg-divert --rename with the plugin
+#: folder gone fails): what an administrator may have installed.
+FAILING_POSTRM = """#!/bin/sh
+set -e
+file=@PLUGIN_DIR@/@PLUGIN_ID@.so
+if [ -n "${DPKG_MAINTSCRIPT_PACKAGE:-}" ]; then
+    case "${1:-}" in
+        remove|abort-install|disappear) ;;
+        *) exit 0 ;;
+    esac
+    [ "$(dpkg-divert --listpackage "$file")" = @PACKAGE@ ] || exit 0
+    dpkg-divert --quiet --package @PACKAGE@ --divert @BACKUP@ --rename --remove "$file"
+fi
+exit 0
+"""
+
+
+def test_deb_half_removed_by_an_earlier_version_recovers(tmp_path, lone, artifact, v2,
+                                                         monkeypatch):
+    """An earlier version's postrm failed on the lone file and left the package
+    half-installed (every retry failing alike): installing this version over it and
+    removing it puts the administrator's file back."""
+    root, name, target, backup = lone
+    pm = Packager("deb", root)
+    before = tree(root)
+    old = tmp_path / "packaging"
+    shutil.copytree(pkg.PACKAGING, old)
+    (old / "scripts/postrm.sh").write_text(FAILING_POSTRM)
+    fake = tmp_path / "dist"
+    sample = artifact("avir_sample.so")
+    debug = Path(facts.debug_file(elf.build_id(sample)))
+    (fake / "debug" / debug.parent).mkdir(parents=True)
+    shutil.copy2(sample, fake / sample.name)
+    shutil.copy2(sample.parent / "debug" / debug, fake / "debug" / debug)
+    monkeypatch.setattr(pkg, "PACKAGING", old)
+    pkg.package(fake, tmp_path / "old", version=V1, repo=False)
+    monkeypatch.undo()
+    pm.install(pm.file(tmp_path / "old", name))
+    for _ in range(2):
+        r = pm.remove(name, check=False)
+        assert r.returncode != 0 and "error checking" in r.stderr
+    assert "half-installed" in installed_version(root, name)
+    pm.upgrade(pm.file(v2, name, V2))
+    pm.assert_settled(name, installed=True)
+    assert_put_back(pm, root, name, target, backup, before, step_log(pm.remove(name)))
+
+
 # --- Kerio Connect's folder moved (the vendor's later word) ---------------------------------
 
 OLD_CONNECT_DIR = "/opt/kerio/mailserver/plugin/avirs"

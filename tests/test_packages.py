@@ -939,6 +939,21 @@ def test_deb_half_removed_by_an_earlier_version_recovers(tmp_path, lone, artifac
     assert_put_back(pm, root, name, target, backup, before, step_log(pm.remove(name)))
 
 
+
+def test_rpm_file_stranded_by_an_earlier_version_goes_back(tmp_path, lone, v1):
+    """An earlier version's %postun failed on the lone file (rpm -e exits 0 anyway):
+    the file stayed kept, its folder gone. Installing this version and removing it
+    puts the file back."""
+    root, name, target, backup = lone
+    pm = Packager("rpm", root)
+    before = tree(root)
+    backup.parent.mkdir(parents=True)
+    shutil.move(target, backup)
+    target.parent.rmdir()
+    pm.install(pm.file(v1, name))
+    assert backup.read_bytes() == ADMIN_PLUGIN
+    assert_put_back(pm, root, name, target, backup, before, step_log(pm.remove(name)))
+
 # --- Kerio Connect's folder moved (the vendor's later word) ---------------------------------
 
 OLD_CONNECT_DIR = "/opt/kerio/mailserver/plugin/avirs"

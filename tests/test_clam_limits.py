@@ -13,10 +13,8 @@ listens on its UNIX socket only); the trusted case adds AlertExceedsMax yes.
 Every row of README.md's "Files over the engine's limits" table names its test here.
 """
 import io
-import json
 import os
 import shutil
-import subprocess
 import time
 import zipfile
 from pathlib import Path
@@ -191,33 +189,15 @@ def test_pool_decides_per_instance(artifact, stock, stock_alerting, files):
 
 # --- every wait speaks ---
 
-def serve_until_init(artifact, options, prefix=(), timeout=150):
+def serve_until_init(artifact, options, prefix=()):
     """`avhost serve` (under `prefix`, e.g. setpriv) to the end of plugin_init: the init
     record, each log line with the seconds since avhost started when it arrived, and the
     seconds until the init record came."""
-    start = time.monotonic()
-    command = [*prefix, *client.command(artifact("avhost"), "serve", artifact("avir_clam.so"),
-                                        options=options)]
-    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, bufsize=1)
-    logs = []
-    try:
-        while time.monotonic() - start < timeout:
-            line = proc.stdout.readline()
-            assert line, proc.stderr.read()
-            record = json.loads(line)
-            if record["event"] == "log":
-                logs.append((time.monotonic() - start, record["message"]))
-            if record["event"] == "init":
-                return record, logs, time.monotonic() - start
-        raise AssertionError(f"no init record within {timeout} s: {logs}")
-    finally:
-        proc.stdin.close()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    records = client.timed_records(artifact("avhost"), "serve", artifact("avir_clam.so"),
+                                   options=options, prefix=prefix)
+    logs = [(t, r["message"]) for t, r in records if r["event"] == "log"]
+    ended, init = records[-1]
+    return init, logs, ended
 
 
 def report_waits(capsys, case, logs, ended):

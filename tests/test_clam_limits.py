@@ -124,6 +124,41 @@ def test_stock_clamd_file_over_the_limit_is_impossible(artifact, stock, files, m
     assert len(cannot_tell) == 1 and "AlertExceedsMax yes" in cannot_tell[0], run.logs()
 
 
+@pytest.fixture
+def debian_socket_folder():
+    """/run/clamav, created for the test only when it does not exist, then removed."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create /run/clamav")
+    _stock_places_free()
+    if "LocalSocket /var/run/clamav/clamd.ctl" not in Path("/etc/clamav/clamd.conf").read_text():
+        pytest.skip("/etc/clamav/clamd.conf is not Debian's stock one")
+    folder = Path("/run/clamav")
+    try:
+        folder.mkdir(mode=0o755)
+    except FileExistsError:
+        pytest.skip(f"{folder} exists (a clamd of this machine?): not touching it")
+    try:
+        yield folder
+    finally:
+        for p in folder.iterdir():
+            p.unlink()
+        folder.rmdir()
+
+
+def test_no_options_and_debian_stock_socket(artifact, files, tmp_path, debian_socket_folder):
+    """The issue's case exactly: the plugin with no option set finds clamd on Debian's
+    stock socket, reads the limit from /etc/clamav/clamd.conf (whose LocalSocket that
+    is), and the 30 MB file passed by descriptor is IMPOSSIBLE, not OK."""
+    with Clamd(tmp_path / "clamd", stock=True, tcp=False, alert_exceeds_max=False,
+               socket_path=debian_socket_folder / "clamd.ctl"):
+        run = scan("zig", artifact, {"StartupTimeout": "10"}, [files["over"], files["at_limit"]])
+    over, at_limit = run.events("scan")
+    assert over["verdict"] == "IMPOSSIBLE", over
+    assert "MaxFileSize 25M in /etc/clamav/clamd.conf" in over["vir_info"], over
+    assert at_limit["verdict"] == "VIRUS_FOUND", at_limit
+    assert any("using clamd at /var/run/clamav/clamd.ctl" in m for m in run.logs()), run.logs()
+
+
 def test_stock_limit_read_from_the_named_clamd_conf(artifact, stock, files):
     """ClamdConf names the clamd.conf: the reason says where the limit came from."""
     run = scan("zig", artifact, stock.plugin_options("unix", ClamdConf=stock.conf_path),

@@ -317,6 +317,21 @@ def test_pool_all_down_speaks(artifact, capsys):
     report_waits(capsys, "pool of two, both down (StartupTimeout=10)", logs, ended)
 
 
+def test_pool_instance_unusable_for_good_is_explained_at_once(artifact, stock, tmp_path):
+    """In a pool, an instance that can never work (not a socket) is not waited for,
+    and its whole hint is logged; the pool starts on the instance that answers."""
+    bogus = tmp_path / "not-a-socket"
+    bogus.write_text("x\n")
+    records = client.timed_records(artifact("avhost"), "serve", artifact("avir_clam.so"),
+                                   options={"LocalSocket": f"{bogus}, {stock.socket_path}",
+                                            "StartupTimeout": "10"})
+    ended, init = records[-1]
+    assert init["result"] == 1 and ended < 5, (ended, init)
+    hints = [r["message"] for _, r in records if r["event"] == "log"
+             and "of the pool cannot be used" in r["message"]]
+    assert len(hints) == 1 and f"{bogus} is not a socket" in hints[0], records
+
+
 # The stock sockets of clam/src/discovery.cpp, in its order.
 STOCK_SOCKETS = ["/var/run/clamav/clamd.ctl", "/run/clamav/clamd.ctl",
                  "/run/clamd.scan/clamd.sock", "/var/run/clamd.scan/clamd.sock"]

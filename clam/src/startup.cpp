@@ -353,6 +353,9 @@ bool probe_pool(std::vector<Config> &instances, std::vector<std::string> &failur
                 continue;
             }
             for_good[i] = session.failed_for_good();
+            if (for_good[i]) /* not tried again: the whole hint now, while others are waited for */
+                avc_log_warning("avir_clam: clamd at %s of the pool cannot be used: %s",
+                                instances[i].where().c_str(), why.c_str());
             all_for_good = all_for_good && for_good[i];
             failures[i] = session.failure_brief().empty() ? why : session.failure_brief();
         }

@@ -1,6 +1,7 @@
 """Unit tests of avir_clam's pure parts: the clamd reply parser
 (clam/src/reply_parser.cpp), clamd discovery with the diagnosis of failed
-socket connections (clam/src/discovery.cpp), the FdPass choice
+socket connections (clam/src/discovery.cpp), the reading of clamd.conf's size
+limits (clam/src/clamd_conf.cpp), the FdPass choice
 (clam/src/fdpass.cpp) and the pool's list syntax and shared health
 (netplugin/src/pool.cpp, which avir_icap shares).
 
@@ -24,6 +25,7 @@ DISCOVERY_SOURCES = [CLAM / "tests" / "discovery_test.cpp", CLAM / "src" / "disc
 FDPASS_SOURCES = [CLAM / "tests" / "fdpass_test.cpp", CLAM / "src" / "fdpass.cpp"]
 NETPLUGIN = paths.ROOT / "netplugin"
 POOL_SOURCES = [NETPLUGIN / "tests" / "pool_test.cpp", NETPLUGIN / "src" / "pool.cpp"]
+CLAMD_CONF_SOURCES = [CLAM / "tests" / "clamd_conf_test.cpp", CLAM / "src" / "clamd_conf.cpp"]
 PROBE_SOURCES = [CLAM / "tests" / "limits_probe_dump.cpp", CLAM / "src" / "limits_probe.cpp"]
 
 
@@ -59,6 +61,13 @@ def test_reply_parser_unit_tests(parser_test):
 
 def test_discovery_unit_tests(tmp_path):
     program = _build(tmp_path / "discovery_test", DISCOVERY_SOURCES)
+    result = subprocess.run([str(program)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " 0 failures" in result.stdout
+
+
+def test_clamd_conf_unit_tests(tmp_path):
+    program = _build(tmp_path / "clamd_conf_test", CLAMD_CONF_SOURCES)
     result = subprocess.run([str(program)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert " 0 failures" in result.stdout

@@ -145,7 +145,8 @@ def test_options_are_listed_with_defaults(host, plugin):
     options = {o["name"]: o["value"] for o in load["options"]}
     assert options == {"Address": "127.0.0.1", "Port": "3310", "StartupTimeout": "90",
                        "LocalSocket": "", "ScanTimeout": "120", "ChunkSize": "65536",
-                       "MaxFileSize": "0", "KeepAliveInterval": "10", "FdPass": "auto"}
+                       "MaxFileSize": "0", "KeepAliveInterval": "10", "FdPass": "auto",
+                       "ClamdConf": ""}
 
 
 @pytest.mark.parametrize("vi_size", [0, 1, 8])
@@ -457,16 +458,20 @@ def test_alert_exceeds_max_yes_gives_no_warning(host, plugin, clamd, corpus):
 
 def test_alert_exceeds_max_no_is_warned_about_at_init(host, plugin, tmp_path, corpus):
     """Without AlertExceedsMax clamd calls a passed file over MaxFileSize clean where
-    a stream over StreamMaxLength is IMPOSSIBLE: plugin_init says so, naming the setting."""
+    a stream over StreamMaxLength is IMPOSSIBLE: plugin_init says so, naming the setting,
+    and (its clamd.conf read through ClamdConf) the passed file is IMPOSSIBLE too.
+    tests/test_clam_limits.py has the stock Debian configuration's cases."""
     big = write_random(tmp_path / "big.bin", 2 * MiB)
     with Clamd(tmp_path / "clamd", alert_exceeds_max=False, stream_max_length=MiB) as c:
-        run = scan(host, plugin, c.plugin_options("unix", FdPass="on"), [big])
+        run = scan(host, plugin, c.plugin_options("unix", FdPass="on", ClamdConf=c.conf_path),
+                   [big])
         assert run.events("init")[0]["result"] == 1, run  # a warning, not a failure
         warnings = [m for m in run.logs() if LIMITS_WARNING in m]
-        assert len(warnings) == 1 and "AlertExceedsMax yes" in warnings[0], run.logs()
+        assert len(warnings) == 1 and "AlertExceedsMax no" in warnings[0], run.logs()
+        assert any("set AlertExceedsMax yes in clamd.conf" in m for m in run.logs())
         assert f"clamd at {c.socket_path} " in warnings[0]
-        # What the warning is about: the passed file over MaxFileSize comes back clean.
-        assert run.verdicts() == ["OK"]
+        assert f"1048576 bytes (MaxFileSize 1M in {c.conf_path})" in warnings[0], warnings
+        assert run.verdicts() == ["IMPOSSIBLE"]
         streamed = scan(host, plugin, c.plugin_options("unix", FdPass="off"), [big])
         assert streamed.verdicts() == ["IMPOSSIBLE"]
 

@@ -115,6 +115,36 @@ def run(host, mode: str, plugin, *args, options: Optional[Mapping] = None, timeo
                proc.stderr.decode("utf-8", "replace"), time.monotonic() - start)
 
 
+def timed_records(host, mode: str, plugin, *args, options: Optional[Mapping] = None,
+                  prefix: tuple = (), until: str = "init", timeout: float = 150) -> list:
+    """Runs avhost (under `prefix`, e.g. setpriv) until a record of the event `until`
+    arrives, then ends it: [(seconds since the start when the record came, record)],
+    for tests that measure when the plugin said something."""
+    start = time.monotonic()
+    proc = subprocess.Popen([*map(str, prefix), *command(host, mode, plugin, *args,
+                                                         options=options)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, bufsize=1)
+    out = []
+    try:
+        while time.monotonic() - start < timeout:
+            line = proc.stdout.readline()
+            if not line:
+                raise AssertionError(f"avhost ended before a {until} record: "
+                                     f"{proc.stderr.read()}")
+            record = json.loads(line)
+            out.append((time.monotonic() - start, record))
+            if record.get("event") == until:
+                return out
+        raise AssertionError(f"no {until} record within {timeout} s: {out}")
+    finally:
+        try:
+            proc.communicate(timeout=30)  # closes stdin: for serve, the end of requests
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+
+
 class Serve(Records):
     """`avhost serve` with requests on its stdin: one plugin instance across requests."""
 

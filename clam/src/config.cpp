@@ -14,11 +14,14 @@ namespace avclam {
  * the old plugin.
  *
  * MaxFileSize: a file larger than this is AVCHK_IMPOSSIBLE without being
- * sent. 0 (the default) sends every file and lets clamd's StreamMaxLength
- * decide: clamd stops reading at its limit and the scan is AVCHK_IMPOSSIBLE
- * ("INSTREAM size limit exceeded"), so setting MaxFileSize to clamd's limit
- * only saves the transfer. It applies to FILDES as well: clamd itself holds a
- * passed descriptor to MaxFileSize/MaxScanSize, not to StreamMaxLength.
+ * sent. 0 (the default) leaves it to clamd's limits: with AlertExceedsMax yes
+ * clamd reports a file over them; without it (clamd's default) clamd calls such
+ * a file clean, so the plugin reports a file over clamd's MaxFileSize or
+ * MaxScanSize (read from ClamdConf, else assumed 25M) as not scannable itself.
+ *
+ * ClamdConf: the clamd.conf that clamd runs with, read (when readable) for its
+ * MaxFileSize and MaxScanSize; empty: the stock files that name the same
+ * LocalSocket or TCPSocket (clamd_conf.h).
  *
  * FdPass: auto hands clamd the open file over a UNIX socket (FILDES) and
  * streams it over TCP or when clamd refuses descriptors; on insists (a
@@ -34,6 +37,7 @@ const avp_option kOptions[] = {
     {"MaxFileSize", "0"},        /* bytes; larger files are IMPOSSIBLE; 0 = clamd decides */
     {"KeepAliveInterval", "10"}, /* seconds between PINGs of an idle session; 0 = off */
     {"FdPass", "auto"},          /* auto | on | off: pass the open file over the UNIX socket */
+    {"ClamdConf", ""},           /* clamd.conf to read clamd's size limits from; "" = stock */
 };
 const std::size_t kOptionCount = sizeof kOptions / sizeof kOptions[0];
 
@@ -97,6 +101,7 @@ bool load_config(Config &out, std::string &error)
         error = "option FdPass=\"" + fd_pass + "\" is not auto, on or off";
         return false;
     }
+    c.clamd_conf = read_option("ClamdConf");
     out = c;
     return true;
 }

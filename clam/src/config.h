@@ -14,6 +14,7 @@
 #include <boost/asio/generic/stream_protocol.hpp>
 
 #include "avPlugin.h"
+#include "clamd_conf.h"
 #include "fdpass.h"
 
 namespace avclam {
@@ -33,6 +34,12 @@ struct Config {
     std::size_t chunk_size = 64 * 1024;
     std::uint64_t max_file_size = 0; /* 0: no limit of our own, clamd's StreamMaxLength decides */
     FdPass fd_pass = FdPass::Auto;   /* FILDES over the UNIX socket, or INSTREAM (fdpass.h) */
+    std::string clamd_conf;          /* ClamdConf: the clamd.conf to read limits from ("" = stock) */
+    /* Per instance, set by plugin_init: whether clamd reports a file over its limits
+       (AlertExceedsMax yes, found by the start-up probe), and if not, the size over
+       which it would skip a file and call it clean (clamd_conf.h). */
+    bool clamd_alerts_on_limits = false;
+    SizeLimit clamd_limit;
     /* Where clamd is, resolved once by plugin_init: Asio resolves on a thread of
        its own per io_context, and workers must not leave threads behind. */
     std::vector<boost::asio::generic::stream_protocol::endpoint> endpoints;

@@ -61,12 +61,12 @@ int discover_round(const std::vector<Candidate> &candidates, const ProbeFn &prob
     return -1;
 }
 
-bool all_permanent(const Discovery &d)
+bool any_permanent(const Discovery &d)
 {
     for (const auto &o : d.outcomes)
-        if (o.result != ProbeResult::Permanent)
-            return false;
-    return true;
+        if (o.result == ProbeResult::Permanent)
+            return true;
+    return false;
 }
 
 } // namespace
@@ -81,7 +81,13 @@ Discovery discover(const std::vector<Candidate> &candidates, const ProbeFn &prob
     for (;;) {
         d.rounds++;
         d.chosen = discover_round(candidates, probe, d);
-        if (d.chosen >= 0 || all_permanent(d) || !wait_more())
+        if (d.chosen >= 0)
+            return d;
+        if (any_permanent(d)) {
+            d.gave_up_for_good = true;
+            return d;
+        }
+        if (!wait_more())
             return d;
     }
 }

@@ -60,6 +60,9 @@ struct Discovery {
     int chosen = -1;                    /* index into the candidates, -1 when none answered */
     std::vector<ProbeOutcome> outcomes; /* the last outcome of each candidate */
     int rounds = 0;
+    /* Ended because a place failed permanently (a socket there, unusable): waiting
+       would not help, since that is most likely the clamd meant. */
+    bool gave_up_for_good = false;
 };
 
 using ProbeFn = std::function<ProbeOutcome(const Candidate &)>;
@@ -68,9 +71,10 @@ using WaitFn = std::function<bool()>;
 
 /*
  * Probes the candidates in order, round after round, until one answers (the
- * first that does in a round wins), every candidate failed permanently, or
- * `wait_more` says time is up. A candidate that failed permanently is not
- * probed again.
+ * first that does in a round wins), a round ends with none answering and one
+ * failed permanently (a socket of clamd this process may not use: waiting
+ * would not help, and the administrator should know at once), or `wait_more`
+ * says time is up.
  */
 Discovery discover(const std::vector<Candidate> &candidates, const ProbeFn &probe,
                    const WaitFn &wait_more);

@@ -120,6 +120,29 @@ int scan_outcome(const Config &config, const std::string &where, const StreamRes
     return reply_verdict(reply, where, filename, result);
 }
 
+/*
+ * True when clamd would skip the file and call it clean: it does not report files
+ * over its limits (AlertExceedsMax no) and the file is over MaxFileSize or
+ * MaxScanSize, which a passed descriptor meets and a stream meets after
+ * StreamMaxLength (which clamd does report).
+ */
+bool would_be_skipped(const Config &config, std::uint64_t size)
+{
+    return !config.clamd_alerts_on_limits && config.clamd_limit.bytes > 0 &&
+           size > config.clamd_limit.bytes;
+}
+
+void report_over_clamd_limit(const Config &config, std::uint64_t size, const char *filename,
+                             char *result)
+{
+    avc_format(result, AVP_RESULT_SIZE,
+               "%s is %llu bytes, over clamd's %s; clamd at %s would call it clean unscanned "
+               "(AlertExceedsMax no): not scanned. Set AlertExceedsMax yes in clamd.conf, or "
+               "raise MaxFileSize/MaxScanSize there (and StreamMaxLength, for a streamed file)",
+               filename, static_cast<unsigned long long>(size), config.clamd_limit.origin.c_str(),
+               config.where().c_str());
+}
+
 } // namespace
 
 void reset_fd_pass_notices()
@@ -225,6 +248,10 @@ Scanner::Attempt Scanner::scan_on(const Config &config, Instance &instance, int 
                                   std::uint64_t size, const char *filename, char *result)
 {
     const std::string where = config.where();
+    if (would_be_skipped(config, size)) {
+        report_over_clamd_limit(config, size, filename, result);
+        return {AVCHK_IMPOSSIBLE, false, false, ""};
+    }
     Session &session = instance.session;
     /* Bounded: one retry on a fresh session, and one fallback from FILDES to INSTREAM. */
     for (int attempt = 0, rounds = 0; rounds < 3; rounds++) {

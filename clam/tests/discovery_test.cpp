@@ -118,27 +118,38 @@ static void selection()
         CHECK(d.chosen == 1);
         CHECK(d.rounds == 3);
     }
-    { // a permanent failure is not probed again, and the next place is used
+    { // a permanent failure is passed over when a later place answers in the same round
         Script s;
         s.plan["/var/run/clamav/clamd.ctl"] = {ProbeResult::Permanent};
-        s.plan["127.0.0.1:3310"] = {ProbeResult::Transient, ProbeResult::Answered};
+        s.plan["127.0.0.1:3310"] = {ProbeResult::Answered};
         Discovery d = run(s, 10);
         CHECK(d.chosen == 4);
-        CHECK(d.rounds == 2);
-        int tries = 0;
-        for (const auto &c : s.calls)
-            tries += c == "/var/run/clamav/clamd.ctl";
-        CHECK(tries == 1);
+        CHECK(d.rounds == 1);
+        CHECK(!d.gave_up_for_good);
         CHECK(d.outcomes[0].result == ProbeResult::Permanent);
+    }
+    { // a permanent failure and nothing answering: no waiting (the socket there is clamd's)
+        Script s;
+        s.plan["/run/clamav/clamd.ctl"] = {ProbeResult::Permanent};
+        s.plan["127.0.0.1:3310"] = {ProbeResult::Transient, ProbeResult::Answered};
+        int waits = 0;
+        Discovery d = discover(
+            default_candidates(), [&](const Candidate &c) { return s(c); },
+            [&] { return ++waits < 10; });
+        CHECK(d.chosen == -1 && d.rounds == 1 && waits == 0);
+        CHECK(d.gave_up_for_good);
+        std::string summary = discovery_summary(default_candidates(), d);
+        CHECK(contains(summary, "/run/clamav/clamd.ctl: permission denied"));
+        CHECK(contains(summary, "127.0.0.1:3310: connection refused"));
     }
     { // nothing answers: gives up when the time is up, and says what each place did
         Script s;
-        s.plan["/run/clamav/clamd.ctl"] = {ProbeResult::Permanent};
         Discovery d = run(s, 3);
         CHECK(d.chosen == -1);
         CHECK(d.rounds == 3);
+        CHECK(!d.gave_up_for_good);
         std::string summary = discovery_summary(default_candidates(), d);
-        CHECK(contains(summary, "/run/clamav/clamd.ctl: permission denied"));
+        CHECK(contains(summary, "/run/clamav/clamd.ctl: nothing there"));
         CHECK(contains(summary, "127.0.0.1:3310: nothing there"));
     }
     { // every place failed for good: no waiting

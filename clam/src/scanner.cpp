@@ -130,14 +130,8 @@ void reset_fd_pass_notices()
 
 int Scanner::scan(const std::shared_ptr<ClamdPool> &pool, const char *filename, char *result)
 {
-    if (pool_ != pool) {
-        /* plugin_init ran again, maybe with other options: start afresh. */
-        close_session();
-        pool_ = pool;
-        instances_.clear();
-        for (std::size_t i = 0; i < pool->size(); i++)
-            instances_.push_back(std::make_unique<Instance>());
-    }
+    if (pool_ != pool)
+        start_afresh(pool);
     netplugin::FileDescriptor file;
     std::uint64_t size = 0;
     if (!netplugin::open_regular_file(filename, file, size, result))
@@ -152,6 +146,28 @@ int Scanner::scan(const std::shared_ptr<ClamdPool> &pool, const char *filename, 
         return AVCHK_IMPOSSIBLE;
     }
     return scan_open_file(*pool, file.fd, size, filename, result);
+}
+
+/*
+ * plugin_init ran again, maybe with other options, or the sessions were
+ * discarded. pool_ changes only once every instance exists: a failure half-way
+ * (no descriptor for an io_context) leaves the next scan to try again, never a
+ * pool_ without its instances.
+ */
+void Scanner::start_afresh(const std::shared_ptr<ClamdPool> &pool)
+{
+    close_session();
+    std::vector<std::unique_ptr<Instance>> fresh;
+    for (std::size_t i = 0; i < pool->size(); i++)
+        fresh.push_back(std::make_unique<Instance>());
+    instances_.swap(fresh);
+    pool_ = pool;
+}
+
+void Scanner::discard_sessions()
+{
+    pool_.reset();
+    instances_.clear(); /* destroying an io_context drops its handlers without running them */
 }
 
 void Scanner::close_session()
@@ -300,6 +316,18 @@ void Scanner::note_refusal(const Config &config, Instance &instance, const std::
 }
 
 void Scanner::keep_alive(Clock::duration idle_for)
+{
+    try {
+        ping_idle_sessions(idle_for);
+    } catch (const std::exception &ex) {
+        /* A PING cut short by an exception may leave handlers that point into
+           finished calls: nothing of it is used again. */
+        avc_log_debug("keep-alive: %s; the next scan reconnects", ex.what());
+        discard_sessions();
+    }
+}
+
+void Scanner::ping_idle_sessions(Clock::duration idle_for)
 {
     for (std::size_t i = 0; i < instances_.size(); i++) {
         Session &session = instances_[i]->session;

@@ -32,6 +32,12 @@ public:
     void keep_alive(Clock::duration idle_for);
     void close_session();
     void shutdown();
+    /*
+     * After an exception in a scan (out of descriptors or memory): drops every
+     * session without using it again, since an operation cut short may have left
+     * handlers pointing into finished calls; the next scan builds them anew.
+     */
+    void discard_sessions();
 
     /* Held by the worker during a scan and by the keep-alive during a PING. */
     std::timed_mutex mutex;
@@ -49,6 +55,8 @@ private:
         bool fildes_refused = false; /* this clamd refused FILDES since the pool was made */
     };
 
+    void start_afresh(const std::shared_ptr<ClamdPool> &pool);
+    void ping_idle_sessions(Clock::duration idle_for);
     bool connect_or_reuse(const Config &config, Session &session, bool &reused,
                           std::string &error);
     int scan_open_file(ClamdPool &pool, int fd, std::uint64_t size, const char *filename,

@@ -82,14 +82,8 @@ int exchange_outcome(const Config &config, const Server &server, const Exchange 
 
 int Scanner::scan(const std::shared_ptr<const Config> &config, const char *filename, char *result)
 {
-    if (config_ != config) {
-        /* plugin_init ran again, maybe with other options: start afresh. */
-        close_session();
-        config_ = config;
-        sessions_.clear();
-        for (std::size_t i = 0; i < config->servers.size(); i++)
-            sessions_.push_back(std::make_unique<Session>());
-    }
+    if (config_ != config)
+        start_afresh(config);
     netplugin::FileDescriptor file;
     std::uint64_t size = 0;
     if (!netplugin::open_regular_file(filename, file, size, result))
@@ -105,6 +99,27 @@ int Scanner::scan(const std::shared_ptr<const Config> &config, const char *filen
     if (config->servers.size() > 1)
         return scan_pool(*config, file.fd, size, filename, result);
     return scan_on(*config, 0, file.fd, size, filename, result).code;
+}
+
+/*
+ * plugin_init ran again, maybe with other options, or the sessions were
+ * discarded. config_ changes only once every session exists: a failure half-way
+ * (no descriptor for an io_context) leaves the next scan to try again.
+ */
+void Scanner::start_afresh(const std::shared_ptr<const Config> &config)
+{
+    close_session();
+    std::vector<std::unique_ptr<Session>> fresh;
+    for (std::size_t i = 0; i < config->servers.size(); i++)
+        fresh.push_back(std::make_unique<Session>());
+    sessions_.swap(fresh);
+    config_ = config;
+}
+
+void Scanner::discard_sessions()
+{
+    config_.reset();
+    sessions_.clear(); /* destroying an io_context drops its handlers without running them */
 }
 
 void Scanner::close_session()

@@ -59,16 +59,19 @@ private:
     void ping_idle_sessions(Clock::duration idle_for);
     bool connect_or_reuse(const Config &config, Session &session, bool &reused,
                           std::string &error);
-    int scan_open_file(ClamdPool &pool, int fd, std::uint64_t size, const char *filename,
-                       char *result);
-    Attempt scan_on(const Config &config, Instance &instance, int fd, std::uint64_t size,
-                    const char *filename, char *result);
+    int scan_open_file(ClamdPool &pool, int fd, const char *filename, char *result);
+    Attempt scan_on(const Config &config, Instance &instance, int fd, const char *filename,
+                    char *result);
     /* After clamd refused a descriptor: the way on, logged once per plugin_init. */
     void note_refusal(const Config &config, Instance &instance, const std::string &reply);
 
     std::shared_ptr<ClamdPool> pool_; /* the instances the sessions belong to */
     std::vector<std::unique_ptr<Instance>> instances_; /* one per instance of pool_ */
     std::vector<char> buffer_;
+    /* The scan in progress: when it must have ended (netplugin::scan_deadline),
+       and whether its file's size read 0 although it holds data. */
+    Clock::time_point deadline_{};
+    bool unsized_ = false;
 };
 
 } // namespace avclam

@@ -50,10 +50,13 @@ private:
     Attempt scan_on(const Config &config, std::size_t index, int fd, std::uint64_t size,
                     const char *filename, char *result);
     void probe_down_servers(const Config &config);
+    bool open_before_deadline(const Config &config, const Server &server, Session &session,
+                              std::string &error);
 
     std::vector<std::unique_ptr<Session>> sessions_; /* one per server of config_ */
     std::shared_ptr<const Config> config_; /* the options the connection was opened with */
     std::vector<char> buffer_;
+    Clock::time_point deadline_{}; /* when the scan in progress must have ended */
 };
 
 } // namespace avicap

@@ -18,7 +18,7 @@ INSTREAM as `mode` says:
                   that stalls)
     "stop_and_drip" as stop_reading, then drips a reply as "drip" does while the
                   upload is still pending (each byte looked like progress)
-    "trickle"     takes the stream at TRICKLE_BYTES per TRICKLE_INTERVAL for ever,
+    "slow_drain"  takes the stream at TRICKLE_BYTES per TRICKLE_INTERVAL for ever,
                   never answers (an upload never silent for long, never finished)
     "garbage"     binary bytes, printf directives and no request id, NUL-terminated
     "wrong_id"    a clean verdict for another request number
@@ -237,7 +237,7 @@ class FakeClamd(FakeServer):
                             self._drip(conn, prefix)
                         self._stop.wait()
                         return
-                    elif cmd == b"zINSTREAM" and self.mode == "trickle":
+                    elif cmd == b"zINSTREAM" and self.mode == "slow_drain":
                         with self._lock:
                             self.instreams += 1
                         self._trickle(conn)

@@ -19,7 +19,7 @@ the chunked body) and then answers as `mode` says:
     "no_preview"  its OPTIONS offers no Preview: the whole file comes without one
     "stop_reading" takes the preview, says 100 Continue, then reads nothing more
                   (an upload that stalls; a small receive window makes it show at once)
-    "trickle"     takes the preview, says 100 Continue, then reads the rest at
+    "slow_drain"  takes the preview, says 100 Continue, then reads the rest at
                   TRICKLE_BYTES per TRICKLE_INTERVAL for ever, never answering (an
                   upload never silent for long, never finished)
     "drip_answer" reads the request, then sends an answer one byte every
@@ -197,7 +197,7 @@ class FakeIcap(FakeServer):
                 while not self._stop.is_set():
                     time.sleep(0.1)
                 return
-            if self.mode == "trickle":
+            if self.mode == "slow_drain":
                 self.bodies.append((preview, ieof, total))
                 while not self._stop.wait(self.TRICKLE_INTERVAL):
                     if not conn.recv(self.TRICKLE_BYTES):

@@ -9,6 +9,7 @@ assertions keep generous slack on top of the bound, never under it.
 """
 import math
 import os
+import subprocess
 
 import pytest
 
@@ -65,11 +66,15 @@ def test_clam_upload_stopped_while_reply_drips(under_test, sparse_64m, tmp_path,
 @pytest.mark.parametrize("transport", ["tcp", "unix"])
 def test_clam_upload_that_trickles_for_ever_ends_at_the_bound(under_test, tmp_path, transport):
     """clamd takes 53 KiB/s for ever: never silent, never done. The upload may take
-    ScanTimeout per started MiB, no more."""
+    ScanTimeout per started MiB, no more. Over UNIX the sender sees that steady
+    progress and only the deadline ends it (before: no end; avhost called it HUNG
+    at 60 s). Over TCP the kernel wakes a sender only once half its send queue has
+    drained, so the sender sees no progress for ScanTimeout and the silence rule
+    ends it first: the bound holds all the same."""
     size = 3 * MiB
     big = write_random(tmp_path / "trickled.bin", size)
     unix = tmp_path / "fake.sock" if transport == "unix" else None
-    with FakeClamd("trickle", unix_path=unix) as fake:
+    with FakeClamd("slow_drain", unix_path=unix) as fake:
         options = fake.plugin_options(ScanTimeout=SCAN_TIMEOUT, FdPass="off")
         record = scan_one(under_test, "avir_clam.so", options, big)
     assert record["verdict"] == "FAILED", record
@@ -95,7 +100,7 @@ def test_icap_upload_that_trickles_for_ever_ends_at_the_bound(under_test, tmp_pa
     none is silent for ScanTimeout, and before the upload had no end."""
     size = 3 * MiB
     big = write_random(tmp_path / "trickled.bin", size)
-    with FakeIcap("trickle") as fake:
+    with FakeIcap("slow_drain") as fake:
         options = fake.plugin_options(ScanTimeout=SCAN_TIMEOUT, ConnectTimeout=2)
         record = scan_one(under_test, "avir_icap.so", options, big)
     assert record["verdict"] == "FAILED", record
@@ -113,3 +118,12 @@ def test_icap_answer_that_drips_ends_at_scan_timeout(under_test, tmp_path):
     assert record["verdict"] == "FAILED", record
     assert "small.bin" in record["vir_info"], record
     assert record["ms"] <= bound_ms(1000, 2) + SLACK_MS * SLOW, record
+
+
+def test_scan_deadline_unit_tests(tmp_path):
+    """netplugin::scan_deadline computes the formula above (deadline_test.cpp)."""
+    from test_clam_parser import NETPLUGIN, _build
+    program = _build(tmp_path / "deadline_test", [NETPLUGIN / "tests" / "deadline_test.cpp"])
+    result = subprocess.run([str(program)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " 0 failures" in result.stdout

@@ -16,6 +16,10 @@ INSTREAM as `mode` says:
                   progress for long)
     "stop_reading" takes 1 MiB of a stream, then reads nothing more (an upload
                   that stalls)
+    "stop_and_drip" as stop_reading, then drips a reply as "drip" does while the
+                  upload is still pending (each byte looked like progress)
+    "slow_drain"  takes the stream at TRICKLE_BYTES per TRICKLE_INTERVAL for ever,
+                  never answers (an upload never silent for long, never finished)
     "garbage"     binary bytes, printf directives and no request id, NUL-terminated
     "wrong_id"    a clean verdict for another request number
     "close_mid"   half a reply, then closes the connection
@@ -42,19 +46,7 @@ apart: `instreams` counts only the scans.
     with FakeClamd("stall") as fake:
         fake.plugin_options(ScanTimeout=5)   # options for avhost -o
         fake.instreams                        # INSTREAM commands received so far
-        fake.probes                           # With `unix_path`, it listens on that UNIX socket instead of TCP and takes
-FILDES too (the descriptor arrives as SCM_RIGHTS with the byte after the
-command); "ok" answers "N: fd[M]: OK", "stall" never answers, and two modes
-refuse as clamd does when no descriptor arrives (clamd behind a forwarder) or
-as a clamd without FILDES, then close the session:
-
-    "refuse_fd"   "N: No file descriptor received. ERROR"
-    "unknown_fd"  "UNKNOWN COMMAND"
-
-`fildes` counts the FILDES requests and `passed` holds (size, first 64 bytes)
-of each file received.
-
-plugin_init's AlertEncrypted probes
+        fake.probes                           # plugin_init's probes
         fake.connections                      # connections accepted so far
 """
 import array
@@ -72,6 +64,10 @@ class FakeClamd(FakeServer):
     DRIP_INTERVAL = 2.0  # seconds between two bytes: well under ScanTimeout's minimum of 5
     SLOW_BYTES = 8 * 1024 * 1024
     SLOW_RATE = 1024 * 1024
+    # 8 KiB per 0.15 s (53 KiB/s), steadily: the sender sees progress well within
+    # ScanTimeout=5, yet 3 MiB take a minute.
+    TRICKLE_BYTES = 8 * 1024
+    TRICKLE_INTERVAL = 0.15
 
     def __init__(self, mode: str = "ok", unix_path=None):
         super().__init__()
@@ -87,7 +83,7 @@ class FakeClamd(FakeServer):
         if not self.unix_path:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listen(sock, self.unix_path or ("127.0.0.1", 0),
-                     small_window=mode in ("slow_reader", "stop_reading"))
+                     small_window=mode in ("slow_reader", "stop_reading", "stop_and_drip"))
         self.port = None if self.unix_path else self._sock.getsockname()[1]
 
     def _closed(self):
@@ -230,14 +226,21 @@ class FakeClamd(FakeServer):
                         with self._lock:
                             self.instreams += 1
                         conn.sendall(prefix + b"stream: OK\0")
-                    elif cmd == b"zINSTREAM" and self.mode == "stop_reading":
+                    elif cmd == b"zINSTREAM" and self.mode in ("stop_reading", "stop_and_drip"):
                         taken = len(buf[0])
                         while taken < 1 << 20:
                             chunk = conn.recv(65536)
                             if not chunk:
                                 return
                             taken += len(chunk)
+                        if self.mode == "stop_and_drip":
+                            self._drip(conn, prefix)
                         self._stop.wait()
+                        return
+                    elif cmd == b"zINSTREAM" and self.mode == "slow_drain":
+                        with self._lock:
+                            self.instreams += 1
+                        self._trickle(conn)
                         return
                     elif cmd == b"zINSTREAM":
                         self._read_stream(conn, buf)
@@ -251,6 +254,20 @@ class FakeClamd(FakeServer):
                         return
         except (ConnectionError, OSError):
             pass
+
+    def _drip(self, conn, prefix):
+        """A reply byte every DRIP_INTERVAL: each is progress to a silence timer; the
+        line never ends (before kMaxReplyLine, 1,024 bytes, it would take 34 min)."""
+        reply = itertools.chain(prefix + b"stream: ", itertools.cycle(b"Slow.Drip."))
+        while not self._stop.wait(self.DRIP_INTERVAL):
+            conn.sendall(bytes([next(reply)]))
+
+    def _trickle(self, conn):
+        """Takes the upload at TRICKLE_RATE, well under any plausible link, and never
+        stops taking it: no silence ever reaches ScanTimeout; it never answers."""
+        while not self._stop.wait(self.TRICKLE_INTERVAL):
+            if not conn.recv(self.TRICKLE_BYTES):
+                return
 
     def _answer(self, conn, prefix, request, named=b"stream: ") -> bool:
         """Sends the mode's answer; False when the connection must end."""
@@ -268,10 +285,7 @@ class FakeClamd(FakeServer):
             self._stop.wait()
             return False
         elif mode == "drip":
-            # Every byte is progress to a silence timer; the line never ends.
-            reply = itertools.chain(prefix + b"stream: ", itertools.cycle(b"Slow.Drip."))
-            while not self._stop.wait(self.DRIP_INTERVAL):
-                conn.sendall(bytes([next(reply)]))
+            self._drip(conn, prefix)
             return False
         elif mode == "garbage":
             conn.sendall(b"\x01\xff\xfe%s%n%x\x1b[31m garbage\0")

@@ -19,6 +19,11 @@ the chunked body) and then answers as `mode` says:
     "no_preview"  its OPTIONS offers no Preview: the whole file comes without one
     "stop_reading" takes the preview, says 100 Continue, then reads nothing more
                   (an upload that stalls; a small receive window makes it show at once)
+    "slow_drain"  takes the preview, says 100 Continue, then reads the rest at
+                  TRICKLE_BYTES per TRICKLE_INTERVAL for ever, never answering (an
+                  upload never silent for long, never finished)
+    "drip_answer" reads the request, then sends an answer one byte every
+                  DRIP_INTERVAL s, never finished
     "reqmod_only" its OPTIONS offers REQMOD only (plugin_init must refuse)
     "options_404" OPTIONS answered "404 Service not found"
     "options_garbage" OPTIONS answered with bytes that are not ICAP
@@ -48,6 +53,12 @@ def _http_page(status: str, body: bytes) -> tuple[bytes, bytes]:
 
 
 class FakeIcap(FakeServer):
+    # 8 KiB per 0.15 s (53 KiB/s), steadily: the sender sees progress well within
+    # ScanTimeout=5, yet 3 MiB take a minute.
+    TRICKLE_BYTES = 8 * 1024
+    TRICKLE_INTERVAL = 0.15
+    DRIP_INTERVAL = 1.0
+
     def __init__(self, mode: str = "clean", host: str = "127.0.0.1"):
         super().__init__()
         self.mode = mode
@@ -186,6 +197,12 @@ class FakeIcap(FakeServer):
                 while not self._stop.is_set():
                     time.sleep(0.1)
                 return
+            if self.mode == "slow_drain":
+                self.bodies.append((preview, ieof, total))
+                while not self._stop.wait(self.TRICKLE_INTERVAL):
+                    if not conn.recv(self.TRICKLE_BYTES):
+                        return
+                return
             more, _ = self._read_chunks(conn, buf)
             total += more
         self.bodies.append((preview, ieof, total))
@@ -194,6 +211,13 @@ class FakeIcap(FakeServer):
                 time.sleep(0.1)
             return
         if self.mode == "close":
+            return
+        if self.mode == "drip_answer":
+            answer = b"ICAP/1.0 204 No Content\r\nISTag: \"fake-1\"\r\nX-Pad: " + b"x" * 100000
+            for byte in answer:
+                if self._stop.wait(self.DRIP_INTERVAL):
+                    return
+                conn.sendall(bytes([byte]))
             return
         if self.mode == "garbage":
             conn.sendall(b"\x00\xffHELLO %s%n\r\n\r\n")

@@ -153,7 +153,7 @@ bool Connection::open(const Config &config, Clock::duration timeout, std::string
  * waits for room under the same silence bound as every other write. Ancillary
  * data goes with the first byte only. `msg` has one iovec, advanced as sent.
  */
-error_code Connection::send_message(msghdr &msg, Clock::duration idle)
+error_code Connection::send_message(msghdr &msg, Clock::duration idle, Clock::time_point deadline)
 {
     for (int rounds = 0; rounds < 1000; rounds++) {
         ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -176,7 +176,7 @@ error_code Connection::send_message(msghdr &msg, Clock::duration idle)
             ec = e;
             done = true;
         });
-        if (!run_until(done, idle, Clock::time_point::max()))
+        if (!run_until(done, idle, deadline))
             return asio::error::timed_out;
         if (ec)
             return ec;
@@ -185,7 +185,7 @@ error_code Connection::send_message(msghdr &msg, Clock::duration idle)
 }
 
 error_code Connection::send_with_descriptor(const char *command, std::size_t len, int fd,
-                                            Clock::duration idle)
+                                            Clock::duration idle, Clock::time_point deadline)
 {
     /* Straight to the socket rather than through an Asio write: both messages are a
        few bytes and go at once, and a scan of a small file is mostly this overhead. */
@@ -193,7 +193,7 @@ error_code Connection::send_with_descriptor(const char *command, std::size_t len
     msghdr command_msg{};
     command_msg.msg_iov = &command_iov;
     command_msg.msg_iovlen = 1;
-    error_code ec = send_message(command_msg, idle);
+    error_code ec = send_message(command_msg, idle, deadline);
     if (ec)
         return ec;
 
@@ -213,7 +213,7 @@ error_code Connection::send_with_descriptor(const char *command, std::size_t len
     cmsg->cmsg_type = SCM_RIGHTS;
     cmsg->cmsg_len = CMSG_LEN(sizeof(int));
     std::memcpy(CMSG_DATA(cmsg), &fd, sizeof fd);
-    return send_message(msg, idle);
+    return send_message(msg, idle, deadline);
 }
 
 void Connection::take_line(std::size_t n, std::string &line)
@@ -235,9 +235,10 @@ void Connection::quick_ack()
     ::setsockopt(fd_.load(), IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on);
 }
 
-error_code Connection::read_reply(std::string &line, Clock::duration timeout)
+error_code Connection::read_reply(std::string &line, Clock::duration timeout,
+                                  Clock::time_point scan_deadline)
 {
-    const Clock::time_point deadline = Clock::now() + timeout;
+    const Clock::time_point deadline = netplugin::earlier(Clock::now() + timeout, scan_deadline);
     line.clear();
     quick_ack();
     bool done = false;
@@ -268,38 +269,30 @@ struct Connection::ExchangeState {
     }
 
     bool finished() const { return read_done && write_done; }
-    bool shorten_to_verdict_deadline(Clock::duration timeout, Clock::duration &wait);
+    /* The upload's bytes that `n` more written took off the front of `bufs`. */
+    void consume(std::size_t n);
 
     const Producer &next;
     std::string &producer_error;
     Exchange &x; /* what exchange() returns */
     bool read_done = false;
     bool write_done = false; /* no write is pending any more */
+    bool last = false;       /* the write in flight is the Producer's last */
     std::size_t n = 0;       /* the reply's length with its NUL, once read */
-    std::vector<asio::const_buffer> bufs; /* the write in flight */
+    std::vector<asio::const_buffer> bufs; /* what is left of the write in flight */
     bool cancelled = false;               /* the upload was stopped for an early reply */
+    Clock::time_point upload_progress{};  /* when clamd last took bytes of the upload */
     Clock::time_point verdict_deadline = Clock::time_point::max(); /* set when the upload ends */
 };
 
-/*
- * Once the upload has ended, bounds `wait` by what is left of `timeout` from
- * that moment on. False when nothing is left.
- */
-bool Connection::ExchangeState::shorten_to_verdict_deadline(Clock::duration timeout,
-                                                            Clock::duration &wait)
+void Connection::ExchangeState::consume(std::size_t written)
 {
-    /* Each byte clamd sends would count as progress: from here on only
-       the total counts. */
-    const Clock::time_point now = Clock::now();
-    if (!x.upload_finished) {
-        x.upload_finished = true;
-        verdict_deadline = now + timeout;
-    }
-    if (now >= verdict_deadline)
-        return false;
-    if (verdict_deadline - now < wait)
-        wait = verdict_deadline - now;
-    return true;
+    std::size_t i = 0;
+    while (i < bufs.size() && written >= bufs[i].size())
+        written -= bufs[i++].size();
+    bufs.erase(bufs.begin(), bufs.begin() + static_cast<std::ptrdiff_t>(i));
+    if (!bufs.empty())
+        bufs.front() += written;
 }
 
 void Connection::start_reply_read(ExchangeState &s)
@@ -318,48 +311,65 @@ void Connection::start_reply_read(ExchangeState &s)
 void Connection::write_next(ExchangeState &s)
 {
     s.bufs.clear();
-    bool last = false;
-    if (!s.next(s.bufs, last, s.producer_error)) {
+    s.last = false;
+    if (!s.next(s.bufs, s.last, s.producer_error)) {
         s.x.producer_failed = true;
         s.write_done = true;
         return;
     }
-    asio::async_write(socket_, s.bufs, [this, &s, last](const error_code &e, std::size_t) {
+    write_rest(s);
+}
+
+/* One write_some at a time, so that every byte clamd takes is seen as progress
+   of the upload (and only those: bytes it sends are not). */
+void Connection::write_rest(ExchangeState &s)
+{
+    socket_.async_write_some(s.bufs, [this, &s](const error_code &e, std::size_t written) {
         if (e) {
             s.x.write_error = e;
             s.write_done = true;
-        } else if (last) {
-            s.write_done = true;
-        } else if (!s.read_done) {
-            write_next(s);
-        } else {
-            s.write_done = true;
+            return;
         }
+        if (written > 0)
+            s.upload_progress = Clock::now();
+        s.consume(written);
+        if (s.read_done)
+            s.write_done = true; /* clamd has answered: the rest is not wanted */
+        else if (!s.bufs.empty())
+            write_rest(s);
+        else if (s.last)
+            s.write_done = true;
+        else
+            write_next(s);
     });
 }
 
 /*
  * Runs the handlers until both the reply and the upload are done, or the
  * Producer failed. False (everything aborted, x.timed_out set) when the
- * deadlines of exchange() ran out.
+ * bounds of exchange() ran out: ScanTimeout without upload progress, then
+ * ScanTimeout for the verdict, and the scan's `deadline` throughout.
  */
-bool Connection::run_exchange(ExchangeState &s, Clock::duration timeout)
+bool Connection::run_exchange(ExchangeState &s, Clock::duration timeout, Clock::time_point deadline)
 {
+    s.upload_progress = Clock::now();
     while (!s.finished()) {
         if (s.x.producer_failed)
             break;
-        Clock::duration wait = timeout;
-        if (s.write_done && !s.shorten_to_verdict_deadline(timeout, wait)) {
+        const Clock::time_point now = Clock::now();
+        if (s.write_done && !s.x.upload_finished) {
+            s.x.upload_finished = true;
+            s.verdict_deadline = now + timeout;
+        }
+        const Clock::time_point until = netplugin::earlier(
+            deadline, s.write_done ? s.verdict_deadline : s.upload_progress + timeout);
+        if (now >= until) {
             s.x.timed_out = true;
             abort();
             return false;
         }
         io_.restart();
-        if (io_.run_one_for(wait) == 0 && !s.finished()) {
-            s.x.timed_out = true;
-            abort();
-            return false;
-        }
+        io_.run_one_for(until - now);
         if (s.read_done && !s.write_done && !s.cancelled) {
             /* clamd answered before the end (a size limit): stop uploading. */
             s.x.replied_early = true;
@@ -372,7 +382,7 @@ bool Connection::run_exchange(ExchangeState &s, Clock::duration timeout)
 }
 
 Connection::Exchange Connection::exchange(const Producer &next, std::string &producer_error,
-                                          Clock::duration timeout)
+                                          Clock::duration timeout, Clock::time_point deadline)
 {
     Exchange x;
     ExchangeState s(next, producer_error, x);
@@ -380,7 +390,7 @@ Connection::Exchange Connection::exchange(const Producer &next, std::string &pro
     write_next(s);
 
     /* A failed upload still waits for the reply: clamd often explains why it stopped. */
-    if (!run_exchange(s, timeout))
+    if (!run_exchange(s, timeout, deadline))
         return x;
     if (x.producer_failed) {
         abort();

@@ -59,17 +59,20 @@ public:
      * Sends `command` (`len` bytes), then one byte carrying `fd` as SCM_RIGHTS
      * ancillary data (UNIX socket only): clamd's FILDES wants the descriptor in
      * a message of its own after the command's. Fails when the socket takes
-     * nothing for `idle`.
+     * nothing for `idle`, or at `deadline`.
      */
     boost::system::error_code send_with_descriptor(const char *command, std::size_t len, int fd,
-                                                   Clock::duration idle);
+                                                   Clock::duration idle,
+                                                   Clock::time_point deadline);
 
     /*
-     * Reads one NUL-terminated reply (without the NUL) within `timeout` in all,
-     * however clamd paces its bytes. On error, `line` holds what arrived before
-     * it (clamd sends a few messages newline-terminated and hangs up).
+     * Reads one NUL-terminated reply (without the NUL) within `timeout` in all
+     * and before `deadline`, however clamd paces its bytes. On error, `line`
+     * holds what arrived before it (clamd sends a few messages
+     * newline-terminated and hangs up).
      */
-    boost::system::error_code read_reply(std::string &line, Clock::duration timeout);
+    boost::system::error_code read_reply(std::string &line, Clock::duration timeout,
+                                         Clock::time_point deadline = Clock::time_point::max());
 
     /*
      * Fills `out` with the next write and sets `last` when it is the final one;
@@ -92,12 +95,14 @@ public:
      * Sends what `next` produces while waiting for one reply, so that a reply
      * clamd sends early (a size limit) stops the upload instead of a broken
      * pipe. `timeout` bounds two phases differently. While uploading, it bounds
-     * the silence between two steps: a large file may take as long as it needs
-     * while clamd keeps taking it. Once the upload has ended, it bounds the
-     * whole wait for the complete reply: a clamd that sends a byte now and
-     * then must not hold the worker for ever.
+     * the time clamd may take no byte of the upload (bytes of a reply that
+     * clamd sends meanwhile are not progress of the upload). Once the upload
+     * has ended, it bounds the whole wait for the complete reply: a clamd that
+     * sends a byte now and then must not hold the worker for ever. `deadline`
+     * (the scan's) ends both phases, however clamd paces what it takes.
      */
-    Exchange exchange(const Producer &next, std::string &producer_error, Clock::duration timeout);
+    Exchange exchange(const Producer &next, std::string &producer_error, Clock::duration timeout,
+                      Clock::time_point deadline = Clock::time_point::max());
 
 private:
     struct ExchangeState;
@@ -105,12 +110,14 @@ private:
     std::string connect_error(const Config &config, bool timed_out,
                               const boost::system::error_code &last);
     void take_line(std::size_t n, std::string &line);
-    boost::system::error_code send_message(::msghdr &msg, Clock::duration idle);
+    boost::system::error_code send_message(::msghdr &msg, Clock::duration idle,
+                                           Clock::time_point deadline);
     void quick_ack();
     /* The parts of exchange(). */
     void start_reply_read(ExchangeState &s);
     void write_next(ExchangeState &s);
-    bool run_exchange(ExchangeState &s, Clock::duration timeout);
+    void write_rest(ExchangeState &s);
+    bool run_exchange(ExchangeState &s, Clock::duration timeout, Clock::time_point deadline);
 
     bool tcp_ = false;
     bool permanent_failure_ = false;

@@ -85,14 +85,21 @@ int reply_verdict(const ScanReply &reply, const std::string &where, const char *
  * of clamd's reply (parsed into `reply`).
  */
 int scan_outcome(const Config &config, const std::string &where, const StreamResult &r,
-                 const ScanReply &reply, const char *filename, char *result)
+                 const ScanReply &reply, const char *filename, char *result, bool past_deadline)
 {
     switch (r.kind) {
     case StreamResult::Kind::File:
         avc_format(result, AVP_RESULT_SIZE, "cannot read %s: %s", filename, r.error.c_str());
         return AVCHK_FAILED;
     case StreamResult::Kind::Timeout:
-        if (r.while_uploading)
+        if (past_deadline)
+            avc_format(result, AVP_RESULT_SIZE,
+                       "clamd at %s did not finish scanning %s within the scan's deadline "
+                       "(ScanTimeout=%lld s x (3 + the file's size in MiB), plus the connect "
+                       "timeout), though it never went silent for ScanTimeout",
+                       where.c_str(), filename,
+                       static_cast<long long>(config.scan_timeout.count()));
+        else if (r.while_uploading)
             avc_format(result, AVP_RESULT_SIZE,
                        "clamd at %s made no progress for ScanTimeout=%lld s while %s was "
                        "being sent",
@@ -143,6 +150,13 @@ void report_over_clamd_limit(const Config &config, std::uint64_t size, const cha
                config.where().c_str());
 }
 
+/* What one connection attempt may take: the StartupTimeout, at most ScanTimeout. */
+Clock::duration connect_timeout(const Config &config)
+{
+    return config.startup_timeout < config.scan_timeout ? config.startup_timeout
+                                                        : config.scan_timeout;
+}
+
 } // namespace
 
 void reset_fd_pass_notices()
@@ -153,20 +167,27 @@ void reset_fd_pass_notices()
 
 int Scanner::scan(const std::shared_ptr<ClamdPool> &pool, const char *filename, char *result)
 {
-    if (pool_ != pool) {
-        /* plugin_init ran again, maybe with other options: start afresh. */
-        close_session();
-        pool_ = pool;
-        instances_.clear();
-        for (std::size_t i = 0; i < pool->size(); i++)
-            instances_.push_back(std::make_unique<Instance>());
-    }
+    if (pool_ != pool)
+        start_afresh(pool);
     netplugin::FileDescriptor file;
     std::uint64_t size = 0;
     if (!netplugin::open_regular_file(filename, file, size, result))
         return AVCHK_FAILED;
-    if (size == 0)
-        return AVCHK_OK; /* nothing to infect; clamd need not be asked */
+    size_ = size;
+    unsized_ = false;
+    if (size == 0) {
+        switch (netplugin::probe_zero_size(file.fd, filename, result)) {
+        case netplugin::ZeroSize::Empty:
+            return AVCHK_OK; /* nothing to infect; clamd need not be asked */
+        case netplugin::ZeroSize::Unreadable:
+            return AVCHK_FAILED;
+        case netplugin::ZeroSize::HoldsData:
+            unsized_ = true; /* streamed to its end */
+            break;
+        }
+    }
+    deadline_ = netplugin::scan_deadline(Clock::now(), connect_timeout(pool->first()),
+                                         pool->first().scan_timeout, size);
     const Config &options = pool->first();
     if (options.max_file_size > 0 && size > options.max_file_size) {
         avc_format(result, AVP_RESULT_SIZE, "%s is %llu bytes, over MaxFileSize (%llu): not scanned",
@@ -174,7 +195,29 @@ int Scanner::scan(const std::shared_ptr<ClamdPool> &pool, const char *filename, 
                    static_cast<unsigned long long>(options.max_file_size));
         return AVCHK_IMPOSSIBLE;
     }
-    return scan_open_file(*pool, file.fd, size, filename, result);
+    return scan_open_file(*pool, file.fd, filename, result);
+}
+
+/*
+ * plugin_init ran again, maybe with other options, or the sessions were
+ * discarded. pool_ changes only once every instance exists: a failure half-way
+ * (no descriptor for an io_context) leaves the next scan to try again, never a
+ * pool_ without its instances.
+ */
+void Scanner::start_afresh(const std::shared_ptr<ClamdPool> &pool)
+{
+    close_session();
+    std::vector<std::unique_ptr<Instance>> fresh;
+    for (std::size_t i = 0; i < pool->size(); i++)
+        fresh.push_back(std::make_unique<Instance>());
+    instances_.swap(fresh);
+    pool_ = pool;
+}
+
+void Scanner::discard_sessions()
+{
+    pool_.reset();
+    instances_.clear(); /* destroying an io_context drops its handlers without running them */
 }
 
 void Scanner::close_session()
@@ -196,17 +239,19 @@ bool Scanner::connect_or_reuse(const Config &config, Session &session, bool &reu
     reused = session.is_open();
     if (reused)
         return true;
-    Clock::duration connect_timeout = config.startup_timeout < config.scan_timeout
-                                          ? config.startup_timeout
-                                          : config.scan_timeout;
-    return session.open(config, connect_timeout, error);
+    Clock::duration timeout = connect_timeout(config);
+    const Clock::duration left = netplugin::time_left(deadline_);
+    if (left <= Clock::duration::zero()) {
+        error = "the scan's deadline passed before clamd at " + config.where() + " was tried";
+        return false;
+    }
+    return session.open(config, left < timeout ? left : timeout, error);
 }
 
-int Scanner::scan_open_file(ClamdPool &pool, int fd, std::uint64_t size, const char *filename,
-                            char *result)
+int Scanner::scan_open_file(ClamdPool &pool, int fd, const char *filename, char *result)
 {
     if (pool.size() == 1)
-        return scan_on(pool.first(), *instances_[0], fd, size, filename, result).code;
+        return scan_on(pool.first(), *instances_[0], fd, filename, result).code;
 
     const std::vector<std::size_t> order = pool.health.candidates();
     std::vector<bool> tried(pool.size(), false);
@@ -218,7 +263,7 @@ int Scanner::scan_open_file(ClamdPool &pool, int fd, std::uint64_t size, const c
         ::lseek(fd, 0, SEEK_SET);
         result[0] = '\0'; /* a failed attempt's text must not stay with a later verdict */
         const Config &config = pool.instances[i];
-        Attempt a = scan_on(config, *instances_[i], fd, size, filename, result);
+        Attempt a = scan_on(config, *instances_[i], fd, filename, result);
         if (!a.instance_failed)
             return a.code;
         tried[i] = true;
@@ -231,6 +276,8 @@ int Scanner::scan_open_file(ClamdPool &pool, int fd, std::uint64_t size, const c
                 break;
             retried = true;
         }
+        if (Clock::now() >= deadline_)
+            break; /* the scan's deadline bounds the pool's retries too */
     }
     for (std::size_t i = 0; i < pool.size(); i++) {
         if (tried[i])
@@ -245,11 +292,11 @@ int Scanner::scan_open_file(ClamdPool &pool, int fd, std::uint64_t size, const c
 }
 
 Scanner::Attempt Scanner::scan_on(const Config &config, Instance &instance, int fd,
-                                  std::uint64_t size, const char *filename, char *result)
+                                  const char *filename, char *result)
 {
     const std::string where = config.where();
-    if (would_be_skipped(config, size)) {
-        report_over_clamd_limit(config, size, filename, result);
+    if (would_be_skipped(config, size_)) {
+        report_over_clamd_limit(config, size_, filename, result);
         return {AVCHK_IMPOSSIBLE, false, false, ""};
     }
     Session &session = instance.session;
@@ -264,12 +311,15 @@ Scanner::Attempt Scanner::scan_on(const Config &config, Instance &instance, int 
                 a.brief = "cannot connect";
             return a;
         }
+        /* A file whose size reads 0 yet holds data (/proc): clamd, given its
+           descriptor, would see st_size 0 and scan nothing. */
         const ScanMethod method =
-            choose_method(config.fd_pass, !config.uses_tcp(), instance.fildes_refused);
+            unsized_ ? ScanMethod::Instream
+                     : choose_method(config.fd_pass, !config.uses_tcp(), instance.fildes_refused);
         StreamResult r = method == ScanMethod::Fildes
-                             ? session.fildes(fd, config.scan_timeout)
-                             : session.instream(fd, size, config.chunk_size, buffer_,
-                                                config.scan_timeout);
+                             ? session.fildes(fd, config.scan_timeout, deadline_)
+                             : session.instream(fd, config.chunk_size, buffer_,
+                                                config.scan_timeout, deadline_);
         if (method == ScanMethod::Fildes && r.kind == StreamResult::Kind::Reply &&
             fildes_refused(r.reply)) {
             session.close(); /* clamd ends the session after refusing */
@@ -300,7 +350,9 @@ Scanner::Attempt Scanner::scan_on(const Config &config, Instance &instance, int 
         else if (method == ScanMethod::Fildes && !g_fildes_logged.exchange(true))
             avc_log_debug("clamd at %s took a file descriptor (FILDES): files are passed to it, "
                           "not streamed", where.c_str());
-        Attempt a{scan_outcome(config, where, r, reply, filename, result), false, false, ""};
+        Attempt a{scan_outcome(config, where, r, reply, filename, result,
+                               Clock::now() >= deadline_),
+                  false, false, ""};
         if (r.kind == StreamResult::Kind::Transport || r.kind == StreamResult::Kind::Timeout) {
             a.instance_failed = true;
             a.in_flight = true;
@@ -327,6 +379,18 @@ void Scanner::note_refusal(const Config &config, Instance &instance, const std::
 }
 
 void Scanner::keep_alive(Clock::duration idle_for)
+{
+    try {
+        ping_idle_sessions(idle_for);
+    } catch (const std::exception &ex) {
+        /* A PING cut short by an exception may leave handlers that point into
+           finished calls: nothing of it is used again. */
+        avc_log_debug("keep-alive: %s; the next scan reconnects", ex.what());
+        discard_sessions();
+    }
+}
+
+void Scanner::ping_idle_sessions(Clock::duration idle_for)
 {
     for (std::size_t i = 0; i < instances_.size(); i++) {
         Session &session = instances_[i]->session;

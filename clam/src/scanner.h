@@ -32,6 +32,12 @@ public:
     void keep_alive(Clock::duration idle_for);
     void close_session();
     void shutdown();
+    /*
+     * After an exception in a scan (out of descriptors or memory): drops every
+     * session without using it again, since an operation cut short may have left
+     * handlers pointing into finished calls; the next scan builds them anew.
+     */
+    void discard_sessions();
 
     /* Held by the worker during a scan and by the keep-alive during a PING. */
     std::timed_mutex mutex;
@@ -49,18 +55,24 @@ private:
         bool fildes_refused = false; /* this clamd refused FILDES since the pool was made */
     };
 
+    void start_afresh(const std::shared_ptr<ClamdPool> &pool);
+    void ping_idle_sessions(Clock::duration idle_for);
     bool connect_or_reuse(const Config &config, Session &session, bool &reused,
                           std::string &error);
-    int scan_open_file(ClamdPool &pool, int fd, std::uint64_t size, const char *filename,
-                       char *result);
-    Attempt scan_on(const Config &config, Instance &instance, int fd, std::uint64_t size,
-                    const char *filename, char *result);
+    int scan_open_file(ClamdPool &pool, int fd, const char *filename, char *result);
+    Attempt scan_on(const Config &config, Instance &instance, int fd, const char *filename,
+                    char *result);
     /* After clamd refused a descriptor: the way on, logged once per plugin_init. */
     void note_refusal(const Config &config, Instance &instance, const std::string &reply);
 
     std::shared_ptr<ClamdPool> pool_; /* the instances the sessions belong to */
     std::vector<std::unique_ptr<Instance>> instances_; /* one per instance of pool_ */
     std::vector<char> buffer_;
+    /* The scan in progress: when it must have ended (netplugin::scan_deadline),
+       its file's size as opened, and whether that size read 0 although it holds data. */
+    Clock::time_point deadline_{};
+    std::uint64_t size_ = 0;
+    bool unsized_ = false;
 };
 
 } // namespace avclam

@@ -32,14 +32,17 @@ void put_be32(char *p, std::uint32_t v)
 using netplugin::read_at;
 
 /*
- * INSTREAM's upload as a Connection::Producer: the command, then `size` bytes
- * of `fd` from offset 0 as chunks of at most `chunk` bytes, one per write,
- * read into `buffer` so that memory does not depend on the file size.
+ * INSTREAM's upload as a Connection::Producer: the command, then `fd` from
+ * offset 0 up to its end as chunks of at most `chunk` bytes, one per write,
+ * read into `buffer` so that memory does not depend on the file size. Up to
+ * the end the reads find, not the size fstat gave: INSTREAM needs no length up
+ * front, so a file that grew meanwhile is sent whole, as is a /proc file whose
+ * size reads 0.
  */
 class InstreamUpload {
 public:
-    InstreamUpload(int fd, std::uint64_t size, std::size_t chunk, std::vector<char> &buffer)
-        : fd_(fd), size_(size), chunk_(chunk), buffer_(buffer)
+    InstreamUpload(int fd, std::size_t chunk, std::vector<char> &buffer)
+        : fd_(fd), chunk_(chunk), buffer_(buffer)
     {
         /* Layout: [4-byte length][chunk bytes][4-byte zero end marker]. */
         buffer.resize(4 + chunk + 4);
@@ -51,13 +54,11 @@ public:
             out.push_back(asio::buffer(kInstream, sizeof kInstream));
         first_ = false;
         char *data = buffer_.data();
-        std::size_t want =
-            size_ - offset_ < chunk_ ? static_cast<std::size_t>(size_ - offset_) : chunk_;
         std::size_t got = 0;
-        if (!read_at(fd_, data + 4, want, offset_, got, error))
+        if (!read_at(fd_, data + 4, chunk_, offset_, got, error))
             return false;
         offset_ += got;
-        last = got < want || offset_ >= size_;
+        last = got < chunk_; /* read_at falls short only at the end of the file */
         std::size_t len = 0;
         if (got > 0) {
             put_be32(data, static_cast<std::uint32_t>(got));
@@ -74,7 +75,6 @@ public:
 
 private:
     int fd_;
-    std::uint64_t size_;
     std::size_t chunk_;
     std::vector<char> &buffer_; /* the caller's, reused across scans */
     std::uint64_t offset_ = 0;
@@ -182,22 +182,22 @@ bool Session::version(Clock::duration timeout, ClamdVersion &out, std::string &e
     return true;
 }
 
-StreamResult Session::instream(int fd, std::uint64_t size, std::size_t chunk,
-                               std::vector<char> &buffer, Clock::duration timeout)
+StreamResult Session::instream(int fd, std::size_t chunk, std::vector<char> &buffer,
+                               Clock::duration timeout, Clock::time_point deadline)
 {
     const std::uint32_t request_id = next_id_++;
     std::string file_error;
     Connection::Exchange x =
-        conn_.exchange(InstreamUpload(fd, size, chunk, buffer), file_error, timeout);
+        conn_.exchange(InstreamUpload(fd, chunk, buffer), file_error, timeout, deadline);
     return stream_result(x, file_error, request_id);
 }
 
-StreamResult Session::fildes(int fd, Clock::duration timeout)
+StreamResult Session::fildes(int fd, Clock::duration timeout, Clock::time_point deadline)
 {
     StreamResult result;
     result.request_id = next_id_++;
     result.session_spoiled = true; /* until a complete reply says otherwise */
-    auto ec = conn_.send_with_descriptor(kFildes, sizeof kFildes, fd, timeout);
+    auto ec = conn_.send_with_descriptor(kFildes, sizeof kFildes, fd, timeout, deadline);
     if (ec == asio::error::timed_out) {
         result.kind = StreamResult::Kind::Timeout;
         result.while_uploading = true;
@@ -207,7 +207,7 @@ StreamResult Session::fildes(int fd, Clock::duration timeout)
     /* A clamd that refuses FILDES may answer and hang up before the descriptor is
        sent: its reply, already here, says more than the broken pipe. */
     const auto send_error = ec;
-    ec = conn_.read_reply(result.reply, timeout);
+    ec = conn_.read_reply(result.reply, timeout, deadline);
     if (ec == asio::error::timed_out) {
         result.kind = StreamResult::Kind::Timeout;
         conn_.close();

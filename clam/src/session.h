@@ -44,20 +44,24 @@ public:
     bool version(Clock::duration timeout, ClamdVersion &out, std::string &error);
 
     /*
-     * Sends `size` bytes of `fd` from offset 0 as INSTREAM chunks of `chunk`
-     * bytes, using `buffer` (kept by the caller, reused across scans) so that
-     * memory does not depend on the file size. `timeout` is ScanTimeout, as
-     * Connection::exchange applies it: silence while uploading, total after.
+     * Sends `fd` from offset 0 to its end as INSTREAM chunks of `chunk` bytes,
+     * using `buffer` (kept by the caller, reused across scans) so that memory
+     * does not depend on the file size. What the file holds counts, not its
+     * size when opened: a file that grows meanwhile is sent as it is read, and
+     * one whose size reads 0 (under /proc) is sent whole. `timeout` is
+     * ScanTimeout, as Connection::exchange applies it (no upload progress,
+     * then the verdict), `deadline` the scan's.
      */
-    StreamResult instream(int fd, std::uint64_t size, std::size_t chunk, std::vector<char> &buffer,
-                          Clock::duration timeout);
+    StreamResult instream(int fd, std::size_t chunk, std::vector<char> &buffer,
+                          Clock::duration timeout, Clock::time_point deadline);
 
     /*
      * FILDES: passes the open file `fd` to clamd, which reads it itself (UNIX
      * socket only). `timeout` is ScanTimeout: for taking the request, then in
-     * all for the verdict. A refusal (fildes_refused) comes back as a Reply.
+     * all for the verdict; `deadline` is the scan's. A refusal (fildes_refused)
+     * comes back as a Reply.
      */
-    StreamResult fildes(int fd, Clock::duration timeout);
+    StreamResult fildes(int fd, Clock::duration timeout, Clock::time_point deadline);
 
     /* INSTREAM of `size` bytes in memory (a probe, not a file), within `timeout`. */
     StreamResult instream_bytes(const unsigned char *data, std::uint32_t size,

@@ -50,7 +50,7 @@ int answer_verdict(const Server &server, const Exchange &x, const char *filename
 
 /* The AVCHK_* code for how the RESPMOD of `filename` ended, with its text in result. */
 int exchange_outcome(const Config &config, const Server &server, const Exchange &x,
-                     const char *filename, char *result)
+                     const char *filename, char *result, bool past_deadline)
 {
     const std::string uri = server.uri();
     switch (x.kind) {
@@ -58,6 +58,16 @@ int exchange_outcome(const Config &config, const Server &server, const Exchange 
         avc_format(result, AVP_RESULT_SIZE, "cannot read %s: %s", filename, x.error.c_str());
         return AVCHK_FAILED;
     case Exchange::Kind::Timeout:
+        if (past_deadline) {
+            avc_format(result, AVP_RESULT_SIZE,
+                       "ICAP server %s did not finish scanning %s within the scan's deadline "
+                       "(ConnectTimeout=%lld s + ScanTimeout=%lld s x (3 + the file's size in "
+                       "MiB)), though it never went silent for ScanTimeout",
+                       uri.c_str(), filename,
+                       static_cast<long long>(config.connect_timeout.count()),
+                       static_cast<long long>(config.scan_timeout.count()));
+            return AVCHK_FAILED;
+        }
         avc_format(result, AVP_RESULT_SIZE,
                    x.while_uploading
                        ? "ICAP server %s made no progress for ScanTimeout=%lld s while %s was being sent"
@@ -78,33 +88,82 @@ int exchange_outcome(const Config &config, const Server &server, const Exchange 
     return answer_verdict(server, x, filename, result);
 }
 
+/* Whether `fd` holds more than the `size` bytes it had when the scan began. */
+bool grew(int fd, std::uint64_t size)
+{
+    char byte;
+    std::size_t got = 0;
+    std::string ignored;
+    return netplugin::read_at(fd, &byte, 1, size, got, ignored) && got > 0;
+}
+
 } // namespace
 
 int Scanner::scan(const std::shared_ptr<const Config> &config, const char *filename, char *result)
 {
-    if (config_ != config) {
-        /* plugin_init ran again, maybe with other options: start afresh. */
-        close_session();
-        config_ = config;
-        sessions_.clear();
-        for (std::size_t i = 0; i < config->servers.size(); i++)
-            sessions_.push_back(std::make_unique<Session>());
-    }
+    if (config_ != config)
+        start_afresh(config);
     netplugin::FileDescriptor file;
     std::uint64_t size = 0;
     if (!netplugin::open_regular_file(filename, file, size, result))
         return AVCHK_FAILED;
-    if (size == 0)
-        return AVCHK_OK; /* nothing to infect; the server need not be asked */
+    if (size == 0) {
+        switch (netplugin::probe_zero_size(file.fd, filename, result)) {
+        case netplugin::ZeroSize::Empty:
+            return AVCHK_OK; /* nothing to infect; the server need not be asked */
+        case netplugin::ZeroSize::Unreadable:
+            return AVCHK_FAILED;
+        case netplugin::ZeroSize::HoldsData:
+            /* ICAP announces the body's length (Content-Length, Preview) before
+               the body: a size that lies cannot be sent truthfully. */
+            avc_format(result, AVP_RESULT_SIZE,
+                       "%s cannot be scanned over ICAP: its size reads 0 but it holds data "
+                       "(a /proc or sysfs file?)",
+                       filename);
+            return AVCHK_IMPOSSIBLE;
+        }
+    }
+    deadline_ = netplugin::scan_deadline(Clock::now(), config->connect_timeout,
+                                         config->scan_timeout, size);
     if (config->max_file_size > 0 && size > config->max_file_size) {
         avc_format(result, AVP_RESULT_SIZE, "%s is %llu bytes, over MaxFileSize (%llu): not scanned",
                    filename, static_cast<unsigned long long>(size),
                    static_cast<unsigned long long>(config->max_file_size));
         return AVCHK_IMPOSSIBLE;
     }
-    if (config->servers.size() > 1)
-        return scan_pool(*config, file.fd, size, filename, result);
-    return scan_on(*config, 0, file.fd, size, filename, result).code;
+    const int code = config->servers.size() > 1
+                         ? scan_pool(*config, file.fd, size, filename, result)
+                         : scan_on(*config, 0, file.fd, size, filename, result).code;
+    if (code == AVCHK_OK && grew(file.fd, size)) {
+        /* The request announced `size` bytes: what was appended since went unscanned. */
+        avc_format(result, AVP_RESULT_SIZE,
+                   "%s grew while it was being scanned: only its first %llu bytes were "
+                   "scanned; scan it again once it is complete",
+                   filename, static_cast<unsigned long long>(size));
+        return AVCHK_FAILED;
+    }
+    return code;
+}
+
+/*
+ * plugin_init ran again, maybe with other options, or the sessions were
+ * discarded. config_ changes only once every session exists: a failure half-way
+ * (no descriptor for an io_context) leaves the next scan to try again.
+ */
+void Scanner::start_afresh(const std::shared_ptr<const Config> &config)
+{
+    close_session();
+    std::vector<std::unique_ptr<Session>> fresh;
+    for (std::size_t i = 0; i < config->servers.size(); i++)
+        fresh.push_back(std::make_unique<Session>());
+    sessions_.swap(fresh);
+    config_ = config;
+}
+
+void Scanner::discard_sessions()
+{
+    config_.reset();
+    sessions_.clear(); /* destroying an io_context drops its handlers without running them */
 }
 
 void Scanner::close_session()
@@ -158,6 +217,8 @@ int Scanner::scan_pool(const Config &config, int fd, std::uint64_t size, const c
                 break;
             retried = true;
         }
+        if (Clock::now() >= deadline_)
+            break; /* the scan's deadline bounds the pool's retries too */
     }
     for (std::size_t i = 0; i < config.servers.size(); i++) {
         if (tried[i])
@@ -171,6 +232,19 @@ int Scanner::scan_pool(const Config &config, int fd, std::uint64_t size, const c
     return AVCHK_FAILED;
 }
 
+/* Connects within ConnectTimeout and what is left of the scan's deadline. */
+bool Scanner::open_before_deadline(const Config &config, const Server &server, Session &session,
+                                   std::string &error)
+{
+    const Clock::duration left = netplugin::time_left(deadline_);
+    if (left <= Clock::duration::zero()) {
+        error = "the scan's deadline passed before " + server.uri() + " was tried";
+        return false;
+    }
+    return session.open(server, left < config.connect_timeout ? left : config.connect_timeout,
+                        error);
+}
+
 Scanner::Attempt Scanner::scan_on(const Config &config, std::size_t index, int fd,
                                   std::uint64_t size, const char *filename, char *result)
 {
@@ -180,7 +254,7 @@ Scanner::Attempt Scanner::scan_on(const Config &config, std::size_t index, int f
         const bool reused = session.is_open();
         if (!reused) {
             std::string error;
-            if (!session.open(server, config.connect_timeout, error)) {
+            if (!open_before_deadline(config, server, session, error)) {
                 avc_format(result, AVP_RESULT_SIZE, "cannot scan %s: %s", filename, error.c_str());
                 const std::size_t colon = error.rfind(": ");
                 return {AVCHK_FAILED, true, false,
@@ -188,7 +262,7 @@ Scanner::Attempt Scanner::scan_on(const Config &config, std::size_t index, int f
             }
         }
         Exchange x = session.respmod(server, fd, size, base_name(filename), config.chunk_size,
-                                     buffer_, config.scan_timeout);
+                                     buffer_, config.scan_timeout, deadline_);
         /* A kept connection the server closed meanwhile (restart, KeepAliveTimeout,
            MaxKeepAliveRequests) gets one fresh connection before anything is decided. */
         if (x.kind == Exchange::Kind::Transport && x.nothing_received && reused && attempt == 0) {
@@ -199,7 +273,9 @@ Scanner::Attempt Scanner::scan_on(const Config &config, std::size_t index, int f
         }
         if (x.kind != Exchange::Kind::Answer)
             session.close();
-        Attempt a{exchange_outcome(config, server, x, filename, result), false, false, ""};
+        Attempt a{exchange_outcome(config, server, x, filename, result,
+                                   Clock::now() >= deadline_),
+                  false, false, ""};
         if (x.kind == Exchange::Kind::Transport) {
             a.server_failed = a.in_flight = true;
             a.brief = "connection failed during a scan: " + x.error;

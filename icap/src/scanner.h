@@ -27,6 +27,12 @@ public:
 
     void close_session();
     void shutdown();
+    /*
+     * After an exception in a scan (out of descriptors or memory): drops every
+     * connection without using it again, since an operation cut short may have
+     * left handlers pointing into finished calls; the next scan builds them anew.
+     */
+    void discard_sessions();
 
     /* Held by the worker during a scan. */
     std::mutex mutex;
@@ -38,15 +44,19 @@ private:
         bool in_flight;     /* ...after the file had been handed over */
         std::string brief;
     };
+    void start_afresh(const std::shared_ptr<const Config> &config);
     int scan_pool(const Config &config, int fd, std::uint64_t size, const char *filename,
                   char *result);
     Attempt scan_on(const Config &config, std::size_t index, int fd, std::uint64_t size,
                     const char *filename, char *result);
     void probe_down_servers(const Config &config);
+    bool open_before_deadline(const Config &config, const Server &server, Session &session,
+                              std::string &error);
 
     std::vector<std::unique_ptr<Session>> sessions_; /* one per server of config_ */
     std::shared_ptr<const Config> config_; /* the options the connection was opened with */
     std::vector<char> buffer_;
+    Clock::time_point deadline_{}; /* when the scan in progress must have ended */
 };
 
 } // namespace avicap

@@ -172,8 +172,8 @@ Exchange Session::options(const Server &server, Clock::duration timeout)
  * each. Stops early (setting `early`) when the server has already answered.
  */
 bool Session::send_chunks(int fd, std::uint64_t from, std::uint64_t to, std::size_t chunk,
-                          std::vector<char> &buffer, Clock::duration idle, Exchange &x,
-                          bool &early)
+                          std::vector<char> &buffer, Clock::duration idle,
+                          Clock::time_point deadline, Exchange &x, bool &early)
 {
     early = false;
     buffer.resize(chunk);
@@ -195,7 +195,7 @@ bool Session::send_chunks(int fd, std::uint64_t from, std::uint64_t to, std::siz
         std::string size_line = hex(got) + "\r\n";
         error_code ec = conn_.write(
             {asio::buffer(size_line), asio::buffer(buffer.data(), got), asio::buffer("\r\n", 2)},
-            idle);
+            idle, deadline);
         if (ec) {
             if (ec != asio::error::timed_out && conn_.is_open() && conn_.has_input()) {
                 early = true; /* it answered and stopped reading: take the answer */
@@ -212,7 +212,7 @@ bool Session::send_chunks(int fd, std::uint64_t from, std::uint64_t to, std::siz
 
 Exchange Session::respmod(const Server &server, int fd, std::uint64_t size,
                           const std::string &name, std::size_t chunk, std::vector<char> &buffer,
-                          Clock::duration timeout)
+                          Clock::duration timeout, Clock::time_point deadline)
 {
     /* A request and a response header as a web proxy would pass them: c-icap logs the URL. */
     const std::string req_hdr = "GET /" + url_escape(name) + " HTTP/1.1\r\nHost: kerio-avserver\r\n\r\n";
@@ -245,13 +245,13 @@ Exchange Session::respmod(const Server &server, int fd, std::uint64_t size,
         std::string tail = std::string(got > 0 ? "\r\n" : "") + (whole ? "0; ieof\r\n\r\n" : "0\r\n\r\n");
         error_code ec = conn_.write({asio::buffer(head), asio::buffer(size_line),
                                      asio::buffer(buffer.data(), got), asio::buffer(tail)},
-                                    timeout);
+                                    timeout, deadline);
         if (ec) {
             x = transport(ec, reused);
             x.while_uploading = true;
             return x;
         }
-        x = read_response(Clock::now() + timeout);
+        x = read_response(netplugin::earlier(Clock::now() + timeout, deadline));
         if (x.kind != Exchange::Kind::Answer || x.response.status != 100)
             return x; /* a final answer to the preview (204, a virus in the first bytes), or a failure */
         if (whole) {
@@ -261,7 +261,7 @@ Exchange Session::respmod(const Server &server, int fd, std::uint64_t size,
             return x;
         }
     } else {
-        error_code ec = conn_.write({asio::buffer(head)}, timeout);
+        error_code ec = conn_.write({asio::buffer(head)}, timeout, deadline);
         if (ec) {
             x = transport(ec, reused);
             x.while_uploading = true;
@@ -269,17 +269,17 @@ Exchange Session::respmod(const Server &server, int fd, std::uint64_t size,
         }
     }
     bool early = false;
-    if (!send_chunks(fd, sent, size, chunk, buffer, timeout, x, early))
+    if (!send_chunks(fd, sent, size, chunk, buffer, timeout, deadline, x, early))
         return x;
     if (!early) {
-        error_code ec = conn_.write({asio::buffer("0\r\n\r\n", 5)}, timeout);
+        error_code ec = conn_.write({asio::buffer("0\r\n\r\n", 5)}, timeout, deadline);
         if (ec && !conn_.has_input()) {
             x = transport(ec, false);
             x.while_uploading = true;
             return x;
         }
     }
-    x = read_response(Clock::now() + timeout);
+    x = read_response(netplugin::earlier(Clock::now() + timeout, deadline));
     if (x.kind == Exchange::Kind::Answer && x.response.status == 100) {
         x.kind = Exchange::Kind::Protocol;
         x.error = "a second 100 Continue";

@@ -48,18 +48,21 @@ public:
     /*
      * RESPMOD of `size` bytes of `fd` (from offset 0), `name` naming it in the
      * encapsulated request line. `timeout` is ScanTimeout: the longest silence
-     * while sending, then the deadline for the answer. `buffer` is the caller's,
+     * while sending, then the deadline for the answer; `deadline` (the scan's)
+     * ends every step however the server paces it. `buffer` is the caller's,
      * reused across scans, so memory does not depend on the file size.
      */
     Exchange respmod(const Server &server, int fd, std::uint64_t size, const std::string &name,
-                     std::size_t chunk, std::vector<char> &buffer, Clock::duration timeout);
+                     std::size_t chunk, std::vector<char> &buffer, Clock::duration timeout,
+                     Clock::time_point deadline);
 
 private:
     /* Reads a whole response (head, encapsulated headers, chunked body) before `deadline`. */
     Exchange read_response(Clock::time_point deadline);
     Exchange transport(const boost::system::error_code &ec, bool nothing_received);
     bool send_chunks(int fd, std::uint64_t from, std::uint64_t to, std::size_t chunk,
-                     std::vector<char> &buffer, Clock::duration idle, Exchange &x, bool &early);
+                     std::vector<char> &buffer, Clock::duration idle, Clock::time_point deadline,
+                     Exchange &x, bool &early);
 
     Connection conn_;
     unsigned requests_ = 0;

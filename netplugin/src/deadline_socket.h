@@ -58,9 +58,10 @@ public:
     }
 
     /* Writes all of `data` as one gather write; fails when the server takes
-       nothing for `idle`. */
+       nothing for `idle`, or when `deadline` passes however it takes it. */
     boost::system::error_code write(const std::vector<boost::asio::const_buffer> &data,
-                                    Clock::duration idle)
+                                    Clock::duration idle,
+                                    Clock::time_point deadline = Clock::time_point::max())
     {
         bool done = false;
         boost::system::error_code ec;
@@ -68,7 +69,7 @@ public:
             ec = e;
             done = true;
         });
-        if (!run_until(done, idle, Clock::time_point::max()))
+        if (!run_until(done, idle, deadline))
             return boost::asio::error::timed_out;
         return ec;
     }

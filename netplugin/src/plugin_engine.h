@@ -21,6 +21,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <vector>
 
 #include "avPlugin.h"
@@ -116,7 +117,12 @@ public:
         dying->close_session();
     }
 
-    /* plugin_test_file: any exception is this file's failure, never the host's. */
+    /*
+     * plugin_test_file: any exception is this file's failure, never the host's.
+     * What throws in a scan is mostly a resource running out (no descriptor for
+     * an io_context or a socket, no memory): the worker's sessions are dropped
+     * unused, and the next scan builds them again once the resources are back.
+     */
     int test_file(void *context, const char *filename, char *result)
     {
         try {
@@ -128,7 +134,7 @@ public:
             }
             auto *scanner = static_cast<Scanner *>(context);
             std::lock_guard<decltype(scanner->mutex)> lock(scanner->mutex);
-            return scanner->scan(guard.shared(), filename, result);
+            return scan_or_discard(*scanner, guard.shared(), filename, result);
         } catch (const std::exception &ex) {
             avc_format(result, AVP_RESULT_SIZE, "internal error scanning %s: %s", filename,
                        ex.what());
@@ -162,6 +168,29 @@ public:
     }
 
 private:
+    /* Scanner::scan with the worker's lock held; an exception discards its sessions. */
+    int scan_or_discard(Scanner &scanner, const std::shared_ptr<Shared> &shared,
+                        const char *filename, char *result)
+    {
+        try {
+            return scanner.scan(shared, filename, result);
+        } catch (const std::bad_alloc &) {
+            scanner.discard_sessions();
+            avc_format(result, AVP_RESULT_SIZE,
+                       "cannot scan %s: %s is out of memory; its connections are reopened "
+                       "at the next scan (check the product's memory limit, ulimit -v)",
+                       filename, name_);
+        } catch (const std::exception &ex) {
+            scanner.discard_sessions();
+            avc_format(result, AVP_RESULT_SIZE,
+                       "cannot scan %s: %s failed: %s; its connections are reopened at the "
+                       "next scan (\"too many open files\": raise the product's limit, "
+                       "ulimit -n)",
+                       filename, name_, ex.what());
+        }
+        return AVCHK_FAILED;
+    }
+
     /* How long plugin_close lets scans in flight finish before cutting their sockets. */
     static constexpr std::chrono::seconds kCloseGrace{10};
     static constexpr std::chrono::seconds kCloseAfterShutdown{5};

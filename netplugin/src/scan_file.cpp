@@ -41,6 +41,19 @@ bool open_regular_file(const char *filename, FileDescriptor &file, std::uint64_t
     return true;
 }
 
+ZeroSize probe_zero_size(int fd, const char *filename, char *result)
+{
+    char byte;
+    std::size_t got = 0;
+    std::string error;
+    if (!read_at(fd, &byte, 1, 0, got, error)) {
+        avc_format(result, AVP_RESULT_SIZE, "cannot read %s (its size reads 0): %s", filename,
+                   error.c_str());
+        return ZeroSize::Unreadable;
+    }
+    return got == 0 ? ZeroSize::Empty : ZeroSize::HoldsData;
+}
+
 bool read_at(int fd, char *out, std::size_t want, std::uint64_t offset, std::size_t &got,
              std::string &error)
 {

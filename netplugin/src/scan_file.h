@@ -29,6 +29,20 @@ struct FileDescriptor {
 bool open_regular_file(const char *filename, FileDescriptor &file, std::uint64_t &size,
                        char *result);
 
+/* What a file whose size reads 0 holds. */
+enum class ZeroSize {
+    Empty,      /* nothing: it is clean */
+    HoldsData,  /* bytes all the same (/proc, sysfs): it must be read to its end */
+    Unreadable, /* a read failed (/proc/self/mem: EIO); the sentence is in `result` */
+};
+
+/*
+ * For a file whose fstat size is 0: whether it holds bytes all the same. Those
+ * files (/proc/self/environ, /proc/self/status) would otherwise pass as clean
+ * unread. `result` (AVP_RESULT_SIZE bytes) gets the sentence for Unreadable.
+ */
+ZeroSize probe_zero_size(int fd, const char *filename, char *result);
+
 /*
  * Reads up to `want` bytes of `fd` from `offset` into `out`; `got` falls short
  * only at the end of the file. False with a sentence in `error` when a read fails.

@@ -202,7 +202,7 @@ def test_options_are_listed_with_defaults(host, plugin):
     options = {o["name"]: o["value"] for o in run.events("load")[0]["options"]}
     assert options == {"Server": "127.0.0.1", "Port": "1344", "Service": "avscan",
                        "PreviewSize": "", "ConnectTimeout": "10", "StartupTimeout": "90",
-                       "ScanTimeout": "120", "MaxFileSize": "0"}
+                       "ScanTimeout": "120", "MaxFileSize": "0", "ServiceMaxSize": "auto"}
 
 
 # --- the protocol, as a server sees it ---
@@ -242,6 +242,13 @@ def test_max_file_size_is_impossible_without_sending(host, plugin, files):
     ("blocked", "VIRUS_FOUND", "blocked by the ICAP server (HTTP 403)"),
     ("preview_virus", "VIRUS_FOUND", "Fake.In.Preview"),
     ("error500", "FAILED", "could not scan"),
+    # Answers that were OK before: an infection header that cannot be read, or contradicts.
+    ("violations_abc", "VIRUS_FOUND", 'unnamed threat (unreadable X-Violations-Found: "abc")'),
+    ("violations_neg", "VIRUS_FOUND", 'unnamed threat (unreadable X-Violations-Found: "-1")'),
+    ("infected_204", "VIRUS_FOUND", "Fake.In.204"),
+    ("bad_http", "FAILED", "unreadable HTTP status line"),
+    # c-icap's virus_scan (SendPercentData) blocks an infected file it began to pass so.
+    ("partial", "VIRUS_FOUND", "content changed by the ICAP server (32768 of 65536 bytes returned)"),
     ("garbage", "FAILED", "not an ICAP response"),
     ("close", "FAILED", "closed the connection"),
 ])
@@ -259,6 +266,41 @@ def test_fake_answers(host, plugin, files, mode, verdict, text):
     if mode == "preview_virus":
         assert fake.bodies[0] == (str(PREVIEW), False, PREVIEW)  # the rest was never sent
         assert fake.connections == 2  # a final answer to a preview keeps the connection
+
+
+def test_content_returned_whole_is_clean(host, plugin, files):
+    """A 200 that returns the content unchanged and whole (no 204) is a clean answer,
+    twice on one connection: a body that came in with its head was cut down to 1 KiB
+    when the chunk-size line was read (the second file waited for ScanTimeout)."""
+    with FakeIcap("echo") as fake:
+        run = scan(host, plugin, fake.plugin_options(ScanTimeout=5),
+                   [files["clean.bin"], files["clean.bin"], files["small.bin"]], timeout=120)
+    assert run.verdicts() == ["OK", "OK", "OK"]
+    assert fake.connections == 2
+
+
+@pytest.mark.parametrize("mode", ["trailers", "endless_trailers", "smuggle"])
+def test_unread_answer_never_lands_on_the_next_file(host, plugin, files, mode):
+    """A server that sends more than the plugin reads (trailer lines past 64, without
+    end, a second answer nobody asked for): the connection is dropped, so every file
+    gets its own answer. Before, the verdicts shifted (an infected file OK, a clean
+    one VIRUS_FOUND) or the next file was FAILED "not an ICAP response"."""
+    order = ["eicar.com", "clean.bin", "eicar.com", "small.bin", "clean.bin"]
+    with FakeIcap(mode) as fake:
+        run = scan(host, plugin, fake.plugin_options(ScanTimeout=5), [files[n] for n in order],
+                   timeout=120)
+    infected = "VIRUS_FOUND" if mode == "smuggle" else "FAILED"
+    assert run.verdicts() == [infected if n == "eicar.com" else "OK" for n in order], \
+        run.events("scan")
+    for record in run.events("scan"):
+        if record["verdict"] == "FAILED":
+            assert "more than 64 trailer lines" in record["vir_info"], record
+            assert "eicar.com" in record["vir_info"], record
+        if record["verdict"] == "VIRUS_FOUND":
+            assert record["vir_info"] == "Fake.By.Content", record
+    assert fake.respmods == len(order)
+    if mode == "smuggle":
+        assert fake.connections == 1 + len(order)  # OPTIONS, then one per answer not ours
 
 
 def test_hostile_virus_name_is_ascii_and_bounded(host, plugin, files):

@@ -18,6 +18,9 @@ const avp_option kOptions[] = {
     {"StartupTimeout", "90"},  /* seconds plugin_init waits for the server; 1..300 */
     {"ScanTimeout", "120"},    /* seconds: silence while sending, then response deadline; 5..3600 */
     {"MaxFileSize", "0"},      /* bytes; larger files are IMPOSSIBLE unsent; 0 = the server decides */
+    /* bytes (K, M, G suffixes) the service scans at most: a "clean" answer for a larger
+       file is IMPOSSIBLE; 0 = no limit; auto = c-icap's stock 5M for virus_scan */
+    {"ServiceMaxSize", "auto"},
 };
 const std::size_t kOptionCount = sizeof kOptions / sizeof kOptions[0];
 
@@ -36,6 +39,68 @@ bool valid_service(std::string &service)
     for (unsigned char c : service)
         if (c <= 0x20 || c >= 0x7f)
             return false;
+    return true;
+}
+
+/* c-icap's virus_scan.MaxObjectSize as Debian's virus_scan.conf (and c-icap's default) sets it. */
+constexpr std::uint64_t kCicapStockMaxObjectSize = 5ull * 1024 * 1024;
+
+/* "5M", "700K", "1G", "123456": bytes, as c-icap writes sizes (K = 1024). */
+bool parse_size(const std::string &text, std::uint64_t &out)
+{
+    if (text.empty())
+        return false;
+    std::uint64_t unit = 1;
+    std::string digits = text;
+    switch (text.back()) {
+    case 'K': case 'k': unit = 1024; break;
+    case 'M': case 'm': unit = 1024 * 1024; break;
+    case 'G': case 'g': unit = 1024 * 1024 * 1024; break;
+    default: break;
+    }
+    if (unit != 1)
+        digits.pop_back();
+    std::uint64_t n = 0;
+    if (!parse_u64(digits, n) || n > UINT64_MAX / unit)
+        return false;
+    out = n * unit;
+    return true;
+}
+
+/*
+ * ServiceMaxSize=auto: c-icap's virus_scan (and Debian's srv_clamav alias of it)
+ * answers 204 for an object over its MaxObjectSize without scanning it, and
+ * nothing in OPTIONS or the answer says so; its avscan alias (sizelimit=off), any
+ * service asked with sizelimit=off, and other servers have no limit we know of.
+ */
+void auto_scan_limit(const std::string &service, std::uint64_t &limit, std::string &source)
+{
+    const std::string path = service.substr(0, service.find('?'));
+    const std::string query = service.size() > path.size() ? service.substr(path.size()) : "";
+    if ((path == "virus_scan" || path == "srv_clamav") &&
+        query.find("sizelimit=off") == std::string::npos) {
+        limit = kCicapStockMaxObjectSize;
+        source = "ServiceMaxSize=auto: c-icap's virus_scan.MaxObjectSize, 5M as Debian ships it";
+    } else {
+        limit = 0;
+        source = "ServiceMaxSize=auto: no limit known for this service";
+    }
+}
+
+bool load_scan_limit(const std::string &service, std::uint64_t &limit, std::string &source,
+                     std::string &error)
+{
+    const std::string value = read_option("ServiceMaxSize");
+    if (value.empty() || value == "auto") {
+        auto_scan_limit(service, limit, source);
+        return true;
+    }
+    if (!parse_size(value, limit)) {
+        error = "option ServiceMaxSize=\"" + printable_excerpt(value) +
+                "\" is not a size (bytes, or with K, M or G: 5M; 0 = no limit; auto)";
+        return false;
+    }
+    source = "ServiceMaxSize=" + value;
     return true;
 }
 
@@ -79,6 +144,8 @@ bool load_config(Config &out, std::string &error)
                 "\" is not an ICAP service path (for c-icap's virus_scan: avscan)";
         return false;
     }
+    if (!load_scan_limit(s.service, s.scan_limit, s.scan_limit_source, error))
+        return false;
     std::string preview = read_option("PreviewSize");
     if (!preview.empty()) {
         std::uint64_t n = 0;

@@ -30,6 +30,10 @@ struct Server {
     std::vector<Endpoint> endpoints; /* resolved once, by plugin_init */
     ServiceOptions options;          /* what its OPTIONS said, at plugin_init */
     long preview = -1;               /* bytes of preview to send; -1: none */
+    /* The largest file the service scans (ServiceMaxSize); 0: no limit known. A
+       "clean" answer for a larger file is IMPOSSIBLE. */
+    std::uint64_t scan_limit = 0;
+    std::string scan_limit_source;   /* where scan_limit comes from, for messages */
 
     /* "icap://127.0.0.1:1344/avscan", for messages. */
     std::string uri() const;

@@ -53,6 +53,13 @@ struct Config {
     std::uint64_t max_file_size = 0; /* 0: no limit of our own */
 };
 
+/* scan_limit_source while ServiceMaxSize=auto waits for the server's OPTIONS. */
+constexpr char kAutoScanLimit[] = "ServiceMaxSize=auto";
+
+/* ServiceMaxSize=auto: the limit the service is known to have, from its name and
+   its OPTIONS' Service header (called once OPTIONS was answered). */
+void decide_auto_scan_limit(Server &server);
+
 extern const avp_option kOptions[];
 extern const std::size_t kOptionCount;
 

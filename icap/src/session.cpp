@@ -401,10 +401,9 @@ ScanVerdict respmod_verdict(const Server &server, const Exchange &x)
     return {Verdict::Impossible,
             std::to_string(x.returned.sent) + " bytes, over the " +
                 std::to_string(server.scan_limit) + " bytes the ICAP service " + server.service +
-                " scans (" + server.scan_limit_source +
-                "): its \"no virus\" answer does not say it was scanned; set the option "
-                "ServiceMaxSize to the service's limit, or use a service without one "
-                "(c-icap: avscan)"};
+                " is known to scan (" + server.scan_limit_source +
+                "): its \"no virus\" may mean \"not scanned\"; set ServiceMaxSize to the size "
+                "it scans (0: no limit)"};
 }
 
 } // namespace avicap

@@ -95,6 +95,7 @@ Probe ask_options(Server &server, const Config &config, Clock::time_point deadli
         return Probe::Fail;
     }
     server.options = options;
+    decide_auto_scan_limit(server);
     server.preview = options.preview < 0 ? -1
                      : config.preview_size < 0 ? options.preview
                                                : std::min(config.preview_size, options.preview);

@@ -31,6 +31,10 @@ the chunked body) and then answers as `mode` says:
     "partial"         200 with the HTTP 200 head and only the first half of the content
                       (c-icap's virus_scan with SendPercentData blocking an infected file)
     "echo"            200 with the content echoed whole (a clean answer without 204)
+    "early_pass"      after 100 Continue, at once a 200 with the HTTP 200 head and the
+                      preview's bytes, before the rest of the file (c-icap's
+                      SendPercentData when its answer overtakes the upload); then it
+                      waits for the rest that the plugin no longer sends
 
     Answers that try to desynchronise a kept connection; the verdict is by content
     (EICAR in the file: a virus page, else 204), so a verdict that lands on the
@@ -55,7 +59,7 @@ from fake_server import FakeServer
 PREVIEW = 1024
 TRAILERS = 66  # more than the plugin reads (64): 64 padding lines, then a "204" head
 BY_CONTENT = ("trailers", "endless_trailers", "smuggle")
-KEEPS_CONTENT = BY_CONTENT + ("violations_neg", "bad_http", "partial", "echo")
+KEEPS_CONTENT = BY_CONTENT + ("violations_neg", "bad_http", "partial", "echo", "early_pass")
 BLOCK_PAGE = b"<html><body>blocked</body></html>"
 
 
@@ -155,6 +159,14 @@ class FakeIcap(FakeServer):
         return (f"ICAP/1.0 200 OK\r\nISTag: \"fake-1\"\r\n{extra_headers}"
                 f"Encapsulated: res-hdr=0, res-body={len(head)}\r\n\r\n").encode() + head + \
             _chunked(content)
+
+    def _pass_early(self, conn, buf):
+        head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n")
+        conn.sendall((f"ICAP/1.0 200 OK\r\nISTag: \"fake-1\"\r\n"
+                      f"Encapsulated: res-hdr=0, res-body={len(head)}\r\n\r\n").encode() + head +
+                     f"{len(self.content):x}\r\n".encode() + self.content + b"\r\n")
+        more, _ = self._read_chunks(conn, buf)  # the plugin stops sending: until it closes
+        self.bodies.append(("early", False, len(self.content) + more))
 
     def _by_content(self, conn):
         """The verdict on this file's own content, framed as the mode says."""
@@ -262,6 +274,9 @@ class FakeIcap(FakeServer):
             return
         if preview is not None and not ieof:
             conn.sendall(b"ICAP/1.0 100 Continue\r\n\r\n")
+            if self.mode == "early_pass":
+                self._pass_early(conn, buf)
+                return
             if self.mode == "stop_reading":
                 self.bodies.append((preview, ieof, total))
                 while not self._stop.is_set():

@@ -280,6 +280,25 @@ def test_content_returned_whole_is_clean(host, plugin, files):
     assert fake.connections == 2
 
 
+def test_content_returned_during_the_upload_is_failed_at_once(host, plugin, tmp_path, files):
+    """A 200 that starts returning the content while the file is still being sent
+    cannot be a verdict on it: FAILED at once, naming SendPercentData, not after
+    ScanTimeout; the next file gets a fresh connection."""
+    big = write_random(tmp_path / "big.bin", 16 * MiB)
+    with FakeIcap("early_pass") as fake:
+        start = time.monotonic()
+        run = scan(host, plugin, fake.plugin_options(ScanTimeout=60), [big, files["small.bin"]],
+                   timeout=120)
+        seconds = time.monotonic() - start
+    first, second = run.events("scan")
+    assert first["verdict"] == "FAILED", first
+    assert "before it had all of it" in first["vir_info"], first
+    assert "SendPercentData" in first["vir_info"] and "big.bin" in first["vir_info"], first
+    assert second["verdict"] == "OK", second  # its own answer, on a new connection
+    assert seconds < 30, seconds  # not ScanTimeout=60
+    assert fake.connections == 3  # OPTIONS, the early answer's (closed), the next file's
+
+
 @pytest.mark.parametrize("mode", ["trailers", "endless_trailers", "smuggle"])
 def test_unread_answer_never_lands_on_the_next_file(host, plugin, files, mode):
     """A server that sends more than the plugin reads (trailer lines past 64, without

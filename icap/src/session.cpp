@@ -221,7 +221,6 @@ Exchange Session::read_early_answer(Clock::time_point deadline)
        way cannot be a verdict on it: c-icap's virus_scan streams a part of a large
        file back this way (SendPercentData) and waits for the rest, which will not
        come, since the upload stopped. */
-    ScanVerdict early;
     const bool passing = x.response.status == 200 && x.returned.http >= 200 &&
                          x.returned.http <= 299 &&
                          response_verdict(x.response, Returned{x.returned.http, 0, 0}).verdict ==

@@ -154,6 +154,10 @@ class CIcap:
         if lacking:
             raise CIcapError(f"c-icap with virus_scan is missing: install the Debian packages "
                              f"{' '.join(lacking)} (apt-get install {' '.join(lacking)})")
+        if stock and not Path(STOCK_VIRUS_SCAN_CONF).is_file():
+            raise CIcapError(f"{STOCK_VIRUS_SCAN_CONF} is missing: it comes with the Debian "
+                             f"package libc-icap-mod-virus-scan (apt-get install --reinstall "
+                             f"libc-icap-mod-virus-scan)")
         self.workdir = Path(workdir).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.clamd = clamd

@@ -1,7 +1,8 @@
 /*
  * libFuzzer harness for icap/src/icap_parser.cpp (pure functions of what an ICAP
  * server sends). Input: byte 0 picks the excerpt and URL lengths; the rest is an ICAP
- * response head, then, after its empty line, the encapsulated HTTP head. Checks what
+ * response head, then, after its empty line, the encapsulated HTTP head; byte 0 also
+ * stands for the returned body's size against the 64 bytes sent. Checks what
  * the plugin relies on: every name, detail and excerpt is printable 7-bit ASCII and
  * bounded, VIRUS_FOUND and IMPOSSIBLE carry a name, an escaped URL is URL-safe.
  */
@@ -50,7 +51,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     Response r;
     if (parse_response_head(head, r)) {
         check_printable(r.reason, kMaxHead + 3);
-        ScanVerdict v = response_verdict(r, http_status(http));
+        /* byte 0: the returned body's size (0: none) against 64 bytes sent */
+        Returned back{http_status(http), static_cast<long long>(max) - 1, 64};
+        ScanVerdict v = response_verdict(r, back);
         switch (v.verdict) {
         case Verdict::Infected:
         case Verdict::Impossible:

@@ -28,6 +28,28 @@ the chunked body) and then answers as `mode` says:
     "options_404" OPTIONS answered "404 Service not found"
     "options_garbage" OPTIONS answered with bytes that are not ICAP
 
+    Answers that must never come out as clean (each was OK before the fix):
+    "violations_abc"  204 with "X-Violations-Found: abc" (a count that is not a number)
+    "violations_neg"  200, the content echoed whole, with "X-Violations-Found: -1"
+    "infected_204"    204 "no modification" with an X-Infection-Found header
+    "bad_http"        200 whose encapsulated HTTP head is not HTTP
+    "partial"         200 with the HTTP 200 head and only the first half of the content
+                      (c-icap's virus_scan with SendPercentData blocking an infected file)
+    "echo"            200 with the content echoed whole (a clean answer without 204)
+    "early_pass"      after 100 Continue, at once a 200 with the HTTP 200 head and the
+                      preview's bytes, before the rest of the file (c-icap's
+                      SendPercentData when its answer overtakes the upload); then it
+                      waits for the rest that the plugin no longer sends
+
+    Answers that try to desynchronise a kept connection; the verdict is by content
+    (EICAR in the file: a virus page, else 204), so a verdict that lands on the
+    wrong file shows:
+    "trailers"        the virus page's body followed by TRAILERS trailer lines: 64 of
+                      padding, then two that read as a whole "204" answer to whoever
+                      stops after 64
+    "endless_trailers" the virus page's body followed by trailer lines without end
+    "smuggle"         each answer followed by a second, unasked-for one (the opposite verdict)
+
     with FakeIcap("violations") as fake:
         fake.plugin_options(ScanTimeout=5)
         fake.respmods, fake.options, fake.connections
@@ -36,9 +58,13 @@ the chunked body) and then answers as `mode` says:
 import socket
 import time
 
+from avkit.facts import EICAR
 from fake_server import FakeServer
 
 PREVIEW = 1024
+TRAILERS = 66  # more than the plugin reads (64): 64 padding lines, then a "204" head
+BY_CONTENT = ("trailers", "endless_trailers", "smuggle")
+KEEPS_CONTENT = BY_CONTENT + ("violations_neg", "bad_http", "partial", "echo", "early_pass")
 BLOCK_PAGE = b"<html><body>blocked</body></html>"
 
 
@@ -65,6 +91,7 @@ class FakeIcap(FakeServer):
         self.respmods = 0
         self.options = 0
         self.bodies = []
+        self.content = b""  # the last RESPMOD's body, for the modes that answer by it
         self.host = host
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
                              socket.SOCK_STREAM)
@@ -100,8 +127,9 @@ class FakeIcap(FakeServer):
         out, buf[0] = buf[0][:n], buf[0][n:]
         return out
 
-    def _read_chunks(self, conn, buf) -> tuple[int, bool]:
-        """Reads chunks up to the zero one: (bytes, whether the last chunk said ieof)."""
+    def _read_chunks(self, conn, buf, keep: bool = False) -> tuple[int, bool]:
+        """Reads chunks up to the zero one: (bytes, whether the last chunk said ieof);
+        with `keep`, adds the data to self.content."""
         total = 0
         while True:
             line = self._read_until(conn, buf, b"\r\n")
@@ -109,7 +137,9 @@ class FakeIcap(FakeServer):
             if size == 0:
                 self._read_until(conn, buf, b"\r\n")  # the empty trailer line
                 return total, b"ieof" in line
-            self._read_exact(conn, buf, size + 2)
+            data = self._read_exact(conn, buf, size + 2)
+            if keep:
+                self.content += data[:-2]
             total += size
 
     # --- answering ---
@@ -132,8 +162,69 @@ class FakeIcap(FakeServer):
                 f"Encapsulated: res-hdr=0, res-body={len(head)}\r\n\r\n").encode() + head + \
             _chunked(body)
 
+    def _echo(self, extra_headers: str = "", content: bytes | None = None) -> bytes:
+        """200 with the HTTP 200 head and `content` (the received one by default)."""
+        content = self.content if content is None else content
+        head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                f"Content-Length: {len(self.content)}\r\n\r\n").encode()
+        return (f"ICAP/1.0 200 OK\r\nISTag: \"fake-1\"\r\n{extra_headers}"
+                f"Encapsulated: res-hdr=0, res-body={len(head)}\r\n\r\n").encode() + head + \
+            _chunked(content)
+
+    def _pass_early(self, conn, buf):
+        head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n")
+        conn.sendall((f"ICAP/1.0 200 OK\r\nISTag: \"fake-1\"\r\n"
+                      f"Encapsulated: res-hdr=0, res-body={len(head)}\r\n\r\n").encode() + head +
+                     f"{len(self.content):x}\r\n".encode() + self.content + b"\r\n")
+        more, _ = self._read_chunks(conn, buf)  # the plugin stops sending: until it closes
+        self.bodies.append(("early", False, len(self.content) + more))
+
+    def _by_content(self, conn):
+        """The verdict on this file's own content, framed as the mode says."""
+        clean = b"ICAP/1.0 204 No Content\r\nISTag: \"fake-1\"\r\nEncapsulated: null-body=0\r\n\r\n"
+        # smuggle: the second answer in the same write, so it is there when the first is
+        # read (one sent later may come after the next request, then it reads as its answer:
+        # a server can always lie about a file, and no client can tell).
+        if EICAR not in self.content:
+            smuggled = self._modified("X-Virus-ID: Smuggled.Answer\r\n", "403 Forbidden",
+                                      BLOCK_PAGE)
+            conn.sendall(clean + smuggled if self.mode == "smuggle" else clean)
+            return
+        virus = self._modified("X-Virus-ID: Fake.By.Content\r\n", "403 Forbidden", BLOCK_PAGE)
+        if self.mode == "smuggle":
+            conn.sendall(virus + clean)
+            return
+        assert virus.endswith(b"0\r\n\r\n")
+        conn.sendall(virus[:-2])  # the body's last chunk, its trailer to follow
+        if self.mode == "trailers":
+            pads = b"".join(f"X-Pad: {i}\r\n".encode() for i in range(TRAILERS - 2))
+            # The last trailer lines and the empty one read as a whole "204" answer.
+            conn.sendall(pads + b"ICAP/1.0 204 No Content\r\nISTag: \"fake-1\"\r\n\r\n")
+            return
+        deadline = time.monotonic() + 30  # endless_trailers: until the client goes away
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            conn.sendall(b"X-Pad: endless\r\n" * 64)
+            time.sleep(0.01)
+
     def _verdict(self) -> bytes:
         mode = self.mode
+        if mode == "violations_abc":
+            return (b"ICAP/1.0 204 No Content\r\nISTag: \"fake-1\"\r\nX-Violations-Found: abc\r\n"
+                    b"Encapsulated: null-body=0\r\n\r\n")
+        if mode == "violations_neg":
+            return self._echo("X-Violations-Found: -1\r\n")
+        if mode == "infected_204":
+            return (b"ICAP/1.0 204 No Content\r\nISTag: \"fake-1\"\r\n"
+                    b"X-Infection-Found: Type=0; Resolution=2; Threat=Fake.In.204;\r\n"
+                    b"Encapsulated: null-body=0\r\n\r\n")
+        if mode == "bad_http":
+            head = b"XTTP/1.1 200 OK\r\n\r\n"
+            return (f"ICAP/1.0 200 OK\r\nEncapsulated: res-hdr=0, res-body={len(head)}\r\n\r\n"
+                    ).encode() + head + _chunked(self.content)
+        if mode == "partial":
+            return self._echo(content=self.content[:len(self.content) // 2])
+        if mode == "echo":
+            return self._echo()
         if mode == "violations":
             return self._modified("X-Violations-Found: 1\r\n\teicar.com\r\n\tFake.Violation.Name\r\n"
                                   "\t42\r\n\t2\r\n", "403 Forbidden", BLOCK_PAGE)
@@ -184,7 +275,9 @@ class FakeIcap(FakeServer):
         encapsulated = dict(part.strip().split("=") for part in headers["encapsulated"].split(","))
         self._read_exact(conn, buf, int(encapsulated["res-body"]))
         preview = headers.get("preview")
-        total, ieof = self._read_chunks(conn, buf)
+        self.content = b""
+        keep = self.mode in KEEPS_CONTENT
+        total, ieof = self._read_chunks(conn, buf, keep)
         if self.mode == "preview_virus" and preview is not None:
             self.bodies.append((preview, ieof, total))
             conn.sendall(self._modified("X-Virus-ID: Fake.In.Preview\r\n", "403 Forbidden",
@@ -192,6 +285,9 @@ class FakeIcap(FakeServer):
             return
         if preview is not None and not ieof:
             conn.sendall(b"ICAP/1.0 100 Continue\r\n\r\n")
+            if self.mode == "early_pass":
+                self._pass_early(conn, buf)
+                return
             if self.mode == "stop_reading":
                 self.bodies.append((preview, ieof, total))
                 while not self._stop.is_set():
@@ -203,7 +299,7 @@ class FakeIcap(FakeServer):
                     if not conn.recv(self.TRICKLE_BYTES):
                         return
                 return
-            more, _ = self._read_chunks(conn, buf)
+            more, _ = self._read_chunks(conn, buf, keep)
             total += more
         self.bodies.append((preview, ieof, total))
         if self.mode == "stall":
@@ -221,5 +317,8 @@ class FakeIcap(FakeServer):
             return
         if self.mode == "garbage":
             conn.sendall(b"\x00\xffHELLO %s%n\r\n\r\n")
+            return
+        if self.mode in BY_CONTENT:
+            self._by_content(conn)
             return
         conn.sendall(self._verdict())

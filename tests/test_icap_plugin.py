@@ -10,6 +10,7 @@ AlertExceedsMax yes over a 1 MiB MaxFileSize (so a file over the engine's limit 
 "cannot tell" instead of clean).
 """
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 from avkit.check import avhost as client
 from avkit.check import kit_corpus
 from avkit.check.clamd import (EICAR_NAME, ENCRYPTED_NAME, TEST_SIGNATURE, TEST_SIGNATURE_NAME,
-                               free_port)
+                               Clamd, free_port)
 from avkit.check.clamd import ipv6_loopback_available
 from avkit.check.icap import CIcap, ClamdForIcap
 from avkit.facts import EICAR
@@ -202,7 +203,7 @@ def test_options_are_listed_with_defaults(host, plugin):
     options = {o["name"]: o["value"] for o in run.events("load")[0]["options"]}
     assert options == {"Server": "127.0.0.1", "Port": "1344", "Service": "avscan",
                        "PreviewSize": "", "ConnectTimeout": "10", "StartupTimeout": "90",
-                       "ScanTimeout": "120", "MaxFileSize": "0"}
+                       "ScanTimeout": "120", "MaxFileSize": "0", "ServiceMaxSize": "auto"}
 
 
 # --- the protocol, as a server sees it ---
@@ -242,6 +243,13 @@ def test_max_file_size_is_impossible_without_sending(host, plugin, files):
     ("blocked", "VIRUS_FOUND", "blocked by the ICAP server (HTTP 403)"),
     ("preview_virus", "VIRUS_FOUND", "Fake.In.Preview"),
     ("error500", "FAILED", "could not scan"),
+    # Answers that were OK before: an infection header that cannot be read, or contradicts.
+    ("violations_abc", "VIRUS_FOUND", 'unnamed threat (unreadable X-Violations-Found: "abc")'),
+    ("violations_neg", "VIRUS_FOUND", 'unnamed threat (unreadable X-Violations-Found: "-1")'),
+    ("infected_204", "VIRUS_FOUND", "Fake.In.204"),
+    ("bad_http", "FAILED", "unreadable HTTP status line"),
+    # c-icap's virus_scan (SendPercentData) blocks an infected file it began to pass so.
+    ("partial", "VIRUS_FOUND", "content changed by the ICAP server (32768 of 65536 bytes returned)"),
     ("garbage", "FAILED", "not an ICAP response"),
     ("close", "FAILED", "closed the connection"),
 ])
@@ -259,6 +267,60 @@ def test_fake_answers(host, plugin, files, mode, verdict, text):
     if mode == "preview_virus":
         assert fake.bodies[0] == (str(PREVIEW), False, PREVIEW)  # the rest was never sent
         assert fake.connections == 2  # a final answer to a preview keeps the connection
+
+
+def test_content_returned_whole_is_clean(host, plugin, files):
+    """A 200 that returns the content unchanged and whole (no 204) is a clean answer,
+    twice on one connection: a body that came in with its head was cut down to 1 KiB
+    when the chunk-size line was read (the second file waited for ScanTimeout)."""
+    with FakeIcap("echo") as fake:
+        run = scan(host, plugin, fake.plugin_options(ScanTimeout=5),
+                   [files["clean.bin"], files["clean.bin"], files["small.bin"]], timeout=120)
+    assert run.verdicts() == ["OK", "OK", "OK"]
+    assert fake.connections == 2
+
+
+def test_content_returned_during_the_upload_is_failed_at_once(host, plugin, tmp_path, files):
+    """A 200 that starts returning the content while the file is still being sent
+    cannot be a verdict on it: FAILED at once, naming SendPercentData, not after
+    ScanTimeout; the next file gets a fresh connection."""
+    big = write_random(tmp_path / "big.bin", 16 * MiB)
+    with FakeIcap("early_pass") as fake:
+        start = time.monotonic()
+        run = scan(host, plugin, fake.plugin_options(ScanTimeout=60), [big, files["small.bin"]],
+                   timeout=120)
+        seconds = time.monotonic() - start
+    first, second = run.events("scan")
+    assert first["verdict"] == "FAILED", first
+    assert "before it had all of it" in first["vir_info"], first
+    assert "SendPercentData" in first["vir_info"] and "big.bin" in first["vir_info"], first
+    assert second["verdict"] == "OK", second  # its own answer, on a new connection
+    assert seconds < 30, seconds  # not ScanTimeout=60
+    assert fake.connections == 3  # OPTIONS, the early answer's (closed), the next file's
+
+
+@pytest.mark.parametrize("mode", ["trailers", "endless_trailers", "smuggle"])
+def test_unread_answer_never_lands_on_the_next_file(host, plugin, files, mode):
+    """A server that sends more than the plugin reads (trailer lines past 64, without
+    end, a second answer nobody asked for): the connection is dropped, so every file
+    gets its own answer. Before, the verdicts shifted (an infected file OK, a clean
+    one VIRUS_FOUND) or the next file was FAILED "not an ICAP response"."""
+    order = ["eicar.com", "clean.bin", "eicar.com", "small.bin", "clean.bin"]
+    with FakeIcap(mode) as fake:
+        run = scan(host, plugin, fake.plugin_options(ScanTimeout=5), [files[n] for n in order],
+                   timeout=120)
+    infected = "VIRUS_FOUND" if mode == "smuggle" else "FAILED"
+    assert run.verdicts() == [infected if n == "eicar.com" else "OK" for n in order], \
+        run.events("scan")
+    for record in run.events("scan"):
+        if record["verdict"] == "FAILED":
+            assert "more than 64 trailer lines" in record["vir_info"], record
+            assert "eicar.com" in record["vir_info"], record
+        if record["verdict"] == "VIRUS_FOUND":
+            assert record["vir_info"] == "Fake.By.Content", record
+    assert fake.respmods == len(order)
+    if mode == "smuggle":
+        assert fake.connections == 1 + len(order)  # OPTIONS, then one per answer not ours
 
 
 def test_hostile_virus_name_is_ascii_and_bounded(host, plugin, files):
@@ -289,6 +351,55 @@ def test_server_down_at_init(host, plugin):
     error = init["error"]
     assert f"cannot connect to the ICAP server icap://127.0.0.1:{port}/avscan: " in error, error
     assert "refused" in error.lower() and "StartupTimeout" in error, error
+
+
+def timed_records(command, timeout):
+    """avhost's JSON records as they come, each with "t": seconds since the start."""
+    start = time.monotonic()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    records = []
+    try:
+        for line in proc.stdout:
+            if time.monotonic() - start > timeout:
+                break
+            for record in client.parse_records(line):
+                record["t"] = time.monotonic() - start
+                records.append(record)
+    finally:
+        proc.kill()
+        proc.wait()
+    return records
+
+
+@pytest.mark.parametrize("server", ["refused", "silent"])
+def test_startup_wait_speaks_every_10_s(host, plugin, server):
+    """plugin_init waiting for its server logs what it waits for at its first failure
+    and then at least every 10 s (before: nothing until StartupTimeout ended), and
+    the error says how long it really tried. "silent": a listener that never
+    answers (the kernel accepts, nobody reads)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        if server == "silent":
+            listener.listen(8)
+        else:
+            listener.close()  # nobody listens: refused
+        records = timed_records(client.command(host, "info", plugin, "--cycles", 1,
+                                               options={"Port": port, "StartupTimeout": 22}),
+                                timeout=90)
+    waits = [r for r in records if r.get("event") == "log" and "waiting for the ICAP server" in
+             r.get("message", "")]
+    init = [r for r in records if r.get("event") == "init"]
+    assert init and init[0]["result"] == 0, records
+    assert waits, records
+    assert all(f"icap://127.0.0.1:{port}/avscan" in r["message"] for r in waits), waits
+    # The first line at the first failure (a refused connection at once, a silent
+    # server after one 8 s attempt); then one at least every 10 s; slack for a busy machine.
+    assert waits[0]["t"] < (3 if server == "refused" else 11), waits
+    times = [r["t"] for r in waits] + [init[0]["t"]]
+    assert max(b - a for a, b in zip(times, times[1:])) < 12.5, times
+    assert 18 < init[0]["t"] < 40, init
+    assert "(tried for 2" in init[0]["error"] and "of StartupTimeout=22 s)" in init[0]["error"], init
 
 
 @pytest.mark.parametrize("mode, text", [
@@ -397,16 +508,142 @@ def test_engine_down_behind_cicap(host, plugin, tmp_path, files):
     assert "clean.bin" in record["vir_info"], record
 
 
-def test_plain_virus_scan_passes_objects_over_max_object_size(host, plugin, tmp_path, files):
-    """Why the default Service is avscan: c-icap's plain virus_scan answers 204 for an
-    object over virus_scan.MaxObjectSize without scanning it, and nothing in the
-    answer says so. The avscan alias (sizelimit=off) scans it."""
-    with ClamdForIcap(tmp_path / "clamd") as c, \
-            CIcap(tmp_path / "icap", c, max_object_size="1M") as i:
-        plain = scan(host, plugin, i.plugin_options(Service="virus_scan"), [files["big-eicar.bin"]])
-        alias = scan(host, plugin, i.plugin_options(), [files["big-eicar.bin"]])
-    assert plain.verdicts() == ["OK"]
-    assert alias.verdicts() == ["VIRUS_FOUND"]
+# --- c-icap's stock virus_scan: Debian's /etc/c-icap/virus_scan.conf, unchanged ---
+
+# Every type and size scanned: virus_scan asked with the arguments its avscan alias
+# has, and force=on (scan files outside virus_scan.ScanFileTypes too).
+SCAN_EVERYTHING = "virus_scan?allow204=on&sizelimit=off&mode=simple&force=on"
+
+
+@pytest.fixture(scope="module")
+def stock_icap(tmp_path_factory):
+    """c-icap including Debian's virus_scan.conf unchanged (MaxObjectSize 5M,
+    SendPercentData 5 above StartSendPercentDataAfter 2M, ScanFileTypes TEXT DATA
+    EXECUTABLE ARCHIVE GIF JPEG MSOFFICE), over a clamd with Debian's stock limits
+    (MaxFileSize 25M, MaxScanSize 100M, AlertExceedsMax no)."""
+    with Clamd(tmp_path_factory.mktemp("stock-clamd"), alert_exceeds_max=False) as c, \
+            CIcap(tmp_path_factory.mktemp("stock-icap"), c, stock=True) as i:
+        yield i
+
+
+@pytest.fixture(scope="module")
+def sized(tmp_path_factory):
+    """30 MiB (over clamd's stock MaxFileSize), 6 MiB (over virus_scan's stock
+    MaxObjectSize) and 3 MiB (in its SendPercentData range) files, with EICAR at the
+    end or without; a PDF (a type virus_scan skips) with EICAR."""
+    d = tmp_path_factory.mktemp("sized")
+    out = {}
+    for name, size in (("huge", 30 * MiB), ("over", 6 * MiB), ("mid", 3 * MiB)):
+        out[f"{name}-clean.bin"] = write_random(d / f"{name}-clean.bin", size)
+        infected = write_random(d / f"{name}-eicar.bin", size)
+        with open(infected, "ab") as f:
+            f.write(EICAR)
+        out[f"{name}-eicar.bin"] = infected
+    (d / "eicar.pdf").write_bytes(b"%PDF-1.4\n" + EICAR)
+    out["eicar.pdf"] = d / "eicar.pdf"
+    return out
+
+
+@pytest.mark.parametrize("service", ["virus_scan", "srv_clamav"])
+def test_stock_virus_scan_over_max_object_size_is_impossible(host, plugin, stock_icap, sized,
+                                                             files, service):
+    """The stock virus_scan (and Debian's srv_clamav alias of it) answers 204 for a file
+    over virus_scan.MaxObjectSize (5M) without scanning it, and nothing in its OPTIONS
+    or its answer says so (checked: the same headers as for a clean file). Such a
+    "clean" is IMPOSSIBLE, naming ServiceMaxSize; before, OK."""
+    run = scan(host, plugin, stock_icap.plugin_options(Service=service),
+               [sized["over-eicar.bin"], sized["over-clean.bin"], files["eicar.com"],
+                files["clean.bin"]])
+    assert run.verdicts() == ["IMPOSSIBLE", "IMPOSSIBLE", "VIRUS_FOUND", "OK"], run
+    for record in run.events("scan")[:2]:
+        assert "over the 5242880 bytes the ICAP service" in record["vir_info"], record
+        assert "ServiceMaxSize" in record["vir_info"], record
+        assert "MaxObjectSize" in record["vir_info"], record
+
+
+def test_stock_virus_scan_passes_unscanned_without_service_max_size(host, plugin, stock_icap,
+                                                                    sized):
+    """Why ServiceMaxSize=auto knows virus_scan: told there is no limit (0), the stock
+    service's answer for an infected file over 5M is taken for what it says, clean."""
+    run = scan(host, plugin, stock_icap.plugin_options(Service="virus_scan", ServiceMaxSize=0),
+               [sized["over-eicar.bin"]])
+    assert run.verdicts() == ["OK"]
+
+
+@pytest.mark.parametrize("service", ["avscan", SCAN_EVERYTHING])
+def test_stock_avscan_scans_over_max_object_size(host, plugin, stock_icap, sized, service):
+    run = scan(host, plugin, stock_icap.plugin_options(Service=service),
+               [sized["over-eicar.bin"], sized["over-clean.bin"], sized["mid-eicar.bin"],
+                sized["mid-clean.bin"]])
+    assert [(r["verdict"], r["vir_info"]) for r in run.events("scan")] == [
+        ("VIRUS_FOUND", EICAR_NAME), ("OK", ""), ("VIRUS_FOUND", EICAR_NAME), ("OK", "")]
+
+
+@pytest.mark.parametrize("service", ["avscan", SCAN_EVERYTHING])
+def test_stock_clamd_behind_cicap_over_max_file_size_is_impossible(host, plugin, stock_icap,
+                                                                   sized, service):
+    """Behind c-icap, clamd with Debian's MaxFileSize 25M and AlertExceedsMax no reports
+    a larger file as clean, and c-icap answers 204: ServiceMaxSize=auto knows c-icap's
+    antivirus service (its OPTIONS) and makes that IMPOSSIBLE; told 0, the plugin takes
+    the 204 for what it says (the false clean). Before: OK."""
+    run = scan(host, plugin, stock_icap.plugin_options(Service=service),
+               [sized["huge-eicar.bin"], sized["huge-clean.bin"], sized["over-eicar.bin"]])
+    assert run.verdicts() == ["IMPOSSIBLE", "IMPOSSIBLE", "VIRUS_FOUND"], run
+    for record in run.events("scan")[:2]:
+        assert "over the 26214400 bytes the ICAP service" in record["vir_info"], record
+        assert "ServiceMaxSize=auto: clamd's MaxFileSize" in record["vir_info"], record
+    told = scan(host, plugin, stock_icap.plugin_options(Service=service, ServiceMaxSize=0),
+                [sized["huge-eicar.bin"]])
+    assert told.verdicts() == ["OK"]
+
+
+def test_stock_virus_scan_send_percent_data(host, plugin, stock_icap, sized):
+    """Between StartSendPercentDataAfter (2M) and MaxObjectSize the stock virus_scan
+    begins returning the content before it has scanned it; finding a virus, it ends
+    the content early, with HTTP 200 and no infection header. A content that does not
+    come back whole is VIRUS_FOUND; a whole one (the clean file) OK."""
+    run = scan(host, plugin, stock_icap.plugin_options(Service="virus_scan", ScanTimeout=20),
+               [sized["mid-eicar.bin"], sized["mid-clean.bin"]] * 2, timeout=300)
+    records = run.events("scan")
+    for record in records[0::2]:
+        assert record["verdict"] in ("VIRUS_FOUND", "FAILED"), record
+        if record["verdict"] == "VIRUS_FOUND":
+            assert record["vir_info"].startswith("content changed by the ICAP server ("), record
+        else:  # it began answering while the file was still being sent
+            assert "before it had all of it" in record["vir_info"], record
+    for record in records[1::2]:
+        assert record["verdict"] in ("OK", "FAILED"), record
+
+
+def test_stock_types_outside_scan_file_types(host, plugin, stock_icap, sized):
+    """A known limit of c-icap's virus_scan, not detectable by a client: a type outside
+    virus_scan.ScanFileTypes (a PDF, PNG, MP3...) is answered 204 unscanned, by the
+    avscan alias too. Asked with force=on, it is scanned."""
+    skipped = scan(host, plugin, stock_icap.plugin_options(), [sized["eicar.pdf"]])
+    forced = scan(host, plugin, stock_icap.plugin_options(Service=SCAN_EVERYTHING),
+                  [sized["eicar.pdf"]])
+    assert skipped.verdicts() == ["OK"]
+    assert [(r["verdict"], r["vir_info"]) for r in forced.events("scan")] == [
+        ("VIRUS_FOUND", EICAR_NAME)]
+
+
+def test_service_max_size_option(host, plugin, files):
+    """ServiceMaxSize given: a clean answer for a larger file is IMPOSSIBLE naming it;
+    a virus is still a virus; a bad value fails plugin_init naming the option."""
+    with FakeIcap() as fake:
+        run = scan(host, plugin, fake.plugin_options(ServiceMaxSize="1K"),
+                   [files["clean.bin"], files["small.bin"]])
+    assert run.verdicts() == ["IMPOSSIBLE", "OK"]
+    assert "over the 1024 bytes the ICAP service avscan is known to scan (ServiceMaxSize=1K)" in \
+        run.events("scan")[0]["vir_info"]
+    with FakeIcap("virus_id") as fake:
+        run = scan(host, plugin, fake.plugin_options(ServiceMaxSize="1K"), [files["clean.bin"]])
+    assert run.verdicts() == ["VIRUS_FOUND"]
+    with FakeIcap() as fake:
+        run = avhost(host, plugin, "scan", fake.plugin_options(ServiceMaxSize="5X"),
+                     "/etc/hostname", timeout=60)
+    init = run.events("init")[0]
+    assert init["result"] == 0 and 'option ServiceMaxSize="5X"' in init["error"], init
 
 
 def test_stalled_upload_fails_after_scan_timeout_of_silence(host, plugin, tmp_path):

@@ -39,6 +39,9 @@ from avkit.check.clamd import Clamd, free_port
 CICAP = os.environ.get("AVKIT_CICAP", "/usr/bin/c-icap")
 # The service alias Debian's virus_scan.conf defines: 204 answers allowed, no size limit.
 AVSCAN = "virus_scan?allow204=on&sizelimit=off&mode=simple"
+# Debian's own virus_scan configuration (package libc-icap-mod-virus-scan), used unchanged
+# by CIcap(stock=True).
+STOCK_VIRUS_SCAN_CONF = "/etc/c-icap/virus_scan.conf"
 
 
 class CIcapError(RuntimeError):
@@ -62,10 +65,15 @@ def missing_packages() -> list[str]:
 
 def config_lines(*, port: int, modules, clamd_socket, tmp_dir, run_dir, log_path,
                  max_object_size: str = "5M", keepalive_timeout: int = 600,
-                 max_keepalive_requests: int = 100, address: str = "127.0.0.1") -> list[str]:
+                 max_keepalive_requests: int = 100, address: str = "127.0.0.1",
+                 stock: bool = False) -> list[str]:
     """c-icap.conf of a c-icap with virus_scan (and its avscan alias) over clamd_mod: the
-    tests' and the kit's private one, and the smoke test's guest (other paths, same lines)."""
-    return [
+    tests' and the kit's private one, and the smoke test's guest (other paths, same lines).
+
+    stock: virus_scan as Debian ships it, by including /etc/c-icap/virus_scan.conf
+    unchanged (its MaxObjectSize 5M, SendPercentData 5 after 2M...) instead of the
+    tests' own virus_scan lines; only the engine module and its socket are ours."""
+    lines = [
         f"PidFile {run_dir}/c-icap.pid",
         f"CommandsSocket {run_dir}/c-icap.ctl",
         "Timeout 60",
@@ -93,6 +101,10 @@ def config_lines(*, port: int, modules, clamd_socket, tmp_dir, run_dir, log_path
         # virus_scan as Debian's virus_scan.conf loads it, with clamd_mod on our clamd.
         "Module common clamd_mod.so",
         f"clamd_mod.ClamdSocket {clamd_socket}",
+    ]
+    if stock:
+        return lines + [f"Include {STOCK_VIRUS_SCAN_CONF}"]
+    return lines + [
         "Service antivirus_module virus_scan.so",
         f"ServiceAlias avscan {AVSCAN}",
         "virus_scan.ScanFileTypes TEXT DATA EXECUTABLE ARCHIVE GIF JPEG MSOFFICE",
@@ -130,15 +142,22 @@ class CIcap:
     keepalive_timeout, max_keepalive_requests: c-icap's KeepAliveTimeout and
                       MaxKeepAliveRequests (how long and how often a connection is kept).
     startup_timeout:  seconds start() waits for an OPTIONS answer.
+    stock:            virus_scan configured by Debian's /etc/c-icap/virus_scan.conf,
+                      unchanged (max_object_size is then ignored: the stock 5M holds).
     """
 
     def __init__(self, workdir, clamd: Clamd, *, port: int | None = None,
                  max_object_size: str = "5M", keepalive_timeout: int = 600,
-                 max_keepalive_requests: int = 100, startup_timeout: float = 30.0):
+                 max_keepalive_requests: int = 100, startup_timeout: float = 30.0,
+                 stock: bool = False):
         lacking = missing_packages()
         if lacking:
             raise CIcapError(f"c-icap with virus_scan is missing: install the Debian packages "
                              f"{' '.join(lacking)} (apt-get install {' '.join(lacking)})")
+        if stock and not Path(STOCK_VIRUS_SCAN_CONF).is_file():
+            raise CIcapError(f"{STOCK_VIRUS_SCAN_CONF} is missing: it comes with the Debian "
+                             f"package libc-icap-mod-virus-scan (apt-get install --reinstall "
+                             f"libc-icap-mod-virus-scan)")
         self.workdir = Path(workdir).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.clamd = clamd
@@ -147,6 +166,7 @@ class CIcap:
         self.keepalive_timeout = keepalive_timeout
         self.max_keepalive_requests = max_keepalive_requests
         self.startup_timeout = startup_timeout
+        self.stock = stock
         self.conf_path = self.workdir / "c-icap.conf"
         self.log_path = self.workdir / "server.log"
         self.tmp_dir = self.workdir / "tmp"
@@ -160,7 +180,7 @@ class CIcap:
             port=self.port, modules=modules_dir(), clamd_socket=self.clamd.socket_path,
             tmp_dir=self.tmp_dir, run_dir=self.workdir, log_path=self.log_path,
             max_object_size=self.max_object_size, keepalive_timeout=self.keepalive_timeout,
-            max_keepalive_requests=self.max_keepalive_requests)
+            max_keepalive_requests=self.max_keepalive_requests, stock=self.stock)
         self.conf_path.write_text("\n".join(lines) + "\n")
 
     # --- life cycle ---

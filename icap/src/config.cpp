@@ -18,6 +18,9 @@ const avp_option kOptions[] = {
     {"StartupTimeout", "90"},  /* seconds plugin_init waits for the server; 1..300 */
     {"ScanTimeout", "120"},    /* seconds: silence while sending, then response deadline; 5..3600 */
     {"MaxFileSize", "0"},      /* bytes; larger files are IMPOSSIBLE unsent; 0 = the server decides */
+    /* bytes (K, M, G suffixes) the service scans at most: a "clean" answer for a larger
+       file is IMPOSSIBLE; 0 = no limit; auto = c-icap's and clamd's stock limits */
+    {"ServiceMaxSize", "auto"},
 };
 const std::size_t kOptionCount = sizeof kOptions / sizeof kOptions[0];
 
@@ -39,7 +42,83 @@ bool valid_service(std::string &service)
     return true;
 }
 
+/* c-icap's virus_scan.MaxObjectSize as Debian's virus_scan.conf (and c-icap's default) sets it. */
+constexpr std::uint64_t kCicapStockMaxObjectSize = 5ull * 1024 * 1024;
+/* clamd's MaxFileSize as Debian's clamd.conf sets it (with AlertExceedsMax no). */
+constexpr std::uint64_t kClamdStockMaxFileSize = 25ull * 1024 * 1024;
+
+/* "5M", "700K", "1G", "123456": bytes, as c-icap writes sizes (K = 1024). */
+bool parse_size(const std::string &text, std::uint64_t &out)
+{
+    if (text.empty())
+        return false;
+    std::uint64_t unit = 1;
+    std::string digits = text;
+    switch (text.back()) {
+    case 'K': case 'k': unit = 1024; break;
+    case 'M': case 'm': unit = 1024 * 1024; break;
+    case 'G': case 'g': unit = 1024 * 1024 * 1024; break;
+    default: break;
+    }
+    if (unit != 1)
+        digits.pop_back();
+    std::uint64_t n = 0;
+    if (!parse_u64(digits, n) || n > UINT64_MAX / unit)
+        return false;
+    out = n * unit;
+    return true;
+}
+
+bool load_scan_limit(std::uint64_t &limit, std::string &source, std::string &error)
+{
+    const std::string value = read_option("ServiceMaxSize");
+    if (value.empty() || value == "auto") {
+        limit = 0;
+        source = kAutoScanLimit; /* decided when OPTIONS says what the server is */
+        return true;
+    }
+    if (!parse_size(value, limit)) {
+        error = "option ServiceMaxSize=\"" + printable_excerpt(value) +
+                "\" is not a size (bytes, or with K, M or G: 5M; 0 = no limit; auto)";
+        return false;
+    }
+    source = "ServiceMaxSize=" + value;
+    return true;
+}
+
 } // namespace
+
+/*
+ * ServiceMaxSize=auto. c-icap's virus_scan (and Debian's srv_clamav alias of it)
+ * answers 204 for an object over its MaxObjectSize (5M) without scanning it; its
+ * avscan alias and any virus_scan asked with sizelimit=off hand every file to the
+ * engine, and the engine behind c-icap, clamd as Debian configures it, reports a
+ * file over MaxFileSize (25M) as clean. Nothing in OPTIONS or in the answer says
+ * so, hence the stock values; other servers have no limit we know of.
+ */
+void decide_auto_scan_limit(Server &server)
+{
+    if (server.scan_limit_source != kAutoScanLimit)
+        return;
+    const std::string path = server.service.substr(0, server.service.find('?'));
+    const bool size_limit_off = server.service.find("sizelimit=off") != std::string::npos;
+    const bool cicap_antivirus = server.options.service.rfind("C-ICAP/", 0) == 0 &&
+                                 server.options.service.find("Antivirus") != std::string::npos;
+    if ((path == "virus_scan" || path == "srv_clamav") && !size_limit_off) {
+        server.scan_limit = kCicapStockMaxObjectSize;
+        server.scan_limit_source = std::string(kAutoScanLimit) +
+                                   ": c-icap's virus_scan.MaxObjectSize, 5M as Debian ships it; "
+                                   "its avscan alias has no size limit";
+    } else if (cicap_antivirus) {
+        server.scan_limit = kClamdStockMaxFileSize;
+        server.scan_limit_source = std::string(kAutoScanLimit) +
+                                   ": clamd's MaxFileSize behind c-icap, 25M as Debian ships it, "
+                                   "passed as clean without AlertExceedsMax";
+    } else {
+        server.scan_limit = 0;
+        server.scan_limit_source = std::string(kAutoScanLimit) + ": no limit known for this server";
+    }
+}
 
 std::string Server::authority() const
 {
@@ -79,6 +158,8 @@ bool load_config(Config &out, std::string &error)
                 "\" is not an ICAP service path (for c-icap's virus_scan: avscan)";
         return false;
     }
+    if (!load_scan_limit(s.scan_limit, s.scan_limit_source, error))
+        return false;
     std::string preview = read_option("PreviewSize");
     if (!preview.empty()) {
         std::uint64_t n = 0;

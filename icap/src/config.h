@@ -30,6 +30,10 @@ struct Server {
     std::vector<Endpoint> endpoints; /* resolved once, by plugin_init */
     ServiceOptions options;          /* what its OPTIONS said, at plugin_init */
     long preview = -1;               /* bytes of preview to send; -1: none */
+    /* The largest file the service scans (ServiceMaxSize); 0: no limit known. A
+       "clean" answer for a larger file is IMPOSSIBLE. */
+    std::uint64_t scan_limit = 0;
+    std::string scan_limit_source;   /* where scan_limit comes from, for messages */
 
     /* "icap://127.0.0.1:1344/avscan", for messages. */
     std::string uri() const;
@@ -48,6 +52,13 @@ struct Config {
     std::size_t chunk_size = 64 * 1024;
     std::uint64_t max_file_size = 0; /* 0: no limit of our own */
 };
+
+/* scan_limit_source while ServiceMaxSize=auto waits for the server's OPTIONS. */
+constexpr char kAutoScanLimit[] = "ServiceMaxSize=auto";
+
+/* ServiceMaxSize=auto: the limit the service is known to have, from its name and
+   its OPTIONS' Service header (called once OPTIONS was answered). */
+void decide_auto_scan_limit(Server &server);
 
 extern const avp_option kOptions[];
 extern const std::size_t kOptionCount;

@@ -75,6 +75,17 @@ error_code Connection::read_until(std::string_view delim, std::size_t limit,
                                   Clock::time_point deadline, std::string &out)
 {
     out.clear();
+    /* What is buffered already is searched here: asio's dynamic buffer with a limit
+       below the buffered size cuts the buffer down to that limit (the bytes of a
+       body after its chunk-size line were lost). */
+    const std::size_t found = rbuf_.substr(0, limit).find(delim);
+    if (found != std::string::npos) {
+        out.assign(rbuf_, 0, found + delim.size());
+        rbuf_.erase(0, found + delim.size());
+        return {};
+    }
+    if (rbuf_.size() >= limit)
+        return asio::error::not_found;
     bool done = false;
     error_code ec;
     std::size_t n = 0;

@@ -101,16 +101,33 @@ std::string_view infection_threat(std::string_view value)
     return {};
 }
 
-/* "1\n<file>\n<threat>\n<id>\n<resolution>" (unfolded) -> the first threat; empty if none. */
-std::string_view violation_threat(std::string_view value, bool &counted)
+/* How an X-Violations-Found value reads. */
+struct Violations {
+    enum class Form { None, Found, Unreadable } form = Form::Unreadable;
+    std::string_view threat; /* Found: the first violation's threat line (may be empty) */
+};
+
+/*
+ * "1\n<file>\n<threat>\n<id>\n<resolution>" (unfolded). "0" alone is None; a count
+ * that is not a decimal number ("abc", "-1", "") or "0" followed by violations is
+ * Unreadable: the header is there, so the server reports something.
+ */
+Violations read_violations(std::string_view value)
 {
     std::string_view rest = value;
     long long count = 0;
-    counted = parse_decimal(trim(next_line(rest)), count) && count > 0;
-    if (!counted)
-        return {};
+    Violations v;
+    if (!parse_decimal(trim(next_line(rest)), count))
+        return v;
+    if (count == 0) {
+        if (trim(rest).empty())
+            v.form = Violations::Form::None;
+        return v;
+    }
     next_line(rest); /* the file name */
-    return trim(next_line(rest));
+    v.form = Violations::Form::Found;
+    v.threat = trim(next_line(rest));
+    return v;
 }
 
 ScanVerdict named(std::string_view raw, std::string_view fallback)
@@ -324,33 +341,78 @@ bool is_impossible_name(std::string_view name)
            starts_with(name, "Heuristics.Encrypted") || starts_with(name, "Heuristics.Limits.Exceeded");
 }
 
-ScanVerdict response_verdict(const Response &r, int http)
+namespace {
+
+/* The threat an infection header names, if the response carries one. */
+bool infection_header(const Response &r, ScanVerdict &out)
 {
-    if (r.status == 204)
+    if (const std::string *v = r.header("X-Infection-Found")) {
+        out = named(infection_threat(*v), "unnamed threat (X-Infection-Found)");
+        return true;
+    }
+    if (const std::string *v = r.header("X-Virus-ID")) {
+        out = named(*v, "unnamed threat (X-Virus-ID)");
+        return true;
+    }
+    if (const std::string *v = r.header("X-Violations-Found")) {
+        Violations found = read_violations(*v);
+        if (found.form == Violations::Form::Found) {
+            out = named(found.threat, "unnamed threat (X-Violations-Found)");
+            return true;
+        }
+        if (found.form == Violations::Form::Unreadable) {
+            std::string lines = *v; /* its folded lines, joined by blanks */
+            for (char &c : lines)
+                if (c == '\n')
+                    c = ' ';
+            out = {Verdict::Infected, "unnamed threat (unreadable X-Violations-Found: \"" +
+                                          printable_excerpt(lines, 40) + "\")"};
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A 200 whose content is not blocked: clean only when it came back whole. */
+ScanVerdict returned_content(const Returned &back)
+{
+    if (back.body_bytes < 0 && back.sent > 0)
+        return {Verdict::Infected, "content removed by the ICAP server (HTTP " +
+                                       std::to_string(back.http) + " without a body)"};
+    if (back.body_bytes >= 0 && static_cast<std::uint64_t>(back.body_bytes) != back.sent)
+        return {Verdict::Infected, "content changed by the ICAP server (" +
+                                       std::to_string(back.body_bytes) + " of " +
+                                       std::to_string(back.sent) + " bytes returned)"};
+    return {Verdict::Clean, ""};
+}
+
+} // namespace
+
+ScanVerdict response_verdict(const Response &r, const Returned &back)
+{
+    if (r.status == 100)
+        return {Verdict::Unexpected, "ICAP 100 " + r.reason};
+    ScanVerdict found;
+    if (infection_header(r, found))
+        return found;
+    if (r.status == 204) {
+        if (r.encapsulated.has_body() || r.encapsulated.res_hdr >= 0)
+            return {Verdict::Unexpected, "ICAP 204 (no modification) with a content"};
         return {Verdict::Clean, ""};
+    }
     if (r.status >= 400) {
         return {Verdict::Failed, "ICAP " + std::to_string(r.status) +
                                      (r.reason.empty() ? std::string() : " " + r.reason)};
     }
     if (r.status != 200)
         return {Verdict::Unexpected, "ICAP " + std::to_string(r.status) + " " + r.reason};
-    if (const std::string *v = r.header("X-Infection-Found")) {
-        std::string_view threat = infection_threat(*v);
-        return named(threat, "unnamed threat (X-Infection-Found)");
-    }
-    if (const std::string *v = r.header("X-Virus-ID"))
-        return named(*v, "unnamed threat (X-Virus-ID)");
-    if (const std::string *v = r.header("X-Violations-Found")) {
-        bool counted = false;
-        std::string_view threat = violation_threat(*v, counted);
-        if (counted)
-            return named(threat, "unnamed threat (X-Violations-Found)");
-    }
-    if (http != 0 && (http < 200 || http > 299))
-        return {Verdict::Infected, "blocked by the ICAP server (HTTP " + std::to_string(http) + ")"};
-    if (http == 0 && r.encapsulated.res_hdr < 0)
+    if (r.encapsulated.res_hdr < 0)
         return {Verdict::Unexpected, "ICAP 200 without an HTTP response"};
-    return {Verdict::Clean, ""};
+    if (back.http == 0)
+        return {Verdict::Unexpected, "ICAP 200 with an unreadable HTTP status line"};
+    if (back.http < 200 || back.http > 299)
+        return {Verdict::Infected, "blocked by the ICAP server (HTTP " + std::to_string(back.http) + ")"};
+    return returned_content(back);
 }
 
 } // namespace avicap

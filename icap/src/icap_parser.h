@@ -21,6 +21,8 @@ namespace avicap {
 constexpr std::size_t kMaxHead = 64 * 1024;
 /* Longest chunk-size line of a chunked body. */
 constexpr std::size_t kMaxChunkLine = 1024;
+/* Most trailer lines after a chunked body (c-icap sends none). */
+constexpr int kMaxTrailerLines = 64;
 /* Longest virus name kept; the ABI's buffer (512 bytes) cuts it further. */
 constexpr std::size_t kMaxVirusName = 255;
 
@@ -91,14 +93,29 @@ struct ScanVerdict {
     std::string detail;
 };
 
+/* What a final RESPMOD response carried besides its ICAP head. */
+struct Returned {
+    int http = 0;              /* the encapsulated HTTP status; 0 when none or unreadable */
+    long long body_bytes = -1; /* bytes of the encapsulated body; -1 when it had none */
+    std::uint64_t sent = 0;    /* bytes of the file the plugin sent (the content to return) */
+};
+
 /*
- * The verdict of a final RESPMOD response `r` whose encapsulated HTTP status
- * is `http` (0 when the response carries no HTTP head). Infection headers win:
- * X-Infection-Found (its Threat=), X-Virus-ID, X-Violations-Found (the threat
- * line of its first violation); then a blocked content (HTTP 403 or any status
- * that is not 2xx) is a virus without a name.
+ * The verdict of a final RESPMOD response `r`. Never Clean for an answer the
+ * plugin cannot read or that contradicts itself:
+ *  - an infection header wins whatever the status: X-Infection-Found (its
+ *    Threat=), X-Virus-ID, X-Violations-Found (the threat line of its first
+ *    violation; a count that is not a number, or 0 followed by violations, is
+ *    a threat without a name: the server said something was found);
+ *  - 204 is Clean, unless it carries a content (a contradiction: Unexpected);
+ *  - ICAP 4xx/5xx Failed, any other status but 200 Unexpected;
+ *  - 200: a blocked content (an HTTP status that is not 2xx) is a virus without
+ *    a name; an unreadable HTTP head is Unexpected; a 2xx content is Clean only
+ *    when it came back whole (as many bytes as were sent): one cut short or
+ *    removed without a word is how c-icap's virus_scan blocks a file it had
+ *    begun to pass (SendPercentData), so it is a virus without a name.
  */
-ScanVerdict response_verdict(const Response &r, int http);
+ScanVerdict response_verdict(const Response &r, const Returned &back);
 
 /* The names the ABI calls "cannot tell" (encrypted, broken, over a limit). */
 bool is_impossible_name(std::string_view name);

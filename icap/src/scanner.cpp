@@ -24,7 +24,7 @@ std::string base_name(const char *path)
 /* The AVCHK_* code for the server's final answer about `filename`. */
 int answer_verdict(const Server &server, const Exchange &x, const char *filename, char *result)
 {
-    ScanVerdict v = response_verdict(x.response, x.http);
+    ScanVerdict v = respmod_verdict(server, x);
     const std::string uri = server.uri();
     switch (v.verdict) {
     case Verdict::Clean:

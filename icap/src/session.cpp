@@ -46,13 +46,28 @@ bool is_eof_like(const error_code &ec)
 
 bool Session::open(const Server &server, Clock::duration timeout, std::string &error)
 {
+    bool permanent = false;
+    return open(server, timeout, error, permanent);
+}
+
+bool Session::open(const Server &server, Clock::duration timeout, std::string &error,
+                   bool &permanent)
+{
     requests_ = 0;
     error_code ec;
     bool timed_out = false;
+    permanent = false;
     if (conn_.open(server.endpoints, timeout, ec, timed_out))
         return true;
     error = "cannot connect to the ICAP server " + server.uri() + ": " +
             (timed_out ? std::string("timed out") : ec.message());
+    /* A refused or silent connection is a server still starting; a denied one is a
+       firewall or security policy (SELinux, AppArmor), which waiting does not change. */
+    if (!timed_out && (ec == asio::error::access_denied || ec == asio::error::no_permission)) {
+        permanent = true;
+        error += "; a firewall rule or security policy forbids this process to connect there: "
+                 "allow avserver to reach " + server.authority();
+    }
     return false;
 }
 
@@ -73,81 +88,152 @@ Exchange Session::transport(const error_code &ec, bool nothing_received)
     return x;
 }
 
-Exchange Session::read_response(Clock::time_point deadline)
+Exchange Session::protocol_error(std::string what)
+{
+    Exchange x;
+    x.kind = Exchange::Kind::Protocol;
+    x.error = std::move(what);
+    conn_.close();
+    return x;
+}
+
+bool Session::read_head(Clock::time_point deadline, Exchange &x)
 {
     std::string head;
     error_code ec = conn_.read_until("\r\n\r\n", kMaxHead, deadline, head);
-    if (ec)
-        return transport(ec, conn_.pending().empty());
-    Exchange x;
-    if (!parse_response_head(head, x.response)) {
-        x.kind = Exchange::Kind::Protocol;
-        x.error = "not an ICAP response: \"" + printable_excerpt(head, 60) + "\"";
-        conn_.close();
-        return x;
+    if (ec) {
+        x = transport(ec, conn_.pending().empty());
+        return false;
     }
+    if (!parse_response_head(head, x.response)) {
+        x = protocol_error("not an ICAP response: \"" + printable_excerpt(head, 60) + "\"");
+        return false;
+    }
+    if (x.response.status == 100)
+        return true;
+    const Encapsulated &enc = x.response.encapsulated;
+    long long header_bytes = enc.header_bytes();
+    if (header_bytes > static_cast<long long>(kMaxHead)) {
+        x = protocol_error("encapsulated headers of " + std::to_string(header_bytes) + " bytes");
+        return false;
+    }
+    if (header_bytes > 0) {
+        std::string http;
+        ec = conn_.read_exact(static_cast<std::size_t>(header_bytes), deadline, http);
+        if (ec) {
+            x = transport(ec, false);
+            return false;
+        }
+        if (enc.res_hdr >= 0 && enc.res_hdr < header_bytes)
+            x.returned.http =
+                http_status(std::string_view(http).substr(static_cast<std::size_t>(enc.res_hdr)));
+    }
+    return true;
+}
+
+bool Session::read_body(Clock::time_point deadline, Exchange &x)
+{
+    if (!x.response.encapsulated.has_body())
+        return true;
+    /* The body is counted and dropped: its size tells whether the content came back whole. */
+    std::uint64_t total = 0;
+    for (;;) {
+        std::string line;
+        error_code ec = conn_.read_until("\r\n", kMaxChunkLine, deadline, line);
+        if (ec) {
+            x = transport(ec, false);
+            return false;
+        }
+        std::uint64_t size = 0;
+        if (!parse_chunk_size(std::string_view(line).substr(0, line.size() - 2), size)) {
+            x = protocol_error("bad chunk size line \"" + printable_excerpt(line, 40) + "\"");
+            return false;
+        }
+        if (size == 0)
+            break;
+        ec = conn_.discard(size, deadline);
+        std::string crlf;
+        if (!ec)
+            ec = conn_.read_exact(2, deadline, crlf);
+        if (ec) {
+            x = transport(ec, false);
+            return false;
+        }
+        if (crlf != "\r\n") {
+            x = protocol_error("chunk not followed by CRLF");
+            return false;
+        }
+        total += size;
+    }
+    /* Trailer lines up to the empty one. More than a server has any use for is an
+       attack on the connection's framing: the response is not trusted, the connection
+       not kept. */
+    for (int i = 0;; i++) {
+        if (i == kMaxTrailerLines) {
+            x = protocol_error("more than " + std::to_string(kMaxTrailerLines) +
+                               " trailer lines after the body");
+            return false;
+        }
+        std::string line;
+        error_code ec = conn_.read_until("\r\n", kMaxChunkLine, deadline, line);
+        if (ec) {
+            x = transport(ec, false);
+            return false;
+        }
+        if (line == "\r\n")
+            break;
+    }
+    x.returned.body_bytes = static_cast<long long>(total);
+    return true;
+}
+
+void Session::finish_answer(Exchange &x)
+{
+    x.kind = Exchange::Kind::Answer;
+    requests_++;
+    /* Bytes after the end of the answer belong to no request of ours: a next
+       request on this connection would take them for its answer. */
+    if (x.response.close || !conn_.pending().empty())
+        conn_.close();
+}
+
+Exchange Session::read_response(Clock::time_point deadline)
+{
+    Exchange x;
+    if (!read_head(deadline, x))
+        return x;
     if (x.response.status == 100) {
         x.kind = Exchange::Kind::Answer;
         return x; /* the caller sends the rest */
     }
-    const Encapsulated &enc = x.response.encapsulated;
-    long long header_bytes = enc.header_bytes();
-    if (header_bytes > static_cast<long long>(kMaxHead)) {
-        x.kind = Exchange::Kind::Protocol;
-        x.error = "encapsulated headers of " + std::to_string(header_bytes) + " bytes";
-        conn_.close();
+    if (!read_body(deadline, x))
         return x;
-    }
-    std::string http;
-    if (header_bytes > 0) {
-        ec = conn_.read_exact(static_cast<std::size_t>(header_bytes), deadline, http);
-        if (ec)
-            return transport(ec, false);
-        if (enc.res_hdr >= 0 && enc.res_hdr < header_bytes)
-            x.http = http_status(std::string_view(http).substr(static_cast<std::size_t>(enc.res_hdr)));
-    }
-    if (enc.has_body()) {
-        /* The body is read to its end (and dropped) so the connection can carry the next request. */
-        for (;;) {
-            std::string line;
-            ec = conn_.read_until("\r\n", kMaxChunkLine, deadline, line);
-            if (ec)
-                return transport(ec, false);
-            std::uint64_t size = 0;
-            if (!parse_chunk_size(std::string_view(line).substr(0, line.size() - 2), size)) {
-                x.kind = Exchange::Kind::Protocol;
-                x.error = "bad chunk size line \"" + printable_excerpt(line, 40) + "\"";
-                conn_.close();
-                return x;
-            }
-            if (size == 0)
-                break;
-            ec = conn_.discard(size, deadline);
-            std::string crlf;
-            if (!ec)
-                ec = conn_.read_exact(2, deadline, crlf);
-            if (ec)
-                return transport(ec, false);
-            if (crlf != "\r\n") {
-                x.kind = Exchange::Kind::Protocol;
-                x.error = "chunk not followed by CRLF";
-                conn_.close();
-                return x;
-            }
-        }
-        for (int i = 0; i < 64; i++) { /* trailer lines, up to the empty one */
-            std::string line;
-            ec = conn_.read_until("\r\n", kMaxChunkLine, deadline, line);
-            if (ec)
-                return transport(ec, false);
-            if (line == "\r\n")
-                break;
-        }
-    }
-    x.kind = Exchange::Kind::Answer;
-    requests_++;
-    if (x.response.close)
-        conn_.close();
+    finish_answer(x);
+    return x;
+}
+
+Exchange Session::read_early_answer(Clock::time_point deadline)
+{
+    Exchange x;
+    if (!read_head(deadline, x))
+        return x;
+    /* An answer that returns the content unchanged while the content is still on its
+       way cannot be a verdict on it: c-icap's virus_scan streams a part of a large
+       file back this way (SendPercentData) and waits for the rest, which will not
+       come, since the upload stopped. */
+    const bool passing = x.response.status == 200 && x.returned.http >= 200 &&
+                         x.returned.http <= 299 &&
+                         response_verdict(x.response, Returned{x.returned.http, 0, 0}).verdict ==
+                             Verdict::Clean;
+    if (passing)
+        return protocol_error(
+            "it began returning the content before it had all of it, so it had not scanned it "
+            "(c-icap's virus_scan does so above StartSendPercentDataAfter when SendPercentData "
+            "is set: use its avscan service, or set virus_scan.SendPercentData 0)");
+    if (x.response.status == 100)
+        return protocol_error("100 Continue while the rest of the file was being sent");
+    if (read_body(deadline, x))
+        finish_answer(x);
     return x;
 }
 
@@ -173,7 +259,8 @@ Exchange Session::options(const Server &server, Clock::duration timeout)
  */
 bool Session::send_chunks(int fd, std::uint64_t from, std::uint64_t to, std::size_t chunk,
                           std::vector<char> &buffer, Clock::duration idle,
-                          Clock::time_point deadline, Exchange &x, bool &early)
+                          Clock::time_point deadline, Exchange &x, bool &early,
+                          std::uint64_t &sent)
 {
     early = false;
     buffer.resize(chunk);
@@ -206,6 +293,7 @@ bool Session::send_chunks(int fd, std::uint64_t from, std::uint64_t to, std::siz
             return false;
         }
         offset += got;
+        sent = offset;
     }
     return true;
 }
@@ -230,6 +318,15 @@ Exchange Session::respmod(const Server &server, int fd, std::uint64_t size,
     const bool reused = requests_ > 0;
 
     Exchange x;
+    if (reused && conn_.has_input()) {
+        /* Bytes nobody asked for wait on the kept connection: they would be read as
+           this file's answer. A fresh connection, as after a server's close. */
+        x.kind = Exchange::Kind::Transport;
+        x.nothing_received = true;
+        x.error = "it sent bytes nobody asked for on the kept connection";
+        conn_.close();
+        return x;
+    }
     std::uint64_t sent = 0;
     if (preview) {
         /* Headers, the preview and its end in one write: ieof when it holds the whole file. */
@@ -252,8 +349,12 @@ Exchange Session::respmod(const Server &server, int fd, std::uint64_t size,
             return x;
         }
         x = read_response(netplugin::earlier(Clock::now() + timeout, deadline));
-        if (x.kind != Exchange::Kind::Answer || x.response.status != 100)
-            return x; /* a final answer to the preview (204, a virus in the first bytes), or a failure */
+        if (x.kind != Exchange::Kind::Answer || x.response.status != 100) {
+            /* A final answer to the preview (204, a virus in the first bytes), or a
+               failure: an answer about the whole content, of which it saw the preview. */
+            x.returned.sent = whole ? sent : size;
+            return x;
+        }
         if (whole) {
             x.kind = Exchange::Kind::Protocol;
             x.error = "100 Continue after the whole file was sent (ieof)";
@@ -269,7 +370,7 @@ Exchange Session::respmod(const Server &server, int fd, std::uint64_t size,
         }
     }
     bool early = false;
-    if (!send_chunks(fd, sent, size, chunk, buffer, timeout, deadline, x, early))
+    if (!send_chunks(fd, sent, size, chunk, buffer, timeout, deadline, x, early, sent))
         return x;
     if (!early) {
         error_code ec = conn_.write({asio::buffer("0\r\n\r\n", 5)}, timeout, deadline);
@@ -279,15 +380,30 @@ Exchange Session::respmod(const Server &server, int fd, std::uint64_t size,
             return x;
         }
     }
-    x = read_response(netplugin::earlier(Clock::now() + timeout, deadline));
-    if (x.kind == Exchange::Kind::Answer && x.response.status == 100) {
-        x.kind = Exchange::Kind::Protocol;
-        x.error = "a second 100 Continue";
-        conn_.close();
-    }
-    if (early)
+    if (early) {
+        x = read_early_answer(netplugin::earlier(Clock::now() + timeout, deadline));
         conn_.close(); /* the request body was cut short: this connection is out of step */
+    } else {
+        x = read_response(netplugin::earlier(Clock::now() + timeout, deadline));
+        if (x.kind == Exchange::Kind::Answer && x.response.status == 100)
+            x = protocol_error("a second 100 Continue");
+    }
+    /* An early answer is about the whole content, though only a part of it had come. */
+    x.returned.sent = early ? size : sent;
     return x;
+}
+
+ScanVerdict respmod_verdict(const Server &server, const Exchange &x)
+{
+    ScanVerdict v = response_verdict(x.response, x.returned);
+    if (v.verdict != Verdict::Clean || server.scan_limit == 0 || x.returned.sent <= server.scan_limit)
+        return v;
+    return {Verdict::Impossible,
+            std::to_string(x.returned.sent) + " bytes, over the " +
+                std::to_string(server.scan_limit) + " bytes the ICAP service " + server.service +
+                " is known to scan (" + server.scan_limit_source +
+                "): its \"no virus\" may mean \"not scanned\"; set ServiceMaxSize to the size "
+                "it scans (0: no limit)"};
 }
 
 } // namespace avicap

@@ -26,16 +26,25 @@ struct Exchange {
     };
     Kind kind = Kind::Transport;
     Response response;
-    int http = 0;                 /* the encapsulated HTTP status, 0 when none */
+    Returned returned;            /* the encapsulated HTTP status and body size, what was sent */
     std::string error;
     bool nothing_received = false; /* Transport: the server sent not a byte (a dropped idle connection) */
     bool while_uploading = false;
 };
 
+/*
+ * The verdict of an Answer to a RESPMOD: response_verdict, and a "clean" for a
+ * file over the size the service scans (server.scan_limit) is Impossible: c-icap's
+ * virus_scan answers 204 for an object over its MaxObjectSize without scanning it.
+ */
+ScanVerdict respmod_verdict(const Server &server, const Exchange &x);
+
 class Session {
 public:
-    /* Connects to `server` within `timeout`; false with a sentence naming the server. */
+    /* Connects to `server` within `timeout`; false with a sentence naming the server.
+       `permanent`: a failure that waiting will not cure (permission denied). */
     bool open(const Server &server, Clock::duration timeout, std::string &error);
+    bool open(const Server &server, Clock::duration timeout, std::string &error, bool &permanent);
     bool is_open() const { return conn_.is_open(); }
     void close() { conn_.close(); }
     void shutdown() { conn_.shutdown(); }
@@ -57,12 +66,26 @@ public:
                      Clock::time_point deadline);
 
 private:
-    /* Reads a whole response (head, encapsulated headers, chunked body) before `deadline`. */
+    /*
+     * Reads a whole response (head, encapsulated headers, chunked body, trailers)
+     * before `deadline`. Whatever is not consumed to its end closes the connection,
+     * so that no byte of this answer is ever read as the next file's.
+     */
     Exchange read_response(Clock::time_point deadline);
+    /* The ICAP head and the encapsulated HTTP headers; false (x filled in) on failure. */
+    bool read_head(Clock::time_point deadline, Exchange &x);
+    /* The chunked body and its trailer lines; false (x filled in) on failure. */
+    bool read_body(Clock::time_point deadline, Exchange &x);
+    /* An Answer read to its end: counts it, and drops the connection if the server ends it
+       or sent more than was asked. */
+    void finish_answer(Exchange &x);
+    /* The first answer came while the file was still being sent; reads it. */
+    Exchange read_early_answer(Clock::time_point deadline);
+    Exchange protocol_error(std::string what);
     Exchange transport(const boost::system::error_code &ec, bool nothing_received);
     bool send_chunks(int fd, std::uint64_t from, std::uint64_t to, std::size_t chunk,
                      std::vector<char> &buffer, Clock::duration idle, Clock::time_point deadline,
-                     Exchange &x, bool &early);
+                     Exchange &x, bool &early, std::uint64_t &sent);
 
     Connection conn_;
     unsigned requests_ = 0;

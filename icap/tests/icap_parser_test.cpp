@@ -26,19 +26,30 @@ static const char kCicapVirus[] =
     "\t0\r\n"
     "Encapsulated: res-hdr=0, res-body=161\r\n";
 
-static ScanVerdict verdict_of(const std::string &head, int http)
+/* The bytes of the file "sent" in these cases, and returned whole unless a case says. */
+static const std::uint64_t kSent = 30;
+
+static ScanVerdict verdict_of(const std::string &head, const Returned &back)
 {
     Response r;
     if (!parse_response_head(head, r))
         return {Verdict::Unexpected, "<not parsed>"};
-    return response_verdict(r, http);
+    return response_verdict(r, back);
 }
 
-static void expect(const std::string &head, int http, Verdict v, const std::string &detail,
-                   int line)
+/* A response with an encapsulated HTTP status `http` and, when it has a body, the whole content. */
+static Returned whole(const std::string &head, int http)
+{
+    Response r;
+    bool body = parse_response_head(head, r) && r.encapsulated.has_body();
+    return Returned{http, body ? static_cast<long long>(kSent) : -1, kSent};
+}
+
+static void expect_back(const std::string &head, const Returned &back, Verdict v,
+                        const std::string &detail, int line)
 {
     checks++;
-    ScanVerdict got = verdict_of(head, http);
+    ScanVerdict got = verdict_of(head, back);
     if (got.verdict != v || got.detail != detail) {
         failures++;
         std::printf("FAIL line %d: verdict (%d, \"%s\"), want (%d, \"%s\")\n", line,
@@ -46,7 +57,8 @@ static void expect(const std::string &head, int http, Verdict v, const std::stri
                     detail.c_str());
     }
 }
-#define EXPECT(head, http, v, detail) expect(head, http, Verdict::v, detail, __LINE__)
+#define EXPECT(head, http, v, detail) expect_back(head, whole(head, http), Verdict::v, detail, __LINE__)
+#define EXPECT_BACK(head, back, v, detail) expect_back(head, back, Verdict::v, detail, __LINE__)
 
 static void heads()
 {
@@ -189,6 +201,59 @@ static void verdicts()
     EXPECT("ICAP/1.0 200 OK\r\nX-Virus-ID:    \r\n", 403, Infected, "unnamed threat (X-Virus-ID)");
 }
 
+/* An answer the plugin cannot read, or one that contradicts itself, is never Clean. */
+static void never_clean()
+{
+    const std::string ok_content = "ICAP/1.0 200 OK\r\nEncapsulated: res-hdr=0, res-body=30\r\n";
+    // X-Violations-Found whose count is not a number: the header says something was found.
+    EXPECT(ok_content + "X-Violations-Found: abc\r\n", 200, Infected,
+           "unnamed threat (unreadable X-Violations-Found: \"abc\")");
+    EXPECT(ok_content + "X-Violations-Found: -1\r\n", 200, Infected,
+           "unnamed threat (unreadable X-Violations-Found: \"-1\")");
+    EXPECT(ok_content + "X-Violations-Found:\r\n", 200, Infected,
+           "unnamed threat (unreadable X-Violations-Found: \"\")");
+    EXPECT(ok_content + "X-Violations-Found: 1x\r\n\tf\r\n\tName\r\n", 200, Infected,
+           "unnamed threat (unreadable X-Violations-Found: \"1x f Name\")");
+    EXPECT(ok_content + "X-Violations-Found: 99999999999999\r\n", 200, Infected,
+           "unnamed threat (unreadable X-Violations-Found: \"99999999999999\")");
+    // 0 violations, then a violation: a contradiction.
+    EXPECT(ok_content + "X-Violations-Found: 0\r\n\tf\r\n\tName\r\n\t1\r\n\t2\r\n", 200,
+           Infected, "unnamed threat (unreadable X-Violations-Found: \"0 f Name 1 2\")");
+    // A count without its lines.
+    EXPECT(ok_content + "X-Violations-Found: 1\r\n", 200, Infected,
+           "unnamed threat (X-Violations-Found)");
+    // Infection headers win over any status.
+    EXPECT("ICAP/1.0 204 No Content\r\nX-Infection-Found: Type=0; Resolution=2; Threat=In.204;\r\n",
+           0, Infected, "In.204");
+    EXPECT("ICAP/1.0 204 No Content\r\nX-Violations-Found: abc\r\n", 0, Infected,
+           "unnamed threat (unreadable X-Violations-Found: \"abc\")");
+    EXPECT("ICAP/1.0 500 Server Error\r\nX-Virus-ID: In.500\r\n", 0, Infected, "In.500");
+    EXPECT("ICAP/1.0 403 Forbidden\r\nX-Virus-ID: In.403\r\n", 0, Infected, "In.403");
+    // ICAP 403 alone: c-icap's answer to a client its acl denies, not a verdict.
+    EXPECT("ICAP/1.0 403 Forbidden\r\n", 0, Failed, "ICAP 403 Forbidden");
+    // 204 "no modification" that carries a content.
+    EXPECT("ICAP/1.0 204 No Content\r\nEncapsulated: res-hdr=0, res-body=30\r\n", 200,
+           Unexpected, "ICAP 204 (no modification) with a content");
+    // An HTTP head that is not HTTP.
+    EXPECT("ICAP/1.0 200 OK\r\nEncapsulated: res-hdr=0, res-body=30\r\n", 0, Unexpected,
+           "ICAP 200 with an unreadable HTTP status line");
+    // The content cut short (c-icap's virus_scan with SendPercentData, an infected file),
+    // longer, or removed.
+    const std::string cicap_partial = "ICAP/1.0 200 OK\r\nServer: C-ICAP/0.5.10\r\n"
+                                      "Encapsulated: res-hdr=0, res-body=137\r\n";
+    EXPECT_BACK(cicap_partial, (Returned{200, 159104, 3145796}), Infected,
+                "content changed by the ICAP server (159104 of 3145796 bytes returned)");
+    EXPECT_BACK(cicap_partial, (Returned{200, 31, 30}), Infected,
+                "content changed by the ICAP server (31 of 30 bytes returned)");
+    EXPECT_BACK("ICAP/1.0 200 OK\r\nEncapsulated: res-hdr=0, null-body=40\r\n",
+                (Returned{200, -1, 30}), Infected,
+                "content removed by the ICAP server (HTTP 200 without a body)");
+    // The content whole: clean (c-icap's answer with SendPercentData, a clean file).
+    EXPECT_BACK(cicap_partial, (Returned{200, 3145796, 3145796}), Clean, "");
+    EXPECT_BACK("ICAP/1.0 200 OK\r\nEncapsulated: res-hdr=0, null-body=40\r\n",
+                (Returned{200, -1, 0}), Clean, "");
+}
+
 static void helpers()
 {
     CHECK(sanitize_name("  Name.With.Blanks  ") == "Name.With.Blanks");
@@ -208,6 +273,7 @@ int main()
     options();
     http_and_chunks();
     verdicts();
+    never_clean();
     helpers();
     std::printf("%d checks, %d failures\n", checks, failures);
     return failures == 0 ? 0 : 1;

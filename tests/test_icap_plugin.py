@@ -30,6 +30,10 @@ MiB = 1024 * 1024
 ENGINE_LIMIT = 1 * MiB  # the private clamd's MaxFileSize behind c-icap
 LIMIT_NAME = "Heuristics.Limits.Exceeded.MaxFileSize"
 
+# The plugin's default Service: virus_scan asked with the arguments its avscan alias
+# has, and force=on (files outside virus_scan.ScanFileTypes scanned too).
+SCAN_EVERYTHING = "virus_scan?allow204=on&sizelimit=off&mode=simple&force=on"
+
 
 # --- avhost ---
 
@@ -138,7 +142,8 @@ def test_kit_corpus_through_real_cicap(host, plugin, icap, kit):
         if verdict == "FAILED":
             assert case["path"] in record["vir_info"], record
     assert set(table) == set(KIT_EXPECTED), "the kit has cases this test does not know"
-    assert any("C-ICAP" in m and f"icap://127.0.0.1:{icap.port}/avscan" in m for m in run.logs())
+    assert any("C-ICAP" in m and f"icap://127.0.0.1:{icap.port}/{SCAN_EVERYTHING}" in m
+               for m in run.logs())
 
 
 def test_test_signature(host, plugin, icap, files):
@@ -201,7 +206,7 @@ def test_options_are_listed_with_defaults(host, plugin):
         run = avhost(host, plugin, "info", fake.plugin_options(), "--cycles", "1", timeout=120)
     assert run.events("init")[0]["result"] == 1, run
     options = {o["name"]: o["value"] for o in run.events("load")[0]["options"]}
-    assert options == {"Server": "127.0.0.1", "Port": "1344", "Service": "avscan",
+    assert options == {"Server": "127.0.0.1", "Port": "1344", "Service": SCAN_EVERYTHING,
                        "PreviewSize": "", "ConnectTimeout": "10", "StartupTimeout": "90",
                        "ScanTimeout": "120", "MaxFileSize": "0", "ServiceMaxSize": "auto"}
 
@@ -349,7 +354,7 @@ def test_server_down_at_init(host, plugin):
     init = run.events("init")[0]
     assert init["result"] == 0, run
     error = init["error"]
-    assert f"cannot connect to the ICAP server icap://127.0.0.1:{port}/avscan: " in error, error
+    assert f"cannot connect to the ICAP server icap://127.0.0.1:{port}/{SCAN_EVERYTHING}: " in error, error
     assert "refused" in error.lower() and "StartupTimeout" in error, error
 
 
@@ -392,7 +397,7 @@ def test_startup_wait_speaks_every_10_s(host, plugin, server):
     init = [r for r in records if r.get("event") == "init"]
     assert init and init[0]["result"] == 0, records
     assert waits, records
-    assert all(f"icap://127.0.0.1:{port}/avscan" in r["message"] for r in waits), waits
+    assert all(f"icap://127.0.0.1:{port}/{SCAN_EVERYTHING}" in r["message"] for r in waits), waits
     # The first line at the first failure (a refused connection at once, a silent
     # server after one 8 s attempt); then one at least every 10 s; slack for a busy machine.
     assert waits[0]["t"] < (3 if server == "refused" else 11), waits
@@ -488,7 +493,7 @@ def test_cicap_killed_during_a_large_scan(serve, tmp_path, clamd, files):
         i.kill()
         record = s.next_record("scan", 60)
         assert record["verdict"] == "FAILED", record
-        assert "big.bin" in record["vir_info"] and f"icap://127.0.0.1:{i.port}/avscan" in \
+        assert "big.bin" in record["vir_info"] and f"icap://127.0.0.1:{i.port}/{SCAN_EVERYTHING}" in \
             record["vir_info"], record
         i.restart()
         for name, verdict in (("eicar.com", "VIRUS_FOUND"), ("clean.bin", "OK")):
@@ -509,10 +514,6 @@ def test_engine_down_behind_cicap(host, plugin, tmp_path, files):
 
 
 # --- c-icap's stock virus_scan: Debian's /etc/c-icap/virus_scan.conf, unchanged ---
-
-# Every type and size scanned: virus_scan asked with the arguments its avscan alias
-# has, and force=on (scan files outside virus_scan.ScanFileTypes too).
-SCAN_EVERYTHING = "virus_scan?allow204=on&sizelimit=off&mode=simple&force=on"
 
 
 @pytest.fixture(scope="module")
@@ -616,12 +617,12 @@ def test_stock_virus_scan_send_percent_data(host, plugin, stock_icap, sized):
 
 
 def test_stock_types_outside_scan_file_types(host, plugin, stock_icap, sized):
-    """A known limit of c-icap's virus_scan, not detectable by a client: a type outside
+    """A limit of c-icap's virus_scan that no client can detect: a type outside
     virus_scan.ScanFileTypes (a PDF, PNG, MP3...) is answered 204 unscanned, by the
-    avscan alias too. Asked with force=on, it is scanned."""
-    skipped = scan(host, plugin, stock_icap.plugin_options(), [sized["eicar.pdf"]])
-    forced = scan(host, plugin, stock_icap.plugin_options(Service=SCAN_EVERYTHING),
-                  [sized["eicar.pdf"]])
+    avscan alias too. The plugin's default Service asks with force=on: scanned."""
+    skipped = scan(host, plugin, stock_icap.plugin_options(Service="avscan"),
+                   [sized["eicar.pdf"]])
+    forced = scan(host, plugin, stock_icap.plugin_options(), [sized["eicar.pdf"]])
     assert skipped.verdicts() == ["OK"]
     assert [(r["verdict"], r["vir_info"]) for r in forced.events("scan")] == [
         ("VIRUS_FOUND", EICAR_NAME)]
@@ -694,7 +695,7 @@ def test_connect_deadline_at_init(host, plugin):
                 c.close()
     init = run.events("init")[0]
     assert init["result"] == 0, run
-    assert f"cannot connect to the ICAP server icap://127.0.0.1:{port}/avscan: timed out" in \
+    assert f"cannot connect to the ICAP server icap://127.0.0.1:{port}/{SCAN_EVERYTHING}: timed out" in \
         init["error"], init
 
 

@@ -299,8 +299,8 @@ class CIcap:
         return "\n".join(text.splitlines()[-lines:])
 
     def plugin_options(self, **extra) -> dict:
-        """avir_icap options that reach this c-icap's avscan service."""
-        opts = {"Server": "127.0.0.1", "Port": str(self.port), "Service": "avscan",
-                "StartupTimeout": "10"}
+        """avir_icap options that reach this c-icap with the plugin's default Service
+        (virus_scan, every type and size handed to clamd)."""
+        opts = {"Server": "127.0.0.1", "Port": str(self.port), "StartupTimeout": "10"}
         opts.update({k: str(v) for k, v in extra.items()})
         return opts

@@ -309,8 +309,8 @@ def start_cicap(stack: contextlib.ExitStack, stream_limit: int, wait: float) -> 
     """A private c-icap (virus_scan over its own private clamd) for the run: the
     avir_icap options that reach it. clamd's MaxFileSize is the corpus's stream limit
     (AlertExceedsMax: a larger file is IMPOSSIBLE, as with avir_clam); the service is
-    avscan, which has no size limit of its own (virus_scan's would pass a large file
-    unscanned with a 204)."""
+    the plugin's default (virus_scan with no size limit of its own and every type:
+    plain virus_scan would pass a large file unscanned with a 204)."""
     from avkit.check.clamd import Clamd
     from avkit.check.icap import CIcap
     work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kit-cicap-")))

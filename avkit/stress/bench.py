@@ -9,8 +9,8 @@ thread and sends each file as INSTREAM in the plugin's chunk size (64 KiB), the 
 marker in the same write as the last chunk, TCP_NODELAY set; over the UNIX socket a
 second raw client passes each file's descriptor with FILDES instead. The plugin runs
 in both of its modes there (FdPass=off: INSTREAM; FdPass=on: FILDES), over TCP it
-streams. The "icap" cells put avir_icap.so through a private c-icap (virus_scan,
-avscan, asking the same clamd over its UNIX socket) beside avir_clam.so straight to
+streams. The "icap" cells put avir_icap.so through a private c-icap (virus_scan as
+the plugin's default Service asks it, asking the same clamd over its UNIX socket) beside avir_clam.so straight to
 that clamd, streamed over TCP (the base of their ratio) and passed with FILDES: what
 the ICAP hop costs. Every runner scans the same files with the same number of threads.
 Workloads: 2,000 x 4 KiB, 50 x 8 MiB and a mix; each cell is run --reps times:
@@ -485,7 +485,7 @@ def chart_figure(results, meta: dict):
                   f"{'s' if reps > 1 else ''}; {spread}.\n"
                   "Raw INSTREAM / raw FILDES: minimal clients with persistent sessions (the same "
                   "chunk size; FILDES passes each open file's descriptor over the UNIX socket): "
-                  "the upper bounds. ICAP: avir_icap.so -> c-icap (avscan) -> the same clamd.",
+                  "the upper bounds. ICAP: avir_icap.so -> c-icap (virus_scan) -> the same clamd.",
                   fontsize=7.5)
     return fig
 

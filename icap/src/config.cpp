@@ -6,13 +6,17 @@ namespace avicap {
 
 /*
  * Named as ICAP clients (Squid's icap_service, c-icap-client) name them; the
- * defaults reach Debian's c-icap with virus_scan on this machine: its `avscan`
- * alias is virus_scan with 204 answers allowed and no size limit of its own.
+ * defaults reach Debian's c-icap with virus_scan on this machine. The service is
+ * virus_scan asked with what its `avscan` alias has (204 answers allowed, no size
+ * limit of its own) and force=on: Debian's stock virus_scan.ScanFileTypes leaves
+ * out PDFs, PNGs, MP3s..., which it answers 204 unscanned, indistinguishable from
+ * clean; forced, every type reaches the engine.
  */
 const avp_option kOptions[] = {
     {"Server", "127.0.0.1"},   /* ICAP server: host name, IPv4 or IPv6 address */
     {"Port", "1344"},          /* ICAP's registered port */
-    {"Service", "avscan"},     /* the service path: icap://Server:Port/Service */
+    /* the service path: icap://Server:Port/Service */
+    {"Service", "virus_scan?allow204=on&sizelimit=off&mode=simple&force=on"},
     {"PreviewSize", ""},       /* bytes; empty = the server's OPTIONS Preview */
     {"ConnectTimeout", "10"},  /* seconds per connection attempt; 1..60 */
     {"StartupTimeout", "90"},  /* seconds plugin_init waits for the server; 1..300 */

@@ -1041,8 +1041,10 @@ int run_serve(void)
     rec r;
     if (open_requests(&stdin_client) != 0)
         return 2;
-    if (spawn_child() != 0)
+    if (spawn_child() != 0) {
+        listener_close(g_listen);
         return 3;
+    }
     rec_begin(&r, "serving");
     rec_int(&r, "pid", (long long)getpid());
     rec_int(&r, "child_pid", (long long)g_child);
@@ -1071,8 +1073,7 @@ int run_serve(void)
         if (ready > 0)
             serve_dispatch(pfds, map, n, stdin_client);
     }
-    if (g_listen >= 0)
-        listener_close(g_listen, g_settings.socket_path);
+    listener_close(g_listen);
     summary("serve");
     return exit_code();
 }

@@ -5,6 +5,7 @@ the breach precisely in "violations", exit 1, and survive (a summary record).
 """
 import json
 import os
+import signal
 import socket
 import stat
 import subprocess
@@ -331,9 +332,17 @@ def test_long_paths_are_answered_never_lost(avhost, broken, tmp_path):
     assert summary(recs)["files"] == 2
 
 
-def test_last_request_without_newline_is_served(avhost, broken, files):
+PARTIAL_REQUEST = ("request without its newline when the client ended: dropped, nothing run "
+                   "(end every request with a newline)")
+
+
+def test_last_request_without_newline_is_dropped_not_run(avhost, broken, files):
+    """The input ended inside a line: the writer may have died mid-path, so what came
+    is not the request that was meant (SCAN /a/b of /a/b.exe)."""
     code, recs = serve(avhost, broken("none"), f"SCAN {files / 'eicar.com'}".encode())
-    assert [r["verdict"] for r in recs if r["event"] == "scan"] == ["VIRUS_FOUND"]
+    assert [r for r in recs if r["event"] == "scan"] == []
+    assert [r["message"] for r in recs if r["event"] == "error"] == [PARTIAL_REQUEST]
+    assert summary(recs)["files"] == 0
     assert code == 0
 
 
@@ -455,6 +464,20 @@ def test_a_path_with_a_newline_is_refused_not_cut(avhost, broken, tmp_path):
     assert scan["file"] == str(real)
 
 
+def test_a_partial_request_from_a_client_that_disconnects_is_dropped(avhost, broken, files,
+                                                                     tmp_path):
+    sock = tmp_path / "avhost.sock"
+    p = start_socket_serve(avhost, broken("none"), sock)
+    try:
+        answers = talk(sock, f"SCAN {files / 'eicar.com'}".encode(), half_close=True)
+        talk(sock, b"SHUTDOWN\n")
+    finally:
+        code, recs, err = finish(p)
+    assert summary(recs)["files"] == 0, "the cut request must not be scanned"
+    assert [(a["event"], a.get("message")) for a in answers] == [("error", PARTIAL_REQUEST)]
+    assert code == 0, err
+
+
 # An attacker who can write to the socket's folder swaps a symlink in right after bind().
 SWAP_SHIM = r"""
 #define _GNU_SOURCE
@@ -544,3 +567,27 @@ def test_a_file_swapped_in_after_the_staleness_probe_is_not_removed(avhost, brok
     assert os.path.isfile(sock) and sock.read_text() == "an administrator's file", err
     assert code == 2
     assert f"cannot listen on {sock}: it changed while avhost checked it" in err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_ends_serve_and_removes_its_own_socket_only(avhost, broken, files, tmp_path,
+                                                             sig):
+    sock = tmp_path / "avhost.sock"
+    p = start_socket_serve(avhost, broken("none"), sock)
+    assert talk(sock, f"SCAN {files / 'eicar.com'}\n".encode())[0]["verdict"] == "VIRUS_FOUND"
+    p.send_signal(sig)
+    code, recs, err = finish(p)
+    assert not os.path.lexists(sock), "its socket is removed on " + sig.name
+    assert [r.get("signal") for r in recs if r["event"] == "shutting_down"] == [sig.name]
+    assert summary(recs)["files"] == 1 and code == 0, err
+
+    # Someone else's socket at PATH by then is not ours to remove.
+    p = start_socket_serve(avhost, broken("none"), sock)
+    os.rename(sock, tmp_path / "moved.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as stranger:
+        stranger.bind(str(sock))
+        ino = os.lstat(sock).st_ino
+        p.send_signal(sig)
+        code, recs, err = finish(p)
+        assert os.lstat(sock).st_ino == ino, "a socket avhost did not make was removed"
+    assert code == 0, err

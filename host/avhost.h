@@ -192,11 +192,13 @@ void pool_stats(rec *r);
 void child_main(int fd) __attribute__((noreturn));
 
 /* ---------- listener.c: serve's UNIX socket ---------- */
-/* Listens on path, created with `mode`; refuses (-1, why) to replace anything
-   but a stale socket. */
+/* Listens on path, created with `mode` (no moment with another mode, nothing
+   followed by name); refuses (-1, why) to replace anything but a stale socket.
+   Call it while the process has a single thread (it enters folders). */
 int listener_open(const char *path, int mode, char *why, size_t size);
-/* Closes it and removes the socket, if it is still the one this process made. */
-void listener_close(int fd, const char *path);
+/* Closes fd (when >= 0) and removes the socket, if it is still the one this
+   process made (same device and inode); also done at exit(). */
+void listener_close(int fd);
 
 /* ---------- supervisor.c: the parent (the product) ---------- */
 int run_info(void);

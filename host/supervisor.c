@@ -233,6 +233,10 @@ static int spawn_child(void)
             if (i != sv[1])
                 close(i);
         signal(SIGPIPE, SIG_IGN);
+        /* Not the parent's handlers (their pipe is closed here). A terminal's ^C
+           reaches the whole group: the parent then closes the plugin in order. */
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_IGN);
         child_main(sv[1]);
     }
     close(sv[1]);
@@ -418,6 +422,7 @@ static const char *signal_name(int sig)
     case SIGILL: return "SIGILL";
     case SIGKILL: return "SIGKILL";
     case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
     case SIGPIPE: return "SIGPIPE";
     case SIGTRAP: return "SIGTRAP";
     case SIGSYS: return "SIGSYS";
@@ -834,6 +839,63 @@ int run_bench(char **files, int nfiles)
 
 static int g_listen = -1;
 static int g_shutdown;
+static int g_signal_pipe[2] = {-1, -1}; /* SIGTERM/SIGINT wake poll through it */
+static volatile sig_atomic_t g_signal;
+static int g_signal_handled;
+
+#define PARTIAL_REQUEST "request without its newline when the client ended: dropped, nothing " \
+                        "run (end every request with a newline)"
+
+static void on_stop_signal(int sig)
+{
+    int saved = errno;
+    g_signal = sig;
+    if (write(g_signal_pipe[1], "s", 1) < 0) {
+        /* full: poll wakes up anyway */
+    }
+    errno = saved;
+}
+
+/* SIGTERM and SIGINT end serve as SHUTDOWN does, the socket removed at once; a
+   second one ends avhost outright (the handler is reset by the first). */
+static int catch_stop_signals(void)
+{
+    struct sigaction sa;
+    int i;
+    if (pipe(g_signal_pipe) != 0)
+        return -1;
+    for (i = 0; i < 2; i++) {
+        fcntl(g_signal_pipe[i], F_SETFD, FD_CLOEXEC);
+        fcntl(g_signal_pipe[i], F_SETFL, O_NONBLOCK);
+    }
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
+        return -1;
+    return 0;
+}
+
+/* A stop signal came: no new client (the socket goes now), then as SHUTDOWN. */
+static void stop_on_signal(void)
+{
+    char drain[16];
+    rec r;
+    while (read(g_signal_pipe[0], drain, sizeof drain) > 0)
+        ;
+    if (!g_signal || g_signal_handled)
+        return;
+    g_signal_handled = 1;
+    if (g_listen >= 0) {
+        listener_close(g_listen);
+        g_listen = -1;
+    }
+    g_shutdown = 1;
+    rec_begin(&r, "shutting_down");
+    rec_str(&r, "signal", signal_name(g_signal));
+    emit(&r, -1);
+}
 
 static int add_client(int fd_in, int fd_out)
 {
@@ -953,12 +1015,11 @@ static int read_client(int c)
     if (got < 0 && errno == EINTR)
         return 1;
     if (got <= 0) {
-        /* A last request without a newline is still a request. */
-        if (cl->have > 0 && !cl->discarding && cl->have < sizeof cl->buf) {
-            cl->buf[cl->have] = '\0';
-            client_request(c, cl->buf, cl->have);
-            cl->have = 0;
-        }
+        /* The input ended inside a line: its writer may have died mid-path, so
+           what came is not the request that was meant. */
+        if (cl->have > 0 && !cl->discarding)
+            answer(c, "error", "message", PARTIAL_REQUEST);
+        cl->have = 0;
         return 0;
     }
     cl->have += (size_t)got;
@@ -984,7 +1045,7 @@ static int open_requests(int *stdin_client)
     return 0;
 }
 
-enum { POLL_CHILD = -2, POLL_LISTENER = -1 }; /* in map[]; otherwise a client */
+enum { POLL_SIGNAL = -3, POLL_CHILD = -2, POLL_LISTENER = -1 }; /* in map[]; else a client */
 
 /* The descriptors to wait on: the child, the listener and the clients (no new
    requests after SHUTDOWN). map[i] says what pfds[i] is. Returns how many. */
@@ -1017,7 +1078,9 @@ static void serve_dispatch(const struct pollfd *pfds, const int *map, int n, int
     for (i = 0; i < n; i++) {
         if (!(pfds[i].revents & (POLLIN | POLLHUP | POLLERR)))
             continue;
-        if (map[i] == POLL_CHILD) {
+        if (map[i] == POLL_SIGNAL) {
+            stop_on_signal();
+        } else if (map[i] == POLL_CHILD) {
             if (!read_child()) {
                 child_gone(!g_closing);
                 if (g_fd < 0 && !g_closing)
@@ -1039,18 +1102,24 @@ int run_serve(void)
 {
     int stdin_client = -1;
     rec r;
+    if (catch_stop_signals() != 0) {
+        fprintf(stderr, "avhost serve: cannot catch SIGTERM and SIGINT: %s\n", strerror(errno));
+        return 3;
+    }
     if (open_requests(&stdin_client) != 0)
         return 2;
-    if (spawn_child() != 0)
+    if (spawn_child() != 0) {
+        listener_close(g_listen);
         return 3;
+    }
     rec_begin(&r, "serving");
     rec_int(&r, "pid", (long long)getpid());
     rec_int(&r, "child_pid", (long long)g_child);
     rec_str(&r, "socket", g_settings.socket_path);
     emit(&r, -1);
     for (;;) {
-        struct pollfd pfds[MAX_CLIENTS + 2];
-        int map[MAX_CLIENTS + 2];
+        struct pollfd pfds[MAX_CLIENTS + 3];
+        int map[MAX_CLIENTS + 3];
         int n, ready;
         if (g_shutdown && count_pending() == 0 && !g_closing && g_fd >= 0 && g_ready) {
             g_closing = 1;
@@ -1065,14 +1134,16 @@ int run_serve(void)
         n = serve_poll_set(pfds, map);
         if (n == 0)
             break;
+        pfds[n].fd = g_signal_pipe[0]; /* only while there is something else to wait for */
+        pfds[n].events = POLLIN;
+        map[n++] = POLL_SIGNAL;
         ready = poll(pfds, (nfds_t)n, poll_timeout_ms());
         if (ready < 0 && errno != EINTR)
             break;
         if (ready > 0)
             serve_dispatch(pfds, map, n, stdin_client);
     }
-    if (g_listen >= 0)
-        listener_close(g_listen, g_settings.socket_path);
+    listener_close(g_listen);
     summary("serve");
     return exit_code();
 }

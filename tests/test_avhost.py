@@ -5,6 +5,7 @@ the breach precisely in "violations", exit 1, and survive (a summary record).
 """
 import json
 import os
+import signal
 import socket
 import stat
 import subprocess
@@ -331,9 +332,17 @@ def test_long_paths_are_answered_never_lost(avhost, broken, tmp_path):
     assert summary(recs)["files"] == 2
 
 
-def test_last_request_without_newline_is_served(avhost, broken, files):
+PARTIAL_REQUEST = ("request without its newline when the client ended: dropped, nothing run "
+                   "(end every request with a newline)")
+
+
+def test_last_request_without_newline_is_dropped_not_run(avhost, broken, files):
+    """The input ended inside a line: the writer may have died mid-path, so what came
+    is not the request that was meant (SCAN /a/b of /a/b.exe)."""
     code, recs = serve(avhost, broken("none"), f"SCAN {files / 'eicar.com'}".encode())
-    assert [r["verdict"] for r in recs if r["event"] == "scan"] == ["VIRUS_FOUND"]
+    assert [r for r in recs if r["event"] == "scan"] == []
+    assert [r["message"] for r in recs if r["event"] == "error"] == [PARTIAL_REQUEST]
+    assert summary(recs)["files"] == 0
     assert code == 0
 
 
@@ -363,6 +372,46 @@ def test_a_scan_that_never_returns_is_hung_and_the_plugin_restarted(avhost, brok
     assert took < 30, "reported promptly, not after a long silence"
 
 
+def start_socket_serve(avhost, plugin, sock, *args, **popen):
+    """`avhost serve --socket sock`, once it says it is serving."""
+    p = subprocess.Popen([str(avhost), "serve", str(plugin), "--socket", str(sock), "--no-logs",
+                          *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL, **popen)
+    line = p.stdout.readline()
+    assert line and json.loads(line)["event"] == "serving", p.stderr.read()
+    return p
+
+
+def talk(sock, data: bytes, half_close=False, timeout=30) -> list:
+    """Sends data on one connection (then closes its sending side when asked) and returns
+    the records read until avhost closes it."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+        c.settimeout(timeout)
+        c.connect(str(sock))
+        c.sendall(data)
+        if half_close:
+            c.shutdown(socket.SHUT_WR)
+        got = b""
+        while True:
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+            if not half_close and got.endswith(b"\n"):
+                break
+    return client.parse_records(got.decode("latin-1"))
+
+
+def finish(p, timeout=60):
+    """The process's end: its exit status and records (killed past timeout)."""
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+    return p.returncode, client.parse_records(out.decode("latin-1")), err.decode("latin-1")
+
+
 def test_serve_socket_is_private_and_never_replaces_a_file(avhost, broken, tmp_path):
     precious = tmp_path / "precious.txt"
     precious.write_text("an administrator's file")
@@ -373,11 +422,8 @@ def test_serve_socket_is_private_and_never_replaces_a_file(avhost, broken, tmp_p
     sock = tmp_path / "avhost.sock"
 
     def start():
-        p = subprocess.Popen([str(avhost), "serve", str(broken("none")), "--socket", str(sock),
-                              "--no-logs"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             preexec_fn=lambda: os.umask(0))  # even so: private
-        assert json.loads(p.stdout.readline())["event"] == "serving"
-        return p
+        return start_socket_serve(avhost, broken("none"), sock,
+                                  preexec_fn=lambda: os.umask(0))  # even so: private
 
     p = start()
     try:
@@ -416,3 +462,132 @@ def test_a_path_with_a_newline_is_refused_not_cut(avhost, broken, tmp_path):
     assert scan["verdict"] == "NOT_SCANNED"
     assert scan["vir_info"] == "avhost: path contains a newline, not scanned"
     assert scan["file"] == str(real)
+
+
+def test_a_partial_request_from_a_client_that_disconnects_is_dropped(avhost, broken, files,
+                                                                     tmp_path):
+    sock = tmp_path / "avhost.sock"
+    p = start_socket_serve(avhost, broken("none"), sock)
+    try:
+        answers = talk(sock, f"SCAN {files / 'eicar.com'}".encode(), half_close=True)
+        talk(sock, b"SHUTDOWN\n")
+    finally:
+        code, recs, err = finish(p)
+    assert summary(recs)["files"] == 0, "the cut request must not be scanned"
+    assert [(a["event"], a.get("message")) for a in answers] == [("error", PARTIAL_REQUEST)]
+    assert code == 0, err
+
+
+# An attacker who can write to the socket's folder swaps a symlink in right after bind().
+SWAP_SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void swap_in(const char *what)
+{
+    const char *path = getenv("SWAP_PATH"), *target = getenv("SWAP_TARGET");
+    const char *when = getenv("SWAP_AFTER");
+    if (path && target && when && (when[0] == what[0])) {
+        unlink(path);
+        if (getenv("SWAP_RENAME"))
+            rename(target, path); /* the file itself put there */
+        else
+            symlink(target, path);
+    }
+}
+
+int bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    int (*real)(int, const struct sockaddr *, socklen_t) =
+        (int (*)(int, const struct sockaddr *, socklen_t))dlsym(RTLD_NEXT, "bind");
+    int r = real(fd, addr, len);
+    if (r == 0 && addr->sa_family == AF_UNIX)
+        swap_in("bind");
+    return r;
+}
+
+int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    int (*real)(int, const struct sockaddr *, socklen_t) =
+        (int (*)(int, const struct sockaddr *, socklen_t))dlsym(RTLD_NEXT, "connect");
+    int r = real(fd, addr, len), saved = errno;
+    if (r != 0 && addr->sa_family == AF_UNIX)
+        swap_in("connect"); /* the probe found the socket stale */
+    errno = saved;
+    return r;
+}
+"""
+
+
+@pytest.fixture(scope="session")
+def swap_shim(tmp_path_factory):
+    d = tmp_path_factory.mktemp("shim")
+    (d / "swap.c").write_text(SWAP_SHIM)
+    subprocess.run(["gcc", "-m32", "-shared", "-fPIC", "-Wall", "-Werror", "-o", str(d / "swap.so"),
+                    str(d / "swap.c"), "-ldl"], check=True)
+    return d / "swap.so"
+
+
+def test_socket_mode_never_lands_on_a_symlink_swapped_in_after_bind(avhost, broken, swap_shim,
+                                                                    tmp_path):
+    victim = tmp_path / "victim.conf"
+    victim.write_text("an administrator's file")
+    victim.chmod(0o640)
+    sock = tmp_path / "avhost.sock"
+    env = dict(os.environ, LD_PRELOAD=str(swap_shim), SWAP_PATH=str(sock),
+               SWAP_TARGET=str(victim), SWAP_AFTER="bind")
+    p = subprocess.Popen([str(avhost), "serve", str(broken("none")), "--socket", str(sock),
+                          "--socket-mode", "666", "--no-logs"], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    code, recs, err = finish(p, timeout=30)
+    assert stat.S_IMODE(os.stat(victim).st_mode) == 0o640, "the symlink's target was chmodded"
+    assert os.readlink(sock) == str(victim), "what was put at PATH is never replaced"
+    assert code == 2
+    assert f"cannot listen on {sock}: something was put there while avhost made its socket" in err
+
+
+def test_a_file_swapped_in_after_the_staleness_probe_is_not_removed(avhost, broken, swap_shim,
+                                                                    tmp_path):
+    sock = tmp_path / "avhost.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as gone:
+        gone.bind(str(sock))  # a stale socket: nobody answers on it once closed
+    precious = tmp_path / "precious.txt"
+    precious.write_text("an administrator's file")
+    env = dict(os.environ, LD_PRELOAD=str(swap_shim), SWAP_PATH=str(sock),
+               SWAP_TARGET=str(precious), SWAP_AFTER="connect", SWAP_RENAME="1")
+    p = subprocess.Popen([str(avhost), "serve", str(broken("none")), "--socket", str(sock),
+                          "--no-logs"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env)
+    code, recs, err = finish(p, timeout=30)
+    assert os.path.isfile(sock) and sock.read_text() == "an administrator's file", err
+    assert code == 2
+    assert f"cannot listen on {sock}: it changed while avhost checked it" in err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_ends_serve_and_removes_its_own_socket_only(avhost, broken, files, tmp_path,
+                                                             sig):
+    sock = tmp_path / "avhost.sock"
+    p = start_socket_serve(avhost, broken("none"), sock)
+    assert talk(sock, f"SCAN {files / 'eicar.com'}\n".encode())[0]["verdict"] == "VIRUS_FOUND"
+    p.send_signal(sig)
+    code, recs, err = finish(p)
+    assert not os.path.lexists(sock), "its socket is removed on " + sig.name
+    assert [r.get("signal") for r in recs if r["event"] == "shutting_down"] == [sig.name]
+    assert summary(recs)["files"] == 1 and code == 0, err
+
+    # Someone else's socket at PATH by then is not ours to remove.
+    p = start_socket_serve(avhost, broken("none"), sock)
+    os.rename(sock, tmp_path / "moved.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as stranger:
+        stranger.bind(str(sock))
+        ino = os.lstat(sock).st_ino
+        p.send_signal(sig)
+        code, recs, err = finish(p)
+        assert os.lstat(sock).st_ino == ino, "a socket avhost did not make was removed"
+    assert code == 0, err

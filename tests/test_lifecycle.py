@@ -131,7 +131,7 @@ int avp_test_file(void *context, const char *filename, const char *realname, cha
     return engine_name().empty() ? AVCHK_FAILED : AVCHK_OK;
 }
 ''')
-    toolchain_file = ROOT / "cmake" / "toolchains" / f"{'zig-i386' if toolchain == 'zig' else 'gcc-m32'}.cmake"
+    toolchain_file = ROOT / "cmake" / "toolchains" / f"{toolchain}.cmake"
     build = tmp_path / "build"
     env = dict(os.environ)
     subprocess.run(["cmake", "-S", src, "-B", build, "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",

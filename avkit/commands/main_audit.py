@@ -12,7 +12,7 @@ def register(subparsers):
     p = subparsers.add_parser("audit", help="check the plugins against the portability policies")
     p.add_argument("files", nargs="*", type=Path,
                    help="plugins to audit (default: every avir_*.so of the toolchain's dist folder)")
-    p.add_argument("--toolchain", choices=sorted(paths.TOOLCHAINS), default="zig",
+    p.add_argument("--toolchain", choices=paths.TOOLCHAINS, default="zig",
                    help="whose dist folder to audit when no files are given (default zig)")
     p.add_argument("--policy", help="the policy each plugin must satisfy (default: the "
                                     "default of packaging/audit-policies.json)")

@@ -134,12 +134,16 @@ def test_kit_reports_a_hanging_plugin_promptly(data, broken):
     assert r.returncode == 1
 
 
-def test_kit_says_in_one_line_why_a_64_bit_plugin_does_not_load(data, tmp_path):
+def test_kit_says_in_one_line_why_a_64_bit_plugin_does_not_load(data, tmp_path, artifact):
+    """Given an i386 avhost (as an i386 avserver would be)."""
     src = tmp_path / "x.c"
     src.write_text("int x;\n")
     plugin = tmp_path / "avir_x64.so"
     subprocess.run(["gcc", "-shared", "-fPIC", "-o", plugin, src], check=True)
-    r = kit("scanning", "--plugin", plugin, "--data", data)
+    r = kit("scanning", "--plugin", plugin, "--data", data, "--avhost", artifact("avhost"))
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [
-        f"avkit kit: avhost could not load {plugin}: load: {plugin}: wrong ELF class: ELFCLASS64"]
+        f"avkit kit: avhost could not load {plugin}: load: {plugin} is a 64-bit x86_64 "
+        f"(ELFCLASS64, EM_X86_64) plugin, but this avhost is i386 and, like an i386 avserver, "
+        f"loads only 32-bit i386 (ELFCLASS32, EM_386) plugins: install the i386 build of the "
+        f"plugin, or test this one with the x86_64 avhost (avkit build --arch x86_64)"]

@@ -155,8 +155,8 @@ def kit(session: nox.Session) -> None:
 
 @avkit_session
 def audit(session: nox.Session) -> None:
-    """Check the release plugins against the portability policies of packaging/audit-policies.json (auditwheel-style)."""
-    build(session)
+    """Check the release plugins of both architectures, each against its own policies of packaging/audit-policies.json (auditwheel-style)."""
+    build(session, archs=ARCHS)
     avkit(session, "audit", *session.posargs)
 
 

@@ -142,9 +142,11 @@ def package_deps(facts: dict, data: dict) -> dict:
     """Dependencies for the packages, derived from what the plugin really needs.
 
     deb: libc6 (>= highest GLIBC_x); rpm: each needed soname and soname(highest version)
-    per namespace, as rpm's own elfdeps writes them for 32-bit files. Those names are
-    provided only by the 32-bit glibc, so a 64-bit system's glibc does not satisfy them.
+    per namespace, as rpm's own elfdeps writes them: bare for 32-bit files (provided only by
+    the 32-bit glibc, so a 64-bit system's glibc does not satisfy them), with "()(64bit)" /
+    "(64bit)" for 64-bit files (provided only by the 64-bit glibc).
     """
+    mark = "(64bit)" if facts["class"] == 64 else ""
     highest = {}  # (library, namespace) -> version tuple
     glibc = ()
     for library, versions in facts["required_versions"].items():
@@ -169,10 +171,10 @@ def package_deps(facts: dict, data: dict) -> dict:
             deb.setdefault(pkg, pkg)
     rpm = []
     for library in facts["needed"]:
-        rpm.append(library)
+        rpm.append(f"{library}(){mark}" if mark else library)
         for (lib, ns), ver in sorted(highest.items()):
             if lib == library:
-                rpm.append(f"{library}({ns}_{_vstr(ver)})")
+                rpm.append(f"{library}({ns}_{_vstr(ver)}){mark}")
     return {"glibc": _vstr(glibc) if glibc else None, "deb": sorted(deb.values()), "rpm": rpm}
 
 

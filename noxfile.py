@@ -136,7 +136,7 @@ def build_test_ship(session: nox.Session, *, audit=False, pytest_args=(), packag
 
 @avkit_session(default=True)
 def tests(session: nox.Session) -> None:
-    """What CI runs: both toolchains with -Werror, the pytest suite, then packages and the QEMU smoke test."""
+    """What CI runs: both toolchains for both architectures (i386, x86_64) with -Werror, the pytest suite, then packages and the QEMU smoke test."""
     build_test_ship(session, pytest_args=session.posargs)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from avkit import facts, paths
+from avkit import elf, facts, paths
 from avkit.check import avhost as client
 
 #: the release architectures (cmake/architectures.json), the default (i386) first. Tests
@@ -25,6 +25,8 @@ def _artifact(toolchain: str, name: str, arch: str = None):
     if not path.exists():
         pytest.fail(f"{path} is missing: build it first (./nox -s build-{arch or ARCHS[0]}"
                     f"{' -- --toolchain gcc' if toolchain == 'gcc' else ''})")
+    # a test of one architecture must never run the other's binary by mistake
+    assert facts.arch_of(elf.header(path)) == (arch or ARCHS[0]), path
     return path
 
 
@@ -49,19 +51,33 @@ def arch(request):
     return request.param
 
 
+#: a plugin test that runs on both architectures: its `host` and `plugin` fixtures (which
+#: read requested_arch) give that architecture's avhost and plugin
+ON_BOTH_ARCHS = pytest.mark.parametrize("arch", ARCHS)
+
+
+def requested_arch(request):
+    """The architecture a test is parametrized with (ON_BOTH_ARCHS), else None: the
+    default one."""
+    callspec = getattr(request.node, "callspec", None)
+    return callspec.params.get("arch") if callspec else None
+
+
 # AVKIT_SANITIZED=1: the plugin tests that care run the same cases against the
 # ASan+UBSan build (dist/i386-gcc-asan/, `python -m avkit build --toolchain gcc
 # --sanitize`), as tests/test_faults.py does.
 SANITIZED = os.environ.get("AVKIT_SANITIZED", "") not in ("", "0")
 
 
-@pytest.fixture(scope="session")
-def under_test(artifact):
-    """under_test("avhost"): the release build's binary, or the sanitized one under
-    AVKIT_SANITIZED=1."""
+@pytest.fixture
+def under_test(artifact, request):
+    """under_test("avhost"): the release build's binary (of the test's architecture, see
+    ON_BOTH_ARCHS), or the sanitized one (i386) under AVKIT_SANITIZED=1."""
+    arch = requested_arch(request)
+
     def find(name):
         if not SANITIZED:
-            return artifact(name)
+            return artifact(name, arch=arch)
         path = paths.dist_dir("gcc", sanitize=True) / name
         if not path.exists():
             pytest.fail(f"{path} is missing: python -m avkit build --toolchain gcc --sanitize")

@@ -140,3 +140,21 @@ def test_every_nox_session_says_what_it_does():
     for f in sessions:
         doc = ast.get_docstring(f)
         assert doc and len(doc.splitlines()) == 1, f"session {f.name} needs a one-line docstring"
+
+
+def test_the_architecture_table_is_validated_when_loaded(tmp_path):
+    """A missing or mistyped fact is named with its architecture, before any build uses it."""
+    import json
+    from avkit.errors import UserError
+    table = json.loads(facts.ARCH_FILE.read_text())
+    del table["architectures"]["x86_64"]["rpm"]
+    broken = tmp_path / "architectures.json"
+    broken.write_text(json.dumps(table))
+    with pytest.raises(UserError, match="architecture 'x86_64' has no rpm of type str"):
+        facts.architectures(broken)
+    table = json.loads(facts.ARCH_FILE.read_text())
+    table["architectures"]["x86_64"]["dist"] = {"zig": "i386", "gcc": "x86_64-gcc"}
+    broken.write_text(json.dumps(table))
+    with pytest.raises(UserError, match="two architectures share a dist folder"):
+        facts.architectures(broken)
+    assert list(facts.architectures()) == ["i386", "x86_64"]

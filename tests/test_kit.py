@@ -8,6 +8,7 @@ import pytest
 
 from avkit import paths
 from avkit.check import kit_corpus as corpus
+from conftest import ARCHS
 
 LIMIT = 2 * 1024 * 1024  # a small stream limit keeps the corpus small
 
@@ -46,10 +47,12 @@ PLUGINS = [pytest.param("avir_sample.so", [], id="sample"),
            pytest.param("avir_clam.so", ["--with-clamd"], id="clam")]
 
 
+@pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("test", ["scanning", "waiting", "server"])
 @pytest.mark.parametrize("plugin,extra", PLUGINS)
-def test_kit(test, plugin, extra, data, tmp_path):
-    so = paths.dist_dir("zig") / plugin
+def test_kit(test, plugin, extra, data, tmp_path, arch):
+    """On both architectures: the kit finds the avhost beside the plugin, of its class."""
+    so = paths.dist_dir("zig", arch=arch) / plugin
     if plugin == "avir_clam.so" and not so.exists():
         pytest.skip(f"{so} is not built")
     junit = tmp_path / "junit.xml"
@@ -64,10 +67,11 @@ def test_kit(test, plugin, extra, data, tmp_path):
     assert suite.get("failures") == "0" and int(suite.get("tests")) >= 14
 
 
-def test_kit_icap_through_a_private_c_icap(data, tmp_path):
+@pytest.mark.parametrize("arch", ARCHS)
+def test_kit_icap_through_a_private_c_icap(data, tmp_path, arch):
     """avir_icap against the kit's own c-icap (virus_scan, avscan) and clamd: the icap
     engine's verdicts, with the names that come through c-icap."""
-    so = paths.dist_dir("zig") / "avir_icap.so"
+    so = paths.dist_dir("zig", arch=arch) / "avir_icap.so"
     if not so.exists():
         pytest.skip(f"{so} is not built")
     junit = tmp_path / "junit.xml"

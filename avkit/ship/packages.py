@@ -2,7 +2,8 @@
 
 For every plugin of the dist folder (each avir_<name>.so; avhost is a test tool and
 is not packaged) and every Kerio product of packaging/products.json it builds
-kerio-<product>-avir-<name> as .deb (i386) and .rpm (i686), plus one debug symbols
+kerio-<product>-avir-<name> as .deb and .rpm of the plugin's architecture (i386 and i686,
+or amd64 and x86_64: cmake/architectures.json, by the plugin's ELF header), plus one debug symbols
 package per plugin (kerio-avir-<name>-dbgsym .deb, -debuginfo .rpm) and one package of
 the sources their debug information names (kerio-avir-debugsource). Each
 copyright file lists what its plugin links (avkit/ship/licenses.py). The package
@@ -259,6 +260,15 @@ def debug_specs(so: Path, project: dict, common: dict, main_names: list, version
     return out
 
 
+def arch_names(so: Path) -> dict:
+    """The package architecture names of the plugin's architecture (its ELF header)."""
+    arch = facts.arch_of(elf.header(so))
+    if arch is None:
+        raise UserError(f"{so} is of no release architecture ({elf.header(so)}): not packaging it")
+    a = facts.architecture(arch)
+    return {"nfpm_arch": a["nfpm"], "deb_arch": a["deb"], "rpm_arch": a["rpm"]}
+
+
 def specs(plugins: list, version: str, deps: dict) -> list:
     """One dict per package to build: its template and values (without per-build paths)."""
     project, meta = load("project.json"), load("plugins.json")
@@ -269,8 +279,9 @@ def specs(plugins: list, version: str, deps: dict) -> list:
     out = []
     for so in plugins:
         info = {**meta["_default"], **meta.get(plugin_name(so), {})}
-        mains = plugin_specs(so, info, facts.products(), project, common, deps[so.name])
-        plugin_packages = mains + debug_specs(so, project, common,
+        arch_common = {**common, **arch_names(so)}
+        mains = plugin_specs(so, info, facts.products(), project, arch_common, deps[so])
+        plugin_packages = mains + debug_specs(so, project, arch_common,
                                               [m["values"]["package"] for m in mains], version)
         for spec in plugin_packages:  # the RPM License: every component linked in
             spec["values"]["license"] = components.expression(components.linked(so))
@@ -334,16 +345,17 @@ def signing_key(sign_key) -> tuple:
 
 
 def audited_dependencies(plugins: list, policy: str = None) -> dict:
-    """{plugin file name: package dependencies}, once each plugin passes the policy."""
-    data = audit.load_policies()
-    policy = policy or data["default"]
+    """{plugin file: package dependencies}, once each plugin passes the policy (default:
+    its architecture's audit_policy)."""
     deps = {}
     for so in plugins:
+        data = audit.policies_for(so)
+        required = policy or data["default"]
         report = audit.audit_file(so, data)
-        if not audit.passes(report, policy):
-            raise UserError(f"{so.name} fails the audit policy \"{policy}\", not packaging it:\n"
-                            + audit.format_report(report, data, policy))
-        deps[so.name] = report["dependencies"]
+        if not audit.passes(report, required):
+            raise UserError(f"{so.name} ({data['arch']}) fails the audit policy \"{required}\", "
+                            f"not packaging it:\n" + audit.format_report(report, data, required))
+        deps[so] = report["dependencies"]
     return deps
 
 
@@ -426,12 +438,17 @@ def run_nfpm(nfpm: str, spec: dict, v: dict, d: Path, packager: str, out: Path, 
     return new[0]
 
 
-def build_packages(dist: Path, out: Path, version: str = None, sign_key: str = "",
+def build_packages(dist, out: Path, version: str = None, sign_key: str = "",
                    policy: str = None, epoch: int = None) -> list:
-    """Audit, then build every package into `out`. Returns the package files."""
-    plugins = audit.plugins_in(dist)
-    if not plugins:
-        raise UserError(f"no avir_*.so in {dist}: build first (./nox -s build-i386)")
+    """Audit, then build every package into `out`. Returns the package files. dist: one
+    dist folder, or one per architecture (the debug sources package is built once)."""
+    plugins = []
+    for folder in [dist] if isinstance(dist, (str, Path)) else dist:
+        found = audit.plugins_in(folder)
+        if not found:
+            raise UserError(f"no avir_*.so in {folder}: build first (./nox -s build-i386, "
+                            f"build-x86_64)")
+        plugins += found
     deps = audited_dependencies(plugins, policy)
     version = version or project_version()
     check_version(version)
@@ -480,7 +497,8 @@ def sha256sums(out: Path) -> Path:
     return target
 
 
-def package(dist: Path, out: Path, version=None, sign_key=None, repo=True, policy=None) -> list:
+def package(dist, out: Path, version=None, sign_key=None, repo=True, policy=None) -> list:
+    """dist: a dist folder, or a list of them (one per architecture)."""
     key, temporary = signing_key(sign_key)
     try:
         epoch = source_date_epoch()

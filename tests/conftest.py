@@ -19,6 +19,13 @@ from avkit.check import avhost as client
 #: logic runs once, on the default one.
 ARCHS = list(facts.architectures())
 
+# AVKIT_SANITIZED=1: the plugin tests that care run the same cases against the
+# ASan+UBSan build (dist/i386-gcc-asan/, `python -m avkit build --toolchain gcc
+# --sanitize`), as tests/test_faults.py does.
+SANITIZED = os.environ.get("AVKIT_SANITIZED", "") not in ("", "0")
+#: the architectures the arch-parametrized tests run on: the ASan build is i386 only
+TESTED_ARCHS = ARCHS[:1] if SANITIZED else ARCHS
+
 
 def _artifact(toolchain: str, name: str, arch: str = None):
     path = paths.dist_dir(toolchain, arch=arch) / name
@@ -45,7 +52,7 @@ def artifact():
     return find
 
 
-@pytest.fixture(params=ARCHS)
+@pytest.fixture(params=TESTED_ARCHS)
 def arch(request):
     """Each release architecture in turn, for a test where it can matter."""
     return request.param
@@ -53,7 +60,7 @@ def arch(request):
 
 #: a plugin test that runs on both architectures: its `host` and `plugin` fixtures (which
 #: read requested_arch) give that architecture's avhost and plugin
-ON_BOTH_ARCHS = pytest.mark.parametrize("arch", ARCHS)
+ON_BOTH_ARCHS = pytest.mark.parametrize("arch", TESTED_ARCHS)
 
 
 def requested_arch(request):
@@ -63,10 +70,6 @@ def requested_arch(request):
     return callspec.params.get("arch") if callspec else None
 
 
-# AVKIT_SANITIZED=1: the plugin tests that care run the same cases against the
-# ASan+UBSan build (dist/i386-gcc-asan/, `python -m avkit build --toolchain gcc
-# --sanitize`), as tests/test_faults.py does.
-SANITIZED = os.environ.get("AVKIT_SANITIZED", "") not in ("", "0")
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 from avkit import facts
 from avkit.check import avhost as client
 from avkit.facts import EICAR
-from conftest import ARCHS
+from conftest import TESTED_ARCHS
 
 
 
@@ -44,7 +44,7 @@ def summary(records):
     return s[0]
 
 
-@pytest.fixture(params=[(toolchain, arch) for arch in ARCHS for toolchain in ("zig", "gcc")],
+@pytest.fixture(params=[(toolchain, arch) for arch in TESTED_ARCHS for toolchain in ("zig", "gcc")],
                 ids=lambda p: f"{p[0]}-{p[1]}")
 def avhost_of(request, artifact):
     """(avhost, its architecture): every contract check runs on both architectures."""

@@ -23,7 +23,7 @@ from avkit.facts import EICAR
 from avkit.check.clamd import (EICAR_NAME, ENCRYPTED_NAME, TEST_SIGNATURE_NAME, Clamd,
                          free_port, ipv6_loopback_available)
 from clam_corpus import write_corpus, write_random, write_sparse
-from conftest import ARCHS, ON_BOTH_ARCHS, requested_arch
+from conftest import ON_BOTH_ARCHS, requested_arch
 from fake_clamd import FakeClamd
 
 MiB = 1024 * 1024

@@ -17,7 +17,7 @@ import pytest
 
 from avkit import paths
 from avkit.check import avhost as client
-from conftest import ARCHS
+from conftest import TESTED_ARCHS
 from avkit.check.clamd import EICAR_NAME, Clamd
 from avkit.facts import EICAR
 
@@ -61,7 +61,7 @@ def options(plugin_name, clamd):
     return clamd.plugin_options() if plugin_name == "avir_clam.so" else {}
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", TESTED_ARCHS)
 @pytest.mark.parametrize("toolchain", TOOLCHAINS)
 @pytest.mark.parametrize("plugin_name", ["avir_clam.so", "avir_sample.so"])
 def test_hundred_load_use_unload_rounds_then_exit(toolchain, plugin_name, clamd, files, arch):

@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import functools
 import hashlib
+import json
 import os
 import shutil
 import sys
@@ -100,9 +101,14 @@ def avkit(session: nox.Session, *args: str) -> None:
     session.run(str(PYTHON), "-m", "avkit", *args, external=True, stderr=None)
 
 
-def build(session: nox.Session, *toolchains: str) -> None:
-    for toolchain in toolchains or ("zig",):
-        avkit(session, "build", "--toolchain", toolchain, "--werror")
+#: every release architecture, in the order of cmake/architectures.json (i386 first)
+ARCHS = tuple(json.loads((ROOT / "cmake" / "architectures.json").read_text())["architectures"])
+
+
+def build(session: nox.Session, *toolchains: str, archs=ARCHS[:1]) -> None:
+    for arch in archs:
+        for toolchain in toolchains or ("zig",):
+            avkit(session, "build", "--arch", arch, "--toolchain", toolchain, "--werror")
 
 
 @avkit_session(name="build-i386", default=True)
@@ -111,9 +117,16 @@ def build_i386(session: nox.Session) -> None:
     avkit(session, "build", "--werror", *session.posargs)
 
 
+@avkit_session(name="build-x86_64")
+def build_x86_64(session: nox.Session) -> None:
+    """Build the 64-bit plugins and avhost (today's Kerio Connect) into dist/x86_64/ (`-- --toolchain gcc`: gcc -m64 into dist/x86_64-gcc/)."""
+    avkit(session, "build", "--arch", "x86_64", "--werror", *session.posargs)
+
+
 def build_test_ship(session: nox.Session, *, audit=False, pytest_args=(), package_args=()) -> None:
-    """Both toolchains with -Werror, [the audit,] pytest, packages, the QEMU smoke test."""
-    build(session, "zig", "gcc")
+    """Both toolchains for both architectures with -Werror, [the audit,] pytest, packages,
+    the QEMU smoke test."""
+    build(session, "zig", "gcc", archs=ARCHS)
     if audit:
         avkit(session, "audit")
     session.run(str(PYTHON), "-m", "pytest", *pytest_args, external=True, stderr=None)
@@ -123,7 +136,7 @@ def build_test_ship(session: nox.Session, *, audit=False, pytest_args=(), packag
 
 @avkit_session(default=True)
 def tests(session: nox.Session) -> None:
-    """What CI runs: both toolchains with -Werror, the pytest suite, then packages and the QEMU smoke test."""
+    """What CI runs: both toolchains for both architectures (i386, x86_64) with -Werror, the pytest suite, then packages and the QEMU smoke test."""
     build_test_ship(session, pytest_args=session.posargs)
 
 
@@ -142,8 +155,8 @@ def kit(session: nox.Session) -> None:
 
 @avkit_session
 def audit(session: nox.Session) -> None:
-    """Check the release plugins against the portability policies of packaging/audit-policies.json (auditwheel-style)."""
-    build(session)
+    """Check the release plugins of both architectures, each against its own policies of packaging/audit-policies.json (auditwheel-style)."""
+    build(session, archs=ARCHS)
     avkit(session, "audit", *session.posargs)
 
 

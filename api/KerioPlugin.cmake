@@ -1,18 +1,18 @@
 # kerio_add_plugin(<target> SOURCES <files>...)
 #
-# Builds avir_<name>.so the way Kerio's avserver needs it: 32-bit, one exported
+# Builds avir_<name>.so the way Kerio's avserver needs it: i386 or x86_64, one exported
 # symbol, no RPATH, hardened, with avCommon.c (the simple API's glue) linked in.
 # Included by the top-level build and by a plugin folder built on its own.
 include_guard(GLOBAL)
 
 set(KERIO_API_DIR "${CMAKE_CURRENT_LIST_DIR}")
 
-if(NOT CMAKE_SIZEOF_VOID_P EQUAL 4)
+if(NOT CMAKE_SIZEOF_VOID_P EQUAL 4 AND NOT CMAKE_SIZEOF_VOID_P EQUAL 8)
   message(FATAL_ERROR
-    "Kerio avserver loads 32-bit (i386) plugins only, but this compiler builds "
-    "${CMAKE_SIZEOF_VOID_P}-byte pointers. Configure with an i386 toolchain, e.g.\n"
-    "  cmake -DCMAKE_TOOLCHAIN_FILE=<project>/cmake/toolchains/gcc-m32.cmake .\n"
-    "(needs Debian's gcc-multilib), or build on an i386 system.")
+    "Kerio avserver loads i386 or x86_64 plugins only, but this compiler builds "
+    "${CMAKE_SIZEOF_VOID_P}-byte pointers. Configure with a toolchain of the project, e.g.\n"
+    "  cmake -DCMAKE_TOOLCHAIN_FILE=<project>/cmake/toolchains/gcc.cmake -DKERIO_ARCH=i386 .\n"
+    "(i386 needs Debian's gcc-multilib; KERIO_ARCH=x86_64 for today's 64-bit products).")
 endif()
 
 option(KERIO_WERROR "Treat compiler warnings as errors" OFF)
@@ -38,7 +38,7 @@ target_compile_options(kerio_source_paths INTERFACE
   "-ffile-prefix-map=${CMAKE_SOURCE_DIR}=${KERIO_DEBUG_SOURCE_DIR}"
   # the folder the compiler runs in (DW_AT_comp_dir), wherever AVKIT_BUILD_ROOT puts it
   "-ffile-prefix-map=${CMAKE_BINARY_DIR}=${KERIO_DEBUG_SOURCE_DIR}")
-if(DEFINED KERIO_ZIG_LIB_DIR)  # set by cmake/toolchains/zig-i386.cmake
+if(DEFINED KERIO_ZIG_LIB_DIR)  # set by cmake/toolchains/zig.cmake
   target_compile_options(kerio_source_paths INTERFACE
     "-ffile-prefix-map=${KERIO_ZIG_LIB_DIR}=/usr/src/debug/zig-${KERIO_ZIG_VERSION}/lib")
 endif()

@@ -4,9 +4,12 @@
     products()        the Kerio products, from packaging/products.json
     plugin_dir(p)     where product p loads plugins from
     debug_file(id)    where the split debug info of a build-id lives, below a root
+    architectures()   the release architectures, cmake/architectures.json (validated)
+    architecture(a)   the facts of one: zig target, gcc flag, package arch names, ELF class...
+    arch_of(header)   which architecture an ELF header (elf.header()) was built for, or None
     policies()        the audit policies, packaging/audit-policies.json
-    glibc_floor()     the oldest glibc a release plugin loads on: the default policy's
-                      GLIBC version (cmake/toolchains/zig-i386.cmake reads the same file)
+    glibc_floor(a)    the oldest glibc a release plugin of architecture a loads on: the GLIBC
+                      version of its audit policy (cmake/toolchains/zig.cmake reads the same)
 """
 import functools
 import json
@@ -19,6 +22,14 @@ EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 
 PRODUCTS_FILE = paths.ROOT / "packaging" / "products.json"
 POLICY_FILE = paths.ROOT / "packaging" / "audit-policies.json"
+ARCH_FILE = paths.ROOT / "cmake" / "architectures.json"
+
+#: every architecture's facts, with their types: a missing or mistyped one is named at load
+ARCH_KEYS = {"description": str, "zig_target": str, "gcc_flag": str, "cmake_processor": str,
+             "library_architecture": str, "conan_arch": str, "deb": str, "rpm": str, "nfpm": str,
+             "elf_class": int, "elf_machine": str, "pointer_size": int, "audit_policy": str,
+             "dist": dict}
+TOOLCHAIN_NAMES = ("zig", "gcc")
 
 
 @functools.lru_cache(maxsize=None)
@@ -37,14 +48,68 @@ def debug_file(build_id: str, root="") -> PurePosixPath:
     return PurePosixPath(str(root)) / ".build-id" / build_id[:2] / f"{build_id[2:]}.debug"
 
 
-def policies(path: Path = POLICY_FILE) -> dict:
+def _check_architecture(name: str, arch: dict, path: Path) -> None:
+    for key, kind in ARCH_KEYS.items():
+        if not isinstance(arch.get(key), kind):
+            raise UserError(f"{path}: architecture {name!r} has no {key} of type {kind.__name__}")
+    if set(arch["dist"]) != set(TOOLCHAIN_NAMES) or len(set(arch["dist"].values())) != 2:
+        raise UserError(f"{path}: architecture {name!r}: dist must name one folder for each of "
+                        f"{', '.join(TOOLCHAIN_NAMES)}")
+    if arch["elf_class"] not in (32, 64) or arch["pointer_size"] * 8 != arch["elf_class"]:
+        raise UserError(f"{path}: architecture {name!r}: elf_class {arch['elf_class']} does not "
+                        f"match pointer_size {arch['pointer_size']}")
+
+
+@functools.lru_cache(maxsize=None)
+def architectures(path: Path = ARCH_FILE) -> dict:
+    """{"i386": {...}, "x86_64": {...}}, in the file's order (the default one first)."""
     data = json.loads(Path(path).read_text())
-    if not data.get("policies") or data.get("default") not in {p["name"] for p in data["policies"]}:
-        raise UserError(f"{path}: no policies, or the default policy is not among them")
+    archs = data.get("architectures") or {}
+    if data.get("default") not in archs:
+        raise UserError(f"{path}: no architectures, or the default one is not among them")
+    folders = [f for a in archs.values() for f in a.get("dist", {}).values()]
+    if len(folders) != len(set(folders)):
+        raise UserError(f"{path}: two architectures share a dist folder")
+    for name, arch in archs.items():
+        _check_architecture(name, arch, path)
+    return {data["default"]: archs[data["default"]],
+            **{k: v for k, v in archs.items() if k != data["default"]}}
+
+
+def default_arch() -> str:
+    return next(iter(architectures()))
+
+
+def architecture(name: str = None) -> dict:
+    name = name or default_arch()
+    if name not in architectures():
+        raise UserError(f"unknown architecture {name!r}; known: {', '.join(architectures())}")
+    return architectures()[name]
+
+
+def arch_of(header: dict):
+    """The architecture whose binaries have this ELF class and machine, or None."""
+    for name, arch in architectures().items():
+        if (header["class"], header["machine"]) == (arch["elf_class"], arch["elf_machine"]):
+            return name
+    return None
+
+
+def policies(path: Path = POLICY_FILE) -> dict:
+    """Every policy of every architecture; each names its "arch". Each architecture's
+    audit_policy (architectures.json) must be one of its own."""
+    data = json.loads(Path(path).read_text())
+    if not data.get("policies"):
+        raise UserError(f"{path}: no policies")
+    for name, arch in architectures().items():
+        own = {p["name"] for p in data["policies"] if p.get("arch") == name}
+        if arch["audit_policy"] not in own:
+            raise UserError(f"{path}: architecture {name}'s audit_policy {arch['audit_policy']!r} "
+                            f"is not among its policies ({', '.join(sorted(own)) or 'none'})")
     return data
 
 
-def glibc_floor() -> str:
-    data = policies()
-    default = next(p for p in data["policies"] if p["name"] == data["default"])
-    return default["symbol_versions"]["GLIBC"]
+def glibc_floor(arch: str = None) -> str:
+    wanted = architecture(arch)["audit_policy"]
+    policy = next(p for p in policies()["policies"] if p["name"] == wanted)
+    return policy["symbol_versions"]["GLIBC"]

@@ -8,23 +8,27 @@ BUILD = Path(os.environ.get("AVKIT_BUILD_ROOT", ROOT / "build")).resolve()
 DIST = Path(os.environ.get("AVKIT_DIST_ROOT", ROOT / "dist")).resolve()
 CACHE = ROOT / ".cache"
 
-#: The output folder of each toolchain: what `nox -s build-i386` leaves behind.
-TOOLCHAINS = {
-    "zig": "i386",  # release: dist/i386/
-    "gcc": "i386-gcc",  # developer cross-check: dist/i386-gcc/
-}
+#: zig: the release; gcc: the developer cross-check. Each architecture names the output
+#: folder of each (cmake/architectures.json): dist/i386/, dist/i386-gcc/, dist/x86_64/...
+TOOLCHAINS = ("zig", "gcc")
 
 
 SANITIZE_SUFFIX = "-asan"  # ASan+UBSan builds (gcc only) sit beside the plain ones
 
 
-def _folder(toolchain: str, sanitize: bool) -> str:
-    return TOOLCHAINS[toolchain] + (SANITIZE_SUFFIX if sanitize else "")
+def folder(toolchain: str = "zig", arch: str = None) -> str:
+    """The output folder name of a toolchain for an architecture (default: the default one)."""
+    from avkit import facts  # facts reads its files through this module's ROOT
+    return facts.architecture(arch)["dist"][toolchain]
 
 
-def dist_dir(toolchain: str = "zig", sanitize: bool = False) -> Path:
-    return DIST / _folder(toolchain, sanitize)
+def _folder(toolchain: str, sanitize: bool, arch: str = None) -> str:
+    return folder(toolchain, arch) + (SANITIZE_SUFFIX if sanitize else "")
 
 
-def build_dir(toolchain: str = "zig", sanitize: bool = False) -> Path:
-    return BUILD / _folder(toolchain, sanitize)
+def dist_dir(toolchain: str = "zig", sanitize: bool = False, arch: str = None) -> Path:
+    return DIST / _folder(toolchain, sanitize, arch)
+
+
+def build_dir(toolchain: str = "zig", sanitize: bool = False, arch: str = None) -> Path:
+    return BUILD / _folder(toolchain, sanitize, arch)

@@ -67,6 +67,7 @@ def _needs(*needs: str) -> tuple:
 #: One place: `avkit prereqs SESSION` checks it, `avkit prereqs --list` prints it.
 SESSION_NEEDS = {
     "build-i386": _needs(*_BUILD),
+    "build-x86_64": _needs(*_BUILD),
     "tests": _needs(*_TESTS),
     "release": _needs(*_TESTS),
     "kit": _needs(*_BUILD, *_KIT, *_ICAP),
@@ -173,12 +174,17 @@ def require_for_session(session: str) -> None:
         raise UserError(install_hint(lacking))
 
 
-def require_for_build(toolchain: str) -> None:
+def require_for_build(toolchain: str, arch: str = None) -> None:
+    """gcc for a 64-bit target needs only gcc and g++ themselves (the machine's own)."""
+    from avkit import facts  # facts imports this layer's paths module only
     require_commands("objcopy")
     if toolchain == "zig":
         require_commands("debugedit")
     if toolchain == "gcc":
-        require_gcc_m32()
+        if facts.architecture(arch)["gcc_flag"] == "-m32":
+            require_gcc_m32()
+        else:
+            require_commands("gcc", "g++")
 
 
 def run_quiet(cmd) -> None:

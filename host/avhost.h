@@ -111,7 +111,11 @@ void log_set_current_file(const char *filename);
 /* Adds the message counts per kind (logs_ERR .. logs_debug) to a record. */
 void log_counts_add(rec *r);
 
-/* ---------- exports.c: the symbols a plugin file exports ---------- */
+/* ---------- exports.c: the plugin file's ELF header and the symbols it exports ---------- */
+/* 0 when the file is an ELF file of avhost's own class and machine (i386 or x86_64, as
+   avserver: a process loads only its own kind); else 1, with one line in `why` naming
+   both kinds and the avhost to use instead. */
+int elf_kind_mismatch(const char *path, char *why, size_t size);
 /* The exports of the ELF file besides the entry point; fills v. */
 void check_exports(const char *path, violations *v);
 

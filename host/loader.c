@@ -94,7 +94,12 @@ static int open_plugin(plugin *p, const char *path, rec *r, violations *v)
 {
     unsigned int version = 0xDEADBEEFu;
     get_plugin_extended_iface_fn entry;
+    char why[1024];
     int ok;
+    if (elf_kind_mismatch(path, why, sizeof why)) {
+        rec_str(r, "error", why); /* dlopen would say only "wrong ELF class" */
+        return 0;
+    }
     chan_printf("P dlopen");
     p->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (p->handle == NULL) {

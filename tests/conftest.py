@@ -10,45 +10,77 @@ from pathlib import Path
 
 import pytest
 
-from avkit import paths
+from avkit import elf, facts, paths
 from avkit.check import avhost as client
 
-
-def _artifact(toolchain: str, name: str):
-    path = paths.dist_dir(toolchain) / name
-    if not path.exists():
-        pytest.fail(f"{path} is missing: build it first (./nox -s build-i386"
-                    f"{' -- --toolchain gcc' if toolchain == 'gcc' else ''})")
-    return path
-
-
-@pytest.fixture(scope="session")
-def dist():
-    """Release output folder (zig toolchain)."""
-    return paths.dist_dir("zig")
-
-
-@pytest.fixture(scope="session")
-def artifact():
-    """artifact("avir_sample.so") or artifact("avhost", toolchain="gcc")."""
-    def find(name, toolchain="zig"):
-        return _artifact(toolchain, name)
-    return find
-
+#: the release architectures (cmake/architectures.json), the default (i386) first. Tests
+#: where the architecture can matter (loading, the contract checks, the lifecycle, verdicts
+#: through real servers, the kit, pools) take an `arch` parameter; pure protocol and parsing
+#: logic runs once, on the default one.
+ARCHS = list(facts.architectures())
 
 # AVKIT_SANITIZED=1: the plugin tests that care run the same cases against the
 # ASan+UBSan build (dist/i386-gcc-asan/, `python -m avkit build --toolchain gcc
 # --sanitize`), as tests/test_faults.py does.
 SANITIZED = os.environ.get("AVKIT_SANITIZED", "") not in ("", "0")
+#: the architectures the arch-parametrized tests run on: the ASan build is i386 only
+TESTED_ARCHS = ARCHS[:1] if SANITIZED else ARCHS
+
+
+def _artifact(toolchain: str, name: str, arch: str = None):
+    path = paths.dist_dir(toolchain, arch=arch) / name
+    if not path.exists():
+        pytest.fail(f"{path} is missing: build it first (./nox -s build-{arch or ARCHS[0]}"
+                    f"{' -- --toolchain gcc' if toolchain == 'gcc' else ''})")
+    # a test of one architecture must never run the other's binary by mistake
+    assert facts.arch_of(elf.header(path)) == (arch or ARCHS[0]), path
+    return path
 
 
 @pytest.fixture(scope="session")
-def under_test(artifact):
-    """under_test("avhost"): the release build's binary, or the sanitized one under
-    AVKIT_SANITIZED=1."""
+def dist():
+    """Release output folder (zig toolchain) of the default architecture."""
+    return paths.dist_dir("zig")
+
+
+@pytest.fixture(scope="session")
+def artifact():
+    """artifact("avir_sample.so"), artifact("avhost", toolchain="gcc"),
+    artifact("avir_clam.so", arch="x86_64")."""
+    def find(name, toolchain="zig", arch=None):
+        return _artifact(toolchain, name, arch)
+    return find
+
+
+@pytest.fixture(params=TESTED_ARCHS)
+def arch(request):
+    """Each release architecture in turn, for a test where it can matter."""
+    return request.param
+
+
+#: a plugin test that runs on both architectures: its `host` and `plugin` fixtures (which
+#: read requested_arch) give that architecture's avhost and plugin
+ON_BOTH_ARCHS = pytest.mark.parametrize("arch", TESTED_ARCHS)
+
+
+def requested_arch(request):
+    """The architecture a test is parametrized with (ON_BOTH_ARCHS), else None: the
+    default one."""
+    callspec = getattr(request.node, "callspec", None)
+    return callspec.params.get("arch") if callspec else None
+
+
+
+
+@pytest.fixture
+def under_test(artifact, request):
+    """under_test("avhost"): the release build's binary (of the test's architecture, see
+    ON_BOTH_ARCHS), or the sanitized one (i386) under AVKIT_SANITIZED=1."""
+    arch = requested_arch(request)
+
     def find(name):
         if not SANITIZED:
-            return artifact(name)
+            return artifact(name, arch=arch)
         path = paths.dist_dir("gcc", sanitize=True) / name
         if not path.exists():
             pytest.fail(f"{path} is missing: python -m avkit build --toolchain gcc --sanitize")
@@ -84,23 +116,33 @@ LINK_FLAGS = {"exithang": ["-Wl,-z,nodelete"]}  # stays mapped, so its exit hand
 
 
 @pytest.fixture(scope="session")
-def broken(tmp_path_factory):
-    """broken("crash3") -> path of avir_crash3.so built with gcc -m32."""
+def broken_of_arch(tmp_path_factory):
+    """broken("crash3") -> path of avir_crash3.so built with gcc -m32;
+    broken("crash3", arch="x86_64") with the x86_64 flag (-m64)."""
     if shutil.which("gcc") is None:
         pytest.fail("gcc is missing: apt-get install gcc-multilib")
     out = tmp_path_factory.mktemp("broken")
     built = {}
 
-    def build(variant):
-        if variant not in built:
-            so = out / f"avir_{variant}.so"
-            subprocess.run(["gcc", "-m32", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall",
+    def build(variant, arch=None):
+        key = (variant, arch or ARCHS[0])
+        if key not in built:
+            folder = out / key[1]
+            folder.mkdir(exist_ok=True)
+            so = folder / f"avir_{variant}.so"
+            subprocess.run(["gcc", facts.architecture(arch)["gcc_flag"], "-shared", "-fPIC", "-fvisibility=hidden", "-Wall",
                             "-Wextra", "-Werror", f"-I{API}", f"-DBROKEN_{variant.upper()}",
                             f'-DPLUGIN_NAME="avir_{variant}"', "-o", str(so), str(BROKEN_SOURCE),
                             "-pthread", *LINK_FLAGS.get(variant, [])],
                            check=True)
-            built[variant] = so
-        return built[variant]
+            built[key] = so
+        return built[key]
     return build
+
+
+@pytest.fixture(scope="session")
+def broken(broken_of_arch):
+    """broken("crash3"): see broken_of_arch."""
+    return broken_of_arch
 
 

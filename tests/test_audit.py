@@ -59,16 +59,20 @@ def checks(violations):
     return sorted({v["check"] for v in violations})
 
 
-def test_policies_are_ordered_and_the_zig_build_targets_the_default_floor(data):
+@pytest.mark.parametrize("arch", list(facts.architectures()))
+def test_policies_are_ordered_and_the_zig_build_targets_the_default_floor(arch):
+    data = audit.load_policies(arch=arch)
     names = [p["name"] for p in data["policies"]]
     assert data["default"] in names
+    assert {p["arch"] for p in data["policies"]} == {arch}
     priorities = [p["priority"] for p in data["policies"]]
     assert priorities == sorted(priorities, reverse=True) and len(set(priorities)) == len(priorities)
     default = audit.policy_by_name(data, data["default"])
-    assert default["symbol_versions"]["GLIBC"] == facts.glibc_floor()
+    assert default["symbol_versions"]["GLIBC"] == facts.glibc_floor(arch)
     # The release toolchain read its floor from the same file when the build configured it.
-    cache = (paths.build_dir("zig") / "CMakeCache.txt").read_text()
-    assert f"KERIO_GLIBC_FLOOR:STRING={facts.glibc_floor()}\n" in cache
+    cache = (paths.build_dir("zig", arch=arch) / "CMakeCache.txt").read_text()
+    assert f"KERIO_GLIBC_FLOOR:STRING={facts.glibc_floor(arch)}\n" in cache
+    assert f"KERIO_ARCH:STRING={arch}\n" in cache
     for p in data["policies"]:
         assert p["exports"] == ["get_plugin_extended_iface"]
         assert set(p["hardening"]) <= set(audit.HARDENING)
@@ -190,6 +194,27 @@ def test_64bit_file_is_caught(tmp_path, data):
     assert report["policy"] is None
 
 
+def test_each_file_is_checked_against_its_own_architectures_policies(tmp_path):
+    """A clean x86_64 plugin passes the x86_64 floor; an i386 one, the i386 floor; and either
+    fails the other architecture's policies on its ELF header alone."""
+    for arch, m32 in (("i386", True), ("x86_64", False)):
+        so = build(tmp_path, f"good-{arch}", m32=m32)
+        report = audit.audit_file(so)
+        assert report["arch"] == arch
+        assert report["default_policy"] == facts.architecture(arch)["audit_policy"]
+        assert report["violations"][report["default_policy"]] == []
+        other = audit.load_policies(arch="x86_64" if arch == "i386" else "i386")
+        (v,) = audit.audit_file(so, other)["violations"][other["default"]]
+        assert v["check"] == "elf" and f"an {other['arch']} avserver loads only" in v["message"]
+
+
+def test_64bit_rpm_requirements_are_those_of_the_64bit_glibc(tmp_path):
+    source = GOOD_C + "#include <stdlib.h>\nint uses_libc(void) { return getenv(\"X\") != 0; }\n"
+    deps = audit.audit_file(build(tmp_path, "good64", source, m32=False))["dependencies"]
+    assert deps["rpm"][:2] == ["libc.so.6()(64bit)", "libc.so.6(GLIBC_2.2.5)(64bit)"]
+    assert deps["deb"] == ["libc6 (>= 2.2.5)"]
+
+
 def test_cli_exit_codes_and_json(tmp_path):
     bad = build(tmp_path, "export", GOOD_C + 'EXPORT int helper_leak(void) { return 1; }\n')
     good = build(tmp_path, "good")
@@ -225,22 +250,27 @@ def release_plugins(dist):
     return plugins
 
 
-def test_release_plugins_pass_the_default_policy(artifact, dist, data):
-    artifact("avir_sample.so")
-    for so in release_plugins(dist):
+def test_release_plugins_pass_the_default_policy(artifact, arch):
+    artifact("avir_sample.so", arch=arch)
+    data = audit.load_policies(arch=arch)
+    mark = "(64bit)" if facts.architecture(arch)["elf_class"] == 64 else ""
+    for so in release_plugins(paths.dist_dir("zig", arch=arch)):
         report, violations = default_violations(so, data)
         assert violations == [], audit.format_report(report, data, data["default"])
         glibc = readelf_glibc_max(so)
         assert report["dependencies"]["glibc"] == glibc
         assert report["dependencies"]["deb"] == [f"libc6 (>= {glibc})"]
-        assert f"libc.so.6(GLIBC_{glibc})" in report["dependencies"]["rpm"]
-        assert "libc.so.6" in report["dependencies"]["rpm"]
+        assert f"libc.so.6(GLIBC_{glibc}){mark}" in report["dependencies"]["rpm"]
+        assert ("libc.so.6()(64bit)" if mark else "libc.so.6") in report["dependencies"]["rpm"]
 
 
-def test_audit_command_passes_on_the_release(artifact, dist):
-    artifact("avir_sample.so")
+def test_audit_command_passes_on_the_release_of_each_architecture(artifact):
+    for arch in facts.architectures():
+        artifact("avir_sample.so", arch=arch)
     r = subprocess.run([sys.executable, "-m", "avkit", "audit"], capture_output=True, text=True,
                        cwd=paths.ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
-    for so in release_plugins(dist):
-        assert f'{so.name}: OK for policy "kerio-glibc2.12"' in r.stdout
+    for arch in facts.architectures():
+        policy = facts.architecture(arch)["audit_policy"]
+        for so in release_plugins(paths.dist_dir("zig", arch=arch)):
+            assert f'[{arch}] {so.name}: OK for policy "{policy}"' in r.stdout

@@ -76,8 +76,10 @@ def test_gcc_build_out_of_tree_and_flags_cannot_drop_m32(author):
     where, _, _ = author
     sh("avkit plugin mine --toolchain gcc", where)
     assert elf.header(where / "mine" / "dist" / "i386-gcc" / "avir_mine.so")["class"] == 32
+    sh("avkit plugin mine --toolchain gcc --arch x86_64", where)
+    assert elf.header(where / "mine" / "dist" / "x86_64-gcc" / "avir_mine.so")["class"] == 64
     shutil.copytree(ROOT / "cmake", where / "cmake", dirs_exist_ok=True)
-    sh("cmake -S mine -B build-mine -G Ninja -DCMAKE_TOOLCHAIN_FILE=$PWD/cmake/toolchains/gcc-m32.cmake"
+    sh("cmake -S mine -B build-mine -G Ninja -DCMAKE_TOOLCHAIN_FILE=$PWD/cmake/toolchains/gcc.cmake"
        " -DCMAKE_C_FLAGS=-DAUTHOR_FLAG=1 && cmake --build build-mine", where)
     assert elf.header(where / "build-mine" / "avir_mine.so")["class"] == 32
 

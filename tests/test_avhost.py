@@ -13,8 +13,10 @@ import time
 
 import pytest
 
+from avkit import facts
 from avkit.check import avhost as client
 from avkit.facts import EICAR
+from conftest import TESTED_ARCHS
 
 
 
@@ -43,9 +45,44 @@ def summary(records):
     return s[0]
 
 
-@pytest.fixture(params=["zig", "gcc"])
-def avhost(request, artifact):
-    return artifact("avhost", toolchain=request.param)
+@pytest.fixture(params=[(toolchain, arch) for arch in TESTED_ARCHS for toolchain in ("zig", "gcc")],
+                ids=lambda p: f"{p[0]}-{p[1]}")
+def avhost_of(request, artifact):
+    """(avhost, its architecture): every contract check runs on both architectures."""
+    toolchain, arch = request.param
+    return artifact("avhost", toolchain=toolchain, arch=arch), arch
+
+
+@pytest.fixture
+def avhost(avhost_of):
+    return avhost_of[0]
+
+
+@pytest.fixture
+def broken(broken_of_arch, avhost_of):
+    """The broken plugins of the avhost's own architecture."""
+    return lambda variant: broken_of_arch(variant, arch=avhost_of[1])
+
+
+def kind(arch):
+    a = facts.architecture(arch)
+    return f"{a['elf_class']}-bit {arch} (ELFCLASS{a['elf_class']}, {a['elf_machine']})"
+
+
+@pytest.mark.parametrize("host_arch,plugin_arch", [("i386", "x86_64"), ("x86_64", "i386")])
+def test_an_avhost_refuses_a_plugin_of_the_other_class_in_one_line(artifact, broken_of_arch,
+                                                                  host_arch, plugin_arch):
+    """As an avserver of one class cannot load the other: said before dlopen, naming both
+    kinds and what to do (dlopen alone says "wrong ELF class: ELFCLASS64")."""
+    plugin = broken_of_arch("none", plugin_arch)
+    code, recs = run(artifact("avhost", arch=host_arch), "info", plugin)
+    assert code == 3
+    (load,) = [r for r in recs if r["event"] == "load"]
+    assert load["error"] == (
+        f"{plugin} is a {kind(plugin_arch)} plugin, but this avhost is {host_arch} and, like an "
+        f"{host_arch} avserver, loads only {kind(host_arch)} plugins: install the {host_arch} "
+        f"build of the plugin, or test this one with the {plugin_arch} avhost "
+        f"(avkit build --arch {plugin_arch})")
 
 
 def scan_files(files, *names):

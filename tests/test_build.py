@@ -21,17 +21,27 @@ def compile_header(compiler, flags, header="avPlugin.h"):
                           capture_output=True, text=True)
 
 
+@pytest.mark.parametrize("flag", ["-m32", "-m64"])
 @pytest.mark.parametrize("compiler,std", [("gcc", "-std=c11"), ("g++", "-std=c++17")])
-def test_headers_compile_for_i386_in_c_and_cxx(compiler, std):
-    result = compile_header(compiler, ["-m32", std, "-Wall", "-Wextra", "-Werror"])
+def test_headers_compile_for_i386_and_x86_64_in_c_and_cxx(compiler, std, flag):
+    result = compile_header(compiler, [flag, std, "-Wall", "-Wextra", "-Werror"])
     assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize("compiler", ["gcc", "g++"])
-def test_headers_refuse_a_64_bit_build(compiler):
-    result = compile_header(compiler, ["-m64"], header="avApi.h")
+def test_headers_refuse_x32_whose_pointers_no_avserver_has(compiler):
+    """x86_64 with 4-byte pointers: neither product's layout."""
+    result = compile_header(compiler, ["-mx32"], header="avApi.h")
     assert result.returncode != 0
-    assert "32-bit (i386) plugins only" in result.stderr
+    assert "loads i386 or x86_64 (LP64) plugins only" in result.stderr
+
+
+def test_headers_refuse_another_machine():
+    result = subprocess.run([sys.executable, "-m", "ziglang", "cc", "-target", "aarch64-linux-gnu",
+                             "-fsyntax-only", "-I", ROOT / "api", "-x", "c", ROOT / "api" / "avApi.h"],
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "loads i386 or x86_64 (LP64) plugins only" in result.stderr
 
 
 def cmake(*args, cwd=None):
@@ -46,28 +56,34 @@ def copy_sample_kit(tmp_path):
     return tmp_path / "sample"
 
 
-def test_sample_folder_builds_on_its_own_with_the_gcc_toolchain(tmp_path):
+@pytest.mark.parametrize("arch", list(facts.architectures()))
+def test_sample_folder_builds_on_its_own_with_the_gcc_toolchain(tmp_path, arch):
+    """One toolchain file for both architectures: KERIO_ARCH selects the flag."""
     src = copy_sample_kit(tmp_path)
-    toolchain = ROOT / "cmake" / "toolchains" / "gcc-m32.cmake"
+    toolchain = ROOT / "cmake" / "toolchains" / "gcc.cmake"
     configure = cmake("-S", src, "-B", tmp_path / "b", "-G", "Ninja",
                       f"-DCMAKE_MAKE_PROGRAM={VENV_BIN / 'ninja'}",
-                      f"-DCMAKE_TOOLCHAIN_FILE={toolchain}", "-DKERIO_WERROR=ON")
+                      f"-DCMAKE_TOOLCHAIN_FILE={toolchain}", f"-DKERIO_ARCH={arch}",
+                      "-DKERIO_WERROR=ON", "-DCMAKE_C_FLAGS=-DAUTHOR_FLAG=1")
     assert configure.returncode == 0, configure.stdout + configure.stderr
     built = cmake("--build", tmp_path / "b")
     assert built.returncode == 0, built.stdout + built.stderr
     plugin = tmp_path / "b" / "avir_sample.so"
-    assert elf.header(plugin) == {"class": 32, "machine": "EM_386", "type": "ET_DYN"}
+    want = facts.architecture(arch)
+    assert elf.header(plugin) == {"class": want["elf_class"], "machine": want["elf_machine"],
+                                  "type": "ET_DYN"}
     assert elf.exported_symbols(plugin) == ["get_plugin_extended_iface"]
 
 
-def test_sample_folder_refuses_a_64_bit_compiler_with_a_way_out(tmp_path):
+def test_an_unknown_architecture_is_refused_naming_the_table(tmp_path):
     src = copy_sample_kit(tmp_path)
     configure = cmake("-S", src, "-B", tmp_path / "b", "-G", "Ninja",
-                      f"-DCMAKE_MAKE_PROGRAM={VENV_BIN / 'ninja'}")
+                      f"-DCMAKE_MAKE_PROGRAM={VENV_BIN / 'ninja'}",
+                      f"-DCMAKE_TOOLCHAIN_FILE={ROOT / 'cmake' / 'toolchains' / 'gcc.cmake'}",
+                      "-DKERIO_ARCH=arm64")
     assert configure.returncode != 0
     message = " ".join((configure.stdout + configure.stderr).split())
-    assert "32-bit (i386) plugins only" in message
-    assert "gcc-m32.cmake" in message
+    assert "KERIO_ARCH=arm64 is not an architecture of cmake/architectures.json" in message
 
 
 def load_boost_recipe():
@@ -93,14 +109,20 @@ def test_lockfile_pins_the_boost_recipe_revision():
     assert '"boost/1.85.0#' in lock
 
 
+@pytest.mark.parametrize("arch", list(facts.architectures()))
 @pytest.mark.parametrize("toolchain", ["zig", "gcc"])
-def test_staged_plugins_are_stripped_with_debug_info_by_build_id(toolchain):
-    plugins = sorted(paths.dist_dir(toolchain).glob("avir_*.so"))
-    assert plugins, f"nothing built in {paths.dist_dir(toolchain)}"
+def test_staged_plugins_are_stripped_with_debug_info_by_build_id(toolchain, arch):
+    dist = paths.dist_dir(toolchain, arch=arch)
+    plugins = sorted(dist.glob("avir_*.so"))
+    assert plugins, f"nothing built in {dist}"
+    want = facts.architecture(arch)
+    for plugin in [*plugins, dist / "avhost"]:
+        assert elf.header(plugin)["class"] == want["elf_class"], plugin
+        assert elf.header(plugin)["machine"] == want["elf_machine"], plugin
     for plugin in plugins:
         build_id = elf.build_id(plugin)
         assert len(build_id) == 40, f"{plugin.name}: expected a sha1 build-id, got {build_id!r}"
-        debug = Path(facts.debug_file(build_id, paths.dist_dir(toolchain) / "debug"))
+        debug = Path(facts.debug_file(build_id, dist / "debug"))
         assert debug.is_file(), f"{plugin.name}: no split debug file {debug}"
         assert elf.build_id(debug) == build_id
         sections = subprocess.run(["readelf", "-SW", plugin], capture_output=True, text=True).stdout
@@ -114,7 +136,25 @@ def test_every_nox_session_says_what_it_does():
     tree = ast.parse((ROOT / "noxfile.py").read_text())
     sessions = [f for f in tree.body if isinstance(f, ast.FunctionDef)
                 and any("session" in ast.unparse(d) for d in f.decorator_list)]
-    assert {"build_i386", "tests"} <= {f.name for f in sessions}
+    assert {"build_i386", "build_x86_64", "tests"} <= {f.name for f in sessions}
     for f in sessions:
         doc = ast.get_docstring(f)
         assert doc and len(doc.splitlines()) == 1, f"session {f.name} needs a one-line docstring"
+
+
+def test_the_architecture_table_is_validated_when_loaded(tmp_path):
+    """A missing or mistyped fact is named with its architecture, before any build uses it."""
+    import json
+    from avkit.errors import UserError
+    table = json.loads(facts.ARCH_FILE.read_text())
+    del table["architectures"]["x86_64"]["rpm"]
+    broken = tmp_path / "architectures.json"
+    broken.write_text(json.dumps(table))
+    with pytest.raises(UserError, match="architecture 'x86_64' has no rpm of type str"):
+        facts.architectures(broken)
+    table = json.loads(facts.ARCH_FILE.read_text())
+    table["architectures"]["x86_64"]["dist"] = {"zig": "i386", "gcc": "x86_64-gcc"}
+    broken.write_text(json.dumps(table))
+    with pytest.raises(UserError, match="two architectures share a dist folder"):
+        facts.architectures(broken)
+    assert list(facts.architectures()) == ["i386", "x86_64"]

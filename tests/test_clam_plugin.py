@@ -1,5 +1,6 @@
 """avir_clam.so against a real clamd (avkit.check.clamd) and a fake one (fake_clamd),
-driven through the 32-bit test host avhost exactly as Kerio's avserver drives it.
+driven through the test host avhost exactly as Kerio's avserver drives it (the
+tests where the architecture can matter run on i386 and x86_64: ON_BOTH_ARCHS).
 
 Real clamd: Debian's clamav-daemon with its own configuration and signatures
 (the EICAR string and the project's test signature, reported with ".UNOFFICIAL").
@@ -22,6 +23,7 @@ from avkit.facts import EICAR
 from avkit.check.clamd import (EICAR_NAME, ENCRYPTED_NAME, TEST_SIGNATURE_NAME, Clamd,
                          free_port, ipv6_loopback_available)
 from clam_corpus import write_corpus, write_random, write_sparse
+from conftest import ON_BOTH_ARCHS, requested_arch
 from fake_clamd import FakeClamd
 
 MiB = 1024 * 1024
@@ -31,14 +33,15 @@ FILDES_USED = "took a file descriptor (FILDES)"  # logged once a FILDES scan suc
 
 # --- running avhost ---
 
-@pytest.fixture(scope="session")
-def host(artifact):
-    return artifact("avhost")
+@pytest.fixture
+def host(artifact, request):
+    """The release avhost; of each architecture for a test marked ON_BOTH_ARCHS."""
+    return artifact("avhost", arch=requested_arch(request))
 
 
-@pytest.fixture(scope="session")
-def plugin(artifact):
-    return artifact("avir_clam.so")
+@pytest.fixture
+def plugin(artifact, request):
+    return artifact("avir_clam.so", arch=requested_arch(request))
 
 
 def avhost(host, plugin, mode, options, *args, timeout=300):
@@ -98,7 +101,8 @@ def check_corpus(run, corpus):
 
 # --- the vendor corpus over each transport ---
 
-def test_vendor_corpus_over_tcp(host, plugin, clamd, corpus):
+@ON_BOTH_ARCHS
+def test_vendor_corpus_over_tcp(host, plugin, clamd, corpus, arch):
     run = scan(host, plugin, clamd.plugin_options(), corpus.values())
     check_corpus(run, corpus)
     huge = run.scans()[str(corpus["huge.file"])]
@@ -107,8 +111,9 @@ def test_vendor_corpus_over_tcp(host, plugin, clamd, corpus):
     assert run.events("summary")[0]["ERROR"] == 0
 
 
+@ON_BOTH_ARCHS
 @pytest.mark.parametrize("fd_pass", ["off", "on"])
-def test_vendor_corpus_over_unix_socket(host, plugin, clamd, corpus, fd_pass):
+def test_vendor_corpus_over_unix_socket(host, plugin, clamd, corpus, fd_pass, arch):
     options = clamd.plugin_options(transport="unix", Port="1", FdPass=fd_pass)  # port unused
     run = scan(host, plugin, options, corpus.values())
     check_corpus(run, corpus)
@@ -190,7 +195,8 @@ def test_100_mib_file_with_bounded_memory(host, plugin, tmp_path, corpus):
     assert peak_kb < 32 * 1024, f"peak RSS {peak_kb} KiB: memory grows with the file size"
 
 
-def test_files_over_4_gib(host, plugin, clamd, tmp_path):
+@ON_BOTH_ARCHS
+def test_files_over_4_gib(host, plugin, clamd, tmp_path, arch):
     sparse = write_sparse(tmp_path / "sparse5g.bin", 5 * 1024 * MiB)
     # MaxFileSize above 4 GiB compares 64-bit sizes.
     run = scan(host, plugin, clamd.plugin_options(MaxFileSize=str(4 * 1024 * MiB + 1)), [sparse])
@@ -384,14 +390,16 @@ def tcp_socket_inodes(pid, remote_port):
     return inodes
 
 
+@ON_BOTH_ARCHS
 @pytest.mark.parametrize("transport", ["tcp", "unix"])
 @pytest.mark.parametrize("toolchain", ["zig", "gcc"])
-def test_descriptors_are_close_on_exec(artifact, clamd, corpus, toolchain, transport):
+def test_descriptors_are_close_on_exec(artifact, clamd, corpus, toolchain, transport, arch):
     """The products fork+exec helpers: a clamd socket (or Asio's epoll, eventfd,
     timerfd) inherited by a child outlives the plugin's use of it. Every socket and
     anonymous-inode descriptor of the plugin process, looked at while a clamd
     session is open, must carry O_CLOEXEC."""
-    s = Server(artifact("avhost", toolchain=toolchain), artifact("avir_clam.so", toolchain=toolchain),
+    s = Server(artifact("avhost", toolchain=toolchain, arch=arch),
+               artifact("avir_clam.so", toolchain=toolchain, arch=arch),
                clamd.plugin_options(transport=transport))
     try:
         # After a scan the worker keeps its IDSESSION open for the next file.
@@ -576,7 +584,8 @@ def table_files(corpus, tmp_path_factory):
     }
 
 
-def test_verdict_table_is_the_same_in_both_modes(host, plugin, clamd, table_files, capsys):
+@ON_BOTH_ARCHS
+def test_verdict_table_is_the_same_in_both_modes(host, plugin, clamd, table_files, capsys, arch):
     """Case x mode against the real clamd (StreamMaxLength = MaxFileSize, AlertExceedsMax
     yes): streamed or passed, every file gets the same verdict and the same name."""
     table = {}
@@ -587,7 +596,7 @@ def test_verdict_table_is_the_same_in_both_modes(host, plugin, clamd, table_file
         scans = run.scans()
         table[mode] = {case: scans[str(p)] for case, (p, _) in table_files.items()}
     with capsys.disabled():
-        print(f"\n{'case':28}" + "".join(f"{m:>16}" for m in MODES))
+        print(f"\n{arch:28}" + "".join(f"{m:>16}" for m in MODES))
         for case in table_files:
             print(f"{case:28}" + "".join(f"{table[m][case]['verdict']:>16}" for m in MODES))
     for case, (_, verdict) in table_files.items():
@@ -634,7 +643,8 @@ def short_socket_path():
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_fake_clamd_receives_the_open_file(host, plugin, corpus, short_socket_path):
+@ON_BOTH_ARCHS
+def test_fake_clamd_receives_the_open_file(host, plugin, corpus, short_socket_path, arch):
     """What arrives is the file the plugin opened: its size and first bytes."""
     path = short_socket_path
     with FakeClamd("ok", unix_path=path) as fake:

@@ -16,16 +16,17 @@ from avkit.check import avhost as client
 from avkit.check.clamd import EICAR_NAME, Clamd, pool_options
 from avkit.facts import EICAR
 from avkit.stress import failover
+from conftest import ON_BOTH_ARCHS
 
 
 # AVKIT_SANITIZED=1 (conftest.under_test): the same cases against the ASan+UBSan
 # build: the shared health is where workers meet.
-@pytest.fixture(scope="session")
+@pytest.fixture
 def host(under_test):
     return under_test("avhost")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def plugin(under_test):
     return under_test("avir_clam.so")
 
@@ -92,8 +93,9 @@ def test_scans_spread_over_both(two_clamds, eicar, serve, transport):
         assert any("took a file descriptor (FILDES)" in m for m in server.logs()), server.logs()
 
 
+@ON_BOTH_ARCHS
 @pytest.mark.parametrize("transport", ["tcp", "unix"])
-def test_killed_instance_is_skipped_then_used_again(two_clamds, eicar, serve, transport):
+def test_killed_instance_is_skipped_then_used_again(two_clamds, eicar, serve, transport, arch):
     a, b = two_clamds
     server = serve(pool_options([a, b], transport))
     assert_all_found(scan_virus(server, eicar, 4))  # sessions open on both
@@ -202,7 +204,8 @@ def test_failover_run_has_no_failed_after_the_failover_second(host, plugin, shor
     assert "failover: ok" in failover.table(report), failover.table(report)
 
 
-def test_reloads_with_a_pool_leave_no_thread_or_descriptor(two_clamds, host, plugin, eicar):
+@ON_BOTH_ARCHS
+def test_reloads_with_a_pool_leave_no_thread_or_descriptor(two_clamds, host, plugin, eicar, arch):
     """A pool starts the background thread (keep-alive and probes) in every plugin_init, one
     instance down the whole time: it ends with plugin_close, and 20 load/use/unload rounds
     on 4 threads leave the descriptors and threads they started with."""

@@ -24,6 +24,7 @@ from avkit.check.clamd import ipv6_loopback_available
 from avkit.check.icap import CIcap, ClamdForIcap
 from avkit.facts import EICAR
 from clam_corpus import write_random
+from conftest import ON_BOTH_ARCHS
 from fake_icap import PREVIEW, FakeIcap
 
 MiB = 1024 * 1024
@@ -38,12 +39,12 @@ SCAN_EVERYTHING = "virus_scan?allow204=on&sizelimit=off&mode=simple&force=on"
 # --- avhost ---
 
 # AVKIT_SANITIZED=1 (conftest.under_test): the same cases against the ASan+UBSan build.
-@pytest.fixture(scope="session")
-def host(under_test):
+@pytest.fixture
+def host(under_test):  # of each architecture for a test marked ON_BOTH_ARCHS
     return under_test("avhost")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def plugin(under_test):
     return under_test("avir_icap.so")
 
@@ -127,7 +128,8 @@ KIT_EXPECTED = {
 }
 
 
-def test_kit_corpus_through_real_cicap(host, plugin, icap, kit):
+@ON_BOTH_ARCHS
+def test_kit_corpus_through_real_cicap(host, plugin, icap, kit, arch):
     run = scan(host, plugin, icap.plugin_options(), [case["path"] for case in kit.values()])
     scans = run.scans()
     table = {}
@@ -173,14 +175,15 @@ def test_eight_threads_concurrently(host, plugin, icap, kit):
     assert len({r["worker"] for r in scans}) > 1
 
 
+@ON_BOTH_ARCHS
 @pytest.mark.parametrize("toolchain", ["zig", "gcc"])
-def test_reloads_and_exit(artifact, icap, kit, toolchain):
+def test_reloads_and_exit(artifact, icap, kit, toolchain, arch):
     """Load, init, 4 workers, scans, close, dlclose, 10 times in one process, then
     exit(): avhost reports any thread, descriptor (or one without close-on-exec,
     caught by a program each worker executes) or destructor left behind."""
     names = ["eicar.com", "clean.exe", "eicarpwd.zip"]
-    run = client.run(artifact("avhost", toolchain=toolchain), "scan",
-                     artifact("avir_icap.so", toolchain=toolchain),
+    run = client.run(artifact("avhost", toolchain=toolchain, arch=arch), "scan",
+                     artifact("avir_icap.so", toolchain=toolchain, arch=arch),
                      *[kit[n]["path"] for n in names], "--threads", 4, "--reloads", 10,
                      options=icap.plugin_options(), timeout=600)
     assert run.violations() == [], run
@@ -763,7 +766,8 @@ def respmods(icap, at_least=0, wait=5.0):
         time.sleep(0.05)
 
 
-def test_pool_spreads_and_fails_over(two_icaps, files, serve):
+@ON_BOTH_ARCHS
+def test_pool_spreads_and_fails_over(two_icaps, files, serve, arch):
     a, b = two_icaps
     server = serve(pool_options([a, b]))
     first = [server.scan(files["eicar.com"]) for _ in range(6)]

@@ -8,6 +8,7 @@ import pytest
 
 from avkit import paths
 from avkit.check import kit_corpus as corpus
+from conftest import TESTED_ARCHS
 
 LIMIT = 2 * 1024 * 1024  # a small stream limit keeps the corpus small
 
@@ -46,10 +47,12 @@ PLUGINS = [pytest.param("avir_sample.so", [], id="sample"),
            pytest.param("avir_clam.so", ["--with-clamd"], id="clam")]
 
 
+@pytest.mark.parametrize("arch", TESTED_ARCHS)
 @pytest.mark.parametrize("test", ["scanning", "waiting", "server"])
 @pytest.mark.parametrize("plugin,extra", PLUGINS)
-def test_kit(test, plugin, extra, data, tmp_path):
-    so = paths.dist_dir("zig") / plugin
+def test_kit(test, plugin, extra, data, tmp_path, arch):
+    """On both architectures: the kit finds the avhost beside the plugin, of its class."""
+    so = paths.dist_dir("zig", arch=arch) / plugin
     if plugin == "avir_clam.so" and not so.exists():
         pytest.skip(f"{so} is not built")
     junit = tmp_path / "junit.xml"
@@ -64,10 +67,11 @@ def test_kit(test, plugin, extra, data, tmp_path):
     assert suite.get("failures") == "0" and int(suite.get("tests")) >= 14
 
 
-def test_kit_icap_through_a_private_c_icap(data, tmp_path):
+@pytest.mark.parametrize("arch", TESTED_ARCHS)
+def test_kit_icap_through_a_private_c_icap(data, tmp_path, arch):
     """avir_icap against the kit's own c-icap (virus_scan, avscan) and clamd: the icap
     engine's verdicts, with the names that come through c-icap."""
-    so = paths.dist_dir("zig") / "avir_icap.so"
+    so = paths.dist_dir("zig", arch=arch) / "avir_icap.so"
     if not so.exists():
         pytest.skip(f"{so} is not built")
     junit = tmp_path / "junit.xml"
@@ -134,12 +138,16 @@ def test_kit_reports_a_hanging_plugin_promptly(data, broken):
     assert r.returncode == 1
 
 
-def test_kit_says_in_one_line_why_a_64_bit_plugin_does_not_load(data, tmp_path):
+def test_kit_says_in_one_line_why_a_64_bit_plugin_does_not_load(data, tmp_path, artifact):
+    """Given an i386 avhost (as an i386 avserver would be)."""
     src = tmp_path / "x.c"
     src.write_text("int x;\n")
     plugin = tmp_path / "avir_x64.so"
     subprocess.run(["gcc", "-shared", "-fPIC", "-o", plugin, src], check=True)
-    r = kit("scanning", "--plugin", plugin, "--data", data)
+    r = kit("scanning", "--plugin", plugin, "--data", data, "--avhost", artifact("avhost"))
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [
-        f"avkit kit: avhost could not load {plugin}: load: {plugin}: wrong ELF class: ELFCLASS64"]
+        f"avkit kit: avhost could not load {plugin}: load: {plugin} is a 64-bit x86_64 "
+        f"(ELFCLASS64, EM_X86_64) plugin, but this avhost is i386 and, like an i386 avserver, "
+        f"loads only 32-bit i386 (ELFCLASS32, EM_386) plugins: install the i386 build of the "
+        f"plugin, or test this one with the x86_64 avhost (avkit build --arch x86_64)"]

@@ -13,9 +13,10 @@ def on_off(flag: bool) -> str:
     return "ON" if flag else "OFF"
 
 
-def configure_and_build(build_dir, env, werror, sanitize=False):
+def configure_and_build(build_dir, env, werror, sanitize=False, arch=None):
     run_tool(["cmake", "-S", paths.ROOT, "-B", build_dir, "-G", "Ninja",
               f"-DCMAKE_TOOLCHAIN_FILE={build_dir / 'conan_toolchain.cmake'}",
+              f"-DKERIO_ARCH={arch or facts.default_arch()}",
               "-DCMAKE_BUILD_TYPE=Release", f"-DKERIO_WERROR={on_off(werror)}",
               f"-DKERIO_SANITIZE={on_off(sanitize)}"],
              env, stdout=subprocess.DEVNULL)
@@ -41,16 +42,17 @@ def drop_stale_zig_cache(env):
     stamp.write_text(want)
 
 
-def warm_zig_cache(env):
+def warm_zig_cache(env, arch=None):
     """zig builds its runtime (libc++ and friends) at the first link that needs it; a
     link of its own first makes that minutes-long step visible, and goes through the
     same wrapper as CMake's links, so the cached runtime is the one they use."""
     drop_stale_zig_cache(env)
-    log("zig: building its libc++ for the cache (minutes the first time; a second after)")
+    log(f"zig: building its libc++ for {arch or facts.default_arch()} in the cache "
+        f"(minutes the first time; a second after)")
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "warm.cpp"
         src.write_text("#include <string>\nstd::string warm() { return std::string(8, 'x'); }\n")
-        target = "--target=x86-linux-gnu." + facts.glibc_floor()
+        target = f"--target={facts.architecture(arch)['zig_target']}.{facts.glibc_floor(arch)}"
         subprocess.run([zig.CXX, target, "-O2", "-fPIC", "-shared", src,
                         "-o", Path(tmp) / "warm.so"],
                        env=env, cwd=tmp, check=True, capture_output=True)

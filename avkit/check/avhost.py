@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
 
-from avkit import paths, prereqs, workdir
+from avkit import facts, paths, prereqs, workdir
 from avkit.errors import UserError
 
 
@@ -273,15 +273,22 @@ class SocketServe(Records):
 
 
 def find(plugin: Path, explicit: Optional[str] = None) -> Path:
-    """The avhost to load plugin with: the given one, the one beside it, or the release one."""
-    prereqs.require_i386_runtime()
+    """The avhost to load plugin with: the given one, the one beside it, or the release one
+    of the plugin's architecture (an avhost loads only plugins of its own ELF class)."""
+    from avkit import elf  # pyelftools: not for `avkit prereqs`, which runs before it is installed
+    arch = facts.arch_of(elf.header(plugin)) if Path(plugin).is_file() and elf.is_elf(plugin) \
+        else None
+    if facts.architecture(arch)["elf_class"] == 32:
+        prereqs.require_i386_runtime()
     if explicit:
         return Path(explicit)
-    for candidate in (plugin.parent / "avhost", paths.dist_dir("zig") / "avhost"):
+    release = paths.dist_dir("zig", arch=arch)
+    for candidate in (plugin.parent / "avhost", release / "avhost"):
         if candidate.exists():
             return candidate
-    raise UserError(f"avhost not found beside {plugin} nor in {paths.dist_dir('zig')}: "
-                    f"build it (python -m avkit build) or pass --avhost")
+    raise UserError(f"avhost not found beside {plugin} nor in {release}: "
+                    f"build it (python -m avkit build --arch {arch or facts.default_arch()}) "
+                    f"or pass --avhost")
 
 
 def plugin_name(host, plugin, options: Optional[Mapping] = None) -> str:

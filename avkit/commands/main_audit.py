@@ -1,9 +1,13 @@
-"""`avkit audit`: check built plugins against the portability policies, auditwheel-style."""
+"""`avkit audit`: check built plugins against the portability policies, auditwheel-style.
+
+Each plugin is checked against the policies of its own architecture (the one its ELF header
+names: i386 or x86_64) and must satisfy that architecture's audit_policy, unless --policy
+names another of its policies."""
 import json
 import sys
 from pathlib import Path
 
-from avkit import paths
+from avkit import elf, facts, paths
 from avkit.errors import UserError
 from avkit.ship.audit import audit_file, format_report, load_policies, passes, plugins_in, policy_by_name
 
@@ -11,39 +15,64 @@ from avkit.ship.audit import audit_file, format_report, load_policies, passes, p
 def register(subparsers):
     p = subparsers.add_parser("audit", help="check the plugins against the portability policies")
     p.add_argument("files", nargs="*", type=Path,
-                   help="plugins to audit (default: every avir_*.so of the toolchain's dist folder)")
-    p.add_argument("--toolchain", choices=sorted(paths.TOOLCHAINS), default="zig",
+                   help="plugins to audit (default: every avir_*.so of the toolchain's dist "
+                        "folder of each --arch)")
+    p.add_argument("--toolchain", choices=paths.TOOLCHAINS, default="zig",
                    help="whose dist folder to audit when no files are given (default zig)")
-    p.add_argument("--policy", help="the policy each plugin must satisfy (default: the "
-                                    "default of packaging/audit-policies.json)")
+    p.add_argument("--arch", action="append", choices=list(facts.architectures()),
+                   help="whose dist folder to audit when no files are given (repeatable; "
+                        "default: every architecture)")
+    p.add_argument("--policy", help="the policy each plugin must satisfy (default: its "
+                                    "architecture's audit_policy, cmake/architectures.json)")
     p.add_argument("--json", action="store_true", help="print the reports as JSON")
     p.add_argument("--sbom", type=Path, help="also fail when this SBOM (SPDX JSON) lacks a "
                                              "component linked into a plugin")
     p.set_defaults(func=run)
 
 
+def default_files(toolchain: str, archs) -> list:
+    files = []
+    for arch in archs:
+        found = plugins_in(paths.dist_dir(toolchain, arch=arch))
+        if not found:
+            raise UserError(f"no avir_*.so in {paths.dist_dir(toolchain, arch=arch)}: build "
+                            f"first (./nox -s build-{arch})")
+        files += found
+    return files
+
+
+def policies_of(path: Path) -> dict:
+    """The policies of the plugin's architecture (the default one's for a foreign ELF file,
+    which then fails its "elf" check)."""
+    return load_policies(arch=facts.arch_of(elf.header(path)) if elf.is_elf(path) else None)
+
+
 def run(args) -> int:
-    data = load_policies()
-    required = args.policy or data["default"]
-    policy_by_name(data, required)
-    files = args.files or plugins_in(paths.dist_dir(args.toolchain))
-    if not files:
-        raise UserError(f"no avir_*.so in {paths.dist_dir(args.toolchain)}: build first "
-                        f"(./nox -s build-i386)")
-    reports = [audit_file(f, data) for f in files]
+    files = args.files or default_files(args.toolchain, args.arch or list(facts.architectures()))
+    checked = []  # (report, policies, required policy)
+    for f in files:
+        if not Path(f).is_file():
+            raise UserError(f"{f} does not exist: build it first (./nox -s build-i386)")
+        data = policies_of(Path(f))
+        required = args.policy or data["default"]
+        policy_by_name(data, required)
+        checked.append((audit_file(f, data), data, required))
     if args.json:
-        json.dump({"required_policy": required, "reports": reports}, sys.stdout, indent=2)
+        json.dump({"required_policy": args.policy or {d["arch"]: req for _, d, req in checked},
+                   "reports": [dict(r, required_policy=req) for r, _, req in checked]},
+                  sys.stdout, indent=2)
         print()
     else:
-        print("\n".join(format_report(r, data, required) for r in reports))
-    failed = [r["name"] for r in reports if not passes(r, required)]
+        print("\n".join(f"[{data['arch']}] " + format_report(r, data, req)
+                        for r, data, req in checked))
+    failed = [f"{r['name']} ({data['arch']}, policy \"{req}\")" for r, data, req in checked
+              if not passes(r, req)]
     if args.sbom:
         from avkit.ship import sbom  # reads the DWARF: only when asked
         sbom.check(args.sbom, files)
         print(f"{args.sbom}: lists every component linked into {len(files)} plugin(s)",
               file=sys.stderr)
     if failed:
-        print(f"avkit audit: {', '.join(failed)} fail(s) policy \"{required}\": see above",
-              file=sys.stderr)
+        print(f"avkit audit: {', '.join(failed)} fail(s) its policy: see above", file=sys.stderr)
         return 1
     return 0

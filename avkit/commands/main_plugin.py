@@ -2,6 +2,7 @@
 import sys
 from pathlib import Path
 
+from avkit import facts
 from avkit.build.plugin import TOOLCHAIN_FILES, build_plugin
 
 
@@ -12,11 +13,13 @@ def register(subparsers):
     p.add_argument("--toolchain", choices=sorted(TOOLCHAIN_FILES), default="zig",
                    help="zig (release: old glibc floor, default) or gcc (-m32)")
     p.add_argument("--werror", action="store_true", help="treat warnings as errors")
+    p.add_argument("--arch", choices=list(facts.architectures()), default=facts.default_arch(),
+                   help="target architecture: i386 (default, DIR/dist/i386/) or x86_64")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    out = build_plugin(args.source, args.toolchain, args.werror)
+    out = build_plugin(args.source, args.toolchain, args.werror, args.arch)
     print(f"built into {out}/:", file=sys.stderr)
     for f in sorted(out.glob("avir_*.so")):
         print(f"  {f.name}  (debug info: {out / 'debug'}/.build-id/...)", file=sys.stderr)

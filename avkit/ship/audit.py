@@ -9,7 +9,7 @@ versions the plugin really needs.
 """
 from pathlib import Path
 
-from avkit import elf
+from avkit import elf, facts as project
 from avkit.facts import POLICY_FILE, policies as read_policies
 from avkit.errors import UserError
 
@@ -31,11 +31,24 @@ HARDENING = {
 }
 
 
-def load_policies(path: Path = POLICY_FILE) -> dict:
-    """The policies, strictest first."""
+def load_policies(path: Path = POLICY_FILE, arch: str = None) -> dict:
+    """The policies of one architecture (default: the default one), strictest first, with
+    "arch", "default" (the policy its plugins must satisfy) and "elf" (the header they have)."""
+    arch = arch or project.default_arch()
+    facts = project.architecture(arch)
     data = read_policies(path)
-    data["policies"] = sorted(data["policies"], key=lambda p: -p["priority"])
+    data["arch"] = arch
+    data["default"] = facts["audit_policy"]
+    data["elf"] = {**data["elf"], "class": facts["elf_class"], "machine": facts["elf_machine"]}
+    data["policies"] = sorted((p for p in data["policies"] if p["arch"] == arch),
+                              key=lambda p: -p["priority"])
     return data
+
+
+def policies_for(path) -> dict:
+    """The policies of the architecture a plugin's ELF header names (an ELF file of no
+    release architecture is checked against the default one's, and fails its "elf" check)."""
+    return load_policies(arch=project.arch_of(elf.header(path)))
 
 
 def policy_by_name(data: dict, name: str) -> dict:
@@ -82,8 +95,9 @@ def check(facts: dict, policy: dict, data: dict) -> list:
 
     want = data["elf"]
     if facts["class"] != want["class"] or facts["machine"] != want["machine"]:
-        bad("elf", f"ELFCLASS{facts['class']} {facts['machine']}, but avserver loads only "
-                   f"ELFCLASS{want['class']} {want['machine']} (build with the i386 toolchain)")
+        bad("elf", f"ELFCLASS{facts['class']} {facts['machine']}, but an {data['arch']} avserver "
+                   f"loads only ELFCLASS{want['class']} {want['machine']} (build with "
+                   f"`avkit build --arch {data['arch']}`)")
     if facts["type"] != want["type"]:
         bad("elf", f"{facts['type']} is not a shared object ({want['type']})")
 
@@ -128,9 +142,11 @@ def package_deps(facts: dict, data: dict) -> dict:
     """Dependencies for the packages, derived from what the plugin really needs.
 
     deb: libc6 (>= highest GLIBC_x); rpm: each needed soname and soname(highest version)
-    per namespace, as rpm's own elfdeps writes them for 32-bit files. Those names are
-    provided only by the 32-bit glibc, so a 64-bit system's glibc does not satisfy them.
+    per namespace, as rpm's own elfdeps writes them: bare for 32-bit files (provided only by
+    the 32-bit glibc, so a 64-bit system's glibc does not satisfy them), with "()(64bit)" /
+    "(64bit)" for 64-bit files (provided only by the 64-bit glibc).
     """
+    mark = "(64bit)" if facts["class"] == 64 else ""
     highest = {}  # (library, namespace) -> version tuple
     glibc = ()
     for library, versions in facts["required_versions"].items():
@@ -155,21 +171,22 @@ def package_deps(facts: dict, data: dict) -> dict:
             deb.setdefault(pkg, pkg)
     rpm = []
     for library in facts["needed"]:
-        rpm.append(library)
+        rpm.append(f"{library}(){mark}" if mark else library)
         for (lib, ns), ver in sorted(highest.items()):
             if lib == library:
-                rpm.append(f"{library}({ns}_{_vstr(ver)})")
+                rpm.append(f"{library}({ns}_{_vstr(ver)}){mark}")
     return {"glibc": _vstr(glibc) if glibc else None, "deb": sorted(deb.values()), "rpm": rpm}
 
 
 def audit_file(path, data: dict = None) -> dict:
-    """The report of one plugin: facts, violations per policy, verdict and package deps."""
-    data = data or load_policies()
+    """The report of one plugin: facts, violations per policy, verdict and package deps.
+    Without data, against the policies of the plugin's own architecture."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} does not exist: build it first (./nox -s build-i386)")
     if not elf.is_elf(path):
         raise UserError(f"{path} is not an ELF file")
+    data = data or policies_for(path)
     found = elf.facts(path)
     results = {p["name"]: check(found, p, data) for p in data["policies"]}
     satisfied = [p["name"] for p in data["policies"] if not results[p["name"]]]
@@ -178,6 +195,7 @@ def audit_file(path, data: dict = None) -> dict:
         "name": path.name,
         "facts": found,
         "policy": satisfied[0] if satisfied else None,  # the strictest one satisfied
+        "arch": data["arch"],
         "default_policy": data["default"],
         "violations": results,
         "dependencies": package_deps(found, data),

@@ -2,7 +2,8 @@
 
 For every plugin of the dist folder (each avir_<name>.so; avhost is a test tool and
 is not packaged) and every Kerio product of packaging/products.json it builds
-kerio-<product>-avir-<name> as .deb (i386) and .rpm (i686), plus one debug symbols
+kerio-<product>-avir-<name> as .deb and .rpm of the plugin's architecture (i386 and i686,
+or amd64 and x86_64: cmake/architectures.json, by the plugin's ELF header), plus one debug symbols
 package per plugin (kerio-avir-<name>-dbgsym .deb, -debuginfo .rpm) and one package of
 the sources their debug information names (kerio-avir-debugsource). Each
 copyright file lists what its plugin links (avkit/ship/licenses.py). The package
@@ -205,16 +206,16 @@ def admin_backup_values(product: dict, package: str, file: str) -> dict:
             "FORMER_PAIRS": " ".join(former), "ADMIN_BACKUP_DIR": ADMIN_BACKUP_DIR}
 
 
-def architecture_values(product: dict, package: str, arch: str = "i386") -> dict:
+def architecture_values(product: dict, arch: str) -> dict:
     """The package's architecture for the scripts: its names, its ELF class (as the
-    5th byte of an ELF file reads in hex) and the other class's package
-    (packaging/architectures.json), and the product's programs to compare with."""
-    arches = {k: v for k, v in load("architectures.json").items() if not k.startswith("_")}
+    5th byte of an ELF file reads in hex: 01 = 32-bit, 02 = 64-bit) and the other
+    class's package (cmake/architectures.json), and the product's programs to compare with."""
+    arches = facts.architectures()
     own = arches[arch]
     other = next(v for v in arches.values() if v["elf_class"] != own["elf_class"])
-    return {"DEB_ARCH": own["deb"], "RPM_ARCH": own["rpm"], "BITS": str(own["bits"]),
-            "ELF_CLASS": f"{own['elf_class']:02x}", "OTHER_DEB_ARCH": other["deb"],
-            "OTHER_RPM_ARCH": other["rpm"], "OTHER_BITS": str(other["bits"]),
+    return {"DEB_ARCH": own["deb"], "RPM_ARCH": own["rpm"], "BITS": str(own["elf_class"]),
+            "ELF_CLASS": f"{own['elf_class'] // 32:02x}", "OTHER_DEB_ARCH": other["deb"],
+            "OTHER_RPM_ARCH": other["rpm"], "OTHER_BITS": str(other["elf_class"]),
             "PRODUCT_BINARIES": " ".join(product["product_binaries"])}
 
 
@@ -249,7 +250,7 @@ def plugin_specs(so: Path, info: dict, products: dict, project: dict, common: di
                    "DEBUG_PACKAGE": project["debug_package"].format(plugin=name),
                    "PLUGIN_NOTES": plugin_notes(name),
                    **admin_backup_values(product, package, so.name),
-                   **architecture_values(product, package)}
+                   **architecture_values(product, plugin_arch(so))}
         out.append({"kind": "plugin", "template": "nfpm-plugin.yaml", "plugin": so,
                     "values": values, "scripts": scripts, "product": key})
     return out
@@ -286,6 +287,20 @@ def debug_specs(so: Path, project: dict, common: dict, main_names: list, version
     return out
 
 
+def plugin_arch(so: Path) -> str:
+    """The release architecture of the plugin, by its ELF header."""
+    arch = facts.arch_of(elf.header(so))
+    if arch is None:
+        raise UserError(f"{so} is of no release architecture ({elf.header(so)}): not packaging it")
+    return arch
+
+
+def arch_names(so: Path) -> dict:
+    """The package architecture names of the plugin's architecture (its ELF header)."""
+    a = facts.architecture(plugin_arch(so))
+    return {"nfpm_arch": a["nfpm"], "deb_arch": a["deb"], "rpm_arch": a["rpm"]}
+
+
 def specs(plugins: list, version: str, deps: dict) -> list:
     """One dict per package to build: its template and values (without per-build paths)."""
     project, meta = load("project.json"), load("plugins.json")
@@ -296,8 +311,9 @@ def specs(plugins: list, version: str, deps: dict) -> list:
     out = []
     for so in plugins:
         info = {**meta["_default"], **meta.get(plugin_name(so), {})}
-        mains = plugin_specs(so, info, facts.products(), project, common, deps[so.name])
-        plugin_packages = mains + debug_specs(so, project, common,
+        arch_common = {**common, **arch_names(so)}
+        mains = plugin_specs(so, info, facts.products(), project, arch_common, deps[so])
+        plugin_packages = mains + debug_specs(so, project, arch_common,
                                               [m["values"]["package"] for m in mains], version)
         for spec in plugin_packages:  # the RPM License: every component linked in
             spec["values"]["license"] = components.expression(components.linked(so))
@@ -361,16 +377,17 @@ def signing_key(sign_key) -> tuple:
 
 
 def audited_dependencies(plugins: list, policy: str = None) -> dict:
-    """{plugin file name: package dependencies}, once each plugin passes the policy."""
-    data = audit.load_policies()
-    policy = policy or data["default"]
+    """{plugin file: package dependencies}, once each plugin passes the policy (default:
+    its architecture's audit_policy)."""
     deps = {}
     for so in plugins:
+        data = audit.policies_for(so)
+        required = policy or data["default"]
         report = audit.audit_file(so, data)
-        if not audit.passes(report, policy):
-            raise UserError(f"{so.name} fails the audit policy \"{policy}\", not packaging it:\n"
-                            + audit.format_report(report, data, policy))
-        deps[so.name] = report["dependencies"]
+        if not audit.passes(report, required):
+            raise UserError(f"{so.name} ({data['arch']}) fails the audit policy \"{required}\", "
+                            f"not packaging it:\n" + audit.format_report(report, data, required))
+        deps[so] = report["dependencies"]
     return deps
 
 
@@ -458,12 +475,17 @@ def run_nfpm(nfpm: str, spec: dict, v: dict, d: Path, packager: str, out: Path, 
     return new[0]
 
 
-def build_packages(dist: Path, out: Path, version: str = None, sign_key: str = "",
+def build_packages(dist, out: Path, version: str = None, sign_key: str = "",
                    policy: str = None, epoch: int = None) -> list:
-    """Audit, then build every package into `out`. Returns the package files."""
-    plugins = audit.plugins_in(dist)
-    if not plugins:
-        raise UserError(f"no avir_*.so in {dist}: build first (./nox -s build-i386)")
+    """Audit, then build every package into `out`. Returns the package files. dist: one
+    dist folder, or one per architecture (the debug sources package is built once)."""
+    plugins = []
+    for folder in [dist] if isinstance(dist, (str, Path)) else dist:
+        found = audit.plugins_in(folder)
+        if not found:
+            raise UserError(f"no avir_*.so in {folder}: build first (./nox -s build-i386, "
+                            f"build-x86_64)")
+        plugins += found
     deps = audited_dependencies(plugins, policy)
     version = version or project_version()
     check_version(version)
@@ -512,7 +534,8 @@ def sha256sums(out: Path) -> Path:
     return target
 
 
-def package(dist: Path, out: Path, version=None, sign_key=None, repo=True, policy=None) -> list:
+def package(dist, out: Path, version=None, sign_key=None, repo=True, policy=None) -> list:
+    """dist: a dist folder, or a list of them (one per architecture)."""
     key, temporary = signing_key(sign_key)
     try:
         epoch = source_date_epoch()

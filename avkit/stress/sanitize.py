@@ -61,8 +61,8 @@ def pytest_run(asan: Path, env: dict, tests, root: Path) -> list:
     `root`, an empty folder)."""
     root.chmod(0o755)  # test_unreadable_file runs avhost as nobody
     for toolchain in ("zig", "gcc"):
-        (root / paths.TOOLCHAINS[toolchain]).symlink_to(asan)
-    (root / (paths.TOOLCHAINS["gcc"] + paths.SANITIZE_SUFFIX)).symlink_to(asan)
+        (root / paths.folder(toolchain)).symlink_to(asan)
+    (root / (paths.folder("gcc") + paths.SANITIZE_SUFFIX)).symlink_to(asan)
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests]
     print("+ AVKIT_SANITIZED=1 " + " ".join(cmd[2:]), file=sys.stderr, flush=True)
     r = subprocess.run(cmd, env=dict(env, AVKIT_DIST_ROOT=str(root)), cwd=paths.ROOT,

@@ -1,27 +1,25 @@
 # Release toolchain: zig's clang and libc++ (PyPI package "ziglang", pinned in
-# ci/tools.txt) building for i386 Linux against an old glibc, so the plugins load
-# on every system the products support.
+# ci/tools.txt) building for Linux on the architecture KERIO_ARCH (kerio-arch.cmake:
+# i386 or x86_64, from cmake/architectures.json) against an old glibc, so the
+# plugins load on every system the products support.
 #
-# The glibc floor is the GLIBC version of the default audit policy: the audit
+# The glibc floor is the GLIBC version of the architecture's audit policy: the audit
 # checks what this toolchain targets, from one file.
+include("${CMAKE_CURRENT_LIST_DIR}/kerio-arch.cmake")
 file(READ "${CMAKE_CURRENT_LIST_DIR}/../../packaging/audit-policies.json" _kerio_policies)
-string(JSON _kerio_default GET "${_kerio_policies}" default)
 string(JSON _kerio_count LENGTH "${_kerio_policies}" policies)
 math(EXPR _kerio_last "${_kerio_count} - 1")
 foreach(_i RANGE ${_kerio_last})
   string(JSON _kerio_name GET "${_kerio_policies}" policies ${_i} name)
-  if(_kerio_name STREQUAL _kerio_default)
+  if(_kerio_name STREQUAL KERIO_ARCH_AUDIT_POLICY)
     string(JSON _kerio_floor GET "${_kerio_policies}" policies ${_i} symbol_versions GLIBC)
   endif()
 endforeach()
 if(NOT _kerio_floor)
-  message(FATAL_ERROR "packaging/audit-policies.json: the default policy names no GLIBC version")
+  message(FATAL_ERROR "packaging/audit-policies.json: ${KERIO_ARCH}'s policy ${KERIO_ARCH_AUDIT_POLICY} names no GLIBC version")
 endif()
 set(KERIO_GLIBC_FLOOR "${_kerio_floor}" CACHE STRING "Oldest glibc the plugins must load on" FORCE)
-
-set(CMAKE_SYSTEM_NAME Linux)
-set(CMAKE_SYSTEM_PROCESSOR i686)
-set(KERIO_ZIG_TARGET "x86-linux-gnu.${KERIO_GLIBC_FLOOR}")
+set(KERIO_ZIG_TARGET "${KERIO_ARCH_ZIG_TARGET}.${KERIO_GLIBC_FLOOR}")
 
 # The wrappers run zig from the ziglang package of the active environment (the nox venv).
 # Its lib/ folder and version name zig's headers canonically (api/KerioPlugin.cmake).

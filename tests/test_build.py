@@ -158,3 +158,21 @@ def test_the_architecture_table_is_validated_when_loaded(tmp_path):
     with pytest.raises(UserError, match="two architectures share a dist folder"):
         facts.architectures(broken)
     assert list(facts.architectures()) == ["i386", "x86_64"]
+
+
+def test_a_build_folder_naming_a_compiler_gone_since_configures_anew(tmp_path):
+    """A build folder configured before the compiler wrappers were renamed (gcc-m32/ became
+    gcc/) would fail in CMake for good; the build drops its cache and configures anew,
+    and leaves alone a cache whose compilers exist."""
+    from avkit.build import cmake
+    stale = tmp_path / "stale"
+    (stale / "CMakeFiles").mkdir(parents=True)
+    (stale / "CMakeCache.txt").write_text("CMAKE_C_COMPILER:FILEPATH=/nonexistent/gcc-m32\n"
+                                          f"CMAKE_CXX_COMPILER:FILEPATH={shutil.which('sh')}\n")
+    cmake.drop_stale_cmake_cache(stale)
+    assert not (stale / "CMakeCache.txt").exists() and not (stale / "CMakeFiles").exists()
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "CMakeCache.txt").write_text(f"CMAKE_C_COMPILER:FILEPATH={shutil.which('sh')}\n")
+    cmake.drop_stale_cmake_cache(fresh)
+    assert (fresh / "CMakeCache.txt").exists()

@@ -13,7 +13,28 @@ def on_off(flag: bool) -> str:
     return "ON" if flag else "OFF"
 
 
+def cached_compilers(build_dir: Path) -> list:
+    """The compilers a build folder's CMakeCache.txt names (CMake never asks again)."""
+    cache = Path(build_dir) / "CMakeCache.txt"
+    if not cache.is_file():
+        return []
+    return [line.split("=", 1)[1].strip() for line in cache.read_text(errors="replace").splitlines()
+            if line.startswith(("CMAKE_C_COMPILER:", "CMAKE_CXX_COMPILER:"))]
+
+
+def drop_stale_cmake_cache(build_dir: Path) -> None:
+    """A build folder configured by an older checkout may name compiler wrappers that
+    were renamed since; CMake would fail on them for good: the folder configures anew."""
+    gone = [c for c in cached_compilers(build_dir) if c.startswith("/") and not Path(c).exists()]
+    if gone:
+        log(f"cmake: {build_dir} was configured with {gone[0]}, which no longer exists: "
+            f"configuring it anew")
+        (Path(build_dir) / "CMakeCache.txt").unlink()
+        shutil.rmtree(Path(build_dir) / "CMakeFiles", ignore_errors=True)
+
+
 def configure_and_build(build_dir, env, werror, sanitize=False, arch=None):
+    drop_stale_cmake_cache(build_dir)
     run_tool(["cmake", "-S", paths.ROOT, "-B", build_dir, "-G", "Ninja",
               f"-DCMAKE_TOOLCHAIN_FILE={build_dir / 'conan_toolchain.cmake'}",
               f"-DKERIO_ARCH={arch or facts.default_arch()}",

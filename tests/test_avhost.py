@@ -3,7 +3,6 @@
 Each plugin of tests/broken_plugins/broken.c breaks one rule; avhost must name
 the breach precisely in "violations", exit 1, and survive (a summary record).
 """
-import json
 import os
 import signal
 import socket
@@ -415,7 +414,8 @@ def start_socket_serve(avhost, plugin, sock, *args, **popen):
                           *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          stdin=subprocess.DEVNULL, **popen)
     line = p.stdout.readline()
-    assert line and json.loads(line)["event"] == "serving", p.stderr.read()
+    first = client.parse_records(line.decode(errors="replace"))
+    assert first and first[0]["event"] == "serving", p.stderr.read()
     return p
 
 

@@ -88,6 +88,23 @@ def under_test(artifact, request):
     return find
 
 
+@pytest.fixture(scope="module")
+def clamd(tmp_path_factory):
+    """A private clamd with the tests' signatures (a module may define its own)."""
+    from avkit.check.clamd import Clamd
+    with Clamd(tmp_path_factory.mktemp("clamd")) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def icap(tmp_path_factory):
+    """A private c-icap with virus_scan over a clamd of its own (a module may define its own)."""
+    from avkit.check.icap import CIcap, ClamdForIcap
+    with ClamdForIcap(tmp_path_factory.mktemp("clamd_icap")) as c:
+        with CIcap(tmp_path_factory.mktemp("icap"), c) as i:
+            yield i
+
+
 @pytest.fixture
 def serve(host, plugin):
     """serve(options, *args): an `avhost serve` of the module's plugin (its `host` and

@@ -124,15 +124,9 @@ def test_stock_clamd_file_over_the_limit_is_impossible(artifact, stock, files, m
     assert len(cannot_tell) == 1 and "AlertExceedsMax yes" in cannot_tell[0], run.logs()
 
 
-@pytest.fixture
-def debian_socket_folder():
-    """/run/clamav, created for the test only when it does not exist, then removed."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create /run/clamav")
-    _stock_places_free()
-    if "LocalSocket /var/run/clamav/clamd.ctl" not in Path("/etc/clamav/clamd.conf").read_text():
-        pytest.skip("/etc/clamav/clamd.conf is not Debian's stock one")
-    folder = Path("/run/clamav")
+def _run_folder_of_the_test(folder: Path):
+    """Creates a stock socket folder for the test, then removes it with what it holds; a
+    folder that exists already belongs to this machine's clamd: the test is skipped."""
     try:
         folder.mkdir(mode=0o755)
     except FileExistsError:
@@ -143,6 +137,17 @@ def debian_socket_folder():
         for p in folder.iterdir():
             p.unlink()
         folder.rmdir()
+
+
+@pytest.fixture
+def debian_socket_folder():
+    """/run/clamav, created for the test only when it does not exist, then removed."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create /run/clamav")
+    _stock_places_free()
+    if "LocalSocket /var/run/clamav/clamd.ctl" not in Path("/etc/clamav/clamd.conf").read_text():
+        pytest.skip("/etc/clamav/clamd.conf is not Debian's stock one")
+    yield from _run_folder_of_the_test(Path("/run/clamav"))
 
 
 def test_no_options_and_debian_stock_socket(artifact, files, tmp_path, debian_socket_folder):
@@ -365,17 +370,7 @@ def rhel_socket_folder():
     if os.geteuid() != 0:
         pytest.skip("needs root to create /run/clamd.scan")
     _stock_places_free()
-    folder = Path("/run/clamd.scan")
-    try:
-        folder.mkdir(mode=0o755)
-    except FileExistsError:
-        pytest.skip(f"{folder} exists (a clamd of this machine?): not touching it")
-    try:
-        yield folder
-    finally:
-        for p in folder.iterdir():
-            p.unlink()
-        folder.rmdir()
+    yield from _run_folder_of_the_test(Path("/run/clamd.scan"))
 
 
 def test_discovery_ends_at_once_on_a_stock_path_that_is_no_socket(artifact, rhel_socket_folder):

@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 
 from avkit.check import avhost as client
-from avkit.check.clamd import Clamd
-from avkit.check.icap import CIcap, ClamdForIcap
 from avkit.facts import EICAR
 from clam_corpus import write_random
 
@@ -26,19 +24,6 @@ def files(tmp_path_factory):
     (d / "eicar.com").write_bytes(EICAR)
     write_random(d / "clean.bin", 200 * 1024)
     return d
-
-
-@pytest.fixture(scope="module")
-def clamd(tmp_path_factory):
-    with Clamd(tmp_path_factory.mktemp("clamd")) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def icap(tmp_path_factory):
-    with ClamdForIcap(tmp_path_factory.mktemp("clamd_icap")) as c:
-        with CIcap(tmp_path_factory.mktemp("icap"), c) as i:
-            yield i
 
 
 def engine_options(request, name, transport):

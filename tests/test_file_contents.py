@@ -15,25 +15,11 @@ import threading
 import pytest
 
 from avkit.check import avhost as client
-from avkit.check.clamd import EICAR_NAME, Clamd
-from avkit.check.icap import CIcap, ClamdForIcap
+from avkit.check.clamd import EICAR_NAME
 from avkit.facts import EICAR
 from clam_corpus import write_random
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def clamd(tmp_path_factory):
-    with Clamd(tmp_path_factory.mktemp("clamd")) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def icap(tmp_path_factory):
-    with ClamdForIcap(tmp_path_factory.mktemp("clamd_icap")) as c:
-        with CIcap(tmp_path_factory.mktemp("icap"), c) as i:
-            yield i
 
 
 def scan(under_test, name, options, *paths, env=None):

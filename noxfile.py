@@ -105,6 +105,11 @@ def avkit(session: nox.Session, *args: str) -> None:
 ARCHS = tuple(json.loads((ROOT / "cmake" / "architectures.json").read_text())["architectures"])
 
 
+def arch_flags(archs=ARCHS) -> list:
+    """--arch i386 --arch x86_64: what package and smoke take for every architecture."""
+    return [flag for arch in archs for flag in ("--arch", arch)]
+
+
 def build(session: nox.Session, *toolchains: str, archs=ARCHS[:1]) -> None:
     for arch in archs:
         for toolchain in toolchains or ("zig",):
@@ -130,8 +135,8 @@ def build_test_ship(session: nox.Session, *, audit=False, pytest_args=(), packag
     if audit:
         avkit(session, "audit")
     session.run(str(PYTHON), "-m", "pytest", *pytest_args, external=True, stderr=None)
-    avkit(session, "package", *package_args)
-    avkit(session, "smoke")
+    avkit(session, "package", *arch_flags(), *package_args)
+    avkit(session, "smoke", *arch_flags())
 
 
 @avkit_session(default=True)
@@ -169,10 +174,11 @@ def package(session: nox.Session) -> None:
 
 @avkit_session
 def smoke(session: nox.Session) -> None:
-    """Boot i386 Debian in QEMU (TCG, no network), install the packages, load and scan every plugin."""
-    build(session)
-    avkit(session, "package")
-    avkit(session, "smoke", *session.posargs)
+    """Boot an i386 and an x86_64 Debian in QEMU (TCG, no network), install each one's packages, load and scan every plugin (`-- --arch x86_64`: one of them)."""
+    build(session, archs=ARCHS)
+    avkit(session, "package", *arch_flags())
+    chosen = any(a == "--arch" or a.startswith("--arch=") for a in session.posargs)
+    avkit(session, "smoke", *([] if chosen else arch_flags()), *session.posargs)
 
 
 @avkit_session

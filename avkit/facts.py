@@ -28,8 +28,10 @@ ARCH_FILE = paths.ROOT / "cmake" / "architectures.json"
 ARCH_KEYS = {"description": str, "zig_target": str, "gcc_flag": str, "cmake_processor": str,
              "library_architecture": str, "conan_arch": str, "deb": str, "rpm": str, "nfpm": str,
              "elf_class": int, "elf_machine": str, "pointer_size": int, "audit_policy": str,
-             "dist": dict}
+             "dist": dict, "smoke": dict}
 TOOLCHAIN_NAMES = ("zig", "gcc")
+#: the smoke test's guest of each architecture (avkit/smoke/)
+SMOKE_KEYS = ("qemu", "kernel_package", "kernel_flavour")
 
 
 @functools.lru_cache(maxsize=None)
@@ -55,6 +57,10 @@ def _check_architecture(name: str, arch: dict, path: Path) -> None:
     if set(arch["dist"]) != set(TOOLCHAIN_NAMES) or len(set(arch["dist"].values())) != 2:
         raise UserError(f"{path}: architecture {name!r}: dist must name one folder for each of "
                         f"{', '.join(TOOLCHAIN_NAMES)}")
+    smoke = arch["smoke"]
+    if sorted(smoke) != sorted(SMOKE_KEYS) or not all(isinstance(v, str) and v for v in smoke.values()):
+        raise UserError(f"{path}: architecture {name!r}: smoke must give exactly "
+                        f"{', '.join(SMOKE_KEYS)}, each a non-empty string")
     if arch["elf_class"] not in (32, 64) or arch["pointer_size"] * 8 != arch["elf_class"]:
         raise UserError(f"{path}: architecture {name!r}: elf_class {arch['elf_class']} does not "
                         f"match pointer_size {arch['pointer_size']}")

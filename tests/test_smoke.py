@@ -5,6 +5,11 @@ rpmbuild: good ones for both products, and deliberately broken ones (a plugin in
 wrong folder, a failing postinst) that must fail with the right check named. They need
 root (the root filesystem build), qemu-system-i386, debootstrap and mkfs.ext4; the first
 run builds the cached root filesystem (about 1.5 minutes), later runs reuse it.
+
+The host side (root filesystem inputs, package choice, plan, guest configuration) is
+checked for every release architecture; the VM runs with hand-made packages boot the
+default (i386) guest only: `avkit smoke --arch x86_64` (in `./nox -s smoke` and
+`./nox -s tests`) boots the x86_64 guest with the real packages, through the same code.
 """
 import json
 import os
@@ -15,13 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from avkit import prereqs
+from avkit import facts, prereqs
 from avkit.errors import UserError
 from avkit.smoke import guest_files, mirror, plan, report, rootfs, vm
 from avkit import smoke
 
 CONNECT = plan.PRODUCTS["connect"]
 CONTROL = plan.PRODUCTS["control"]
+ARCHS = list(facts.architectures())
 
 
 # --- the mirror comes from this machine's apt configuration ---------------------------
@@ -74,6 +80,56 @@ def test_cache_key_follows_inputs_and_hides_the_mirror():
     assert "a.invalid" not in json.dumps(rootfs.inputs("http://a.invalid/debian"))
 
 
+@pytest.mark.parametrize("arch, deb_arch, kernel", [("i386", "i386", "linux-image-686"),
+                                                    ("x86_64", "amd64", "linux-image-amd64")])
+def test_rootfs_inputs_follow_the_architecture(arch, deb_arch, kernel):
+    """debootstrap's arch and the kernel come from the architecture's facts; each
+    architecture has its own cache folder."""
+    uri = "http://mirror.invalid/debian"
+    got = rootfs.inputs(uri, arch)
+    assert got["arch"] == deb_arch and kernel in got["packages"]
+    assert [p for p in got["packages"] if p.startswith("linux-image-")] == [kernel]
+    folder = rootfs.cache_folder(uri, arch)
+    assert folder.name == f"rootfs-{arch}-{rootfs.cache_key(uri, arch)}"
+    others = {rootfs.cache_folder(uri, a) for a in ARCHS if a != arch}
+    assert folder not in others and len(others) == len(ARCHS) - 1
+
+
+def test_the_smoke_facts_of_each_architecture_are_validated(tmp_path):
+    """A guest fact missing from cmake/architectures.json is named when the table loads,
+    before a root filesystem build would fail on it minutes later."""
+    table = json.loads(facts.ARCH_FILE.read_text())
+    del table["architectures"]["x86_64"]["smoke"]["kernel_flavour"]
+    broken = tmp_path / "architectures.json"
+    broken.write_text(json.dumps(table))
+    with pytest.raises(UserError, match="architecture 'x86_64': smoke must give exactly qemu, "
+                                        "kernel_package, kernel_flavour"):
+        facts.architectures(broken)
+    del table["architectures"]["i386"]["smoke"]
+    broken.write_text(json.dumps(table))
+    with pytest.raises(UserError, match="architecture 'i386' has no smoke of type dict"):
+        facts.architectures(broken)
+
+
+def test_the_default_architecture_keeps_its_cache_key():
+    """i386's inputs are those of before the x86_64 guest: its cached image stays valid."""
+    uri = "http://mirror.invalid/debian"
+    assert rootfs.cache_key(uri) == rootfs.cache_key(uri, "i386")
+    assert rootfs.inputs(uri)["packages"] == sorted(
+        ["clamav-daemon", "clamdscan", "c-icap", "libc-icap-mod-virus-scan", "rpm", "iproute2",
+         "linux-image-686", "initramfs-tools"])
+
+
+def test_a_new_rootfs_leaves_the_other_architectures_cache_alone(tmp_path):
+    mine, older, other, legacy = (tmp_path / n for n in (
+        "rootfs-x86_64-0000000000000001", "rootfs-x86_64-0000000000000002",
+        "rootfs-i386-0000000000000003", "rootfs-00000000000000ab"))
+    for d in (mine, older, other, legacy):
+        d.mkdir()
+    assert sorted(rootfs._stale(tmp_path, "x86_64", mine)) == [legacy, older]
+    assert sorted(rootfs._stale(tmp_path, "i386", other)) == [legacy]
+
+
 # --- prerequisites ----------------------------------------------------------------------
 
 def test_missing_tools_name_their_debian_packages(monkeypatch):
@@ -84,10 +140,21 @@ def test_missing_tools_name_their_debian_packages(monkeypatch):
         assert pkg in str(err.value)
 
 
-def test_rootfs_build_says_it_needs_root(monkeypatch, tmp_path):
+@pytest.mark.parametrize("arch", ARCHS)
+def test_rootfs_build_says_it_needs_root(monkeypatch, tmp_path, arch):
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(UserError, match="needs root"):
-        rootfs.ensure("http://mirror.invalid/debian", cache_dir=tmp_path)
+        rootfs.ensure("http://mirror.invalid/debian", cache_dir=tmp_path, arch=arch)
+
+
+def test_smoke_refuses_an_avhost_of_the_other_architecture(tmp_path):
+    """This machine's own programs are x86_64: staged into the i386 guest, every scan
+    would fail for a reason that is not the packages'."""
+    native = Path(shutil.which("true"))
+    assert facts.arch_of(__import__("avkit.elf").elf.header(native)) == "x86_64"
+    with pytest.raises(UserError, match=f"{native} is an x86_64 program, the smoke VM is i386"):
+        smoke.smoke(fake_rootfs(tmp_path), tmp_path / "pkgs", native, tmp_path / "out",
+                    arch="i386")
 
 
 # --- plan and parser, on made-up packages and consoles ------------------------------
@@ -135,10 +202,13 @@ def passing_console(the_plan):
     return "\r\n".join(lines + ["AVSMOKE-END", "[    9.0] reboot: Power down"]) + "\r\n"
 
 
-def test_plan_covers_products_transports_and_cases():
-    p = plan.make_plan(fake_packages())
+@pytest.mark.parametrize("arch", ARCHS)
+def test_plan_covers_products_transports_and_cases(arch):
+    p = plan.make_plan(fake_packages(), arch)
     ids = [c.id for c in p.checks]
-    assert ids[:3] == ["guest/boot", "guest/clamd", "guest/clamd-eicar"]
+    assert ids[:4] == ["guest/boot", "guest/arch", "guest/clamd", "guest/clamd-eicar"]
+    # the guest first proves it is of the architecture under test
+    assert f"arch guest/arch {facts.architecture(arch)['deb']}" in p.text().splitlines()
     assert "deb/kerio-connect-avir-clam/path/connect/clam" in ids
     for transport in ("tcp", "unix"):
         for case in ("eicar", "clean", "encrypted", "missing"):
@@ -175,14 +245,15 @@ def test_plan_covers_products_transports_and_cases():
             f"{plan.CORPUS_DIR}/eicar.com {plan.RELOADS} Address=") in " ".join(steps)
 
 
-def test_plan_starts_c_icap_only_for_a_plugin_that_needs_it():
+@pytest.mark.parametrize("arch", ARCHS)
+def test_plan_starts_c_icap_only_for_a_plugin_that_needs_it(arch):
     """The services come from the plugins' table: c-icap (after clamd, which it asks) for
     avir_icap; a plan without avir_icap starts no c-icap."""
-    assert "guest/cicap" not in [c.id for c in plan.make_plan(fake_packages()).checks]
-    p = plan.make_plan([icap_package("rpm")])
+    assert "guest/cicap" not in [c.id for c in plan.make_plan(fake_packages(), arch).checks]
+    p = plan.make_plan([icap_package("rpm")], arch)
     ids = [c.id for c in p.checks]
-    assert ids[:5] == ["guest/boot", "guest/clamd", "guest/clamd-eicar", "guest/cicap",
-                       "guest/cicap-eicar"]
+    assert ids[:6] == ["guest/boot", "guest/arch", "guest/clamd", "guest/clamd-eicar",
+                       "guest/cicap", "guest/cicap-eicar"]
     steps = p.text().splitlines()
     port, service = str(guest_files.CICAP_PORT), guest_files.CICAP_SERVICE
     assert f"cicap guest/cicap {port} {service}" in steps
@@ -203,18 +274,21 @@ def test_plan_starts_c_icap_only_for_a_plugin_that_needs_it():
     assert f"{base}/clean" in ids
 
 
-def test_guest_c_icap_conf_asks_the_guest_clamd(tmp_path):
-    guest_files.write_cicap(tmp_path)
+@pytest.mark.parametrize("arch, modules", [("i386", "/usr/lib/i386-linux-gnu/c_icap"),
+                                           ("x86_64", "/usr/lib/x86_64-linux-gnu/c_icap")])
+def test_guest_c_icap_conf_asks_the_guest_clamd(tmp_path, arch, modules):
+    guest_files.write_cicap(tmp_path, arch)
     conf = (tmp_path / "c-icap.conf").read_text().splitlines()
+    assert f"ModulesDir {modules}" in conf  # Debian's multiarch folder of the guest
     assert f"Port 127.0.0.1:{guest_files.CICAP_PORT}" in conf
     assert f"clamd_mod.ClamdSocket {guest_files.CLAMD_SOCKET}" in conf
     assert any(line.startswith(f"ServiceAlias {guest_files.CICAP_SERVICE} virus_scan?")
                and "sizelimit=off" in line for line in conf)
-    assert f"ModulesDir {guest_files.CICAP_MODULES}" in conf
 
 
-def test_parser_passes_a_good_console():
-    p = plan.make_plan(fake_packages()[:2] + [icap_package()])
+@pytest.mark.parametrize("arch", ARCHS)
+def test_parser_passes_a_good_console(arch):
+    p = plan.make_plan(fake_packages()[:2] + [icap_package()], arch)
     results = report.judge(p, passing_console(p))
     assert [r.check.id for r in report.failures(results)] == []
     assert len(results) == len(p.checks)
@@ -327,14 +401,15 @@ def fake_rootfs(tmp_path):
     return fs
 
 
-def deb_tree_package(tmp_path, name, files, postinst=None):
+def deb_tree_package(tmp_path, name, files, postinst=None, arch="i386"):
     """A .deb built with dpkg-deb from a small tree: {install path: source file}."""
+    deb_arch = facts.architecture(arch)["deb"]
     root = tmp_path / f"tree-{name}"
     (root / "DEBIAN").mkdir(parents=True)
     (root / "DEBIAN" / "control").write_text(textwrap.dedent(f"""\
         Package: {name}
         Version: 1.0.0-1
-        Architecture: i386
+        Architecture: {deb_arch}
         Maintainer: avkit smoke test <smoke@invalid>
         Description: smoke test package {name}
         """))
@@ -347,7 +422,7 @@ def deb_tree_package(tmp_path, name, files, postinst=None):
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(src, target)
         target.chmod(0o644)
-    out = tmp_path / "pkgs" / f"{name}_1.0.0-1_i386.deb"
+    out = tmp_path / "pkgs" / f"{name}_1.0.0-1_{deb_arch}.deb"
     out.parent.mkdir(exist_ok=True)
     subprocess.run(["dpkg-deb", "--root-owner-group", "--build", root, out], check=True,
                    capture_output=True)
@@ -361,8 +436,8 @@ def owned_dirs(files):
     return [f"%dir {d}" for d in sorted(dirs)]
 
 
-def rpm_package(tmp_path, name, files):
-    """An i686 .rpm built with rpmbuild: {install path: source file}."""
+def rpm_package(tmp_path, name, files, arch="i386"):
+    """An .rpm (i686 by default) built with rpmbuild: {install path: source file}."""
     top = tmp_path / "rpmbuild"
     install = "\n".join(f"install -D -m 0644 {src} %{{buildroot}}{dest}" for dest, src in files.items())
     spec = top / f"{name}.spec"
@@ -380,13 +455,44 @@ def rpm_package(tmp_path, name, files):
         smoke test package
         %install
         """) + install + "\n%files\n" + "\n".join(sorted(files) + owned_dirs(files)) + "\n")
-    subprocess.run(["rpmbuild", "-bb", "--target", "i686", "--define", f"_topdir {top}", spec],
+    subprocess.run(["rpmbuild", "-bb", "--target", facts.architecture(arch)["rpm"], "--define", f"_topdir {top}", spec],
                    check=True, capture_output=True)
     built = next((top / "RPMS").rglob(f"{name}-*.rpm"))
     out = tmp_path / "pkgs" / built.name
     out.parent.mkdir(exist_ok=True)
     shutil.copy(built, out)
     return out
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_each_guest_takes_the_packages_of_its_architecture(tmp_path, arch):
+    """One folder holds both architectures' packages (avkit package --arch i386 --arch
+    x86_64): a guest installs its own by file name and leaves the other's out."""
+    prereqs.require_commands("dpkg-deb", "rpmbuild")
+    plugin = tmp_path / "avir_sample.so"
+    plugin.write_bytes(b"\x7fELF")
+    files = {f"{CONNECT}/avir_sample.so": plugin}
+    made = {a: [deb_tree_package(tmp_path, f"kerio-connect-avir-{facts.architecture(a)['deb']}",
+                                 files, arch=a),
+                rpm_package(tmp_path, f"kerio-connect-avir-{facts.architecture(a)['deb']}rpm",
+                            files, arch=a)]
+            for a in ARCHS}
+    deb_tree_package(tmp_path, "kerio-connect-avir-sample-dbgsym", files, arch=arch)
+    chosen, debug, foreign = plan.find_packages(tmp_path / "pkgs", arch)
+    assert sorted(p.path for p in chosen) == sorted(made[arch])
+    assert [p.name for p in debug] == ["kerio-connect-avir-sample-dbgsym"]
+    assert sorted(foreign) == sorted(f for a in ARCHS if a != arch for f in made[a])
+    assert made[arch][0].name.endswith(f"_{facts.architecture(arch)['deb']}.deb")
+    assert made[arch][1].name.endswith(f".{facts.architecture(arch)['rpm']}.rpm")
+
+
+def test_a_folder_without_the_guests_architecture_says_so(tmp_path):
+    plugin = tmp_path / "avir_sample.so"
+    plugin.write_bytes(b"\x7fELF")
+    deb_tree_package(tmp_path, "kerio-connect-avir-sample", {f"{CONNECT}/avir_sample.so": plugin})
+    with pytest.raises(UserError, match=r"no \.deb or \.rpm for x86_64 in .*_amd64\.deb or "
+                                        r"\.x86_64\.rpm.*--arch x86_64"):
+        plan.find_packages(tmp_path / "pkgs", "x86_64")
 
 
 def test_smoke_reports_a_hung_guest_with_its_last_lines(tmp_path):
@@ -514,4 +620,4 @@ def test_vm_guest_that_dies_is_reported_with_its_last_lines(smoke_rootfs, artifa
     assert "about to give up" in out["message"]
     assert "Attempted to kill init" in out["message"]
     not_run = [r.check.id for r in out["results"] if r.state == "not run"]
-    assert not_run[0] == "guest/clamd" and "deb/kerio-connect-avir-test/clean" in not_run
+    assert not_run[0] == "guest/arch" and "deb/kerio-connect-avir-test/clean" in not_run

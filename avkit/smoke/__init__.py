@@ -1,10 +1,16 @@
-"""The smoke test: install the packages in a booted i386 Debian and scan through its
-clamd and c-icap.
+"""The smoke test: install the packages in a booted Debian of one release architecture
+(i386 or x86_64) and scan through its clamd and c-icap.
 
-1. rootfs.py: a cached i386 Debian 12 root filesystem image, kernel and initrd.
-2. stage (here): a second, read-only disk with the packages under test, avhost, the
-   test corpus, clamd.conf + signatures, c-icap.conf, the guest script and its plan (plan.py).
-3. vm.py: qemu-system-i386 (TCG, no network, snapshot root, hard time limit).
+The architecture is a parameter of every step; its facts (debootstrap arch, kernel, qemu
+binary, multiarch folder, package file names) are data: the smoke block and the package
+names of cmake/architectures.json.
+
+1. rootfs.py: a cached Debian 12 root filesystem image, kernel and initrd, per architecture.
+2. stage (here): a second, read-only disk with the architecture's packages under test, its
+   avhost, the test corpus, clamd.conf + signatures, c-icap.conf, the guest script and its
+   plan (plan.py).
+3. vm.py: qemu-system-i386 or qemu-system-x86_64 (TCG, no network, snapshot root, hard
+   time limit).
 4. report.py: the guest's AVSMOKE console lines -> one checked row per check.
 """
 import json
@@ -15,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from avkit import prereqs
+from avkit import facts, prereqs
 from avkit.errors import UserError
 from avkit.smoke import guest_files, plan as planmod, report, rootfs, vm
 
@@ -28,7 +34,7 @@ def log(msg: str) -> None:
 
 
 def stage(folder: Path, packages, avhost: Path, the_plan: planmod.Plan,
-          guest_script: Path = GUEST_SCRIPT) -> None:
+          guest_script: Path = GUEST_SCRIPT, arch: str = None) -> None:
     """Fills `folder`, the root of the staging disk (the guest's /smoke)."""
     (folder / "pkgs").mkdir(parents=True)
     for pkg in packages:
@@ -38,7 +44,7 @@ def stage(folder: Path, packages, avhost: Path, the_plan: planmod.Plan,
     (folder / "bin" / "avhost").chmod(0o755)
     guest_files.write_corpus(folder / "corpus")
     guest_files.write_clamd(folder)
-    guest_files.write_cicap(folder)
+    guest_files.write_cicap(folder, arch)
     shutil.copy2(guest_script, folder / "guest.sh")
     (folder / "plan").write_text(the_plan.text())
 
@@ -51,29 +57,49 @@ def make_disk(folder: Path, image: Path) -> None:
                        f"{size}M"])
 
 
-def smoke(fs: rootfs.Rootfs, packages_dir: Path, avhost: Path, out: Path,
-          timeout: float = DEFAULT_TIMEOUT, memory_mb: int = 768, qemu: str = "qemu-system-i386",
-          guest_script: Path = GUEST_SCRIPT):
-    """Stage, boot, judge. Returns a dict with results, table, failed, message, console_log."""
-    avhost = Path(avhost)
+def check_avhost(avhost: Path, arch: str) -> None:
+    """The avhost staged must be of the guest's architecture: the other one's would fail
+    every scan for a reason that is not the packages'."""
     if not avhost.is_file():
-        raise UserError(f"{avhost} is missing: build it first (./nox -s build-i386), "
+        raise UserError(f"{avhost} is missing: build it first (./nox -s build-{arch}), "
                         f"or pass --avhost PATH")
-    packages, debug = planmod.find_packages(packages_dir)
-    the_plan = planmod.make_plan(packages)
-    log(f"{len(packages)} packages: " + ", ".join(p.path.name for p in packages))
+    from avkit import elf  # pyelftools: not for `avkit prereqs`, which imports this package
+    try:
+        built_for = facts.arch_of(elf.header(avhost))
+    except Exception:  # not an ELF file at all: the guest will say what it makes of it
+        return
+    if built_for is not None and built_for != arch:
+        raise UserError(f"{avhost} is an {built_for} program, the smoke VM is {arch}: pass "
+                        f"the {arch} avhost (--avhost {facts.architecture(arch)['dist']['zig']}"
+                        f"/avhost below dist/)")
+
+
+def smoke(fs: rootfs.Rootfs, packages_dir: Path, avhost: Path, out: Path,
+          timeout: float = DEFAULT_TIMEOUT, memory_mb: int = 768, qemu: str = None,
+          guest_script: Path = GUEST_SCRIPT, arch: str = None):
+    """Stage, boot, judge, in a guest of `arch` (default: i386). Returns a dict with
+    results, table, failed, message, console_log."""
+    arch = arch or facts.default_arch()
+    qemu = qemu or facts.architecture(arch)["smoke"]["qemu"]
+    avhost = Path(avhost)
+    check_avhost(avhost, arch)
+    packages, debug, foreign = planmod.find_packages(packages_dir, arch)
+    the_plan = planmod.make_plan(packages, arch)
+    log(f"{arch}: {len(packages)} packages: " + ", ".join(p.path.name for p in packages))
     if debug:
         log("not installed (debug symbols): " + ", ".join(p.path.name for p in debug))
+    if foreign:
+        log(f"not installed (another architecture's): {len(foreign)} files")
     out.mkdir(parents=True, exist_ok=True)
     console_log = out / "console.log"
     with tempfile.TemporaryDirectory(prefix="avkit-smoke-") as tmp:
         tmp = Path(tmp)
-        stage(tmp / "stage", packages, avhost, the_plan, guest_script)
+        stage(tmp / "stage", packages, avhost, the_plan, guest_script, arch)
         (out / "plan.txt").write_text(the_plan.text())
         make_disk(tmp / "stage", tmp / "stage.ext4")
         cmd = vm.qemu_command(fs.kernel, fs.initrd, fs.image, tmp / "stage.ext4",
                               memory_mb=memory_mb, qemu=qemu)
-        log(f"booting qemu-system-i386 (TCG, limit {timeout:.0f} s), "
+        log(f"booting {Path(qemu).name} (TCG, limit {timeout:.0f} s), "
             f"{len(the_plan.checks)} checks")
         progress = Progress(the_plan)
         booted = vm.boot(cmd, timeout, console_log, progress.line)
@@ -100,7 +126,7 @@ def smoke(fs: rootfs.Rootfs, packages_dir: Path, avhost: Path, out: Path,
                     + ", ".join(r.check.id for r in bad))
     message += f"\nconsole log: {console_log}"
     (out / "results.json").write_text(json.dumps({
-        "vm_seconds": round(booted.seconds, 1), "timed_out": booted.timed_out,
+        "arch": arch, "vm_seconds": round(booted.seconds, 1), "timed_out": booted.timed_out,
         "boot_seconds": progress.boot_seconds and round(progress.boot_seconds, 1),
         "checks": [{"id": r.check.id, "what": r.check.what, "result": r.state,
                     "detail": r.detail} for r in results]}, indent=1))

@@ -10,7 +10,7 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-from avkit import prereqs
+from avkit import facts, prereqs
 from avkit.check import clamd, icap
 from avkit.facts import EICAR
 
@@ -30,7 +30,12 @@ CICAP_ADDRESS = "127.0.0.1"
 CICAP_PORT = 1344
 CICAP_SERVICE = "avscan"
 CICAP_RUN = "/run/c-icap"
-CICAP_MODULES = "/usr/lib/i386-linux-gnu/c_icap"  # Debian's multiarch folder in the i386 guest
+
+
+def cicap_modules(arch: str = None) -> str:
+    """c-icap's module folder in the guest: Debian's multiarch folder of its architecture."""
+    return f"/usr/lib/{facts.architecture(arch)['library_architecture']}/c_icap"
+
 
 FILES = {
     "eicar": "eicar.com",
@@ -85,9 +90,10 @@ def write_clamd(dest: Path, guest_dir: str = GUEST_ROOT) -> None:
     ]))
 
 
-def write_cicap(dest: Path) -> None:
-    """dest/c-icap.conf for the guest's c-icap: virus_scan through the guest's clamd."""
-    lines = icap.config_lines(port=CICAP_PORT, address=CICAP_ADDRESS, modules=CICAP_MODULES,
+def write_cicap(dest: Path, arch: str = None) -> None:
+    """dest/c-icap.conf for the guest's c-icap (of `arch`): virus_scan through the
+    guest's clamd."""
+    lines = icap.config_lines(port=CICAP_PORT, address=CICAP_ADDRESS, modules=cicap_modules(arch),
                               clamd_socket=CLAMD_SOCKET, tmp_dir="/tmp", run_dir=CICAP_RUN,
                               log_path=f"{CICAP_RUN}/server.log")
     (dest / "c-icap.conf").write_text(

@@ -103,16 +103,36 @@ def inspect(path: Path) -> Package:
 DEBUG_SUFFIXES = ("-dbgsym", "-dbg", "-debuginfo", "-debugsource")
 
 
-def find_packages(folder: Path):
-    """(packages to test, debug symbol packages left out) of a folder."""
+def file_suffixes(arch: str = None) -> tuple:
+    """How the package files of an architecture end: _amd64.deb, .x86_64.rpm..."""
+    a = facts.architecture(arch)
+    return (f"_{a['deb']}.deb", f".{a['rpm']}.rpm")
+
+
+def other_architectures(paths, arch: str = None) -> list:
+    """The files among `paths` that are another release architecture's packages (one
+    folder holds both): a guest never installs those."""
+    arch = arch or facts.default_arch()
+    others = tuple(s for name in facts.architectures() if name != arch
+                   for s in file_suffixes(name))
+    return [p for p in paths if Path(p).name.endswith(others)]
+
+
+def find_packages(folder: Path, arch: str = None):
+    """(packages to test, debug symbol packages left out, other architectures' files
+    left out) of a folder, for a guest of `arch` (default: i386)."""
     folder = Path(folder)
     found = sorted(folder.glob("*.deb")) + sorted(folder.glob("*.rpm"))
+    foreign = other_architectures(found, arch)
+    found = [p for p in found if p not in foreign]
     if not found:
-        raise UserError(f"no .deb or .rpm in {folder}: build the packages first "
-                        f"(python -m avkit package), or pass --packages DIR")
+        raise UserError(f"no .deb or .rpm for {arch or facts.default_arch()} in {folder} "
+                        f"(files ending {' or '.join(file_suffixes(arch))}): build the packages "
+                        f"first (python -m avkit package --arch {arch or facts.default_arch()}), "
+                        f"or pass --packages DIR")
     packages = [inspect(p) for p in found]
     debug = [p for p in packages if p.name.endswith(DEBUG_SUFFIXES)]
-    return [p for p in packages if p not in debug], debug
+    return [p for p in packages if p not in debug], debug, foreign
 
 
 #: what avir_clam logs when a file went to clamd as a descriptor (FILDES) or was streamed
@@ -225,9 +245,12 @@ def plan_reload(plan: Plan, base: str, product: str, short: str, installed: str)
              installed, file, str(RELOADS), *opts)
 
 
-def make_plan(packages: List[Package]) -> Plan:
+def make_plan(packages: List[Package], arch: str = None) -> Plan:
+    """The guest's steps and the checks, for a guest of `arch` (default: i386)."""
     plan = Plan()
     plan.checks.append(Check("guest/boot", "the guest booted and runs the plan"))
+    deb_arch = facts.architecture(arch)["deb"]
+    plan.add("arch", Check("guest/arch", f"the guest's dpkg architecture is {deb_arch}"), deb_arch)
     plan_services(plan, packages)
     for pkg in sorted(packages, key=lambda p: (p.fmt != "deb", p.name)):
         base = f"{pkg.fmt}/{pkg.name}"

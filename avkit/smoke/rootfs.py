@@ -1,31 +1,34 @@
-"""The smoke VM's i386 Debian: a root filesystem image, its kernel and initrd, cached.
+"""The smoke VM's Debian of one architecture: a root filesystem image, its kernel and
+initrd, cached.
 
-Built with `debootstrap --variant=minbase` from this machine's own mirror (see
-mirror.py), with what the guest needs, then packed into an ext4 image with
-`mkfs.ext4 -d` (no loop mounts). The result lives in .cache/smoke/rootfs-<key>/,
-where <key> is a hash of every input of the build; an unchanged input set reuses it.
+Built with `debootstrap --variant=minbase --arch=<deb arch>` from this machine's own
+mirror (see mirror.py), with what the guest needs and the architecture's kernel
+(the smoke facts of cmake/architectures.json), then packed into an ext4 image with
+`mkfs.ext4 -d` (no loop mounts). The result lives in .cache/smoke/rootfs-<arch>-<key>/,
+where <key> is a hash of every input of the build; an unchanged input set reuses it,
+and each architecture keeps its own.
 """
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from avkit import paths, prereqs
+from avkit import facts, paths, prereqs
 from avkit.errors import UserError
 from avkit.smoke import mirror
 
 SUITE = "bookworm"  # Debian 12
-ARCH = "i386"
 VARIANT = "minbase"
 #: what the guest needs on top of minbase: clamd and its client, c-icap (with its
 #: client) and virus_scan for avir_icap, rpm for the .rpm checks, ip for the loopback,
-#: a 686 kernel and the initramfs builder for its initrd
+#: and the initramfs builder for the kernel's initrd (the kernel: packages())
 PACKAGES = ["clamav-daemon", "clamdscan", "c-icap", "libc-icap-mod-virus-scan", "rpm",
-            "iproute2", "linux-image-686", "initramfs-tools"]
+            "iproute2", "initramfs-tools"]
 #: the initrd holds only what mounts the root: virtio disks and ext4
 INITRD_MODULES = ["virtio_pci", "virtio_blk", "ext4", "crc32c_generic"]
 #: dropped from the image: downloads, package lists, documentation, and the kernel's
@@ -68,8 +71,19 @@ class Rootfs:
                                          self.dir / "rootfs.json"))
 
 
-def inputs(mirror_uri: str) -> dict:
-    return {"suite": SUITE, "arch": ARCH, "variant": VARIANT, "packages": sorted(PACKAGES),
+def debian_arch(arch: str = None) -> str:
+    """debootstrap's --arch for an architecture of cmake/architectures.json."""
+    return facts.architecture(arch)["deb"]
+
+
+def packages(arch: str = None) -> list:
+    """What debootstrap installs: PACKAGES and the architecture's kernel."""
+    return PACKAGES + [facts.architecture(arch)["smoke"]["kernel_package"]]
+
+
+def inputs(mirror_uri: str, arch: str = None) -> dict:
+    return {"suite": SUITE, "arch": debian_arch(arch), "variant": VARIANT,
+            "packages": sorted(packages(arch)),
             "initrd_modules": INITRD_MODULES, "remove": REMOVE, "headroom_mb": HEADROOM_MB,
             "launcher": hashlib.sha256(LAUNCHER.read_bytes()).hexdigest(),
             "recipe": RECIPE_VERSION,
@@ -77,40 +91,56 @@ def inputs(mirror_uri: str) -> dict:
             "mirror": hashlib.sha256(mirror_uri.encode()).hexdigest()}
 
 
-def cache_key(mirror_uri: str) -> str:
-    blob = json.dumps(inputs(mirror_uri), sort_keys=True).encode()
+def cache_key(mirror_uri: str, arch: str = None) -> str:
+    blob = json.dumps(inputs(mirror_uri, arch), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def cache_folder(mirror_uri: str, arch: str = None, cache_dir: Path = None) -> Path:
+    arch = arch or facts.default_arch()
+    return (cache_dir or CACHE_DIR) / f"rootfs-{arch}-{cache_key(mirror_uri, arch)}"
+
+
+def _stale(cache_dir: Path, arch: str, keep: Path):
+    """This architecture's older caches, and those named before there were two
+    (rootfs-<key>, i386's): another architecture's cache is never stale here."""
+    for old in cache_dir.glob("rootfs-*"):
+        if old == keep or not old.is_dir() or ".tmp" in old.name:
+            continue
+        if old.name.startswith(f"rootfs-{arch}-") or re.fullmatch(r"rootfs-[0-9a-f]{16}", old.name):
+            yield old
+
+
 def ensure(mirror_uri: str = None, rebuild: bool = False, cache_dir: Path = None,
-           log=print) -> Rootfs:
-    """The cached root filesystem for the current inputs; builds it when missing."""
+           log=print, arch: str = None) -> Rootfs:
+    """The cached root filesystem of `arch` (default: i386) for the current inputs;
+    builds it when missing."""
     cache_dir = cache_dir or CACHE_DIR
+    arch = arch or facts.default_arch()
     keyring = None
     if mirror_uri is None:
         mirror_uri, keyring = mirror.find_mirror(SUITE)
-    key = cache_key(mirror_uri)
-    rootfs = Rootfs(cache_dir / f"rootfs-{key}")
+    rootfs = Rootfs(cache_folder(mirror_uri, arch, cache_dir))
     if rootfs.complete() and not rebuild:
         log(f"root filesystem: cached in {rootfs.dir} "
             f"(built {rootfs.info.get('built', '?')} in {rootfs.info.get('build_seconds', '?')} s)")
         return rootfs
-    build(rootfs, mirror_uri, keyring, log)
-    for old in cache_dir.glob("rootfs-*"):
-        if old != rootfs.dir and old.is_dir():
-            log(f"root filesystem: removing the stale cache {old.name}")
-            _remove_tree(old)
+    build(rootfs, mirror_uri, keyring, log, arch)
+    for old in _stale(cache_dir, arch, rootfs.dir):
+        log(f"root filesystem: removing the stale cache {old.name}")
+        _remove_tree(old)
     return rootfs
 
 
-def require_cached_or_root(mirror_uri: str = None, cache_dir: Path = None) -> None:
+def require_cached_or_root(mirror_uri: str = None, cache_dir: Path = None,
+                           arch: str = None) -> None:
     """Fails at once when the root filesystem would have to be built and cannot be (not
     root): a check for before the slow steps that come ahead of the smoke test."""
     if os.geteuid() == 0:
         return
     if mirror_uri is None:
         mirror_uri, _ = mirror.find_mirror(SUITE)
-    if not Rootfs((cache_dir or CACHE_DIR) / f"rootfs-{cache_key(mirror_uri)}").complete():
+    if not Rootfs(cache_folder(mirror_uri, arch, cache_dir)).complete():
         require_root()
 
 
@@ -121,7 +151,7 @@ def require_root():
                         "with `sudo ./nox -s smoke`")
 
 
-def build(rootfs: Rootfs, mirror_uri: str, keyring, log) -> None:
+def build(rootfs: Rootfs, mirror_uri: str, keyring, log, arch: str = None) -> None:
     require_root()
     prereqs.require_commands("debootstrap", "mkfs.ext4", "chroot")
     started = time.monotonic()
@@ -130,8 +160,8 @@ def build(rootfs: Rootfs, mirror_uri: str, keyring, log) -> None:
     target = work / "root"
     target.mkdir(parents=True)
     try:
-        _debootstrap(target, mirror_uri, keyring, work / "debootstrap.log", log)
-        kver = _kernel_version(target)
+        _debootstrap(target, mirror_uri, keyring, work / "debootstrap.log", log, arch)
+        kver = _kernel_version(target, arch)
         log(f"root filesystem: kernel {kver}; building a small initrd "
             f"({', '.join(INITRD_MODULES)})")
         _small_initrd(target, kver, work)
@@ -144,7 +174,7 @@ def build(rootfs: Rootfs, mirror_uri: str, keyring, log) -> None:
         _remove_tree(target)
         seconds = round(time.monotonic() - started)
         (work / "rootfs.json").write_text(json.dumps({
-            "inputs": inputs(mirror_uri), "kernel": kver, "build_seconds": seconds,
+            "inputs": inputs(mirror_uri, arch), "kernel": kver, "build_seconds": seconds,
             "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "packages": packages,
         }, indent=1, sort_keys=True))
         _remove_tree(rootfs.dir)
@@ -155,13 +185,15 @@ def build(rootfs: Rootfs, mirror_uri: str, keyring, log) -> None:
         raise
 
 
-def _debootstrap(target: Path, mirror_uri: str, keyring, logfile: Path, log) -> None:
-    cmd = ["debootstrap", f"--arch={ARCH}", f"--variant={VARIANT}",
-           f"--include={','.join(PACKAGES)}"]
+def _debootstrap(target: Path, mirror_uri: str, keyring, logfile: Path, log,
+                 arch: str = None) -> None:
+    include = packages(arch)
+    cmd = ["debootstrap", f"--arch={debian_arch(arch)}", f"--variant={VARIANT}",
+           f"--include={','.join(include)}"]
     if keyring:
         cmd.append(f"--keyring={keyring}")
     cmd += [SUITE, str(target), mirror_uri]
-    log(f"root filesystem: debootstrap {SUITE} {ARCH} {VARIANT} + {', '.join(PACKAGES)} "
+    log(f"root filesystem: debootstrap {SUITE} {debian_arch(arch)} {VARIANT} + {', '.join(include)} "
         f"(some minutes; log in {logfile})")
     counts, phase, last_report = {}, None, time.monotonic()
     started = last_report
@@ -188,11 +220,13 @@ def _debootstrap(target: Path, mirror_uri: str, keyring, logfile: Path, log) -> 
     log(f"root filesystem: debootstrap done in {int(time.monotonic() - started)} s")
 
 
-def _kernel_version(target: Path) -> str:
-    found = sorted((target / "boot").glob("vmlinuz-*-686"))
+def _kernel_version(target: Path, arch: str = None) -> str:
+    smoke = facts.architecture(arch)["smoke"]
+    found = sorted((target / "boot").glob(f"vmlinuz-*-{smoke['kernel_flavour']}"))
     if not found:
-        raise UserError(f"no /boot/vmlinuz-*-686 in the new root filesystem: did "
-                        f"linux-image-686 install? see {target.parent / 'debootstrap.log'}")
+        raise UserError(f"no /boot/vmlinuz-*-{smoke['kernel_flavour']} in the new root "
+                        f"filesystem: did {smoke['kernel_package']} install? see "
+                        f"{target.parent / 'debootstrap.log'}")
     return found[-1].name[len("vmlinuz-"):]
 
 

@@ -1,8 +1,10 @@
-"""Boot the smoke VM under qemu-system-i386 and collect its serial console, with a hard limit.
+"""Boot the smoke VM under the qemu-system binary of its architecture (qemu-system-i386,
+qemu-system-x86_64: cmake/architectures.json) and collect its serial console, with a hard
+limit.
 
 No network device, the serial console on stdio, the root image opened as a snapshot
 (nothing the guest does reaches the cached image), the staging disk read-only.
-TCG: KVM fails for i386 guests on these machines (nested virtualisation).
+TCG: KVM fails on these machines (nested virtualisation), for either architecture.
 """
 import os
 import selectors

@@ -81,6 +81,11 @@ install_pkg() { # check deb|rpm file
     verdict "$1" $rc "$(lastlines 5)"
 }
 
+guest_arch() { # check deb-arch: the VM booted is of the architecture under test
+    got=$(dpkg --print-architecture)
+    if [ "$got" = "$2" ]; then say "$1" PASS "$got, $(uname -m)"; else say "$1" FAIL "dpkg architecture $got, expected $2"; fi
+}
+
 present() { # check path
     if [ -f "$2" ]; then say "$1" PASS "$2"; else say "$1" FAIL "$2 is missing"; fi
 }
@@ -128,6 +133,7 @@ while read -r step id a b c <&3; do
     echo "AVSMOKE-RUN $id"  # so that a hang names its check
     case $step in
         ''|'#'*) ;;
+        arch) guest_arch "$id" "$a" ;;
         clamd) start_clamd "$id" ;;
         clamdscan) clamd_scan "$id" "$a" ;;
         cicap) start_cicap "$id" "$a" "$b" ;;

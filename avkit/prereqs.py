@@ -27,6 +27,7 @@ COMMAND_PACKAGES = {
     "lintian": "lintian",
     "rpmlint": "rpmlint",
     "qemu-system-i386": "qemu-system-x86",
+    "qemu-system-x86_64": "qemu-system-x86",
     "debootstrap": "debootstrap",
     "mkfs.ext4": "e2fsprogs",
     "zip": "zip",
@@ -54,7 +55,7 @@ _CLAMD = ("clamd",)                         # a private clamd for the ClamAV plu
 _KIT = (*_RUN, *_CLAMD, "zip")              # the kit's corpus has an encrypted zip
 _ICAP = ("c-icap",)                         # a private c-icap with virus_scan for the ICAP plugin
 _PACKAGE = (*_BUILD, "dpkg-deb", "createrepo_c", "git")
-_SMOKE = ("qemu-system-i386", "mkfs.ext4", "debootstrap", "chroot", "dpkg-deb", "rpm", "zip")
+_SMOKE = ("qemu-system-i386", "qemu-system-x86_64", "mkfs.ext4", "debootstrap", "chroot", "dpkg-deb", "rpm", "zip")
 _TESTS = (*_BUILD, *_GCC, *_KIT, *_ICAP, *_PACKAGE, "rpm", "rpmbuild", "lintian", "rpmlint",
           "unzip", "setpriv", "gdb", *_SMOKE)
 

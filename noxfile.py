@@ -130,7 +130,7 @@ def build_test_ship(session: nox.Session, *, audit=False, pytest_args=(), packag
     if audit:
         avkit(session, "audit")
     session.run(str(PYTHON), "-m", "pytest", *pytest_args, external=True, stderr=None)
-    avkit(session, "package", *package_args)
+    avkit(session, "package", "--arch", "all", *package_args)
     avkit(session, "smoke")
 
 
@@ -162,9 +162,9 @@ def audit(session: nox.Session) -> None:
 
 @avkit_session
 def package(session: nox.Session) -> None:
-    """Build, audit, then the .deb/.rpm packages with SHA256SUMS and apt/yum repositories in dist/packages/."""
-    build(session)
-    avkit(session, "package", *session.posargs)
+    """Build both architectures, audit, then their .deb/.rpm packages with SHA256SUMS and apt/yum repositories in dist/packages/."""
+    build(session, archs=ARCHS)
+    avkit(session, "package", "--arch", "all", *session.posargs)
 
 
 @avkit_session

@@ -3,6 +3,7 @@
 product, with their debug packages, into one folder, its apt and yum metadata and
 SHA256SUMS; the i386 packages are the same bytes as when packaged alone.
 (tests/test_packages.py checks the packages themselves: contents, scripts, lintian.)"""
+import ast
 import hashlib
 import os
 import re
@@ -51,7 +52,7 @@ def both(tmp_path_factory, artifact):
     for arch in facts.architectures():
         artifact("avir_sample.so", arch=arch)
     out = tmp_path_factory.mktemp("both")
-    package(out, *facts.architectures())
+    package(out, "all")
     return out
 
 
@@ -107,3 +108,31 @@ def test_rpmlint_is_clean_for_the_x86_64_rpms(both):
     r = subprocess.run(["rpmlint", "-c", paths.ROOT / "packaging" / "rpmlint.toml", *rpms],
                        capture_output=True, text=True)
     assert re.search(r"\b0 errors, 0 warnings\b", r.stdout), r.stdout
+
+
+def session_calls(function: str) -> list:
+    """[(callee, literal args, keyword names)] of the calls in one noxfile function."""
+    tree = ast.parse((paths.ROOT / "noxfile.py").read_text())
+    body = next(f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == function)
+    return [(getattr(c.func, "id", ""), [a.value for a in c.args if isinstance(a, ast.Constant)],
+             {k.arg: ast.unparse(k.value) for k in c.keywords})
+            for c in ast.walk(body) if isinstance(c, ast.Call)]
+
+
+@pytest.mark.parametrize("function", ["package", "build_test_ship"])
+def test_the_package_and_release_sessions_package_every_architecture(function):
+    """`nox -s package` and the sessions that ship (tests, release: build_test_ship)
+    build every architecture and package them all into dist/packages/."""
+    calls = session_calls(function)
+    packs = [args for callee, args, _ in calls if callee == "avkit" and args[:1] == ["package"]]
+    assert packs and all(args[1:3] == ["--arch", "all"] for args in packs), packs
+    builds = [kw for callee, _, kw in calls if callee == "build"]
+    assert builds and all(kw.get("archs") == "ARCHS" for kw in builds), builds
+
+
+def test_arch_all_is_every_architecture_in_the_tables_order():
+    from avkit.commands.main_package import selected_archs
+    every = list(facts.architectures())
+    assert selected_archs(None) == [facts.default_arch()]
+    assert selected_archs(["all"]) == every
+    assert selected_archs(list(reversed(every)) + every) == every

@@ -42,5 +42,6 @@ def run(args) -> int:
     print(f"packages in {out}/:")
     for f in built:
         print(f"  {f.name}")
-    print(f"  SHA256SUMS{'' if args.no_repo else ', apt (Packages, Release) and yum (repodata/) metadata'}")
+    repos = ", apt (dists/) and yum (yum/<basearch>/) repositories, one index per architecture"
+    print(f"  SHA256SUMS{'' if args.no_repo else repos}")
     return 0

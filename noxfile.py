@@ -198,9 +198,11 @@ def fuzz(session: nox.Session) -> None:
 
 @avkit_session
 def bench(session: nox.Session) -> None:
-    """Throughput of avir_clam.so against raw clamd: table, JSON and PNG chart under build/bench/ (`-- --quick`: a short run)."""
-    build(session)
-    avkit(session, "bench", *session.posargs)
+    """Throughput of avir_clam.so against raw clamd: table, JSON and PNG chart under build/bench/ (`-- --quick`: a short run; `-- --arch x86_64`: the 64-bit build)."""
+    args = list(session.posargs)
+    arch = args[args.index("--arch") + 1] if "--arch" in args[:-1] else ARCHS[0]
+    build(session, archs=(arch,))
+    avkit(session, "bench", *args)
 
 
 @avkit_session

@@ -1301,9 +1301,11 @@ def watched_run(cmd, env, secret: str, log: Path) -> tuple:
     for t in readers:
         t.start()
     while proc.poll() is None:  # ends with the process
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        # os.listdir, not Path.glob: glob stats each /proc/<pid>/cmdline, which raises
+        # when that process ends in between; every read here may find it gone
+        for pid in (e for e in os.listdir("/proc") if e.isdigit()):
             try:
-                argv = cmdline.read_bytes()
+                argv = Path("/proc", pid, "cmdline").read_bytes()
             except OSError:
                 continue  # the process ended meanwhile
             if secret.encode() in argv:

@@ -135,7 +135,7 @@ def build_test_ship(session: nox.Session, *, audit=False, pytest_args=(), packag
     if audit:
         avkit(session, "audit")
     session.run(str(PYTHON), "-m", "pytest", *pytest_args, external=True, stderr=None)
-    avkit(session, "package", *arch_flags(), *package_args)
+    avkit(session, "package", "--arch", "all", *package_args)
     avkit(session, "smoke", *arch_flags())
 
 
@@ -167,16 +167,16 @@ def audit(session: nox.Session) -> None:
 
 @avkit_session
 def package(session: nox.Session) -> None:
-    """Build, audit, then the .deb/.rpm packages with SHA256SUMS and apt/yum repositories in dist/packages/."""
-    build(session)
-    avkit(session, "package", *session.posargs)
+    """Build both architectures, audit, then their .deb/.rpm packages with SHA256SUMS and apt/yum repositories in dist/packages/."""
+    build(session, archs=ARCHS)
+    avkit(session, "package", "--arch", "all", *session.posargs)
 
 
 @avkit_session
 def smoke(session: nox.Session) -> None:
     """Boot an i386 and an x86_64 Debian in QEMU (TCG, no network), install each one's packages, load and scan every plugin (`-- --arch x86_64`: one of them)."""
     build(session, archs=ARCHS)
-    avkit(session, "package", *arch_flags())
+    avkit(session, "package", "--arch", "all")
     chosen = any(a == "--arch" or a.startswith("--arch=") for a in session.posargs)
     avkit(session, "smoke", *([] if chosen else arch_flags()), *session.posargs)
 
@@ -204,9 +204,11 @@ def fuzz(session: nox.Session) -> None:
 
 @avkit_session
 def bench(session: nox.Session) -> None:
-    """Throughput of avir_clam.so against raw clamd: table, JSON and PNG chart under build/bench/ (`-- --quick`: a short run)."""
-    build(session)
-    avkit(session, "bench", *session.posargs)
+    """Throughput of avir_clam.so against raw clamd: table, JSON and PNG chart under build/bench/ (`-- --quick`: a short run; `-- --arch x86_64`: the 64-bit build)."""
+    args = list(session.posargs)
+    arch = args[args.index("--arch") + 1] if "--arch" in args[:-1] else ARCHS[0]
+    build(session, archs=(arch,))
+    avkit(session, "bench", *args)
 
 
 @avkit_session

@@ -26,7 +26,8 @@ ARCH_FILE = paths.ROOT / "cmake" / "architectures.json"
 
 #: every architecture's facts, with their types: a missing or mistyped one is named at load
 ARCH_KEYS = {"description": str, "zig_target": str, "gcc_flag": str, "cmake_processor": str,
-             "library_architecture": str, "conan_arch": str, "deb": str, "rpm": str, "nfpm": str,
+             "library_architecture": str, "conan_arch": str, "deb": str, "rpm": str,
+             "yum_basearch": str, "nfpm": str,
              "elf_class": int, "elf_machine": str, "pointer_size": int, "audit_policy": str,
              "dist": dict, "smoke": dict}
 TOOLCHAIN_NAMES = ("zig", "gcc")

@@ -20,6 +20,7 @@ import pytest
 
 from avkit import elf, facts, paths
 from avkit.ship import audit, components, packages as pkg
+from private_apt import private_apt
 
 # V2 has the form of a snapshot after V1 (README: Versions): upgrades and lint see one.
 V1, V2 = "1.0.0", "1.0.0+git20261129011413.0a65e5f"
@@ -1113,19 +1114,10 @@ def fake_debs_repo(folder: Path, stanzas) -> None:
 
 
 def apt_simulate(tmp_path: Path, sources: list, status: str, install: list):
-    """apt-get -s install in a private apt state: an amd64 machine with i386 added."""
-    state = tmp_path / "apt"
-    for d in ("lists/partial", "cache/archives/partial", "etc/sources.list.d",
-              "etc/preferences.d", "etc/apt.conf.d"):
-        (state / d).mkdir(parents=True, exist_ok=True)
-    (state / "etc/sources.list").write_text("".join(f"deb [trusted=yes] file:{s} ./\n"
-                                                    for s in sources))
-    (state / "status").write_text(status)
-    opts = ["-o", f"Dir::Etc={state}/etc", "-o", f"Dir::State={state}",
-            "-o", f"Dir::State::status={state}/status", "-o", f"Dir::Cache={state}/cache",
-            "-o", "APT::Architecture=amd64", "-o", "APT::Architectures::=amd64",
-            "-o", "APT::Architectures::=i386", "-o", "Debug::NoLocking=1",
-            "-o", "Dir::Etc::trusted=/dev/null", "-o", "Dir::Etc::trustedparts=/dev/null"]
+    """apt-get -s install in a private apt state: an amd64 machine with i386 added.
+    sources: sources.list lines."""
+    opts = private_apt(tmp_path / "apt", sources, ["amd64", "i386"], status)
+    opts += ["-o", "Dir::Etc::trusted=/dev/null", "-o", "Dir::Etc::trustedparts=/dev/null"]
     run(["apt-get", *opts, "update"])
     return run(["apt-get", *opts, "-s", "-y", "install", *install], check=False)
 
@@ -1151,10 +1143,11 @@ def test_apt_on_amd64_never_replaces_the_admins_clamd(tmp_path, v1, plugins):
         installed_stanza("libc6", "i386", "2.36-9", "same") + \
         installed_stanza("clamav-daemon", "amd64", server) + \
         installed_stanza("clamdscan", "amd64", server)
-    ours = [line.split(": ", 1)[1] for line in (v1 / "Packages").read_text().splitlines()
+    ours = [line.split(": ", 1)[1] for line in apt_index(v1, "i386").read_text().splitlines()
             if line.startswith("Package: ")]
+    sources = [f"deb [trusted=yes] file:{v1} stable main", f"deb [trusted=yes] file:{mirror} ./"]
     for wanted in (ours, [f"kerio-connect-avir-{p}" for p in plugins]):
-        r = apt_simulate(tmp_path / f"n{len(wanted)}", [v1, mirror], status, wanted)
+        r = apt_simulate(tmp_path / f"n{len(wanted)}", sources, status, wanted)
         assert r.returncode == 0, r.stdout + r.stderr
         actions = [line for line in r.stdout.splitlines() if re.match(r"(Inst|Remv|Conf) ", line)]
         assert not [a for a in actions if a.startswith("Remv")], r.stdout
@@ -1193,10 +1186,12 @@ def test_rpm_clamd_relation_takes_any_architecture(tmp_path, v1):
 def test_packages_are_reproducible(tmp_path, v1):
     again = tmp_path / "again"
     avkit_package(again, V1)
-    for f in sorted(v1.iterdir()):
-        if f.is_file():
-            assert (again / f.name).read_bytes() == f.read_bytes(), f"{f.name} differs"
-    assert (again / "repodata" / "primary.xml.gz").exists()
+    files = sorted(f.relative_to(v1) for f in v1.rglob("*") if f.is_file())
+    assert files == sorted(f.relative_to(again) for f in again.rglob("*") if f.is_file())
+    for f in files:  # the packages, and the repositories' metadata
+        assert (again / f).read_bytes() == (v1 / f).read_bytes(), f"{f} differs"
+    assert Path("yum/i386/repodata/primary.xml.gz") in files
+    assert Path("dists/stable/main/binary-i386/Packages") in files
 
 
 def test_lintian_is_clean(v1, v2):
@@ -1219,40 +1214,45 @@ def test_rpmlint_is_clean(v1, v2):
     assert re.search(r"\b0 warnings\b", r.stdout), r.stdout
 
 
+def apt_index(folder: Path, deb_arch: str) -> Path:
+    """The Packages file of one architecture in the folder's apt repository."""
+    return folder / "dists" / "stable" / "main" / f"binary-{deb_arch}" / "Packages"
+
+
 def test_repository_metadata(v1, tmp_path):
-    packages = (v1 / "Packages").read_text()
+    """The i386 packages alone: Debian's layout with one binary-i386 index (and no
+    other), its Release, apt reading it; yum/i386/ (i686's $basearch) listing every .rpm."""
+    index = apt_index(v1, "i386")
+    packages = index.read_text()
     stanzas = [dict(re.findall(r"^([A-Za-z0-9-]+): (.*)$", s, re.M))
                for s in packages.strip().split("\n\n")]
     debs = sorted(v1.glob("*.deb"))
-    assert sorted(s["Filename"] for s in stanzas) == sorted(f"./{d.name}" for d in debs)
+    assert sorted(s["Filename"] for s in stanzas) == sorted(d.name for d in debs)
     for s in stanzas:
         data = (v1 / s["Filename"]).read_bytes()
         assert s["SHA256"] == hashlib.sha256(data).hexdigest() and int(s["Size"]) == len(data)
-    assert gzip.decompress((v1 / "Packages.gz").read_bytes()).decode() == packages
-    release = (v1 / "Release").read_text()
+    assert gzip.decompress(index.with_name("Packages.gz").read_bytes()).decode() == packages
+    assert sorted(p.name for p in index.parent.parent.iterdir()) == ["binary-i386"]
+    release = (v1 / "dists" / "stable" / "Release").read_text()
+    assert re.search(r"^Architectures: i386$", release, re.M), release
+    assert re.search(r"^Components: main$", release, re.M), release
     for name in ("Packages", "Packages.gz"):
-        digest = hashlib.sha256((v1 / name).read_bytes()).hexdigest()
-        assert re.search(rf"^ {digest} +\d+ {re.escape(name)}$", release, re.M)
-    # apt itself reads the flat repository.
-    state = tmp_path / "apt"
-    for d in ("lists/partial", "cache/archives/partial", "etc/sources.list.d",
-              "etc/preferences.d", "etc/apt.conf.d"):
-        (state / d).mkdir(parents=True)
-    (state / "etc/sources.list").write_text(f"deb [trusted=yes arch=i386] file:{v1} ./\n")
-    (state / "status").write_text("")
-    opts = ["-o", f"Dir::Etc={state}/etc", "-o", f"Dir::State={state}",
-            "-o", f"Dir::State::status={state}/status", "-o", f"Dir::Cache={state}/cache",
-            "-o", "APT::Architecture=i386", "-o", "APT::Architectures::=i386",
-            "-o", "Debug::NoLocking=1"]
+        digest = hashlib.sha256(index.with_name(name).read_bytes()).hexdigest()
+        assert re.search(rf"^ {digest} +\d+ main/binary-i386/{name}$", release, re.M), release
+    # apt itself reads the repository.
+    opts = private_apt(tmp_path / "apt", [f"deb [trusted=yes] file:{v1} stable main"], ["i386"])
     run(["apt-get", *opts, "update"])
     shown = run(["apt-cache", *opts, "show", "kerio-connect-avir-sample"]).stdout
     assert f"Version: {V1}-{RELEASE}" in shown
-    # yum: createrepo_c's primary lists every rpm.
-    repomd = (v1 / "repodata" / "repomd.xml").read_text()
+    # yum: createrepo_c's primary of yum/i386/ lists every rpm, where it is.
+    repo = v1 / "yum" / "i386"
+    assert sorted(p.name for p in repo.parent.iterdir()) == ["i386"]
+    repomd = (repo / "repodata" / "repomd.xml").read_text()
     assert "primary.xml.gz" in repomd
-    primary = gzip.decompress((v1 / "repodata" / "primary.xml.gz").read_bytes()).decode()
+    primary = gzip.decompress((repo / "repodata" / "primary.xml.gz").read_bytes()).decode()
     for f in v1.glob("*.rpm"):
-        assert f'<location href="{f.name}"/>' in primary
+        assert f'<location href="../../{f.name}"/>' in primary
+        assert (repo / "../.." / f.name).resolve() == f.resolve()
     # SHA256SUMS covers every file.
     run(["sha256sum", "--check", "--strict", "SHA256SUMS"], cwd=v1)
     listed = {line.split("  ", 1)[1] for line in (v1 / "SHA256SUMS").read_text().splitlines()}
@@ -1301,9 +1301,11 @@ def watched_run(cmd, env, secret: str, log: Path) -> tuple:
     for t in readers:
         t.start()
     while proc.poll() is None:  # ends with the process
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        # os.listdir, not Path.glob: glob stats each /proc/<pid>/cmdline, which raises
+        # when that process ends in between; every read here may find it gone
+        for pid in (e for e in os.listdir("/proc") if e.isdigit()):
             try:
-                argv = cmdline.read_bytes()
+                argv = Path("/proc", pid, "cmdline").read_bytes()
             except OSError:
                 continue  # the process ended meanwhile
             if secret.encode() in argv:
@@ -1345,16 +1347,7 @@ def rpm_home_with_key(home: Path, public_key: Path) -> Path:
 
 def apt_update(tmp_path: Path, sources_line: str) -> subprocess.CompletedProcess:
     """apt-get update of one sources line, in a private apt state (i386 only)."""
-    state = tmp_path
-    for d in ("lists/partial", "cache/archives/partial", "etc/sources.list.d",
-              "etc/preferences.d", "etc/apt.conf.d"):
-        (state / d).mkdir(parents=True, exist_ok=True)
-    (state / "etc/sources.list").write_text(sources_line + "\n")
-    (state / "status").write_text("")
-    opts = ["-o", f"Dir::Etc={state}/etc", "-o", f"Dir::State={state}",
-            "-o", f"Dir::State::status={state}/status", "-o", f"Dir::Cache={state}/cache",
-            "-o", "APT::Architecture=i386", "-o", "APT::Architectures::=i386",
-            "-o", "Debug::NoLocking=1"]
+    opts = private_apt(tmp_path, [sources_line], ["i386"])
     r = run(["apt-get", *opts, "update"], check=False)
     r.opts = opts
     return r
@@ -1394,17 +1387,18 @@ def test_signed_packages_and_repositories(tmp_path, signing_key, plugins):
     assert run(["gpgv", "--keyring", keyring, out / "SHA256SUMS.asc", forged],
                check=False).returncode != 0
     # Repository metadata signatures, and the public key published beside them.
-    run(["gpgv", "--keyring", keyring, out / "Release.gpg", out / "Release"])
-    run(["gpgv", "--keyring", keyring, out / "InRelease"])
-    run(["gpgv", "--keyring", keyring, out / "repodata" / "repomd.xml.asc",
-         out / "repodata" / "repomd.xml"])
+    dists = out / "dists" / "stable"
+    run(["gpgv", "--keyring", keyring, dists / "Release.gpg", dists / "Release"])
+    run(["gpgv", "--keyring", keyring, dists / "InRelease"])
+    repodata = out / "yum" / "i386" / "repodata"
+    run(["gpgv", "--keyring", keyring, repodata / "repomd.xml.asc", repodata / "repomd.xml"])
     assert "BEGIN PGP PUBLIC KEY BLOCK" in (out / "signing-key.asc").read_text()
     # apt, with the sources line avkit writes for sites (signed-by, no trusted=yes),
     # accepts the signed folder and refuses it once InRelease is altered.
     sources = [line for line in (out / "kerio-avir-plugins.list").read_text().splitlines()
                if line.startswith("deb ")]
-    assert sources == ["deb [arch=i386 signed-by=/usr/share/keyrings/kerio-avir-plugins.gpg] "
-                       "file:///srv/kerio-avir-plugins ./"]
+    assert sources == ["deb [signed-by=/usr/share/keyrings/kerio-avir-plugins.gpg] "
+                       "file:///srv/kerio-avir-plugins stable main"]
     line = sources[0].replace("/usr/share/keyrings/kerio-avir-plugins.gpg", str(keyring)) \
                      .replace("file:///srv/kerio-avir-plugins", f"file:{out}")
     r = apt_update(tmp_path / "apt", line)
@@ -1413,16 +1407,16 @@ def test_signed_packages_and_repositories(tmp_path, signing_key, plugins):
     assert f"Version: {V1}-{RELEASE}" in shown
     tampered = tmp_path / "tampered"
     shutil.copytree(out, tampered)
-    (tampered / "Release.gpg").unlink()
-    (tampered / "InRelease").write_text((out / "InRelease").read_text()
-                                        .replace("Suite: stable", "Suite: stabLe"))
+    (tampered / "dists" / "stable" / "Release.gpg").unlink()
+    (tampered / "dists" / "stable" / "InRelease").write_text(
+        (dists / "InRelease").read_text().replace("Suite: stable", "Suite: stabLe"))
     r = apt_update(tmp_path / "apt-tampered", line.replace(str(out), str(tampered)))
     assert r.returncode != 0 and "BADSIG" in r.stderr, r.stderr
     # yum: the .repo file checks package and repository signatures with the project's key.
     repo = (out / "kerio-avir-plugins.repo").read_text()
     for setting in ("gpgcheck=1", "repo_gpgcheck=1",
                     "gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-kerio-avir-plugins",
-                    "baseurl=file:///srv/kerio-avir-plugins/"):
+                    "baseurl=file:///srv/kerio-avir-plugins/yum/$basearch/"):
         assert setting in repo.splitlines()
 
 
@@ -1445,8 +1439,8 @@ def test_unsigned_by_default(v1):
         assert "_gpgorigin" not in run(["ar", "t", f]).stdout.split()
     for f in v1.glob("*.rpm"):
         assert rpm_query(f, "%{RSAHEADER:pgpsig}") == "(none)"
-    assert not list(v1.glob("*.gpg")) and not (v1 / "InRelease").exists()
-    assert not list(v1.glob("*.asc")) and not list(v1.glob("*.repo"))
+    assert not list(v1.rglob("*.gpg")) and not list(v1.rglob("InRelease"))
+    assert not list(v1.rglob("*.asc")) and not list(v1.glob("*.repo"))
 
 
 # --- versions, rpm 4.8 ---------------------------------------------------------------------

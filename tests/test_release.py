@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from avkit import paths
+from avkit import facts, paths
 from avkit.errors import UserError
-from avkit.ship import components, licenses, source_archive
+from avkit.ship import components, licenses, sbom, source_archive
 
 VERSION = "1.0.0"
 NAME = "kerio-avir-plugins"
@@ -49,10 +49,19 @@ def plugins(dist, artifact):
 
 
 @pytest.fixture(scope="module")
-def release(tmp_path_factory, plugins):
-    """`avkit package` then `avkit release` of the built plugins, into a temporary folder."""
+def every_plugin(artifact):
+    """{(architecture, file name): plugin} of both release architectures."""
+    return {(arch, name): artifact(name, arch=arch) for arch in facts.architectures()
+            for name in ("avir_clam.so", "avir_sample.so")}
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory, plugins, every_plugin):
+    """`avkit package --arch all` then `avkit release` of the built plugins of both
+    architectures, into a temporary folder."""
     top = tmp_path_factory.mktemp("release")
-    avkit("package", "--out", top / "packages", "--version", VERSION, "--no-repo", cwd=paths.ROOT)
+    avkit("package", "--arch", "all", "--out", top / "packages", "--version", VERSION,
+          "--no-repo", cwd=paths.ROOT)
     avkit("release", "--packages", top / "packages", "--out", top / "release", "--version",
           VERSION, cwd=paths.ROOT)
     return top / "release"
@@ -108,13 +117,16 @@ def test_a_linked_file_of_no_known_component_stops_the_release():
         components.classify([known, "/opt/vendor/libfoo/src/foo.c"])
 
 
-def test_copyright_files_are_dep5_and_list_what_the_plugin_links(release, plugins):
-    for plugin, so in plugins.items():
+def test_copyright_files_are_dep5_and_list_what_the_plugin_links(release, every_plugin):
+    for (arch, plugin), so in every_plugin.items():
         name = plugin[len("avir_"):-len(".so")]
+        deb_arch = facts.architecture(arch)["deb"]
         linked = components.linked(so)
         wanted = {licenses.dep5_name(c["license"]) for c in linked}
-        for deb in [*release.glob(f"kerio-*-avir-{name}_*.deb"),
-                    *release.glob(f"kerio-avir-{name}-dbgsym_*.deb")]:
+        debs = [*release.glob(f"kerio-*-avir-{name}_*_{deb_arch}.deb"),
+                *release.glob(f"kerio-avir-{name}-dbgsym_*_{deb_arch}.deb")]
+        assert len(debs) == len(facts.products()) + 1, debs
+        for deb in debs:
             text = deb_copyright(deb)
             texts = licenses.check(text)  # every Files paragraph has its license's text
             files = [p for p in licenses.parse(text) if "Files" in p]
@@ -135,7 +147,7 @@ def test_the_rpm_license_file_is_marked_license_with_every_text_in_full(release,
         copyright_file = f"/usr/share/licenses/{name}/copyright"
         assert run(["rpm", "-qp", "--licensefiles", rpm]).stdout.split() == [copyright_file]
         assert copyright_file not in run(["rpm", "-qp", "--docfiles", rpm]).stdout
-        root = tmp_path / name
+        root = tmp_path / rpm.name  # a package of each architecture
         root.mkdir()
         run(["sh", "-c", f"rpm2cpio '{rpm}' | cpio -idm --quiet"], cwd=root)
         text = (root / copyright_file.lstrip("/")).read_text()
@@ -148,13 +160,24 @@ def test_the_rpm_license_file_is_marked_license_with_every_text_in_full(release,
 
 # --- SBOM ------------------------------------------------------------------------------
 
-def test_sbom_lists_each_plugin_and_its_components_with_hashes(release, plugins):
+def test_sbom_lists_each_plugin_and_its_components_with_hashes(release, every_plugin):
+    """Each plugin of each architecture is a package of its own, with its hash, and
+    linked to the components its own debug information names."""
     doc = json.loads(spdx_file(release).read_text())
     assert doc["spdxVersion"] == "SPDX-2.3" and doc["dataLicense"] == "CC0-1.0"
+    by_id = {p["SPDXID"]: p for p in doc["packages"]}
+    plugin_packages = [p for p in doc["packages"] if p["name"].startswith("avir_")]
+    assert len(plugin_packages) == len(facts.architectures()) * len(list(
+        paths.dist_dir("zig").glob("avir_*.so")))
+    for (arch, plugin), so in every_plugin.items():
+        package = by_id[sbom.plugin_id(so)]
+        assert arch.replace("_", "-") in package["SPDXID"]
+        assert package["packageFileName"] == plugin and arch in package["summary"]
+        assert package["checksums"] == [{"algorithm": "SHA256", "checksumValue": sha256(so)}]
+    assert sbom.missing(doc, list(every_plugin.values())) == []
     by_name = {p["name"]: p for p in doc["packages"]}
-    for plugin, so in plugins.items():
-        assert by_name[plugin]["checksums"] == [{"algorithm": "SHA256",
-                                                 "checksumValue": sha256(so)}]
+    by_name.update({name: by_id[sbom.plugin_id(so)]
+                    for (arch, name), so in every_plugin.items() if arch == "i386"})
     boost = by_name["boost"]
     assert boost["versionInfo"] == "1.85.0"
     assert boost["checksums"][0]["checksumValue"] == components.boost_source()["sha256"]
@@ -169,9 +192,10 @@ def test_sbom_lists_each_plugin_and_its_components_with_hashes(release, plugins)
     assert {u for u in used if u.startswith("LicenseRef-")} <= refs
 
 
-def test_the_audit_fails_an_sbom_missing_a_linked_component(release, plugins, tmp_path):
+def test_the_audit_fails_an_sbom_missing_a_linked_component(release, plugins, every_plugin,
+                                                           tmp_path):
     good = spdx_file(release)
-    r = avkit("audit", "--sbom", good, *plugins.values(), cwd=paths.ROOT)
+    r = avkit("audit", "--sbom", good, *every_plugin.values(), cwd=paths.ROOT)
     assert "lists every component" in r.stderr
     doc = json.loads(good.read_text())
     boost = next(p["SPDXID"] for p in doc["packages"] if p["name"] == "boost")
@@ -248,7 +272,7 @@ def test_source_archive_is_reproducible(release, tmp_path):
     assert gzip.decompress(first.read_bytes())  # a valid gzip stream
 
 
-def test_provenance_records_commit_tools_inputs_and_outputs(release, plugins):
+def test_provenance_records_commit_tools_inputs_and_outputs(release, every_plugin):
     prov = json.loads((release / "provenance.json").read_text())
     head = run(["git", "-C", paths.ROOT, "rev-parse", "HEAD"]).stdout.strip()
     assert prov["version"] == VERSION
@@ -260,10 +284,15 @@ def test_provenance_records_commit_tools_inputs_and_outputs(release, plugins):
     assert prov["inputs"]["conan.lock"] == sha256(paths.ROOT / "conan.lock")
     assert prov["inputs"]["ci/tools.txt"] == sha256(paths.ROOT / "ci" / "tools.txt")
     assert prov["inputs"]["boost"]["sha256"] == components.boost_source()["sha256"]
-    outputs = {Path(k).name: v for k, v in prov["outputs"].items()}
-    for so in plugins.values():
-        assert outputs[so.name] == sha256(so)
-    assert outputs[f"{NAME}-{VERSION}.tar.gz"] == sha256(release / f"{NAME}-{VERSION}.tar.gz")
+    by_name = {Path(k).name: v for k, v in prov["outputs"].items()}
+    for so in every_plugin.values():  # both architectures' avir_clam.so, each by its path
+        assert [v for k, v in prov["outputs"].items() if Path(k).parts[-2:] == so.parts[-2:]] \
+            == [sha256(so)], so
+    for deb in release.glob("*.deb"):  # the packages of both architectures
+        assert by_name[deb.name] == sha256(deb)
+    assert [n for n in by_name if n.endswith("_amd64.deb")] and \
+        [n for n in by_name if n.endswith("_i386.deb")]
+    assert by_name[f"{NAME}-{VERSION}.tar.gz"] == sha256(release / f"{NAME}-{VERSION}.tar.gz")
 
 
 def test_release_notes_and_checksums(release):
@@ -273,14 +302,35 @@ def test_release_notes_and_checksums(release):
     assert notes.startswith(f"# {NAME} {VERSION}\n")
     for change in entry["changes"]:
         assert f"- {change}" in notes
-    assert re.search(r"`avir_clam.so`: .*boost 1\.85\.0 \(BSL-1\.0\)", notes)
-    assert "boost" not in next(line for line in notes.splitlines() if "`avir_sample.so`" in line)
+    for arch, a in facts.architectures().items():
+        label = re.escape(f"({arch}, {a['elf_class']}-bit: {a['deb']} .deb, {a['rpm']} .rpm)")
+        assert re.search(rf"`avir_clam.so` {label}: .*boost 1\.85\.0 \(BSL-1\.0\)", notes)
+        assert "boost" not in next(line for line in notes.splitlines()
+                                   if line.startswith(f"- `avir_sample.so` ({arch},"))
+        assert re.search(rf"^- `kerio-connect-avir-clam_{VERSION}-1_{a['deb']}\.deb`$", notes, re.M)
+        assert re.search(rf"^- `kerio-connect-avir-clam-{VERSION}-1\.{a['rpm']}\.rpm`$", notes,
+                         re.M)
     run(["sha256sum", "--check", "--strict", "SHA256SUMS"], cwd=release)
     listed = {line.split("  ", 1)[1] for line in (release / "SHA256SUMS").read_text().splitlines()}
     assert listed == {f.name for f in release.iterdir() if f.name != "SHA256SUMS"}
     assert {f"{NAME}-{VERSION}.tar.gz", f"{NAME}-{VERSION}.spdx.json", "provenance.json",
             "RELEASE-NOTES.md"} <= listed
-    assert [n for n in listed if n.endswith(".deb")] and [n for n in listed if n.endswith(".rpm")]
+    for a in facts.architectures().values():
+        assert [n for n in listed if n.endswith(f"_{a['deb']}.deb")], a["deb"]
+        assert [n for n in listed if n.endswith(f".{a['rpm']}.rpm")], a["rpm"]
+
+
+def test_a_release_whose_packages_lack_an_architecture_is_refused(tmp_path):
+    """The release ships both architectures' plugins: packages of one alone are refused
+    before anything is written."""
+    only_i386 = tmp_path / "packages"
+    only_i386.mkdir()
+    (only_i386 / f"kerio-connect-avir-clam_{VERSION}-1_i386.deb").write_bytes(b"")
+    r = avkit("release", "--packages", only_i386, "--out", tmp_path / "release", "--version",
+              VERSION, cwd=paths.ROOT, check=False)
+    assert r.returncode == 1, r.stderr
+    assert "no amd64 .deb nor x86_64 .rpm" in r.stderr and "--arch all" in r.stderr, r.stderr
+    assert not list((tmp_path / "release").glob("*.tar.gz"))
 
 
 # --- debug sources -----------------------------------------------------------------------
@@ -297,14 +347,17 @@ def gdb_list(so: Path, root: Path, function: str) -> str:
 
 
 @pytest.mark.skipif(not shutil.which("gdb"), reason="gdb is missing: apt-get install gdb")
-def test_gdb_lists_source_lines_of_avir_sample_from_the_debug_packages(release, plugins,
-                                                                        tmp_path):
-    so = plugins["avir_sample.so"]
+@pytest.mark.parametrize("arch", list(facts.architectures()))
+def test_gdb_lists_source_lines_of_avir_sample_from_the_debug_packages(release, every_plugin,
+                                                                        arch, tmp_path):
+    """Each architecture's debug package, with the one debug sources package."""
+    so = every_plugin[(arch, "avir_sample.so")]
+    deb_arch = facts.architecture(arch)["deb"]
     source = (paths.ROOT / "api" / "avCommon.c").read_text().splitlines()
     line = next(i for i, text in enumerate(source, 1) if "iface_plugin_init(AV_LOG" in text)
     without, with_sources = tmp_path / "symbols-only", tmp_path / "both"
-    for root, debs in ((without, ["kerio-avir-sample-dbgsym_*.deb"]),
-                       (with_sources, ["kerio-avir-sample-dbgsym_*.deb",
+    for root, debs in ((without, [f"kerio-avir-sample-dbgsym_*_{deb_arch}.deb"]),
+                       (with_sources, [f"kerio-avir-sample-dbgsym_*_{deb_arch}.deb",
                                        "kerio-avir-debugsource_*.deb"])):
         for pattern in debs:
             run(["dpkg-deb", "-x", next(release.glob(pattern)), root])
@@ -315,9 +368,12 @@ def test_gdb_lists_source_lines_of_avir_sample_from_the_debug_packages(release, 
         r.stdout + r.stderr
 
 
-def test_debugsource_holds_the_files_the_dwarf_names(release, dist):
-    # every plugin the release packaged, not only the two the other tests look at
-    wanted = sorted({f for so in dist.glob("avir_*.so") for f in components.project_sources(so)})
+def test_debugsource_holds_the_files_the_dwarf_names(release, every_plugin):
+    # every plugin the release packaged (both architectures), not only the two the
+    # other tests look at
+    wanted = sorted({f for arch in facts.architectures()
+                     for so in paths.dist_dir("zig", arch=arch).glob("avir_*.so")
+                     for f in components.project_sources(so)})
     deb = next(release.glob("kerio-avir-debugsource_*_all.deb"))
     listing = run(["dpkg-deb", "-c", deb]).stdout
     shipped = sorted(re.findall(rf"\./usr/src/debug/{NAME}/(\S*[^/\s])$", listing, re.M))

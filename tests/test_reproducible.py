@@ -2,8 +2,9 @@
 
 The checkout builds as usual (its path, its caches). A second clone of the same commit,
 in a folder of another depth, with its own venv and fresh Conan and zig caches, builds
-the way users do (`./nox -s build-i386`, then `avkit package`), and every plugin,
-debug file and package must have the same sha256. With uncommitted changes the checkout
+the way users do (`./nox -s build-i386`, `./nox -s build-x86_64`, then `avkit package
+--arch all`), and every plugin, debug file and package of both architectures must have
+the same sha256. With uncommitted changes the checkout
 is not that commit, so two fresh clones of HEAD are compared instead.
 """
 import ast
@@ -59,14 +60,18 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def shipped(dist: Path, packages: Path) -> dict:
-    """name -> file: the staged programs, their debug files, the packages and their sums."""
+def shipped(dist_root: Path, packages: Path) -> dict:
+    """name -> file: each architecture's staged programs and their debug files, the
+    packages and their sums."""
     files = {}
-    for f in sorted(dist.iterdir()):
-        if f.is_file():
-            debug = Path(facts.debug_file(elf.build_id(f), dist / "debug"))
-            files[f"i386/{f.name}"] = f
-            files[f"i386/{debug.relative_to(dist)}"] = debug
+    for arch in facts.architectures():
+        folder = facts.architecture(arch)["dist"]["zig"]
+        dist = dist_root / folder
+        for f in sorted(dist.iterdir()):
+            if f.is_file():
+                debug = Path(facts.debug_file(elf.build_id(f), dist / "debug"))
+                files[f"{folder}/{f.name}"] = f
+                files[f"{folder}/{debug.relative_to(dist)}"] = debug
     files.update({f"packages/{f.name}": f for f in sorted(packages.iterdir())
                   if f.suffix in (".deb", ".rpm") or f.name == "SHA256SUMS"})
     return files
@@ -98,28 +103,29 @@ def uncommitted() -> str:
 
 
 def build_fresh_clone(clone: Path, commit: str) -> dict:
-    """What a user does: clone, `./nox -s build-i386` (its own .nox/tools and .cache),
-    `avkit package`. Returns what it ships."""
+    """What a user does: clone, `./nox -s build-i386` and `build-x86_64` (its own
+    .nox/tools and .cache), `avkit package --arch all`. Returns what it ships."""
     env = user_env()
     clone.parent.mkdir(parents=True, exist_ok=True)
     run(["git", "clone", "--quiet", "--no-checkout", paths.ROOT, clone], env=env)
     # HEAD by name: a CI checkout's HEAD is often on no branch, which a clone lacks
     run(["git", "fetch", "--quiet", paths.ROOT, "HEAD"], cwd=clone, env=env)
     run(["git", "checkout", "--quiet", "--detach", commit], cwd=clone, env=env)
-    run([clone / "nox", "-s", "build-i386"], cwd=clone, env=env)
-    run([clone / ".nox" / "tools" / "bin" / "python", "-m", "avkit", "package",
+    run([clone / "nox", "-s", "build-i386", "build-x86_64"], cwd=clone, env=env)
+    run([clone / ".nox" / "tools" / "bin" / "python", "-m", "avkit", "package", "--arch", "all",
          "--version", VERSION, "--out", clone / "dist" / "packages"], cwd=clone, env=env)
-    return shipped(clone / "dist" / "i386", clone / "dist" / "packages")
+    return shipped(clone / "dist", clone / "dist" / "packages")
 
 
 def build_checkout(out: Path) -> dict:
     """The checkout's own build (a no-op after the session's build: same flags), packaged."""
     env = dict(os.environ, SOURCE_DATE_EPOCH=EPOCH)
-    run([sys.executable, "-m", "avkit", "build", "--toolchain", "zig", "--werror"],
-        cwd=paths.ROOT, env=env)
-    run([sys.executable, "-m", "avkit", "package", "--version", VERSION, "--out", out],
-        cwd=paths.ROOT, env=env)
-    return shipped(paths.dist_dir("zig"), out)
+    for arch in facts.architectures():
+        run([sys.executable, "-m", "avkit", "build", "--arch", arch, "--toolchain", "zig",
+             "--werror"], cwd=paths.ROOT, env=env)
+    run([sys.executable, "-m", "avkit", "package", "--arch", "all", "--version", VERSION,
+         "--out", out], cwd=paths.ROOT, env=env)
+    return shipped(paths.DIST, out)
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +152,12 @@ def two_builds(tmp_path_factory):
 def test_two_clones_ship_byte_identical_files(two_builds):
     (_, a), (_, b) = two_builds
     assert sorted(a) == sorted(b), "the two builds ship different files"
-    assert any(n.endswith("avir_clam.so") for n in a) and any(n.endswith(".debug") for n in a)
-    assert any(n.endswith(".deb") for n in a) and any(n.endswith(".rpm") for n in a)
+    for arch in facts.architectures().values():
+        folder = arch["dist"]["zig"]
+        assert f"{folder}/avir_clam.so" in a
+        assert any(n.startswith(f"{folder}/debug/") and n.endswith(".debug") for n in a)
+        assert any(n.endswith(f"_{arch['deb']}.deb") for n in a)
+        assert any(n.endswith(f".{arch['rpm']}.rpm") for n in a)
     differ = {n: first_difference(a[n], b[n]) for n in sorted(a) if sha256(a[n]) != sha256(b[n])}
     assert not differ, "not byte-identical:\n" + "\n".join(f"  {n}: {d}" for n, d in differ.items())
 

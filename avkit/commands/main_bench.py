@@ -2,7 +2,7 @@
 c-icap against avir_clam.so; table, JSON and PNG chart."""
 from pathlib import Path
 
-from avkit import paths
+from avkit import facts, paths
 from avkit.stress.bench import run_bench
 
 
@@ -10,7 +10,11 @@ def register(subparsers):
     p = subparsers.add_parser("bench", help="throughput of avir_clam.so against raw clamd, "
                                             "avir_icap.so through c-icap against avir_clam.so")
     p.add_argument("--plugin", action="append", default=[],
-                   help="another plugin to compare (repeatable); avir_clam.so of dist/i386 always runs")
+                   help="another plugin to compare (repeatable); avir_clam.so of the --arch "
+                        "dist folder always runs")
+    p.add_argument("--arch", choices=list(facts.architectures()), default=facts.default_arch(),
+                   help="whose plugins and avhost run (default i386; x86_64: the 64-bit "
+                        "build, as today's Kerio Connect loads it)")
     p.add_argument("--threads", default="1,2,4", help="comma-separated N (1,2,4)")
     p.add_argument("--transport", default="tcp,unix,icap",
                    help="cells to run: tcp, unix (avir_clam.so and raw clamd clients), icap "
@@ -21,12 +25,21 @@ def register(subparsers):
     p.add_argument("--keep", action="store_true",
                    help="keep the work folder (workloads, clamd's folder) in /tmp; it is "
                         "removed at the end otherwise (on a failure, all but the workloads stay)")
-    p.add_argument("--json", default=str(paths.BUILD / "bench" / "bench.json"))
-    p.add_argument("--png", default=str(paths.BUILD / "bench" / "bench.png"))
+    p.add_argument("--json", help="default build/bench/bench.json (bench-x86_64.json for x86_64)")
+    p.add_argument("--png", help="default build/bench/bench.png (bench-x86_64.png for x86_64)")
     p.set_defaults(func=run)
+
+
+def default_output(arch: str, suffix: str) -> Path:
+    """build/bench/bench.<suffix> for the default architecture, bench-<arch>.<suffix> else:
+    a run of one never overwrites the other's figures."""
+    name = "bench" if arch == facts.default_arch() else f"bench-{arch}"
+    return paths.BUILD / "bench" / f"{name}.{suffix}"
 
 
 def run(args) -> int:
     return run_bench([int(x) for x in args.threads.split(",")], args.transport.split(","),
-                     args.reps, args.quick, args.plugin, Path(args.json), Path(args.png),
-                     keep=args.keep)
+                     args.reps, args.quick, args.plugin,
+                     Path(args.json or default_output(args.arch, "json")),
+                     Path(args.png or default_output(args.arch, "png")),
+                     keep=args.keep, arch=args.arch)

@@ -9,9 +9,10 @@ def register(subparsers):
     p = subparsers.add_parser("package", help="build the .deb/.rpm packages (after the audit)")
     p.add_argument("--toolchain", choices=paths.TOOLCHAINS, default="zig",
                    help="whose dist folder to package (default zig, the release)")
-    p.add_argument("--arch", action="append", choices=list(facts.architectures()),
+    p.add_argument("--arch", action="append", choices=[*facts.architectures(), "all"],
                    help="whose dist folder to package (repeatable: both architectures into one "
-                        "folder; default: the default architecture, i386)")
+                        "folder; `all`: every release architecture, as `nox -s package` does; "
+                        "default: the default architecture, i386)")
     p.add_argument("--out", type=Path, help="output folder (default: <dist>/packages)")
     p.add_argument("--version", help="package version (default: VERSION, with a git "
                                      "snapshot suffix unless HEAD is tagged)")
@@ -24,14 +25,23 @@ def register(subparsers):
     p.set_defaults(func=run)
 
 
+def selected_archs(chosen) -> list:
+    """--arch values -> architectures, in cmake/architectures.json's order, each once."""
+    if not chosen:
+        return [facts.default_arch()]
+    every = list(facts.architectures())
+    return every if "all" in chosen else [a for a in every if a in chosen]
+
+
 def run(args) -> int:
     out = args.out or paths.DIST / "packages"
-    archs = args.arch or [facts.default_arch()]
+    archs = selected_archs(args.arch)
     built = package([paths.dist_dir(args.toolchain, arch=a) for a in archs], out,
                     version=args.version,
                     sign_key=args.sign_key, repo=not args.no_repo, policy=args.policy)
     print(f"packages in {out}/:")
     for f in built:
         print(f"  {f.name}")
-    print(f"  SHA256SUMS{'' if args.no_repo else ', apt (Packages, Release) and yum (repodata/) metadata'}")
+    repos = ", apt (dists/) and yum (yum/<basearch>/) repositories, one index per architecture"
+    print(f"  SHA256SUMS{'' if args.no_repo else repos}")
     return 0

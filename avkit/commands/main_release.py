@@ -2,7 +2,8 @@
 packages, SHA256SUMS) in dist/release/, after `avkit package`."""
 from pathlib import Path
 
-from avkit import paths
+from avkit import facts, paths
+from avkit.commands.main_package import selected_archs
 from avkit.ship.release import release
 
 
@@ -10,6 +11,9 @@ def register(subparsers):
     p = subparsers.add_parser("release", help="write the release artifacts (after package)")
     p.add_argument("--toolchain", choices=sorted(paths.TOOLCHAINS), default="zig",
                    help="whose dist folder is released (default zig)")
+    p.add_argument("--arch", action="append", choices=[*facts.architectures(), "all"],
+                   help="whose plugins the release describes (repeatable; default: all, "
+                        "every release architecture, as `nox -s release` packages them)")
     p.add_argument("--packages", type=Path, help="the packages to publish (default: "
                                                  "dist/packages, what `avkit package` wrote)")
     p.add_argument("--out", type=Path, help="output folder (default: dist/release)")
@@ -19,8 +23,9 @@ def register(subparsers):
 
 def run(args) -> int:
     out = args.out or paths.DIST / "release"
-    files = release(paths.dist_dir(args.toolchain), args.packages or paths.DIST / "packages",
-                    out, version=args.version)
+    archs = selected_archs(args.arch or ["all"])
+    files = release([paths.dist_dir(args.toolchain, arch=a) for a in archs],
+                    args.packages or paths.DIST / "packages", out, version=args.version)
     print(f"release in {out}/:")
     for f in files:
         print(f"  {f.name}  ({f.stat().st_size} bytes)")

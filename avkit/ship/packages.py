@@ -38,9 +38,10 @@ PACKAGING = paths.ROOT / "packaging"
 PLACEHOLDER = re.compile(r"\$\{([a-z_]+)\}")
 SCRIPT_PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
 #: What `package` may delete from its output folder before building (nothing else).
-OUTPUT_PATTERNS = ["*.deb", "*.rpm", "SHA256SUMS", "Packages", "Packages.gz", "Release",
-                   "Release.gpg", "InRelease", "signing-key.asc", "repodata",
-                   "SHA256SUMS.asc", "signing-key.gpg", "*.list", "*.repo"]
+OUTPUT_PATTERNS = ["*.deb", "*.rpm", "SHA256SUMS", "dists", "yum", "signing-key.asc",
+                   "SHA256SUMS.asc", "signing-key.gpg", "*.list", "*.repo",
+                   # the flat layout of earlier versions (one index for every architecture)
+                   "Packages", "Packages.gz", "Release", "Release.gpg", "InRelease", "repodata"]
 
 #: Where the maintainer scripts keep a plugin file that an administrator put where the
 #: package installs its own (one folder per package): outside the plugin folder, since

@@ -8,6 +8,10 @@ tests, packages and the smoke test.
     *.deb, *.rpm                           the packages of dist/packages/
     SHA256SUMS                             over all of the above
 
+Every release architecture's plugins (dist/i386/, dist/x86_64/: cmake/architectures.json)
+are in the SBOM, the provenance and the notes, and their packages in the folder: a
+release whose packages lack an architecture it ships is refused.
+
 A tagged release (HEAD carries the tag VERSION or vVERSION) is refused while
 packaging/project.json has placeholder addresses (packaging/placeholders.json); a
 snapshot only warns.
@@ -20,7 +24,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from avkit import paths
+from avkit import elf, facts, paths
 from avkit.errors import UserError
 from avkit.ship import audit, components, packages, provenance, sbom, source_archive
 
@@ -75,8 +79,19 @@ def check_placeholders(project: dict, tagged: bool) -> None:
 
 # --- the pieces --------------------------------------------------------------------------
 
+def plugin_arch(so: Path) -> str:
+    return facts.arch_of(elf.header(so)) or "?"
+
+
+def architecture_label(arch: str) -> str:
+    """"i386, 32-bit: i386 .deb, i686 .rpm" for the notes."""
+    a = facts.architecture(arch)
+    return f"{arch}, {a['elf_class']}-bit: {a['deb']} .deb, {a['rpm']} .rpm"
+
+
 def notes(version: str, epoch: int, plugins: list, package_files: list) -> str:
-    """RELEASE-NOTES.md: the changelog entry of the version, what each plugin links."""
+    """RELEASE-NOTES.md: the changelog entry of the version, what each plugin of each
+    architecture links, the packages."""
     entry = packages.changelog_entries(version, epoch)[0]
     name = components.policy()["project"]["name"]
     out = [f"# {name} {version}", "", f"Released {entry['date'][:10]}.", ""]
@@ -85,7 +100,7 @@ def notes(version: str, epoch: int, plugins: list, package_files: list) -> str:
     for so in plugins:
         parts = ", ".join(f"{c['name']} {c['version']} ({c['license']})"
                           for c in components.linked(so))
-        out.append(f"- `{so.name}`: {parts}")
+        out.append(f"- `{so.name}` ({architecture_label(plugin_arch(so))}): {parts}")
     out += ["", "## Packages", ""] + [f"- `{f.name}`" for f in sorted(package_files)]
     out += ["", "Checksums in `SHA256SUMS`; the SBOM (SPDX 2.3) and the provenance are "
                 "beside these notes.", ""]
@@ -106,16 +121,39 @@ def clean(out: Path) -> None:
             p.unlink()
 
 
-def release(dist: Path, package_dir: Path, out: Path, version: str = None) -> list:
-    """Writes the release artifacts into out; returns them."""
+def release_plugins(dists: list) -> list:
+    """Every plugin of every dist folder (one per architecture)."""
+    plugins = []
+    for dist in dists:
+        found = audit.plugins_in(dist)
+        if not found:
+            raise UserError(f"no avir_*.so in {dist}: build first (./nox -s build-i386, "
+                            f"./nox -s build-x86_64)")
+        plugins += found
+    return plugins
+
+
+def check_packages_cover(plugins: list, package_files: list, package_dir: Path) -> None:
+    """Each architecture of the released plugins has its packages in the folder."""
+    names = [f.name for f in package_files]
+    for arch in sorted({plugin_arch(so) for so in plugins}):
+        a = facts.architecture(arch)
+        if not [n for n in names if n.endswith((f"_{a['deb']}.deb", f".{a['rpm']}.rpm"))]:
+            raise UserError(f"no {a['deb']} .deb nor {a['rpm']} .rpm in {package_dir}, but "
+                            f"the release ships {arch} plugins: `python -m avkit package "
+                            f"--arch all` first")
+
+
+def release(dist, package_dir: Path, out: Path, version: str = None) -> list:
+    """Writes the release artifacts into out; returns them. dist: a dist folder, or a
+    list of them (one per architecture)."""
     project = packages.load("project.json")
     check_placeholders(project, is_tagged())
-    plugins = audit.plugins_in(dist)
-    if not plugins:
-        raise UserError(f"no avir_*.so in {dist}: build first (./nox -s build-i386)")
+    plugins = release_plugins([dist] if isinstance(dist, (str, Path)) else dist)
     package_files = sorted(p for p in Path(package_dir).glob("*") if p.suffix in (".deb", ".rpm"))
     if not package_files:
         raise UserError(f"no packages in {package_dir}: run `python -m avkit package` first")
+    check_packages_cover(plugins, package_files, Path(package_dir))
     version = version or packages.project_version()
     epoch = packages.source_date_epoch()
     created = datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,4 +1,6 @@
-"""The release's SBOM: SPDX 2.3 JSON, one document for every plugin of the release.
+"""The release's SBOM: SPDX 2.3 JSON, one document for every plugin of the release
+(each architecture's avir_<name>.so is a package of its own, its architecture in its
+SPDXID and summary).
 
 SPDX rather than CycloneDX: what this project must answer is licensing (which
 license texts go with each plugin), and SPDX has the license expression of each
@@ -15,6 +17,7 @@ import json
 import re
 from pathlib import Path
 
+from avkit import elf, facts
 from avkit.errors import UserError
 from avkit.ship import components
 
@@ -29,8 +32,13 @@ def component_id(component: dict) -> str:
     return _spdx_id(f"component-{component['name']}-{component['version']}")
 
 
+def plugin_arch(so: Path) -> str:
+    return facts.arch_of(elf.header(so)) or "unknown"
+
+
 def plugin_id(so: Path) -> str:
-    return _spdx_id(f"plugin-{so.name}")
+    """Per architecture: avir_clam.so of i386 and of x86_64 are two packages."""
+    return _spdx_id(f"plugin-{plugin_arch(so)}-{so.name}")
 
 
 def _component_package(c: dict) -> dict:
@@ -65,6 +73,8 @@ def document(plugins: list, version: str, created: str) -> dict:
         pid = plugin_id(so)
         packages.append({"SPDXID": pid, "name": so.name, "versionInfo": version,
                          "packageFileName": so.name, "downloadLocation": "NOASSERTION",
+                         "summary": f"{so.name} for {plugin_arch(so)} "
+                                    f"({elf.header(so)['class']}-bit Kerio products)",
                          "filesAnalyzed": False,
                          "checksums": [{"algorithm": "SHA256",
                                         "checksumValue": components.sha256_file(so)}],

@@ -3,6 +3,10 @@ clamd, one real clamd.
 
     python -m avkit bench [--quick] [--plugin PATH]... [--threads 1,2,4]
                           [--transport tcp,unix,icap] [--reps 3] [--json FILE] [--png FILE]
+                          [--arch x86_64]
+
+--arch picks whose avhost and plugins run (dist/i386/ by default, dist/x86_64/): the
+same cells, one row set per run; x86_64's figures go to bench-x86_64.json/.png.
 
 Raw clamd is the upper bound: a minimal client written here keeps one IDSESSION per
 thread and sends each file as INSTREAM in the plugin's chunk size (64 KiB), the end
@@ -33,7 +37,7 @@ import threading
 import time
 from pathlib import Path
 
-from avkit import paths
+from avkit import facts, paths
 from avkit.check import avhost
 from avkit.check.clamd import Clamd
 from avkit.check.icap import CIcap
@@ -303,25 +307,30 @@ def measure_all(work: Path, threads, transports, reps, quick, plugins, clam, hos
 
 def run_bench(threads: list[int], transports: list[str], reps: int, quick: bool,
               extra_plugins: list[str], json_path: Path, png_path: Path,
-              keep: bool = False) -> int:
+              keep: bool = False, arch: str = None) -> int:
+    """arch: whose avhost and plugins run (the default architecture's unless given)."""
     if quick:
         threads, reps = [t for t in threads if t <= 2] or [1], 1
-    clam = paths.dist_dir("zig") / "avir_clam.so"
+    arch = arch or facts.default_arch()
+    dist = paths.dist_dir("zig", arch=arch)
+    clam = dist / "avir_clam.so"
     plugins = [clam, *[Path(p).resolve() for p in extra_plugins]]
-    host = paths.dist_dir("zig") / "avhost"
+    host = dist / "avhost"
     needed = plugins + ([host.parent / so for so, _ in ICAP_ROWS.values()]
                         if ICAP in transports else [])
     for p in needed:
         if not p.exists():
-            raise UserError(f"{p} not found: build it (python -m avkit build) or fix --plugin")
+            raise UserError(f"{p} not found: build it (python -m avkit build --arch {arch}) "
+                            f"or fix --plugin")
     # The work folder (the workloads, about 400 MB, and clamd's folder) goes at the end;
     # on a failure clamd's folder stays for its log, the workloads go anyway.
     with Scratch("avkit-bench-", keep=keep, drop_when_kept=["files"]) as scratch:
         results, clamd_version = measure_all(scratch.path, threads, transports, reps, quick,
                                              plugins, clam, host)
         pool = pool_row(scratch.path / "pool", clam, host, quick)
-    meta = {**machine(), "clamd": clamd_version, "reps": reps, "quick": quick, "chunk": CHUNK}
-    out = {"reps": reps, "quick": quick, "chunk": CHUNK, "clamd_threads": 8,
+    meta = {**machine(), "clamd": clamd_version, "reps": reps, "quick": quick, "chunk": CHUNK,
+            "arch": arch}
+    out = {"arch": arch, "reps": reps, "quick": quick, "chunk": CHUNK, "clamd_threads": 8,
            "clamd": clamd_version, "cells": results, "pool": pool, "machine": machine()}
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(out, indent=1, default=str))
@@ -472,6 +481,7 @@ def chart_figure(results, meta: dict):
     # above the panels (a suptitle and an outside legend would overlap).
     title = ("avir_clam.so (through avhost; FdPass=off: INSTREAM, on: FILDES) against raw "
              "clamd clients, and avir_icap.so through c-icap: throughput\n"
+             f"plugins and avhost: {meta.get('arch', facts.default_arch())}; "
              f"{meta.get('cpus')} cores, {meta.get('cpu_model')}; clamd "
              f"{meta.get('clamd', '?')}; {meta.get('chunk', CHUNK) // KiB} KiB chunks"
              + ("; quick run" if meta.get("quick") else ""))

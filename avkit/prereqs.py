@@ -28,6 +28,7 @@ COMMAND_PACKAGES = {
     "rpmlint": "rpmlint",
     "qemu-system-i386": "qemu-system-x86",
     "qemu-system-x86_64": "qemu-system-x86",
+    "dnf": "dnf",
     "debootstrap": "debootstrap",
     "mkfs.ext4": "e2fsprogs",
     "zip": "zip",
@@ -57,7 +58,7 @@ _ICAP = ("c-icap",)                         # a private c-icap with virus_scan f
 _PACKAGE = (*_BUILD, "dpkg-deb", "createrepo_c", "git")
 _SMOKE = ("qemu-system-i386", "qemu-system-x86_64", "mkfs.ext4", "debootstrap", "chroot", "dpkg-deb", "rpm", "zip")
 _TESTS = (*_BUILD, *_GCC, *_KIT, *_ICAP, *_PACKAGE, "rpm", "rpmbuild", "lintian", "rpmlint",
-          "unzip", "setpriv", "gdb", *_SMOKE)
+          "unzip", "setpriv", "gdb", "dnf", *_SMOKE)
 
 
 def _needs(*needs: str) -> tuple:

@@ -15,6 +15,7 @@ Every row of README.md's "Files over the engine's limits" table names its test h
 import io
 import os
 import shutil
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -322,14 +323,16 @@ def test_pool_all_down_speaks(artifact, capsys):
     report_waits(capsys, "pool of two, both down (StartupTimeout=10)", logs, ended)
 
 
-def test_pool_instance_unusable_for_good_is_explained_at_once(artifact, stock, tmp_path):
+def test_pool_instance_unusable_for_good_is_explained_at_once(artifact, stock):
     """In a pool, an instance that can never work (not a socket) is not waited for,
     and its whole hint is logged; the pool starts on the instance that answers."""
-    bogus = tmp_path / "not-a-socket"
-    bogus.write_text("x\n")
-    records = client.timed_records(artifact("avhost"), "serve", artifact("avir_clam.so"),
-                                   options={"LocalSocket": f"{bogus}, {stock.socket_path}",
-                                            "StartupTimeout": "10"})
+    # Short: the two paths share one option value of at most 127 characters.
+    with tempfile.TemporaryDirectory(prefix="avk") as short:
+        bogus = Path(short) / "not-a-socket"
+        bogus.write_text("x\n")
+        records = client.timed_records(artifact("avhost"), "serve", artifact("avir_clam.so"),
+                                       options={"LocalSocket": f"{bogus}, {stock.socket_path}",
+                                                "StartupTimeout": "10"})
     ended, init = records[-1]
     assert init["result"] == 1 and ended < 5, (ended, init)
     hints = [r["message"] for _, r in records if r["event"] == "log"

@@ -69,9 +69,14 @@ class FakeClamd(FakeServer):
     TRICKLE_BYTES = 8 * 1024
     TRICKLE_INTERVAL = 0.15
 
-    def __init__(self, mode: str = "ok", unix_path=None):
+    def __init__(self, mode: str = "ok", unix_path=None, grow_to=None, alerts=True):
+        """grow_to: every file passed by descriptor grows to this size before the
+        reply; alerts=False: answers plugin_init's probes as a clamd with
+        AlertExceedsMax no (the nested archive comes back OK)."""
         super().__init__()
         self.mode = mode
+        self.grow_to = grow_to
+        self.alerts = alerts
         self.unix_path = str(unix_path) if unix_path else None
         self.fildes = 0
         self.passed: list[tuple[int, bytes]] = []
@@ -118,6 +123,9 @@ class FakeClamd(FakeServer):
         buf[0] = buf[0][1:]  # the carrier byte
         fd = fds.pop(0)
         try:
+            if self.grow_to is not None:
+                # the file grows after the plugin's fstat, before clamd's own
+                os.truncate(os.readlink(f"/proc/self/fd/{fd}"), self.grow_to)
             size = os.fstat(fd).st_size
             head = os.pread(fd, 64, 0)
         finally:
@@ -203,7 +211,8 @@ class FakeClamd(FakeServer):
                     elif cmd == b"zVERSION":
                         # plugin_init's probes follow: an encrypted zip, a deeply nested one
                         probe_answers = [b"stream: Heuristics.Encrypted.Zip FOUND\0",
-                                         b"stream: Heuristics.Limits.Exceeded.MaxRecursion FOUND\0"]
+                                         b"stream: Heuristics.Limits.Exceeded.MaxRecursion FOUND\0"
+                                         if self.alerts else b"stream: OK\0"]
                         version = b"0.94.2" if self.mode == "old" else b"1.4.3"
                         conn.sendall(prefix + b"ClamAV " + version + b"/27000/fake\0")
                     elif cmd == b"zFILDES" and self.mode == "unknown_fd":

@@ -187,6 +187,25 @@ def test_limit_below_stock_is_read_from_clamd_conf(artifact, tmp_path):
     assert f"MaxFileSize 1M in {c.conf_path}" in record["vir_info"], record
 
 
+def test_file_grown_past_the_limit_during_the_scan_is_not_clean(artifact, tmp_path):
+    """A real clamd cannot be made to lose this race on cue, so a fake one wins it: the
+    file grows past MaxFileSize after the plugin's fstat and before clamd's, and clamd
+    (AlertExceedsMax no) skips it and answers OK. That OK must not reach the product."""
+    from fake_clamd import FakeClamd
+
+    small = tmp_path / "growing.bin"
+    small.write_bytes(b"x" * 4096)
+    with FakeClamd("ok", unix_path=tmp_path / "clamd.sock", grow_to=2 * MiB,
+                   alerts=False) as fake:
+        conf = tmp_path / "clamd.conf"
+        conf.write_text(f"LocalSocket {fake.unix_path}\nMaxFileSize 1M\n")
+        run = scan("zig", artifact, fake.plugin_options(FdPass="on", ClamdConf=conf), [small])
+        assert fake.fildes == 1, "the file was not passed by descriptor"
+    record = run.events("scan")[0]
+    assert record["verdict"] == "FAILED", record
+    assert "grew to 2097152 bytes" in record["vir_info"] and "MaxFileSize 1M" in record["vir_info"]
+
+
 def test_stock_clamd_archive_over_max_recursion_is_not_detected(artifact, stock, files):
     """What the plugin cannot tell (README says so, and plugin_init warns): with
     AlertExceedsMax no, EICAR past MaxRecursion comes back OK from clamd, the same

@@ -150,6 +150,26 @@ void report_over_clamd_limit(const Config &config, std::uint64_t size, const cha
                config.where().c_str());
 }
 
+/*
+ * After an OK: whether the file is now over the size at which clamd skips files
+ * silently. It may have grown between our fstat and clamd's (a passed
+ * descriptor), or while it was streamed to its end; clamd then skipped it, and
+ * its OK says nothing about the file.
+ */
+bool grew_past_clamd_limit(const Config &config, int fd, const char *filename, char *result)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size < 0 ||
+        !would_be_skipped(config, static_cast<std::uint64_t>(st.st_size)))
+        return false;
+    avc_format(result, AVP_RESULT_SIZE,
+               "%s grew to %llu bytes while it was being scanned, over clamd's %s: clamd at %s "
+               "may have skipped it and called it clean. Scan it again once it is complete",
+               filename, static_cast<unsigned long long>(st.st_size),
+               config.clamd_limit.origin.c_str(), config.where().c_str());
+    return true;
+}
+
 /* What one connection attempt may take: the StartupTimeout, at most ScanTimeout. */
 Clock::duration connect_timeout(const Config &config)
 {
@@ -353,6 +373,8 @@ Scanner::Attempt Scanner::scan_on(const Config &config, Instance &instance, int 
         Attempt a{scan_outcome(config, where, r, reply, filename, result,
                                Clock::now() >= deadline_),
                   false, false, ""};
+        if (a.code == AVCHK_OK && grew_past_clamd_limit(config, fd, filename, result))
+            a.code = AVCHK_FAILED;
         if (r.kind == StreamResult::Kind::Transport || r.kind == StreamResult::Kind::Timeout) {
             a.instance_failed = true;
             a.in_flight = true;

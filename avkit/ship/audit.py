@@ -10,7 +10,7 @@ versions the plugin really needs.
 from pathlib import Path
 
 from avkit import elf, facts as project
-from avkit.facts import POLICY_FILE, policies as read_policies
+from avkit.facts import AUDIT_POLICY_FILE, policies as read_policies
 from avkit.errors import UserError
 
 #: hardening name -> (test on elf.hardening() facts, explanation when missing, fix)
@@ -31,7 +31,7 @@ HARDENING = {
 }
 
 
-def load_policies(path: Path = POLICY_FILE, arch: str = None) -> dict:
+def load_policies(path: Path = AUDIT_POLICY_FILE, arch: str = None) -> dict:
     """The policies of one architecture (default: the default one), strictest first, with
     "arch", "default" (the policy its plugins must satisfy) and "elf" (the header they have)."""
     arch = arch or project.default_arch()
@@ -163,7 +163,8 @@ def package_deps(facts: dict, data: dict) -> dict:
     for library in facts["needed"]:
         info = data["packages"].get(library)
         if info is None:
-            raise UserError(f"no package is known to provide {library}: add it to {POLICY_FILE}")
+            raise UserError(f"no package is known to provide {library}: "
+                            f"add it to {AUDIT_POLICY_FILE}")
         pkg = info["deb"]
         if info.get("deb_version_from") == "GLIBC" and glibc:
             deb[pkg] = f"{pkg} (>= {_vstr(glibc)})"

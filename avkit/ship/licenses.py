@@ -1,5 +1,5 @@
 """The copyright file of a package, in Debian's machine-readable format (DEP-5), made
-from the components linked into its plugin (avkit/ship/components.py); the .deb
+from the components linked into its plugin (avkit/ship/components.py, texts from avkit/ship/license_texts.py); the .deb
 installs it as /usr/share/doc/<package>/copyright (referring to
 /usr/share/common-licenses where Debian has a text), the .rpm, with every text in
 full, as its %license file /usr/share/licenses/<package>/copyright.
@@ -9,7 +9,7 @@ paragraph names a license whose text is in the file.
 import re
 
 from avkit.errors import UserError
-from avkit.ship import components
+from avkit.ship import components, license_texts
 
 FORMAT = "https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/"
 
@@ -25,7 +25,7 @@ def _field(name: str, value: str) -> str:
 
 
 def dep5_name(license_id: str) -> str:
-    return components.dep5_license_name(license_id)
+    return license_texts.dep5_license_name(license_id)
 
 
 def render(linked: list, project: dict, plugin: str, debian: bool = True) -> str:
@@ -47,10 +47,10 @@ def render(linked: list, project: dict, plugin: str, debian: bool = True) -> str
         if c["name"] != components.policy()["project"]["name"]:
             out += _field("Comment", f"{c['title']}, version {c['version']}, {c['origin']}; "
                                      f"license text from "
-                                     f"{components.license_source(c['license'])}.")
+                                     f"{license_texts.license_source(c['license'])}.")
     for license_id in dict.fromkeys(c["license"] for c in linked):
         out += "\n" + _field("License", dep5_name(license_id) + "\n"
-                             + components.license_text(license_id, debian=debian))
+                             + license_texts.license_text(license_id, debian=debian))
     return out
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from avkit import elf, facts
 from avkit.errors import UserError
-from avkit.ship import components
+from avkit.ship import components, license_texts
 
 NAMESPACE = "https://spdx.org/spdxdocs/"  # SPDX's own base for documents without a home
 
@@ -100,8 +100,8 @@ def document(plugins: list, version: str, created: str) -> dict:
         "creationInfo": {"created": created, "creators": ["Tool: avkit release"]},
         "packages": packages, "relationships": relationships,
         "hasExtractedLicensingInfos": [
-            {"licenseId": r, "name": components.dep5_license_name(r),
-             "extractedText": components.license_text(r)} for r in sorted(refs)],
+            {"licenseId": r, "name": license_texts.dep5_license_name(r),
+             "extractedText": license_texts.license_text(r)} for r in sorted(refs)],
     }
 
 

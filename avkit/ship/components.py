@@ -15,12 +15,13 @@ from typing import Any, Iterable
 
 from avkit import paths
 from avkit.errors import UserError
-from avkit.ship import dwarf_sources
+from avkit.ship import dwarf_sources, toolchain
 from avkit.ship.version import project_version
 # Named here too for the modules that ask components for them (release, provenance).
 from avkit.ship.dwarf_sources import debug_file_of  # noqa: F401
 from avkit.ship.toolchain import (boost_reference, boost_source, boost_version,  # noqa: F401
-                                  llvm_version, sha256_file, zig_executable, zig_version)
+                                  glibc_version, llvm_version, sha256_file, zig_executable,
+                                  zig_version)
 
 COMPONENTS_FILE = paths.ROOT / "packaging" / "components.json"
 
@@ -103,6 +104,9 @@ def component_origin(component: dict[str, Any]) -> str:
     source = component["version_from"]
     if source == "conan":
         return f"headers of the wheel {boost_source()['wheel']} (conan/index, sha256 pinned)"
+    if source == "glibc":
+        return (f"glibc {glibc_version()}'s own code as shipped in ziglang {zig_version()} "
+                f"(glibc's version: the newest in zig's {toolchain.GLIBC_ABILISTS})")
     return f"as shipped in ziglang {zig_version()}"
 
 
@@ -112,6 +116,8 @@ def component_version(component: dict[str, Any]) -> str:
         return boost_version()
     if source == "libcxx":
         return llvm_version()
+    if source == "glibc":
+        return glibc_version()
     return zig_version()
 
 

@@ -87,11 +87,13 @@ def _too_new(facts: dict, limits: dict) -> dict:
 
 
 def check(facts: dict, policy: dict, data: dict) -> list:
-    """Violations of one policy: list of {"check", "message", "symbols"}."""
+    """Violations of one policy: list of {"check", "message", "symbols", "reason"}; the
+    reason is the message without what is particular to this policy."""
     out = []
 
-    def bad(kind, message, symbols=()):
-        out.append({"check": kind, "message": message, "symbols": list(symbols)})
+    def bad(kind, message, symbols=(), reason=None):
+        out.append({"check": kind, "message": message, "symbols": list(symbols),
+                    "reason": reason or message})
 
     want = data["elf"]
     if facts["class"] != want["class"] or facts["machine"] != want["machine"]:
@@ -124,9 +126,12 @@ def check(facts: dict, policy: dict, data: dict) -> list:
         limit = (f"above {ns} {policy['symbol_versions'][ns]}" if ns in limits
                  else f"no {ns} symbols are allowed")
         listed = ", ".join(f"{s}@{version} from {lib}" for s, lib in pairs[:8])
-        bad("symbol_versions", f"{version} is too recent ({limit}): {listed}"
-                               f"{' ...' if len(pairs) > 8 else ''}",
-            [f"{s}@{version} ({lib})" for s, lib in pairs])
+        more = " ..." if len(pairs) > 8 else ""
+        # The reason without this policy's limit reads the same under every policy it
+        # fails: format_report prints it once, with them.
+        bad("symbol_versions", f"{version} is too recent ({limit}): {listed}{more}",
+            [f"{s}@{version} ({lib})" for s, lib in pairs],
+            reason=f"{version} is too recent: {listed}{more}" if ns in limits else None)
 
     for name in policy["hardening"]:
         test, why, fix = HARDENING[name]
@@ -207,6 +212,18 @@ def passes(report: dict, policy_name: str) -> bool:
     return not report["violations"][policy_name]
 
 
+def reasons(report: dict, data: dict) -> dict[str, list[str]]:
+    """{reason: the policies it fails, strictest first}: each reason once, in the order
+    the policies first meet it."""
+    out: dict[str, list[str]] = {}
+    for p in data["policies"]:
+        for v in report["violations"][p["name"]]:
+            names = out.setdefault(v["reason"], [])
+            if p["name"] not in names:
+                names.append(p["name"])
+    return out
+
+
 def format_report(report: dict, data: dict, required: str) -> str:
     f = report["facts"]
     h = f["hardening"]
@@ -227,12 +244,9 @@ def format_report(report: dict, data: dict, required: str) -> str:
     deps = report["dependencies"]
     lines.append(f"  package deps: deb Depends: {', '.join(deps['deb'])}; "
                  f"rpm Requires: {', '.join(deps['rpm'])}")
-    for p in data["policies"]:
-        violations = report["violations"][p["name"]]
-        if not violations:
-            continue
-        lines.append(f"  not \"{p['name']}\" ({p['description']}):")
-        lines.extend(f"    - {v['message']}" for v in violations)
+    for message, names in reasons(report, data).items():
+        lines.append(f"  - {message}")
+        lines.append(f"    fails: {', '.join(names)}")
     return "\n".join(lines)
 
 

@@ -167,3 +167,13 @@ def test_the_packages_are_described_with_the_plugin_they_contain(doc, package_fi
             # kerio-<product>-avir-<name>: exactly the plugin of its name
             name = package["name"].rsplit("-avir-", 1)[1]
             assert inside == [f"avir_{name}.so"], package["name"]
+
+
+def test_the_docs_check_command_says_conformant(spdx_path):
+    """docs/sbom.md's `ntia-checker` line, run as written on an SBOM."""
+    doc_lines = (paths.ROOT / "docs" / "sbom.md").read_text().splitlines()
+    (line,) = [x.strip() for x in doc_lines if x.strip().startswith("ntia-checker ")]
+    argv = line.replace("kerio-avir-plugins-<version>.spdx.json", str(spdx_path)).split()
+    argv[0] = shutil.which("ntia-checker", path=str(TOOLS)) or argv[0]
+    r = run(argv, check=False)
+    assert "Conformant: True" in r.stdout, r.stdout + r.stderr

@@ -295,8 +295,8 @@ def test_a_reason_some_policies_allow_names_only_those_it_fails(data):
     """A symbol version above some floors and not others: one reason, its policies only."""
     report = {"violations": {p["name"]: [] for p in data["policies"]}}
     strict, *rest = [p["name"] for p in data["policies"]]
-    report["violations"][strict] = [{"check": "symbol_versions", "message": "GLIBC_X is too recent (above 1)",
-                                     "reason": "GLIBC_X is too recent"}]
+    report["violations"][strict] = [{"check": "symbol_versions", "reason": "GLIBC_X is too recent",
+                                     "message": "GLIBC_X is too recent (above 1)"}]
     assert audit.reasons(report, data) == {"GLIBC_X is too recent": [strict]}
 
 

@@ -8,6 +8,7 @@ dependencies (`Depends: libc6 (>= X)` and the RPM requirements) from the symbol
 versions the plugin really needs.
 """
 from pathlib import Path
+from typing import Any
 
 from avkit import elf, facts as project
 from avkit.facts import AUDIT_POLICY_FILE, policies as read_policies
@@ -31,7 +32,7 @@ HARDENING = {
 }
 
 
-def load_policies(path: Path = AUDIT_POLICY_FILE, arch: str = None) -> dict:
+def load_policies(path: Path = AUDIT_POLICY_FILE, arch: str | None = None) -> dict[str, Any]:
     """The policies of one architecture (default: the default one), strictest first, with
     "arch", "default" (the policy its plugins must satisfy) and "elf" (the header they have)."""
     arch = arch or project.default_arch()
@@ -45,13 +46,13 @@ def load_policies(path: Path = AUDIT_POLICY_FILE, arch: str = None) -> dict:
     return data
 
 
-def policies_for(path) -> dict:
+def policies_for(path: Path | str) -> dict[str, Any]:
     """The policies of the architecture a plugin's ELF header names (an ELF file of no
     release architecture is checked against the default one's, and fails its "elf" check)."""
     return load_policies(arch=project.arch_of(elf.header(path)))
 
 
-def policy_by_name(data: dict, name: str) -> dict:
+def policy_by_name(data: dict[str, Any], name: str) -> dict[str, Any]:
     for p in data["policies"]:
         if p["name"] == name:
             return p
@@ -86,7 +87,8 @@ def _too_new(facts: dict, limits: dict) -> dict:
     return too_new
 
 
-def check(facts: dict, policy: dict, data: dict) -> list:
+def check(facts: dict[str, Any], policy: dict[str, Any],
+          data: dict[str, Any]) -> list[dict[str, Any]]:
     """Violations of one policy: list of {"check", "message", "symbols", "reason"}; the
     reason is the message without what is particular to this policy."""
     out = []
@@ -143,7 +145,7 @@ def check(facts: dict, policy: dict, data: dict) -> list:
     return out
 
 
-def package_deps(facts: dict, data: dict) -> dict:
+def package_deps(facts: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     """Dependencies for the packages, derived from what the plugin really needs.
 
     deb: libc6 (>= highest GLIBC_x); rpm: each needed soname and soname(highest version)
@@ -184,7 +186,7 @@ def package_deps(facts: dict, data: dict) -> dict:
     return {"glibc": _vstr(glibc) if glibc else None, "deb": sorted(deb.values()), "rpm": rpm}
 
 
-def audit_file(path, data: dict = None) -> dict:
+def audit_file(path: Path | str, data: dict[str, Any] | None = None) -> dict[str, Any]:
     """The report of one plugin: facts, violations per policy, verdict and package deps.
     Without data, against the policies of the plugin's own architecture."""
     path = Path(path)
@@ -208,11 +210,11 @@ def audit_file(path, data: dict = None) -> dict:
     }
 
 
-def passes(report: dict, policy_name: str) -> bool:
+def passes(report: dict[str, Any], policy_name: str) -> bool:
     return not report["violations"][policy_name]
 
 
-def reasons(report: dict, data: dict) -> dict[str, list[str]]:
+def reasons(report: dict[str, Any], data: dict[str, Any]) -> dict[str, list[str]]:
     """{reason: the policies it fails, strictest first}: each reason once, in the order
     the policies first meet it."""
     out: dict[str, list[str]] = {}
@@ -224,7 +226,7 @@ def reasons(report: dict, data: dict) -> dict[str, list[str]]:
     return out
 
 
-def format_report(report: dict, data: dict, required: str) -> str:
+def format_report(report: dict[str, Any], data: dict[str, Any], required: str) -> str:
     f = report["facts"]
     h = f["hardening"]
     lines = []
@@ -250,6 +252,6 @@ def format_report(report: dict, data: dict, required: str) -> str:
     return "\n".join(lines)
 
 
-def plugins_in(folder: Path) -> list:
+def plugins_in(folder: Path) -> list[Path]:
     """The plugins a release ships: every avir_*.so of a dist folder (avhost is a test tool)."""
     return sorted(p for p in Path(folder).glob("avir_*.so") if p.is_file())

@@ -52,8 +52,8 @@ def license_text(license_id: str, debian: bool = False) -> str:
     for part in spec["text"]:
         origin = license_origin(part)
         if not origin.is_file():
-            raise UserError(f"license text of {license_id} missing: {origin}"
-                            + (" (Debian's base-files ships it)" if part["from"] == "system" else ""))
+            hint = " (Debian's base-files ships it)" if part["from"] == "system" else ""
+            raise UserError(f"license text of {license_id} missing: {origin}{hint}")
         text = origin.read_text(errors="replace")
         text = _first_comment(text) if part.get("first_comment") else text
         if debian and part.get("debian_common"):

@@ -1,5 +1,6 @@
 """The copyright file of a package, in Debian's machine-readable format (DEP-5), made
-from the components linked into its plugin (avkit/ship/components.py, texts from avkit/ship/license_texts.py); the .deb
+from the components linked into its plugin (avkit/ship/components.py; the texts:
+avkit/ship/license_texts.py); the .deb
 installs it as /usr/share/doc/<package>/copyright (referring to
 /usr/share/common-licenses where Debian has a text), the .rpm, with every text in
 full, as its %license file /usr/share/licenses/<package>/copyright.
@@ -7,6 +8,7 @@ parse() reads one back: the tests and `avkit release` check that every Files
 paragraph names a license whose text is in the file.
 """
 import re
+from typing import Any
 
 from avkit.errors import UserError
 from avkit.ship import components, license_texts
@@ -28,7 +30,8 @@ def dep5_name(license_id: str) -> str:
     return license_texts.dep5_license_name(license_id)
 
 
-def render(linked: list, project: dict, plugin: str, debian: bool = True) -> str:
+def render(linked: list[dict[str, Any]], project: dict[str, Any], plugin: str,
+           debian: bool = True) -> str:
     """The copyright file of the packages of one plugin, given its linked components;
     debian: refer to /usr/share/common-licenses where Debian has the text (the .deb),
     else every text in full (the .rpm's %license)."""
@@ -54,7 +57,7 @@ def render(linked: list, project: dict, plugin: str, debian: bool = True) -> str
     return out
 
 
-def parse(text: str) -> list:
+def parse(text: str) -> list[dict[str, str]]:
     """The paragraphs of a DEP-5 file: [{field: value}] (continuations joined by \\n)."""
     paragraphs = []
     for block in re.split(r"\n\s*\n", text.strip("\n")):
@@ -74,7 +77,7 @@ def parse(text: str) -> list:
     return paragraphs
 
 
-def check(text: str) -> dict:
+def check(text: str) -> dict[str, str]:
     """{license name: text} after checking the DEP-5 rules this project relies on: a
     Format header, and a License with its text (in place or in a stand-alone License
     paragraph) for every Files paragraph."""

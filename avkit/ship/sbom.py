@@ -245,7 +245,8 @@ def document(plugins: list[Path], version: str, created: str,
         packages.append(_component_package(c, entries))
         files_out += entries
         relationships += [_relationship(cid, "CONTAINS", f["SPDXID"]) for f in entries]
-    refs = sorted({c["license"] for c, _ in seen.values() if c["license"].startswith("LicenseRef-")})
+    refs = sorted({c["license"] for c, _ in seen.values()
+                   if c["license"].startswith("LicenseRef-")})
     name = f"{components.policy()['project']['name']}-{version}"
     doc = {
         "spdxVersion": "SPDX-2.3", "dataLicense": "CC0-1.0", "SPDXID": "SPDXRef-DOCUMENT",

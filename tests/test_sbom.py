@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from avkit import paths
+from avkit import facts, paths
 from avkit.ship import audit, components, licenses, sbom, toolchain
 
 CREATED = "2026-01-01T00:00:00Z"
@@ -29,17 +29,20 @@ def run(cmd, check=True, **kw):
 
 @pytest.fixture(scope="module")
 def plugins(artifact):
-    """Every plugin of the default architecture's dist folder (what its packages install)."""
-    for name in PLUGINS:
-        artifact(name)  # fails naming the build command when not built
-    return audit.plugins_in(paths.dist_dir("zig"))
+    """Every plugin of every architecture's dist folder, as a release has them."""
+    for arch in facts.architectures():
+        for name in PLUGINS:
+            artifact(name, arch=arch)  # fails naming the build command when not built
+    return [so for arch in facts.architectures()
+            for so in audit.plugins_in(paths.dist_dir("zig", arch=arch))]
 
 
 @pytest.fixture(scope="module")
 def package_files(tmp_path_factory, plugins):
-    """The .deb and .rpm packages of the default architecture's plugins (no repository)."""
+    """The .deb and .rpm packages of the plugins of every architecture (no repository)."""
     out = tmp_path_factory.mktemp("packages")
-    run([sys.executable, "-m", "avkit", "package", "--out", out, "--no-repo"], cwd=paths.ROOT)
+    run([sys.executable, "-m", "avkit", "package", "--arch", "all", "--out", out, "--no-repo"],
+        cwd=paths.ROOT)
     return sorted(p for p in out.iterdir() if p.suffix in (".deb", ".rpm"))
 
 
@@ -152,6 +155,7 @@ def test_components_list_their_files_with_the_files_own_hashes(doc):
 def test_the_packages_are_described_with_the_plugin_they_contain(doc, package_files, plugins):
     by_file = {p.get("packageFileName"): p for p in doc["packages"]}
     plugin_ids = {sbom.plugin_id(so): so.name for so in plugins}
+    assert len(plugin_ids) == len(plugins)  # each architecture's plugin is its own package
     contains = {(r["spdxElementId"], r["relatedSpdxElement"]) for r in doc["relationships"]
                 if r["relationshipType"] == "CONTAINS"}
     described = {r["relatedSpdxElement"] for r in doc["relationships"]

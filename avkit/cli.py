@@ -9,6 +9,7 @@ stdout carries a command's result only (a report, JSON); progress goes to stderr
 """
 import argparse
 import importlib
+import os
 import signal
 import sys
 
@@ -24,7 +25,29 @@ def build_parser(only: str = None) -> argparse.ArgumentParser:
     return parser
 
 
+def reader_went_away() -> int:
+    """`avkit audit | head -1`: the reader has what it wanted and closed the pipe. Stop as a
+    Unix tool killed by SIGPIPE would (status 128+13), without a traceback; stdout goes to
+    /dev/null so the interpreter's last flush at exit cannot raise again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
+
+
 def main(argv=None) -> int:
+    """Every command, a closed stdout handled once here: `avkit <command> | head -1`."""
+    try:
+        try:
+            code = run_command(argv)
+        finally:
+            sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+        return code
+    except BrokenPipeError:
+        return reader_went_away()
+
+
+def run_command(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(only=argv[0] if argv else None)
     args = parser.parse_args(argv)

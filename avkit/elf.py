@@ -4,25 +4,28 @@ Shared by the build (build-ids), the audit and the tests.
 """
 import re
 from pathlib import Path
+from typing import Any, BinaryIO, Union
 
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection
 from elftools.elf.sections import NoteSection
 
+PathLike = Union[str, Path]
 
-def _open(path):
+
+def _open(path: PathLike) -> tuple[BinaryIO, ELFFile]:
     f = open(path, "rb")
     return f, ELFFile(f)
 
 
-def header(path) -> dict:
+def header(path: PathLike) -> dict[str, Any]:
     f, elf = _open(path)
     with f:
         return {"class": elf.elfclass, "machine": elf["e_machine"], "type": elf["e_type"]}
 
 
-def build_id(path) -> str:
+def build_id(path: PathLike) -> str:
     """The GNU build-id as hex, or "" when there is none."""
     f, elf = _open(path)
     with f:
@@ -34,7 +37,7 @@ def build_id(path) -> str:
     return ""
 
 
-def dynamic_tags(path) -> dict:
+def dynamic_tags(path: PathLike) -> dict[str, list[Any]]:
     """DT_* tag name -> list of values (strings for NEEDED/RPATH/RUNPATH/SONAME)."""
     f, elf = _open(path)
     tags = {}
@@ -47,11 +50,11 @@ def dynamic_tags(path) -> dict:
     return tags
 
 
-def needed(path) -> list:
+def needed(path: PathLike) -> list[str]:
     return dynamic_tags(path).get("DT_NEEDED", [])
 
 
-def exported_symbols(path) -> list:
+def exported_symbols(path: PathLike) -> list[str]:
     """Names of defined, globally visible dynamic symbols (what a host can dlsym)."""
     f, elf = _open(path)
     with f:
@@ -65,7 +68,7 @@ def exported_symbols(path) -> list:
             and s["st_other"]["visibility"] in ("STV_DEFAULT", "STV_PROTECTED"))
 
 
-def required_versions(path) -> dict:
+def required_versions(path: PathLike) -> dict[str, list[str]]:
     """Library file name -> the symbol versions it must provide (e.g. GLIBC_2.4)."""
     f, elf = _open(path)
     result = {}
@@ -80,7 +83,7 @@ def required_versions(path) -> dict:
 _VERSION = re.compile(r"^([A-Z]+)_([0-9][0-9.]*)$")
 
 
-def version_key(version: str):
+def version_key(version: str) -> tuple[str, tuple[int, ...]] | None:
     """("GLIBC", (2, 12)) for "GLIBC_2.12"; None for private versions like GLIBC_PRIVATE."""
     m = _VERSION.match(version)
     if not m:
@@ -88,7 +91,7 @@ def version_key(version: str):
     return m.group(1), tuple(int(x) for x in m.group(2).split("."))
 
 
-def highest_versions(path) -> dict:
+def highest_versions(path: PathLike) -> dict[str, tuple[int, ...]]:
     """Namespace (GLIBC, GLIBCXX, CXXABI, GCC) -> highest required version tuple."""
     best = {}
     for versions in required_versions(path).values():
@@ -99,7 +102,7 @@ def highest_versions(path) -> dict:
     return best
 
 
-def is_elf(path) -> bool:
+def is_elf(path: PathLike) -> bool:
     with open(Path(path), "rb") as f:
         return f.read(4) == b"\x7fELF"
 
@@ -114,7 +117,7 @@ DF_BIND_NOW = 0x8
 DF_1_NOW = 0x1
 
 
-def versioned_imports(path) -> list:
+def versioned_imports(path: PathLike) -> list[tuple[str, str, str]]:
     """(symbol, version, library) of every undefined dynamic symbol bound to a
     version a library must provide, e.g. ("pthread_create", "GLIBC_2.34", "libc.so.6")."""
     f, elf = _open(path)
@@ -140,14 +143,14 @@ def versioned_imports(path) -> list:
     return sorted(result)
 
 
-def segments(path) -> list:
+def segments(path: PathLike) -> list[dict[str, Any]]:
     """Program headers as {"type": "PT_LOAD"/"PT_GNU_STACK"/..., "flags": p_flags}."""
     f, elf = _open(path)
     with f:
         return [{"type": s["p_type"], "flags": s["p_flags"]} for s in elf.iter_segments()]
 
 
-def section_names(path) -> list:
+def section_names(path: PathLike) -> list[str]:
     f, elf = _open(path)
     with f:
         return [s.name for s in elf.iter_sections() if s.name]
@@ -157,7 +160,7 @@ def _flag_value(values) -> int:
     return values[0] if values else 0
 
 
-def hardening(path) -> dict:
+def hardening(path: PathLike) -> dict[str, Any]:
     """What the loader will do with the file: relro, bind_now, exec stack, textrel, rpath."""
     tags = dynamic_tags(path)
     segs = segments(path)
@@ -178,7 +181,7 @@ def hardening(path) -> dict:
     }
 
 
-def facts(path) -> dict:
+def facts(path: PathLike) -> dict[str, Any]:
     """Everything the audit looks at, as plain JSON-friendly data."""
     head = header(path)
     return {

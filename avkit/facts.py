@@ -21,7 +21,7 @@ from avkit.errors import UserError
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 
 PRODUCTS_FILE = paths.ROOT / "packaging" / "products.json"
-POLICY_FILE = paths.ROOT / "packaging" / "audit-policies.json"
+AUDIT_POLICY_FILE = paths.ROOT / "packaging" / "audit-policies.json"
 ARCH_FILE = paths.ROOT / "cmake" / "architectures.json"
 
 #: every architecture's facts, with their types: a missing or mistyped one is named at load
@@ -102,7 +102,7 @@ def arch_of(header: dict):
     return None
 
 
-def policies(path: Path = POLICY_FILE) -> dict:
+def policies(path: Path = AUDIT_POLICY_FILE) -> dict:
     """Every policy of every architecture; each names its "arch". Each architecture's
     audit_policy (architectures.json) must be one of its own."""
     data = json.loads(Path(path).read_text())

@@ -274,3 +274,45 @@ def test_audit_command_passes_on_the_release_of_each_architecture(artifact):
         policy = facts.architecture(arch)["audit_policy"]
         for so in release_plugins(paths.dist_dir("zig", arch=arch)):
             assert f'[{arch}] {so.name}: OK for policy "{policy}"' in r.stdout
+
+
+def test_each_reason_is_printed_once_with_the_policies_it_fails(tmp_path, data):
+    """A leaked export fails every policy: one line says so and names them all, instead of
+    the same line under each policy."""
+    bad = build(tmp_path, "export", GOOD_C + 'EXPORT int helper_leak(void) { return 1; }\n')
+    r = subprocess.run([sys.executable, "-m", "avkit", "audit", str(bad)], capture_output=True,
+                       text=True, cwd=paths.ROOT)
+    assert r.returncode == 1
+    leak = [line for line in r.stdout.splitlines() if "helper_leak" in line and "- " in line]
+    assert len(leak) == 1, r.stdout
+    at = r.stdout.splitlines().index(leak[0])
+    names = [p["name"] for p in data["policies"]]
+    assert len(names) > 1
+    assert r.stdout.splitlines()[at + 1].strip() == f"fails: {', '.join(names)}", r.stdout
+
+
+def test_a_reason_some_policies_allow_names_only_those_it_fails(data):
+    """A symbol version above some floors and not others: one reason, its policies only."""
+    report = {"violations": {p["name"]: [] for p in data["policies"]}}
+    strict, *rest = [p["name"] for p in data["policies"]]
+    report["violations"][strict] = [{"check": "symbol_versions", "reason": "GLIBC_X is too recent",
+                                     "message": "GLIBC_X is too recent (above 1)"}]
+    assert audit.reasons(report, data) == {"GLIBC_X is too recent": [strict]}
+
+
+@pytest.mark.parametrize("args", [["audit", "GOOD", "GOOD", "GOOD"], ["audit", "--json", "GOOD"],
+                                  ["--help"]])
+def test_a_closed_stdout_ends_the_command_quietly(tmp_path, args):
+    """`avkit audit ... | head -1`: the reader leaves; no BrokenPipeError traceback."""
+    good = build(tmp_path, "good")
+    argv = [str(good) if a == "GOOD" else a for a in args]
+    p = subprocess.Popen([sys.executable, "-m", "avkit", *argv], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, cwd=paths.ROOT)
+    p.stdout.close()  # the reader is gone before the first line
+    _, err = p.communicate(timeout=120)
+    assert err.decode() == ""
+    if args != ["--help"]:  # argparse's help ignores a closed stdout itself (status 0)
+        assert p.returncode == 141  # as a tool killed by SIGPIPE: pipefail still sees it
+    shell = subprocess.run(f"{sys.executable} -m avkit {' '.join(argv)} | head -1",
+                           shell=True, capture_output=True, text=True, cwd=paths.ROOT)
+    assert shell.stderr == "" and len(shell.stdout.splitlines()) == 1, shell

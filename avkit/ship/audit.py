@@ -8,9 +8,10 @@ dependencies (`Depends: libc6 (>= X)` and the RPM requirements) from the symbol
 versions the plugin really needs.
 """
 from pathlib import Path
+from typing import Any
 
 from avkit import elf, facts as project
-from avkit.facts import POLICY_FILE, policies as read_policies
+from avkit.facts import AUDIT_POLICY_FILE, policies as read_policies
 from avkit.errors import UserError
 
 #: hardening name -> (test on elf.hardening() facts, explanation when missing, fix)
@@ -31,7 +32,7 @@ HARDENING = {
 }
 
 
-def load_policies(path: Path = POLICY_FILE, arch: str = None) -> dict:
+def load_policies(path: Path = AUDIT_POLICY_FILE, arch: str | None = None) -> dict[str, Any]:
     """The policies of one architecture (default: the default one), strictest first, with
     "arch", "default" (the policy its plugins must satisfy) and "elf" (the header they have)."""
     arch = arch or project.default_arch()
@@ -45,13 +46,13 @@ def load_policies(path: Path = POLICY_FILE, arch: str = None) -> dict:
     return data
 
 
-def policies_for(path) -> dict:
+def policies_for(path: Path | str) -> dict[str, Any]:
     """The policies of the architecture a plugin's ELF header names (an ELF file of no
     release architecture is checked against the default one's, and fails its "elf" check)."""
     return load_policies(arch=project.arch_of(elf.header(path)))
 
 
-def policy_by_name(data: dict, name: str) -> dict:
+def policy_by_name(data: dict[str, Any], name: str) -> dict[str, Any]:
     for p in data["policies"]:
         if p["name"] == name:
             return p
@@ -86,12 +87,15 @@ def _too_new(facts: dict, limits: dict) -> dict:
     return too_new
 
 
-def check(facts: dict, policy: dict, data: dict) -> list:
-    """Violations of one policy: list of {"check", "message", "symbols"}."""
+def check(facts: dict[str, Any], policy: dict[str, Any],
+          data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Violations of one policy: list of {"check", "message", "symbols", "reason"}; the
+    reason is the message without what is particular to this policy."""
     out = []
 
-    def bad(kind, message, symbols=()):
-        out.append({"check": kind, "message": message, "symbols": list(symbols)})
+    def bad(kind, message, symbols=(), reason=None):
+        out.append({"check": kind, "message": message, "symbols": list(symbols),
+                    "reason": reason or message})
 
     want = data["elf"]
     if facts["class"] != want["class"] or facts["machine"] != want["machine"]:
@@ -124,9 +128,12 @@ def check(facts: dict, policy: dict, data: dict) -> list:
         limit = (f"above {ns} {policy['symbol_versions'][ns]}" if ns in limits
                  else f"no {ns} symbols are allowed")
         listed = ", ".join(f"{s}@{version} from {lib}" for s, lib in pairs[:8])
-        bad("symbol_versions", f"{version} is too recent ({limit}): {listed}"
-                               f"{' ...' if len(pairs) > 8 else ''}",
-            [f"{s}@{version} ({lib})" for s, lib in pairs])
+        more = " ..." if len(pairs) > 8 else ""
+        # The reason without this policy's limit reads the same under every policy it
+        # fails: format_report prints it once, with them.
+        bad("symbol_versions", f"{version} is too recent ({limit}): {listed}{more}",
+            [f"{s}@{version} ({lib})" for s, lib in pairs],
+            reason=f"{version} is too recent: {listed}{more}" if ns in limits else None)
 
     for name in policy["hardening"]:
         test, why, fix = HARDENING[name]
@@ -138,7 +145,7 @@ def check(facts: dict, policy: dict, data: dict) -> list:
     return out
 
 
-def package_deps(facts: dict, data: dict) -> dict:
+def package_deps(facts: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     """Dependencies for the packages, derived from what the plugin really needs.
 
     deb: libc6 (>= highest GLIBC_x); rpm: each needed soname and soname(highest version)
@@ -163,7 +170,8 @@ def package_deps(facts: dict, data: dict) -> dict:
     for library in facts["needed"]:
         info = data["packages"].get(library)
         if info is None:
-            raise UserError(f"no package is known to provide {library}: add it to {POLICY_FILE}")
+            raise UserError(f"no package is known to provide {library}: "
+                            f"add it to {AUDIT_POLICY_FILE}")
         pkg = info["deb"]
         if info.get("deb_version_from") == "GLIBC" and glibc:
             deb[pkg] = f"{pkg} (>= {_vstr(glibc)})"
@@ -178,7 +186,7 @@ def package_deps(facts: dict, data: dict) -> dict:
     return {"glibc": _vstr(glibc) if glibc else None, "deb": sorted(deb.values()), "rpm": rpm}
 
 
-def audit_file(path, data: dict = None) -> dict:
+def audit_file(path: Path | str, data: dict[str, Any] | None = None) -> dict[str, Any]:
     """The report of one plugin: facts, violations per policy, verdict and package deps.
     Without data, against the policies of the plugin's own architecture."""
     path = Path(path)
@@ -202,11 +210,23 @@ def audit_file(path, data: dict = None) -> dict:
     }
 
 
-def passes(report: dict, policy_name: str) -> bool:
+def passes(report: dict[str, Any], policy_name: str) -> bool:
     return not report["violations"][policy_name]
 
 
-def format_report(report: dict, data: dict, required: str) -> str:
+def reasons(report: dict[str, Any], data: dict[str, Any]) -> dict[str, list[str]]:
+    """{reason: the policies it fails, strictest first}: each reason once, in the order
+    the policies first meet it."""
+    out: dict[str, list[str]] = {}
+    for p in data["policies"]:
+        for v in report["violations"][p["name"]]:
+            names = out.setdefault(v["reason"], [])
+            if p["name"] not in names:
+                names.append(p["name"])
+    return out
+
+
+def format_report(report: dict[str, Any], data: dict[str, Any], required: str) -> str:
     f = report["facts"]
     h = f["hardening"]
     lines = []
@@ -226,15 +246,12 @@ def format_report(report: dict, data: dict, required: str) -> str:
     deps = report["dependencies"]
     lines.append(f"  package deps: deb Depends: {', '.join(deps['deb'])}; "
                  f"rpm Requires: {', '.join(deps['rpm'])}")
-    for p in data["policies"]:
-        violations = report["violations"][p["name"]]
-        if not violations:
-            continue
-        lines.append(f"  not \"{p['name']}\" ({p['description']}):")
-        lines.extend(f"    - {v['message']}" for v in violations)
+    for message, names in reasons(report, data).items():
+        lines.append(f"  - {message}")
+        lines.append(f"    fails: {', '.join(names)}")
     return "\n".join(lines)
 
 
-def plugins_in(folder: Path) -> list:
+def plugins_in(folder: Path) -> list[Path]:
     """The plugins a release ships: every avir_*.so of a dist folder (avhost is a test tool)."""
     return sorted(p for p in Path(folder).glob("avir_*.so") if p.is_file())

@@ -1,5 +1,6 @@
 """The copyright file of a package, in Debian's machine-readable format (DEP-5), made
-from the components linked into its plugin (avkit/ship/components.py); the .deb
+from the components linked into its plugin (avkit/ship/components.py; the texts:
+avkit/ship/license_texts.py); the .deb
 installs it as /usr/share/doc/<package>/copyright (referring to
 /usr/share/common-licenses where Debian has a text), the .rpm, with every text in
 full, as its %license file /usr/share/licenses/<package>/copyright.
@@ -7,9 +8,10 @@ parse() reads one back: the tests and `avkit release` check that every Files
 paragraph names a license whose text is in the file.
 """
 import re
+from typing import Any
 
 from avkit.errors import UserError
-from avkit.ship import components
+from avkit.ship import components, license_texts
 
 FORMAT = "https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/"
 
@@ -25,10 +27,11 @@ def _field(name: str, value: str) -> str:
 
 
 def dep5_name(license_id: str) -> str:
-    return components.dep5_license_name(license_id)
+    return license_texts.dep5_license_name(license_id)
 
 
-def render(linked: list, project: dict, plugin: str, debian: bool = True) -> str:
+def render(linked: list[dict[str, Any]], project: dict[str, Any], plugin: str,
+           debian: bool = True) -> str:
     """The copyright file of the packages of one plugin, given its linked components;
     debian: refer to /usr/share/common-licenses where Debian has the text (the .deb),
     else every text in full (the .rpm's %license)."""
@@ -47,14 +50,14 @@ def render(linked: list, project: dict, plugin: str, debian: bool = True) -> str
         if c["name"] != components.policy()["project"]["name"]:
             out += _field("Comment", f"{c['title']}, version {c['version']}, {c['origin']}; "
                                      f"license text from "
-                                     f"{components.license_source(c['license'])}.")
+                                     f"{license_texts.license_source(c['license'])}.")
     for license_id in dict.fromkeys(c["license"] for c in linked):
         out += "\n" + _field("License", dep5_name(license_id) + "\n"
-                             + components.license_text(license_id, debian=debian))
+                             + license_texts.license_text(license_id, debian=debian))
     return out
 
 
-def parse(text: str) -> list:
+def parse(text: str) -> list[dict[str, str]]:
     """The paragraphs of a DEP-5 file: [{field: value}] (continuations joined by \\n)."""
     paragraphs = []
     for block in re.split(r"\n\s*\n", text.strip("\n")):
@@ -74,7 +77,7 @@ def parse(text: str) -> list:
     return paragraphs
 
 
-def check(text: str) -> dict:
+def check(text: str) -> dict[str, str]:
     """{license name: text} after checking the DEP-5 rules this project relies on: a
     Format header, and a License with its text (in place or in a stand-alone License
     paragraph) for every Files paragraph."""

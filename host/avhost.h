@@ -1,7 +1,8 @@
 /*
  * avhost: an emulator of the Kerio products' avserver. Shared declarations.
  *
- * Process model: the parent process (supervisor.c) plays the product: it reads
+ * Process model: the parent process (supervisor.c, with scan.c, bench.c and
+ * serve.c for the modes) plays the product: it reads
  * the command line, the files to scan or the requests of `serve`, and writes
  * the report. The plugin itself only ever runs in a child process (child.c),
  * as avserver runs outside the product; the child loads the plugin (loader.c),
@@ -204,10 +205,10 @@ int listener_open(const char *path, int mode, char *why, size_t size);
    process made (same device and inode); also done at exit(). */
 void listener_close(int fd);
 
-/* ---------- supervisor.c: the parent (the product) ---------- */
-int run_info(void);
-int run_scan(char **files, int nfiles);
-int run_serve(void);
-int run_bench(char **files, int nfiles);
+/* ---------- the parent (the product): one file per mode, over supervisor.c ---------- */
+int run_info(void);                      /* scan.c */
+int run_scan(char **files, int nfiles);  /* scan.c */
+int run_serve(void);                     /* serve.c */
+int run_bench(char **files, int nfiles); /* bench.c */
 
 #endif /* AVHOST_H */

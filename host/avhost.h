@@ -57,7 +57,10 @@ typedef struct host_settings_s {
     const char *socket_path; /* serve */
     int socket_mode;         /* its permission bits (0600) */
     double scan_timeout_s;   /* plugin_thread_test_file must return within this; 0 = no limit */
+    int realname;            /* what plugin_thread_test_file gets as realname (REALNAME_*) */
 } host_settings;
+
+enum { REALNAME_BASE, REALNAME_EMPTY, REALNAME_NULL };
 
 extern host_settings g_settings;
 

@@ -36,6 +36,9 @@ static void usage(FILE *f)
         "  --scan-timeout S    a scan that takes longer is HUNG: the plugin process is\n"
         "                      killed and started again, as the product does (default 0:\n"
         "                      no limit)\n"
+        "  --realname MODE     realname given to plugin_thread_test_file: base (the file's\n"
+        "                      base name, as the products pass it; default), empty (\"\")\n"
+        "                      or null (NULL); the ABI allows all three\n"
         "  --reloads N         load, use, close and dlclose the plugin N times in one\n"
         "                      process, as a plugin switch does (scan, info; default 1)\n"
         "  --no-exec-check     skip the check that a program the host executes inherits\n"
@@ -205,6 +208,15 @@ static int parse_option(parse_state *ps, const char *name, const char *val)
     if (strcmp(name, "--socket") == 0) {
         s->socket_path = val;
         return GO_ON;
+    }
+    if (strcmp(name, "--realname") == 0) {
+        static const char *const modes[] = {"base", "empty", "null"}; /* REALNAME_* */
+        for (i = 0; i < sizeof modes / sizeof modes[0]; i++)
+            if (strcmp(val, modes[i]) == 0) {
+                s->realname = (int)i;
+                return GO_ON;
+            }
+        return bad("--realname (base, empty or null)", val);
     }
     if (strcmp(name, "--socket-mode") == 0) {
         char *end;

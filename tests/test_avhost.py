@@ -642,3 +642,35 @@ def test_a_signal_ends_serve_and_removes_its_own_socket_only(avhost, broken, fil
         code, recs, err = finish(p)
         assert os.lstat(sock).st_ino == ino, "a socket avhost did not make was removed"
     assert code == 0, err
+
+
+# ---- for the author's kit (issue 23): realname, crash frames, one timeout per hang, codes
+
+def test_realname_null_and_empty_reach_the_plugin(avhost, broken, files):
+    """docs/ABI.md allows realname NULL or "": --realname hands the plugin either, and a
+    plugin that reads a NULL realname crashes under avhost as it would in the product."""
+    plugin = broken("realname")
+    code, recs = run(avhost, "scan", plugin, files / "clean.txt")
+    assert code == 0 and [r["verdict"] for r in recs if r["event"] == "scan"] == ["OK"]
+    code, recs = run(avhost, "scan", plugin, files / "clean.txt", "--realname", "empty")
+    assert code == 0 and [r["verdict"] for r in recs if r["event"] == "scan"] == ["OK"]
+    code, recs = run(avhost, "scan", plugin, files / "clean.txt", "--realname", "null")
+    assert code == 1
+    assert [r["verdict"] for r in recs if r["event"] == "scan"] == ["CRASHED"]
+    bad = client.run(avhost, "scan", plugin, files / "clean.txt", "--realname", "nothing")
+    assert bad.returncode == 2 and "--realname (base, empty or null)" in bad.stderr
+
+
+def test_an_unknown_return_code_is_machine_readable(avhost, broken, files, tmp_path):
+    """A plugin that returns -1 for a file it cannot open: the record says so in a field a
+    tool can fail on, besides the violation's text."""
+    missing = tmp_path / "gone.txt"
+    code, recs = run(avhost, "scan", broken("unopened"), missing, files / "clean.txt")
+    assert code == 1
+    scans = {r["file"]: r for r in recs if r["event"] == "scan"}
+    assert scans[str(missing)]["unknown_code"] == -1
+    assert scans[str(missing)]["violations"] == [
+        f"plugin_thread_test_file returned -1 for {missing} (valid: 0..5)"]
+    assert "unknown_code" not in scans[str(files / "clean.txt")]
+    code, recs = run(avhost, "scan", broken("code7"), files / "eicar.com")
+    assert [r["unknown_code"] for r in recs if r["event"] == "scan"] == [7]

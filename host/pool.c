@@ -223,10 +223,12 @@ static void scan_one(worker *w, job *j)
 
     chan_printf("B %ld", j->id);
     log_set_current_file(j->path);
+    crash_frames_set_request(j->id);
     t0 = now_ms();
     code = g_plugin->iface->plugin_thread_test_file(w->context, j->path, realname_of(j->path),
                                                     NULL, 0, (char *)buf, vi_size);
     t1 = now_ms();
+    crash_frames_set_request(0);
     log_set_current_file(NULL);
 
     if (code < AVCHK_FAILED || code > AVCHK_ERROR)
@@ -441,8 +443,12 @@ static void *worker_main(void *arg)
 {
     worker *w = (worker *)arg;
     const char *reason;
+    /* On this thread's own stack, which outlives its use: no leak per worker. */
+    char signal_stack[CRASH_FRAMES_STACK];
+    crash_frames_use_stack(signal_stack, sizeof signal_stack);
     if (!worker_init(w)) {
         worker_give_up(w);
+        crash_frames_use_stack(NULL, 0);
         return NULL;
     }
     pthread_mutex_lock(&g_lock);
@@ -451,6 +457,7 @@ static void *worker_main(void *arg)
     remove_worker(w);
     pthread_mutex_unlock(&g_lock);
     worker_close(w, reason);
+    crash_frames_use_stack(NULL, 0);
     pthread_mutex_lock(&g_lock);
     worker_end_locked(w);
     return NULL;

@@ -15,6 +15,8 @@
  *   "B <id>"                     the plugin starts scanning request id
  *   "R <id> <code> <nviol> <record>"  the result of request id
  *   "A <id> <record>"            the answer to a stats request
+ *   "K <id> <offset> <build_id> <object>"  a stack frame of the plugin process as it
+ *                                dies of a signal (id 0: in no scan; build_id "-": unknown)
  *   "M <peak_rss_kb> <fds>"      the child's peak RSS and open descriptors at the end
  *   "X <message>"                the child met a host error (not the plugin's)
  *   "D"                          the child closed and unloaded the plugin and calls exit()
@@ -110,6 +112,7 @@ static void prune(supervisor *s)
         s->queue.head = q->next;
         if (s->queue.head == NULL)
             s->queue.tail = NULL;
+        free(q->crash_frames.list);
         free(q->path);
         free(q);
     }
@@ -165,6 +168,8 @@ static void answer_without_code(supervisor *s, request *q, const char *file,
         rec_violations(&r, v);
         s->tally.violations += v->count;
     }
+    if (q->crash_frames.count > 0)
+        rec_frames(&r, q->crash_frames.list, q->crash_frames.count);
     s->sink.scan(s, q, rec_end(&r), v != NULL ? v->count : 0);
     rec_free(&r);
     if (q->state == Q_WAITING) {
@@ -349,6 +354,28 @@ static void on_answer(supervisor *s, char *line)
     }
 }
 
+/* "K <id> <offset> <build_id> <object>": one frame of the dying child's stack. */
+static void on_frame(supervisor *s, const char *line)
+{
+    char *rest;
+    long id = strtol(line + 2, &rest, 10);
+    request *q = id > 0 ? find_request(s, id) : NULL;
+    frames *f = q != NULL ? &q->crash_frames : &s->child.loose_frames;
+    char offset[24], build_id[72];
+    int used = 0;
+    frame *fr;
+    if (sscanf(rest, " %23s %71s %n", offset, build_id, &used) < 2 || used == 0)
+        return;
+    if (f->list == NULL && (f->list = (frame *)calloc(MAX_FRAMES, sizeof *f->list)) == NULL)
+        return;
+    if (f->count >= MAX_FRAMES)
+        return;
+    fr = &f->list[f->count++];
+    snprintf(fr->offset, sizeof fr->offset, "%s", offset);
+    snprintf(fr->build_id, sizeof fr->build_id, "%s", strcmp(build_id, "-") ? build_id : "");
+    snprintf(fr->object, sizeof fr->object, "%s", rest + used);
+}
+
 /* "M <peak_rss_kb> <fds>": the child's figures at the end. */
 static void on_memory(supervisor *s, const char *line)
 {
@@ -394,6 +421,9 @@ static void handle_line(supervisor *s, char *line)
         break;
     case 'A':
         on_answer(s, line);
+        break;
+    case 'K':
+        on_frame(s, line);
         break;
     case 'M':
         on_memory(s, line);
@@ -477,6 +507,8 @@ static void crash_record(supervisor *s, pid_t pid, const char *phase, const viol
     rec_int(&r, "pid", (long long)pid);
     rec_str(&r, "phase", phase);
     rec_violations(&r, v);
+    if (s->child.loose_frames.count > 0)
+        rec_frames(&r, s->child.loose_frames.list, s->child.loose_frames.count);
     sup_emit(s, &r, -1);
     s->tally.violations++;
 }
@@ -546,6 +578,7 @@ static void requeue_unfinished(supervisor *s)
         if (q->state == Q_SENT || q->state == Q_BEGUN) {
             q->state = Q_WAITING;
             s->queue.in_flight--;
+            q->crash_frames.count = 0;
         }
 }
 
@@ -593,6 +626,7 @@ int sup_child_gone(supervisor *s, int want_restart)
         snprintf(s->restart_reason, sizeof s->restart_reason, "plugin %s", how);
         s->restart_pending = 1;
     }
+    s->child.loose_frames.count = 0;
     requeue_unfinished(s);
     if (s->fatal || !s->restart_pending || !want_restart)
         return 0;

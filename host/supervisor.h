@@ -17,8 +17,14 @@
 #define SLOT_CRASHED 7
 #define SLOT_NOT_SCANNED 8
 #define SLOT_HUNG 9
+#define MAX_FRAMES 32
 
 enum { Q_WAITING, Q_SENT, Q_BEGUN, Q_DONE };
+
+typedef struct frames_s {
+    int count;
+    frame *list; /* MAX_FRAMES of them once the first came */
+} frames;
 
 typedef struct request_s {
     long id;
@@ -28,6 +34,7 @@ typedef struct request_s {
     int state;
     double begun_at;     /* when the plugin started scanning it (Q_BEGUN) */
     int hung;            /* it overstayed its timeout: the child was killed for it */
+    frames crash_frames; /* the plugin process's stack when it died scanning it */
     struct request_s *next;
 } request;
 
@@ -59,6 +66,7 @@ typedef struct child_link_s {
     int kill_sent;
     int exit_hung; /* exit() overstayed --close-timeout: killed */
     char step[64]; /* the ABI call it is in ("P") */
+    frames loose_frames; /* a crash outside any scan */
 } child_link;
 
 typedef struct request_queue_s {

@@ -661,6 +661,40 @@ def test_realname_null_and_empty_reach_the_plugin(avhost, broken, files):
     assert bad.returncode == 2 and "--realname (base, empty or null)" in bad.stderr
 
 
+def build_id_of(path) -> str:
+    from elftools.elf.elffile import ELFFile
+    with open(path, "rb") as f:
+        for section in ELFFile(f).iter_sections():
+            if section.name == ".note.gnu.build-id":
+                for note in section.iter_notes():
+                    return note["n_desc"]
+    return ""
+
+
+def test_a_crash_names_the_frames_of_the_plugin(avhost, broken, files):
+    """The CRASHED record carries the dying process's stack: the innermost frame is the
+    plugin's, as its absolute path, an offset from its load base and its build id; the
+    process still dies of the signal (the violation names SIGSEGV)."""
+    plugin = broken("crash3")
+    names = ["eicar.com", "clean.txt", "empty.file", "clean.txt"]
+    code, recs = run(avhost, "scan", plugin, *scan_files(files, *names))
+    assert code == 1
+    crashed = [r for r in recs if r["event"] == "scan" and r["verdict"] == "CRASHED"]
+    assert len(crashed) == 1 and "signal 11 (SIGSEGV)" in crashed[0]["violations"][0]
+    frames = crashed[0]["frames"]
+    assert 1 <= len(frames) <= 32
+    top = frames[0]
+    assert top["object"] == str(plugin.resolve())
+    assert top["offset"].startswith("0x") and int(top["offset"], 16) > 0
+    assert top["build_id"] == build_id_of(plugin) != ""
+    assert all(os.path.isabs(f["object"]) for f in frames)
+    assert all("frames" not in r for r in recs if r["event"] == "scan" and r is not crashed[0])
+    pretty = client.run(avhost, "scan", plugin, *scan_files(files, *names), "--pretty")
+    lines = pretty.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if "CRASHED" in line)
+    assert lines[at + 1].split()[:4] == ["#0", top["offset"], "in", str(plugin.resolve())]
+
+
 def test_an_unknown_return_code_is_machine_readable(avhost, broken, files, tmp_path):
     """A plugin that returns -1 for a file it cannot open: the record says so in a field a
     tool can fail on, besides the violation's text."""

@@ -57,6 +57,7 @@ typedef struct host_settings_s {
     const char *socket_path; /* serve */
     int socket_mode;         /* its permission bits (0600) */
     double scan_timeout_s;   /* plugin_thread_test_file must return within this; 0 = no limit */
+    double rehang_timeout_s; /* the same after a scan hung and none completed since */
     int realname;            /* what plugin_thread_test_file gets as realname (REALNAME_*) */
 } host_settings;
 

@@ -38,6 +38,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define PROGRESS_EVERY_S 5 /* a scan waited on longer than this is reported that often */
+
 static const char *const slot_names[VERDICT_SLOTS] = {
     "FAILED", "OK", "VIRUS_FOUND", "VIRUS_CURED", "IMPOSSIBLE", "ERROR", "INVALID", "CRASHED",
     "NOT_SCANNED", "HUNG"};
@@ -164,6 +166,8 @@ static void answer_without_code(supervisor *s, request *q, const char *file,
     rec_int(&r, "code", -1);
     rec_str(&r, "verdict", verdict);
     rec_str(&r, "vir_info", vir_info);
+    if (q->short_timeout)
+        rec_bool(&r, "short_timeout", 1);
     if (v != NULL) {
         rec_violations(&r, v);
         s->tally.violations += v->count;
@@ -311,6 +315,7 @@ static void on_begun(supervisor *s, const char *line)
     if (q && q->state == Q_SENT) {
         q->state = Q_BEGUN;
         q->begun_at = now_s();
+        q->progress_shown = 0;
     }
 }
 
@@ -328,6 +333,7 @@ static void on_result(supervisor *s, char *line)
     if (q == NULL || q->state == Q_DONE)
         return;
     s->tally.violations += n;
+    s->after_hang = 0; /* the plugin scans again: the next scan gets the full timeout */
     s->sink.scan(s, q, rest, n);
     finish(s, q, code < 0 ? SLOT_NOT_SCANNED : code > 5 ? SLOT_INVALID : code);
     if (code == AVCHK_ERROR && !s->restart_pending) {
@@ -533,6 +539,15 @@ static void check_exit(supervisor *s, pid_t pid, int status, const char *how)
         crash_record(s, pid, "exit", &v);
 }
 
+/* The full --scan-timeout, or the short --rehang-timeout after a hang with
+   no completed scan since (0: no limit). */
+static double current_scan_timeout(const supervisor *s, int *is_short)
+{
+    double full = s->settings->scan_timeout_s, rehang = s->settings->rehang_timeout_s;
+    *is_short = full > 0 && s->after_hang && rehang > 0 && rehang < full;
+    return *is_short ? rehang : full;
+}
+
 /* The requests the child was killed for: plugin_thread_test_file never returned. */
 static void report_hung(supervisor *s)
 {
@@ -541,10 +556,18 @@ static void report_hung(supervisor *s)
         if (q->hung && q->state != Q_DONE) {
             violations v;
             v.count = 0;
-            viol_add(&v, "plugin_thread_test_file did not return within %g s (--scan-timeout) "
-                         "for %s; the plugin process was killed, as the product would",
-                     s->settings->scan_timeout_s, q->path);
+            if (q->short_timeout)
+                viol_add(&v, "plugin_thread_test_file did not return within %g s "
+                             "(--rehang-timeout: an earlier scan hung and none completed since) "
+                             "for %s; the plugin process was killed, as the product would",
+                         s->settings->rehang_timeout_s, q->path);
+            else
+                viol_add(&v, "plugin_thread_test_file did not return within %g s "
+                             "(--scan-timeout) for %s; the plugin process was killed, as the "
+                             "product would",
+                         s->settings->scan_timeout_s, q->path);
             answer_without_code(s, q, q->path, "HUNG", SLOT_HUNG, NULL, &v);
+            s->after_hang = 1;
         }
 }
 
@@ -634,12 +657,14 @@ int sup_child_gone(supervisor *s, int want_restart)
     return restart_child(s, old);
 }
 
-/* Milliseconds until the oldest scan in the plugin overstays --scan-timeout
-   (-1: no limit or no scan). At the limit, the child is killed for it. */
+/* Milliseconds until the oldest scan in the plugin overstays its timeout (-1:
+   no limit or no scan). At the limit, the child is killed for it. */
 static int scan_deadline_ms(supervisor *s)
 {
     request *q, *oldest = NULL;
-    double left, timeout = s->settings->scan_timeout_s;
+    double left, timeout;
+    int is_short;
+    timeout = current_scan_timeout(s, &is_short);
     if (timeout <= 0 || s->child.pid <= 0 || s->child.kill_sent)
         return -1;
     for (q = s->queue.head; q; q = q->next)
@@ -651,11 +676,69 @@ static int scan_deadline_ms(supervisor *s)
     if (left > 0)
         return (int)(left * 1000) + 1;
     oldest->hung = 1;
+    oldest->short_timeout = is_short;
     snprintf(s->restart_reason, sizeof s->restart_reason,
              "plugin_thread_test_file hung on %.500s", oldest->path);
     s->restart_pending = 1;
     kill_child(s);
     return -1;
+}
+
+/* "Still scanning": on stderr, so neither a report on stdout nor serve's
+   answers carry it. */
+static void show_waiting(const supervisor *s, const request *q, int seconds)
+{
+    int is_short;
+    double timeout = current_scan_timeout(s, &is_short);
+    char line[600];
+    rec r;
+    if (s->settings->pretty) {
+        if (timeout > 0)
+            snprintf(line, sizeof line, "still scanning %.500s: %d s of %g s", q->path, seconds,
+                     timeout);
+        else
+            snprintf(line, sizeof line, "still scanning %.500s: %d s (no --scan-timeout)",
+                     q->path, seconds);
+        out_line(2, line);
+        return;
+    }
+    rec_begin(&r, "waiting");
+    rec_int(&r, "id", q->id);
+    rec_str(&r, "path", q->path);
+    rec_int(&r, "seconds", seconds);
+    if (timeout > 0)
+        rec_num(&r, "timeout", timeout);
+    else
+        rec_str(&r, "timeout", NULL);
+    out_line(2, rec_end(&r));
+    rec_free(&r);
+}
+
+/* Milliseconds until the next progress line of a long scan (-1: none due). */
+static int progress_ms(supervisor *s)
+{
+    request *q;
+    double now = now_s();
+    int wait = -1;
+    if (s->child.kill_sent)
+        return -1;
+    for (q = s->queue.head; q; q = q->next) {
+        double elapsed, due;
+        int ms;
+        if (q->state != Q_BEGUN || q->hung)
+            continue;
+        elapsed = now - q->begun_at;
+        due = (double)(q->progress_shown + 1) * PROGRESS_EVERY_S;
+        if (elapsed >= due) {
+            q->progress_shown = (int)(elapsed / PROGRESS_EVERY_S);
+            show_waiting(s, q, q->progress_shown * PROGRESS_EVERY_S);
+            due = (double)(q->progress_shown + 1) * PROGRESS_EVERY_S;
+        }
+        ms = (int)((due - elapsed) * 1000) + 1;
+        if (wait < 0 || ms < wait)
+            wait = ms;
+    }
+    return wait;
 }
 
 static int sooner(int a, int b)
@@ -671,6 +754,7 @@ int sup_poll_timeout_ms(supervisor *s)
 {
     double left;
     int scan = scan_deadline_ms(s);
+    scan = sooner(scan, progress_ms(s));
     if (!s->child.done_seen || s->child.pid <= 0 || s->child.kill_sent || s->child.exit_hung)
         return scan;
     left = s->child.done_at + s->settings->close_timeout_s - now_s();

@@ -33,7 +33,9 @@ typedef struct request_s {
     int stats;  /* a STATS request, not a scan */
     int state;
     double begun_at;     /* when the plugin started scanning it (Q_BEGUN) */
+    int progress_shown;  /* "waiting" records given for it so far */
     int hung;            /* it overstayed its timeout: the child was killed for it */
+    int short_timeout;   /* that timeout was --rehang-timeout (an earlier scan hung) */
     frames crash_frames; /* the plugin process's stack when it died scanning it */
     struct request_s *next;
 } request;
@@ -91,6 +93,7 @@ struct supervisor_s {
     int closing;         /* "Q" sent: the child closes and leaves */
     int restart_pending; /* a fresh child is due once this one is gone */
     char restart_reason[600];
+    int after_hang;      /* a scan hung and none completed since: the short timeout */
 };
 
 /* How run_batch feeds and ends a batch of requests. */
@@ -125,7 +128,8 @@ int sup_read_child(supervisor *s);
 /* The child's channel closed: reap it and decide what happens next. Returns
    1 when a fresh child was started. */
 int sup_child_gone(supervisor *s, int want_restart);
-/* How long poll may wait (-1: forever); kills a child that overstays a timeout. */
+/* How long poll may wait (-1: forever); kills a child that overstays a timeout
+   and gives the progress of long scans on stderr. */
 int sup_poll_timeout_ms(supervisor *s);
 /* Runs until every request is done (or the child cannot go on), then closes the child. */
 void sup_run_batch(supervisor *s, const batch_plan *plan);

@@ -695,6 +695,41 @@ def test_a_crash_names_the_frames_of_the_plugin(avhost, broken, files):
     assert lines[at + 1].split()[:4] == ["#0", top["offset"], "in", str(plugin.resolve())]
 
 
+def test_a_hang_costs_one_timeout_not_one_per_file(avhost, broken, files, tmp_path):
+    """After the first HUNG, the next scan that hangs waits only --rehang-timeout and says
+    so (short_timeout); one that completes restores the full timeout. Progress comes on
+    stderr every 5 s while a scan is waited on."""
+    hangs = [tmp_path / f"hang{i}.txt" for i in range(3)]
+    for h in hangs:
+        h.write_bytes(b"never answered")
+    start = time.monotonic()
+    r = client.run(avhost, "scan", broken("hangscan"), hangs[0], hangs[1], files / "clean.txt",
+                   hangs[2], "--scan-timeout", 11, "--rehang-timeout", 1, timeout=120)
+    took = time.monotonic() - start
+    assert r.returncode == 1
+    scans = r.events("scan")
+    assert [s["verdict"] for s in scans] == ["HUNG", "HUNG", "OK", "HUNG"]
+    assert [s.get("short_timeout", False) for s in scans] == [False, True, False, False]
+    assert scans[1]["violations"] == [
+        f"plugin_thread_test_file did not return within 1 s (--rehang-timeout: an earlier scan "
+        f"hung and none completed since) for {hangs[1]}; the plugin process was killed, as the "
+        "product would"]
+    assert 22 <= took < 32, f"two full timeouts and one short one, not three full: {took:.1f} s"
+    waiting = [w for w in client.parse_records(r.stderr) if w.get("event") == "waiting"]
+    assert {"path": str(hangs[0]), "seconds": 5, "timeout": 11.0}.items() <= waiting[0].items()
+    assert [w["seconds"] for w in waiting if w["path"] == str(hangs[0])] == [5, 10]
+    assert not [w for w in waiting if w["path"] == str(hangs[1])]
+
+
+def test_pretty_progress_while_a_scan_is_waited_on(avhost, broken, tmp_path):
+    hang = tmp_path / "hang.txt"
+    hang.write_bytes(b"never answered")
+    r = client.run(avhost, "scan", broken("hangscan"), hang, "--scan-timeout", 6, "--pretty",
+                   timeout=60)
+    assert f"still scanning {hang}: 5 s of 6 s" in r.stderr.splitlines()
+    assert "HUNG" in r.stdout
+
+
 def test_an_unknown_return_code_is_machine_readable(avhost, broken, files, tmp_path):
     """A plugin that returns -1 for a file it cannot open: the record says so in a field a
     tool can fail on, besides the violation's text."""

@@ -3,8 +3,8 @@
  * SIGFPE, SIGABRT): each frame as the object it lies in (absolute path, build
  * id) and its offset from that object's load base, sent to the parent as "K"
  * lines, so that a crash report names the plugin's functions once symbolized.
- * Then the signal's default action runs, so the process still dies of that
- * signal with the same status.
+ * Then the signal's previous action runs (the default, or AddressSanitizer's
+ * report), so the process still dies of that signal with the same status.
  *
  * The handler runs on an alternate stack (a stack overflow is a SIGSEGV too)
  * and keeps to what is reasonable there: the objects were listed beforehand
@@ -40,6 +40,9 @@ typedef struct loaded_object_s {
     char path[PATH_MAX];
 } loaded_object;
 
+static const int g_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+#define SIGNAL_COUNT ((int)(sizeof g_signals / sizeof g_signals[0]))
+static struct sigaction g_previous[SIGNAL_COUNT]; /* the default, or AddressSanitizer's */
 static loaded_object g_objects[MAX_OBJECTS];
 static volatile int g_object_count;
 static int g_chan_fd = -1;
@@ -202,7 +205,6 @@ static void on_fatal_signal(int sig, siginfo_t *info, void *ucontext)
     void *stack[STACK_FRAMES + 8];
     uintptr_t pc = fault_address(ucontext);
     int n, i, first = 0, sent = 0, locked = 0, tries;
-    (void)info;
     /* Another thread may be writing a line: wait for it a little (a second at
        most), so the lines do not mix; a lock never freed is not waited on longer. */
     for (tries = 0; tries < 1000 && !(locked = chan_trylock()); tries++) {
@@ -225,8 +227,14 @@ static void on_fatal_signal(int sig, siginfo_t *info, void *ucontext)
         send_frame((uintptr_t)stack[i]);
     if (locked)
         chan_unlock();
-    signal(sig, SIG_DFL);
-    raise(sig); /* delivered when the handler returns: the process dies of it */
+    /* Then what would have happened without this handler: a fault (si_code > 0)
+       strikes again when the instruction is retried, a signal sent by a process
+       (abort's, a kill) is raised again, delivered once this handler returns. */
+    for (i = 0; i < SIGNAL_COUNT; i++)
+        if (g_signals[i] == sig)
+            sigaction(sig, &g_previous[i], NULL);
+    if (info == NULL || info->si_code <= 0)
+        raise(sig);
 }
 
 void crash_frames_use_stack(void *stack, size_t size)
@@ -241,18 +249,17 @@ void crash_frames_use_stack(void *stack, size_t size)
 
 void crash_frames_install(int chan_fd)
 {
-    static const int signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+    static char main_stack[CRASH_FRAMES_STACK];
     struct sigaction sa;
     void *warm[2];
-    size_t i;
+    int i;
     g_chan_fd = chan_fd;
-    static char main_stack[CRASH_FRAMES_STACK];
     backtrace(warm, 2); /* loads the unwinder now, not in the handler */
     crash_frames_use_stack(main_stack, sizeof main_stack);
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_fatal_signal;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
-    for (i = 0; i < sizeof signals / sizeof signals[0]; i++)
-        sigaction(signals[i], &sa, NULL);
+    for (i = 0; i < SIGNAL_COUNT; i++)
+        sigaction(g_signals[i], &sa, &g_previous[i]);
 }

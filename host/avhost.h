@@ -1,7 +1,8 @@
 /*
  * avhost: an emulator of the Kerio products' avserver. Shared declarations.
  *
- * Process model: the parent process (supervisor.c) plays the product: it reads
+ * Process model: the parent process (supervisor.c, with scan.c, bench.c and
+ * serve.c for the modes) plays the product: it reads
  * the command line, the files to scan or the requests of `serve`, and writes
  * the report. The plugin itself only ever runs in a child process (child.c),
  * as avserver runs outside the product; the child loads the plugin (loader.c),
@@ -56,7 +57,11 @@ typedef struct host_settings_s {
     const char *socket_path; /* serve */
     int socket_mode;         /* its permission bits (0600) */
     double scan_timeout_s;   /* plugin_thread_test_file must return within this; 0 = no limit */
+    double rehang_timeout_s; /* the same after a scan hung and none completed since */
+    int realname;            /* what plugin_thread_test_file gets as realname (REALNAME_*) */
 } host_settings;
+
+enum { REALNAME_BASE, REALNAME_EMPTY, REALNAME_NULL };
 
 extern host_settings g_settings;
 
@@ -85,6 +90,14 @@ void rec_bool(rec *r, const char *key, int value);
 void rec_violations(rec *r, const violations *v);
 /* An array of {"name":..,"value":..} objects. */
 void rec_options(rec *r, const char *key, const avir_plugin_config *cfg, int n);
+/* One frame of a stack, as crash_frames.c finds it and the parent reports it. */
+typedef struct frame_s {
+    char offset[24];   /* "0x1a2b", relative to the object's load base */
+    char build_id[72]; /* hex, "" when unknown */
+    char object[512];  /* absolute path of the executable or shared object */
+} frame;
+/* "frames": [{object, offset, build_id}...] (with --pretty, one line per frame). */
+void rec_frames(rec *r, const frame *frames, int n);
 /* The finished line (without newline); the caller frees it with rec_free. */
 const char *rec_end(rec *r);
 void rec_free(rec *r);
@@ -102,6 +115,22 @@ void chan_init(int fd);
 void chan_printf(const char *format, ...) __attribute__((format(printf, 1, 2)));
 /* Sends an event record; counts its violations. */
 void chan_event(rec *r, const violations *v);
+/* For the crash handler: takes the channel's lock if it is free (1), else 0. */
+int chan_trylock(void);
+void chan_unlock(void);
+
+/* ---------- crash_frames.c: the stack of the plugin process when it dies ---------- */
+/* Catches SIGSEGV, SIGBUS, SIGILL, SIGFPE and SIGABRT: the frames go to the
+   parent as "K" lines on chan_fd, then the signal does what it would have done. */
+void crash_frames_install(int chan_fd);
+/* Lists the loaded objects (paths, build ids), after each dlopen. */
+void crash_frames_note_objects(void);
+/* The request the calling thread scans (0: none), for the frames' "K" lines. */
+void crash_frames_set_request(long id);
+/* The calling thread's alternate signal stack (NULL: none): a stack overflow's
+   SIGSEGV needs one. It must stay valid while it is in use. */
+void crash_frames_use_stack(void *stack, size_t size);
+#define CRASH_FRAMES_STACK (64 * 1024)
 
 /* ---------- plugin_log.c: the log callback given to plugin_init ---------- */
 /* Checks, counts and reports one message of the plugin. */
@@ -204,10 +233,10 @@ int listener_open(const char *path, int mode, char *why, size_t size);
    process made (same device and inode); also done at exit(). */
 void listener_close(int fd);
 
-/* ---------- supervisor.c: the parent (the product) ---------- */
-int run_info(void);
-int run_scan(char **files, int nfiles);
-int run_serve(void);
-int run_bench(char **files, int nfiles);
+/* ---------- the parent (the product): one file per mode, over supervisor.c ---------- */
+int run_info(void);                      /* scan.c */
+int run_scan(char **files, int nfiles);  /* scan.c */
+int run_serve(void);                     /* serve.c */
+int run_bench(char **files, int nfiles); /* bench.c */
 
 #endif /* AVHOST_H */

@@ -46,6 +46,16 @@ void chan_printf(const char *format, ...)
         free(line);
 }
 
+int chan_trylock(void)
+{
+    return pthread_mutex_trylock(&g_chan_lock) == 0;
+}
+
+void chan_unlock(void)
+{
+    pthread_mutex_unlock(&g_chan_lock);
+}
+
 void chan_event(rec *r, const violations *v)
 {
     chan_printf("E %d %s", v ? v->count : 0, rec_end(r));

@@ -173,6 +173,7 @@ void child_main(int fd)
     long settled_kb = -1;
     process_facts before;
     chan_init(fd);
+    crash_frames_install(fd);
     for (round = 1; round <= rounds; round++) {
         int command;
         facts_take(&before);
@@ -182,6 +183,7 @@ void child_main(int fd)
                 _exit(3); /* nothing was loaded: nothing to unload */
             command = 'F';
         } else {
+            crash_frames_note_objects();
             command = run_cycles(&p, fd);
         }
         plugin_unload(&p, round, &before);

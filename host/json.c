@@ -218,6 +218,41 @@ void rec_options(rec *r, const char *k, const avir_plugin_config *cfg, int n)
     puts_(r, r->pretty ? "" : "]");
 }
 
+void rec_frames(rec *r, const frame *frames, int n)
+{
+    int i;
+    key(r, "frames");
+    puts_(r, r->pretty ? "" : "[");
+    for (i = 0; i < n; i++) {
+        if (r->pretty) {
+            char head[32];
+            snprintf(head, sizeof head, "\n    #%-2d ", i);
+            puts_(r, head);
+            puts_(r, frames[i].offset);
+            puts_(r, " in ");
+            put_escaped(r, frames[i].object, strlen(frames[i].object));
+            if (frames[i].build_id[0]) {
+                puts_(r, " (build-id ");
+                puts_(r, frames[i].build_id);
+                puts_(r, ")");
+            }
+            continue;
+        }
+        puts_(r, i ? ",{\"object\":\"" : "{\"object\":\"");
+        put_escaped(r, frames[i].object, strlen(frames[i].object));
+        puts_(r, "\",\"offset\":\"");
+        puts_(r, frames[i].offset);
+        puts_(r, "\"");
+        if (frames[i].build_id[0]) {
+            puts_(r, ",\"build_id\":\"");
+            puts_(r, frames[i].build_id);
+            puts_(r, "\"");
+        }
+        puts_(r, "}");
+    }
+    puts_(r, r->pretty ? "" : "]");
+}
+
 const char *rec_end(rec *r)
 {
     if (!r->pretty)

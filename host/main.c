@@ -36,6 +36,12 @@ static void usage(FILE *f)
         "  --scan-timeout S    a scan that takes longer is HUNG: the plugin process is\n"
         "                      killed and started again, as the product does (default 0:\n"
         "                      no limit)\n"
+        "  --rehang-timeout S  after a scan was HUNG, the next scans are HUNG after S\n"
+        "                      seconds (default 3, at most --scan-timeout) until one\n"
+        "                      completes: a hang costs one full timeout, not one per file\n"
+        "  --realname MODE     realname given to plugin_thread_test_file: base (the file's\n"
+        "                      base name, as the products pass it; default), empty (\"\")\n"
+        "                      or null (NULL); the ABI allows all three\n"
         "  --reloads N         load, use, close and dlclose the plugin N times in one\n"
         "                      process, as a plugin switch does (scan, info; default 1)\n"
         "  --no-exec-check     skip the check that a program the host executes inherits\n"
@@ -111,6 +117,7 @@ static void set_defaults(host_settings *s, parse_state *ps)
     s->reloads = 1;
     s->socket_mode = 0600;
     s->exec_check = 1;
+    s->rehang_timeout_s = 3.0; /* and never above --scan-timeout, see supervisor.c */
     ps->vi_size = 512;
     ps->idle = 60.0;
     ps->close_timeout = 30.0;
@@ -190,6 +197,7 @@ static int parse_option(parse_state *ps, const char *name, const char *val)
     } doubles[] = {{"--idle-timeout", 0, &ps->idle},
                    {"--close-timeout", 1, &ps->close_timeout},
                    {"--scan-timeout", 0, &s->scan_timeout_s},
+                   {"--rehang-timeout", 0, &s->rehang_timeout_s},
                    {"--seconds", 0, &s->seconds}};
     size_t i;
     for (i = 0; i < sizeof ints / sizeof ints[0]; i++)
@@ -205,6 +213,15 @@ static int parse_option(parse_state *ps, const char *name, const char *val)
     if (strcmp(name, "--socket") == 0) {
         s->socket_path = val;
         return GO_ON;
+    }
+    if (strcmp(name, "--realname") == 0) {
+        static const char *const modes[] = {"base", "empty", "null"}; /* REALNAME_* */
+        for (i = 0; i < sizeof modes / sizeof modes[0]; i++)
+            if (strcmp(val, modes[i]) == 0) {
+                s->realname = (int)i;
+                return GO_ON;
+            }
+        return bad("--realname (base, empty or null)", val);
     }
     if (strcmp(name, "--socket-mode") == 0) {
         char *end;

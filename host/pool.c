@@ -60,6 +60,16 @@ static const char *base_name(const char *path)
     return slash ? slash + 1 : path;
 }
 
+/* realname as --realname says: the base name (as the products pass it), "" or NULL. */
+static const char *realname_of(const char *path)
+{
+    if (g_settings.realname == REALNAME_NULL)
+        return NULL;
+    if (g_settings.realname == REALNAME_EMPTY)
+        return "";
+    return base_name(path);
+}
+
 /* The name of a return code of plugin_thread_test_file, for the scan record. */
 static const char *verdict_name(int code)
 {
@@ -179,6 +189,8 @@ static void answer_scan(const worker *w, const job *j, int code, const unsigned 
     rec_str(&r, "file", j->path);
     rec_int(&r, "code", code);
     rec_str(&r, "verdict", verdict_name(code));
+    if (code < AVCHK_FAILED || code > AVCHK_ERROR)
+        rec_int(&r, "unknown_code", code); /* for tools: the verdict alone says INVALID */
     if (!touched)
         rec_str(&r, "vir_info", NULL);
     else
@@ -211,10 +223,12 @@ static void scan_one(worker *w, job *j)
 
     chan_printf("B %ld", j->id);
     log_set_current_file(j->path);
+    crash_frames_set_request(j->id);
     t0 = now_ms();
-    code = g_plugin->iface->plugin_thread_test_file(w->context, j->path, base_name(j->path), NULL,
-                                                    0, (char *)buf, vi_size);
+    code = g_plugin->iface->plugin_thread_test_file(w->context, j->path, realname_of(j->path),
+                                                    NULL, 0, (char *)buf, vi_size);
     t1 = now_ms();
+    crash_frames_set_request(0);
     log_set_current_file(NULL);
 
     if (code < AVCHK_FAILED || code > AVCHK_ERROR)
@@ -429,8 +443,12 @@ static void *worker_main(void *arg)
 {
     worker *w = (worker *)arg;
     const char *reason;
+    /* On this thread's own stack, which outlives its use: no leak per worker. */
+    char signal_stack[CRASH_FRAMES_STACK];
+    crash_frames_use_stack(signal_stack, sizeof signal_stack);
     if (!worker_init(w)) {
         worker_give_up(w);
+        crash_frames_use_stack(NULL, 0);
         return NULL;
     }
     pthread_mutex_lock(&g_lock);
@@ -439,6 +457,7 @@ static void *worker_main(void *arg)
     remove_worker(w);
     pthread_mutex_unlock(&g_lock);
     worker_close(w, reason);
+    crash_frames_use_stack(NULL, 0);
     pthread_mutex_lock(&g_lock);
     worker_end_locked(w);
     return NULL;

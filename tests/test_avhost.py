@@ -642,3 +642,106 @@ def test_a_signal_ends_serve_and_removes_its_own_socket_only(avhost, broken, fil
         code, recs, err = finish(p)
         assert os.lstat(sock).st_ino == ino, "a socket avhost did not make was removed"
     assert code == 0, err
+
+
+# ---- for the author's kit (issue 23): realname, crash frames, one timeout per hang, codes
+
+def test_realname_null_and_empty_reach_the_plugin(avhost, broken, files):
+    """docs/ABI.md allows realname NULL or "": --realname hands the plugin either, and a
+    plugin that reads a NULL realname crashes under avhost as it would in the product."""
+    plugin = broken("realname")
+    code, recs = run(avhost, "scan", plugin, files / "clean.txt")
+    assert code == 0 and [r["verdict"] for r in recs if r["event"] == "scan"] == ["OK"]
+    code, recs = run(avhost, "scan", plugin, files / "clean.txt", "--realname", "empty")
+    assert code == 0 and [r["verdict"] for r in recs if r["event"] == "scan"] == ["OK"]
+    code, recs = run(avhost, "scan", plugin, files / "clean.txt", "--realname", "null")
+    assert code == 1
+    assert [r["verdict"] for r in recs if r["event"] == "scan"] == ["CRASHED"]
+    bad = client.run(avhost, "scan", plugin, files / "clean.txt", "--realname", "nothing")
+    assert bad.returncode == 2 and "--realname (base, empty or null)" in bad.stderr
+
+
+def build_id_of(path) -> str:
+    from elftools.elf.elffile import ELFFile
+    with open(path, "rb") as f:
+        for section in ELFFile(f).iter_sections():
+            if section.name == ".note.gnu.build-id":
+                for note in section.iter_notes():
+                    return note["n_desc"]
+    return ""
+
+
+def test_a_crash_names_the_frames_of_the_plugin(avhost, broken, files):
+    """The CRASHED record carries the dying process's stack: the innermost frame is the
+    plugin's, as its absolute path, an offset from its load base and its build id; the
+    process still dies of the signal (the violation names SIGSEGV)."""
+    plugin = broken("crash3")
+    names = ["eicar.com", "clean.txt", "empty.file", "clean.txt"]
+    code, recs = run(avhost, "scan", plugin, *scan_files(files, *names))
+    assert code == 1
+    crashed = [r for r in recs if r["event"] == "scan" and r["verdict"] == "CRASHED"]
+    assert len(crashed) == 1 and "signal 11 (SIGSEGV)" in crashed[0]["violations"][0]
+    frames = crashed[0]["frames"]
+    assert 1 <= len(frames) <= 32
+    top = frames[0]
+    assert top["object"] == str(plugin.resolve())
+    assert top["offset"].startswith("0x") and int(top["offset"], 16) > 0
+    assert top["build_id"] == build_id_of(plugin) != ""
+    assert all(os.path.isabs(f["object"]) for f in frames)
+    assert all("frames" not in r for r in recs if r["event"] == "scan" and r is not crashed[0])
+    pretty = client.run(avhost, "scan", plugin, *scan_files(files, *names), "--pretty")
+    lines = pretty.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if "CRASHED" in line)
+    assert lines[at + 1].split()[:4] == ["#0", top["offset"], "in", str(plugin.resolve())]
+
+
+def test_a_hang_costs_one_timeout_not_one_per_file(avhost, broken, files, tmp_path):
+    """After the first HUNG, the next scans that hang wait only --rehang-timeout and say
+    so (short_timeout); one that completes restores the full timeout. Progress comes on
+    stderr every 5 s while a scan is waited on."""
+    hangs = [tmp_path / f"hang{i}.txt" for i in range(4)]
+    for h in hangs:
+        h.write_bytes(b"never answered")
+    start = time.monotonic()
+    r = client.run(avhost, "scan", broken("hangscan"), hangs[0], hangs[1], hangs[2],
+                   files / "clean.txt", hangs[3], "--scan-timeout", 11, "--rehang-timeout", 1,
+                   timeout=120)
+    took = time.monotonic() - start
+    assert r.returncode == 1
+    scans = r.events("scan")
+    assert [s["verdict"] for s in scans] == ["HUNG", "HUNG", "HUNG", "OK", "HUNG"]
+    assert [s.get("short_timeout", False) for s in scans] == [False, True, True, False, False]
+    assert scans[1]["violations"] == [
+        f"plugin_thread_test_file did not return within 1 s (--rehang-timeout: an earlier scan "
+        f"hung and none completed since) for {hangs[1]}; the plugin process was killed, as the "
+        "product would"]
+    # 11 + 1 + 1 + 11 s; a full timeout per hang would be 44 s.
+    assert 23 <= took < 38, f"two full timeouts and two short ones, not four full: {took:.1f} s"
+    waiting = [w for w in client.parse_records(r.stderr) if w.get("event") == "waiting"]
+    assert {"path": str(hangs[0]), "seconds": 5, "timeout": 11.0}.items() <= waiting[0].items()
+    assert [w["seconds"] for w in waiting if w["path"] == str(hangs[0])] == [5, 10]
+    assert not [w for w in waiting if w["path"] in (str(hangs[1]), str(hangs[2]))]
+
+
+def test_pretty_progress_while_a_scan_is_waited_on(avhost, broken, tmp_path):
+    hang = tmp_path / "hang.txt"
+    hang.write_bytes(b"never answered")
+    r = client.run(avhost, "scan", broken("hangscan"), hang, "--scan-timeout", 6, "--pretty",
+                   timeout=60)
+    assert f"still scanning {hang}: 5 s of 6 s" in r.stderr.splitlines()
+    assert "HUNG" in r.stdout
+
+
+def test_an_unknown_return_code_is_machine_readable(avhost, broken, files, tmp_path):
+    """A plugin that returns -1 for a file it cannot open: the record says so in a field a
+    tool can fail on, besides the violation's text."""
+    missing = tmp_path / "gone.txt"
+    code, recs = run(avhost, "scan", broken("unopened"), missing, files / "clean.txt")
+    assert code == 1
+    scans = {r["file"]: r for r in recs if r["event"] == "scan"}
+    assert scans[str(missing)]["unknown_code"] == -1
+    assert scans[str(missing)]["violations"] == [
+        f"plugin_thread_test_file returned -1 for {missing} (valid: 0..5)"]
+    assert "unknown_code" not in scans[str(files / "clean.txt")]
+    code, recs = run(avhost, "scan", broken("code7"), files / "eicar.com")
+    assert [r["unknown_code"] for r in recs if r["event"] == "scan"] == [7]

@@ -19,6 +19,8 @@
  *   BROKEN_NONAME     VIRUS_FOUND with an empty virus name
  *   BROKEN_HANGSCAN   never returns from scanning files named *hang*
  *   BROKEN_HANGEICAR  never returns from scanning a file that holds EICAR
+ *   BROKEN_REALNAME   reads realname without checking for NULL (the ABI allows NULL)
+ *   BROKEN_UNOPENED   returns -1, not AVCHK_FAILED, for a file it cannot open
  *
  * Unloading (the products dlclose the plugin after plugin_close, then exit()):
  *   BROKEN_UNFINALIZED  registers a destructor that dlclose never runs, as a zig-linked
@@ -222,6 +224,10 @@ static int test_file(void *context, const char *filename, const char *realname, 
 #if defined(BROKEN_CODE7)
     return 7;
 #endif
+#if defined(BROKEN_REALNAME)
+    if (strlen(realname) > 200)
+        return AVCHK_IMPOSSIBLE;
+#endif
 #if defined(BROKEN_OVERFLOW)
     memset(vir_info, 'A', vi_size + 8);
     return AVCHK_OK;
@@ -247,6 +253,9 @@ static int test_file(void *context, const char *filename, const char *realname, 
     fd = open(filename, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(vir_info, vi_size, "cannot open %s", filename);
+#if defined(BROKEN_UNOPENED)
+        return -1;
+#endif
         return AVCHK_FAILED;
     }
     got = read(fd, data, sizeof data - 1);

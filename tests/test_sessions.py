@@ -3,6 +3,7 @@ slow step, machine-readable output alone on stdout, one shared tools environment
 import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from avkit import paths, prereqs
+from avkit import paths, prereqs, toolsenv
 
 ROOT = paths.ROOT
 NOXFILE = ROOT / "noxfile.py"
@@ -140,13 +141,53 @@ def test_audit_json_after_a_build_is_json_alone():
 # --- 7. one shared tools environment --------------------------------------------------
 
 def test_sessions_share_one_tools_environment_without_nox_venvs():
-    """python=False for every session (no per-session venv); .nox/tools holds the tools."""
+    """python=False for every session (no per-session venv); avkit/toolsenv.py makes the one
+    tools environment, with every tool pinned in ci/tools.txt."""
     text = NOXFILE.read_text()
     assert "@nox.session(" in text and text.count("@nox.session") == 1
     assert "python=False" in text
-    tree = ast.parse(text)
-    tools = next(n for n in tree.body if isinstance(n, ast.Assign)
-                 and ast.unparse(n.targets[0]) == "TOOLS")
     pinned = {line.split("==")[0] for line in (ROOT / "ci" / "tools.txt").read_text().splitlines()
               if "==" in line}
-    assert set(ast.literal_eval(tools.value)) <= pinned
+    assert set(toolsenv.TOOLS) <= pinned
+    assert toolsenv.VENV.relative_to(ROOT).parts[0] != ".nox"
+
+
+def test_the_noxfile_is_sessions_only():
+    """Each session a few lines with a one-line docstring; no environment machinery."""
+    tree = ast.parse(NOXFILE.read_text())
+    for name, f in nox_sessions().items():
+        doc = ast.get_docstring(f)
+        assert doc and "\n" not in doc, f"{name}: no one-line docstring"
+        assert f.end_lineno - f.lineno <= 10, f"{name}: {f.end_lineno - f.lineno} lines"
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+                for a in n.names}
+    assert not imported & {"fcntl", "hashlib", "shutil", "contextlib"}, imported
+
+
+def test_nothing_depends_on_nox_session_folders():
+    """nox's .nox/<session> folders are nox's own: no tracked file runs anything from them."""
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout.split()
+    users = [f for f in files if f not in (".gitignore", "tests/test_sessions.py")
+             and (ROOT / f).is_file()
+             and re.search(r"\.nox/(tools|[\w-]+/bin)|\.nox\" / \"", (ROOT / f).read_text(errors="replace"))]
+    assert users == []
+
+
+def test_the_tools_environment_is_made_once_and_then_reused(tmp_path, monkeypatch):
+    """ensure() installs when the stamp differs and does nothing when it matches."""
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        if "venv" in cmd:
+            (tmp_path / "venv" / "bin").mkdir(parents=True)
+            (tmp_path / "venv" / "bin" / "python").touch()
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(toolsenv.subprocess, "run", fake_run)
+    python = toolsenv.ensure(tmp_path / "venv")
+    assert python == tmp_path / "venv" / "bin" / "python"
+    assert len(calls) == 2 and "pip" in calls[1] and str(toolsenv.PINS) in calls[1]
+    toolsenv.ensure(tmp_path / "venv")
+    assert len(calls) == 2, "a second run with the same pins installed again"

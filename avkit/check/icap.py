@@ -30,7 +30,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 from avkit.check import daemon

@@ -161,7 +161,7 @@ def release(dist, package_dir: Path, out: Path, version: str = None) -> list:
     clean(out)
     name = components.policy()["project"]["name"]
     log(f"release {version}: source archive, SBOM, packages, notes, provenance in {out}/")
-    archive = source_archive.write(out / f"{name}-{version}.tar.gz", f"{name}-{version}")
+    source_archive.write(out / f"{name}-{version}.tar.gz", f"{name}-{version}")
     spdx = sbom.write(plugins, version, created, out / f"{name}-{version}.spdx.json")
     sbom.check(spdx, plugins)  # the audit's SBOM check, on the file as written
     for f in package_files:

@@ -191,3 +191,19 @@ def test_the_tools_environment_is_made_once_and_then_reused(tmp_path, monkeypatc
     assert len(calls) == 2 and "pip" in calls[1] and str(toolsenv.PINS) in calls[1]
     toolsenv.ensure(tmp_path / "venv")
     assert len(calls) == 2, "a second run with the same pins installed again"
+
+
+# --- 8. tests by speed ----------------------------------------------------------------
+
+def test_unit_tests_are_selected_by_the_conftest_rule_alone():
+    """`-m unit` (the unit session) collects tests, none from a module that starts servers
+    or needs a build; every test carries exactly one of the two markers."""
+    import conftest
+    r = subprocess.run([sys.executable, "-m", "pytest", "-m", "unit", "--collect-only", "-q",
+                        "-p", "no:cacheprovider"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+    ids = [line for line in r.stdout.splitlines() if "::" in line]
+    assert len(ids) >= 30, r.stdout[-2000:]
+    modules = {Path(i.split("::")[0]).stem for i in ids}
+    assert not modules & conftest.INTEGRATION_MODULES
+    assert "-m" in ast.unparse(nox_sessions()["unit"]) and "'unit'" in ast.unparse(nox_sessions()["unit"])

@@ -201,6 +201,7 @@ INTEGRATION_TESTS = {
     "test_build_prints_nothing_on_stdout", "test_audit_json_after_a_build_is_json_alone",
     "test_policies_are_ordered_and_the_zig_build_targets_the_default_floor",
     "test_a_release_whose_packages_lack_an_architecture_is_refused",
+    "test_packaging_data_travels_with_an_installed_avkit",  # pip fetches setuptools
 }
 
 

@@ -26,7 +26,7 @@ from elftools.elf.elffile import ELFFile
 from avkit import elf, facts, paths
 from avkit.errors import UserError
 
-POLICY_FILE = paths.ROOT / "packaging" / "components.json"
+POLICY_FILE = paths.PACKAGING / "components.json"
 
 
 @functools.lru_cache(maxsize=None)

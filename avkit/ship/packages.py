@@ -34,7 +34,7 @@ from avkit import elf, facts, paths
 from avkit.errors import UserError
 from avkit.ship import audit, components, licenses, repositories, rpm_compat
 
-PACKAGING = paths.ROOT / "packaging"
+PACKAGING = paths.PACKAGING
 PLACEHOLDER = re.compile(r"\$\{([a-z_]+)\}")
 SCRIPT_PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
 #: What `package` may delete from its output folder before building (nothing else).
@@ -52,7 +52,7 @@ ADMIN_BACKUP_DIR = "/var/lib/kerio-avir-plugins"
 # --- inputs ----------------------------------------------------------------------------
 
 def load(name: str) -> dict:
-    return json.loads((PACKAGING / name).read_text())
+    return facts.load_json(PACKAGING / name)
 
 
 def _git(*args, root: Path = paths.ROOT) -> str:

@@ -28,8 +28,8 @@ from avkit import elf, facts, paths
 from avkit.errors import UserError
 from avkit.ship import audit, components, packages, provenance, sbom, source_archive
 
-PLACEHOLDERS_FILE = paths.ROOT / "packaging" / "placeholders.json"
-PROJECT_FILE = paths.ROOT / "packaging" / "project.json"
+PLACEHOLDERS_FILE = paths.PACKAGING / "placeholders.json"
+PROJECT_FILE = paths.PACKAGING / "project.json"
 OUTPUT_PATTERNS = ["*.tar.gz", "*.spdx.json", "provenance.json", "RELEASE-NOTES.md", "*.deb",
                    "*.rpm", "SHA256SUMS"]
 

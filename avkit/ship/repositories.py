@@ -13,7 +13,6 @@ repomd.xml gets repomd.xml.asc, and the public key is exported as signing-key.as
 """
 import gzip
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -37,7 +36,7 @@ def _digests(data: bytes) -> dict:
 
 def config() -> dict:
     """packaging/repositories.json: the suite, component and the site files' lines."""
-    return json.loads((paths.ROOT / "packaging" / "repositories.json").read_text())
+    return facts.load_json(paths.PACKAGING / "repositories.json")
 
 
 def dists_dir(folder: Path) -> Path:

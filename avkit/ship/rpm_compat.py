@@ -8,16 +8,15 @@ machine's rpm) and checks them against packaging/rpm-compat.json, the list of wh
 
 `python -m avkit.ship.rpm_compat FILE.rpm...` prints the listing.
 """
-import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-from avkit import paths, prereqs
+from avkit import facts, paths, prereqs
 from avkit.errors import UserError
 
-POLICY = paths.ROOT / "packaging" / "rpm-compat.json"
+POLICY = paths.PACKAGING / "rpm-compat.json"
 #: Header and signature-header fields read with one `rpm -qp --qf`, one a line.
 FIELDS = {
     "version": "%{VERSION}", "release": "%{RELEASE}",
@@ -31,7 +30,7 @@ DEPENDENCY = re.compile(r"^(rpmlib\([^)]+\))(?:\s+(\S+)\s+(\S+))?$")
 
 
 def load_policy() -> dict:
-    return json.loads(POLICY.read_text())
+    return facts.load_json(POLICY)
 
 
 def _rpm(*args) -> str:

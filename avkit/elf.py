@@ -4,6 +4,7 @@ Shared by the build (build-ids), the audit and the tests.
 """
 import re
 from pathlib import Path
+from typing import Any
 
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
@@ -37,7 +38,7 @@ def build_id(path) -> str:
 def dynamic_tags(path) -> dict:
     """DT_* tag name -> list of values (strings for NEEDED/RPATH/RUNPATH/SONAME)."""
     f, elf = _open(path)
-    tags = {}
+    tags: dict[str, list[Any]] = {}
     with f:
         for section in elf.iter_sections():
             if isinstance(section, DynamicSection):
@@ -68,7 +69,7 @@ def exported_symbols(path) -> list:
 def required_versions(path) -> dict:
     """Library file name -> the symbol versions it must provide (e.g. GLIBC_2.4)."""
     f, elf = _open(path)
-    result = {}
+    result: dict[str, list[str]] = {}
     with f:
         for section in elf.iter_sections():
             if isinstance(section, GNUVerNeedSection):
@@ -90,7 +91,7 @@ def version_key(version: str):
 
 def highest_versions(path) -> dict:
     """Namespace (GLIBC, GLIBCXX, CXXABI, GCC) -> highest required version tuple."""
-    best = {}
+    best: dict[str, tuple[int, ...]] = {}
     for versions in required_versions(path).values():
         for v in versions:
             key = version_key(v)
@@ -118,7 +119,7 @@ def versioned_imports(path) -> list:
     """(symbol, version, library) of every undefined dynamic symbol bound to a
     version a library must provide, e.g. ("pthread_create", "GLIBC_2.34", "libc.so.6")."""
     f, elf = _open(path)
-    result = []
+    result: list[tuple[str, str, str]] = []
     with f:
         versym = elf.get_section_by_name(".gnu.version")
         dynsym = elf.get_section_by_name(".dynsym")

@@ -23,7 +23,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
 from avkit import facts, paths, prereqs, workdir
 from avkit.errors import UserError
@@ -153,7 +153,7 @@ class Serve(Records):
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, bufsize=1)
         self.records = []
-        self.returncode = None
+        self.returncode: Optional[int] = None
 
     def __enter__(self):
         return self
@@ -206,7 +206,7 @@ class SocketServe(Records):
         self.dir = str(workdir.new_folder("avkit-serve-"))
         self.sock = os.path.join(self.dir, "avhost.sock")
         self.out = open(os.path.join(self.dir, "stdout.jsonl"), "w+b")
-        self._final = None  # the records, kept once the folder is gone
+        self._final: Optional[list[dict[str, Any]]] = None  # the records, kept once the folder is gone
         self.proc = subprocess.Popen(
             command(host, "serve", plugin, "--socket", self.sock, *args, options=options),
             stdout=self.out, stderr=subprocess.DEVNULL)
@@ -223,8 +223,8 @@ class SocketServe(Records):
     def __exit__(self, *exc):
         self.kill()
 
-    @property
-    def records(self) -> list[dict]:
+    @property  # the records, read-only once the run is over (Run's is a plain list)
+    def records(self) -> list[dict]:  # type: ignore[override]
         if self._final is not None:
             return self._final
         self.out.flush()
@@ -237,7 +237,7 @@ class SocketServe(Records):
             s.connect(self.sock)
             s.sendall("".join(line + "\n" for line in lines).encode())
             buf = b""
-            answers = []
+            answers: list[Any] = []
             while len(answers) < len(lines):
                 chunk = s.recv(65536)
                 if not chunk:

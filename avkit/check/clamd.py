@@ -53,6 +53,7 @@ import signal
 import socket
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from avkit.check import daemon
 from avkit.facts import EICAR
@@ -325,7 +326,7 @@ class Clamd:
         socket); its NUL-terminated reply without the NUL."""
         if transport == "unix" or (transport is None and not self.tcp):
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            addr = str(self.socket_path)
+            addr: Any = str(self.socket_path)  # a path, or (host, port) below
         else:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             addr = ("127.0.0.1", self.port)

@@ -25,6 +25,7 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 from avkit.check import avhost, kit_corpus as corpus
 from avkit.errors import UserError
@@ -121,7 +122,7 @@ def test_scanning(ctx) -> Report:
     for c in cases:
         check_scan(report, c, scans.get(c["path"]), ctx.engine)
     check_records(report, records, "contract (load, init, close)")
-    summary = next((r for r in records if r["event"] == "summary"), {})
+    summary: dict[str, Any] = next((r for r in records if r["event"] == "summary"), {})
     report.add("host exit status", code == 0 and summary.get("restarts", 1) == 0,
                f"exit {code}, restarts {summary.get('restarts')}" + (f": {err.strip()}" if code and err.strip() else ""))
     check_reloads(ctx, report, next(c for c in cases if c["name"] == "eicar.com"))

@@ -8,6 +8,7 @@ dependencies (`Depends: libc6 (>= X)` and the RPM requirements) from the symbol
 versions the plugin really needs.
 """
 from pathlib import Path
+from typing import Any
 
 from avkit import elf, facts as project
 from avkit.facts import POLICY_FILE, policies as read_policies
@@ -69,7 +70,7 @@ def _vstr(key: tuple) -> str:
 
 def _too_new(facts: dict, limits: dict) -> dict:
     """{"NS_x.y": [(symbol, library)]} for every symbol version above the policy's limits."""
-    too_new = {}
+    too_new: dict[str, list[tuple[str, str]]] = {}
     for symbol, version, library in facts["imports"]:
         key = elf.version_key(version)
         if key is None:
@@ -147,8 +148,8 @@ def package_deps(facts: dict, data: dict) -> dict:
     "(64bit)" for 64-bit files (provided only by the 64-bit glibc).
     """
     mark = "(64bit)" if facts["class"] == 64 else ""
-    highest = {}  # (library, namespace) -> version tuple
-    glibc = ()
+    highest: dict[tuple[str, str], tuple[int, ...]] = {}  # (library, namespace) -> version tuple
+    glibc: tuple[int, ...] = ()
     for library, versions in facts["required_versions"].items():
         for version in versions:
             key = elf.version_key(version)
@@ -159,7 +160,7 @@ def package_deps(facts: dict, data: dict) -> dict:
                 highest[(library, ns)] = ver
             if ns == "GLIBC" and ver > glibc:
                 glibc = ver
-    deb = {}
+    deb: dict[str, Any] = {}
     for library in facts["needed"]:
         info = data["packages"].get(library)
         if info is None:
@@ -235,6 +236,6 @@ def format_report(report: dict, data: dict, required: str) -> str:
     return "\n".join(lines)
 
 
-def plugins_in(folder: Path) -> list:
+def plugins_in(folder: "str | Path") -> list[Path]:
     """The plugins a release ships: every avir_*.so of a dist folder (avhost is a test tool)."""
     return sorted(p for p in Path(folder).glob("avir_*.so") if p.is_file())

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from elftools.elf.elffile import ELFFile
 
@@ -101,7 +102,7 @@ def project_relative(path: str) -> str:
 def classify(files: list) -> dict:
     """{component name: [files]}; the project's own under the project's name."""
     data = policy()
-    found = {}
+    found: dict[str, list[Any]] = {}
     unknown = []
     for f in files:
         owner = next((c["name"] for c in data["components"]

@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from avkit import facts, paths, prereqs
 from avkit.errors import UserError
@@ -44,7 +45,7 @@ def inspect(path: Path) -> dict:
     """The facts of one .rpm that decide whether rpm 4.8 reads it."""
     prereqs.require_commands("rpm")
     out = _rpm("-qp", "--qf", "\n".join(FIELDS.values()) + "\n", str(path)).split("\n")
-    info = {key: value.strip() for key, value in zip(FIELDS, out)}
+    info: dict[str, Any] = {key: value.strip() for key, value in zip(FIELDS, out)}
     info["rpmlib"] = []
     for line in _rpm("-qp", "--requires", str(path)).splitlines():
         m = DEPENDENCY.match(line.strip())

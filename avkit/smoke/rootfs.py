@@ -195,7 +195,8 @@ def _debootstrap(target: Path, mirror_uri: str, keyring, logfile: Path, log,
     cmd += [SUITE, str(target), mirror_uri]
     log(f"root filesystem: debootstrap {SUITE} {debian_arch(arch)} {VARIANT} + {', '.join(include)} "
         f"(some minutes; log in {logfile})")
-    counts, phase, last_report = {}, None, time.monotonic()
+    counts: dict[str, int] = {}
+    phase, last_report = None, time.monotonic()
     started = last_report
     with open(logfile, "w") as out:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -36,6 +37,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 from avkit import facts, paths
 from avkit.check import avhost
@@ -234,14 +236,14 @@ class Servers:
 
 def clamd_runners(clamd, transport, files, n, plugins, clam, host, options) -> list:
     """The raw clients, then each plugin in each mode the transport allows."""
-    runners = [(RAW_INSTREAM, lambda: raw_clamd(clamd, transport, files, n, "INSTREAM"))]
+    runners: list[tuple[str, Callable[[], Any]]] = [(RAW_INSTREAM, lambda: raw_clamd(clamd, transport, files, n, "INSTREAM"))]
     if transport == "unix":
         runners.append((RAW_FILDES, lambda: raw_clamd(clamd, transport, files, n, "FILDES")))
     names = iter(runner_names(transport, plugins, clam)[len(runners):])
     for p in plugins:
         for fd_pass in (["off", "on"] if transport == "unix" else ["off"]):
-            runners.append((next(names), lambda p=p, f=fd_pass: plugin_bench(
-                host, p, {**options, "FdPass": f}, files, n)))
+            runners.append((next(names), functools.partial(
+                plugin_bench, host, p, {**options, "FdPass": fd_pass}, files, n)))
     return runners
 
 
@@ -345,7 +347,7 @@ def run_bench(threads: list[int], transports: list[str], reps: int, quick: bool,
 #: The pool row: avir_clam.so over two clamds, one killed halfway (avkit/stress/failover.py,
 #: whose `nox -s failover` runs longer). Its figure is the scans/s in each phase; a FAILED
 #: after the failover second is listed under the table, not a bench failure.
-POOL_RUN = {"workers": 4, "transport": "tcp", "limit": 1_000_000}
+POOL_RUN: dict[str, Any] = {"workers": 4, "transport": "tcp", "limit": 1_000_000}
 
 
 def pool_row(work: Path, clam: Path, host: Path, quick: bool) -> dict:
@@ -446,8 +448,8 @@ def chart_figure(results, meta: dict):
     wl = list(dict.fromkeys(c["workload"] for c in results))
     fig, axes = plt.subplots(len(transports), len(wl), squeeze=False, layout="constrained",
                              figsize=(4.2 * len(wl), 3.0 * len(transports) + 1.9))
-    handles = {}
-    colours = {}  # one colour per runner in every panel; the fullest cell sets the order
+    handles: dict[str, Any] = {}
+    colours: dict[str, Any] = {}  # one colour per runner in every panel; the fullest cell sets the order
     for c in sorted(results, key=lambda c: -len(c["summary"])):
         for name in c["summary"]:
             colours.setdefault(Path(name).name, f"C{len(colours)}")
@@ -488,11 +490,11 @@ def chart_figure(results, meta: dict):
     order = [n for n in colours if n in handles]
     fig.legend([handles[n] for n in order], order, loc="outside upper center",
                ncols=len(handles), fontsize=9, frameon=False, title=title, title_fontsize=10)
-    spread = (f"error bars: min..max over the {reps} repetitions" if reps > 1 else
+    bars_note = (f"error bars: min..max over the {reps} repetitions" if reps > 1 else
               "one repetition, so no error bars")
     fig.supxlabel(f"N: concurrent scans (avhost worker threads; raw clamd: client threads, "
                   f"one IDSESSION each). Bars: median of {reps} repetition"
-                  f"{'s' if reps > 1 else ''}; {spread}.\n"
+                  f"{'s' if reps > 1 else ''}; {bars_note}.\n"
                   "Raw INSTREAM / raw FILDES: minimal clients with persistent sessions (the same "
                   "chunk size; FILDES passes each open file's descriptor over the UNIX socket): "
                   "the upper bounds. ICAP: avir_icap.so -> c-icap (virus_scan) -> the same clamd.",

@@ -30,7 +30,7 @@ def reports(report_dir: Path) -> list[Path]:
 
 
 #: every plugin the kit runs, with the servers it needs (the kit starts them)
-KIT_PLUGINS = (("avir_sample.so", []), ("avir_clam.so", ["--with-clamd"]),
+KIT_PLUGINS: tuple[tuple[str, list[str]], ...] = (("avir_sample.so", []), ("avir_clam.so", ["--with-clamd"]),
                ("avir_icap.so", ["--with-cicap"]))
 
 

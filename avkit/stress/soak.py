@@ -190,11 +190,11 @@ def summary_text(report: dict) -> str:
 
 def run_soak(plugin: str = None, workers: int = 64, scans: int = 10000, restarts: int = 3,
              seconds: float = 3600, json_path: str = None, keep: bool = False) -> int:
-    plugin = Path(plugin) if plugin else paths.dist_dir("zig") / "avir_clam.so"
-    host = plugin.parent / "avhost"
+    so = Path(plugin) if plugin else paths.dist_dir("zig") / "avir_clam.so"
+    host = so.parent / "avhost"
     # The files and clamd's folder (its log): removed at the end, kept when the soak fails.
     with Scratch("avkit-soak-", keep=keep) as scratch:
-        report, samples = soak(scratch.path, plugin, host, workers, scans, restarts, seconds)
+        report, samples = soak(scratch.path, so, host, workers, scans, restarts, seconds)
         print(summary_text(report), flush=True)
         if json_path:
             Path(json_path).write_text(json.dumps(dict(report, samples=samples), indent=2))

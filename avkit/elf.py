@@ -17,7 +17,7 @@ def _open(path):
     return f, ELFFile(f)
 
 
-def header(path) -> dict:
+def header(path) -> dict[str, Any]:
     f, elf = _open(path)
     with f:
         return {"class": elf.elfclass, "machine": elf["e_machine"], "type": elf["e_type"]}
@@ -35,7 +35,7 @@ def build_id(path) -> str:
     return ""
 
 
-def dynamic_tags(path) -> dict:
+def dynamic_tags(path) -> dict[str, list[Any]]:
     """DT_* tag name -> list of values (strings for NEEDED/RPATH/RUNPATH/SONAME)."""
     f, elf = _open(path)
     tags: dict[str, list[Any]] = {}
@@ -48,11 +48,11 @@ def dynamic_tags(path) -> dict:
     return tags
 
 
-def needed(path) -> list:
+def needed(path) -> list[str]:
     return dynamic_tags(path).get("DT_NEEDED", [])
 
 
-def exported_symbols(path) -> list:
+def exported_symbols(path) -> list[str]:
     """Names of defined, globally visible dynamic symbols (what a host can dlsym)."""
     f, elf = _open(path)
     with f:
@@ -66,7 +66,7 @@ def exported_symbols(path) -> list:
             and s["st_other"]["visibility"] in ("STV_DEFAULT", "STV_PROTECTED"))
 
 
-def required_versions(path) -> dict:
+def required_versions(path) -> dict[str, list[str]]:
     """Library file name -> the symbol versions it must provide (e.g. GLIBC_2.4)."""
     f, elf = _open(path)
     result: dict[str, list[str]] = {}
@@ -89,7 +89,7 @@ def version_key(version: str):
     return m.group(1), tuple(int(x) for x in m.group(2).split("."))
 
 
-def highest_versions(path) -> dict:
+def highest_versions(path) -> dict[str, tuple[int, ...]]:
     """Namespace (GLIBC, GLIBCXX, CXXABI, GCC) -> highest required version tuple."""
     best: dict[str, tuple[int, ...]] = {}
     for versions in required_versions(path).values():
@@ -115,7 +115,7 @@ DF_BIND_NOW = 0x8
 DF_1_NOW = 0x1
 
 
-def versioned_imports(path) -> list:
+def versioned_imports(path) -> list[tuple[str, str, str]]:
     """(symbol, version, library) of every undefined dynamic symbol bound to a
     version a library must provide, e.g. ("pthread_create", "GLIBC_2.34", "libc.so.6")."""
     f, elf = _open(path)
@@ -141,14 +141,14 @@ def versioned_imports(path) -> list:
     return sorted(result)
 
 
-def segments(path) -> list:
+def segments(path) -> list[dict[str, Any]]:
     """Program headers as {"type": "PT_LOAD"/"PT_GNU_STACK"/..., "flags": p_flags}."""
     f, elf = _open(path)
     with f:
         return [{"type": s["p_type"], "flags": s["p_flags"]} for s in elf.iter_segments()]
 
 
-def section_names(path) -> list:
+def section_names(path) -> list[str]:
     f, elf = _open(path)
     with f:
         return [s.name for s in elf.iter_sections() if s.name]
@@ -158,7 +158,7 @@ def _flag_value(values) -> int:
     return values[0] if values else 0
 
 
-def hardening(path) -> dict:
+def hardening(path) -> dict[str, Any]:
     """What the loader will do with the file: relro, bind_now, exec stack, textrel, rpath."""
     tags = dynamic_tags(path)
     segs = segments(path)
@@ -179,7 +179,7 @@ def hardening(path) -> dict:
     }
 
 
-def facts(path) -> dict:
+def facts(path) -> dict[str, Any]:
     """Everything the audit looks at, as plain JSON-friendly data."""
     head = header(path)
     return {

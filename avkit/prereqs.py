@@ -147,7 +147,7 @@ _SPECIAL = {
 }
 
 
-def missing(needs) -> list:
+def missing(needs) -> list[tuple[str, list[str]]]:
     """(what, [Debian packages]) for each need in `needs` this machine lacks."""
     out = []
     for need in needs:

@@ -72,7 +72,7 @@ class Records:
     def events(self, kind: str) -> list[dict]:
         return [r for r in self.records if r.get("event") == kind]
 
-    def scans(self) -> dict:
+    def scans(self) -> dict[str, dict[str, Any]]:
         """{file: its last scan record}."""
         return {r["file"]: r for r in self.events("scan")}
 
@@ -86,7 +86,7 @@ class Records:
     def logs(self) -> list[str]:
         return [r["message"] for r in self.events("log")]
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         found = self.events("summary")
         return found[-1] if found else {}
 
@@ -116,7 +116,7 @@ def run(host, mode: str, plugin, *args, options: Optional[Mapping] = None, timeo
 
 
 def timed_records(host, mode: str, plugin, *args, options: Optional[Mapping] = None,
-                  prefix: tuple = (), until: str = "init", timeout: float = 150) -> list:
+                  prefix: tuple = (), until: str = "init", timeout: float = 150) -> list[tuple[float, dict[str, Any]]]:
     """Runs avhost (under `prefix`, e.g. setpriv) until a record of the event `until`
     arrives, then ends it: [(seconds since the start when the record came, record)],
     for tests that measure when the plugin said something."""
@@ -165,7 +165,7 @@ class Serve(Records):
         self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
 
-    def next_record(self, event: str, timeout: float = 120) -> dict:
+    def next_record(self, event: str, timeout: float = 120) -> dict[str, Any]:
         """Reads records until one of this event comes."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -178,7 +178,7 @@ class Serve(Records):
                 return record
         raise AssertionError(f"no {event} record within {timeout} s")
 
-    def scan(self, path, timeout: float = 120) -> dict:
+    def scan(self, path, timeout: float = 120) -> dict[str, Any]:
         self.send(f"SCAN {path}")
         return self.next_record("scan", timeout)
 

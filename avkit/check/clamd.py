@@ -358,7 +358,7 @@ class Clamd:
             return "(no clamd log)"
         return "\n".join(text.splitlines()[-lines:])
 
-    def plugin_options(self, transport: str = "tcp", **extra) -> dict:
+    def plugin_options(self, transport: str = "tcp", **extra) -> dict[str, str]:
         """avir_clam options that reach this clamd: transport "tcp", "tcp6" (::1) or "unix"."""
         opts = {"Address": "127.0.0.1", "Port": str(self.port or 3310), "LocalSocket": "",
                 "StartupTimeout": "10"}
@@ -377,7 +377,7 @@ class Clamd:
 
 
 
-def pool_options(clamds, transport: str = "tcp", **extra) -> dict:
+def pool_options(clamds, transport: str = "tcp", **extra) -> dict[str, str]:
     """avir_clam options for a pool of these clamds: Address as a comma-separated list of
     127.0.0.1:port (transport "tcp"), or LocalSocket as a list of their sockets ("unix")."""
     opts = clamds[0].plugin_options(transport, **extra)

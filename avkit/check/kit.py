@@ -174,7 +174,7 @@ def check_reloads(ctx, report: Report, case: dict):
     report.add(f"unload and load again x{RELOADS}, then exit()", ok, detail)
 
 
-def scan_all(serve: avhost.SocketServe, cases) -> dict:
+def scan_all(serve: avhost.SocketServe, cases) -> dict[str, dict[str, Any]]:
     answers = serve.request([f"SCAN {c['path']}" for c in cases])
     return {a.get("file"): a for a in answers if a.get("event") == "scan"}
 
@@ -306,7 +306,7 @@ def make_context(args):
         yield ctx
 
 
-def start_cicap(stack: contextlib.ExitStack, stream_limit: int, wait: float) -> dict:
+def start_cicap(stack: contextlib.ExitStack, stream_limit: int, wait: float) -> dict[str, str]:
     """A private c-icap (virus_scan over its own private clamd) for the run: the
     avir_icap options that reach it. clamd's MaxFileSize is the corpus's stream limit
     (AlertExceedsMax: a larger file is IMPOSSIBLE, as with avir_clam); the service is

@@ -6,6 +6,7 @@ names another of its policies."""
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from avkit import elf, facts, paths
 from avkit.errors import UserError
@@ -30,7 +31,7 @@ def register(subparsers):
     p.set_defaults(func=run)
 
 
-def default_files(toolchain: str, archs) -> list:
+def default_files(toolchain: str, archs) -> list[Path]:
     files = []
     for arch in archs:
         found = plugins_in(paths.dist_dir(toolchain, arch=arch))
@@ -41,7 +42,7 @@ def default_files(toolchain: str, archs) -> list:
     return files
 
 
-def policies_of(path: Path) -> dict:
+def policies_of(path: Path) -> dict[str, Any]:
     """The policies of the plugin's architecture (the default one's for a foreign ELF file,
     which then fails its "elf" check)."""
     return load_policies(arch=facts.arch_of(elf.header(path)) if elf.is_elf(path) else None)

@@ -32,7 +32,7 @@ HARDENING = {
 }
 
 
-def load_policies(path: Path = POLICY_FILE, arch: str = None) -> dict:
+def load_policies(path: Path = POLICY_FILE, arch: str = None) -> dict[str, Any]:
     """The policies of one architecture (default: the default one), strictest first, with
     "arch", "default" (the policy its plugins must satisfy) and "elf" (the header they have)."""
     arch = arch or project.default_arch()
@@ -46,13 +46,13 @@ def load_policies(path: Path = POLICY_FILE, arch: str = None) -> dict:
     return data
 
 
-def policies_for(path) -> dict:
+def policies_for(path) -> dict[str, Any]:
     """The policies of the architecture a plugin's ELF header names (an ELF file of no
     release architecture is checked against the default one's, and fails its "elf" check)."""
     return load_policies(arch=project.arch_of(elf.header(path)))
 
 
-def policy_by_name(data: dict, name: str) -> dict:
+def policy_by_name(data: dict, name: str) -> dict[str, Any]:
     for p in data["policies"]:
         if p["name"] == name:
             return p
@@ -87,7 +87,7 @@ def _too_new(facts: dict, limits: dict) -> dict:
     return too_new
 
 
-def check(facts: dict, policy: dict, data: dict) -> list:
+def check(facts: dict, policy: dict, data: dict) -> list[dict[str, Any]]:
     """Violations of one policy: list of {"check", "message", "symbols"}."""
     out = []
 
@@ -139,7 +139,7 @@ def check(facts: dict, policy: dict, data: dict) -> list:
     return out
 
 
-def package_deps(facts: dict, data: dict) -> dict:
+def package_deps(facts: dict, data: dict) -> dict[str, Any]:
     """Dependencies for the packages, derived from what the plugin really needs.
 
     deb: libc6 (>= highest GLIBC_x); rpm: each needed soname and soname(highest version)
@@ -179,7 +179,7 @@ def package_deps(facts: dict, data: dict) -> dict:
     return {"glibc": _vstr(glibc) if glibc else None, "deb": sorted(deb.values()), "rpm": rpm}
 
 
-def audit_file(path, data: dict = None) -> dict:
+def audit_file(path, data: dict = None) -> dict[str, Any]:
     """The report of one plugin: facts, violations per policy, verdict and package deps.
     Without data, against the policies of the plugin's own architecture."""
     path = Path(path)

@@ -31,7 +31,7 @@ POLICY_FILE = paths.PACKAGING / "components.json"
 
 
 @functools.lru_cache(maxsize=None)
-def policy() -> dict:
+def policy() -> dict[str, Any]:
     return json.loads(POLICY_FILE.read_text())
 
 
@@ -63,7 +63,7 @@ def _line_files(dwarf, cu, comp_dir: str) -> set:
     return out
 
 
-def source_files(debug_file: Path) -> list:
+def source_files(debug_file: Path) -> list[str]:
     """Every source file named by the compile units and line tables, normalized."""
     found = set()
     with open(debug_file, "rb") as f:
@@ -99,7 +99,7 @@ def project_relative(path: str) -> str:
     return path if not path.startswith("/") else ""
 
 
-def classify(files: list) -> dict:
+def classify(files: list) -> dict[str, list[Any]]:
     """{component name: [files]}; the project's own under the project's name."""
     data = policy()
     found: dict[str, list[Any]] = {}
@@ -125,7 +125,7 @@ def _linked(debug_file: Path) -> tuple:
     return tuple(sorted(classify(source_files(debug_file)).items()))
 
 
-def linked(so: Path) -> list:
+def linked(so: Path) -> list[dict[str, Any]]:
     """The components linked into one plugin, the project first, each with its files,
     version and license: [{"name", "title", "version", "license", "files", ...}]."""
     by_name = dict(_linked(debug_file_of(Path(so))))
@@ -141,12 +141,12 @@ def linked(so: Path) -> list:
     return out
 
 
-def project_component(files=()) -> dict:
+def project_component(files=()) -> dict[str, Any]:
     return {**policy()["project"], "title": "the project's own code",
             "version": project_version(), "files": list(files)}
 
 
-def project_sources(so: Path) -> list:
+def project_sources(so: Path) -> list[str]:
     """Repository-relative names of the project's files the plugin's DWARF names."""
     name = policy()["project"]["name"]
     files = dict(_linked(debug_file_of(Path(so)))).get(name, [])
@@ -195,7 +195,7 @@ def boost_version() -> str:
     return boost_reference().split("/", 1)[1].split("#")[0]
 
 
-def boost_source() -> dict:
+def boost_source() -> dict[str, Any]:
     """The pinned wheel of Boost's version, from the recipe's conandata.yml."""
     import yaml  # conan's own dependency, in the tools environment
     data = yaml.safe_load((paths.ROOT / "conan" / "index" / "recipes" / "boost" / "all" /
@@ -280,7 +280,7 @@ def license_text(license_id: str, debian: bool = False) -> str:
     return "\n\n".join(p.strip("\n") for p in parts) + "\n"
 
 
-def license_origins(license_id: str) -> list:
+def license_origins(license_id: str) -> list[str]:
     return [str(license_origin(p)) for p in policy()["licenses"][license_id]["text"]]
 
 

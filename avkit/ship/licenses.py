@@ -54,7 +54,7 @@ def render(linked: list, project: dict, plugin: str, debian: bool = True) -> str
     return out
 
 
-def parse(text: str) -> list:
+def parse(text: str) -> list[dict[str, str]]:
     """The paragraphs of a DEP-5 file: [{field: value}] (continuations joined by \\n)."""
     paragraphs = []
     for block in re.split(r"\n\s*\n", text.strip("\n")):
@@ -74,7 +74,7 @@ def parse(text: str) -> list:
     return paragraphs
 
 
-def check(text: str) -> dict:
+def check(text: str) -> dict[str, str]:
     """{license name: text} after checking the DEP-5 rules this project relies on: a
     Format header, and a License with its text (in place or in a stand-alone License
     paragraph) for every Files paragraph."""

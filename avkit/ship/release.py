@@ -48,7 +48,7 @@ def is_tagged(root: Path = paths.ROOT) -> bool:
     return bool({version, f"v{version}"} & set(r.stdout.split()))
 
 
-def placeholders(project: dict) -> list:
+def placeholders(project: dict) -> list[tuple[str, str, str]]:
     """[(field, value, reserved name)] for the fields that name a reserved domain."""
     data = json.loads(PLACEHOLDERS_FILE.read_text())
     found = []
@@ -121,7 +121,7 @@ def clean(out: Path) -> None:
             p.unlink()
 
 
-def release_plugins(dists: list) -> list:
+def release_plugins(dists: list) -> list[Path]:
     """Every plugin of every dist folder (one per architecture)."""
     plugins = []
     for dist in dists:
@@ -144,7 +144,7 @@ def check_packages_cover(plugins: list, package_files: list, package_dir: Path) 
                             f"--arch all` first")
 
 
-def release(dist, package_dir: Path, out: Path, version: str = None) -> list:
+def release(dist, package_dir: Path, out: Path, version: str = None) -> list[Path]:
     """Writes the release artifacts into out; returns them. dist: a dist folder, or a
     list of them (one per architecture)."""
     project = packages.load("project.json")

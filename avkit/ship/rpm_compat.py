@@ -30,7 +30,7 @@ FIELDS = {
 DEPENDENCY = re.compile(r"^(rpmlib\([^)]+\))(?:\s+(\S+)\s+(\S+))?$")
 
 
-def load_policy() -> dict:
+def load_policy() -> dict[str, Any]:
     return facts.load_json(POLICY)
 
 
@@ -41,7 +41,7 @@ def _rpm(*args) -> str:
     return r.stdout
 
 
-def inspect(path: Path) -> dict:
+def inspect(path: Path) -> dict[str, Any]:
     """The facts of one .rpm that decide whether rpm 4.8 reads it."""
     prereqs.require_commands("rpm")
     out = _rpm("-qp", "--qf", "\n".join(FIELDS.values()) + "\n", str(path)).split("\n")
@@ -60,7 +60,7 @@ def _evr(text: str) -> tuple:
     return tuple(int(n) for n in re.findall(r"\d+", text))
 
 
-def problems(info: dict, policy: dict) -> list:
+def problems(info: dict, policy: dict) -> list[str]:
     """What rpm 4.8 would refuse or get wrong, one sentence each (empty: compatible)."""
     out = []
     for req in info["rpmlib"]:

@@ -16,6 +16,7 @@ audit's side: the components a plugin's DWARF names that the SBOM lacks.
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 from avkit import elf, facts
 from avkit.errors import UserError
@@ -64,7 +65,7 @@ def _component_package(c: dict) -> dict:
     return pkg
 
 
-def document(plugins: list, version: str, created: str) -> dict:
+def document(plugins: list, version: str, created: str) -> dict[str, Any]:
     """The SPDX document of the release's plugins."""
     packages, relationships, seen = [], [], {}
     refs = set()
@@ -110,7 +111,7 @@ def write(plugins: list, version: str, created: str, out: Path) -> Path:
     return out
 
 
-def missing(sbom: dict, plugins: list) -> list:
+def missing(sbom: dict, plugins: list) -> list[str]:
     """["avir_x.so: component (version)"] for every component linked into a plugin (by
     its DWARF) that the SBOM does not list as statically linked into that plugin's file
     (same sha256), and for a plugin the SBOM lacks."""

@@ -127,7 +127,7 @@ RAW_METHODS = {"INSTREAM": _send_instream, "FILDES": _send_fildes}
 
 
 def raw_clamd(clamd, transport: str, files: list[Path], threads: int,
-              method: str = "INSTREAM") -> dict:
+              method: str = "INSTREAM") -> dict[str, Any]:
     """Scans every file once over `threads` persistent IDSESSIONs; returns the rates."""
     parts = [files[i::threads] for i in range(threads)]
     errors = []
@@ -172,7 +172,7 @@ def _children_cpu() -> float:
 # ---------- a plugin through avhost bench ----------
 
 def plugin_bench(host: Path, plugin: Path, options: dict, files: list[Path],
-                 threads: int) -> dict:
+                 threads: int) -> dict[str, Any]:
     cpu = _children_cpu()
     r = avhost.run(host, "bench", plugin, "--threads", threads, "--count", len(files),
                    "--no-logs", *files, options=options, timeout=1800)
@@ -234,7 +234,7 @@ class Servers:
         self.clamd, self.icap = clamd, icap
 
 
-def clamd_runners(clamd, transport, files, n, plugins, clam, host, options) -> list:
+def clamd_runners(clamd, transport, files, n, plugins, clam, host, options) -> list[tuple[str, Callable[[], Any]]]:
     """The raw clients, then each plugin in each mode the transport allows."""
     runners: list[tuple[str, Callable[[], Any]]] = [(RAW_INSTREAM, lambda: raw_clamd(clamd, transport, files, n, "INSTREAM"))]
     if transport == "unix":
@@ -247,14 +247,14 @@ def clamd_runners(clamd, transport, files, n, plugins, clam, host, options) -> l
     return runners
 
 
-def icap_runners(servers, files, n, host) -> list:
+def icap_runners(servers, files, n, host) -> list[tuple[str, Callable[..., Any]]]:
     return [(name, lambda so=so, opts=opts: plugin_bench(host, host.parent / so, opts(servers),
                                                          files, n))
             for name, (so, opts) in ICAP_ROWS.items()]
 
 
 def measure_cell(clamd, transport, wname, files, n, plugins, clam, host, options, reps,
-                 servers=None) -> dict:
+                 servers=None) -> dict[str, Any]:
     """One workload at one N: every runner of the transport, interleaved reps times."""
     cell = {"transport": transport, "workload": wname, "threads": n, "files": len(files),
             "bytes": sum(p.stat().st_size for p in files), "runs": {},
@@ -350,7 +350,7 @@ def run_bench(threads: list[int], transports: list[str], reps: int, quick: bool,
 POOL_RUN: dict[str, Any] = {"workers": 4, "transport": "tcp", "limit": 1_000_000}
 
 
-def pool_row(work: Path, clam: Path, host: Path, quick: bool) -> dict:
+def pool_row(work: Path, clam: Path, host: Path, quick: bool) -> dict[str, Any]:
     seconds = 4.0 if quick else 10.0
     return failover.failover(work, clam, host, seconds=seconds, kill_at=seconds / 2, **POOL_RUN)
 
@@ -416,7 +416,7 @@ def _print_cell(cell):
               f"{_fmt(s['peak_rss_kb']):>14} {_fmt(s['open_fds']):>5}", flush=True)
 
 
-def machine() -> dict:
+def machine() -> dict[str, Any]:
     """What the numbers were measured on: cores and the CPU model (from /proc/cpuinfo)."""
     model = None
     try:

@@ -66,7 +66,7 @@ def phase_of(t: float, kill_t: float) -> str:
     return "during" if t < kill_t + FAILOVER_SECOND else "after"
 
 
-def tally(scans: list, kill_t: float, end_t: float) -> dict:
+def tally(scans: list, kill_t: float, end_t: float) -> dict[str, dict[str, Any]]:
     """Per phase: its length, scans, scans/s, verdict counts and wrong verdicts."""
     spans = {"before": kill_t, "during": min(FAILOVER_SECOND, end_t - kill_t),
              "after": max(end_t - kill_t - FAILOVER_SECOND, 0.0)}
@@ -86,7 +86,7 @@ def tally(scans: list, kill_t: float, end_t: float) -> dict:
     return out
 
 
-def problems(phases: dict) -> list:
+def problems(phases: dict) -> list[str]:
     """What makes the run fail: a FAILED after the failover second, anything wrong anywhere."""
     found = []
     for p in PHASES:
@@ -127,7 +127,7 @@ def table(report: dict) -> str:
 
 
 def failover(work: Path, plugin: Path, host: Path, workers: int, seconds: float, kill_at: float,
-             transport: str, limit: int) -> dict:
+             transport: str, limit: int) -> dict[str, Any]:
     """The run itself, in a work folder: its report."""
     files = mixed_files(work / "files", count=20)
     scans: list[tuple[float, str, bool, Any]] = []

@@ -111,8 +111,9 @@ def lint(session: nox.Session) -> None:
     """ruff (lint, format check), mypy on avkit, bare dict/list returns, clang-format and cppcheck on the C/C++."""
     tools(session, "ruff", "check", ".")
     tools(session, "mypy")
-    tools(session, "avkit.lint", *session.posargs)
-    tools(session, "ruff", "format", "--check", ".")
+    tools(session, "avkit.lint", "returns", "cppcheck")
+    tools(session, "ruff", "format", "--check", ".")  # the formatters last: the code first
+    tools(session, "avkit.lint", "clang-format")
 
 
 @avkit_session

@@ -45,7 +45,8 @@ def bare_returns(files: list[Path]) -> list[str]:
         tree = ast.parse(path.read_text(), str(path))
         for f in _public_functions(tree):
             if f.returns is not None and ast.unparse(f.returns) in BARE:
-                found.append(f"{path.relative_to(ROOT)}:{f.lineno}: {f.name}() -> "
+                shown = path.relative_to(ROOT) if ROOT in path.parents else path
+                found.append(f"{shown}:{f.lineno}: {f.name}() -> "
                              f"{ast.unparse(f.returns)}: say what it holds (dict[str, int])")
     return found
 

@@ -207,3 +207,35 @@ def test_unit_tests_are_selected_by_the_conftest_rule_alone():
     modules = {Path(i.split("::")[0]).stem for i in ids}
     assert not modules & conftest.INTEGRATION_MODULES
     assert "-m" in ast.unparse(nox_sessions()["unit"]) and "'unit'" in ast.unparse(nox_sessions()["unit"])
+
+
+# --- 9. the linters --------------------------------------------------------------------
+
+def test_the_lint_session_runs_every_linter_and_ci_runs_it_first():
+    body = ast.unparse(nox_sessions()["lint"])
+    for step in ("'ruff', 'check'", "'mypy'", "'avkit.lint'", "'ruff', 'format', '--check'"):
+        assert step in body, step
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert ci.index("./nox -s lint") < ci.index("./nox -s tests")
+
+
+def test_a_public_function_returning_a_bare_dict_or_list_is_found(tmp_path):
+    from avkit import lint
+    module = tmp_path / "m.py"
+    module.write_text("def facts() -> dict:\n    return {}\n\n"
+                      "def names() -> list[str]:\n    return []\n\n"
+                      "def _private() -> list:\n    return []\n\n"
+                      "class C:\n    def rows(self) -> list:\n        return []\n")
+    found = lint.bare_returns([module])
+    assert [line.split(": ", 1)[1] for line in found] == [
+        "facts() -> dict: say what it holds (dict[str, int])",
+        "rows() -> list: say what it holds (dict[str, int])"]
+    assert lint.check_returns() == [], "avkit has a public function returning a bare dict/list"
+
+
+def test_every_cppcheck_suppression_says_why():
+    lines = (ROOT / ".cppcheck-suppressions").read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() and not line.startswith("#"):
+            assert i > 0 and lines[i - 1].startswith("#"), f"{line}: no comment above it"
+            assert ":" in line and "*" not in line, f"{line}: suppress one id in one file"

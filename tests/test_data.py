@@ -87,3 +87,12 @@ def test_packaging_data_travels_with_an_installed_avkit(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == (f"{sorted(facts.products())} {list(facts.architectures())} "
                                 f"{facts.glibc_floor()}")
+
+
+def test_the_wheel_lists_every_avkit_package():
+    """pyproject.toml lists avkit's packages (the data folders are mapped in from outside
+    avkit/): a new subpackage left off the list would be missing from an installed avkit."""
+    import tomllib
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    present = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "avkit").rglob("__init__.py")}
+    assert present <= listed, f"add to [tool.setuptools] packages: {sorted(present - listed)}"

@@ -158,7 +158,8 @@ def test_the_noxfile_is_sessions_only():
     for name, f in nox_sessions().items():
         doc = ast.get_docstring(f)
         assert doc and "\n" not in doc, f"{name}: no one-line docstring"
-        assert f.end_lineno - f.lineno <= 10, f"{name}: {f.end_lineno - f.lineno} lines"
+        statements = sum(isinstance(n, ast.stmt) for n in ast.walk(f)) - 1  # not the def
+        assert statements <= 8, f"{name}: {statements} statements"  # lines vary with formatting
     imported = {a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
                 for a in n.names}
     assert not imported & {"fcntl", "hashlib", "shutil", "contextlib"}, imported

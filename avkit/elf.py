@@ -40,7 +40,7 @@ def build_id(path: PathLike) -> str:
 def dynamic_tags(path: PathLike) -> dict[str, list[Any]]:
     """DT_* tag name -> list of values (strings for NEEDED/RPATH/RUNPATH/SONAME)."""
     f, elf = _open(path)
-    tags = {}
+    tags: dict[str, list[Any]] = {}
     with f:
         for section in elf.iter_sections():
             if isinstance(section, DynamicSection):
@@ -71,7 +71,7 @@ def exported_symbols(path: PathLike) -> list[str]:
 def required_versions(path: PathLike) -> dict[str, list[str]]:
     """Library file name -> the symbol versions it must provide (e.g. GLIBC_2.4)."""
     f, elf = _open(path)
-    result = {}
+    result: dict[str, list[str]] = {}
     with f:
         for section in elf.iter_sections():
             if isinstance(section, GNUVerNeedSection):
@@ -93,7 +93,7 @@ def version_key(version: str) -> tuple[str, tuple[int, ...]] | None:
 
 def highest_versions(path: PathLike) -> dict[str, tuple[int, ...]]:
     """Namespace (GLIBC, GLIBCXX, CXXABI, GCC) -> highest required version tuple."""
-    best = {}
+    best: dict[str, tuple[int, ...]] = {}
     for versions in required_versions(path).values():
         for v in versions:
             key = version_key(v)
@@ -121,7 +121,7 @@ def versioned_imports(path: PathLike) -> list[tuple[str, str, str]]:
     """(symbol, version, library) of every undefined dynamic symbol bound to a
     version a library must provide, e.g. ("pthread_create", "GLIBC_2.34", "libc.so.6")."""
     f, elf = _open(path)
-    result = []
+    result: list[tuple[str, str, str]] = []
     with f:
         versym = elf.get_section_by_name(".gnu.version")
         dynsym = elf.get_section_by_name(".dynsym")

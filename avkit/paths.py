@@ -8,6 +8,17 @@ BUILD = Path(os.environ.get("AVKIT_BUILD_ROOT", ROOT / "build")).resolve()
 DIST = Path(os.environ.get("AVKIT_DIST_ROOT", ROOT / "dist")).resolve()
 CACHE = ROOT / ".cache"
 
+
+def _data(folder: str) -> Path:
+    """A data folder of the source tree, or of an installed avkit (pip install .: avkit/_data/)."""
+    source = ROOT / folder
+    return source if source.is_dir() else Path(__file__).resolve().parent / "_data" / folder
+
+
+#: the packaging data (nFPM configs, scripts, policy JSON) and the architectures table
+PACKAGING = _data("packaging")
+ARCH_FILE = _data("cmake") / "architectures.json"
+
 #: zig: the release; gcc: the developer cross-check. Each architecture names the output
 #: folder of each (cmake/architectures.json): dist/i386/, dist/i386-gcc/, dist/x86_64/...
 TOOLCHAINS = ("zig", "gcc")

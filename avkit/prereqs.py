@@ -40,6 +40,8 @@ COMMAND_PACKAGES = {
     "setpriv": "util-linux",
     "valgrind": "valgrind",
     "clang-14": "clang-14",
+    "clang-format-14": "clang-format-14",
+    "cppcheck": "cppcheck",
     "gdb": "gdb",
 }
 
@@ -82,6 +84,8 @@ SESSION_NEEDS = {
     "soak": _needs(*_BUILD, *_RUN, *_CLAMD),
     "failover": _needs(*_BUILD, *_RUN, *_CLAMD),
     "lock": _needs(*_BUILD),
+    "unit": (),
+    "lint": _needs("clang-format-14", "cppcheck"),
 }
 
 I386_LOADER = Path("/lib/ld-linux.so.2")
@@ -143,7 +147,7 @@ _SPECIAL = {
 }
 
 
-def missing(needs) -> list:
+def missing(needs) -> list[tuple[str, list[str]]]:
     """(what, [Debian packages]) for each need in `needs` this machine lacks."""
     out = []
     for need in needs:

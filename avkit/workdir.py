@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 
 def _say(msg: str) -> None:
@@ -47,7 +48,7 @@ class Scratch:
         self.path = new_folder(self.prefix)
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         if exc_type is not None and not issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
             first = (str(exc).splitlines() or [""])[0]
             self.keep_because(f"the job failed ({exc_type.__name__}: {first})")

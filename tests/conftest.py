@@ -1,7 +1,8 @@
-"""Shared fixtures: where the built artifacts are.
+"""Shared fixtures: where the built artifacts are, and which tests are unit tests.
 
 The tests use what `python -m avkit build` left in dist/ (AVKIT_DIST_ROOT
-overrides the folder); `nox -s tests` builds first.
+overrides the folder); `nox -s tests` builds first. `nox -s unit` (pytest -m unit)
+runs the unit tests alone: see pytest_collection_modifyitems.
 """
 import os
 import shutil
@@ -70,6 +71,20 @@ def requested_arch(request):
     return callspec.params.get("arch") if callspec else None
 
 
+
+
+@pytest.fixture
+def host(under_test):
+    """The avhost under test: the release one of the test's architecture (ON_BOTH_ARCHS),
+    or the sanitized one under AVKIT_SANITIZED=1."""
+    return under_test("avhost")
+
+
+@pytest.fixture
+def plugin(under_test, request):
+    """The plugin under test, named by the module's PLUGIN (say "avir_clam.so"), found as
+    `host` is."""
+    return under_test(request.module.PLUGIN)
 
 
 @pytest.fixture
@@ -163,3 +178,39 @@ def broken(broken_of_arch):
     return broken_of_arch
 
 
+
+
+# --- unit and integration tests ---------------------------------------------------------
+# A unit test needs no build, root, clamd, c-icap, QEMU or server of its own: `-m unit`
+# runs those alone in under a minute. Everything else is marked integration. The rule
+# is here, in one place, so no test module carries a marker of its own.
+
+#: fixtures that need a build, a server or a VM: a test using one is an integration test
+INTEGRATION_FIXTURES = {"artifact", "dist", "under_test", "host", "plugin", "serve", "clamd",
+                        "icap", "broken", "broken_of_arch", "plugins", "dist_dir"}
+#: modules whose tests build, package, boot or start servers in their own bodies
+INTEGRATION_MODULES = {
+    "test_author", "test_avhost", "test_bench_arch", "test_build", "test_clam_limits",
+    "test_clam_plugin", "test_clam_pool", "test_deadlines", "test_exhaustion", "test_faults",
+    "test_file_contents", "test_icap_plugin", "test_jobs", "test_kit", "test_lifecycle",
+    "test_packages_arch", "test_reproducible", "test_sample_plugin", "test_smoke",
+    "test_clam_parser", "test_icap_parser",
+}
+#: single tests of otherwise-unit modules that build or start a server
+INTEGRATION_TESTS = {
+    "test_build_prints_nothing_on_stdout", "test_audit_json_after_a_build_is_json_alone",
+    "test_policies_are_ordered_and_the_zig_build_targets_the_default_floor",
+    "test_a_release_whose_packages_lack_an_architecture_is_refused",
+    "test_packaging_data_travels_with_an_installed_avkit",  # pip fetches setuptools
+}
+
+
+def is_integration(item: pytest.Item) -> bool:
+    return (item.module.__name__.rsplit(".", 1)[-1] in INTEGRATION_MODULES
+            or item.originalname in INTEGRATION_TESTS
+            or bool(INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ()))))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.integration if is_integration(item) else pytest.mark.unit)

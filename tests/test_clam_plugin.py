@@ -23,7 +23,7 @@ from avkit.facts import EICAR
 from avkit.check.clamd import (EICAR_NAME, ENCRYPTED_NAME, TEST_SIGNATURE_NAME, Clamd,
                          free_port, ipv6_loopback_available)
 from clam_corpus import write_corpus, write_random, write_sparse
-from conftest import ON_BOTH_ARCHS, requested_arch
+from conftest import ON_BOTH_ARCHS
 from fake_clamd import FakeClamd
 
 MiB = 1024 * 1024
@@ -33,15 +33,8 @@ FILDES_USED = "took a file descriptor (FILDES)"  # logged once a FILDES scan suc
 
 # --- running avhost ---
 
-@pytest.fixture
-def host(artifact, request):
-    """The release avhost; of each architecture for a test marked ON_BOTH_ARCHS."""
-    return artifact("avhost", arch=requested_arch(request))
-
-
-@pytest.fixture
-def plugin(artifact, request):
-    return artifact("avir_clam.so", arch=requested_arch(request))
+#: the plugin of conftest's `plugin` fixture (`host` is conftest's too)
+PLUGIN = "avir_clam.so"
 
 
 def avhost(host, plugin, mode, options, *args, timeout=300):

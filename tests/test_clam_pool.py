@@ -21,14 +21,8 @@ from conftest import ON_BOTH_ARCHS
 
 # AVKIT_SANITIZED=1 (conftest.under_test): the same cases against the ASan+UBSan
 # build: the shared health is where workers meet.
-@pytest.fixture
-def host(under_test):
-    return under_test("avhost")
-
-
-@pytest.fixture
-def plugin(under_test):
-    return under_test("avir_clam.so")
+#: the plugin of conftest's `plugin` fixture (`host` is conftest's too)
+PLUGIN = "avir_clam.so"
 
 
 @pytest.fixture

@@ -39,14 +39,8 @@ SCAN_EVERYTHING = "virus_scan?allow204=on&sizelimit=off&mode=simple&force=on"
 # --- avhost ---
 
 # AVKIT_SANITIZED=1 (conftest.under_test): the same cases against the ASan+UBSan build.
-@pytest.fixture
-def host(under_test):  # of each architecture for a test marked ON_BOTH_ARCHS
-    return under_test("avhost")
-
-
-@pytest.fixture
-def plugin(under_test):
-    return under_test("avir_icap.so")
+#: the plugin of conftest's `plugin` fixture (`host` is conftest's too)
+PLUGIN = "avir_icap.so"
 
 
 def avhost(host, plugin, mode, options, *args, timeout=300):

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from avkit import elf, facts, paths
+from avkit import elf, facts, paths, toolsenv
 from avkit.build import zig
 
 VERSION = "1.0.0"
@@ -104,7 +104,7 @@ def uncommitted() -> str:
 
 def build_fresh_clone(clone: Path, commit: str) -> dict:
     """What a user does: clone, `./nox -s build-i386` and `build-x86_64` (its own
-    .nox/tools and .cache), `avkit package --arch all`. Returns what it ships."""
+    tools environment and .cache), `avkit package --arch all`. Returns what it ships."""
     env = user_env()
     clone.parent.mkdir(parents=True, exist_ok=True)
     run(["git", "clone", "--quiet", "--no-checkout", paths.ROOT, clone], env=env)
@@ -112,7 +112,7 @@ def build_fresh_clone(clone: Path, commit: str) -> dict:
     run(["git", "fetch", "--quiet", paths.ROOT, "HEAD"], cwd=clone, env=env)
     run(["git", "checkout", "--quiet", "--detach", commit], cwd=clone, env=env)
     run([clone / "nox", "-s", "build-i386", "build-x86_64"], cwd=clone, env=env)
-    run([clone / ".nox" / "tools" / "bin" / "python", "-m", "avkit", "package", "--arch", "all",
+    run([clone / toolsenv.PYTHON.relative_to(paths.ROOT), "-m", "avkit", "package", "--arch", "all",
          "--version", VERSION, "--out", clone / "dist" / "packages"], cwd=clone, env=env)
     return shipped(clone / "dist", clone / "dist" / "packages")
 
@@ -171,7 +171,7 @@ def test_shipped_files_name_sources_by_canonical_paths_only(two_builds):
         elves = {n: f for n, f in files.items() if f.read_bytes()[:4] == b"\x7fELF"}
         for name, f in elves.items():
             data = f.read_bytes()
-            for leak in (str(folder).encode(), cache, b"/.cache/conan/", b"/.nox/",
+            for leak in (str(folder).encode(), cache, b"/.cache/conan/", b"/.nox/", b"/.tools/",
                          b"site-packages", zig.compilation_dir().encode()):
                 assert leak not in data, f"{name} holds {leak.decode()}"
         sources = set()

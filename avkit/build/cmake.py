@@ -13,7 +13,7 @@ def on_off(flag: bool) -> str:
     return "ON" if flag else "OFF"
 
 
-def cached_compilers(build_dir: Path) -> list:
+def cached_compilers(build_dir: Path) -> list[str]:
     """The compilers a build folder's CMakeCache.txt names (CMake never asks again)."""
     cache = Path(build_dir) / "CMakeCache.txt"
     if not cache.is_file():

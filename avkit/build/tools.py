@@ -9,7 +9,7 @@ from avkit import paths
 from avkit.errors import UserError
 
 
-def environment() -> dict:
+def environment() -> dict[str, str]:
     env = dict(os.environ)
     env["CONAN_HOME"] = str((paths.CACHE / "conan").resolve())  # Conan wants it absolute
     # zig's libc++ cache is private to this clone: a cache shared by every clone of a

@@ -3,7 +3,6 @@ compiled in, and the canonical folder its sources are named by in the shipped de
 import functools
 import importlib.util
 import subprocess
-from pathlib import Path
 
 from avkit import paths
 

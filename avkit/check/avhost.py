@@ -23,7 +23,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
 from avkit import facts, paths, prereqs, workdir
 from avkit.errors import UserError
@@ -72,7 +72,7 @@ class Records:
     def events(self, kind: str) -> list[dict]:
         return [r for r in self.records if r.get("event") == kind]
 
-    def scans(self) -> dict:
+    def scans(self) -> dict[str, dict[str, Any]]:
         """{file: its last scan record}."""
         return {r["file"]: r for r in self.events("scan")}
 
@@ -86,7 +86,7 @@ class Records:
     def logs(self) -> list[str]:
         return [r["message"] for r in self.events("log")]
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         found = self.events("summary")
         return found[-1] if found else {}
 
@@ -116,7 +116,7 @@ def run(host, mode: str, plugin, *args, options: Optional[Mapping] = None, timeo
 
 
 def timed_records(host, mode: str, plugin, *args, options: Optional[Mapping] = None,
-                  prefix: tuple = (), until: str = "init", timeout: float = 150) -> list:
+                  prefix: tuple = (), until: str = "init", timeout: float = 150) -> list[tuple[float, dict[str, Any]]]:
     """Runs avhost (under `prefix`, e.g. setpriv) until a record of the event `until`
     arrives, then ends it: [(seconds since the start when the record came, record)],
     for tests that measure when the plugin said something."""
@@ -153,7 +153,7 @@ class Serve(Records):
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, bufsize=1)
         self.records = []
-        self.returncode = None
+        self.returncode: Optional[int] = None
 
     def __enter__(self):
         return self
@@ -165,7 +165,7 @@ class Serve(Records):
         self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
 
-    def next_record(self, event: str, timeout: float = 120) -> dict:
+    def next_record(self, event: str, timeout: float = 120) -> dict[str, Any]:
         """Reads records until one of this event comes."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -178,7 +178,7 @@ class Serve(Records):
                 return record
         raise AssertionError(f"no {event} record within {timeout} s")
 
-    def scan(self, path, timeout: float = 120) -> dict:
+    def scan(self, path, timeout: float = 120) -> dict[str, Any]:
         self.send(f"SCAN {path}")
         return self.next_record("scan", timeout)
 
@@ -206,7 +206,7 @@ class SocketServe(Records):
         self.dir = str(workdir.new_folder("avkit-serve-"))
         self.sock = os.path.join(self.dir, "avhost.sock")
         self.out = open(os.path.join(self.dir, "stdout.jsonl"), "w+b")
-        self._final = None  # the records, kept once the folder is gone
+        self._final: Optional[list[dict[str, Any]]] = None  # the records, kept once the folder is gone
         self.proc = subprocess.Popen(
             command(host, "serve", plugin, "--socket", self.sock, *args, options=options),
             stdout=self.out, stderr=subprocess.DEVNULL)
@@ -223,8 +223,8 @@ class SocketServe(Records):
     def __exit__(self, *exc):
         self.kill()
 
-    @property
-    def records(self) -> list[dict]:
+    @property  # the records, read-only once the run is over (Run's is a plain list)
+    def records(self) -> list[dict]:  # type: ignore[override]
         if self._final is not None:
             return self._final
         self.out.flush()
@@ -237,7 +237,7 @@ class SocketServe(Records):
             s.connect(self.sock)
             s.sendall("".join(line + "\n" for line in lines).encode())
             buf = b""
-            answers = []
+            answers: list[Any] = []
             while len(answers) < len(lines):
                 chunk = s.recv(65536)
                 if not chunk:

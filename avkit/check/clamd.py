@@ -52,8 +52,8 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
+from typing import Any
 
 from avkit.check import daemon
 from avkit.facts import EICAR
@@ -326,7 +326,7 @@ class Clamd:
         socket); its NUL-terminated reply without the NUL."""
         if transport == "unix" or (transport is None and not self.tcp):
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            addr = str(self.socket_path)
+            addr: Any = str(self.socket_path)  # a path, or (host, port) below
         else:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             addr = ("127.0.0.1", self.port)
@@ -358,7 +358,7 @@ class Clamd:
             return "(no clamd log)"
         return "\n".join(text.splitlines()[-lines:])
 
-    def plugin_options(self, transport: str = "tcp", **extra) -> dict:
+    def plugin_options(self, transport: str = "tcp", **extra) -> dict[str, str]:
         """avir_clam options that reach this clamd: transport "tcp", "tcp6" (::1) or "unix"."""
         opts = {"Address": "127.0.0.1", "Port": str(self.port or 3310), "LocalSocket": "",
                 "StartupTimeout": "10"}
@@ -377,7 +377,7 @@ class Clamd:
 
 
 
-def pool_options(clamds, transport: str = "tcp", **extra) -> dict:
+def pool_options(clamds, transport: str = "tcp", **extra) -> dict[str, str]:
     """avir_clam options for a pool of these clamds: Address as a comma-separated list of
     127.0.0.1:port (transport "tcp"), or LocalSocket as a list of their sockets ("unix")."""
     opts = clamds[0].plugin_options(transport, **extra)

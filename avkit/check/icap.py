@@ -30,7 +30,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 from avkit.check import daemon
@@ -298,7 +297,7 @@ class CIcap:
             return "(no c-icap log)"
         return "\n".join(text.splitlines()[-lines:])
 
-    def plugin_options(self, **extra) -> dict:
+    def plugin_options(self, **extra) -> dict[str, str]:
         """avir_icap options that reach this c-icap with the plugin's default Service
         (virus_scan, every type and size handed to clamd)."""
         opts = {"Server": "127.0.0.1", "Port": str(self.port), "StartupTimeout": "10"}

@@ -25,6 +25,7 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 from avkit.check import avhost, kit_corpus as corpus
 from avkit.errors import UserError
@@ -121,7 +122,7 @@ def test_scanning(ctx) -> Report:
     for c in cases:
         check_scan(report, c, scans.get(c["path"]), ctx.engine)
     check_records(report, records, "contract (load, init, close)")
-    summary = next((r for r in records if r["event"] == "summary"), {})
+    summary: dict[str, Any] = next((r for r in records if r["event"] == "summary"), {})
     report.add("host exit status", code == 0 and summary.get("restarts", 1) == 0,
                f"exit {code}, restarts {summary.get('restarts')}" + (f": {err.strip()}" if code and err.strip() else ""))
     check_reloads(ctx, report, next(c for c in cases if c["name"] == "eicar.com"))
@@ -173,7 +174,7 @@ def check_reloads(ctx, report: Report, case: dict):
     report.add(f"unload and load again x{RELOADS}, then exit()", ok, detail)
 
 
-def scan_all(serve: avhost.SocketServe, cases) -> dict:
+def scan_all(serve: avhost.SocketServe, cases) -> dict[str, dict[str, Any]]:
     answers = serve.request([f"SCAN {c['path']}" for c in cases])
     return {a.get("file"): a for a in answers if a.get("event") == "scan"}
 
@@ -305,7 +306,7 @@ def make_context(args):
         yield ctx
 
 
-def start_cicap(stack: contextlib.ExitStack, stream_limit: int, wait: float) -> dict:
+def start_cicap(stack: contextlib.ExitStack, stream_limit: int, wait: float) -> dict[str, str]:
     """A private c-icap (virus_scan over its own private clamd) for the run: the
     avir_icap options that reach it. clamd's MaxFileSize is the corpus's stream limit
     (AlertExceedsMax: a larger file is IMPOSSIBLE, as with avir_clam); the service is

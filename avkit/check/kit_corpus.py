@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from avkit.errors import UserError
 from avkit.facts import EICAR
@@ -140,7 +141,7 @@ def _our_cases(folder: Path, rng: random.Random, stream_limit: int, case) -> Non
     case("eicar-at-limit.file", "EICAR in the last bytes below the stream limit", ["VIRUS_FOUND"])
 
 
-def generate(folder, seed: int = DEFAULT_SEED, stream_limit: int = DEFAULT_STREAM_LIMIT) -> dict:
+def generate(folder, seed: int = DEFAULT_SEED, stream_limit: int = DEFAULT_STREAM_LIMIT) -> dict[str, Any]:
     folder = Path(folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
@@ -162,7 +163,7 @@ def generate(folder, seed: int = DEFAULT_SEED, stream_limit: int = DEFAULT_STREA
     return manifest
 
 
-def load(folder) -> dict:
+def load(folder) -> dict[str, Any]:
     path = Path(folder) / "manifest.json"
     if not path.exists():
         raise UserError(f"{path} is missing: run `python -m avkit kit generate-test-data "

@@ -25,7 +25,7 @@ def register(subparsers):
     p.set_defaults(func=run)
 
 
-def selected_archs(chosen) -> list:
+def selected_archs(chosen) -> list[str]:
     """--arch values -> architectures, in cmake/architectures.json's order, each once."""
     if not chosen:
         return [facts.default_arch()]

@@ -1,6 +1,7 @@
 """`avkit smoke`: boot Debian of a release architecture in QEMU, install the packages, load and scan every plugin."""
 import time
 from pathlib import Path
+from typing import Any
 
 from avkit import facts, paths, prereqs
 from avkit.errors import UserError
@@ -39,7 +40,7 @@ def out_dir(base: Path, arch: str) -> Path:
     return base if arch == facts.default_arch() else base.with_name(f"{base.name}-{arch}")
 
 
-def run_one(args, arch: str) -> dict:
+def run_one(args, arch: str) -> dict[str, Any]:
     """One guest: its root filesystem, then the smoke run. Returns the outcome and times."""
     prereqs.require_commands(facts.architecture(arch)["smoke"]["qemu"], "mkfs.ext4")
     t0 = time.monotonic()

@@ -70,7 +70,7 @@ def _vstr(key: tuple) -> str:
 
 def _too_new(facts: dict, limits: dict) -> dict:
     """{"NS_x.y": [(symbol, library)]} for every symbol version above the policy's limits."""
-    too_new = {}
+    too_new: dict[str, list[tuple[str, str]]] = {}
     for symbol, version, library in facts["imports"]:
         key = elf.version_key(version)
         if key is None:
@@ -154,8 +154,8 @@ def package_deps(facts: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     "(64bit)" for 64-bit files (provided only by the 64-bit glibc).
     """
     mark = "(64bit)" if facts["class"] == 64 else ""
-    highest = {}  # (library, namespace) -> version tuple
-    glibc = ()
+    highest: dict[tuple[str, str], tuple[int, ...]] = {}  # (library, namespace) -> version tuple
+    glibc: tuple[int, ...] = ()
     for library, versions in facts["required_versions"].items():
         for version in versions:
             key = elf.version_key(version)
@@ -166,7 +166,7 @@ def package_deps(facts: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
                 highest[(library, ns)] = ver
             if ns == "GLIBC" and ver > glibc:
                 glibc = ver
-    deb = {}
+    deb: dict[str, Any] = {}
     for library in facts["needed"]:
         info = data["packages"].get(library)
         if info is None:

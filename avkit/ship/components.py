@@ -23,7 +23,7 @@ from avkit.ship.toolchain import (boost_reference, boost_source, boost_version, 
                                   glibc_version, llvm_version, sha256_file, zig_executable,
                                   zig_version)
 
-COMPONENTS_FILE = paths.ROOT / "packaging" / "components.json"
+COMPONENTS_FILE = paths.PACKAGING / "components.json"
 
 
 @functools.lru_cache(maxsize=None)

@@ -29,13 +29,14 @@ import textwrap
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 from avkit import elf, facts, paths
 from avkit.errors import UserError
 from avkit.ship import audit, components, licenses, repositories, rpm_compat
 from avkit.ship.version import check_version, project_version
 
-PACKAGING = paths.ROOT / "packaging"
+PACKAGING = paths.PACKAGING
 PLACEHOLDER = re.compile(r"\$\{([a-z_]+)\}")
 SCRIPT_PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
 #: What `package` may delete from its output folder before building (nothing else).
@@ -52,8 +53,8 @@ ADMIN_BACKUP_DIR = "/var/lib/kerio-avir-plugins"
 
 # --- inputs ----------------------------------------------------------------------------
 
-def load(name: str) -> dict:
-    return json.loads((PACKAGING / name).read_text())
+def load(name: str) -> dict[str, Any]:
+    return facts.load_json(PACKAGING / name)
 
 
 def _git(*args, root: Path = paths.ROOT) -> str:
@@ -101,7 +102,7 @@ def _when(epoch: int) -> datetime:
     return datetime.fromtimestamp(epoch, tz=timezone.utc)
 
 
-def changelog_entries(version: str, epoch: int) -> list:
+def changelog_entries(version: str, epoch: int) -> list[dict[str, Any]]:
     entries = load("changelog.json")["entries"]
     if entries and entries[0]["version"] == version:
         return entries
@@ -168,7 +169,7 @@ def plugin_notes(name: str) -> str:
     return notes.read_text() if notes.is_file() else ""
 
 
-def admin_backup_values(product: dict, package: str, file: str) -> dict:
+def admin_backup_values(product: dict, package: str, file: str) -> dict[str, str]:
     """Where the maintainer scripts keep an administrator's own file found where the
     package installs (products.json: admin_backup), and the "path=backup" pairs of the
     folders earlier versions installed into (former_plugin_dirs)."""
@@ -180,7 +181,7 @@ def admin_backup_values(product: dict, package: str, file: str) -> dict:
             "FORMER_PAIRS": " ".join(former), "ADMIN_BACKUP_DIR": ADMIN_BACKUP_DIR}
 
 
-def architecture_values(product: dict, arch: str) -> dict:
+def architecture_values(product: dict, arch: str) -> dict[str, str]:
     """The package's architecture for the scripts: its names, its ELF class (as the
     5th byte of an ELF file reads in hex: 01 = 32-bit, 02 = 64-bit) and the other
     class's package (cmake/architectures.json), and the product's programs to compare with."""
@@ -194,7 +195,7 @@ def architecture_values(product: dict, arch: str) -> dict:
 
 
 def plugin_specs(so: Path, info: dict, products: dict, project: dict, common: dict,
-                 deps: dict) -> list:
+                 deps: dict) -> list[dict[str, Any]]:
     """The main package of one plugin for each product."""
     name = plugin_name(so)
     out = []
@@ -230,7 +231,7 @@ def plugin_specs(so: Path, info: dict, products: dict, project: dict, common: di
     return out
 
 
-def debug_specs(so: Path, project: dict, common: dict, main_names: list, version: str) -> list:
+def debug_specs(so: Path, project: dict, common: dict, main_names: list, version: str) -> list[dict[str, Any]]:
     """The debug symbols package of one plugin, .deb (-dbgsym) and .rpm (-debuginfo)."""
     name = plugin_name(so)
     build_id = elf.build_id(so)
@@ -269,13 +270,13 @@ def plugin_arch(so: Path) -> str:
     return arch
 
 
-def arch_names(so: Path) -> dict:
+def arch_names(so: Path) -> dict[str, str]:
     """The package architecture names of the plugin's architecture (its ELF header)."""
     a = facts.architecture(plugin_arch(so))
     return {"nfpm_arch": a["nfpm"], "deb_arch": a["deb"], "rpm_arch": a["rpm"]}
 
 
-def specs(plugins: list, version: str, deps: dict) -> list:
+def specs(plugins: list, version: str, deps: dict) -> list[dict[str, Any]]:
     """One dict per package to build: its template and values (without per-build paths)."""
     project, meta = load("project.json"), load("plugins.json")
     common = {"version": version, "release": project["release"],
@@ -295,7 +296,7 @@ def specs(plugins: list, version: str, deps: dict) -> list:
     return out + debugsource_specs(plugins, project, common)
 
 
-def debugsource_specs(plugins: list, project: dict, common: dict) -> list:
+def debugsource_specs(plugins: list, project: dict, common: dict) -> list[dict[str, Any]]:
     """One package with the project's sources that the plugins' DWARF names (see
     packaging/nfpm-debugsource.yaml), .deb and .rpm."""
     prefix = components.policy()["project"]["path_prefixes"][0].rstrip("/")
@@ -350,7 +351,7 @@ def signing_key(sign_key) -> tuple:
     return str(Path(value).resolve()), False
 
 
-def audited_dependencies(plugins: list, policy: str = None) -> dict:
+def audited_dependencies(plugins: list, policy: str = None) -> dict[str, Any]:
     """{plugin file: package dependencies}, once each plugin passes the policy (default:
     its architecture's audit_policy)."""
     deps = {}
@@ -389,7 +390,7 @@ def write_overrides(d: Path, template: str, values: dict) -> str:
 
 
 def package_inputs(spec: dict, d: Path, project: dict, entries: list, copyright_src: Path,
-                   epoch: int, sign_key: str) -> dict:
+                   epoch: int, sign_key: str) -> dict[str, Any]:
     """Writes one package's changelogs, scripts, README and lintian overrides into d;
     returns the values of its nFPM config."""
     v = dict(spec["values"])
@@ -450,7 +451,7 @@ def run_nfpm(nfpm: str, spec: dict, v: dict, d: Path, packager: str, out: Path, 
 
 
 def build_packages(dist, out: Path, version: str = None, sign_key: str = "",
-                   policy: str = None, epoch: int = None) -> list:
+                   policy: str = None, epoch: int = None) -> list[Path]:
     """Audit, then build every package into `out`. Returns the package files. dist: one
     dist folder, or one per architecture (the debug sources package is built once)."""
     plugins = []
@@ -508,7 +509,7 @@ def sha256sums(out: Path) -> Path:
     return target
 
 
-def package(dist, out: Path, version=None, sign_key=None, repo=True, policy=None) -> list:
+def package(dist, out: Path, version=None, sign_key=None, repo=True, policy=None) -> list[Path]:
     """dist: a dist folder, or a list of them (one per architecture)."""
     key, temporary = signing_key(sign_key)
     try:

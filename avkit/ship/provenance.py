@@ -11,6 +11,7 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from avkit import paths
 from avkit.ship import components
@@ -24,7 +25,7 @@ def _git(*args) -> str:
     return r.stdout.strip() if r.returncode == 0 else ""
 
 
-def source_state() -> dict:
+def source_state() -> dict[str, Any]:
     """The commit, its tree, and the changes of the working tree (tracked files only)."""
     changed = [line[3:] for line in _git("status", "--porcelain", "--untracked-files=no")
                .splitlines() if line.strip()]
@@ -38,7 +39,7 @@ def source_state() -> dict:
     }
 
 
-def tool_versions() -> dict:
+def tool_versions() -> dict[str, str]:
     out = {"python": sys.version.split()[0], "platform": platform.platform()}
     for tool in PINNED_TOOLS:
         try:
@@ -52,7 +53,7 @@ def tool_versions() -> dict:
     return out
 
 
-def inputs() -> dict:
+def inputs() -> dict[str, Any]:
     source = components.boost_source()
     return {
         "conan.lock": components.sha256_file(paths.ROOT / "conan.lock"),
@@ -64,7 +65,7 @@ def inputs() -> dict:
     }
 
 
-def document(version: str, epoch: int, outputs: list, base: Path) -> dict:
+def document(version: str, epoch: int, outputs: list, base: Path) -> dict[str, Any]:
     return {
         "version": version,
         "source_date_epoch": epoch,

@@ -28,8 +28,8 @@ from avkit import elf, facts, paths
 from avkit.errors import UserError
 from avkit.ship import audit, components, packages, provenance, sbom, source_archive
 
-PLACEHOLDERS_FILE = paths.ROOT / "packaging" / "placeholders.json"
-PROJECT_FILE = paths.ROOT / "packaging" / "project.json"
+PLACEHOLDERS_FILE = paths.PACKAGING / "placeholders.json"
+PROJECT_FILE = paths.PACKAGING / "project.json"
 OUTPUT_PATTERNS = ["*.tar.gz", "*.spdx.json", "provenance.json", "RELEASE-NOTES.md", "*.deb",
                    "*.rpm", "SHA256SUMS"]
 
@@ -48,7 +48,7 @@ def is_tagged(root: Path = paths.ROOT) -> bool:
     return bool({version, f"v{version}"} & set(r.stdout.split()))
 
 
-def placeholders(project: dict) -> list:
+def placeholders(project: dict) -> list[tuple[str, str, str]]:
     """[(field, value, reserved name)] for the fields that name a reserved domain."""
     data = json.loads(PLACEHOLDERS_FILE.read_text())
     found = []
@@ -121,7 +121,7 @@ def clean(out: Path) -> None:
             p.unlink()
 
 
-def release_plugins(dists: list) -> list:
+def release_plugins(dists: list) -> list[Path]:
     """Every plugin of every dist folder (one per architecture)."""
     plugins = []
     for dist in dists:
@@ -144,7 +144,7 @@ def check_packages_cover(plugins: list, package_files: list, package_dir: Path) 
                             f"--arch all` first")
 
 
-def release(dist, package_dir: Path, out: Path, version: str = None) -> list:
+def release(dist, package_dir: Path, out: Path, version: str = None) -> list[Path]:
     """Writes the release artifacts into out; returns them. dist: a dist folder, or a
     list of them (one per architecture)."""
     project = packages.load("project.json")
@@ -161,7 +161,7 @@ def release(dist, package_dir: Path, out: Path, version: str = None) -> list:
     clean(out)
     name = components.policy()["project"]["name"]
     log(f"release {version}: source archive, SBOM, packages, notes, provenance in {out}/")
-    archive = source_archive.write(out / f"{name}-{version}.tar.gz", f"{name}-{version}")
+    source_archive.write(out / f"{name}-{version}.tar.gz", f"{name}-{version}")
     spdx = sbom.write(plugins, version, created, out / f"{name}-{version}.spdx.json")
     sbom.check(spdx, plugins)  # the audit's SBOM check, on the file as written
     for f in package_files:

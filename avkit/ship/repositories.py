@@ -13,7 +13,6 @@ repomd.xml gets repomd.xml.asc, and the public key is exported as signing-key.as
 """
 import gzip
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ import tempfile
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 from avkit import facts, paths, prereqs
 from avkit.errors import UserError
@@ -35,16 +35,16 @@ def _digests(data: bytes) -> dict:
     return {field: hashlib.new(algo, data).hexdigest() for field, algo in HASHES}
 
 
-def config() -> dict:
+def config() -> dict[str, Any]:
     """packaging/repositories.json: the suite, component and the site files' lines."""
-    return json.loads((paths.ROOT / "packaging" / "repositories.json").read_text())
+    return facts.load_json(paths.PACKAGING / "repositories.json")
 
 
 def dists_dir(folder: Path) -> Path:
     return folder / "dists" / config()["suite"]
 
 
-def deb_controls(folder: Path) -> dict:
+def deb_controls(folder: Path) -> dict[Path, str]:
     """{.deb: its control fields (text)}, sorted by file name."""
     prereqs.require_commands("dpkg-deb")
     out = {}
@@ -61,7 +61,7 @@ def field(control: str, name: str) -> str:
                  if line.startswith(f"{name}: ")), "")
 
 
-def deb_architectures(controls: dict) -> list:
+def deb_architectures(controls: dict) -> list[str]:
     """The architectures of the .debs (not "all"), in cmake/architectures.json's order."""
     present = {field(c, "Architecture") for c in controls.values()}
     return [a["deb"] for a in facts.architectures().values() if a["deb"] in present]
@@ -121,7 +121,7 @@ def apt_repository(folder: Path, epoch: int, key_file: str = "") -> None:
         site_config(folder)
 
 
-def rpm_architectures(folder: Path) -> list:
+def rpm_architectures(folder: Path) -> list[tuple[str, str]]:
     """(rpm arch, yum basearch) of the architectures the folder has .rpms of."""
     return [(a["rpm"], a["yum_basearch"]) for a in facts.architectures().values()
             if list(folder.glob(f"*.{a['rpm']}.rpm"))]

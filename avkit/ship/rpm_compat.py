@@ -8,16 +8,16 @@ machine's rpm) and checks them against packaging/rpm-compat.json, the list of wh
 
 `python -m avkit.ship.rpm_compat FILE.rpm...` prints the listing.
 """
-import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-from avkit import paths, prereqs
+from avkit import facts, paths, prereqs
 from avkit.errors import UserError
 
-POLICY = paths.ROOT / "packaging" / "rpm-compat.json"
+POLICY = paths.PACKAGING / "rpm-compat.json"
 #: Header and signature-header fields read with one `rpm -qp --qf`, one a line.
 FIELDS = {
     "version": "%{VERSION}", "release": "%{RELEASE}",
@@ -30,8 +30,8 @@ FIELDS = {
 DEPENDENCY = re.compile(r"^(rpmlib\([^)]+\))(?:\s+(\S+)\s+(\S+))?$")
 
 
-def load_policy() -> dict:
-    return json.loads(POLICY.read_text())
+def load_policy() -> dict[str, Any]:
+    return facts.load_json(POLICY)
 
 
 def _rpm(*args) -> str:
@@ -41,11 +41,11 @@ def _rpm(*args) -> str:
     return r.stdout
 
 
-def inspect(path: Path) -> dict:
+def inspect(path: Path) -> dict[str, Any]:
     """The facts of one .rpm that decide whether rpm 4.8 reads it."""
     prereqs.require_commands("rpm")
     out = _rpm("-qp", "--qf", "\n".join(FIELDS.values()) + "\n", str(path)).split("\n")
-    info = {key: value.strip() for key, value in zip(FIELDS, out)}
+    info: dict[str, Any] = {key: value.strip() for key, value in zip(FIELDS, out)}
     info["rpmlib"] = []
     for line in _rpm("-qp", "--requires", str(path)).splitlines():
         m = DEPENDENCY.match(line.strip())
@@ -60,7 +60,7 @@ def _evr(text: str) -> tuple:
     return tuple(int(n) for n in re.findall(r"\d+", text))
 
 
-def problems(info: dict, policy: dict) -> list:
+def problems(info: dict, policy: dict) -> list[str]:
     """What rpm 4.8 would refuse or get wrong, one sentence each (empty: compatible)."""
     out = []
     for req in info["rpmlib"]:

@@ -35,7 +35,7 @@ from avkit.errors import UserError
 from avkit.ship import components, license_texts, toolchain
 
 NAMESPACE = "https://spdx.org/spdxdocs/"  # SPDX's own base for documents without a home
-PROJECT_FILE = paths.ROOT / "packaging" / "project.json"
+PROJECT_FILE = paths.PACKAGING / "project.json"
 
 Json = dict[str, Any]
 

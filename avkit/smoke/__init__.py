@@ -92,8 +92,8 @@ def smoke(fs: rootfs.Rootfs, packages_dir: Path, avhost: Path, out: Path,
         log(f"not installed (another architecture's): {len(foreign)} files")
     out.mkdir(parents=True, exist_ok=True)
     console_log = out / "console.log"
-    with tempfile.TemporaryDirectory(prefix="avkit-smoke-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="avkit-smoke-") as tmp_name:
+        tmp = Path(tmp_name)
         stage(tmp / "stage", packages, avhost, the_plan, guest_script, arch)
         (out / "plan.txt").write_text(the_plan.text())
         make_disk(tmp / "stage", tmp / "stage.ext4")

@@ -63,7 +63,9 @@ def _parse_one_line(text: str, origin: str) -> Iterable[Source]:
 
 
 def _parse_deb822(text: str, origin: str) -> Iterable[Source]:
-    stanzas, fields, key = [], {}, None
+    stanzas: list[dict[str, str]] = []
+    fields: dict[str, str] = {}
+    key = None
     for raw in text.splitlines() + [""]:
         if raw.startswith("#"):
             continue

@@ -109,7 +109,7 @@ def file_suffixes(arch: str = None) -> tuple:
     return (f"_{a['deb']}.deb", f".{a['rpm']}.rpm")
 
 
-def other_architectures(paths, arch: str = None) -> list:
+def other_architectures(paths, arch: str = None) -> list[Path]:
     """The files among `paths` that are another release architecture's packages (one
     folder holds both): a guest never installs those."""
     arch = arch or facts.default_arch()

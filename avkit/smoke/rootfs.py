@@ -17,6 +17,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from avkit import facts, paths, prereqs
 from avkit.errors import UserError
@@ -63,7 +64,7 @@ class Rootfs:
         return self.dir / "initrd.img"
 
     @property
-    def info(self) -> dict:
+    def info(self) -> dict[str, Any]:
         return json.loads((self.dir / "rootfs.json").read_text())
 
     def complete(self) -> bool:
@@ -76,12 +77,12 @@ def debian_arch(arch: str = None) -> str:
     return facts.architecture(arch)["deb"]
 
 
-def packages(arch: str = None) -> list:
+def packages(arch: str = None) -> list[str]:
     """What debootstrap installs: PACKAGES and the architecture's kernel."""
     return PACKAGES + [facts.architecture(arch)["smoke"]["kernel_package"]]
 
 
-def inputs(mirror_uri: str, arch: str = None) -> dict:
+def inputs(mirror_uri: str, arch: str = None) -> dict[str, Any]:
     return {"suite": SUITE, "arch": debian_arch(arch), "variant": VARIANT,
             "packages": sorted(packages(arch)),
             "initrd_modules": INITRD_MODULES, "remove": REMOVE, "headroom_mb": HEADROOM_MB,
@@ -195,7 +196,8 @@ def _debootstrap(target: Path, mirror_uri: str, keyring, logfile: Path, log,
     cmd += [SUITE, str(target), mirror_uri]
     log(f"root filesystem: debootstrap {SUITE} {debian_arch(arch)} {VARIANT} + {', '.join(include)} "
         f"(some minutes; log in {logfile})")
-    counts, phase, last_report = {}, None, time.monotonic()
+    counts: dict[str, int] = {}
+    phase, last_report = None, time.monotonic()
     started = last_report
     with open(logfile, "w") as out:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

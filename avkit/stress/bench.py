@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -36,6 +37,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 from avkit import facts, paths
 from avkit.check import avhost
@@ -125,7 +127,7 @@ RAW_METHODS = {"INSTREAM": _send_instream, "FILDES": _send_fildes}
 
 
 def raw_clamd(clamd, transport: str, files: list[Path], threads: int,
-              method: str = "INSTREAM") -> dict:
+              method: str = "INSTREAM") -> dict[str, Any]:
     """Scans every file once over `threads` persistent IDSESSIONs; returns the rates."""
     parts = [files[i::threads] for i in range(threads)]
     errors = []
@@ -170,7 +172,7 @@ def _children_cpu() -> float:
 # ---------- a plugin through avhost bench ----------
 
 def plugin_bench(host: Path, plugin: Path, options: dict, files: list[Path],
-                 threads: int) -> dict:
+                 threads: int) -> dict[str, Any]:
     cpu = _children_cpu()
     r = avhost.run(host, "bench", plugin, "--threads", threads, "--count", len(files),
                    "--no-logs", *files, options=options, timeout=1800)
@@ -232,27 +234,27 @@ class Servers:
         self.clamd, self.icap = clamd, icap
 
 
-def clamd_runners(clamd, transport, files, n, plugins, clam, host, options) -> list:
+def clamd_runners(clamd, transport, files, n, plugins, clam, host, options) -> list[tuple[str, Callable[[], Any]]]:
     """The raw clients, then each plugin in each mode the transport allows."""
-    runners = [(RAW_INSTREAM, lambda: raw_clamd(clamd, transport, files, n, "INSTREAM"))]
+    runners: list[tuple[str, Callable[[], Any]]] = [(RAW_INSTREAM, lambda: raw_clamd(clamd, transport, files, n, "INSTREAM"))]
     if transport == "unix":
         runners.append((RAW_FILDES, lambda: raw_clamd(clamd, transport, files, n, "FILDES")))
     names = iter(runner_names(transport, plugins, clam)[len(runners):])
     for p in plugins:
         for fd_pass in (["off", "on"] if transport == "unix" else ["off"]):
-            runners.append((next(names), lambda p=p, f=fd_pass: plugin_bench(
-                host, p, {**options, "FdPass": f}, files, n)))
+            runners.append((next(names), functools.partial(
+                plugin_bench, host, p, {**options, "FdPass": fd_pass}, files, n)))
     return runners
 
 
-def icap_runners(servers, files, n, host) -> list:
+def icap_runners(servers, files, n, host) -> list[tuple[str, Callable[..., Any]]]:
     return [(name, lambda so=so, opts=opts: plugin_bench(host, host.parent / so, opts(servers),
                                                          files, n))
             for name, (so, opts) in ICAP_ROWS.items()]
 
 
 def measure_cell(clamd, transport, wname, files, n, plugins, clam, host, options, reps,
-                 servers=None) -> dict:
+                 servers=None) -> dict[str, Any]:
     """One workload at one N: every runner of the transport, interleaved reps times."""
     cell = {"transport": transport, "workload": wname, "threads": n, "files": len(files),
             "bytes": sum(p.stat().st_size for p in files), "runs": {},
@@ -345,10 +347,10 @@ def run_bench(threads: list[int], transports: list[str], reps: int, quick: bool,
 #: The pool row: avir_clam.so over two clamds, one killed halfway (avkit/stress/failover.py,
 #: whose `nox -s failover` runs longer). Its figure is the scans/s in each phase; a FAILED
 #: after the failover second is listed under the table, not a bench failure.
-POOL_RUN = {"workers": 4, "transport": "tcp", "limit": 1_000_000}
+POOL_RUN: dict[str, Any] = {"workers": 4, "transport": "tcp", "limit": 1_000_000}
 
 
-def pool_row(work: Path, clam: Path, host: Path, quick: bool) -> dict:
+def pool_row(work: Path, clam: Path, host: Path, quick: bool) -> dict[str, Any]:
     seconds = 4.0 if quick else 10.0
     return failover.failover(work, clam, host, seconds=seconds, kill_at=seconds / 2, **POOL_RUN)
 
@@ -414,7 +416,7 @@ def _print_cell(cell):
               f"{_fmt(s['peak_rss_kb']):>14} {_fmt(s['open_fds']):>5}", flush=True)
 
 
-def machine() -> dict:
+def machine() -> dict[str, Any]:
     """What the numbers were measured on: cores and the CPU model (from /proc/cpuinfo)."""
     model = None
     try:
@@ -446,8 +448,8 @@ def chart_figure(results, meta: dict):
     wl = list(dict.fromkeys(c["workload"] for c in results))
     fig, axes = plt.subplots(len(transports), len(wl), squeeze=False, layout="constrained",
                              figsize=(4.2 * len(wl), 3.0 * len(transports) + 1.9))
-    handles = {}
-    colours = {}  # one colour per runner in every panel; the fullest cell sets the order
+    handles: dict[str, Any] = {}
+    colours: dict[str, Any] = {}  # one colour per runner in every panel; the fullest cell sets the order
     for c in sorted(results, key=lambda c: -len(c["summary"])):
         for name in c["summary"]:
             colours.setdefault(Path(name).name, f"C{len(colours)}")
@@ -488,11 +490,11 @@ def chart_figure(results, meta: dict):
     order = [n for n in colours if n in handles]
     fig.legend([handles[n] for n in order], order, loc="outside upper center",
                ncols=len(handles), fontsize=9, frameon=False, title=title, title_fontsize=10)
-    spread = (f"error bars: min..max over the {reps} repetitions" if reps > 1 else
+    bars_note = (f"error bars: min..max over the {reps} repetitions" if reps > 1 else
               "one repetition, so no error bars")
     fig.supxlabel(f"N: concurrent scans (avhost worker threads; raw clamd: client threads, "
                   f"one IDSESSION each). Bars: median of {reps} repetition"
-                  f"{'s' if reps > 1 else ''}; {spread}.\n"
+                  f"{'s' if reps > 1 else ''}; {bars_note}.\n"
                   "Raw INSTREAM / raw FILDES: minimal clients with persistent sessions (the same "
                   "chunk size; FILDES passes each open file's descriptor over the UNIX socket): "
                   "the upper bounds. ICAP: avir_icap.so -> c-icap (virus_scan) -> the same clamd.",

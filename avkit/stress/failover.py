@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from avkit import paths
 from avkit.check import avhost
@@ -65,11 +66,11 @@ def phase_of(t: float, kill_t: float) -> str:
     return "during" if t < kill_t + FAILOVER_SECOND else "after"
 
 
-def tally(scans: list, kill_t: float, end_t: float) -> dict:
+def tally(scans: list, kill_t: float, end_t: float) -> dict[str, dict[str, Any]]:
     """Per phase: its length, scans, scans/s, verdict counts and wrong verdicts."""
     spans = {"before": kill_t, "during": min(FAILOVER_SECOND, end_t - kill_t),
              "after": max(end_t - kill_t - FAILOVER_SECOND, 0.0)}
-    out = {p: {"seconds": round(spans[p], 2), "scans": 0, "wrong": 0,
+    out: dict[str, dict[str, Any]] = {p: {"seconds": round(spans[p], 2), "scans": 0, "wrong": 0,
                "verdicts": {v: 0 for v in VERDICTS}, "failed_examples": []} for p in PHASES}
     for t, verdict, right, info in scans:
         ph = out[phase_of(t, kill_t)]
@@ -85,7 +86,7 @@ def tally(scans: list, kill_t: float, end_t: float) -> dict:
     return out
 
 
-def problems(phases: dict) -> list:
+def problems(phases: dict) -> list[str]:
     """What makes the run fail: a FAILED after the failover second, anything wrong anywhere."""
     found = []
     for p in PHASES:
@@ -126,10 +127,11 @@ def table(report: dict) -> str:
 
 
 def failover(work: Path, plugin: Path, host: Path, workers: int, seconds: float, kill_at: float,
-             transport: str, limit: int) -> dict:
+             transport: str, limit: int) -> dict[str, Any]:
     """The run itself, in a work folder: its report."""
     files = mixed_files(work / "files", count=20)
-    scans, lock = [], threading.Lock()
+    scans: list[tuple[float, str, bool, Any]] = []
+    lock = threading.Lock()
     with Clamd(work / "a", max_threads=16, max_queue=200, stream_max_length=8 << 20) as a, \
             Clamd(work / "b", max_threads=16, max_queue=200, stream_max_length=8 << 20) as b:
         sock = work / "avhost.sock"
@@ -170,12 +172,12 @@ def failover(work: Path, plugin: Path, host: Path, workers: int, seconds: float,
 def run_failover(plugin: str = None, workers: int = 8, seconds: float = 10.0,
                  kill_at: float = None, transport: str = "tcp", limit: int = 1_000_000,
                  json_path: str = None, keep: bool = False) -> int:
-    plugin = Path(plugin) if plugin else paths.dist_dir("zig") / "avir_clam.so"
-    host = plugin.parent / "avhost"
+    so = Path(plugin) if plugin else paths.dist_dir("zig") / "avir_clam.so"
+    host = so.parent / "avhost"
     kill_at = seconds / 2 if kill_at is None else kill_at
     out = Path(json_path) if json_path else paths.BUILD / "failover" / "failover.json"
     with Scratch("avkit-failover-", keep=keep, drop_when_kept=["files"]) as scratch:
-        report = failover(scratch.path, plugin, host, workers, seconds, kill_at, transport, limit)
+        report = failover(scratch.path, so, host, workers, seconds, kill_at, transport, limit)
         print(table(report), flush=True)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2) + "\n")

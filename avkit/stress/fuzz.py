@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from avkit import paths
 from avkit.errors import UserError
@@ -102,7 +103,7 @@ class Progress:
     def __init__(self, target: str, seconds: int, corpus: Path):
         self.target, self.seconds, self.corpus = target, seconds, corpus
         self.lock = threading.Lock()
-        self.last = {}  # source -> (status, when)
+        self.last: dict[str, tuple[dict[str, Any], float]] = {}  # source -> (status, when)
 
     def feed(self, line: str, source: str = "main") -> None:
         status = parse_status(line)
@@ -157,7 +158,7 @@ def run_target(cmd: list, cwd: Path, progress: Progress, log_file: Path, timeout
 
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()
-        offsets = {}
+        offsets: dict[str, int] = {}
         next_line = started + every
         while True:
             try:

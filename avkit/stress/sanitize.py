@@ -12,7 +12,7 @@ from avkit.errors import UserError
 from avkit.workdir import Scratch
 
 
-def sanitizer_env(report_dir: Path) -> dict:
+def sanitizer_env(report_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     report_dir.mkdir(parents=True, exist_ok=True)
     # Reports go to files: a test may swallow stderr, a file is found afterwards.
@@ -30,11 +30,11 @@ def reports(report_dir: Path) -> list[Path]:
 
 
 #: every plugin the kit runs, with the servers it needs (the kit starts them)
-KIT_PLUGINS = (("avir_sample.so", []), ("avir_clam.so", ["--with-clamd"]),
+KIT_PLUGINS: tuple[tuple[str, list[str]], ...] = (("avir_sample.so", []), ("avir_clam.so", ["--with-clamd"]),
                ("avir_icap.so", ["--with-cicap"]))
 
 
-def kit_runs(asan: Path, env: dict) -> list:
+def kit_runs(asan: Path, env: dict) -> list[str]:
     """The kit's three tests on every plugin; the failed ones."""
     failures = []
     py = sys.executable
@@ -56,7 +56,7 @@ def kit_runs(asan: Path, env: dict) -> list:
     return failures
 
 
-def pytest_run(asan: Path, env: dict, tests, root: Path) -> list:
+def pytest_run(asan: Path, env: dict, tests, root: Path) -> list[str]:
     """pytest with every dist folder the tests read pointed at the ASan build (links in
     `root`, an empty folder)."""
     root.chmod(0o755)  # test_unreadable_file runs avhost as nobody

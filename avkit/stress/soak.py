@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from avkit import paths
 from avkit.check import avhost
@@ -26,7 +27,7 @@ FD_GROWTH_LIMIT = 4  # descriptors the plugin process may gain over the run
 RSS_GROWTH_LIMIT_KB = 16 * 1024  # and memory
 
 
-def proc_sample(pid: int) -> dict:
+def proc_sample(pid: int) -> dict[str, Any]:
     """Descriptors and RSS of the avhost child that holds the plugin."""
     out = {"pid": pid}
     try:
@@ -142,7 +143,7 @@ def watch(threads, child: int, clamd, restart_at: list, tally: Tally, t0: float,
     return samples, restarts
 
 
-def problems(report: dict) -> list:
+def problems(report: dict) -> list[str]:
     """What makes the run fail: wrong verdicts, crashes, growing descriptors or memory."""
     first, last, results = report["first_sample"], report["last_sample"], report["results"]
     out = [f"{results[k]} {name}" for k, name in
@@ -190,11 +191,11 @@ def summary_text(report: dict) -> str:
 
 def run_soak(plugin: str = None, workers: int = 64, scans: int = 10000, restarts: int = 3,
              seconds: float = 3600, json_path: str = None, keep: bool = False) -> int:
-    plugin = Path(plugin) if plugin else paths.dist_dir("zig") / "avir_clam.so"
-    host = plugin.parent / "avhost"
+    so = Path(plugin) if plugin else paths.dist_dir("zig") / "avir_clam.so"
+    host = so.parent / "avhost"
     # The files and clamd's folder (its log): removed at the end, kept when the soak fails.
     with Scratch("avkit-soak-", keep=keep) as scratch:
-        report, samples = soak(scratch.path, plugin, host, workers, scans, restarts, seconds)
+        report, samples = soak(scratch.path, so, host, workers, scans, restarts, seconds)
         print(summary_text(report), flush=True)
         if json_path:
             Path(json_path).write_text(json.dumps(dict(report, samples=samples), indent=2))

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from avkit import paths
 from avkit.check import avhost
@@ -72,7 +73,7 @@ def memcheck(work: Path, host: Path, plugin: Path, scans: int, server=clamd_serv
     records = avhost.parse_records(r.stdout)
     summary = next((x for x in records if x["event"] == "summary"), {})
     scans = sum(1 for x in records if x["event"] == "scan")
-    result = {"scans": scans, "seconds": round(took, 1), "exit": r.returncode, "logs": {}}
+    result: dict[str, Any] = {"scans": scans, "seconds": round(took, 1), "exit": r.returncode, "logs": {}}
     bad = r.returncode not in (0,)
     for f in sorted(work.glob("memcheck.*.log")):
         text = f.read_text(errors="replace")

@@ -1,7 +1,7 @@
-"""A plugin author's journey, as README.md's "Writing a plugin" tells it: copy api/ and
-sample/ out of the tree, rename, build with both toolchains, audit, run the kit.
+"""A plugin author's journey, as the author's guide (docs/author.md) tells it: copy api/
+and sample/ out of the tree, rename, build with both toolchains, audit, run the kit.
 
-The commands are taken from the README's shell blocks, so the text and the test
+The commands are taken from the guide's shell blocks, so the text and the test
 cannot drift apart; only the repository's path and the venv's `avkit` are filled in.
 """
 import os
@@ -19,9 +19,12 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def readme_block(heading: str, first_line: str) -> list:
-    """The lines of the README's sh block under `heading` that starts with first_line."""
-    text = (ROOT / "README.md").read_text()
+GUIDE = ROOT / "docs" / "author.md"
+
+
+def guide_block(heading: str, first_line: str) -> list[str]:
+    """The lines of the guide's sh block under `heading` that starts with first_line."""
+    text = GUIDE.read_text()
     section = text.split(heading, 1)[1]
     for block in re.findall(r"```sh\n(.*?)```", section, re.S):
         if block.startswith(first_line):
@@ -41,11 +44,11 @@ def sh(line: str, cwd: Path, check=True):
 
 @pytest.fixture(scope="module")
 def author(tmp_path_factory):
-    """The README's steps, in a folder outside the repository; `avkit` is this venv's."""
+    """The guide's steps, in a folder outside the repository; `avkit` is this venv's."""
     where = tmp_path_factory.mktemp("author")
     if not (BIN / "avkit").exists():  # the one install step, into the test's venv
         sh(f"{BIN / 'pip'} install -q -e {ROOT}", where)
-    steps = readme_block("### Writing a plugin", "cp -r")
+    steps = guide_block("# Writing a plugin", "cp -r")
     outputs = [sh(step, where) for step in steps]
     return where, steps, outputs
 

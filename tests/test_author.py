@@ -48,6 +48,10 @@ def author(tmp_path_factory):
     where = tmp_path_factory.mktemp("author")
     if not (BIN / "avkit").exists():  # the one install step, into the test's venv
         sh(f"{BIN / 'pip'} install -q -e {ROOT}", where)
+    for step in guide_block("# Writing a plugin", "cd /path/to/this/repo")[1:]:
+        if not step.startswith("./nox"):
+            continue  # the venv is this test's own
+        sh(step, ROOT)
     steps = guide_block("# Writing a plugin", "cp -r")
     outputs = [sh(step, where) for step in steps]
     return where, steps, outputs
@@ -63,12 +67,18 @@ def test_release_build_out_of_tree_is_stripped_with_its_debug_file_and_audited(a
             / f"{bid[2:]}.debug").is_file()
     audit = outputs[steps.index("avkit audit mine/dist/i386/avir_mine.so")]
     assert 'avir_mine.so: OK for policy "kerio-glibc2.12"' in audit.stdout
+    audit64 = outputs[steps.index("avkit audit mine/dist/x86_64/avir_mine.so")]
+    assert 'avir_mine.so: OK for policy "kerio-x86_64-glibc2.12"' in audit64.stdout
 
 
 def test_the_kit_runs_from_the_authors_folder(author):
     where, steps, outputs = author
-    kit = outputs[-1]
-    assert "scanning [sample]: " in kit.stdout and " 0 failed" in kit.stdout, kit.stdout
+    kits = [out for step, out in zip(steps, outputs) if step.startswith("avkit kit")]
+    assert len(kits) == 2  # i386 and x86_64
+    for kit in kits:
+        assert "scanning [sample]: " in kit.stdout and " 0 failed" in kit.stdout, kit.stdout
+    # The corpus went into the author's folder, not into this clone's build/.
+    assert (where / "mine" / "build" / "kit-data" / "manifest.json").is_file()
     # Without --engine, the kit says why it expects what it expects.
     r = sh("avkit kit scanning --plugin mine/dist/i386/avir_mine.so", where, check=False)
     assert "avir_mine is not a plugin the kit knows" in r.stdout
@@ -102,3 +112,21 @@ def test_a_file_name_used_as_a_format_does_not_compile(author, tmp_path):
     r = sh("avkit plugin bad --toolchain gcc --werror", tmp_path, check=False)
     assert r.returncode != 0
     assert "format not a string literal" in r.stdout + r.stderr
+
+
+def test_every_hint_names_the_one_command(author, tmp_path):
+    """A missing plugin or avhost: the message names the command the guide gives."""
+    where, _, _ = author
+    r = sh("avkit kit scanning --plugin mine/dist/x86_64-gcc/avir_mine.so", where, check=False)
+    assert f"avkit plugin {where / 'mine'} --arch x86_64 --toolchain gcc" in r.stderr, r.stderr
+    r = sh("avkit audit mine/dist/x86_64-gcc/avir_mine.so", where, check=False)
+    assert f"avkit plugin {where / 'mine'} --arch x86_64 --toolchain gcc" in r.stderr, r.stderr
+    lone = tmp_path / "avir_lone.so"
+    shutil.copy(where / "mine" / "dist" / "i386" / "avir_mine.so", lone)
+    r = sh(f"avkit kit scanning --plugin {lone} --engine sample", where, check=False)
+    if "avhost not found" in r.stderr:  # a clone whose dist/i386 was never built
+        assert f"cd {ROOT} && ./nox -s build-i386" in r.stderr
+    hints = subprocess.run(["grep", "-rn", "python -m avkit build\\|avkit build --arch",
+                            str(ROOT / "avkit" / "check"), str(ROOT / "avkit" / "ship" / "audit.py")],
+                           capture_output=True, text=True).stdout
+    assert hints == "", f"hints naming another command than the guide's:\n{hints}"

@@ -286,9 +286,9 @@ def find(plugin: Path, explicit: Optional[str] = None) -> Path:
     for candidate in (plugin.parent / "avhost", release / "avhost"):
         if candidate.exists():
             return candidate
-    raise UserError(f"avhost not found beside {plugin} nor in {release}: "
-                    f"build it (python -m avkit build --arch {arch or facts.default_arch()}) "
-                    f"or pass --avhost")
+    from avkit.build.plugin import avhost_command
+    raise UserError(f"avhost not found beside {plugin} nor in {release}: build it "
+                    f"({avhost_command(arch)}) or pass --avhost")
 
 
 def plugin_name(host, plugin, options: Optional[Mapping] = None) -> str:

@@ -270,18 +270,19 @@ def make_context(args):
     ctx = Context()
     ctx.plugin = Path(args.plugin).resolve()
     if not ctx.plugin.exists():
-        raise UserError(f"{ctx.plugin} does not exist: build it (python -m avkit build)")
+        from avkit.build.plugin import build_command
+        raise UserError(f"{ctx.plugin} does not exist: build it ({build_command(ctx.plugin)})")
     ctx.avhost = avhost.find(ctx.plugin, args.avhost)
     ctx.wait = args.wait
     ctx.scan_timeout = args.scan_timeout
     ctx.options = {}
     ctx.fildes_options = None
-    data = Path(args.data)
-    if not (data / "manifest.json").exists():
-        print(f"generating the corpus into {data}")
-        corpus.generate(data)
-    ctx.manifest = corpus.load(data)
     with contextlib.ExitStack() as stack:
+        data = Path(args.data) if args.data else kit_data_folder(ctx.plugin, stack)
+        if not (data / "manifest.json").exists():
+            print(f"generating the corpus into {data}")
+            corpus.generate(data, seed=args.seed, stream_limit=args.stream_limit)
+        ctx.manifest = corpus.load(data)
         if args.with_clamd:
             from avkit.check.clamd import Clamd
             work = stack.enter_context(tempfile.TemporaryDirectory(prefix="kit-clamd-"))
@@ -303,6 +304,18 @@ def make_context(args):
         if not args.engine:
             print(engine_note(name, ctx.engine))
         yield ctx
+
+
+def kit_data_folder(plugin: Path, stack: contextlib.ExitStack) -> Path:
+    """Where the corpus goes when --data is not given: an author's own build/ folder
+    (FOLDER/build/kit-data for FOLDER/dist/ARCH/avir_x.so, kept for the next run), or a
+    temporary folder removed at the end; never this clone's build/."""
+    from avkit import paths
+    from avkit.build.plugin import author_folder
+    owner = author_folder(plugin)
+    if owner is not None and owner != paths.ROOT:
+        return owner / "build" / "kit-data"
+    return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="avkit-kit-data-")))
 
 
 def start_cicap(stack: contextlib.ExitStack, stream_limit: int, wait: float) -> dict:

@@ -109,7 +109,7 @@ def test_a_file_name_used_as_a_format_does_not_compile(author, tmp_path):
     body_start = tail.index("{") + 1
     source.write_text(head + marker + tail[:body_start] + "\n    avc_log_debug(filename);"
                       + tail[body_start:])
-    r = sh("avkit plugin bad --toolchain gcc --werror", tmp_path, check=False)
+    r = sh("avkit plugin bad --toolchain gcc", tmp_path, check=False)  # an error without --werror
     assert r.returncode != 0
     assert "format not a string literal" in r.stdout + r.stderr
 
@@ -130,3 +130,62 @@ def test_every_hint_names_the_one_command(author, tmp_path):
                             str(ROOT / "avkit" / "check"), str(ROOT / "avkit" / "ship" / "audit.py")],
                            capture_output=True, text=True).stdout
     assert hints == "", f"hints naming another command than the guide's:\n{hints}"
+
+
+def guide_script(heading: str, first_line: str) -> str:
+    """The guide's sh block under `heading` that starts with first_line, as one script."""
+    section = GUIDE.read_text().split(heading, 1)[1]
+    for block in re.findall(r"```sh\n(.*?)```", section, re.S):
+        if block.startswith(first_line):
+            return block
+    raise AssertionError(f"no sh block starting with {first_line!r} under {heading!r}")
+
+
+ENGINE_STRING = "MINE-TEST-SIGNATURE"  # the guide's example engine finds this, not EICAR
+EICAR_LITERAL = '"X5O!P%@AP[4\\\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"'
+
+
+@pytest.fixture(scope="module")
+def own_engine(author, tmp_path_factory):
+    """The author's plugin with its own engine: the sample searching another string and
+    naming it Mine.Test, built with the guide's command."""
+    where, _, _ = author
+    folder = tmp_path_factory.mktemp("own-engine")
+    shutil.copytree(where / "api", folder / "api")
+    shutil.copytree(where / "mine", folder / "mine",
+                    ignore=shutil.ignore_patterns("build", "dist"))
+    source = folder / "mine" / "avPlugin.c"
+    text = source.read_text()
+    assert EICAR_LITERAL in text and '"EICAR-Test-File"' in text
+    source.write_text(text.replace(EICAR_LITERAL, f'"{ENGINE_STRING}"')
+                      .replace('"EICAR-Test-File"', '"Mine.Test"'))
+    sh("avkit plugin mine", folder)
+    return folder
+
+
+def test_the_kit_tests_the_authors_own_engine_with_its_samples(own_engine):
+    """The guide's samples and command: every expectation met, said per file."""
+    r = sh(guide_script("## Your own engine's samples", "mkdir -p samples"), own_engine,
+           check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "scanning [default]: " in r.stdout and " 0 failed" in r.stdout, r.stdout
+    lines = r.stdout.splitlines()
+    found = [line for line in lines if "s1-mine-test.txt" in line and "PASS" in line]
+    assert len(found) >= 3, r.stdout  # as given, behind a symlink, padded
+    assert all("VIRUS_FOUND" in line and "named /^Mine\\.Test$/: met" in line
+               and "[Mine.Test]" in line for line in found), found
+    assert any("s2-harmless.txt" in line and "OK" in line and ": met" in line for line in lines)
+    # A name that does not match fails, saying so.
+    manifest = own_engine / "samples" / "manifest.json"
+    manifest.write_text(manifest.read_text().replace("^Mine\\\\.Test$", "^Other$"))
+    r = sh("avkit kit scanning --plugin mine/dist/i386/avir_mine.so --samples "
+           "samples/manifest.json", own_engine, check=False)
+    assert r.returncode == 1
+    assert "the virus name 'Mine.Test' does not match /^Other$/" in r.stdout, r.stdout
+
+
+def test_without_its_samples_the_kit_fails_and_says_to_give_them(own_engine):
+    r = sh("avkit kit scanning --plugin mine/dist/i386/avir_mine.so", own_engine, check=False)
+    assert r.returncode == 1
+    assert "FAIL  eicar.com" in r.stdout
+    assert "the plugin found EICAR nowhere" in r.stdout and "--samples MANIFEST" in r.stdout

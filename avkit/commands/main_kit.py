@@ -51,6 +51,9 @@ def _common(p):
                    help="waiting: seconds idle between the two scans (default 5)")
     p.add_argument("--scan-timeout", type=float, default=60.0,
                    help="a scan not answered within this many seconds is HUNG (default 60)")
+    p.add_argument("--samples", metavar="MANIFEST",
+                   help="your engine's own samples and expectations (JSON, or TOML): the kit "
+                        "builds its hostile corpus around each (docs/author.md)")
     p.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
     p.add_argument("--seed", type=int, default=corpus.DEFAULT_SEED)
     p.add_argument("--stream-limit", type=int, default=corpus.DEFAULT_STREAM_LIMIT)

@@ -288,3 +288,37 @@ def test_a_hang_costs_one_timeout_not_one_per_file(data, defective):
     assert all("hung again" in line for line in hung[1:]), hung
     assert "no answer yet after 5 s" in r.stdout  # progress while it waited
     assert took < 2 * timeout + 20, f"{took:.0f} s for three hanging files"
+
+
+def test_the_kit_reads_the_records_of_hangs_and_crashes(capsys):
+    """The kit's side of avhost's waiting, HUNG (short_timeout) and CRASHED (frames)
+    records, whatever avhost is built: progress, the first hang with its hint, later
+    ones as hung again, and a frame of the release sample symbolized from its debug file."""
+    from types import SimpleNamespace
+
+    from avkit import elf, facts
+    from avkit.check import kit as kitlib
+    plugin = paths.dist_dir("zig") / "avir_sample.so"
+    debug = Path(facts.debug_file(elf.build_id(plugin), plugin.parent / "debug"))
+    nm = subprocess.run(["nm", debug], capture_output=True, text=True, check=True).stdout
+    (address,) = [line.split()[0] for line in nm.splitlines() if line.endswith(" avp_test_file")]
+    ctx = SimpleNamespace(scan_timeout=60.0, hung=False, hung_files=set(), avhost=plugin.parent
+                          / "avhost", plugin=plugin)
+    progress = kitlib.Progress(ctx)
+    progress({"event": "waiting", "path": "/d/a.file", "seconds": 5, "timeout": 60})
+    progress({"event": "scan", "file": "/d/a.file", "verdict": "HUNG", "violations": []})
+    progress({"event": "scan", "file": "/d/b.file", "verdict": "HUNG", "short_timeout": True})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "  ...   a.file: no answer yet after 5 s (HUNG after 60 s)"
+    assert out[1].startswith("  HUNG  a.file: no answer within 60 s;") and "deadline" in out[1]
+    assert out[2] == "  HUNG  b.file: hung again (waited only 5 s, as the plugin hung before)"
+    assert ctx.hung and ctx.hung_files == {"/d/a.file", "/d/b.file"}
+    report = kitlib.Report("scanning", "sample")
+    case = {"name": "empty.file", "expect": {"default": ["OK"]}}
+    frames = [{"object": str(plugin), "offset": hex(int(address, 16) + 4)},
+              {"object": "/lib/libc.so.6", "offset": "0x1a2b"}]
+    kitlib.check_scan(report, case, {"verdict": "CRASHED", "frames": frames, "violations": [
+        "plugin crashed with signal 11 (SIGSEGV) while scanning /d/empty.file"]}, "sample")
+    (line,) = capsys.readouterr().out.splitlines()
+    assert "SIGSEGV" in line and "backtrace: avp_test_file (" in line, line
+    assert "avPlugin.c:" in line and "<- libc.so.6+0x1a2b" in line, line

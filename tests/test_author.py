@@ -117,9 +117,9 @@ def test_a_file_name_used_as_a_format_does_not_compile(author, tmp_path):
 def test_every_hint_names_the_one_command(author, tmp_path):
     """A missing plugin or avhost: the message names the command the guide gives."""
     where, _, _ = author
-    r = sh("avkit kit scanning --plugin mine/dist/x86_64-gcc/avir_mine.so", where, check=False)
+    r = sh("avkit kit scanning --plugin mine/dist/x86_64-gcc/avir_other.so", where, check=False)
     assert f"avkit plugin {where / 'mine'} --arch x86_64 --toolchain gcc" in r.stderr, r.stderr
-    r = sh("avkit audit mine/dist/x86_64-gcc/avir_mine.so", where, check=False)
+    r = sh("avkit audit mine/dist/x86_64-gcc/avir_other.so", where, check=False)
     assert f"avkit plugin {where / 'mine'} --arch x86_64 --toolchain gcc" in r.stderr, r.stderr
     lone = tmp_path / "avir_lone.so"
     shutil.copy(where / "mine" / "dist" / "i386" / "avir_mine.so", lone)

@@ -196,7 +196,8 @@ class Progress:
     def __call__(self, record: dict) -> None:
         event = record.get("event")
         if event == "waiting":
-            print(f"  ...   {Path(str(record.get('path', '?'))).name}: no answer yet after "
+            where = record.get("path") or record.get("file") or "?"
+            print(f"  ...   {Path(str(where)).name}: no answer yet after "
                   f"{record.get('seconds')} s (HUNG after {record.get('timeout')} s)", flush=True)
         elif event == "scan" and record.get("verdict") == "HUNG":
             self.hung(record)

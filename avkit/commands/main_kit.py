@@ -50,7 +50,8 @@ def _common(p):
     p.add_argument("--wait", type=float, default=5.0,
                    help="waiting: seconds idle between the two scans (default 5)")
     p.add_argument("--scan-timeout", type=float, default=60.0,
-                   help="a scan not answered within this many seconds is HUNG (default 60)")
+                   help="a scan not answered within this many seconds is HUNG (default 60); "
+                        "once the plugin has hung, later scans get 5 s")
     p.add_argument("--samples", metavar="MANIFEST",
                    help="your engine's own samples and expectations (JSON, or TOML): the kit "
                         "builds its hostile corpus around each (docs/author.md)")

@@ -274,7 +274,6 @@ def test_a_crash_names_the_function_from_the_debug_file(data, defective):
     assert "avp_test_file" in line, line
 
 
-@pytest.mark.skipif(not avhost_has("--rehang-timeout"), reason="avhost has no --rehang-timeout")
 def test_a_hang_costs_one_timeout_not_one_per_file(data, defective):
     """eicar.com, eicar.tmp and eicar.zip hang: about one timeout, said at once, with progress."""
     timeout = 15
@@ -286,7 +285,8 @@ def test_a_hang_costs_one_timeout_not_one_per_file(data, defective):
     hung = [line for line in r.stdout.splitlines() if line.startswith("  HUNG  ")]
     assert len(hung) >= 3 and "no answer within 15 s" in hung[0] and "deadline" in hung[0]
     assert all("hung again" in line for line in hung[1:]), hung
-    assert "no answer yet after 5 s" in r.stdout  # progress while it waited
+    if avhost_has("--rehang-timeout"):  # avhost's progress records while a scan waits
+        assert "no answer yet after 5 s" in r.stdout
     assert took < 2 * timeout + 20, f"{took:.0f} s for three hanging files"
 
 

@@ -110,7 +110,8 @@ def run(host, mode: str, plugin, *args, options: Optional[Mapping] = None, timeo
         decode_files: bool = False, prefix: tuple = (),
         on_record: Optional[Callable[[dict], None]] = None, **popen) -> Run:
     """One avhost process to its end. prefix: a command to run it under (setpriv, valgrind).
-    on_record: called with each record as it comes (progress for people)."""
+    on_record: called with each record as it comes (progress for people); when it returns
+    True, avhost is ended (the records so far are the run's)."""
     if on_record is not None:
         return _run_streaming(host, mode, plugin, *args, options=options, timeout=timeout,
                               decode_files=decode_files, prefix=prefix, on_record=on_record)
@@ -138,7 +139,8 @@ def _run_streaming(host, mode: str, plugin, *args, options: Optional[Mapping], t
                 line = raw.decode("utf-8", "replace")
                 lines.append(line)
                 for record in parse_records(line, decode_files):
-                    on_record(record)
+                    if on_record(record) is True:  # the caller has seen enough
+                        proc.kill()
         finally:
             killer.cancel()
             code = proc.wait()

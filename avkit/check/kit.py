@@ -140,9 +140,7 @@ def check_records(report: Report, records: list[dict], label: str):
 def run_scanning(ctx) -> Report:
     report = Report("scanning", ctx.engine)
     cases = ctx.manifest["files"]
-    r = avhost.run(ctx.avhost, "scan", ctx.plugin, *timeout_args(ctx),
-                   *[c["path"] for c in cases], options=ctx.options, decode_files=True,
-                   on_record=Progress(ctx))
+    r = scan_once_per_hang(ctx, [c["path"] for c in cases], options=ctx.options)
     code, records, err = r.returncode, r.records, r.stderr
     attach_error_logs(records)
     for file, messages in errors_logged_in_ok_scans(records):
@@ -186,6 +184,36 @@ def timeout_args(ctx) -> list:
     return args
 
 
+def scan_once_per_hang(ctx, files: list[str], options: dict[str, str]) -> avhost.Run:
+    """avhost scan of the files, a hang costing one full timeout: avhost's own
+    --rehang-timeout where it has it; with an older avhost, the run is ended at the first
+    hang and the files left are scanned again with the short timeout."""
+    progress = Progress(ctx)
+    if ctx.hung or avhost.supports(ctx.avhost, "--rehang-timeout"):
+        return avhost.run(ctx.avhost, "scan", ctx.plugin, *timeout_args(ctx), *files,
+                          options=options, decode_files=True, on_record=progress)
+
+    def until_hung(record: dict) -> bool:
+        progress(record)
+        return record.get("event") == "scan" and record.get("verdict") == "HUNG"
+
+    first = avhost.run(ctx.avhost, "scan", ctx.plugin, *timeout_args(ctx), *files,
+                       options=options, decode_files=True, on_record=until_hung)
+    if not ctx.hung:
+        return first
+    done = set(first.scans())
+    left = [f for f in files if f not in done]
+    if not left:
+        return first
+    rest = avhost.run(ctx.avhost, "scan", ctx.plugin, *timeout_args(ctx), *left,
+                      options=options, decode_files=True, on_record=progress)
+    # The hang was a violation: the merged run fails as avhost's own would have.
+    return avhost.Run(max(1, rest.returncode),
+                      [r for r in first.records if r.get("event") != "summary"] + rest.records,
+                      first.stdout + rest.stdout, first.stderr + rest.stderr,
+                      first.seconds + rest.seconds)
+
+
 class Progress:
     """What a person watching the kit needs while avhost runs: a line every few seconds
     while a scan waits, and a hang said at once, with what to do."""
@@ -205,14 +233,11 @@ class Progress:
     def hung(self, record: dict) -> None:
         name = Path(str(record.get("file"))).name
         self.ctx.hung_files.add(str(record.get("file")))  # decoded: records come decode_files
-        if record.get("short_timeout"):
+        # After the first hang every scan gets the short timeout: avhost's --rehang-timeout
+        # (its records say short_timeout), or the kit's own second run (scan_once_per_hang).
+        if record.get("short_timeout") or self.ctx.hung:
             print(f"  HUNG  {name}: hung again (waited only "
                   f"{rehang_timeout(self.ctx.scan_timeout):g} s, as the plugin hung before)",
-                  flush=True)
-            return
-        if self.ctx.hung:
-            print(f"  HUNG  {name}: hung again (this avhost has no --rehang-timeout, so it "
-                  f"waited the full timeout: rebuild it, {avhost_build_hint(self.ctx)})",
                   flush=True)
             return
         self.ctx.hung = True

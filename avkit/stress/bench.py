@@ -320,8 +320,8 @@ def run_bench(threads: list[int], transports: list[str], reps: int, quick: bool,
                         if ICAP in transports else [])
     for p in needed:
         if not p.exists():
-            from avkit.build.plugin import build_command
-            raise UserError(f"{p} not found: build it ({build_command(p, arch)}) or fix --plugin")
+            raise UserError(f"{p} not found: build it (python -m avkit build --arch {arch}) "
+                            f"or fix --plugin")
     # The work folder (the workloads, about 400 MB, and clamd's folder) goes at the end;
     # on a failure clamd's folder stays for its log, the workloads go anyway.
     with Scratch("avkit-bench-", keep=keep, drop_when_kept=["files"]) as scratch:

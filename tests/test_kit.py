@@ -11,6 +11,7 @@ import pytest
 
 from avkit import paths
 from avkit.check import avhost, kit_corpus as corpus
+from avkit.errors import UserError
 from conftest import TESTED_ARCHS
 
 LIMIT = 2 * 1024 * 1024  # a small stream limit keeps the corpus small
@@ -322,3 +323,28 @@ def test_the_kit_reads_the_records_of_hangs_and_crashes(capsys):
     (line,) = capsys.readouterr().out.splitlines()
     assert "SIGSEGV" in line and "backtrace: avp_test_file (" in line, line
     assert "avPlugin.c:" in line and "<- libc.so.6+0x1a2b" in line, line
+
+
+def test_samples_manifest_in_toml_and_its_corpus(tmp_path):
+    """The author's manifest: TOML as well as JSON; zips only for an engine that opens
+    them; the EICAR files left out; each mistake named with its place."""
+    (tmp_path / "mine.bin").write_bytes(b"header MINE-TEST-SIGNATURE trailer")
+    (tmp_path / "m.toml").write_text('archives = true\n[[samples]]\nfile = "mine.bin"\n'
+                                     'expect = "VIRUS_FOUND"\nname = "^Mine"\n')
+    samples = corpus.load_samples(tmp_path / "m.toml")
+    m = corpus.generate_with_samples(tmp_path / "out", samples, stream_limit=LIMIT)
+    names = {c["name"] for c in m["files"]}
+    assert {"s1-mine.bin", "s1-mine.bin.link", "s1-mine.bin.padded", "s1-mine.bin.zip",
+            "s1-mine.bin-nested.zip", "clean.exe", "nonexisting.file"} <= names
+    assert not any("eicar" in n for n in names) and m["probe"] == "s1-mine.bin"
+    assert not any(p.name.startswith("eicar") for p in (tmp_path / "out").iterdir())
+    (tmp_path / "m.json").write_text('{"samples": [{"file": "mine.bin", "expect": "VIRUS_FOUND"}]}')
+    plain = corpus.generate_with_samples(tmp_path / "out2", corpus.load_samples(tmp_path / "m.json"),
+                                         stream_limit=LIMIT)
+    assert not any(c["name"].endswith(".zip") for c in plain["files"])
+    (tmp_path / "bad.json").write_text('{"samples": [{"file": "mine.bin", "expect": "INFECTED"}]}')
+    with pytest.raises(UserError, match=r"samples\[0\]: want \"file\" and \"expect\""):
+        corpus.load_samples(tmp_path / "bad.json")
+    (tmp_path / "gone.json").write_text('{"samples": [{"file": "gone.bin", "expect": "OK"}]}')
+    with pytest.raises(UserError, match="gone.bin does not exist"):
+        corpus.load_samples(tmp_path / "gone.json")

@@ -1,5 +1,6 @@
 """The four kit tests against the built plugins: sample always, clam against a real clamd,
 icap (scanning, once) against a real c-icap with virus_scan over a real clamd."""
+import os
 import shutil
 import subprocess
 import sys
@@ -348,3 +349,15 @@ def test_samples_manifest_in_toml_and_its_corpus(tmp_path):
     (tmp_path / "gone.json").write_text('{"samples": [{"file": "gone.bin", "expect": "OK"}]}')
     with pytest.raises(UserError, match="gone.bin does not exist"):
         corpus.load_samples(tmp_path / "gone.json")
+
+
+def test_without_avhost_the_kit_names_the_build_of_the_clone(tmp_path):
+    """No avhost beside the plugin nor in dist/: the one command, run in this clone."""
+    plugin = tmp_path / "avir_sample.so"
+    shutil.copy(paths.dist_dir("zig") / "avir_sample.so", plugin)
+    env = dict(os.environ, AVKIT_DIST_ROOT=str(tmp_path / "dist"))
+    r = subprocess.run([sys.executable, "-m", "avkit", "kit", "scanning", "--plugin", plugin],
+                       capture_output=True, text=True, timeout=120, cwd=paths.ROOT, env=env)
+    assert r.returncode == 1
+    assert f"avhost not found beside {plugin}" in r.stderr, r.stderr
+    assert f"(cd {paths.ROOT} && ./nox -s build-i386) or pass --avhost" in r.stderr, r.stderr

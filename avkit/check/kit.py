@@ -1,7 +1,8 @@
 """The plugin test kit, driving a plugin through avhost (`avkit kit`).
 
     python -m avkit kit generate-test-data DIR [--seed N] [--stream-limit BYTES]
-    python -m avkit kit scanning --plugin P --data DIR [-o Name=Value]... [--junit FILE]
+    python -m avkit kit scanning --plugin P [--data DIR] [--samples MANIFEST] [-o Name=Value]...
+                                 [--junit FILE]
     python -m avkit kit waiting  --plugin P --data DIR [--wait SECONDS]
     python -m avkit kit server   --plugin P --data DIR
     python -m avkit kit                      (the vendor kit's numbered menu)
@@ -14,8 +15,12 @@ FILDES) and checks that both modes give the same verdicts and that FILDES was us
 private clamd of its own and passes its address to the plugin (avir_icap); its
 KeepAliveTimeout, like that clamd's IdleTimeout, ends during the waiting test's
 idle time, so the plugin must reopen its connection. Expected verdicts come from the corpus manifest,
-for the engine named by --engine or by the plugin's info name. Each test prints
-a summary, returns non-zero on any mismatch or contract violation.
+for the engine named by --engine or by the plugin's info name; with --samples, from the
+author's own manifest (kit_corpus.load_samples), the corpus built around each sample.
+Each test prints a summary, returns non-zero on any mismatch or contract violation.
+Beyond the verdicts, scanning fails what the product would suffer (unknown return
+codes, realname NULL or "", crashes with their symbolized frames, hangs: one full timeout,
+then 5 s per file) and warns of ERR lines logged during a scan that answered OK.
 """
 from __future__ import annotations
 

@@ -20,10 +20,12 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from avkit import facts, paths, prereqs, workdir
 from avkit.errors import UserError
@@ -105,14 +107,47 @@ class Run(Records):
 
 
 def run(host, mode: str, plugin, *args, options: Optional[Mapping] = None, timeout: float = 600,
-        decode_files: bool = False, prefix: tuple = (), **popen) -> Run:
-    """One avhost process to its end. prefix: a command to run it under (setpriv, valgrind)."""
+        decode_files: bool = False, prefix: tuple = (),
+        on_record: Optional[Callable[[dict], None]] = None, **popen) -> Run:
+    """One avhost process to its end. prefix: a command to run it under (setpriv, valgrind).
+    on_record: called with each record as it comes (progress for people); when it returns
+    True, avhost is ended (the records so far are the run's)."""
+    if on_record is not None:
+        return _run_streaming(host, mode, plugin, *args, options=options, timeout=timeout,
+                              decode_files=decode_files, prefix=prefix, on_record=on_record)
     start = time.monotonic()
     proc = subprocess.run([*map(str, prefix), *command(host, mode, plugin, *args, options=options)],
                           capture_output=True, timeout=timeout, **popen)
     out = proc.stdout.decode("utf-8", "replace")
     return Run(proc.returncode, parse_records(out, decode_files), out,
                proc.stderr.decode("utf-8", "replace"), time.monotonic() - start)
+
+
+def _run_streaming(host, mode: str, plugin, *args, options: Optional[Mapping], timeout: float,
+                   decode_files: bool, prefix: tuple, on_record: Callable[[dict], None]) -> Run:
+    """run(), reading the records as avhost writes them."""
+    start = time.monotonic()
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([*map(str, prefix), *command(host, mode, plugin, *args,
+                                                             options=options)],
+                                stdout=subprocess.PIPE, stderr=err)
+        lines = []
+        killer = threading.Timer(timeout, proc.kill)  # a bound, whatever the plugin does
+        killer.start()
+        try:
+            for raw in proc.stdout:
+                line = raw.decode("utf-8", "replace")
+                lines.append(line)
+                for record in parse_records(line, decode_files):
+                    if on_record(record) is True:  # the caller has seen enough
+                        proc.kill()
+        finally:
+            killer.cancel()
+            code = proc.wait()
+        err.seek(0)
+        stderr = err.read().decode("utf-8", "replace")
+    out = "".join(lines)
+    return Run(code, parse_records(out, decode_files), out, stderr, time.monotonic() - start)
 
 
 def timed_records(host, mode: str, plugin, *args, options: Optional[Mapping] = None,
@@ -286,9 +321,22 @@ def find(plugin: Path, explicit: Optional[str] = None) -> Path:
     for candidate in (plugin.parent / "avhost", release / "avhost"):
         if candidate.exists():
             return candidate
-    raise UserError(f"avhost not found beside {plugin} nor in {release}: "
-                    f"build it (python -m avkit build --arch {arch or facts.default_arch()}) "
-                    f"or pass --avhost")
+    from avkit.build.plugin import avhost_command
+    raise UserError(f"avhost not found beside {plugin} nor in {release}: build it "
+                    f"({avhost_command(arch)}) or pass --avhost")
+
+
+_HELP: dict[str, str] = {}
+
+
+def supports(host, option: str) -> bool:
+    """Whether this avhost knows an option (its --help names it): the kit works with an
+    avhost older than itself and says what it could not check."""
+    key = str(host)
+    if key not in _HELP:
+        r = subprocess.run([key, "--help"], capture_output=True, text=True, timeout=30)
+        _HELP[key] = r.stdout + r.stderr
+    return option in _HELP[key]
 
 
 def plugin_name(host, plugin, options: Optional[Mapping] = None) -> str:

@@ -20,6 +20,7 @@ seed, so two runs give the same bytes; the one exception is eicarpwd.zip, whose
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -159,6 +160,129 @@ def generate(folder, seed: int = DEFAULT_SEED, stream_limit: int = DEFAULT_STREA
     _vendor_cases(folder, rng, stream_limit, case)
     _our_cases(folder, rng, stream_limit, case)
     manifest = {"version": 1, "seed": seed, "stream_limit": stream_limit, "files": cases}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
+    return manifest
+
+
+# ---------- the author's own samples ----------
+
+VERDICTS = ("OK", "VIRUS_FOUND", "VIRUS_CURED", "IMPOSSIBLE", "FAILED")
+
+
+def load_samples(path) -> dict:
+    """The author's manifest (JSON, or TOML by its .toml suffix):
+
+        {"archives": false,
+         "samples": [{"file": "mine-test.txt", "expect": "VIRUS_FOUND", "name": "^Mine\\."},
+                     {"file": "harmless.txt", "expect": "OK"}]}
+
+    file: relative to the manifest; expect: the verdict; name: an optional regular
+    expression the virus name must match; archives: true when the engine opens zips
+    (the kit then also hides each sample in a zip and two zips deep)."""
+    import re
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise UserError(f"{path}: no such samples manifest (see docs/author.md, "
+                        f"\"Your own engine's samples\")")
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+            data = tomllib.loads(path.read_text())
+        else:
+            data = json.loads(path.read_text())
+    except ValueError as e:
+        raise UserError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {e}")
+    samples = data.get("samples") if isinstance(data, dict) else None
+    if not samples or not isinstance(samples, list):
+        raise UserError(f"{path}: want a non-empty \"samples\" list of "
+                        f"{{\"file\", \"expect\"[, \"name\"]}}")
+    out = []
+    for i, s in enumerate(samples):
+        where = f"{path}: samples[{i}]"
+        if not isinstance(s, dict) or not s.get("file") or s.get("expect") not in VERDICTS:
+            raise UserError(f"{where}: want \"file\" and \"expect\" (one of "
+                            f"{', '.join(VERDICTS)}), got {s!r}")
+        file = (path.parent / s["file"]).resolve()
+        if not file.is_file():
+            raise UserError(f"{where}: {file} does not exist")
+        if s.get("name") is not None:
+            try:
+                re.compile(s["name"])
+            except re.error as e:
+                raise UserError(f"{where}: name {s['name']!r} is not a regular expression: {e}")
+        out.append({"file": file, "expect": s["expect"], "name": s.get("name")})
+    return {"archives": bool(data.get("archives", False)), "samples": out, "source": str(path)}
+
+
+def _sample_cases(folder: Path, sample: dict, index: int, archives: bool,
+                  stream_limit: int, case) -> None:
+    """The hostile corpus around one sample: odd names, a symlink, a large file, and
+    nested zips when the engine opens archives. Each expects the sample's verdict."""
+    data = sample["file"].read_bytes()
+    stem = f"s{index}-{sample['file'].name}"
+    expect, name = [sample["expect"]], sample["name"]
+    variants = [(stem, "the sample as given"),
+                (f"s{index}-\u00fcn\u00efc\u00f8d\u00e9-\u6587\u4ef6-{sample['file'].name}",
+                 "the sample under a UTF-8 file name"),
+                (f"s{index}-a%s%s%n-{sample['file'].name}",
+                 "the sample under a name with printf directives")]
+    for file, why in variants:
+        (folder / file).write_bytes(data)
+        case(file, why, expect, vir_name=name, sample=str(sample["file"]))
+    link = folder / f"{stem}.link"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(stem)
+    case(link.name, "a symlink to the sample", expect, vir_name=name, sample=str(sample["file"]))
+    if len(data) < stream_limit:
+        padded = f"{stem}.padded"
+        with open(folder / padded, "wb") as f:
+            f.write(data)
+            f.write(b"\0" * (stream_limit - 1 - len(data)))
+        case(padded, f"the sample followed by zeros, {stream_limit - 1} bytes (one under "
+                     f"the stream limit)", expect, vir_name=name, sample=str(sample["file"]))
+    if archives:
+        inner = _zip_bytes(sample["file"].name, data)
+        (folder / f"{stem}.zip").write_bytes(inner)
+        case(f"{stem}.zip", "the sample deflated in a zip", expect, vir_name=name,
+             sample=str(sample["file"]))
+        (folder / f"{stem}-nested.zip").write_bytes(_zip_bytes("inner.zip", inner))
+        case(f"{stem}-nested.zip", "the sample two zips deep", expect, vir_name=name,
+             sample=str(sample["file"]))
+
+
+#: the corpus's cases that hold no EICAR: kept around the author's samples
+NEUTRAL_CASES = ("clean.exe", "empty.file", "huge.file", "nonexisting.file", "unreadable.dir",
+                 "unreadable.file", "just-over-limit.file")
+
+
+def generate_with_samples(folder, samples: dict, seed: int = DEFAULT_SEED,
+                          stream_limit: int = DEFAULT_STREAM_LIMIT) -> dict:
+    """The corpus for an engine of the author's own: the cases without EICAR (clean,
+    empty, over the limit, missing, unreadable) and the hostile variants of each of the
+    author's samples, judged by the author's expectations (engine "default")."""
+    folder = Path(folder).resolve()
+    if folder.exists():
+        shutil.rmtree(folder)
+    base = generate(folder, seed=seed, stream_limit=stream_limit)
+    cases = [c for c in base["files"] if c["name"] in NEUTRAL_CASES]
+    for c in base["files"]:
+        if c["name"] not in NEUTRAL_CASES:
+            p = folder / c["name"]
+            if p.is_symlink() or p.is_file():
+                p.unlink()
+
+    def case(name, why, expect, vir_name=None, sample=None):
+        cases.append({"name": name, "path": str(folder / name), "why": why,
+                      "expect": {e: expect for e in ENGINES}, "vir_name": vir_name,
+                      "sample": sample})
+
+    for i, s in enumerate(samples["samples"], 1):
+        _sample_cases(folder, s, i, samples["archives"], stream_limit, case)
+    probe = next((c["name"] for c in cases if c.get("sample")), None)
+    digest = hashlib.sha256(json.dumps([str(s["file"]) for s in samples["samples"]]).encode())
+    manifest = {"version": 1, "seed": seed, "stream_limit": stream_limit, "files": cases,
+                "probe": probe, "samples": samples["source"], "digest": digest.hexdigest()[:16]}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
     return manifest
 

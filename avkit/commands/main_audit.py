@@ -53,7 +53,8 @@ def run(args) -> int:
     checked = []  # (report, policies, required policy)
     for f in files:
         if not Path(f).is_file():
-            raise UserError(f"{f} does not exist: build it first (./nox -s build-i386)")
+            from avkit.build.plugin import build_command
+            raise UserError(f"{f} does not exist: build it first ({build_command(Path(f))})")
         data = policies_of(Path(f))
         required = args.policy or data["default"]
         policy_by_name(data, required)

@@ -24,7 +24,7 @@ def menu(args) -> int:
         return 2
     name = TESTS[int(choice) - 1]
     if name == "generate-test-data":
-        args.dir = args.data
+        args.dir = args.data or "kit-data"
     return run_test(name, args)
 
 
@@ -32,8 +32,9 @@ def _common(p):
     p.add_argument("--plugin", default=str(paths.dist_dir("zig") / "avir_sample.so"),
                    help="the avir_*.so to test (default: dist/i386/avir_sample.so)")
     p.add_argument("--avhost", help="avhost to use (default: beside the plugin)")
-    p.add_argument("--data", default=str(paths.BUILD / "kit-data"),
-                   help="corpus folder (generated there when missing)")
+    p.add_argument("--data", help="corpus folder (generated there when missing; default: "
+                                   "FOLDER/build/kit-data for a plugin in FOLDER/dist/, else "
+                                   "a temporary folder)")
     p.add_argument("--engine", choices=corpus.ENGINES,
                    help="expectations to use: default (a full antivirus engine), sample (EICAR "
                         "in plain files only), clam, icap; by default chosen from the plugin's "
@@ -49,7 +50,11 @@ def _common(p):
     p.add_argument("--wait", type=float, default=5.0,
                    help="waiting: seconds idle between the two scans (default 5)")
     p.add_argument("--scan-timeout", type=float, default=60.0,
-                   help="a scan not answered within this many seconds is HUNG (default 60)")
+                   help="a scan not answered within this many seconds is HUNG (default 60); "
+                        "once the plugin has hung, later scans get 5 s")
+    p.add_argument("--samples", metavar="MANIFEST",
+                   help="your engine's own samples and expectations (JSON, or TOML): the kit "
+                        "builds its hostile corpus around each (docs/author.md)")
     p.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
     p.add_argument("--seed", type=int, default=corpus.DEFAULT_SEED)
     p.add_argument("--stream-limit", type=int, default=corpus.DEFAULT_STREAM_LIMIT)

@@ -12,7 +12,8 @@ def register(subparsers):
     p.add_argument("source", type=Path, help="the plugin's folder (api/ beside it)")
     p.add_argument("--toolchain", choices=sorted(TOOLCHAIN_FILES), default="zig",
                    help="zig (release: old glibc floor, default) or gcc (-m32)")
-    p.add_argument("--werror", action="store_true", help="treat warnings as errors")
+    p.add_argument("--werror", action="store_true",
+                   help="treat every warning as an error (format misuse always is one)")
     p.add_argument("--arch", choices=list(facts.architectures()), default=facts.default_arch(),
                    help="target architecture: i386 (default, DIR/dist/i386/) or x86_64")
     p.set_defaults(func=run)

@@ -26,7 +26,8 @@ HARDENING = {
     "no_rpath": (lambda h: not h["rpath"], "RPATH/RUNPATH set",
                  "drop -Wl,-rpath; the plugin must find its libraries like avserver does"),
     "stripped": (lambda h: h["stripped"], "not stripped (.symtab or .debug_* sections present)",
-                 "ship the stripped file that `avkit build` stages in dist/"),
+                 "ship the stripped file the build stages in dist/ (`./nox -s build-ARCH`, "
+                 "or `avkit plugin FOLDER` for your own plugin)"),
     "build_id": (lambda h: bool(h["build_id"]), "no GNU build-id note",
                  "link with -Wl,--build-id=sha1"),
 }
@@ -100,8 +101,9 @@ def check(facts: dict[str, Any], policy: dict[str, Any],
     want = data["elf"]
     if facts["class"] != want["class"] or facts["machine"] != want["machine"]:
         bad("elf", f"ELFCLASS{facts['class']} {facts['machine']}, but an {data['arch']} avserver "
-                   f"loads only ELFCLASS{want['class']} {want['machine']} (build with "
-                   f"`avkit build --arch {data['arch']}`)")
+                   f"loads only ELFCLASS{want['class']} {want['machine']} (build it with "
+                   f"`./nox -s build-{data['arch']}` in this clone, or `avkit plugin FOLDER "
+                   f"--arch {data['arch']}` for your own plugin)")
     if facts["type"] != want["type"]:
         bad("elf", f"{facts['type']} is not a shared object ({want['type']})")
 
@@ -191,7 +193,8 @@ def audit_file(path: Path | str, data: dict[str, Any] | None = None) -> dict[str
     Without data, against the policies of the plugin's own architecture."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path} does not exist: build it first (./nox -s build-i386)")
+        from avkit.build.plugin import build_command
+        raise UserError(f"{path} does not exist: build it first ({build_command(path)})")
     if not elf.is_elf(path):
         raise UserError(f"{path} is not an ELF file")
     data = data or policies_for(path)

@@ -973,7 +973,7 @@ def test_connect_folder_follows_the_vendors_later_word():
     # No document still sends an administrator to the old folder.
     # No document sends an administrator to the old folder: a line naming it names the
     # new one too (the move).
-    for doc in ("README.md", "docs/ABI.md", "packaging/README.in", "tests/test_smoke.py"):
+    for doc in ("README.md", "docs/admin.md", "docs/ABI.md", "packaging/README.in", "tests/test_smoke.py"):
         for line in (paths.ROOT / doc).read_text().splitlines():
             assert "plugin/avirs" not in line or "avserver/avirs" in line, (doc, line)
 

@@ -101,6 +101,7 @@ def test_one_package_per_plugin_and_product_plus_debug(v1, plugins, dist):
         expected |= {deb(v1, f"kerio-avir-{p}-dbgsym").name,
                      rpm_file(v1, f"kerio-avir-{p}-debuginfo").name}
     expected |= set(debugsource_names(v1))
+    expected |= {deb(v1, "kerio-avir-tools").name, rpm_file(v1, "kerio-avir-tools").name}
     built = {f.name for f in v1.iterdir() if f.suffix in (".deb", ".rpm")}
     assert built == expected
     assert not [f for f in built if "avhost" in f]

@@ -193,3 +193,13 @@ def test_is_posix_sh_and_ships_no_eicar():
     r = subprocess.run(["sh", "-n", str(CHECK)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert not re.search(r"\[\[|^\s*(function|local) |\$\(<", CHECK.read_text(), re.M)
+
+
+def test_the_guide_names_the_console_place_the_postinst_prints():
+    """docs/admin.md's console table says what postinst says (products.json: console)."""
+    guide = (paths.ROOT / "docs" / "admin.md").read_text()
+    for product in facts.products().values():
+        where = product["console"].split("administration: ", 1)[1]
+        where = where.replace("'{plugin_id}'", "`avir_clam` (or `avir_icap`)")
+        assert f"| {product['title']} | {where} |" in guide, product["title"]
+    assert "dpkg --add-architecture i386 && apt-get update && apt-get install libc6:i386" in guide

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from avkit import paths
 from avkit.errors import UserError
@@ -51,7 +51,8 @@ def audited_dependencies(avhost: Path) -> dict[str, list[str]]:
     return report["dependencies"]
 
 
-def specs(plugins: list[Path], common: dict[str, Any], arch_names) -> list[dict[str, Any]]:
+def specs(plugins: list[Path], common: dict[str, Any],
+          arch_names: Callable[[Path], dict[str, str]]) -> list[dict[str, Any]]:
     """One spec per architecture for packages.build_packages (kind "tools")."""
     out = []
     for avhost in avhosts(plugins):

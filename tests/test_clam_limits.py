@@ -10,7 +10,7 @@ database), Foreground (clamd is the test's child), User removed (as clamav it co
 read the test's folders). The TCP case adds TCPSocket/TCPAddr 127.0.0.1 (stock clamd
 listens on its UNIX socket only); the trusted case adds AlertExceedsMax yes.
 
-Every row of README.md's "Files over the engine's limits" table names its test here.
+Every row of docs/admin.md's "Files over the engine's limits" table names its test here.
 """
 import io
 import os

@@ -101,6 +101,7 @@ def test_one_package_per_plugin_and_product_plus_debug(v1, plugins, dist):
         expected |= {deb(v1, f"kerio-avir-{p}-dbgsym").name,
                      rpm_file(v1, f"kerio-avir-{p}-debuginfo").name}
     expected |= set(debugsource_names(v1))
+    expected |= {deb(v1, "kerio-avir-tools").name, rpm_file(v1, "kerio-avir-tools").name}
     built = {f.name for f in v1.iterdir() if f.suffix in (".deb", ".rpm")}
     assert built == expected
     assert not [f for f in built if "avhost" in f]
@@ -973,7 +974,7 @@ def test_connect_folder_follows_the_vendors_later_word():
     # No document still sends an administrator to the old folder.
     # No document sends an administrator to the old folder: a line naming it names the
     # new one too (the move).
-    for doc in ("README.md", "docs/ABI.md", "packaging/README.in", "tests/test_smoke.py"):
+    for doc in ("README.md", "docs/admin.md", "docs/ABI.md", "packaging/README.in", "tests/test_smoke.py"):
         for line in (paths.ROOT / doc).read_text().splitlines():
             assert "plugin/avirs" not in line or "avserver/avirs" in line, (doc, line)
 

@@ -185,7 +185,10 @@ def passing_console(the_plan):
     for c in the_plan.checks:
         if c.id == "guest/boot" or c.host_failure:
             continue
-        if c.expect is None:
+        if c.admin_rows is not None:
+            lines += [f"AVSMOKE {c.id} OUT " + line for line in admin_table(c.admin_rows)]
+            lines.append(f"AVSMOKE {c.id} SCAN rc=0")
+        elif c.expect is None:
             lines.append(f"AVSMOKE {c.id} PASS fine")
         else:
             lines.append(f"AVSMOKE {c.id} OUT " + json.dumps({"event": "load", "violations": []}))
@@ -284,6 +287,64 @@ def test_guest_c_icap_conf_asks_the_guest_clamd(tmp_path, arch, modules):
     assert f"clamd_mod.ClamdSocket {guest_files.CLAMD_SOCKET}" in conf
     assert any(line.startswith(f"ServiceAlias {guest_files.CICAP_SERVICE} virus_scan?")
                and "sizelimit=off" in line for line in conf)
+
+
+def admin_table(rows, over="IMPOSSIBLE Heuristics.Limits.Exceeded.MaxFileSize", result="ok"):
+    """kerio-avir-check's lines for a plugin whose verdicts are all as expected."""
+    out = ["/opt/kerio/x/avir_clam.so (Kerio Connect, 32-bit)",
+           "engine limit: 26214400 bytes, MaxFileSize 25M in /smoke/clamd.conf",
+           "file        bytes      expected                 verdict                      result",
+           "eicar       68         VIRUS_FOUND              VIRUS_FOUND Kerio.Test.EICAR.UNOFFICIAL ok",
+           "clean       37         OK                       OK                           ok"]
+    if "over-limit" in rows:
+        out.append(f"over-limit  26214401   IMPOSSIBLE/VIRUS_FOUND   {over} {result}")
+    return out + ["all as expected"]
+
+
+def tools_package(fmt="deb"):
+    return plan.Package(Path(f"t.{fmt}"), fmt, plan.ADMIN_TOOLS,
+                        ["/usr/sbin/kerio-avir-check", "/usr/lib/kerio-avir-tools/avhost"])
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_plan_runs_the_admin_check_after_each_plugin(arch):
+    """The tools .deb goes in first and checks every installed plugin (over its UNIX
+    socket for clam, with the guest's clamd.conf); both tools packages leave no trace."""
+    p = plan.make_plan([tools_package("rpm"), tools_package()] + fake_packages()[:2]
+                       + [icap_package()], arch)
+    ids = [c.id for c in p.checks]
+    tools = f"deb/{plan.ADMIN_TOOLS}"
+    assert ids.index(f"{tools}/install") < ids.index("deb/kerio-connect-avir-clam/install")
+    rpm_tools = f"rpm/{plan.ADMIN_TOOLS}"
+    assert ids[-6:] == [f"{tools}/remove", f"{tools}/clean", f"{rpm_tools}/install",
+                        f"{rpm_tools}/path/command", f"{rpm_tools}/remove", f"{rpm_tools}/clean"]
+    by_id = p.by_id()
+    clam = by_id["deb/kerio-connect-avir-clam/admin-check/connect/clam"]
+    assert set(clam.admin_rows) == {"eicar", "clean", "over-limit"}
+    assert set(by_id["rpm/kerio-control-avir-sample/admin-check/control/sample"].admin_rows) == {
+        "eicar", "clean"}
+    assert "deb/kerio-connect-avir-icap/admin-check/connect/icap" in ids
+    assert (f"admincheck deb/kerio-connect-avir-clam/admin-check/connect/clam "
+            f"{CONNECT}/avir_clam.so LocalSocket={guest_files.CLAMD_SOCKET} StartupTimeout=10 "
+            f"FdPass=on ClamdConf={guest_files.GUEST_ROOT}/clamd.conf") in p.text().splitlines()
+    assert not [c for c in p.checks if c.host_failure]  # the tools are no plugin package
+
+
+def test_parser_judges_the_admin_check_table():
+    p = plan.make_plan([tools_package()] + fake_packages()[:1])
+    good = passing_console(p)
+    assert failing_ids(p, good) == []
+    cid = "deb/kerio-connect-avir-clam/admin-check/connect/clam"
+    passed = {r.check.id: r for r in report.judge(p, good)}[cid]
+    assert passed.detail == "eicar VIRUS_FOUND, clean OK, over-limit IMPOSSIBLE"
+    row = "over-limit  26214401   IMPOSSIBLE/VIRUS_FOUND   IMPOSSIBLE Heuristics.Limits.Exceeded.MaxFileSize ok"
+    for bad, why in [
+            (good.replace(row, "over-limit  26214401   IMPOSSIBLE/VIRUS_FOUND   OK UNEXPECTED"),
+             "over-limit: 26214401 IMPOSSIBLE/VIRUS_FOUND OK UNEXPECTED"),
+            (good.replace(f"AVSMOKE {cid} OUT {row}\r\n", ""), "no row over-limit"),
+            (good.replace(f"AVSMOKE {cid} SCAN rc=0", f"AVSMOKE {cid} SCAN rc=1"), "exit 1")]:
+        assert failing_ids(p, bad) == [cid]
+        assert why in {r.check.id: r for r in report.judge(p, bad)}[cid].detail
 
 
 @pytest.mark.parametrize("arch", ARCHS)

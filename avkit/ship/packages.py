@@ -33,7 +33,8 @@ from typing import Any
 
 from avkit import elf, facts, paths
 from avkit.errors import UserError
-from avkit.ship import audit, components, licenses, repositories, rpm_compat
+from avkit.ship import (admin_guide, audit, components, licenses, repositories, rpm_compat,
+                        tools_package)
 from avkit.ship.version import check_version, project_version
 
 PACKAGING = paths.PACKAGING
@@ -164,9 +165,8 @@ def describe(summary: str, body: str) -> str:
 # --- the packages ----------------------------------------------------------------------
 
 def plugin_notes(name: str) -> str:
-    """The plugin's own pages of its README (packaging/README-<name>.in), or nothing."""
-    notes = PACKAGING / f"README-{name}.in"
-    return notes.read_text() if notes.is_file() else ""
+    """The plugin's own pages of its README: docs/admin.md's sections on it, or nothing."""
+    return admin_guide.plugin_notes(name)
 
 
 def admin_backup_values(product: dict, package: str, file: str) -> dict[str, str]:
@@ -293,7 +293,8 @@ def specs(plugins: list, version: str, deps: dict) -> list[dict[str, Any]]:
         for spec in plugin_packages:  # the RPM License: every component linked in
             spec["values"]["license"] = components.expression(components.linked(so))
         out += plugin_packages
-    return out + debugsource_specs(plugins, project, common)
+    return (out + debugsource_specs(plugins, project, common)
+            + tools_package.specs(plugins, common, arch_names))
 
 
 def debugsource_specs(plugins: list, project: dict, common: dict) -> list[dict[str, Any]]:
@@ -406,6 +407,10 @@ def package_inputs(spec: dict, d: Path, project: dict, entries: list, copyright_
     # lintian wants the first changelog entry to close an ITP bug: only then overridden.
     initial = render_script((PACKAGING / "lintian-overrides-initial").read_text(),
                             {"PACKAGE": pkg}).rstrip("\n") if len(entries) == 1 else ""
+    if spec["kind"] == "tools":
+        v.update(tools_package.inputs(d, gzip_bytes),
+                 lintian_overrides_src=write_overrides(d, "tools/lintian-overrides",
+                                                       {"PACKAGE": pkg, "INITIAL_UPLOAD": initial}))
     if spec["kind"] in ("debug", "debugsource"):
         v["lintian_overrides_src"] = write_overrides(
             d, "lintian-overrides-debug", {"PACKAGE": pkg, "INITIAL_UPLOAD": initial})

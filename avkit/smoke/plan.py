@@ -56,6 +56,8 @@ class Check:
     what: str  # a short human description for the table
     expect: Optional[Expect] = None  # None: the guest decides PASS/FAIL
     host_failure: Optional[str] = None  # set: failed on the host, nothing to run
+    #: set: a kerio-avir-check run; its table's rows and the verdicts each may have
+    admin_rows: Optional[Dict[str, tuple]] = None
 
 
 @dataclass
@@ -245,13 +247,48 @@ def plan_reload(plan: Plan, base: str, product: str, short: str, installed: str)
              installed, file, str(RELOADS), *opts)
 
 
+#: the administrator's package (packaging/tools/) and its command
+ADMIN_TOOLS = "kerio-avir-tools"
+ADMIN_CHECK = "/usr/sbin/kerio-avir-check"
+#: the rows of kerio-avir-check's table and the verdicts each may have; the over-limit
+#: row is there when the plugin has an engine limit (clamd.conf's MaxFileSize 25M here)
+ADMIN_ROWS = {"eicar": ("VIRUS_FOUND",), "clean": ("OK",),
+              "over-limit": ("IMPOSSIBLE", "VIRUS_FOUND")}
+
+
+def admin_check_options(plugin: str) -> List[str]:
+    """The options kerio-avir-check passes: the plugin's first way to its server, the UNIX
+    socket for avir_clam (with the guest's clamd.conf, where the check reads the limit)."""
+    transports = profile(plugin).transports
+    chosen = next((t for t in transports if t.label == "unix"), transports[0])
+    extra = [f"ClamdConf={guest_files.GUEST_ROOT}/clamd.conf"] if plugin == "avir_clam.so" else []
+    return chosen.options + extra
+
+
+def plan_admin_check(plan: Plan, base: str, product: str, short: str, installed: str) -> None:
+    plugin = f"avir_{short}.so"
+    rows = dict(ADMIN_ROWS) if plugin in ("avir_clam.so", "avir_icap.so") else {
+        k: v for k, v in ADMIN_ROWS.items() if k != "over-limit"}
+    plan.add("admincheck", Check(f"{base}/admin-check/{product}/{short}",
+                                 f"kerio-avir-check {short}: " + ", ".join(rows) + " as expected",
+                                 admin_rows=rows),
+             installed, *admin_check_options(plugin))
+
+
 def make_plan(packages: List[Package], arch: str = None) -> Plan:
-    """The guest's steps and the checks, for a guest of `arch` (default: i386)."""
+    """The guest's steps and the checks, for a guest of `arch` (default: i386). The
+    administrator's package (.deb) is installed first and checks each plugin installed
+    after it; its .rpm is installed and removed on its own at the end."""
     plan = Plan()
     plan.checks.append(Check("guest/boot", "the guest booted and runs the plan"))
     deb_arch = facts.architecture(arch)["deb"]
     plan.add("arch", Check("guest/arch", f"the guest's dpkg architecture is {deb_arch}"), deb_arch)
+    tools = sorted((p for p in packages if p.name == ADMIN_TOOLS), key=lambda p: p.fmt != "deb")
+    packages = [p for p in packages if p.name != ADMIN_TOOLS]
     plan_services(plan, packages)
+    tools_deb = next((t for t in tools if t.fmt == "deb"), None)
+    if tools_deb:
+        plan_install(plan, tools_deb)
     for pkg in sorted(packages, key=lambda p: (p.fmt != "deb", p.name)):
         base = f"{pkg.fmt}/{pkg.name}"
         install = "rpm -i --nodeps" if pkg.fmt == "rpm" else "dpkg -i"
@@ -280,11 +317,31 @@ def make_plan(packages: List[Package], arch: str = None) -> Plan:
                             exp.log = t.log
                         plan.add("scan", Check(cid, what, exp), installed, file, *t.options)
                 plan_reload(plan, base, product, short, installed)
-        remove = "rpm -e" if pkg.fmt == "rpm" else "dpkg -r, dpkg --purge"
-        plan.add("remove", Check(f"{base}/remove", remove), pkg.fmt, pkg.name)
-        plan.add("clean", Check(f"{base}/clean", "nothing left: database, files, /opt/kerio"),
-                 pkg.fmt, pkg.name)
+                if tools_deb:
+                    plan_admin_check(plan, base, product, short, installed)
+        plan_remove(plan, pkg)
+    for t in tools:
+        if t is not tools_deb:
+            plan_install(plan, t)
+        plan_remove(plan, t)
     return plan
+
+
+def plan_install(plan: Plan, pkg: Package) -> None:
+    """Install an administrator's package and see its command in place."""
+    base = f"{pkg.fmt}/{pkg.name}"
+    install = "rpm -i --nodeps" if pkg.fmt == "rpm" else "dpkg -i"
+    plan.add("install", Check(f"{base}/install", f"{install} {pkg.path.name}"),
+             pkg.fmt, f"{PKG_DIR}/{pkg.path.name}")
+    plan.add("present", Check(f"{base}/path/command", f"{ADMIN_CHECK} installed"), ADMIN_CHECK)
+
+
+def plan_remove(plan: Plan, pkg: Package) -> None:
+    base = f"{pkg.fmt}/{pkg.name}"
+    remove = "rpm -e" if pkg.fmt == "rpm" else "dpkg -r, dpkg --purge"
+    plan.add("remove", Check(f"{base}/remove", remove), pkg.fmt, pkg.name)
+    plan.add("clean", Check(f"{base}/clean", "nothing left: database, files, /opt/kerio"),
+             pkg.fmt, pkg.name)
 
 
 def _out(cmd) -> str:

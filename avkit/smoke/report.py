@@ -117,6 +117,25 @@ def judge_scan(check: Check, obs: Observed) -> Result:
     return Result(check, True, got + (f"; logged \"{exp.log}\"" if exp.log else ""))
 
 
+def judge_admin_check(check: Check, obs: Observed) -> Result:
+    """kerio-avir-check's table: each expected row there, with an allowed verdict and
+    "ok", and the command's exit status 0."""
+    rows = {line.split()[0]: line.split() for line in obs.out if line.split()}
+    rc = obs.detail.replace("rc=", "")
+    got = []
+    for label, allowed in (check.admin_rows or {}).items():
+        words = rows.get(label)
+        if words is None or len(words) < 5:
+            return Result(check, False, f"exit {rc}, no row {label}: {' | '.join(obs.out[-6:])}")
+        if words[3] not in allowed or words[-1] != "ok":
+            return Result(check, False, f"{label}: {' '.join(words[1:])}; "
+                                        f"expected {' or '.join(allowed)}: {' | '.join(obs.out[-4:])}")
+        got.append(f"{label} {words[3]}")
+    if rc != "0":
+        return Result(check, False, f"{', '.join(got)}, but exit {rc}: {' | '.join(obs.out[-4:])}")
+    return Result(check, True, ", ".join(got))
+
+
 def judge(plan: Plan, console: str, finished_hint: Optional[str] = None) -> List[Result]:
     """One Result per planned check, in plan order."""
     seen, finished = parse(console)
@@ -129,6 +148,11 @@ def judge(plan: Plan, console: str, finished_hint: Optional[str] = None) -> List
             why = finished_hint or ("the guest finished without reporting it" if finished
                                     else "the guest stopped before this check")
             results.append(Result(check, False, why, state="not run"))
+        elif check.admin_rows is not None:
+            if obs.status != "SCAN":
+                results.append(Result(check, False, f"{obs.status} {obs.detail}".strip()))
+            else:
+                results.append(judge_admin_check(check, obs))
         elif check.expect is not None:
             if obs.status != "SCAN":
                 results.append(Result(check, False, f"{obs.status} {obs.detail}".strip()))

@@ -100,6 +100,16 @@ scan() { # check plugin file [avhost args...], options in $SCAN_OPTS: avhost sca
     say "$id" SCAN "rc=$rc"
 }
 
+admin_check() { # check plugin, options in $SCAN_OPTS: kerio-avir-check -o Name=Value... PLUGIN
+    id=$1; plugin=$2
+    set --
+    for opt in $SCAN_OPTS; do set -- "$@" -o "$opt"; done
+    kerio-avir-check "$@" "$plugin" >"$OUT" 2>&1
+    rc=$?
+    each_line "$id" OUT 60 <"$OUT"
+    say "$id" SCAN "rc=$rc"
+}
+
 remove_pkg() { # check deb|rpm name: dpkg -r then --purge, or rpm -e
     case $2 in
         deb) dpkg -L "$3" >/tmp/files."$3" 2>/dev/null
@@ -142,6 +152,7 @@ while read -r step id a b c <&3; do
         present) present "$id" "$a" ;;
         scan) SCAN_OPTS=$c; scan "$id" "$a" "$b" ;;
         reload) set -- $c; rounds=$1; shift; SCAN_OPTS="$*"; scan "$id" "$a" "$b" --reloads "$rounds" ;;
+        admincheck) SCAN_OPTS="$b $c"; admin_check "$id" "$a" ;;
         remove) remove_pkg "$id" "$a" "$b" ;;
         clean) left_over "$id" "$a" "$b" ;;
         *) say "$id" FAIL "unknown plan step $step" ;;

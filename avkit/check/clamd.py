@@ -143,7 +143,7 @@ class Clamd:
                  stream_max_length: int = 25 * 1024 * 1024, ipv6: bool = False,
                  max_threads: int = 12, max_queue: int = 100, startup_timeout: float = 60.0,
                  port: int | None = None, alert_encrypted: bool = True, tcp: bool = True,
-                 socket_path=None, alert_exceeds_max: bool = True, stock: bool = False):
+                 socket_path=None, alert_exceeds_max: bool | None = None, stock: bool = False):
         if not Path(CLAMD).exists():
             raise ClamdError(f"{CLAMD} not found: install the Debian package clamav-daemon "
                              f"(apt-get install clamav-daemon), or set AVKIT_CLAMD")
@@ -158,7 +158,8 @@ class Clamd:
         self.startup_timeout = startup_timeout
         self.alert_encrypted = alert_encrypted
         self.stock = stock
-        self.alert_exceeds_max = alert_exceeds_max
+        # stock: unset in Debian's file (= no); ours: yes, what the README recommends
+        self.alert_exceeds_max = (not stock) if alert_exceeds_max is None else alert_exceeds_max
         self.tcp = tcp
         self.port = (port or free_port()) if tcp else None
         # sun_path holds 108 bytes: keep the socket short even in a deep work folder.

@@ -14,7 +14,8 @@ from elftools.elf.sections import NoteSection
 PathLike = Union[str, Path]
 
 
-def _open(path: PathLike) -> tuple[BinaryIO, ELFFile]:
+def _open(path: PathLike) -> tuple[BinaryIO, Any]:
+    """The open file and its ELFFile (Any: pyelftools types sections by their base class)."""
     f = open(path, "rb")
     return f, ELFFile(f)
 

@@ -108,7 +108,7 @@ class Run(Records):
 
 def run(host, mode: str, plugin, *args, options: Optional[Mapping] = None, timeout: float = 600,
         decode_files: bool = False, prefix: tuple = (),
-        on_record: Optional[Callable[[dict], None]] = None, **popen) -> Run:
+        on_record: Optional[Callable[[dict], Optional[bool]]] = None, **popen) -> Run:
     """One avhost process to its end. prefix: a command to run it under (setpriv, valgrind).
     on_record: called with each record as it comes (progress for people); when it returns
     True, avhost is ended (the records so far are the run's)."""
@@ -124,7 +124,7 @@ def run(host, mode: str, plugin, *args, options: Optional[Mapping] = None, timeo
 
 
 def _run_streaming(host, mode: str, plugin, *args, options: Optional[Mapping], timeout: float,
-                   decode_files: bool, prefix: tuple, on_record: Callable[[dict], None]) -> Run:
+                   decode_files: bool, prefix: tuple, on_record: Callable[[dict], Optional[bool]]) -> Run:
     """run(), reading the records as avhost writes them."""
     start = time.monotonic()
     with tempfile.TemporaryFile() as err:

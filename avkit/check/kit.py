@@ -179,7 +179,7 @@ def rehang_timeout(scan_timeout: float) -> float:
 REHANG_TIMEOUT = 5.0
 
 
-def timeout_args(ctx) -> list:
+def timeout_args(ctx) -> list[str]:
     """--scan-timeout, and --rehang-timeout where this avhost has it; once the plugin has
     hung, every later run waits only the short timeout."""
     if getattr(ctx, "hung", False):
@@ -417,7 +417,7 @@ def check_fildes(ctx, report: Report, cases, streamed: dict):
 RELOADS = 5
 
 
-def probe_case(ctx) -> dict:
+def probe_case(ctx) -> dict[str, Any]:
     """The file scanned again after reloads and restarts: eicar.com, or the author's
     first sample."""
     name = ctx.manifest.get("probe") or "eicar.com"

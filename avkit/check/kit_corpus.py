@@ -169,7 +169,7 @@ def generate(folder, seed: int = DEFAULT_SEED, stream_limit: int = DEFAULT_STREA
 VERDICTS = ("OK", "VIRUS_FOUND", "VIRUS_CURED", "IMPOSSIBLE", "FAILED")
 
 
-def load_samples(path) -> dict:
+def load_samples(path) -> dict[str, Any]:
     """The author's manifest (JSON, or TOML by its .toml suffix):
 
         {"archives": false,
@@ -191,7 +191,7 @@ def load_samples(path) -> dict:
         else:
             data = json.loads(path.read_text())
     except ValueError as e:
-        raise UserError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {e}")
+        raise UserError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {e}") from e
     samples = data.get("samples") if isinstance(data, dict) else None
     if not samples or not isinstance(samples, list):
         raise UserError(f"{path}: want a non-empty \"samples\" list of "
@@ -209,7 +209,7 @@ def load_samples(path) -> dict:
             try:
                 re.compile(s["name"])
             except re.error as e:
-                raise UserError(f"{where}: name {s['name']!r} is not a regular expression: {e}")
+                raise UserError(f"{where}: name {s['name']!r} is not a regular expression: {e}") from e
         out.append({"file": file, "expect": s["expect"], "name": s.get("name")})
     return {"archives": bool(data.get("archives", False)), "samples": out, "source": str(path)}
 
@@ -257,7 +257,7 @@ NEUTRAL_CASES = ("clean.exe", "empty.file", "huge.file", "nonexisting.file", "un
 
 
 def generate_with_samples(folder, samples: dict, seed: int = DEFAULT_SEED,
-                          stream_limit: int = DEFAULT_STREAM_LIMIT) -> dict:
+                          stream_limit: int = DEFAULT_STREAM_LIMIT) -> dict[str, Any]:
     """The corpus for an engine of the author's own: the cases without EICAR (clean,
     empty, over the limit, missing, unreadable) and the hostile variants of each of the
     author's samples, judged by the author's expectations (engine "default")."""

@@ -461,7 +461,7 @@ def build_packages(dist, out: Path, version: str = None, sign_key: str = "",
     dist folder, or one per architecture (the debug sources package is built once)."""
     plugins = []
     for folder in [dist] if isinstance(dist, (str, Path)) else dist:
-        found = audit.plugins_in(folder)
+        found = audit.plugins_in(Path(folder))
         if not found:
             raise UserError(f"no avir_*.so in {folder}: build first (./nox -s build-i386, "
                             f"build-x86_64)")

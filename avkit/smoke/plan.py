@@ -320,10 +320,10 @@ def make_plan(packages: List[Package], arch: str = None) -> Plan:
                 if tools_deb:
                     plan_admin_check(plan, base, product, short, installed)
         plan_remove(plan, pkg)
-    for t in tools:
-        if t is not tools_deb:
-            plan_install(plan, t)
-        plan_remove(plan, t)
+    for tool in tools:  # the tools packages, each on its own
+        if tool is not tools_deb:
+            plan_install(plan, tool)
+        plan_remove(plan, tool)
     return plan
 
 

@@ -179,7 +179,7 @@ def rehang_timeout(scan_timeout: float) -> float:
 REHANG_TIMEOUT = 5.0
 
 
-def timeout_args(ctx) -> list[str]:
+def timeout_args(ctx) -> list[Any]:
     """--scan-timeout, and --rehang-timeout where this avhost has it; once the plugin has
     hung, every later run waits only the short timeout."""
     if getattr(ctx, "hung", False):

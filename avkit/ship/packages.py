@@ -63,6 +63,9 @@ def _git(*args, root: Path = paths.ROOT) -> str:
 #: Characters whose meaning in version comparison changed after rpm 4.8 (CentOS 6):
 #: there (and in every rpm) "+" and "." only separate parts.
 NEWER_RPM_VERSION_CHARS = "~^"
+#: in a source archive (not in git): the version the archive was made of, for a build
+#: without .git
+ARCHIVE_VERSION_FILE = ".version"
 
 
 def project_version(root: Path = paths.ROOT) -> str:
@@ -79,7 +82,10 @@ def project_version(root: Path = paths.ROOT) -> str:
         return base
     sha, ct = _git("rev-parse", "HEAD", root=root), _git("log", "-1", "--format=%ct", root=root)
     if not sha or not ct:
-        return base
+        # An unpacked source archive: the version it was released as (release.py writes
+        # it into the archive), else the bare VERSION.
+        archived = root / ARCHIVE_VERSION_FILE
+        return archived.read_text().strip() if archived.is_file() else base
     # Seven hex digits whatever the clone holds (--short grows with the object count), and
     # short enough for lintian's limit on a .deb's file name.
     return f"{base}+git{_when(int(ct)).strftime('%Y%m%d%H%M%S')}.{sha[:7]}"

@@ -154,9 +154,8 @@ def smoke(session: nox.Session) -> None:
 
 @avkit_session
 def release(session: nox.Session) -> None:
-    """Both builds, audit, tests, packages, smoke test, then dist/release/: source archive, SBOM, provenance, notes, SHA256SUMS (`-- ARGS` go to package)."""
-    build_test_ship(session, audit=True, package_args=session.posargs)
-    avkit(session, "release")
+    """Checks before anything builds, both builds, audit, signed packages, then dist/release/ (`-- --sign-key KEY.asc`; run `./nox -s tests` first: docs/release.md)."""
+    avkit(session, "release", "--all", *session.posargs)
 
 
 @avkit_session

@@ -23,8 +23,12 @@ from avkit.ship import audit, components, packages as pkg
 from private_apt import private_apt
 
 # V2 has the form of a snapshot after V1 (README: Versions): upgrades and lint see one.
-V1, V2 = "1.0.0", "1.0.0+git20261129011413.0a65e5f"
+#: the VERSION file's (the last release), whatever it holds
+V1 = (paths.ROOT / "VERSION").read_text().strip()
+V2 = f"{V1}+git20261129011413.0a65e5f"
 RELEASE = "1"
+#: where sites fetch the repository: a placeholder until a release fills it in
+BASE_URL = json.loads((paths.ROOT / "packaging" / "repositories.json").read_text())["base_url"]
 #: product -> (plugin folder, the file that marks the product installed), from products.json
 PRODUCTS = {name: (p["plugin_dir"], p["product_marker"]) for name, p in facts.products().items()}
 
@@ -1399,9 +1403,9 @@ def test_signed_packages_and_repositories(tmp_path, signing_key, plugins):
     sources = [line for line in (out / "kerio-avir-plugins.list").read_text().splitlines()
                if line.startswith("deb ")]
     assert sources == ["deb [signed-by=/usr/share/keyrings/kerio-avir-plugins.gpg] "
-                       "file:///srv/kerio-avir-plugins stable main"]
+                       f"{BASE_URL} stable main"]
     line = sources[0].replace("/usr/share/keyrings/kerio-avir-plugins.gpg", str(keyring)) \
-                     .replace("file:///srv/kerio-avir-plugins", f"file:{out}")
+                     .replace(BASE_URL, f"file:{out}")
     r = apt_update(tmp_path / "apt", line)
     assert r.returncode == 0 and "not signed" not in r.stderr + r.stdout, r.stderr
     shown = run(["apt-cache", *r.opts, "show", "kerio-connect-avir-sample"]).stdout
@@ -1417,7 +1421,7 @@ def test_signed_packages_and_repositories(tmp_path, signing_key, plugins):
     repo = (out / "kerio-avir-plugins.repo").read_text()
     for setting in ("gpgcheck=1", "repo_gpgcheck=1",
                     "gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-kerio-avir-plugins",
-                    "baseurl=file:///srv/kerio-avir-plugins/yum/$basearch/"):
+                    f"baseurl={BASE_URL}/yum/$basearch/"):
         assert setting in repo.splitlines()
 
 

@@ -19,7 +19,7 @@ import pytest
 from avkit import facts, paths
 from private_apt import apt, private_apt
 
-VERSION, RELEASE = "1.0.0", "1"
+VERSION, RELEASE = (paths.ROOT / "VERSION").read_text().strip(), "1"
 EPOCH = "1764547200"  # 2025-12-01: after every changelog entry
 
 

@@ -17,9 +17,12 @@ import pytest
 
 from avkit import facts, paths
 from avkit.errors import UserError
-from avkit.ship import components, licenses, sbom, source_archive
+from avkit.ship import components, licenses, provenance, sbom, source_archive, version
+from private_apt import private_apt
 
-VERSION = "1.0.0"
+#: the release the tests make: the VERSION file's (whatever it holds), given with --version
+VERSION = (paths.ROOT / "VERSION").read_text().strip()
+GUIDE = paths.ROOT / "docs" / "release.md"
 NAME = "kerio-avir-plugins"
 LLVM_RUNTIMES = {"libc++", "libc++abi", "libunwind"}
 
@@ -55,15 +58,44 @@ def every_plugin(artifact):
             for name in ("avir_clam.so", "avir_sample.so")}
 
 
+def guide_block(heading: str, index: int = 0) -> list[str]:
+    """The command lines of a ```sh block of docs/release.md's section `heading` (comments
+    and blank lines left out)."""
+    text = GUIDE.read_text()
+    section = text[text.index(heading):]
+    section = section[:section.find("\n## ", 1) if "\n## " in section[1:] else None]
+    block = re.findall(r"```sh\n(.*?)```", section, re.S)[index]
+    return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def make_key_as_the_guide_says(folder: Path) -> Path:
+    """docs/release.md's throwaway key, made with its commands (GNUPGHOME: a folder of
+    the test, not mktemp's)."""
+    home = folder / "gnupg"
+    home.mkdir(mode=0o700)
+    env = dict(os.environ, GNUPGHOME=str(home))
+    for line in guide_block("## 1. A signing key"):
+        if line.startswith("export GNUPGHOME"):
+            continue
+        run(["sh", "-c", line], cwd=folder, env=env)
+    run(["gpgconf", "--kill", "all"], env=env, check=False)
+    return folder / "key.asc"
+
+
 @pytest.fixture(scope="module")
-def release(tmp_path_factory, plugins, every_plugin):
+def signing_key(tmp_path_factory) -> Path:
+    return make_key_as_the_guide_says(tmp_path_factory.mktemp("key"))
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory, plugins, every_plugin, signing_key):
     """`avkit package --arch all` then `avkit release` of the built plugins of both
-    architectures, into a temporary folder."""
+    architectures, signed with the guide's throwaway key, into a temporary folder."""
     top = tmp_path_factory.mktemp("release")
     avkit("package", "--arch", "all", "--out", top / "packages", "--version", VERSION,
-          "--no-repo", cwd=paths.ROOT)
+          "--sign-key", signing_key, cwd=paths.ROOT)
     avkit("release", "--packages", top / "packages", "--out", top / "release", "--version",
-          VERSION, cwd=paths.ROOT)
+          VERSION, "--sign-key", signing_key, cwd=paths.ROOT)
     return top / "release"
 
 
@@ -220,44 +252,106 @@ def clone(tmp_path_factory):
     return top
 
 
-def release_in(clone_dir, tmp_path):
+def release_in(clone_dir, tmp_path, *args):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AVKIT_")}
     env["AVKIT_DIST_ROOT"] = str(tmp_path / "empty-dist")
-    return avkit("release", cwd=clone_dir, env=env, check=False)
+    return avkit("release", *args, cwd=clone_dir, env=env, check=False)
 
 
-def test_a_tagged_release_with_placeholders_is_refused(clone, tmp_path):
-    version = (clone / "VERSION").read_text().strip()
-    project = json.loads((clone / "packaging" / "project.json").read_text())
-    assert "example.org" in project["homepage"]  # the repository's placeholder
-    # A snapshot warns and goes on (here to the missing build).
-    r = release_in(clone, tmp_path)
-    assert "warning: snapshot with placeholders in packaging/project.json" in r.stderr
-    assert "no avir_*.so" in r.stderr
+def commit_all(clone_dir: Path, message: str) -> None:
+    run(["git", "-C", clone_dir, "commit", "-q", "-a", "-m", message])
+
+
+PLACEHOLDER_PROJECT = {"homepage": "https://kerio-plugins.example.org/",
+                       "maintainer": "M <m@kerio-plugins.example.org>"}
+REAL_PROJECT = {"homepage": "https://plugins.kerio-partner.cz/",
+                "maintainer": "Plugins team <plugins@kerio-partner.cz>"}
+
+
+def set_json(path: Path, **fields) -> None:
+    data = json.loads(path.read_text())
+    data.update(fields)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def test_a_tagged_release_is_checked_before_anything_builds(clone, tmp_path, signing_key):
+    """Placeholders (project.json and repositories.json's base_url), the key, the tree,
+    the changelog: each refuses a tagged release, named, before the build is looked at
+    ("no avir_*.so" is the first thing a release that passed its checks meets here)."""
+    project, repos = clone / "packaging" / "project.json", clone / "packaging" / "repositories.json"
+    set_json(project, **PLACEHOLDER_PROJECT)
+    set_json(repos, base_url="file:///srv/kerio-avir-plugins")
+    commit_all(clone, "placeholders")
+    r = release_in(clone, tmp_path)  # a snapshot warns and goes on
+    assert "warning: snapshot with placeholders" in r.stderr and "no avir_*.so" in r.stderr
+    assert "warning: unsigned snapshot" in r.stderr
+    version = "9.8.7"
+    (clone / "VERSION").write_text(version + "\n")
+    commit_all(clone, "bump")
     run(["git", "-C", clone, "tag", f"v{version}"])
     try:
-        r = release_in(clone, tmp_path)
-        assert r.returncode == 1
-        assert "tagged release cannot carry placeholders; fill in packaging/project.json" \
-            in r.stderr
-        assert '"homepage"' in r.stderr and '"maintainer"' in r.stderr
-        assert "no avir_*.so" not in r.stderr  # refused before anything else
-        # Real addresses: the tagged release goes on.
-        project.update(homepage="https://plugins.kerio-partner.cz/",
-                       maintainer="Plugins team <plugins@kerio-partner.cz>")
-        (clone / "packaging" / "project.json").write_text(json.dumps(project))
-        r = release_in(clone, tmp_path)
-        assert "placeholders" not in r.stderr and "no avir_*.so" in r.stderr
+        r = release_in(clone, tmp_path, "--sign-key", signing_key)
+        assert r.returncode == 1 and "no avir_*.so" not in r.stderr, r.stderr
+        assert "tagged release cannot carry placeholders" in r.stderr
+        for field in ("project.json: homepage", "project.json: maintainer",
+                      "repositories.json: base_url"):
+            assert f"packaging/{field} = " in r.stderr, (field, r.stderr)
+        set_json(project, **REAL_PROJECT)
+        set_json(repos, base_url="https://plugins.kerio-partner.cz/repo")
+        # Real values, but not committed: the tree is dirty, each file named.
+        r = release_in(clone, tmp_path, "--sign-key", signing_key)
+        assert r.returncode == 1 and "no avir_*.so" not in r.stderr, r.stderr
+        assert "commit or revert: packaging/project.json, packaging/repositories.json" \
+            in r.stderr, r.stderr
+        commit_all(clone, "real addresses")
+        run(["git", "-C", clone, "tag", "-f", f"v{version}"])
+        r = release_in(clone, tmp_path)  # no key
+        assert r.returncode == 1 and "a tagged release must be signed" in r.stderr, r.stderr
+        r = release_in(clone, tmp_path, "--sign-key", signing_key)  # no changelog entry
+        assert r.returncode == 1 and f"changelog.json has no entry for {version}" in r.stderr
+        log = json.loads((clone / "packaging" / "changelog.json").read_text())
+        log["entries"].insert(0, {"version": version, "date": "2026-12-06T12:00:00Z",
+                                  "changes": ["Test."]})
+        (clone / "packaging" / "changelog.json").write_text(json.dumps(log, indent=2))
+        commit_all(clone, "changelog")
+        run(["git", "-C", clone, "tag", "-f", f"v{version}"])
+        r = release_in(clone, tmp_path, "--sign-key", signing_key, "--version", "9.8.8")
+        assert r.returncode == 1 and "disagrees with the tag" in r.stderr, r.stderr
+        r = release_in(clone, tmp_path, "--sign-key", signing_key)
+        assert f"tagged release {version}: checks passed" in r.stderr, r.stderr
+        assert "no avir_*.so" in r.stderr
     finally:
         run(["git", "-C", clone, "tag", "-d", f"v{version}"])
-        run(["git", "-C", clone, "checkout", "--", "packaging/project.json"])
+
+
+def test_source_state_lists_every_changed_path_exactly(clone, monkeypatch):
+    """git status --porcelain's first line starts with a space (" M path"): the
+    provenance must not strip it and eat the path's first letter."""
+    monkeypatch.setattr(paths, "ROOT", clone)
+    (clone / "packaging" / "project.json").write_text("{}\n")
+    (clone / "docs" / "a file with spaces.md").write_text("x\n")
+    run(["git", "-C", clone, "add", "docs/a file with spaces.md"])
+    run(["git", "-C", clone, "mv", "LICENSE", "LICENSE.txt"])
+    (clone / "VERSION").unlink()
+    try:
+        state = provenance.source_state()
+        assert state["dirty"] is True
+        assert sorted(state["changed_files"]) == ["LICENSE", "LICENSE.txt", "VERSION",
+                                                  "docs/a file with spaces.md",
+                                                  "packaging/project.json"]
+        assert state["changed_files"]["packaging/project.json"] == \
+            hashlib.sha256(b"{}\n").hexdigest()
+        assert state["changed_files"]["VERSION"] is None  # deleted
+    finally:
+        run(["git", "-C", clone, "reset", "-q", "--hard"])
 
 
 # --- source archive, provenance, notes, checksums --------------------------------------------
 
 def test_source_archive_is_reproducible(release, tmp_path):
-    first = source_archive.write(tmp_path / "a.tar.gz", f"{NAME}-{VERSION}")
-    second = source_archive.write(tmp_path / "b.tar.gz", f"{NAME}-{VERSION}")
+    version_file = {version.ARCHIVE_VERSION_FILE: VERSION + "\n"}
+    first = source_archive.write(tmp_path / "a.tar.gz", f"{NAME}-{VERSION}", extra=version_file)
+    second = source_archive.write(tmp_path / "b.tar.gz", f"{NAME}-{VERSION}", extra=version_file)
     assert first.read_bytes() == second.read_bytes()
     assert (release / f"{NAME}-{VERSION}.tar.gz").read_bytes() == first.read_bytes()
     header = first.read_bytes()[:10]
@@ -310,9 +404,11 @@ def test_release_notes_and_checksums(release):
         assert re.search(rf"^- `kerio-connect-avir-clam_{VERSION}-1_{a['deb']}\.deb`$", notes, re.M)
         assert re.search(rf"^- `kerio-connect-avir-clam-{VERSION}-1\.{a['rpm']}\.rpm`$", notes,
                          re.M)
+    assert "UNSIGNED" not in notes and "signed in `SHA256SUMS.asc`" in notes
     run(["sha256sum", "--check", "--strict", "SHA256SUMS"], cwd=release)
     listed = {line.split("  ", 1)[1] for line in (release / "SHA256SUMS").read_text().splitlines()}
-    assert listed == {f.name for f in release.iterdir() if f.name != "SHA256SUMS"}
+    assert listed == {f.relative_to(release).as_posix() for f in release.rglob("*")
+                      if f.is_file() and f.name not in ("SHA256SUMS", "SHA256SUMS.asc")}
     assert {f"{NAME}-{VERSION}.tar.gz", f"{NAME}-{VERSION}.spdx.json", "provenance.json",
             "RELEASE-NOTES.md"} <= listed
     for a in facts.architectures().values():
@@ -385,13 +481,118 @@ def test_debugsource_holds_the_files_the_dwarf_names(release, every_plugin):
                   (paths.ROOT / f[len(f"/usr/src/debug/{NAME}/"):]).is_file()) == wanted
 
 
-def test_debugsource_packages_are_lint_clean(release):
+def test_debugsource_packages_are_lint_clean(release, tmp_path):
     """The copyright, %license and debugsource packages pass lintian and rpmlint (the
     plugin and debug packages are linted in test_packages.py with the same rules)."""
     debs = sorted(release.glob("*.deb"))
     r = run(["lintian", "--no-cfg", "--fail-on", "none", *debs])
     assert not [line for line in r.stdout.splitlines() if re.match(r"[EW]: ", line)], r.stdout
+    # The .rpms are signed: rpmlint checks the signature against the rpm database it runs
+    # with, so it runs where the release's key is imported, as on a site.
+    home = tmp_path / "home"
+    (home / "rpmdb").mkdir(parents=True)
+    (home / ".rpmmacros").write_text(f"%_dbpath {home / 'rpmdb'}\n")
+    env = dict(os.environ, HOME=str(home))
+    run(["rpm", "--import", release / "signing-key.asc"], env=env)
     r = run(["rpmlint", "-c", paths.ROOT / "packaging" / "rpmlint.toml",
-             *sorted(release.glob("*.rpm"))], check=False)
+             *sorted(release.glob("*.rpm"))], check=False, env=env)
     assert re.search(r"\b0 errors\b", r.stdout) and re.search(r"\b0 warnings\b", r.stdout), \
         r.stdout
+
+
+# --- one version, a folder verifiable on its own -------------------------------------------
+
+def test_a_version_the_packages_do_not_carry_is_refused(release, tmp_path):
+    """`avkit release --version X` over packages of another version would label the SBOM,
+    the archive and the notes X: refused, naming the packages."""
+    packages_dir = release.parent / "packages"
+    r = avkit("release", "--packages", packages_dir, "--out", tmp_path / "out", "--version",
+              "9.9.9", cwd=paths.ROOT, check=False)
+    assert r.returncode == 1, r.stderr
+    assert "the release is 9.9.9 but these packages are not" in r.stderr
+    assert f"kerio-connect-avir-clam_{VERSION}-1_i386.deb ({VERSION})" in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_the_source_archive_builds_its_own_version_without_git(release, tmp_path):
+    """Unpacked without .git, the archive's .version decides the version (not the bare
+    VERSION, which a snapshot's archive would otherwise turn into a release)."""
+    with tarfile.open(release / f"{NAME}-{VERSION}.tar.gz") as tar:
+        member = tar.getmember(f"{NAME}-{VERSION}/{version.ARCHIVE_VERSION_FILE}")
+        assert tar.extractfile(member).read().decode() == VERSION + "\n"
+    snapshot = "1.2.3+git20261206120000.abcdef0"
+    archive = source_archive.write(tmp_path / "s.tar.gz", "s",
+                                   extra={version.ARCHIVE_VERSION_FILE: snapshot + "\n"})
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path, filter="data")
+    env = {k: v for k, v in os.environ.items() if k != "AVKIT_VERSION"}
+    r = run([sys.executable, "-c", "from avkit.ship import packages; "
+             "print(packages.project_version())"], cwd=tmp_path / "s",
+            env=dict(env, GIT_CEILING_DIRECTORIES=str(tmp_path)))
+    assert r.stdout.strip() == snapshot
+
+
+def test_the_release_folder_verifies_on_its_own_with_the_guides_commands(release, tmp_path):
+    """Only the published folder (copied away from everything else) and the commands of
+    docs/release.md's "Verifying a release": gpgv, sha256sum -c, rpm -K with the key
+    imported, apt with signed-by; a tampered file fails them."""
+    published = tmp_path / "published"
+    shutil.copytree(release, published)
+    for name in ("SHA256SUMS", "SHA256SUMS.asc", "signing-key.asc", "signing-key.gpg",
+                 "RELEASE-NOTES.md", "provenance.json", f"{NAME}-{VERSION}.tar.gz",
+                 f"{NAME}-{VERSION}.spdx.json", "kerio-avir-plugins.list",
+                 "kerio-avir-plugins.repo", "dists/stable/InRelease",
+                 "dists/stable/Release.gpg"):
+        assert (published / name).is_file(), name
+    for a in facts.architectures().values():
+        assert (published / "yum" / a["yum_basearch"] / "repodata" / "repomd.xml.asc").is_file()
+        assert (published / "dists" / "stable" / "main" / f"binary-{a['deb']}" / "Packages").is_file()
+    home = tmp_path / "home"  # rpm --import into a private database, as a site's own
+    (home / "rpmdb").mkdir(parents=True)
+    (home / ".rpmmacros").write_text(f"%_dbpath {home / 'rpmdb'}\n")
+    env = dict(os.environ, HOME=str(home))
+    commands = guide_block("## 5. Verifying a release")
+    assert [c.split()[0] for c in commands] == ["gpgv", "sha256sum", "rpm"]
+    for line in commands:
+        r = run(["sh", "-c", line], cwd=published, env=env)
+        assert "BAD" not in r.stdout + r.stderr
+    assert "signatures OK" in r.stdout
+    # apt, with the sources line the folder ships (signed-by), the amd64 machine with i386
+    # added as the guide says, the keyring where the line says.
+    apt_lines = guide_block("## 5. Verifying a release", 1)
+    assert apt_lines[0] == "dpkg --add-architecture i386"
+    line = next(li for li in (published / "kerio-avir-plugins.list").read_text().splitlines()
+                if li.startswith("deb "))
+    keyring = "/usr/share/keyrings/kerio-avir-plugins.gpg"
+    assert f"[signed-by={keyring}]" in line
+    line = re.sub(r"\] \S+ ", f"] file:{published} ", line.replace(keyring, str(
+        published / "signing-key.gpg")))
+    opts = private_apt(tmp_path / "apt", [line], ["amd64", "i386"])
+    r = run(["apt-get", *opts, "update"])
+    shown = run(["apt-cache", *opts, "show", "kerio-connect-avir-clam:i386"]).stdout
+    assert f"Version: {VERSION}-1" in shown and "Architecture: i386" in shown
+    # Tampering with a package is caught by sha256sum; with SHA256SUMS by gpgv.
+    deb = next(published.glob("*.deb"))
+    deb.write_bytes(deb.read_bytes() + b"x")
+    assert run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=published,
+               check=False).returncode != 0
+    sums = published / "SHA256SUMS"
+    sums.write_text(sums.read_text().replace(components.sha256_file(release / deb.name),
+                                             sha256(deb)))
+    assert run(["gpgv", "--keyring", "./signing-key.gpg", "SHA256SUMS.asc", "SHA256SUMS"],
+               cwd=published, check=False).returncode != 0
+
+
+def test_an_unsigned_snapshot_says_so_in_its_names_and_notes(release, tmp_path):
+    """Without a key (a snapshot only), the archive and the SBOM are -UNSIGNED, the notes
+    say so, and there is no SHA256SUMS.asc."""
+    unsigned = tmp_path / "unsigned-packages"
+    shutil.copytree(release.parent / "packages", unsigned)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AVKIT_SIGNING")}
+    avkit("release", "--packages", unsigned, "--out", tmp_path / "out", "--version", VERSION,
+          cwd=paths.ROOT, env=env)
+    out = tmp_path / "out"
+    assert (out / f"{NAME}-{VERSION}-UNSIGNED.tar.gz").is_file()
+    assert (out / f"{NAME}-{VERSION}-UNSIGNED.spdx.json").is_file()
+    assert not (out / "SHA256SUMS.asc").exists()
+    assert "**UNSIGNED snapshot**" in (out / "RELEASE-NOTES.md").read_text()

@@ -22,7 +22,7 @@ from elftools.elf.elffile import ELFFile
 from avkit import elf, facts, paths, toolsenv
 from avkit.build import zig
 
-VERSION = "1.0.0"
+VERSION = (paths.ROOT / "VERSION").read_text().strip()
 EPOCH = "1700000000"  # any fixed time: the packages' file dates
 #: where the debug info names the sources (api/KerioPlugin.cmake, clam/ and zig's lib/)
 PROJECT_SOURCES = "/usr/src/debug/kerio-avir-plugins/"

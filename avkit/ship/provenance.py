@@ -25,16 +25,40 @@ def _git(*args) -> str:
     return r.stdout.strip() if r.returncode == 0 else ""
 
 
-def source_state() -> dict[str, Any]:
-    """The commit, its tree, and the changes of the working tree (tracked files only)."""
-    changed = [line[3:] for line in _git("status", "--porcelain", "--untracked-files=no")
-               .splitlines() if line.strip()]
+def changed_paths() -> list[str]:
+    """Every tracked path the working tree or the index changes, exactly as git names it
+    (from the NUL-separated porcelain: no stripping can eat a status column or a path's
+    first character, and names with spaces or quotes stay whole)."""
+    r = subprocess.run(["git", "-C", str(paths.ROOT), "status", "--porcelain=v1", "-z",
+                        "--untracked-files=no"], capture_output=True, text=True)
+    if r.returncode != 0:
+        return []
+    fields = r.stdout.split("\0")
+    out: list[str] = []
+    i = 0
+    while i < len(fields):
+        entry = fields[i]
+        i += 1
+        if len(entry) < 4:
+            continue
+        status, path = entry[:2], entry[3:]
+        out.append(path)
+        if "R" in status or "C" in status:  # a rename's or copy's source follows it
+            out.append(fields[i])
+            i += 1
+    return sorted(set(out))
+
+
+def source_state() -> dict[str, object]:
+    """The commit, its tree, and the changes of the working tree (tracked files only;
+    a deleted file is listed with the hash null)."""
+    changed = changed_paths()
     return {
         "commit": _git("rev-parse", "HEAD"),
         "tree": _git("rev-parse", "HEAD^{tree}"),
         "dirty": bool(changed),
         "changed_files": {f: components.sha256_file(paths.ROOT / f)
-                          for f in changed if (paths.ROOT / f).is_file()},
+                          if (paths.ROOT / f).is_file() else None for f in changed},
         "commit_time": _git("log", "-1", "--format=%cI"),
     }
 

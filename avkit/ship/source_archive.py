@@ -14,9 +14,14 @@ from avkit import paths
 from avkit.errors import UserError
 
 
-def write(out: Path, prefix: str, commit: str = "HEAD") -> Path:
+def write(out: Path, prefix: str, commit: str = "HEAD",
+          extra: dict[str, str] | None = None) -> Path:
+    """extra: {path in the archive: text} added beside the commit's files (git archive
+    --add-virtual-file: same time and mode as the rest, so still reproducible)."""
+    added = [f"--add-virtual-file={prefix}/{name}:{text}"
+             for name, text in sorted((extra or {}).items())]
     r = subprocess.run(["git", "-C", str(paths.ROOT), "archive", "--format=tar",
-                        f"--prefix={prefix}/", commit], capture_output=True)
+                        f"--prefix={prefix}/", *added, commit], capture_output=True)
     if r.returncode != 0:
         raise UserError(f"git archive failed: {r.stderr.decode(errors='replace').strip()}")
     with open(out, "wb") as f:

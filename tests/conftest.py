@@ -194,7 +194,8 @@ INTEGRATION_MODULES = {
     "test_clam_plugin", "test_clam_pool", "test_deadlines", "test_exhaustion", "test_faults",
     "test_file_contents", "test_icap_plugin", "test_jobs", "test_kit", "test_lifecycle",
     "test_packages_arch", "test_reproducible", "test_sample_plugin", "test_smoke",
-    "test_clam_parser", "test_icap_parser",
+    "test_clam_parser", "test_icap_parser", "test_admin_check", "test_author_packaging",
+    "test_sbom",
 }
 #: single tests of otherwise-unit modules that build or start a server
 INTEGRATION_TESTS = {
@@ -202,6 +203,7 @@ INTEGRATION_TESTS = {
     "test_policies_are_ordered_and_the_zig_build_targets_the_default_floor",
     "test_a_release_whose_packages_lack_an_architecture_is_refused",
     "test_packaging_data_travels_with_an_installed_avkit",  # pip fetches setuptools
+    "test_the_release_guide_followed_literally_in_a_clone",
 }
 
 

@@ -4,7 +4,7 @@ import ast
 from pathlib import Path
 
 AVKIT = Path(__file__).resolve().parent.parent / "avkit"
-CORE = {"facts", "paths", "prereqs", "elf", "errors", "workdir"}
+CORE = {"facts", "paths", "prereqs", "elf", "errors", "workdir", "hints"}
 #: layer -> the layers (besides core) it may import
 ALLOWED = {
     "core": set(),

@@ -321,7 +321,7 @@ def find(plugin: Path, explicit: Optional[str] = None) -> Path:
     for candidate in (plugin.parent / "avhost", release / "avhost"):
         if candidate.exists():
             return candidate
-    from avkit.build.plugin import avhost_command
+    from avkit.hints import avhost_command
     raise UserError(f"avhost not found beside {plugin} nor in {release}: build it "
                     f"({avhost_command(arch)}) or pass --avhost")
 

@@ -25,6 +25,7 @@ then 5 s per file) and warns of ERR lines logged during a scan that answered OK.
 from __future__ import annotations
 
 import contextlib
+import sys
 import re
 import tempfile
 import threading
@@ -382,7 +383,7 @@ def addr2line(debug: Path, pc: int) -> str:
 
 
 def avhost_build_hint(ctx) -> str:
-    from avkit.build.plugin import avhost_command
+    from avkit.hints import avhost_command
     return avhost_command(facts_arch(ctx.plugin))
 
 
@@ -544,7 +545,7 @@ def make_context(args):
     ctx = Context()
     ctx.plugin = Path(args.plugin).resolve()
     if not ctx.plugin.exists():
-        from avkit.build.plugin import build_command
+        from avkit.hints import build_command
         raise UserError(f"{ctx.plugin} does not exist: build it ({build_command(ctx.plugin)})")
     ctx.avhost = avhost.find(ctx.plugin, args.avhost)
     ctx.wait = args.wait
@@ -601,7 +602,7 @@ def kit_data_folder(plugin: Path, stack: contextlib.ExitStack) -> Path:
     (FOLDER/build/kit-data for FOLDER/dist/ARCH/avir_x.so, kept for the next run), or a
     temporary folder removed at the end; never this clone's build/."""
     from avkit import paths
-    from avkit.build.plugin import author_folder
+    from avkit.hints import author_folder
     owner = author_folder(plugin)
     if owner is not None and owner != paths.ROOT:
         return owner / "build" / "kit-data"
@@ -666,3 +667,26 @@ def eicar_never_found(report: Report) -> bool:
     eicar = [(ok, detail) for name, ok, detail in report.cases if "eicar" in name.lower()]
     return bool(eicar) and all(not ok and detail.startswith("OK") for ok, detail in eicar
                                if "expected VIRUS_FOUND" in detail)
+
+
+def menu(args) -> int:
+    """`avkit kit` with no test named: the vendor kit's numbered menu on stdin."""
+    print("Kerio antivirus plugin test kit")
+    for i, name in enumerate(TESTS, 1):
+        print(f"  {i}) avplugins_{name.replace('-', '_')}{'_test' if i > 1 else ''}")
+    print("  0) quit")
+    print("Choose a test: ", end="", flush=True)
+    line = sys.stdin.readline()
+    if not line:
+        print("\nno choice (end of input); nothing run")
+        return 0
+    choice = line.strip()
+    if choice in ("0", "q", ""):
+        return 0
+    if not choice.isdigit() or not 1 <= int(choice) <= len(TESTS):
+        print(f"no such test: {choice}")
+        return 2
+    name = TESTS[int(choice) - 1]
+    if name == "generate-test-data":
+        args.dir = args.data or "kit-data"
+    return run_test(name, args)

@@ -6,11 +6,12 @@ names another of its policies."""
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
-from avkit import elf, facts, paths
+from avkit import facts, paths
 from avkit.errors import UserError
-from avkit.ship.audit import audit_file, format_report, load_policies, passes, plugins_in, policy_by_name
+from avkit.hints import build_command
+from avkit.ship.audit import (audit_file, default_files, format_report, passes, policies_of,
+                              policy_by_name)
 
 
 def register(subparsers):
@@ -31,29 +32,11 @@ def register(subparsers):
     p.set_defaults(func=run)
 
 
-def default_files(toolchain: str, archs: list[str]) -> list[Path]:
-    files = []
-    for arch in archs:
-        found = plugins_in(paths.dist_dir(toolchain, arch=arch))
-        if not found:
-            raise UserError(f"no avir_*.so in {paths.dist_dir(toolchain, arch=arch)}: build "
-                            f"first (./nox -s build-{arch})")
-        files += found
-    return files
-
-
-def policies_of(path: Path) -> dict[str, Any]:
-    """The policies of the plugin's architecture (the default one's for a foreign ELF file,
-    which then fails its "elf" check)."""
-    return load_policies(arch=facts.arch_of(elf.header(path)) if elf.is_elf(path) else None)
-
-
 def run(args) -> int:
     files = args.files or default_files(args.toolchain, args.arch or list(facts.architectures()))
     checked = []  # (report, policies, required policy)
     for f in files:
         if not Path(f).is_file():
-            from avkit.build.plugin import build_command
             raise UserError(f"{f} does not exist: build it first ({build_command(Path(f))})")
         data = policies_of(Path(f))
         required = args.policy or data["default"]

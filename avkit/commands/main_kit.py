@@ -1,31 +1,7 @@
 """`avkit kit`: the plugin test kit (generate-test-data, scanning, waiting, server, or the menu)."""
-import sys
-
 from avkit import paths
 from avkit.check import kit_corpus as corpus
-from avkit.check.kit import TESTS, run_test
-
-
-def menu(args) -> int:
-    print("Kerio antivirus plugin test kit")
-    for i, name in enumerate(TESTS, 1):
-        print(f"  {i}) avplugins_{name.replace('-', '_')}{'_test' if i > 1 else ''}")
-    print("  0) quit")
-    print("Choose a test: ", end="", flush=True)
-    line = sys.stdin.readline()
-    if not line:
-        print("\nno choice (end of input); nothing run")
-        return 0
-    choice = line.strip()
-    if choice in ("0", "q", ""):
-        return 0
-    if not choice.isdigit() or not 1 <= int(choice) <= len(TESTS):
-        print(f"no such test: {choice}")
-        return 2
-    name = TESTS[int(choice) - 1]
-    if name == "generate-test-data":
-        args.dir = args.data or "kit-data"
-    return run_test(name, args)
+from avkit.check.kit import menu, run_test
 
 
 def _common(p):

@@ -10,7 +10,8 @@ versions the plugin really needs.
 from pathlib import Path
 from typing import Any
 
-from avkit import elf, facts as project
+from avkit import elf, facts, paths
+from avkit import facts as project
 from avkit.facts import AUDIT_POLICY_FILE, policies as read_policies
 from avkit.errors import UserError
 
@@ -193,7 +194,7 @@ def audit_file(path: Path | str, data: dict[str, Any] | None = None) -> dict[str
     Without data, against the policies of the plugin's own architecture."""
     path = Path(path)
     if not path.is_file():
-        from avkit.build.plugin import build_command
+        from avkit.hints import build_command
         raise UserError(f"{path} does not exist: build it first ({build_command(path)})")
     if not elf.is_elf(path):
         raise UserError(f"{path} is not an ELF file")
@@ -258,3 +259,20 @@ def format_report(report: dict[str, Any], data: dict[str, Any], required: str) -
 def plugins_in(folder: Path) -> list[Path]:
     """The plugins a release ships: every avir_*.so of a dist folder (avhost is a test tool)."""
     return sorted(p for p in Path(folder).glob("avir_*.so") if p.is_file())
+
+
+def default_files(toolchain: str, archs: list[str]) -> list[Path]:
+    files = []
+    for arch in archs:
+        found = plugins_in(paths.dist_dir(toolchain, arch=arch))
+        if not found:
+            raise UserError(f"no avir_*.so in {paths.dist_dir(toolchain, arch=arch)}: build "
+                            f"first (./nox -s build-{arch})")
+        files += found
+    return files
+
+
+def policies_of(path: Path) -> dict[str, Any]:
+    """The policies of the plugin's architecture (the default one's for a foreign ELF file,
+    which then fails its "elf" check)."""
+    return load_policies(arch=facts.arch_of(elf.header(path)) if elf.is_elf(path) else None)

@@ -30,7 +30,7 @@ def zig_folder() -> Path:
     spec = importlib.util.find_spec("ziglang")
     if spec is None or not spec.submodule_search_locations:
         raise UserError("the ziglang package is not installed here: run in the tools "
-                        "environment (./nox -s release, or .nox/tools/bin/python -m avkit)")
+                        "environment (./nox -s release, or .tools/venv/bin/python -m avkit)")
     return Path(list(spec.submodule_search_locations)[0])
 
 

@@ -32,11 +32,9 @@ from pathlib import Path
 
 from avkit import elf, facts, paths
 from avkit.errors import UserError
-from avkit.ship import audit, components, licenses, repositories, rpm_compat
+from avkit.ship import audit, components, licenses, repositories, rpm_compat, templates
 
 PACKAGING = paths.ROOT / "packaging"
-PLACEHOLDER = re.compile(r"\$\{([a-z_]+)\}")
-SCRIPT_PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
 #: What `package` may delete from its output folder before building (nothing else).
 OUTPUT_PATTERNS = ["*.deb", "*.rpm", "SHA256SUMS", "dists", "yum", "signing-key.asc",
                    "SHA256SUMS.asc", "signing-key.gpg", "*.list", "*.repo",
@@ -109,20 +107,6 @@ def plugin_name(path: Path) -> str:
 
 
 # --- rendering -----------------------------------------------------------------------
-
-def render_yaml(template: str, values: dict, raw=("rpm_dirs", "source_contents")) -> str:
-    """Fill ${key} with JSON (which YAML reads as-is); keys in `raw` are YAML text."""
-    def sub(m):
-        key = m.group(1)
-        if key not in values:
-            raise UserError(f"packaging template needs a value for ${{{key}}}")
-        return values[key] if key in raw else json.dumps(values[key])
-    return PLACEHOLDER.sub(sub, template)
-
-
-def render_script(template: str, values: dict) -> str:
-    return SCRIPT_PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
-
 
 def _when(epoch: int) -> datetime:
     return datetime.fromtimestamp(epoch, tz=timezone.utc)
@@ -410,8 +394,7 @@ def write_copyright(work: Path, project: dict, epoch: int, so: Path = None) -> t
 
 def write_overrides(d: Path, template: str, values: dict) -> str:
     overrides = d / "lintian-overrides"
-    overrides.write_text(render_script((PACKAGING / template).read_text(), values).strip("\n")
-                         + "\n")
+    overrides.write_text(templates.render(template, values).strip("\n") + "\n")
     return str(overrides)
 
 
@@ -430,23 +413,21 @@ def package_inputs(spec: dict, d: Path, project: dict, entries: list, copyright_
              deb_changelog_src=str(d / "changelog.Debian.gz"),
              mtime=_when(epoch).strftime("%Y-%m-%dT%H:%M:%SZ"), sign_key=sign_key)
     # lintian wants the first changelog entry to close an ITP bug: only then overridden.
-    initial = render_script((PACKAGING / "lintian-overrides-initial").read_text(),
-                            {"PACKAGE": pkg}).rstrip("\n") if len(entries) == 1 else ""
+    initial = templates.render("lintian-overrides-initial",
+                               {"PACKAGE": pkg}).rstrip("\n") if len(entries) == 1 else ""
     if spec["kind"] in ("debug", "debugsource"):
         v["lintian_overrides_src"] = write_overrides(
             d, "lintian-overrides-debug", {"PACKAGE": pkg, "INITIAL_UPLOAD": initial})
     if spec["scripts"]:
         # common.sh: the functions several scripts share, pasted in at @COMMON@.
-        common = render_script((PACKAGING / "scripts" / "common.sh").read_text(),
-                               spec["scripts"]).rstrip("\n")
+        common = templates.render("scripts/common.sh", spec["scripts"]).rstrip("\n")
         for script in ("preinst", "postinst", "prerm", "postrm", "posttrans"):
             path = d / f"{script}.sh"
-            path.write_text(render_script(
-                (PACKAGING / "scripts" / f"{script}.sh").read_text(),
-                {**spec["scripts"], "COMMON": common}))
+            path.write_text(templates.render(f"scripts/{script}.sh",
+                                             {**spec["scripts"], "COMMON": common}))
             v[script] = str(path)
         readme = d / "README"
-        readme.write_text(render_script((PACKAGING / "README.in").read_text(), spec["scripts"]))
+        readme.write_text(templates.render("README.in", spec["scripts"]))
         v.update(readme_src=str(readme), readme_dst=f"{v['doc_dir']}/README")
         v["lintian_overrides_src"] = write_overrides(
             d, "lintian-overrides", {**spec["scripts"], "INITIAL_UPLOAD": initial})
@@ -455,13 +436,11 @@ def package_inputs(spec: dict, d: Path, project: dict, entries: list, copyright_
 
 def run_nfpm(nfpm: str, spec: dict, v: dict, d: Path, packager: str, out: Path, env: dict,
              epoch: int) -> Path:
-    """One package file from the template of spec, for one packager."""
-    values = dict(v, depends=v[f"depends_{packager}"],
-                  recommends=v.get(f"recommends_{packager}", []),
-                  suggests=v.get(f"suggests_{packager}", []),
-                  rpm_changelog=str(d / "changelog.yml") if packager == "rpm" else "")
+    """One package file from the template of spec, for one packager. The packagers'
+    differences are in the template (nFPM's overrides), but for the changelog: see there."""
+    values = dict(v, rpm_changelog=str(d / "changelog.yml") if packager == "rpm" else "")
     config = d / f"nfpm-{packager}.yaml"
-    config.write_text(render_yaml((PACKAGING / spec["template"]).read_text(), values))
+    config.write_text(templates.render(spec["template"], values))
     for f in d.iterdir():
         os.utime(f, (epoch, epoch))
     before = set(out.iterdir())
@@ -480,6 +459,7 @@ def build_packages(dist, out: Path, version: str = None, sign_key: str = "",
                    policy: str = None, epoch: int = None) -> list:
     """Audit, then build every package into `out`. Returns the package files. dist: one
     dist folder, or one per architecture (the debug sources package is built once)."""
+    templates.check_all()  # a template/declaration mismatch fails before any work
     plugins = []
     for folder in [dist] if isinstance(dist, (str, Path)) else dist:
         found = audit.plugins_in(folder)

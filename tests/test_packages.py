@@ -55,8 +55,15 @@ def plugins(dist, artifact):
 @pytest.fixture(scope="module")
 def v1(tmp_path_factory, plugins):
     out = tmp_path_factory.mktemp("packages-v1")
-    avkit_package(out, V1)
+    r = avkit_package(out, V1)
+    stdout_of(out).write_text(r.stdout + r.stderr)
     return out
+
+
+def stdout_of(out: Path) -> Path:
+    """Where a fixture keeps what `avkit package` printed: beside its output folder, whose
+    every file SHA256SUMS must list."""
+    return out.with_name(out.name + ".stdout")
 
 
 @pytest.fixture(scope="module")
@@ -1350,6 +1357,15 @@ def test_signed_packages_and_repositories(tmp_path, signing_key, plugins):
         [sys.executable, "-m", "avkit", "package", "--out", out, "--version", V1], env,
         PASSPHRASE, tmp_path / "gpg-argv.log")
     assert r.returncode == 0, r.stderr
+    # It says what it signed and with which key.
+    listing = run(["gpg", "--list-secret-keys", "--with-colons"], env=gpg_env).stdout
+    fingerprint = re.search(r"^fpr:(?:[^:]*:){8}([0-9A-F]+):", listing, re.M)[1]
+    rpm_count = len(list(out.glob("*.rpm")))
+    assert f"signed with key {fingerprint}: {rpm_count} of {rpm_count} .rpm, " in r.stdout
+    for name in ("dists/stable/InRelease", "dists/stable/Release.gpg",
+                 "yum/i386/repodata/repomd.xml.asc", "SHA256SUMS.asc"):
+        assert name in r.stdout, r.stdout
+    assert "NOT signed" not in r.stdout
     # The passphrase reached gpg (it signed) but never a command line nor the output.
     assert any("--detach-sign" in call for call in gpg_calls), gpg_calls
     assert not [c for c in gpg_calls if PASSPHRASE in c] and shown == []
@@ -1422,7 +1438,19 @@ def test_signing_key_from_a_path_or_the_environment(tmp_path, monkeypatch):
         pkg.signing_key(str(tmp_path / "missing.asc"))
 
 
+def test_a_package_run_prints_a_short_summary(v1):
+    """What, where and how long in a few lines; the file list only with -v."""
+    said = stdout_of(v1).read_text().splitlines()
+    debs, rpms = len(list(v1.glob("*.deb"))), len(list(v1.glob("*.rpm")))
+    assert len(said) <= 3, said
+    assert re.fullmatch(rf"packaged {debs} \.deb and {rpms} \.rpm \(i386\) into {v1}/ in "
+                        rf"\d+ s; apt \(dists/\) and yum \(yum/<basearch>/\) repositories; "
+                        rf"SHA256SUMS", said[0]), said[0]
+
+
 def test_unsigned_by_default(v1):
+    said = stdout_of(v1).read_text()
+    assert "NOT signed (no --sign-key nor AVKIT_SIGNING_KEY)" in said and "signed with" not in said
     for f in v1.glob("*.deb"):
         assert "_gpgorigin" not in run(["ar", "t", f]).stdout.split()
     for f in v1.glob("*.rpm"):

@@ -26,13 +26,16 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from pathlib import Path
 
 from avkit import elf, facts, paths
 from avkit.errors import UserError
-from avkit.ship import audit, components, licenses, repositories, rpm_compat, templates
+from avkit.ship import (audit, author as authors, components, licenses, repositories,
+                        rpm_compat, templates)
 
 PACKAGING = paths.ROOT / "packaging"
 #: What `package` may delete from its output folder before building (nothing else).
@@ -91,11 +94,11 @@ def check_version(version: str) -> None:
                         f"CentOS 6, or splits version and release)")
 
 
-def source_date_epoch() -> int:
-    """SOURCE_DATE_EPOCH, or the time of the last commit."""
+def source_date_epoch(root: Path = paths.ROOT) -> int:
+    """SOURCE_DATE_EPOCH, or the time of the last commit (of root's repository)."""
     if os.environ.get("SOURCE_DATE_EPOCH"):
         return int(os.environ["SOURCE_DATE_EPOCH"])
-    ct = _git("log", "-1", "--format=%ct")
+    ct = _git("log", "-1", "--format=%ct", root=root)
     if not ct:
         raise UserError("no SOURCE_DATE_EPOCH and no git commit to take it from: "
                         "set SOURCE_DATE_EPOCH")
@@ -286,9 +289,16 @@ def arch_names(so: Path) -> dict:
     return {"nfpm_arch": a["nfpm"], "deb_arch": a["deb"], "rpm_arch": a["rpm"]}
 
 
-def specs(plugins: list, version: str, deps: dict) -> list:
-    """One dict per package to build: its template and values (without per-build paths)."""
-    project, meta = load("project.json"), load("plugins.json")
+def linked_components(so: Path) -> list[dict]:
+    return authors.fix_sdk_entry(components.linked(so))
+
+
+def specs(plugins: list, version: str, deps: dict, project: dict | None = None,
+          source_root: Path = paths.ROOT) -> list:
+    """One dict per package to build: its template and values (without per-build paths).
+    project: packaging/project.json's metadata, or an author's; source_root: where the
+    files the debug information names are."""
+    project, meta = project or load("project.json"), load("plugins.json")
     common = {"version": version, "release": project["release"],
               "maintainer": project["maintainer"], "vendor": project["vendor"],
               "homepage": project["homepage"], "license": project["license"],
@@ -301,21 +311,22 @@ def specs(plugins: list, version: str, deps: dict) -> list:
         plugin_packages = mains + debug_specs(so, project, arch_common,
                                               [m["values"]["package"] for m in mains], version)
         for spec in plugin_packages:  # the RPM License: every component linked in
-            spec["values"]["license"] = components.expression(components.linked(so))
+            spec["values"]["license"] = components.expression(linked_components(so))
         out += plugin_packages
-    return out + debugsource_specs(plugins, project, common)
+    return out + debugsource_specs(plugins, project, common, source_root)
 
 
-def debugsource_specs(plugins: list, project: dict, common: dict) -> list:
+def debugsource_specs(plugins: list, project: dict, common: dict,
+                      source_root: Path = paths.ROOT) -> list:
     """One package with the project's sources that the plugins' DWARF names (see
     packaging/nfpm-debugsource.yaml), .deb and .rpm."""
     prefix = components.policy()["project"]["path_prefixes"][0].rstrip("/")
     files = sorted({f for so in plugins for f in components.project_sources(so)})
-    missing = [f for f in files if not (paths.ROOT / f).is_file()]
+    missing = [f for f in files if not (source_root / f).is_file()]
     if missing:
-        raise UserError(f"the debug information names project files that are not in the "
-                        f"tree: {', '.join(missing)}: rebuild from this tree")
-    contents = "\n".join("  - " + json.dumps({"src": str(paths.ROOT / f), "dst": f"{prefix}/{f}",
+        raise UserError(f"the debug information names project files that are not in "
+                        f"{source_root}: {', '.join(missing)}: rebuild from this tree")
+    contents = "\n".join("  - " + json.dumps({"src": str(source_root / f), "dst": f"{prefix}/{f}",
                                               "file_info": {"mode": 0o644, "owner": "root",
                                                             "group": "root"}})
                          for f in files)
@@ -380,7 +391,7 @@ def write_copyright(work: Path, project: dict, epoch: int, so: Path = None) -> t
     """The DEP-5 copyright of a plugin's packages, made from what the plugin links (the
     debug sources package, so None: the project's own): Debian's, and the RPM's with
     every license text in full."""
-    linked = components.linked(so) if so else [components.project_component()]
+    linked = linked_components(so) if so else [components.project_component()]
     written = []
     for kind, debian in (("copyright", True), ("license", False)):
         path = work / f"{kind}-{so.name if so else 'sources'}"
@@ -455,24 +466,44 @@ def run_nfpm(nfpm: str, spec: dict, v: dict, d: Path, packager: str, out: Path, 
     return new[0]
 
 
-def build_packages(dist, out: Path, version: str = None, sign_key: str = "",
-                   policy: str = None, epoch: int = None) -> list:
-    """Audit, then build every package into `out`. Returns the package files. dist: one
-    dist folder, or one per architecture (the debug sources package is built once)."""
-    templates.check_all()  # a template/declaration mismatch fails before any work
+def plugins_of(dist) -> list[Path]:
+    """The plugins of dist folders, or plugin files given as they are (an author's)."""
     plugins = []
     for folder in [dist] if isinstance(dist, (str, Path)) else dist:
+        if Path(folder).is_file():
+            plugins.append(Path(folder).resolve())
+            continue
         found = audit.plugins_in(folder)
         if not found:
             raise UserError(f"no avir_*.so in {folder}: build first (./nox -s build-i386, "
                             f"build-x86_64)")
         plugins += found
+    return plugins
+
+
+def author_entries(version: str, epoch: int, author: authors.AuthorProject) -> list[dict]:
+    """An author's package history: one entry, from their components file."""
+    changes = author.data["package"].get("changes") or [f"Version {version}."]
+    return [{"version": version, "date": _when(epoch).strftime("%Y-%m-%dT%H:%M:%SZ"),
+             "changes": changes}]
+
+
+def build_packages(dist, out: Path, version: str = None, sign_key: str = "",
+                   policy: str = None, epoch: int = None,
+                   author: authors.AuthorProject | None = None) -> list:
+    """Audit, then build every package into `out`. Returns the package files. dist: one
+    dist folder, or one per architecture (the debug sources package is built once), or
+    plugin files; author: an author's project instead of this repository's."""
+    templates.check_all()  # a template/declaration mismatch fails before any work
+    plugins = plugins_of(dist)
     deps = audited_dependencies(plugins, policy)
-    version = version or project_version()
+    version = version or (author.version if author else project_version())
     check_version(version)
     epoch = source_date_epoch() if epoch is None else epoch
-    project = load("project.json")
-    entries = changelog_entries(version, epoch)
+    project = author.project_metadata(load("project.json"), plugin_name(plugins[0])) \
+        if author else load("project.json")
+    entries = author_entries(version, epoch, author) if author else \
+        changelog_entries(version, epoch)
     nfpm = find_nfpm()
     env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch))
     if os.environ.get("AVKIT_SIGNING_PASSPHRASE"):
@@ -484,7 +515,8 @@ def build_packages(dist, out: Path, version: str = None, sign_key: str = "",
     built = []
     with tempfile.TemporaryDirectory(prefix="avkit-pkg-") as tmp:
         work = Path(tmp)
-        for spec in specs(plugins, version, deps):
+        for spec in specs(plugins, version, deps, project,
+                          author.sources if author else paths.ROOT):
             d = work / spec["values"]["package"]
             d.mkdir(exist_ok=True)
             copyright_src, license_src = write_copyright(work, project, epoch, spec["plugin"])
@@ -515,13 +547,63 @@ def sha256sums(out: Path) -> Path:
     return target
 
 
-def package(dist, out: Path, version=None, sign_key=None, repo=True, policy=None) -> list:
-    """dist: a dist folder, or a list of them (one per architecture)."""
+@dataclass
+class Packaged:
+    """What a package run made: the package files and what was signed, with which key."""
+    out: Path
+    built: list[Path]
+    fingerprint: str = ""  # of the signing key; "" when nothing was signed
+    signed_rpms: list[Path] = field(default_factory=list)
+    signatures: list[Path] = field(default_factory=list)  # repository and SHA256SUMS ones
+
+
+def key_fingerprint(key_file: str) -> str:
+    """The fingerprint of the (primary) secret key in key_file."""
+    with repositories.gpg_home(key_file) as gpg:
+        listing = gpg(["--list-secret-keys", "--with-colons"]).stdout
+    fingerprints = re.findall(r"^fpr:(?:[^:]*:){8}([0-9A-F]+):", listing, re.M)
+    if not fingerprints:
+        raise UserError(f"no secret key in {key_file}: give an armored secret key "
+                        f"(gpg --export-secret-keys --armor KEYID > key.asc)")
+    return fingerprints[0]
+
+
+def signed_rpms(rpms: list[Path]) -> list[Path]:
+    """The .rpms whose header carries an OpenPGP signature (read back, not assumed)."""
+    if not rpms:
+        return []
+    r = subprocess.run(["rpm", "-qp", "--nosignature", "--nodigest",
+                        "--qf", "%{RSAHEADER:pgpsig}|%{SIGPGP:pgpsig}\n", *map(str, rpms)],
+                       capture_output=True, text=True)
+    lines = r.stdout.splitlines()
+    return [f for f, line in zip(rpms, lines) if "Key ID" in line]
+
+
+def signature_files(out: Path) -> list[Path]:
+    return sorted([*out.glob("dists/*/InRelease"), *out.glob("dists/*/Release.gpg"),
+                   *out.glob("yum/*/repodata/repomd.xml.asc"), *out.glob("SHA256SUMS.asc")])
+
+
+def authors_epoch(plugins: list[Path], author: authors.AuthorProject) -> int:
+    """SOURCE_DATE_EPOCH, the last commit of the author's sources, or (no git) the time
+    the newest plugin was built."""
+    try:
+        return source_date_epoch(author.sources)
+    except UserError:
+        return int(max(Path(p).stat().st_mtime for p in plugins))
+
+
+def package(dist, out: Path, version=None, sign_key=None, repo=True, policy=None,
+            author: authors.AuthorProject | None = None) -> Packaged:
+    """dist: a dist folder, or a list of them (one per architecture), or plugin files;
+    author: an author's project (avkit/ship/author.py) instead of this repository's."""
     key, temporary = signing_key(sign_key)
     try:
-        epoch = source_date_epoch()
-        built = build_packages(dist, out, version=version, sign_key=key, policy=policy,
-                               epoch=epoch)
+        fingerprint = key_fingerprint(key) if key else ""
+        epoch = authors_epoch(dist, author) if author else source_date_epoch()
+        with authors.policy(author) if author else nullcontext():
+            built = build_packages(dist, out, version=version, sign_key=key, policy=policy,
+                                   epoch=epoch, author=author)
         rpm_compat.require_compatible(p for p in built if p.suffix == ".rpm")
         if repo:
             repositories.apt_repository(out, epoch, key)
@@ -532,4 +614,5 @@ def package(dist, out: Path, version=None, sign_key=None, repo=True, policy=None
     finally:
         if temporary:
             os.unlink(key)  # the armored key given in the environment, written for nFPM
-    return built
+    return Packaged(out, built, fingerprint, signed_rpms([p for p in built if p.suffix == ".rpm"]),
+                    signature_files(out) if key else [])

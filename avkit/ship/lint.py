@@ -6,9 +6,12 @@ returned, one line each; everything the linters said, with lintian's explanation
 every tag, goes to a log file, named where a finding is reported, so a failure prints
 the tags and not a page of explanations per tag."""
 
+import json
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -33,9 +36,22 @@ def lintian_findings(debs: list[Path], log) -> list[str]:
     return [line for line in out.splitlines() if LINTIAN_FINDING.search(line)]
 
 
-def rpmlint_findings(rpms: list[Path], log, rpm_home: Path | None = None) -> list[str]:
+def rpmlint_config(folder: Path, licenses: list[str]) -> Path:
+    """packaging/rpmlint.toml, or a folder of it and more valid licenses (an author's):
+    rpmlint merges the lists of every file of a configuration folder."""
+    if not licenses:
+        return RPMLINT_CONFIG
+    shutil.copy(RPMLINT_CONFIG, folder / "rpmlint.toml")
+    (folder / "author.toml").write_text(f"ValidLicenses = {json.dumps(licenses)}\n")
+    return folder
+
+
+def rpmlint_findings(rpms: list[Path], log, rpm_home: Path | None = None,
+                     licenses: list[str] = ()) -> list[str]:
     env = dict(os.environ, HOME=str(rpm_home)) if rpm_home else None
-    out = _run(["rpmlint", "-c", str(RPMLINT_CONFIG), *map(str, rpms)], env=env)
+    with tempfile.TemporaryDirectory(prefix="avkit-rpmlint-") as tmp:
+        config = rpmlint_config(Path(tmp), list(licenses))
+        out = _run(["rpmlint", "-c", str(config), *map(str, rpms)], env=env)
     log.write(f"$ rpmlint -c {RPMLINT_CONFIG} ({len(rpms)} .rpms)\n{out}\n")
     found = [line for line in out.splitlines() if RPMLINT_FINDING.search(line)]
     if not found and not RPMLINT_CLEAN.search(out):
@@ -43,9 +59,10 @@ def rpmlint_findings(rpms: list[Path], log, rpm_home: Path | None = None) -> lis
     return found
 
 
-def lint(files: Iterable[Path], log: Path, rpm_home: Path | None = None) -> list[str]:
+def lint(files: Iterable[Path], log: Path, rpm_home: Path | None = None,
+         licenses: list[str] = ()) -> list[str]:
     """The findings of lintian (.debs) and rpmlint (.rpms) over files; their whole output
-    in log."""
+    in log. licenses: SPDX identifiers valid besides the project's (an author's)."""
     files = sorted(files)
     debs = [f for f in files if f.suffix == ".deb"]
     rpms = [f for f in files if f.suffix == ".rpm"]
@@ -56,7 +73,7 @@ def lint(files: Iterable[Path], log: Path, rpm_home: Path | None = None) -> list
         if debs:
             found += lintian_findings(debs, f)
         if rpms:
-            found += rpmlint_findings(rpms, f, rpm_home)
+            found += rpmlint_findings(rpms, f, rpm_home, licenses)
     return found
 
 

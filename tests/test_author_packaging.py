@@ -111,3 +111,30 @@ def test_the_authors_sources_are_packaged_where_the_debug_info_says(packaged):
     listing = subprocess.run(["dpkg-deb", "-c", deb], capture_output=True, text=True).stdout
     prefix = components["project"]["path_prefixes"][0]
     assert f".{prefix}avPlugin.c" in listing
+
+
+def test_a_components_file_lacking_a_key_names_file_section_and_key(tmp_path):
+    from avkit.errors import UserError
+    from avkit.ship import author
+    data = json.loads(doc_block("json", "{"))
+    del data["package"]["version"]
+    (tmp_path / "mine").mkdir()
+    f = tmp_path / "my-components.json"
+    f.write_text(json.dumps(data))
+    with pytest.raises(UserError, match=r'my-components\.json: "package" needs version'):
+        author.read(f)
+
+
+def test_an_authors_license_id_the_sdk_components_have_is_refused(tmp_path):
+    from avkit.errors import UserError
+    from avkit.ship import author
+    data = json.loads(doc_block("json", "{"))
+    data["project"]["license"] = "MIT"
+    data["licenses"] = {"MIT": {"dep5": "Expat", "text": [{"path": "LICENSE"}]}}
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "LICENSE").write_text(LICENSE_TEXT)
+    f = tmp_path / "my-components.json"
+    f.write_text(json.dumps(data))
+    with pytest.raises(UserError, match=r"the license MIT is one the SDK's components already "
+                                        r"have.*LicenseRef-<name>"):
+        author.merged_policy(author.read(f))

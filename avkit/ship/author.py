@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from avkit import paths
 from avkit.errors import UserError
 from avkit.ship import components
 
@@ -135,11 +134,10 @@ def _use(file: Path) -> None:
     components._linked.cache_clear()
 
 
-def fix_sdk_entry(linked: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The SDK glue's version and origin are this repository's (components.py knows the
-    toolchains' only)."""
-    from avkit.ship import packages  # packages imports this module
-    return [{**c, "version": packages.project_version(paths.ROOT),
+def fix_sdk_entry(linked: list[dict[str, Any]], version: str) -> list[dict[str, Any]]:
+    """The SDK glue's version (this repository's: `version`) and origin; components.py
+    knows the toolchains' only."""
+    return [{**c, "version": version,
              "origin": "copied from kerio-avir-plugins into the author's folder"}
             if c["name"] == SDK_COMPONENT else c for c in linked]
 

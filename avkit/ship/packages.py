@@ -290,7 +290,11 @@ def arch_names(so: Path) -> dict:
 
 
 def linked_components(so: Path) -> list[dict]:
-    return authors.fix_sdk_entry(components.linked(so))
+    """components.linked, with the version of an author's copy of the SDK glue."""
+    linked = components.linked(so)
+    if any(c["name"] == authors.SDK_COMPONENT for c in linked):
+        return authors.fix_sdk_entry(linked, project_version(paths.ROOT))
+    return linked
 
 
 def specs(plugins: list, version: str, deps: dict, project: dict | None = None,

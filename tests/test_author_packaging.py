@@ -90,9 +90,10 @@ def test_the_copyright_is_the_authors_with_the_sdk_glue_as_a_known_component(pac
     where, components, _ = packaged
     version = components["package"]["version"]
     deb = where / "packages" / f"kerio-connect-avir-mine_{version}-1_i386.deb"
-    copyright_file = subprocess.run(
-        f"dpkg-deb --fsys-tarfile {deb} | tar -xO ./usr/share/doc/kerio-connect-avir-mine/copyright",
-        shell=True, capture_output=True, text=True, check=True).stdout
+    member = "./usr/share/doc/kerio-connect-avir-mine/copyright"
+    copyright_file = subprocess.run(f"dpkg-deb --fsys-tarfile {deb} | tar -xO {member}",
+                                    shell=True, capture_output=True, text=True,
+                                    check=True).stdout
     assert "Upstream-Name: avir-mine" in copyright_file
     assert "Upstream-Contact: Jane Author <jane@example.org>" in copyright_file
     assert "Files: *\nCopyright: 2026 Jane Author\nLicense: BSD-2-clause" in copyright_file

@@ -929,6 +929,10 @@ def test_deb_half_removed_by_an_earlier_version_recovers(tmp_path, lone, artifac
     old = tmp_path / "packaging"
     shutil.copytree(pkg.PACKAGING, old)
     (old / "scripts/postrm.sh").write_text(FAILING_POSTRM)
+    declared = json.loads((old / "templates.json").read_text())  # the keys it uses
+    declared["templates"]["scripts/postrm.sh"] = {"text": ["BACKUP", "PACKAGE", "PLUGIN_DIR",
+                                                           "PLUGIN_ID"]}
+    (old / "templates.json").write_text(json.dumps(declared))
     fake = tmp_path / "dist"
     sample = artifact("avir_sample.so")
     debug = Path(facts.debug_file(elf.build_id(sample)))

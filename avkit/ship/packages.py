@@ -409,7 +409,7 @@ def write_copyright(work: Path, project: dict, epoch: int, so: Path = None) -> t
 
 def write_overrides(d: Path, template: str, values: dict) -> str:
     overrides = d / "lintian-overrides"
-    overrides.write_text(templates.render(template, values).strip("\n") + "\n")
+    overrides.write_text(templates.render(template, values, PACKAGING).strip("\n") + "\n")
     return str(overrides)
 
 
@@ -428,21 +428,21 @@ def package_inputs(spec: dict, d: Path, project: dict, entries: list, copyright_
              deb_changelog_src=str(d / "changelog.Debian.gz"),
              mtime=_when(epoch).strftime("%Y-%m-%dT%H:%M:%SZ"), sign_key=sign_key)
     # lintian wants the first changelog entry to close an ITP bug: only then overridden.
-    initial = templates.render("lintian-overrides-initial",
-                               {"PACKAGE": pkg}).rstrip("\n") if len(entries) == 1 else ""
+    initial = "" if len(entries) != 1 else templates.render(
+        "lintian-overrides-initial", {"PACKAGE": pkg}, PACKAGING).rstrip("\n")
     if spec["kind"] in ("debug", "debugsource"):
         v["lintian_overrides_src"] = write_overrides(
             d, "lintian-overrides-debug", {"PACKAGE": pkg, "INITIAL_UPLOAD": initial})
     if spec["scripts"]:
         # common.sh: the functions several scripts share, pasted in at @COMMON@.
-        common = templates.render("scripts/common.sh", spec["scripts"]).rstrip("\n")
+        common = templates.render("scripts/common.sh", spec["scripts"], PACKAGING).rstrip("\n")
         for script in ("preinst", "postinst", "prerm", "postrm", "posttrans"):
             path = d / f"{script}.sh"
             path.write_text(templates.render(f"scripts/{script}.sh",
-                                             {**spec["scripts"], "COMMON": common}))
+                                             {**spec["scripts"], "COMMON": common}, PACKAGING))
             v[script] = str(path)
         readme = d / "README"
-        readme.write_text(templates.render("README.in", spec["scripts"]))
+        readme.write_text(templates.render("README.in", spec["scripts"], PACKAGING))
         v.update(readme_src=str(readme), readme_dst=f"{v['doc_dir']}/README")
         v["lintian_overrides_src"] = write_overrides(
             d, "lintian-overrides", {**spec["scripts"], "INITIAL_UPLOAD": initial})
@@ -455,7 +455,7 @@ def run_nfpm(nfpm: str, spec: dict, v: dict, d: Path, packager: str, out: Path, 
     differences are in the template (nFPM's overrides), but for the changelog: see there."""
     values = dict(v, rpm_changelog=str(d / "changelog.yml") if packager == "rpm" else "")
     config = d / f"nfpm-{packager}.yaml"
-    config.write_text(templates.render(spec["template"], values))
+    config.write_text(templates.render(spec["template"], values, PACKAGING))
     for f in d.iterdir():
         os.utime(f, (epoch, epoch))
     before = set(out.iterdir())
@@ -498,7 +498,7 @@ def build_packages(dist, out: Path, version: str = None, sign_key: str = "",
     """Audit, then build every package into `out`. Returns the package files. dist: one
     dist folder, or one per architecture (the debug sources package is built once), or
     plugin files; author: an author's project instead of this repository's."""
-    templates.check_all()  # a template/declaration mismatch fails before any work
+    templates.check_all(PACKAGING)  # a template/declaration mismatch fails before any work
     plugins = plugins_of(dist)
     deps = audited_dependencies(plugins, policy)
     version = version or (author.version if author else project_version())

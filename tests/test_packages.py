@@ -12,6 +12,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from avkit import elf, facts, paths
-from avkit.ship import audit, components, packages as pkg
+from avkit.ship import audit, components, lint, packages as pkg
 from private_apt import private_apt
 
 # V2 has the form of a snapshot after V1 (README: Versions): upgrades and lint see one.
@@ -58,8 +59,15 @@ def plugins(dist, artifact):
 @pytest.fixture(scope="module")
 def v1(tmp_path_factory, plugins):
     out = tmp_path_factory.mktemp("packages-v1")
-    avkit_package(out, V1)
+    r = avkit_package(out, V1)
+    stdout_of(out).write_text(r.stdout + r.stderr)
     return out
+
+
+def stdout_of(out: Path) -> Path:
+    """Where a fixture keeps what `avkit package` printed: beside its output folder, whose
+    every file SHA256SUMS must list."""
+    return out.with_name(out.name + ".stdout")
 
 
 @pytest.fixture(scope="module")
@@ -926,6 +934,10 @@ def test_deb_half_removed_by_an_earlier_version_recovers(tmp_path, lone, artifac
     old = tmp_path / "packaging"
     shutil.copytree(pkg.PACKAGING, old)
     (old / "scripts/postrm.sh").write_text(FAILING_POSTRM)
+    declared = json.loads((old / "templates.json").read_text())  # the keys it uses
+    declared["templates"]["scripts/postrm.sh"] = {"text": ["BACKUP", "PACKAGE", "PLUGIN_DIR",
+                                                           "PLUGIN_ID"]}
+    (old / "templates.json").write_text(json.dumps(declared))
     fake = tmp_path / "dist"
     sample = artifact("avir_sample.so")
     debug = Path(facts.debug_file(elf.build_id(sample)))
@@ -1199,24 +1211,21 @@ def test_packages_are_reproducible(tmp_path, v1):
     assert Path("dists/stable/main/binary-i386/Packages") in files
 
 
-def test_lintian_is_clean(v1, v2):
+def test_lintian_is_clean(v1, v2, tmp_path):
     """No error or warning (and no unused override) for the first release (v1: one
     changelog entry) nor for a later one (v2)."""
     for folder in (v1, v2):
-        debs = sorted(folder.glob("*.deb"))
-        r = run(["lintian", "--no-cfg", "--fail-on", "none", "--info", "--show-overrides", *debs])
-        tags = [line for line in r.stdout.splitlines()
-                if re.match(r"[EW]: ", line) or "unused-override" in line]
-        assert tags == [], r.stdout
-        overridden = {m for m in re.findall(r"^O: \S+ (\S+)", r.stdout, re.M)}
+        log = tmp_path / f"lint-{folder.name}.log"
+        found = lint.lint(folder.glob("*.deb"), log)
+        assert found == [], lint.report(found, log)
+        overridden = {m for m in re.findall(r"^O: \S+ (\S+)", log.read_text(), re.M)}
         assert "dir-or-file-in-opt" in overridden  # the overrides ship and are needed
 
 
-def test_rpmlint_is_clean(v1, v2):
-    r = run(["rpmlint", "-c", paths.ROOT / "packaging" / "rpmlint.toml",
-             *sorted(v1.glob("*.rpm")), *sorted(v2.glob("*.rpm"))], check=False)
-    assert re.search(r"\b0 errors\b", r.stdout), r.stdout
-    assert re.search(r"\b0 warnings\b", r.stdout), r.stdout
+def test_rpmlint_is_clean(v1, v2, tmp_path):
+    log = tmp_path / "lint.log"
+    found = lint.lint([*v1.glob("*.rpm"), *v2.glob("*.rpm")], log)
+    assert found == [], lint.report(found, log)
 
 
 def apt_index(folder: Path, deb_arch: str) -> Path:
@@ -1321,23 +1330,13 @@ def watched_run(cmd, env, secret: str, log: Path) -> tuple:
     return done, seen, log.read_text().splitlines() if log.exists() else []
 
 
-def lint_findings(debs=(), rpms=(), rpm_home=None) -> list:
+def lint_findings(debs=(), rpms=(), rpm_home=None) -> list[str]:
     """lintian's errors, warnings and unused overrides, rpmlint's (with the project's
-    config) for the given packages; rpm_home: a HOME whose rpm database rpmlint uses."""
-    found = []
-    if debs:
-        r = run(["lintian", "--no-cfg", "--fail-on", "none", "--info", "--show-overrides",
-                 *debs])
-        found += [line for line in r.stdout.splitlines()
-                  if re.match(r"[EW]: ", line) or "unused-override" in line]
-    if rpms:
-        env = dict(os.environ, HOME=str(rpm_home)) if rpm_home else None
-        r = run(["rpmlint", "-c", paths.ROOT / "packaging" / "rpmlint.toml", *rpms],
-                check=False, env=env)
-        found += [line for line in r.stdout.splitlines() if re.search(r": [EW]: ", line)]
-        if not re.search(r"\b0 errors, 0 warnings\b", r.stdout):
-            found.append(r.stdout)
-    return found
+    config) for the given packages, then where their whole output is; rpm_home: a HOME
+    whose rpm database rpmlint uses."""
+    log = Path(tempfile.mkdtemp(prefix="lint-")) / "lint.log"
+    found = lint.lint([*debs, *rpms], log, rpm_home=rpm_home)
+    return [lint.report(found, log)] if found else []
 
 
 def rpm_home_with_key(home: Path, public_key: Path) -> Path:
@@ -1367,6 +1366,15 @@ def test_signed_packages_and_repositories(tmp_path, signing_key, plugins):
         [sys.executable, "-m", "avkit", "package", "--out", out, "--version", V1], env,
         PASSPHRASE, tmp_path / "gpg-argv.log")
     assert r.returncode == 0, r.stderr
+    # It says what it signed and with which key.
+    listing = run(["gpg", "--list-secret-keys", "--with-colons"], env=gpg_env).stdout
+    fingerprint = re.search(r"^fpr:(?:[^:]*:){8}([0-9A-F]+):", listing, re.M)[1]
+    rpm_count = len(list(out.glob("*.rpm")))
+    assert f"signed with key {fingerprint}: {rpm_count} of {rpm_count} .rpm, " in r.stdout
+    for name in ("dists/stable/InRelease", "dists/stable/Release.gpg",
+                 "yum/i386/repodata/repomd.xml.asc", "SHA256SUMS.asc"):
+        assert name in r.stdout, r.stdout
+    assert "NOT signed" not in r.stdout
     # The passphrase reached gpg (it signed) but never a command line nor the output.
     assert any("--detach-sign" in call for call in gpg_calls), gpg_calls
     assert not [c for c in gpg_calls if PASSPHRASE in c] and shown == []
@@ -1439,7 +1447,19 @@ def test_signing_key_from_a_path_or_the_environment(tmp_path, monkeypatch):
         pkg.signing_key(str(tmp_path / "missing.asc"))
 
 
+def test_a_package_run_prints_a_short_summary(v1):
+    """What, where and how long in a few lines; the file list only with -v."""
+    said = stdout_of(v1).read_text().splitlines()
+    debs, rpms = len(list(v1.glob("*.deb"))), len(list(v1.glob("*.rpm")))
+    assert len(said) <= 3, said
+    assert re.fullmatch(rf"packaged {debs} \.deb and {rpms} \.rpm \(i386\) into {v1}/ in "
+                        rf"\d+ s; apt \(dists/\) and yum \(yum/<basearch>/\) repositories; "
+                        rf"SHA256SUMS", said[0]), said[0]
+
+
 def test_unsigned_by_default(v1):
+    said = stdout_of(v1).read_text()
+    assert "NOT signed (no --sign-key nor AVKIT_SIGNING_KEY)" in said and "signed with" not in said
     for f in v1.glob("*.deb"):
         assert "_gpgorigin" not in run(["ar", "t", f]).stdout.split()
     for f in v1.glob("*.rpm"):

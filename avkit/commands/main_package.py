@@ -1,7 +1,10 @@
 """`avkit package`: audited plugins -> .deb/.rpm packages, apt and yum repositories, SHA256SUMS."""
+import time
 from pathlib import Path
 
 from avkit import facts, paths
+from avkit.ship import author as authors
+from avkit.ship.package_run import authors_inputs, lint_step, summary
 from avkit.ship.packages import package
 
 
@@ -22,6 +25,17 @@ def register(subparsers):
     p.add_argument("--policy", help="audit policy the plugins must satisfy (default: the "
                                     "audit_policy of each plugin's architecture)")
     p.add_argument("--no-repo", action="store_true", help="skip the apt/yum repository metadata")
+    p.add_argument("--lint", action="store_true",
+                   help="then run lintian and rpmlint over the packages (their whole output, "
+                        "with explanations, in <out>-lint.log beside the output folder)")
+    p.add_argument("--plugin", action="append", type=Path,
+                   help="a plugin author's avir_<name>.so (repeatable: one per architecture), "
+                        "packaged with --components instead of this repository's plugins "
+                        "(docs/author-packaging.md)")
+    p.add_argument("--components", type=Path,
+                   help="with --plugin: the author's project, components and licenses (JSON)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="list every file written, not only the summary")
     p.set_defaults(func=run)
 
 
@@ -34,14 +48,16 @@ def selected_archs(chosen) -> list[str]:
 
 
 def run(args) -> int:
-    out = args.out or paths.DIST / "packages"
-    archs = selected_archs(args.arch)
-    built = package([paths.dist_dir(args.toolchain, arch=a) for a in archs], out,
-                    version=args.version,
-                    sign_key=args.sign_key, repo=not args.no_repo, policy=args.policy)
-    print(f"packages in {out}/:")
-    for f in built:
-        print(f"  {f.name}")
-    repos = ", apt (dists/) and yum (yum/<basearch>/) repositories, one index per architecture"
-    print(f"  SHA256SUMS{'' if args.no_repo else repos}")
-    return 0
+    started = time.monotonic()
+    if args.plugin:
+        out, archs, inputs, author = authors_inputs(args.plugin, args.components, args.out)
+    else:
+        out, author = args.out or paths.DIST / "packages", None
+        archs = selected_archs(args.arch)
+        inputs = [paths.dist_dir(args.toolchain, arch=a) for a in archs]
+    done = package(inputs, out, version=args.version, sign_key=args.sign_key,
+                   repo=not args.no_repo, policy=args.policy, author=author)
+    print(summary(done, archs, time.monotonic() - started, repo=not args.no_repo))
+    if args.verbose:
+        print("\n".join(f"  {f.relative_to(out)}" for f in sorted(out.rglob("*")) if f.is_file()))
+    return lint_step(done, authors.license_ids(author) if author else []) if args.lint else 0

@@ -26,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from pathlib import Path
@@ -33,13 +35,11 @@ from typing import Any
 
 from avkit import elf, facts, paths
 from avkit.errors import UserError
-from avkit.ship import (admin_guide, audit, components, licenses, repositories, rpm_compat,
-                        tools_package)
+from avkit.ship import (admin_guide, audit, author as authors, components, licenses,
+                        repositories, rpm_compat, templates, tools_package)
 from avkit.ship.version import check_version, project_version
 
 PACKAGING = paths.PACKAGING
-PLACEHOLDER = re.compile(r"\$\{([a-z_]+)\}")
-SCRIPT_PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
 #: What `package` may delete from its output folder before building (nothing else).
 OUTPUT_PATTERNS = ["*.deb", "*.rpm", "SHA256SUMS", "dists", "yum", "signing-key.asc",
                    "SHA256SUMS.asc", "signing-key.gpg", "*.list", "*.repo",
@@ -68,11 +68,11 @@ def _git(*args, root: Path = paths.ROOT) -> str:
 NEWER_RPM_VERSION_CHARS = "~^"
 
 
-def source_date_epoch() -> int:
-    """SOURCE_DATE_EPOCH, or the time of the last commit."""
+def source_date_epoch(root: Path = paths.ROOT) -> int:
+    """SOURCE_DATE_EPOCH, or the time of the last commit (of root's repository)."""
     if os.environ.get("SOURCE_DATE_EPOCH"):
         return int(os.environ["SOURCE_DATE_EPOCH"])
-    ct = _git("log", "-1", "--format=%ct")
+    ct = _git("log", "-1", "--format=%ct", root=root)
     if not ct:
         raise UserError("no SOURCE_DATE_EPOCH and no git commit to take it from: "
                         "set SOURCE_DATE_EPOCH")
@@ -84,20 +84,6 @@ def plugin_name(path: Path) -> str:
 
 
 # --- rendering -----------------------------------------------------------------------
-
-def render_yaml(template: str, values: dict, raw=("rpm_dirs", "source_contents")) -> str:
-    """Fill ${key} with JSON (which YAML reads as-is); keys in `raw` are YAML text."""
-    def sub(m):
-        key = m.group(1)
-        if key not in values:
-            raise UserError(f"packaging template needs a value for ${{{key}}}")
-        return values[key] if key in raw else json.dumps(values[key])
-    return PLACEHOLDER.sub(sub, template)
-
-
-def render_script(template: str, values: dict) -> str:
-    return SCRIPT_PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
-
 
 def _when(epoch: int) -> datetime:
     return datetime.fromtimestamp(epoch, tz=timezone.utc)
@@ -221,6 +207,9 @@ def plugin_specs(so: Path, info: dict, products: dict, project: dict, common: di
                    "PLUGIN_DIR": product["plugin_dir"], "PLUGIN_ID": so.stem,
                    "PRODUCT_MARKER": product["product_marker"],
                    "CONSOLE": product["console"].format(plugin_id=so.stem),
+                   # where the antivirus is chosen: the console text up to "Select antivirus"
+                   "CONSOLE_PLACE": product["console"].split(", Select antivirus")[0]
+                   .replace(", choose 'Use external antivirus'", ""),
                    "UNDERLINE": "=" * len(package),
                    "DEBUG_PACKAGE": project["debug_package"].format(plugin=name),
                    "PLUGIN_NOTES": plugin_notes(name),
@@ -276,9 +265,20 @@ def arch_names(so: Path) -> dict[str, str]:
     return {"nfpm_arch": a["nfpm"], "deb_arch": a["deb"], "rpm_arch": a["rpm"]}
 
 
-def specs(plugins: list, version: str, deps: dict) -> list[dict[str, Any]]:
-    """One dict per package to build: its template and values (without per-build paths)."""
-    project, meta = load("project.json"), load("plugins.json")
+def linked_components(so: Path) -> list[dict]:
+    """components.linked, with the version of an author's copy of the SDK glue."""
+    linked = components.linked(so)
+    if any(c["name"] == authors.SDK_COMPONENT for c in linked):
+        return authors.fix_sdk_entry(linked, project_version(paths.ROOT))
+    return linked
+
+
+def specs(plugins: list, version: str, deps: dict, project: dict | None = None,
+          source_root: Path = paths.ROOT) -> list[dict[str, Any]]:
+    """One dict per package to build: its template and values (without per-build paths).
+    project: packaging/project.json's metadata, or an author's; source_root: where the
+    files the debug information names are."""
+    project, meta = project or load("project.json"), load("plugins.json")
     common = {"version": version, "release": project["release"],
               "maintainer": project["maintainer"], "vendor": project["vendor"],
               "homepage": project["homepage"], "license": project["license"],
@@ -291,22 +291,23 @@ def specs(plugins: list, version: str, deps: dict) -> list[dict[str, Any]]:
         plugin_packages = mains + debug_specs(so, project, arch_common,
                                               [m["values"]["package"] for m in mains], version)
         for spec in plugin_packages:  # the RPM License: every component linked in
-            spec["values"]["license"] = components.expression(components.linked(so))
+            spec["values"]["license"] = components.expression(linked_components(so))
         out += plugin_packages
-    return (out + debugsource_specs(plugins, project, common)
-            + tools_package.specs(plugins, common, arch_names))
+    tools = tools_package.specs(plugins, common, arch_names) if source_root == paths.ROOT else []
+    return out + debugsource_specs(plugins, project, common, source_root) + tools
 
 
-def debugsource_specs(plugins: list, project: dict, common: dict) -> list[dict[str, Any]]:
+def debugsource_specs(plugins: list, project: dict, common: dict,
+                      source_root: Path = paths.ROOT) -> list[dict[str, Any]]:
     """One package with the project's sources that the plugins' DWARF names (see
     packaging/nfpm-debugsource.yaml), .deb and .rpm."""
     prefix = components.policy()["project"]["path_prefixes"][0].rstrip("/")
     files = sorted({f for so in plugins for f in components.project_sources(so)})
-    missing = [f for f in files if not (paths.ROOT / f).is_file()]
+    missing = [f for f in files if not (source_root / f).is_file()]
     if missing:
-        raise UserError(f"the debug information names project files that are not in the "
-                        f"tree: {', '.join(missing)}: rebuild from this tree")
-    contents = "\n".join("  - " + json.dumps({"src": str(paths.ROOT / f), "dst": f"{prefix}/{f}",
+        raise UserError(f"the debug information names project files that are not in "
+                        f"{source_root}: {', '.join(missing)}: rebuild from this tree")
+    contents = "\n".join("  - " + json.dumps({"src": str(source_root / f), "dst": f"{prefix}/{f}",
                                               "file_info": {"mode": 0o644, "owner": "root",
                                                             "group": "root"}})
                          for f in files)
@@ -371,7 +372,7 @@ def write_copyright(work: Path, project: dict, epoch: int, so: Path = None) -> t
     """The DEP-5 copyright of a plugin's packages, made from what the plugin links (the
     debug sources package, so None: the project's own): Debian's, and the RPM's with
     every license text in full."""
-    linked = components.linked(so) if so else [components.project_component()]
+    linked = linked_components(so) if so else [components.project_component()]
     written = []
     for kind, debian in (("copyright", True), ("license", False)):
         path = work / f"{kind}-{so.name if so else 'sources'}"
@@ -385,8 +386,7 @@ def write_copyright(work: Path, project: dict, epoch: int, so: Path = None) -> t
 
 def write_overrides(d: Path, template: str, values: dict) -> str:
     overrides = d / "lintian-overrides"
-    overrides.write_text(render_script((PACKAGING / template).read_text(), values).strip("\n")
-                         + "\n")
+    overrides.write_text(templates.render(template, values, PACKAGING).strip("\n") + "\n")
     return str(overrides)
 
 
@@ -405,8 +405,8 @@ def package_inputs(spec: dict, d: Path, project: dict, entries: list, copyright_
              deb_changelog_src=str(d / "changelog.Debian.gz"),
              mtime=_when(epoch).strftime("%Y-%m-%dT%H:%M:%SZ"), sign_key=sign_key)
     # lintian wants the first changelog entry to close an ITP bug: only then overridden.
-    initial = render_script((PACKAGING / "lintian-overrides-initial").read_text(),
-                            {"PACKAGE": pkg}).rstrip("\n") if len(entries) == 1 else ""
+    initial = "" if len(entries) != 1 else templates.render(
+        "lintian-overrides-initial", {"PACKAGE": pkg}, PACKAGING).rstrip("\n")
     if spec["kind"] == "tools":
         v.update(tools_package.inputs(d, gzip_bytes),
                  lintian_overrides_src=write_overrides(d, "tools/lintian-overrides",
@@ -416,16 +416,14 @@ def package_inputs(spec: dict, d: Path, project: dict, entries: list, copyright_
             d, "lintian-overrides-debug", {"PACKAGE": pkg, "INITIAL_UPLOAD": initial})
     if spec["scripts"]:
         # common.sh: the functions several scripts share, pasted in at @COMMON@.
-        common = render_script((PACKAGING / "scripts" / "common.sh").read_text(),
-                               spec["scripts"]).rstrip("\n")
+        common = templates.render("scripts/common.sh", spec["scripts"], PACKAGING).rstrip("\n")
         for script in ("preinst", "postinst", "prerm", "postrm", "posttrans"):
             path = d / f"{script}.sh"
-            path.write_text(render_script(
-                (PACKAGING / "scripts" / f"{script}.sh").read_text(),
-                {**spec["scripts"], "COMMON": common}))
+            path.write_text(templates.render(f"scripts/{script}.sh",
+                                             {**spec["scripts"], "COMMON": common}, PACKAGING))
             v[script] = str(path)
         readme = d / "README"
-        readme.write_text(render_script((PACKAGING / "README.in").read_text(), spec["scripts"]))
+        readme.write_text(templates.render("README.in", spec["scripts"], PACKAGING))
         v.update(readme_src=str(readme), readme_dst=f"{v['doc_dir']}/README")
         v["lintian_overrides_src"] = write_overrides(
             d, "lintian-overrides", {**spec["scripts"], "INITIAL_UPLOAD": initial})
@@ -434,13 +432,11 @@ def package_inputs(spec: dict, d: Path, project: dict, entries: list, copyright_
 
 def run_nfpm(nfpm: str, spec: dict, v: dict, d: Path, packager: str, out: Path, env: dict,
              epoch: int) -> Path:
-    """One package file from the template of spec, for one packager."""
-    values = dict(v, depends=v[f"depends_{packager}"],
-                  recommends=v.get(f"recommends_{packager}", []),
-                  suggests=v.get(f"suggests_{packager}", []),
-                  rpm_changelog=str(d / "changelog.yml") if packager == "rpm" else "")
+    """One package file from the template of spec, for one packager. The packagers'
+    differences are in the template (nFPM's overrides), but for the changelog: see there."""
+    values = dict(v, rpm_changelog=str(d / "changelog.yml") if packager == "rpm" else "")
     config = d / f"nfpm-{packager}.yaml"
-    config.write_text(render_yaml((PACKAGING / spec["template"]).read_text(), values))
+    config.write_text(templates.render(spec["template"], values, PACKAGING))
     for f in d.iterdir():
         os.utime(f, (epoch, epoch))
     before = set(out.iterdir())
@@ -455,23 +451,44 @@ def run_nfpm(nfpm: str, spec: dict, v: dict, d: Path, packager: str, out: Path, 
     return new[0]
 
 
-def build_packages(dist, out: Path, version: str = None, sign_key: str = "",
-                   policy: str = None, epoch: int = None) -> list[Path]:
-    """Audit, then build every package into `out`. Returns the package files. dist: one
-    dist folder, or one per architecture (the debug sources package is built once)."""
+def plugins_of(dist) -> list[Path]:
+    """The plugins of dist folders, or plugin files given as they are (an author's)."""
     plugins = []
     for folder in [dist] if isinstance(dist, (str, Path)) else dist:
+        if Path(folder).is_file():
+            plugins.append(Path(folder).resolve())
+            continue
         found = audit.plugins_in(Path(folder))
         if not found:
             raise UserError(f"no avir_*.so in {folder}: build first (./nox -s build-i386, "
                             f"build-x86_64)")
         plugins += found
+    return plugins
+
+
+def author_entries(version: str, epoch: int, author: authors.AuthorProject) -> list[dict]:
+    """An author's package history: one entry, from their components file."""
+    changes = author.data["package"].get("changes") or [f"Version {version}."]
+    return [{"version": version, "date": _when(epoch).strftime("%Y-%m-%dT%H:%M:%SZ"),
+             "changes": changes}]
+
+
+def build_packages(dist, out: Path, version: str = None, sign_key: str = "",
+                   policy: str = None, epoch: int = None,
+                   author: authors.AuthorProject | None = None) -> list[Path]:
+    """Audit, then build every package into `out`. Returns the package files. dist: one
+    dist folder, or one per architecture (the debug sources package is built once), or
+    plugin files; author: an author's project instead of this repository's."""
+    templates.check_all(PACKAGING)  # a template/declaration mismatch fails before any work
+    plugins = plugins_of(dist)
     deps = audited_dependencies(plugins, policy)
-    version = version or project_version()
+    version = version or (author.version if author else project_version())
     check_version(version)
     epoch = source_date_epoch() if epoch is None else epoch
-    project = load("project.json")
-    entries = changelog_entries(version, epoch)
+    project = author.project_metadata(load("project.json"), plugin_name(plugins[0])) \
+        if author else load("project.json")
+    entries = author_entries(version, epoch, author) if author else \
+        changelog_entries(version, epoch)
     nfpm = find_nfpm()
     env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch))
     if os.environ.get("AVKIT_SIGNING_PASSPHRASE"):
@@ -483,7 +500,8 @@ def build_packages(dist, out: Path, version: str = None, sign_key: str = "",
     built = []
     with tempfile.TemporaryDirectory(prefix="avkit-pkg-") as tmp:
         work = Path(tmp)
-        for spec in specs(plugins, version, deps):
+        for spec in specs(plugins, version, deps, project,
+                          author.sources if author else paths.ROOT):
             d = work / spec["values"]["package"]
             d.mkdir(exist_ok=True)
             copyright_src, license_src = write_copyright(work, project, epoch, spec["plugin"])
@@ -514,13 +532,63 @@ def sha256sums(out: Path) -> Path:
     return target
 
 
-def package(dist, out: Path, version=None, sign_key=None, repo=True, policy=None) -> list[Path]:
-    """dist: a dist folder, or a list of them (one per architecture)."""
+@dataclass
+class Packaged:
+    """What a package run made: the package files and what was signed, with which key."""
+    out: Path
+    built: list[Path]
+    fingerprint: str = ""  # of the signing key; "" when nothing was signed
+    signed_rpms: list[Path] = field(default_factory=list)
+    signatures: list[Path] = field(default_factory=list)  # repository and SHA256SUMS ones
+
+
+def key_fingerprint(key_file: str) -> str:
+    """The fingerprint of the (primary) secret key in key_file."""
+    with repositories.gpg_home(key_file) as gpg:
+        listing = gpg(["--list-secret-keys", "--with-colons"]).stdout
+    fingerprints = re.findall(r"^fpr:(?:[^:]*:){8}([0-9A-F]+):", listing, re.M)
+    if not fingerprints:
+        raise UserError(f"no secret key in {key_file}: give an armored secret key "
+                        f"(gpg --export-secret-keys --armor KEYID > key.asc)")
+    return fingerprints[0]
+
+
+def signed_rpms(rpms: list[Path]) -> list[Path]:
+    """The .rpms whose header carries an OpenPGP signature (read back, not assumed)."""
+    if not rpms:
+        return []
+    r = subprocess.run(["rpm", "-qp", "--nosignature", "--nodigest",
+                        "--qf", "%{RSAHEADER:pgpsig}|%{SIGPGP:pgpsig}\n", *map(str, rpms)],
+                       capture_output=True, text=True)
+    lines = r.stdout.splitlines()
+    return [f for f, line in zip(rpms, lines) if "Key ID" in line]
+
+
+def signature_files(out: Path) -> list[Path]:
+    return sorted([*out.glob("dists/*/InRelease"), *out.glob("dists/*/Release.gpg"),
+                   *out.glob("yum/*/repodata/repomd.xml.asc"), *out.glob("SHA256SUMS.asc")])
+
+
+def authors_epoch(plugins: list[Path], author: authors.AuthorProject) -> int:
+    """SOURCE_DATE_EPOCH, the last commit of the author's sources, or (no git) the time
+    the newest plugin was built."""
+    try:
+        return source_date_epoch(author.sources)
+    except UserError:
+        return int(max(Path(p).stat().st_mtime for p in plugins))
+
+
+def package(dist, out: Path, version=None, sign_key=None, repo=True, policy=None,
+            author: authors.AuthorProject | None = None) -> Packaged:
+    """dist: a dist folder, or a list of them (one per architecture), or plugin files;
+    author: an author's project (avkit/ship/author.py) instead of this repository's."""
     key, temporary = signing_key(sign_key)
     try:
-        epoch = source_date_epoch()
-        built = build_packages(dist, out, version=version, sign_key=key, policy=policy,
-                               epoch=epoch)
+        fingerprint = key_fingerprint(key) if key else ""
+        epoch = authors_epoch(dist, author) if author else source_date_epoch()
+        with authors.policy(author) if author else nullcontext():
+            built = build_packages(dist, out, version=version, sign_key=key, policy=policy,
+                                   epoch=epoch, author=author)
         rpm_compat.require_compatible(p for p in built if p.suffix == ".rpm")
         if repo:
             repositories.apt_repository(out, epoch, key)
@@ -531,4 +599,5 @@ def package(dist, out: Path, version=None, sign_key=None, repo=True, policy=None
     finally:
         if temporary:
             os.unlink(key)  # the armored key given in the environment, written for nFPM
-    return built
+    return Packaged(out, built, fingerprint, signed_rpms([p for p in built if p.suffix == ".rpm"]),
+                    signature_files(out) if key else [])

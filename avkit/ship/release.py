@@ -124,7 +124,7 @@ def check_clean_tree(tagged: bool) -> None:
 
 
 def check_changelog(version: str, tagged: bool) -> None:
-    entries = json.loads((paths.ROOT / "packaging" / "changelog.json").read_text())["entries"]
+    entries = json.loads((paths.PACKAGING / "changelog.json").read_text())["entries"]
     if tagged and not any(e["version"] == version for e in entries):
         raise UserError(f"packaging/changelog.json has no entry for {version}: add "
                         f'{{"version": "{version}", "date": "...Z", "changes": [...]}} on top')

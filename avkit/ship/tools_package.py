@@ -18,7 +18,7 @@ from avkit.errors import UserError
 from avkit.ship import admin_guide, audit, components
 
 PACKAGE = "kerio-avir-tools"
-TOOLS = paths.ROOT / "packaging" / "tools"
+TOOLS = paths.PACKAGING / "tools"
 LIB_DIR = f"/usr/lib/{PACKAGE}"
 COMMAND = "/usr/sbin/kerio-avir-check"
 MAN_PAGE = "/usr/share/man/man8/kerio-avir-check.8.gz"

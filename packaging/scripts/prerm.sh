@@ -5,7 +5,7 @@
 set -e
 case "${1:-}" in
     remove|0)
-        echo "@PACKAGE@: removing @PLUGIN_DIR@/@PLUGIN_ID@.so; if @PRODUCT@ uses '@PLUGIN_ID@', select another antivirus in its administration (Antivirus > Select antivirus...)."
+        echo "@PACKAGE@: removing @PLUGIN_DIR@/@PLUGIN_ID@.so; if @PRODUCT@ uses '@PLUGIN_ID@', select another antivirus first in the @CONSOLE_PLACE@ (Select antivirus...)."
         ;;
     *) ;;
 esac

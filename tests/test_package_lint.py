@@ -22,10 +22,12 @@ FILTER_FORM = re.compile(r"^\^(?P<package>.+?): (?P<level>\[EW\]|E|W): "
                          r"(?P<tag>[^ ]+?)(?P<end>\( \|\$\)| .+)$")
 #: Names of the packages the project builds, of each kind (architecture added below).
 PACKAGE_NAMES = ["kerio-connect-avir-sample.i686", "kerio-control-avir-clam.x86_64",
-                 "kerio-avir-icap-debuginfo.i686", "kerio-avir-debugsource.noarch"]
+                 "kerio-avir-icap-debuginfo.i686", "kerio-avir-debugsource.noarch",
+                 "kerio-avir-tools.x86_64"]
 #: Details a filter may expect after its tag.
 DETAILS = ["", " x", " /opt/kerio/connect/plugins/avir/avir_x.so", " mv", " rpm",
-           " /usr/lib/debug/.build-id/ab/cdef.debug"]
+           " /usr/lib/debug/.build-id/ab/cdef.debug", " /usr/lib/kerio-avir-tools/avhost",
+           " kerio-avir-check"]
 #: Tags rpmlint composes at run time (checks/PostCheck.py, FilesCheck.py), so not literals.
 COMPOSED_TAGS = [f"dangerous-command-in-%{s}" for s in
                  ("pre", "post", "preun", "postun", "pretrans", "posttrans", "trigger")] + \

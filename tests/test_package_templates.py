@@ -56,7 +56,8 @@ def test_deb_and_rpm_relations_go_through_nfpm_overrides():
 def test_a_missing_value_names_the_template_and_the_key():
     with pytest.raises(UserError, match=r"scripts/prerm\.sh needs a value for @PLUGIN_DIR@"):
         templates.render("scripts/prerm.sh",
-                         {"PACKAGE": "p", "PLUGIN_ID": "avir_x", "PRODUCT": "Kerio Connect"})
+                         {"PACKAGE": "p", "PLUGIN_ID": "avir_x", "PRODUCT": "Kerio Connect",
+                          "CONSOLE_PLACE": "Kerio Connect administration"})
 
 
 def test_json_values_are_json_and_text_values_are_text():

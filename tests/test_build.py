@@ -1,6 +1,7 @@
 """The build itself: headers that refuse a wrong ABI, the sample folder building
 on its own as a plugin author uses it, the pinned Boost source, the staged output."""
 import ast
+import re
 import importlib.util
 import shutil
 import subprocess
@@ -176,3 +177,29 @@ def test_a_build_folder_naming_a_compiler_gone_since_configures_anew(tmp_path):
     (fresh / "CMakeCache.txt").write_text(f"CMAKE_C_COMPILER:FILEPATH={shutil.which('sh')}\n")
     cmake.drop_stale_cmake_cache(fresh)
     assert (fresh / "CMakeCache.txt").exists()
+
+
+def test_every_unit_test_source_is_registered_with_ctest():
+    """Adding clam/tests/x_test.cpp means one line in its CMakeLists.txt; a test source
+    CMake does not know about would never run."""
+    sources = sorted(ROOT.glob("*/tests/*_test.cpp"))
+    assert len(sources) >= 7, sources
+    listed = subprocess.run([VENV_BIN / "ctest", "-N", "--test-dir", paths.build_dir("zig")],
+                            capture_output=True, text=True).stdout
+    for source in sources:
+        name = f"{source.parent.parent.name}.{source.stem}"
+        assert re.search(rf"Test +#\d+: {re.escape(name)}$", listed, re.M), (name, listed)
+
+
+def test_fuzz_targets_are_built_by_cmake_and_run():
+    """avkit fuzz builds its targets through fuzz/CMakeLists.txt (-DKERIO_FUZZ=ON, clang),
+    for the default architecture, and each runs its seed corpus."""
+    from avkit.stress import fuzz
+    programs = fuzz.build_fuzzers(fuzz.FUZZ_TARGETS)
+    assert sorted(programs) == sorted(p.name.split("_fuzz.")[0]
+                                      for p in (ROOT / "fuzz").glob("*_fuzz.c*"))
+    for target, program in programs.items():
+        assert facts.arch_of(elf.header(program)) == facts.default_arch(), program
+        run = subprocess.run([program, "-runs=200", ROOT / "fuzz" / "corpus" / target],
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0 and "Done 200 runs" in run.stderr, run.stderr[-2000:]

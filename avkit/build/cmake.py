@@ -1,4 +1,6 @@
 """Configuring and building the CMake project, and zig's one-time cache."""
+from __future__ import annotations
+
 import shutil
 import subprocess
 import tempfile
@@ -7,6 +9,7 @@ from pathlib import Path
 from avkit import facts, paths
 from avkit.build import tools, zig
 from avkit.build.tools import log, run_tool
+from avkit.errors import UserError
 
 
 def on_off(flag: bool) -> str:
@@ -77,3 +80,31 @@ def warm_zig_cache(env, arch=None):
         subprocess.run([zig.CXX, target, "-O2", "-fPIC", "-shared", src,
                         "-o", Path(tmp) / "warm.so"],
                        env=env, cwd=tmp, check=True, capture_output=True)
+
+
+def unit_test_program(name: str, arch: str | None = None, toolchain: str = "zig") -> Path:
+    """A program CMake built under build/<arch>/<folder>/tests/ (KERIO_TESTS, on by
+    default): the unit tests and helpers such as limits_probe_dump."""
+    build_dir = paths.build_dir(toolchain, arch=arch or facts.default_arch())
+    found = sorted(p for p in build_dir.glob(f"*/tests/{name}") if p.is_file())
+    if not found:
+        raise UserError(f"{build_dir}/*/tests/{name} is missing: build it first "
+                        f"(./nox -s build-{arch or facts.default_arch()})")
+    return found[0]
+
+
+def run_unit_tests(arch: str | None = None, toolchain: str = "zig",
+                   regex: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`ctest --output-on-failure` in the architecture's build folder: the unit tests
+    CMake built and registered (a regex selects some, by <folder>.<name>)."""
+    build_dir = paths.build_dir(toolchain, arch=arch or facts.default_arch())
+    if not (build_dir / "CTestTestfile.cmake").is_file():
+        raise UserError(f"{build_dir} has no unit tests: build it first "
+                        f"(./nox -s build-{arch or facts.default_arch()})")
+    ctest = shutil.which("ctest", path=tools.environment()["PATH"])
+    if ctest is None:
+        raise UserError("ctest not found: run this through nox, which installs cmake")
+    cmd = [ctest, "--test-dir", str(build_dir), "--output-on-failure", "--timeout", "60"]
+    if regex:
+        cmd += ["-R", regex]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)

@@ -2,13 +2,13 @@
 on its own as a plugin author uses it, the pinned Boost source, the staged output."""
 import ast
 import re
-import importlib.util
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from avkit import elf, facts, paths
 
@@ -87,22 +87,39 @@ def test_an_unknown_architecture_is_refused_naming_the_table(tmp_path):
     assert "KERIO_ARCH=arm64 is not an architecture of cmake/architectures.json" in message
 
 
-def load_boost_recipe():
-    path = ROOT / "conan" / "index" / "recipes" / "boost" / "all" / "conanfile.py"
-    spec = importlib.util.spec_from_file_location("boost_recipe", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+BOOST_RECIPE = ROOT / "conan" / "index" / "recipes" / "boost" / "all"
 
 
 def test_boost_recipe_refuses_headers_with_another_checksum(tmp_path):
-    from conan.errors import ConanException
+    """The recipe's source() checks the wheel with Conan's check_sha256 against
+    conandata.yml before unpacking anything (a copy of the recipe, a wrong wheel)."""
+    from avkit.build import tools
 
-    recipe = load_boost_recipe()
+    recipe = tmp_path / "boost"
+    shutil.copytree(BOOST_RECIPE, recipe, ignore=shutil.ignore_patterns("test_package"))
     fake = tmp_path / "boost_headers-1.85.0.post1-py3-none-any.whl"
     fake.write_bytes(b"not the pinned wheel")
-    with pytest.raises(ConanException, match="does not match the pinned"):
-        recipe.BoostHeadersConan._verify(str(fake), "0" * 64)
+    env = {**tools.environment(), "KERIO_BOOST_WHEEL": str(fake)}
+    result = subprocess.run([VENV_BIN / "conan", "source", recipe, "--version", "1.85.0"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode != 0
+    pinned = yaml.safe_load((BOOST_RECIPE / "conandata.yml").read_text())["sources"]["1.85.0"]["sha256"]
+    assert "check_sha256" in result.stderr and f"Provided hash: {pinned}" in result.stderr, \
+        result.stderr
+    assert not (recipe / "include").exists()  # nothing unpacked
+
+
+@pytest.mark.parametrize("arch", list(facts.architectures()))
+def test_boost_test_package_builds_and_runs_an_asio_program(tmp_path, arch):
+    """conan test of the recipe's test_package/ against the package already in the
+    project's Conan cache (offline), with the release toolchain, for each architecture."""
+    from avkit.build import conan
+
+    log = tmp_path / "conan-test.log"
+    conan.check_boost_package("zig", arch, tmp_path, log)
+    text = log.read_text()
+    bits = facts.architecture(arch)["pointer_size"] * 8
+    assert f"Boost 1.85.0 Asio ok, {bits}-bit" in text, text[-3000:]
 
 
 def test_lockfile_pins_the_boost_recipe_revision():

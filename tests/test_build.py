@@ -208,7 +208,7 @@ def test_every_unit_test_source_is_registered_with_ctest():
         assert re.search(rf"Test +#\d+: {re.escape(name)}$", listed, re.M), (name, listed)
 
 
-def test_fuzz_targets_are_built_by_cmake_and_run():
+def test_fuzz_targets_are_built_by_cmake_and_run(tmp_path):
     """avkit fuzz builds its targets through fuzz/CMakeLists.txt (-DKERIO_FUZZ=ON, clang),
     for the default architecture, and each runs its seed corpus."""
     from avkit.stress import fuzz
@@ -217,6 +217,8 @@ def test_fuzz_targets_are_built_by_cmake_and_run():
                                       for p in (ROOT / "fuzz").glob("*_fuzz.c*"))
     for target, program in programs.items():
         assert facts.arch_of(elf.header(program)) == facts.default_arch(), program
-        run = subprocess.run([program, "-runs=200", ROOT / "fuzz" / "corpus" / target],
+        found = tmp_path / target  # libFuzzer adds new inputs to its first folder
+        found.mkdir()
+        run = subprocess.run([program, "-runs=200", found, ROOT / "fuzz" / "corpus" / target],
                              capture_output=True, text=True, timeout=120)
         assert run.returncode == 0 and "Done 200 runs" in run.stderr, run.stderr[-2000:]

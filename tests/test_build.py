@@ -1,6 +1,7 @@
 """The build itself: headers that refuse a wrong ABI, the sample folder building
 on its own as a plugin author uses it, the pinned Boost source, the staged output."""
 import ast
+import os
 import re
 import shutil
 import subprocess
@@ -222,3 +223,42 @@ def test_fuzz_targets_are_built_by_cmake_and_run(tmp_path):
         run = subprocess.run([program, "-runs=200", found, ROOT / "fuzz" / "corpus" / target],
                              capture_output=True, text=True, timeout=120)
         assert run.returncode == 0 and "Done 200 runs" in run.stderr, run.stderr[-2000:]
+
+
+def avkit_build(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "avkit", "build", *args], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=1800)
+
+
+def test_a_warm_build_prints_a_short_summary():
+    """Conan's, CMake's and zig's chatter goes to build/i386/build.log; the user reads
+    what was built, where, in how long."""
+    assert avkit_build("--werror").returncode == 0
+    r = avkit_build("--werror")
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = r.stderr.splitlines()
+    assert r.stdout == "" and len(lines) <= 3, r.stderr
+    assert "built into dist/i386/ in " in lines[0] and "nothing to rebuild" in lines[0], lines
+    assert "avir_clam.so" in lines[0] and "build/i386/build.log" in r.stderr
+    assert "zig: building" not in r.stderr  # nothing was built: no "minutes the first time"
+    log = (paths.build_dir("zig") / "build.log").read_text()
+    assert "ninja: no work to do" in log and "+ cmake --build" in log
+
+
+def test_a_failing_build_names_its_log_and_shows_its_end(tmp_path):
+    """Every compile fails (a forced include that does not exist): the error says which
+    step failed, names the log and shows its last lines, with no traceback."""
+    env = {**os.environ, "AVKIT_BUILD_ROOT": str(tmp_path), "CFLAGS": "-include /nonexistent.h",
+           "CXXFLAGS": "-include /nonexistent.h"}
+    r = avkit_build("--werror", env=env)
+    assert r.returncode == 1, r.stderr[-3000:]
+    log = tmp_path / "i386" / "build.log"
+    assert f"its log, {log}:" in r.stderr, r.stderr
+    assert "nonexistent.h" in r.stderr  # the log's end, where the compiler said why
+    assert "Traceback" not in r.stderr and len(r.stderr.splitlines()) <= 40, r.stderr
+
+
+def test_verbose_shows_the_tools_output():
+    r = avkit_build("--werror", "-v")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "ninja: no work to do" in r.stderr and "+ cmake --build" in r.stderr

@@ -1,4 +1,9 @@
-"""Running the pinned build tools (conan, cmake, ninja, zig) of the active environment."""
+"""Running the pinned build tools (conan, cmake, ninja, zig) of the active environment.
+
+Quiet by default: a build's tool output goes to its log (build/<arch>/build.log), named
+with its last lines when a tool fails; -v/--verbose (set_verbose) shows it as it comes."""
+from __future__ import annotations
+
 import os
 import shutil
 import subprocess
@@ -61,7 +66,21 @@ def run_tool(cmd, env, **kw):
 TAIL_LINES = 30
 
 
-def run_logged(cmd, env, log_file: Path, what: str, hint: str = ""
+def start_log(log_file: Path, title: str) -> None:
+    """A fresh log for one build: the tools' output of the last build only."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    log_file.write_text(f"# {title}\n")
+
+
+def shown(path: Path) -> str:
+    """A path as the user reads it: relative to the source tree when inside it."""
+    try:
+        return str(Path(path).relative_to(paths.ROOT))
+    except ValueError:
+        return str(path)
+
+
+def run_logged(cmd, env, log_file: Path, what: str, hint: str = "", cwd: Path | None = None
                ) -> subprocess.CompletedProcess[bytes]:
     """Runs a pinned tool with its output appended to `log_file` (its command line
     first); with --verbose, shown as well. A failure says what failed, names the
@@ -73,8 +92,8 @@ def run_logged(cmd, env, log_file: Path, what: str, hint: str = ""
     line = "+ " + " ".join(str(c) for c in cmd)
     if VERBOSE:
         log(line)
-        result = subprocess.run([exe, *(str(c) for c in cmd[1:])], env=env, cwd=paths.ROOT,
-                                stdout=2)
+        result = subprocess.run([exe, *(str(c) for c in cmd[1:])], env=env,
+                                cwd=cwd or paths.ROOT, stdout=2)
         if result.returncode != 0:
             raise UserError(f"{what} failed: {Path(str(cmd[0])).name} exited "
                             f"{result.returncode}; see above{'; ' + hint if hint else ''}")
@@ -83,8 +102,8 @@ def run_logged(cmd, env, log_file: Path, what: str, hint: str = ""
     with open(log_file, "a") as out:
         out.write(line + "\n")
         out.flush()
-        result = subprocess.run([exe, *(str(c) for c in cmd[1:])], env=env, cwd=paths.ROOT,
-                                stdout=out, stderr=subprocess.STDOUT)
+        result = subprocess.run([exe, *(str(c) for c in cmd[1:])], env=env,
+                                cwd=cwd or paths.ROOT, stdout=out, stderr=subprocess.STDOUT)
     if result.returncode != 0:
         tail = log_file.read_text(errors="replace").splitlines()[-TAIL_LINES:]
         raise UserError(f"{what} failed: {Path(str(cmd[0])).name} exited "

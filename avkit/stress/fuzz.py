@@ -58,7 +58,7 @@ def build_fuzzers(targets: list[str]) -> dict[str, Path]:
                       *(f"{t}_fuzz" for t in targets)],
                      env, BUILD_DIR / "build.log", what="building the fuzz targets",
                      hint="is libclang-rt-14-dev installed? it carries libFuzzer for i386")
-    return {t: BUILD_DIR / "fuzz" / f"{t}_fuzz" for t in targets}
+    return {t: BUILD_DIR / t / f"{t}_fuzz" for t in targets}
 
 
 PROGRESS_EVERY = 10.0  # seconds between two progress lines

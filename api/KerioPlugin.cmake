@@ -17,6 +17,13 @@ endif()
 
 option(KERIO_WERROR "Treat compiler warnings as errors" OFF)
 
+# The project's one set of warning flags: the plugins, avhost, the unit tests and the fuzz
+# targets all link this (here, in api/, because a plugin built out of tree has only api/).
+# -Wformat=2: outside text used as a format is an error.
+add_library(kerio_warnings INTERFACE)
+target_compile_options(kerio_warnings INTERFACE
+  -Wall -Wextra -Wformat=2 $<$<BOOL:${KERIO_WERROR}>:-Werror>)
+
 add_library(kerio_plugin_options INTERFACE)
 target_include_directories(kerio_plugin_options INTERFACE "${KERIO_API_DIR}")
 target_compile_definitions(kerio_plugin_options INTERFACE
@@ -49,9 +56,8 @@ function(kerio_map_source_prefix dir canonical)
   target_compile_options(kerio_source_paths INTERFACE "-ffile-prefix-map=${dir}=${canonical}")
 endfunction()
 
-target_link_libraries(kerio_plugin_options INTERFACE kerio_source_paths)
+target_link_libraries(kerio_plugin_options INTERFACE kerio_source_paths kerio_warnings)
 target_compile_options(kerio_plugin_options INTERFACE
-  -Wall -Wextra -Wformat=2 $<$<BOOL:${KERIO_WERROR}>:-Werror>  # -Wformat=2: outside text as a format is an error
   -g  # split off into debug/.build-id/ when staged, for the -dbgsym packages
   -fvisibility=hidden -fstack-protector-strong)
 target_link_options(kerio_plugin_options INTERFACE

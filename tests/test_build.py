@@ -1,13 +1,15 @@
 """The build itself: headers that refuse a wrong ABI, the sample folder building
 on its own as a plugin author uses it, the pinned Boost source, the staged output."""
 import ast
-import importlib.util
+import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from avkit import elf, facts, paths
 
@@ -86,22 +88,39 @@ def test_an_unknown_architecture_is_refused_naming_the_table(tmp_path):
     assert "KERIO_ARCH=arm64 is not an architecture of cmake/architectures.json" in message
 
 
-def load_boost_recipe():
-    path = ROOT / "conan" / "index" / "recipes" / "boost" / "all" / "conanfile.py"
-    spec = importlib.util.spec_from_file_location("boost_recipe", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+BOOST_RECIPE = ROOT / "conan" / "index" / "recipes" / "boost" / "all"
 
 
 def test_boost_recipe_refuses_headers_with_another_checksum(tmp_path):
-    from conan.errors import ConanException
+    """The recipe's source() checks the wheel with Conan's check_sha256 against
+    conandata.yml before unpacking anything (a copy of the recipe, a wrong wheel)."""
+    from avkit.build import tools
 
-    recipe = load_boost_recipe()
+    recipe = tmp_path / "boost"
+    shutil.copytree(BOOST_RECIPE, recipe, ignore=shutil.ignore_patterns("test_package"))
     fake = tmp_path / "boost_headers-1.85.0.post1-py3-none-any.whl"
     fake.write_bytes(b"not the pinned wheel")
-    with pytest.raises(ConanException, match="does not match the pinned"):
-        recipe.BoostHeadersConan._verify(str(fake), "0" * 64)
+    env = {**tools.environment(), "KERIO_BOOST_WHEEL": str(fake)}
+    result = subprocess.run([VENV_BIN / "conan", "source", recipe, "--version", "1.85.0"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode != 0
+    pinned = yaml.safe_load((BOOST_RECIPE / "conandata.yml").read_text())["sources"]["1.85.0"]["sha256"]
+    assert "check_sha256" in result.stderr and f"Provided hash: {pinned}" in result.stderr, \
+        result.stderr
+    assert not (recipe / "include").exists()  # nothing unpacked
+
+
+@pytest.mark.parametrize("arch", list(facts.architectures()))
+def test_boost_test_package_builds_and_runs_an_asio_program(tmp_path, arch):
+    """conan test of the recipe's test_package/ against the package already in the
+    project's Conan cache (offline), with the release toolchain, for each architecture."""
+    from avkit.build import conan
+
+    log = tmp_path / "conan-test.log"
+    conan.check_boost_package("zig", arch, tmp_path, log)
+    text = log.read_text()
+    bits = facts.architecture(arch)["pointer_size"] * 8
+    assert f"Boost 1.85.0 Asio ok, {bits}-bit" in text, text[-3000:]
 
 
 def test_lockfile_pins_the_boost_recipe_revision():
@@ -176,3 +195,70 @@ def test_a_build_folder_naming_a_compiler_gone_since_configures_anew(tmp_path):
     (fresh / "CMakeCache.txt").write_text(f"CMAKE_C_COMPILER:FILEPATH={shutil.which('sh')}\n")
     cmake.drop_stale_cmake_cache(fresh)
     assert (fresh / "CMakeCache.txt").exists()
+
+
+def test_every_unit_test_source_is_registered_with_ctest():
+    """Adding clam/tests/x_test.cpp means one line in its CMakeLists.txt; a test source
+    CMake does not know about would never run."""
+    sources = sorted(ROOT.glob("*/tests/*_test.cpp"))
+    assert len(sources) >= 7, sources
+    listed = subprocess.run([VENV_BIN / "ctest", "-N", "--test-dir", paths.build_dir("zig")],
+                            capture_output=True, text=True).stdout
+    for source in sources:
+        name = f"{source.parent.parent.name}.{source.stem}"
+        assert re.search(rf"Test +#\d+: {re.escape(name)}$", listed, re.M), (name, listed)
+
+
+def test_fuzz_targets_are_built_by_cmake_and_run(tmp_path):
+    """avkit fuzz builds its targets through fuzz/CMakeLists.txt (-DKERIO_FUZZ=ON, clang),
+    for the default architecture, and each runs its seed corpus."""
+    from avkit.stress import fuzz
+    programs = fuzz.build_fuzzers(fuzz.FUZZ_TARGETS)
+    assert sorted(programs) == sorted(p.name.split("_fuzz.")[0]
+                                      for p in (ROOT / "fuzz").glob("*_fuzz.c*"))
+    for target, program in programs.items():
+        assert facts.arch_of(elf.header(program)) == facts.default_arch(), program
+        found = tmp_path / target  # libFuzzer adds new inputs to its first folder
+        found.mkdir()
+        run = subprocess.run([program, "-runs=200", found, ROOT / "fuzz" / "corpus" / target],
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0 and "Done 200 runs" in run.stderr, run.stderr[-2000:]
+
+
+def avkit_build(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "avkit", "build", *args], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=1800)
+
+
+def test_a_warm_build_prints_a_short_summary():
+    """Conan's, CMake's and zig's chatter goes to build/i386/build.log; the user reads
+    what was built, where, in how long."""
+    assert avkit_build("--werror").returncode == 0
+    r = avkit_build("--werror")
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = r.stderr.splitlines()
+    assert r.stdout == "" and len(lines) <= 3, r.stderr
+    assert "built into dist/i386/ in " in lines[0] and "nothing to rebuild" in lines[0], lines
+    assert "avir_clam.so" in lines[0] and "build/i386/build.log" in r.stderr
+    assert "zig: building" not in r.stderr  # nothing was built: no "minutes the first time"
+    log = (paths.build_dir("zig") / "build.log").read_text()
+    assert "ninja: no work to do" in log and "+ cmake --build" in log
+
+
+def test_a_failing_build_names_its_log_and_shows_its_end(tmp_path):
+    """Every compile fails (a forced include that does not exist): the error says which
+    step failed, names the log and shows its last lines, with no traceback."""
+    env = {**os.environ, "AVKIT_BUILD_ROOT": str(tmp_path), "CFLAGS": "-include /nonexistent.h",
+           "CXXFLAGS": "-include /nonexistent.h"}
+    r = avkit_build("--werror", env=env)
+    assert r.returncode == 1, r.stderr[-3000:]
+    log = tmp_path / "i386" / "build.log"
+    assert f"its log, {log}:" in r.stderr, r.stderr
+    assert "nonexistent.h" in r.stderr  # the log's end, where the compiler said why
+    assert "Traceback" not in r.stderr and len(r.stderr.splitlines()) <= 40, r.stderr
+
+
+def test_verbose_shows_the_tools_output():
+    r = avkit_build("--werror", "-v")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "ninja: no work to do" in r.stderr and "+ cmake --build" in r.stderr

@@ -1,37 +1,17 @@
 """Unit tests of avir_icap's pure part, the ICAP response parser
-(icap/src/icap_parser.cpp): its C++ tests (icap/tests/icap_parser_test.cpp) are
-compiled for this machine with the host's g++ and run here, under AddressSanitizer
-and UBSan when the compiler has them.
+(icap/src/icap_parser.cpp): its C++ tests (icap/tests/icap_parser_test.cpp) are built
+by CMake with the plugins, for each architecture, and run here through CTest.
 """
-import shutil
-import subprocess
-
 import pytest
 
-from avkit import paths
-
-ICAP = paths.ROOT / "icap"
-SOURCES = [ICAP / "tests" / "icap_parser_test.cpp", ICAP / "src" / "icap_parser.cpp"]
+from avkit import elf, facts
+from avkit.build import cmake
 
 
-def _compile(out, sanitize):
-    cxx = shutil.which("g++") or shutil.which("c++")
-    if cxx is None:
-        pytest.fail("no host C++ compiler (g++): apt-get install g++")
-    cmd = [cxx, "-std=c++17", "-Wall", "-Wextra", "-Werror", "-g", "-o", str(out),
-           f"-I{paths.ROOT / 'netplugin' / 'src'}", *map(str, SOURCES)]  # shared headers
-    if sanitize:
-        cmd[1:1] = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
-    return subprocess.run(cmd, capture_output=True, text=True)
-
-
-def test_icap_parser_unit_tests(tmp_path):
-    program = tmp_path / "icap_parser_test"
-    result = _compile(program, True)
-    if result.returncode != 0 and "sanitize" in result.stderr:
-        result = _compile(program, False)  # a compiler without the sanitizer runtimes
-    assert result.returncode == 0, f"compiling the ICAP parser tests failed:\n{result.stderr}"
-    run = subprocess.run([str(program)], capture_output=True, text=True, timeout=60)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert " 0 failures" in run.stdout
-    assert int(run.stdout.split()[0]) > 50  # the checks ran
+@pytest.mark.parametrize("arch", list(facts.architectures()))
+def test_icap_parser_unit_tests(arch):
+    program = cmake.unit_test_program("icap_parser_test", arch)
+    assert facts.arch_of(elf.header(program)) == arch  # the architecture's own build
+    result = cmake.run_unit_tests(arch, regex=r"^icap\.")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "icap.icap_parser_test" in result.stdout and "100% tests passed" in result.stdout

@@ -1,12 +1,17 @@
 """Configuring and building the CMake project, and zig's one-time cache."""
+from __future__ import annotations
+
+import re
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from avkit import facts, paths
 from avkit.build import tools, zig
-from avkit.build.tools import log, run_tool
+from avkit.build.tools import log, run_logged
+from avkit.errors import UserError
 
 
 def on_off(flag: bool) -> str:
@@ -33,15 +38,27 @@ def drop_stale_cmake_cache(build_dir: Path) -> None:
         shutil.rmtree(Path(build_dir) / "CMakeFiles", ignore_errors=True)
 
 
-def configure_and_build(build_dir, env, werror, sanitize=False, arch=None):
+def configure_and_build(build_dir: Path, env: dict[str, str], werror: bool,
+                        sanitize: bool = False, arch: str | None = None,
+                        log_file: Path | None = None) -> int:
+    """Configures and builds build_dir (the plugins, avhost, the unit tests); how many
+    build steps Ninja ran (0: nothing was out of date)."""
+    log_file = log_file or build_dir / "build.log"
     drop_stale_cmake_cache(build_dir)
-    run_tool(["cmake", "-S", paths.ROOT, "-B", build_dir, "-G", "Ninja",
-              f"-DCMAKE_TOOLCHAIN_FILE={build_dir / 'conan_toolchain.cmake'}",
-              f"-DKERIO_ARCH={arch or facts.default_arch()}",
-              "-DCMAKE_BUILD_TYPE=Release", f"-DKERIO_WERROR={on_off(werror)}",
-              f"-DKERIO_SANITIZE={on_off(sanitize)}"],
-             env, stdout=subprocess.DEVNULL)
-    run_tool(["cmake", "--build", build_dir], env)
+    run_logged(["cmake", "-S", paths.ROOT, "-B", build_dir, "-G", "Ninja",
+                f"-DCMAKE_TOOLCHAIN_FILE={build_dir / 'conan_toolchain.cmake'}",
+                f"-DKERIO_ARCH={arch or facts.default_arch()}",
+                "-DCMAKE_BUILD_TYPE=Release", f"-DKERIO_WERROR={on_off(werror)}",
+                f"-DKERIO_SANITIZE={on_off(sanitize)}"],
+               env, log_file, what=f"configuring {tools.shown(build_dir)}")
+    before = log_file.stat().st_size if log_file.exists() else 0
+    run_logged(["cmake", "--build", build_dir], env, log_file,
+               what=f"building {tools.shown(build_dir)}")
+    if not log_file.exists():
+        return 0
+    with open(log_file, errors="replace") as f:
+        f.seek(before)
+        return len(re.findall(r"^\[\d+/\d+\] ", f.read(), re.M))
 
 
 def drop_stale_zig_cache(env):
@@ -63,17 +80,47 @@ def drop_stale_zig_cache(env):
     stamp.write_text(want)
 
 
-def warm_zig_cache(env, arch=None):
+def warm_zig_cache(env: dict[str, str], arch: str | None = None,
+                   log_file: Path | None = None) -> float:
     """zig builds its runtime (libc++ and friends) at the first link that needs it; a
-    link of its own first makes that minutes-long step visible, and goes through the
-    same wrapper as CMake's links, so the cached runtime is the one they use."""
+    link of its own first does that minutes-long step once, through the same wrapper as
+    CMake's links, so the cached runtime is the one they use. Its time in seconds (about
+    one when the cache holds the runtime already)."""
     drop_stale_zig_cache(env)
-    log(f"zig: building its libc++ for {arch or facts.default_arch()} in the cache "
-        f"(minutes the first time; a second after)")
+    started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "warm.cpp"
         src.write_text("#include <string>\nstd::string warm() { return std::string(8, 'x'); }\n")
         target = f"--target={facts.architecture(arch)['zig_target']}.{facts.glibc_floor(arch)}"
-        subprocess.run([zig.CXX, target, "-O2", "-fPIC", "-shared", src,
-                        "-o", Path(tmp) / "warm.so"],
-                       env=env, cwd=tmp, check=True, capture_output=True)
+        run_logged([zig.CXX, target, "-O2", "-fPIC", "-shared", src, "-o", Path(tmp) / "warm.so"],
+                   env, log_file or paths.BUILD / "zig-warm.log",
+                   what=f"zig: building its libc++ for {arch or facts.default_arch()}", cwd=Path(tmp))
+    return time.monotonic() - started
+
+
+def unit_test_program(name: str, arch: str | None = None, toolchain: str = "zig") -> Path:
+    """A program CMake built under build/<arch>/<folder>/tests/ (KERIO_TESTS, on by
+    default): the unit tests and helpers such as limits_probe_dump."""
+    build_dir = paths.build_dir(toolchain, arch=arch or facts.default_arch())
+    found = sorted(p for p in build_dir.glob(f"*/tests/{name}") if p.is_file())
+    if not found:
+        raise UserError(f"{build_dir}/*/tests/{name} is missing: build it first "
+                        f"(./nox -s build-{arch or facts.default_arch()})")
+    return found[0]
+
+
+def run_unit_tests(arch: str | None = None, toolchain: str = "zig",
+                   regex: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`ctest --output-on-failure` in the architecture's build folder: the unit tests
+    CMake built and registered (a regex selects some, by <folder>.<name>)."""
+    build_dir = paths.build_dir(toolchain, arch=arch or facts.default_arch())
+    if not (build_dir / "CTestTestfile.cmake").is_file():
+        raise UserError(f"{build_dir} has no unit tests: build it first "
+                        f"(./nox -s build-{arch or facts.default_arch()})")
+    ctest = shutil.which("ctest", path=tools.environment()["PATH"])
+    if ctest is None:
+        raise UserError("ctest not found: run this through nox, which installs cmake")
+    cmd = [ctest, "--test-dir", str(build_dir), "--output-on-failure", "--timeout", "60"]
+    if regex:
+        cmd += ["-R", regex]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)

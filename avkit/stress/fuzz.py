@@ -1,5 +1,6 @@
 """Fuzzing: libFuzzer builds of the clamd reply parser, the ICAP response parser and the
-option parsing (clang -m32).
+option parsing (clang -m32), built by CMake (fuzz/CMakeLists.txt, -DKERIO_FUZZ=ON) in
+build/fuzz/.
 
 Each target of fuzz/*_fuzz.{c,cpp} runs from its seed corpus fuzz/corpus/<target>/; new
 inputs go to the build folder, not the source tree. Needs Debian's clang-14 and
@@ -20,19 +21,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from avkit import paths
+from avkit import facts, paths
+from avkit.build import cmake as cmake_build
+from avkit.build import tools
 from avkit.errors import UserError
 
 FUZZ_DIR = paths.ROOT / "fuzz"
-FUZZ_TARGETS = {
-    # target: (sources, include folders)
-    "reply_parser": (["fuzz/reply_parser_fuzz.cpp", "clam/src/reply_parser.cpp"],
-                     ["clam/src", "netplugin/src"]),
-    "icap_parser": (["fuzz/icap_parser_fuzz.cpp", "icap/src/icap_parser.cpp"],
-                    ["icap/src", "netplugin/src"]),
-    "options": (["fuzz/options_fuzz.c", "api/avCommon.c"], ["api"]),
-}
+#: the libFuzzer targets: fuzz/<target>_fuzz.{c,cpp}, built by fuzz/CMakeLists.txt as <target>_fuzz
+FUZZ_TARGETS = sorted(p.name.split("_fuzz.")[0] for p in FUZZ_DIR.glob("*_fuzz.c*"))
 CLANG_CANDIDATES = ["clang-14", "clang"]
+#: the fuzz build folder: CMake with -DKERIO_FUZZ=ON and clang, the fuzz targets alone
+BUILD_DIR = paths.BUILD / "fuzz"
 
 
 def find_clang() -> str:
@@ -44,34 +43,23 @@ def find_clang() -> str:
                     "libclang-rt-14-dev (libFuzzer's i386 runtime)")
 
 
-def build_fuzzer(target: str, out: Path) -> Path:
+def build_fuzzers(targets: list[str]) -> dict[str, Path]:
+    """Configures build/fuzz/ (once) and builds the targets; their programs by name."""
     clang = find_clang()
-    clangxx = clang.replace("clang", "clang++")
-    sources, includes = FUZZ_TARGETS[target]
-    flags = ["-m32", "-g", "-O1", "-fno-omit-frame-pointer",
-             "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=undefined"]
-    incs = [f"-I{paths.ROOT / i}" for i in includes]
-    out.mkdir(parents=True, exist_ok=True)
-    objs = []
-    for src in sources:
-        src_path = paths.ROOT / src
-        obj = out / (Path(src).name + ".o")
-        if src.endswith(".c"):
-            cmd = [clang, "-std=c11", "-D_GNU_SOURCE"]
-        else:
-            cmd = [clangxx, "-std=c++17"]
-        r = subprocess.run([*cmd, *flags, *incs, "-c", str(src_path), "-o", str(obj)],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            raise UserError(f"compiling {src} for fuzzing failed:\n{r.stderr}\n"
-                            f"(is libclang-rt-14-dev installed? it carries libFuzzer for i386)")
-        objs.append(str(obj))
-    exe = out / f"{target}_fuzz"
-    r = subprocess.run([clangxx, *flags, *objs, "-lpthread", "-o", str(exe)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        raise UserError(f"linking {exe.name} failed:\n{r.stderr}")
-    return exe
+    env = tools.environment()
+    arch_flag = facts.architecture(facts.default_arch())["gcc_flag"]
+    cmake_build.drop_stale_cmake_cache(BUILD_DIR)
+    tools.run_logged(["cmake", "-S", paths.ROOT, "-B", BUILD_DIR, "-G", "Ninja",
+                      "-DKERIO_FUZZ=ON", f"-DKERIO_ARCH={facts.default_arch()}",
+                      f"-DCMAKE_C_COMPILER={clang}",
+                      f"-DCMAKE_CXX_COMPILER={clang.replace('clang', 'clang++')}",
+                      f"-DCMAKE_C_FLAGS={arch_flag}", f"-DCMAKE_CXX_FLAGS={arch_flag}"],
+                     env, BUILD_DIR / "build.log", what="configuring the fuzz targets")
+    tools.run_logged(["cmake", "--build", BUILD_DIR, "--target",
+                      *(f"{t}_fuzz" for t in targets)],
+                     env, BUILD_DIR / "build.log", what="building the fuzz targets",
+                     hint="is libclang-rt-14-dev installed? it carries libFuzzer for i386")
+    return {t: BUILD_DIR / t / f"{t}_fuzz" for t in targets}
 
 
 PROGRESS_EVERY = 10.0  # seconds between two progress lines
@@ -195,11 +183,12 @@ def _follow_job_logs(cwd: Path, offsets: dict, progress: Progress) -> None:
 
 
 def run_fuzz(seconds: int, targets: list = None, jobs: int = 1, json_path: str = None) -> int:
-    targets = targets or sorted(FUZZ_TARGETS)
+    targets = targets or FUZZ_TARGETS
     work = paths.BUILD / "fuzz"
+    programs = build_fuzzers(targets)
     summary = {}
     for target in targets:
-        exe = build_fuzzer(target, work / target)
+        exe = programs[target]
         seeds = FUZZ_DIR / "corpus" / target
         found = work / target / "corpus"  # new inputs stay out of the source tree
         artifacts = work / target / "crashes"

@@ -1,10 +1,11 @@
-"""Header-only Boost for the Kerio plugins, from a pinned, checksum-verified wheel.
+"""Header-only Boost for the Kerio plugins, from a pinned, checksum-verified wheel
+(conandata.yml's sha256, checked with Conan's check_sha256 before anything is unpacked).
+test_package/ builds a tiny Boost.Asio program against it for a profile and runs it.
 
 Only the headers are packaged: the plugins use Boost.Asio, which (with what it
 needs of Boost) is header-only. The package id is cleared, so one package serves
 every profile (zig or gcc, any build type).
 """
-import hashlib
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import zipfile
 
 from conan import ConanFile
 from conan.errors import ConanException
-from conan.tools.files import copy
+from conan.tools.files import check_sha256, copy
 
 # A wheel already on disk (e.g. on a machine with no package index) is used
 # instead of asking pip, after the same checksum check.
@@ -36,7 +37,7 @@ class BoostHeadersConan(ConanFile):
         data = self.conan_data["sources"][self.version]
         with tempfile.TemporaryDirectory() as tmp:
             wheel = os.environ.get(WHEEL_ENV) or self._pip_download(data, tmp)
-            self._verify(wheel, data["sha256"])
+            check_sha256(self, wheel, data["sha256"])
             self._extract(wheel, data["include_prefix"], data["license"], self.source_folder)
 
     def _pip_download(self, data, folder):
@@ -51,17 +52,6 @@ class BoostHeadersConan(ConanFile):
                 f"(exit {result.returncode}): {result.stderr.strip()[-800:]}\n"
                 f"Put the wheel {data['wheel']} on disk and set {WHEEL_ENV} to its path.")
         return wheel
-
-    @staticmethod
-    def _verify(wheel, expected):
-        digest = hashlib.sha256()
-        with open(wheel, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() != expected:
-            raise ConanException(
-                f"{wheel}: sha256 {digest.hexdigest()} does not match the pinned {expected}; "
-                "refusing to use these Boost headers")
 
     @staticmethod
     def _extract(wheel, prefix, license_member, dest):

@@ -44,7 +44,10 @@ add_library(kerio_source_paths INTERFACE)
 target_compile_options(kerio_source_paths INTERFACE
   "-ffile-prefix-map=${CMAKE_SOURCE_DIR}=${KERIO_DEBUG_SOURCE_DIR}"
   # the folder the compiler runs in (DW_AT_comp_dir), wherever AVKIT_BUILD_ROOT puts it
-  "-ffile-prefix-map=${CMAKE_BINARY_DIR}=${KERIO_DEBUG_SOURCE_DIR}")
+  "-ffile-prefix-map=${CMAKE_BINARY_DIR}=${KERIO_DEBUG_SOURCE_DIR}"
+  # an author's copy of api/ may sit beside their sources, not under them: named the
+  # same wherever their folder is (here, it is under the source folder: the same path)
+  "-ffile-prefix-map=${KERIO_API_DIR}=${KERIO_DEBUG_SOURCE_DIR}/api")
 if(DEFINED KERIO_ZIG_LIB_DIR)  # set by cmake/toolchains/zig.cmake
   target_compile_options(kerio_source_paths INTERFACE
     "-ffile-prefix-map=${KERIO_ZIG_LIB_DIR}=/usr/src/debug/zig-${KERIO_ZIG_VERSION}/lib")

@@ -4,6 +4,7 @@ CMake files that let `find_package(Boost CONFIG)` find it.
 Boost resolves from the project's own recipe index (conan/index), so builds
 work with the central Conan index unreachable; `nox -s build-i386` sets that up.
 """
+
 from conan import ConanFile
 from conan.tools.cmake import CMakeDeps, CMakeToolchain
 

@@ -7,6 +7,7 @@ avkit/toolsenv.py makes (python=False: no per-session venv). Every session that 
 passes the same flags (warnings are errors), so sessions that share build/i386 never
 reconfigure it for one another.
 """
+
 import functools
 import json
 import os
@@ -34,10 +35,12 @@ def avkit_session(func=None, *, name=None, default=False):
     @nox.session(name=session_name, python=False, default=default)
     @functools.wraps(func)
     def wrapper(session: nox.Session) -> None:
-        session.run(sys.executable, "-m", "avkit", "prereqs", session_name, external=True,
-                    stderr=None)
-        python = session.run(sys.executable, "-m", "avkit.toolsenv", external=True,
-                             silent=True, stderr=None).strip()
+        session.run(
+            sys.executable, "-m", "avkit", "prereqs", session_name, external=True, stderr=None
+        )
+        python = session.run(
+            sys.executable, "-m", "avkit.toolsenv", external=True, silent=True, stderr=None
+        ).strip()
         session.env["VIRTUAL_ENV"] = str(Path(python).parent.parent)
         session.env["PATH"] = os.pathsep.join([str(Path(python).parent), os.environ["PATH"]])
         func(session)
@@ -114,11 +117,24 @@ def kit(session: nox.Session) -> None:
     build(session)
     data = "build/kit-data"
     avkit(session, "kit", "generate-test-data", data)
-    for plugin, extra in (("avir_sample.so", []), ("avir_clam.so", ["--with-clamd"]),
-                          ("avir_icap.so", ["--with-cicap"])):
+    for plugin, extra in (
+        ("avir_sample.so", []),
+        ("avir_clam.so", ["--with-clamd"]),
+        ("avir_icap.so", ["--with-cicap"]),
+    ):
         for test in ("scanning", "waiting", "server"):
-            avkit(session, "kit", test, "--plugin", f"dist/i386/{plugin}", "--data", data,
-                  "--junit", f"build/kit-junit/{plugin[5:-3]}-{test}.xml", *extra)
+            avkit(
+                session,
+                "kit",
+                test,
+                "--plugin",
+                f"dist/i386/{plugin}",
+                "--data",
+                data,
+                "--junit",
+                f"build/kit-junit/{plugin[5:-3]}-{test}.xml",
+                *extra,
+            )
 
 
 @avkit_session

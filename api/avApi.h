@@ -92,12 +92,12 @@ typedef avir_plugin_extended_thread_iface *(*get_plugin_extended_iface_fn)(unsig
 #define AVIR_ABI_NAME "i386"
 #define AVIR_ABI_POINTER 4
 #define AVIR_ABI_TABLE_SIZE 56
-#define AVIR_ABI_SLOT(n) ((n) * 4)
+#define AVIR_ABI_SLOT(n) ((n)*4)
 #elif defined(__x86_64__) && defined(__LP64__)
 #define AVIR_ABI_NAME "x86_64"
 #define AVIR_ABI_POINTER 8
 #define AVIR_ABI_TABLE_SIZE 112
-#define AVIR_ABI_SLOT(n) ((n) * 8)
+#define AVIR_ABI_SLOT(n) ((n)*8)
 #else
 #define AVIR_ABI_NAME "unsupported"
 #define AVIR_ABI_POINTER 0 /* fails the check below, with its message */

@@ -36,7 +36,7 @@ static int g_initialised; /* under g_lock */
 /* Names set_plugin_config was given that no option has: said in the log at
    plugin_init (the first moment there is a log), so a misspelt option is seen. */
 static char g_unknown[MAX_STRING / 2]; /* under g_lock */
-static AV_LOG_CALLBACK_NEW g_log; /* read and written atomically */
+static AV_LOG_CALLBACK_NEW g_log;      /* read and written atomically */
 
 static size_t option_count(void)
 {
@@ -132,13 +132,13 @@ static void vlog(const char *prefix, const char *format, va_list ap)
         log("%s", text);
 }
 
-#define AVC_DEFINE_LOG(fn, prefix)                                                                 \
-    void fn(const char *format, ...)                                                               \
-    {                                                                                              \
-        va_list ap;                                                                                \
-        va_start(ap, format);                                                                      \
-        vlog(prefix, format, ap);                                                                  \
-        va_end(ap);                                                                                \
+#define AVC_DEFINE_LOG(fn, prefix)   \
+    void fn(const char *format, ...) \
+    {                                \
+        va_list ap;                  \
+        va_start(ap, format);        \
+        vlog(prefix, format, ap);    \
+        va_end(ap);                  \
     }
 AVC_DEFINE_LOG(avc_log_debug, "")
 AVC_DEFINE_LOG(avc_log_warning, "WRN: ")

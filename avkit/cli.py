@@ -7,6 +7,7 @@ returning an exit code. Only the named command's module is imported (all of them
 
 stdout carries a command's result only (a report, JSON); progress goes to stderr.
 """
+
 import argparse
 import importlib
 import os
@@ -20,7 +21,7 @@ from avkit.errors import UserError
 def build_parser(only: str = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avkit", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in ([only] if only in COMMANDS else COMMANDS):
+    for name in [only] if only in COMMANDS else COMMANDS:
         importlib.import_module(f"avkit.commands.main_{name}").register(subparsers)
     return parser
 

@@ -2,6 +2,7 @@
 
 Shared by the build (build-ids), the audit and the tests.
 """
+
 import re
 from pathlib import Path
 from typing import Any, BinaryIO, Union
@@ -63,10 +64,13 @@ def exported_symbols(path: PathLike) -> list[str]:
         if dynsym is None:
             return []
         return sorted(
-            s.name for s in dynsym.iter_symbols()
-            if s.name and s["st_shndx"] != "SHN_UNDEF"
+            s.name
+            for s in dynsym.iter_symbols()
+            if s.name
+            and s["st_shndx"] != "SHN_UNDEF"
             and s["st_info"]["bind"] in ("STB_GLOBAL", "STB_WEAK")
-            and s["st_other"]["visibility"] in ("STV_DEFAULT", "STV_PROTECTED"))
+            and s["st_other"]["visibility"] in ("STV_DEFAULT", "STV_PROTECTED")
+        )
 
 
 def required_versions(path: PathLike) -> dict[str, list[str]]:

@@ -1,18 +1,19 @@
 """Facts the whole project shares, each defined once here or read from its data file.
 
-    EICAR             the 68-byte antivirus test string
-    products()        the Kerio products, from packaging/products.json
-    plugin_dir(p)     where product p loads plugins from
-    debug_file(id)    where the split debug info of a build-id lives, below a root
-    architectures()   the release architectures, cmake/architectures.json (validated)
-    architecture(a)   the facts of one: zig target, gcc flag, package arch names, ELF class...
-    arch_of(header)   which architecture an ELF header (elf.header()) was built for, or None
-    policies()        the audit policies, packaging/audit-policies.json
-    glibc_floor(a)    the oldest glibc a release plugin of architecture a loads on: the GLIBC
-                      version of its audit policy (cmake/toolchains/zig.cmake reads the same)
-    load_json(path)   a JSON data file, checked against its schema in SCHEMAS (file and key
-                      named when it does not fit)
+EICAR             the 68-byte antivirus test string
+products()        the Kerio products, from packaging/products.json
+plugin_dir(p)     where product p loads plugins from
+debug_file(id)    where the split debug info of a build-id lives, below a root
+architectures()   the release architectures, cmake/architectures.json (validated)
+architecture(a)   the facts of one: zig target, gcc flag, package arch names, ELF class...
+arch_of(header)   which architecture an ELF header (elf.header()) was built for, or None
+policies()        the audit policies, packaging/audit-policies.json
+glibc_floor(a)    the oldest glibc a release plugin of architecture a loads on: the GLIBC
+                  version of its audit policy (cmake/toolchains/zig.cmake reads the same)
+load_json(path)   a JSON data file, checked against its schema in SCHEMAS (file and key
+                  named when it does not fit)
 """
+
 import functools
 import json
 from pathlib import Path, PurePosixPath
@@ -28,11 +29,24 @@ AUDIT_POLICY_FILE = paths.PACKAGING / "audit-policies.json"
 ARCH_FILE = paths.ARCH_FILE
 
 #: every architecture's facts, with their types: a missing or mistyped one is named at load
-ARCH_KEYS = {"description": str, "zig_target": str, "gcc_flag": str, "cmake_processor": str,
-             "library_architecture": str, "conan_arch": str, "deb": str, "rpm": str,
-             "yum_basearch": str, "nfpm": str,
-             "elf_class": int, "elf_machine": str, "pointer_size": int, "audit_policy": str,
-             "dist": dict, "smoke": dict}
+ARCH_KEYS = {
+    "description": str,
+    "zig_target": str,
+    "gcc_flag": str,
+    "cmake_processor": str,
+    "library_architecture": str,
+    "conan_arch": str,
+    "deb": str,
+    "rpm": str,
+    "yum_basearch": str,
+    "nfpm": str,
+    "elf_class": int,
+    "elf_machine": str,
+    "pointer_size": int,
+    "audit_policy": str,
+    "dist": dict,
+    "smoke": dict,
+}
 TOOLCHAIN_NAMES = ("zig", "gcc")
 #: the smoke test's guest of each architecture (avkit/smoke/)
 SMOKE_KEYS = ("qemu", "kernel_package", "kernel_flavour")
@@ -44,30 +58,76 @@ SMOKE_KEYS = ("qemu", "kernel_package", "kernel_flavour")
 #: key not starting with "_" holds such a value).
 Schema = Any
 
-_PRODUCT = {"title": str, "package": str, "plugin_dir": str, "deb_section": str, "rpm_group": str,
-            "console": str, "product_marker": str, "product_binaries": [str],
-            "?admin_backup": str, "?former_plugin_dirs": [dict]}
-_POLICY = {"name": str, "arch": str, "priority": int, "description": str,
-           "symbol_versions": {"*": str}, "needed": [str], "exports": [str], "hardening": [str]}
+_PRODUCT = {
+    "title": str,
+    "package": str,
+    "plugin_dir": str,
+    "deb_section": str,
+    "rpm_group": str,
+    "console": str,
+    "product_marker": str,
+    "product_binaries": [str],
+    "?admin_backup": str,
+    "?former_plugin_dirs": [dict],
+}
+_POLICY = {
+    "name": str,
+    "arch": str,
+    "priority": int,
+    "description": str,
+    "symbol_versions": {"*": str},
+    "needed": [str],
+    "exports": [str],
+    "hardening": [str],
+}
 #: data file name (below packaging/ or cmake/) -> its schema; load_json checks against it
 SCHEMAS: dict[str, Schema] = {
     "products.json": {"*": _PRODUCT},
     "audit-policies.json": {"policies": [_POLICY]},
     "architectures.json": {"default": str, "architectures": {"*": dict}},
-    "plugins.json": {"*": {"summary": str, "description": str, "recommends_deb": [str],
-                           "recommends_rpm": [str], "?suggests_deb": [str], "?suggests_rpm": [str]}},
-    "project.json": {"maintainer": str, "vendor": str, "homepage": str, "license": str,
-                     "release": str},
-    "repositories.json": {"id": str, "name": str, "base_url": str, "suite": str,
-                          "component": str, "apt_list": [str], "yum_repo": [str]},
-    "rpm-compat.json": {"rpmlib": {"*": str}, "payload_compressors": [str],
-                        "payload_formats": [str], "header_digests": [str]},
+    "plugins.json": {
+        "*": {
+            "summary": str,
+            "description": str,
+            "recommends_deb": [str],
+            "recommends_rpm": [str],
+            "?suggests_deb": [str],
+            "?suggests_rpm": [str],
+        }
+    },
+    "project.json": {
+        "maintainer": str,
+        "vendor": str,
+        "homepage": str,
+        "license": str,
+        "release": str,
+    },
+    "repositories.json": {
+        "id": str,
+        "name": str,
+        "base_url": str,
+        "suite": str,
+        "component": str,
+        "apt_list": [str],
+        "yum_repo": [str],
+    },
+    "rpm-compat.json": {
+        "rpmlib": {"*": str},
+        "payload_compressors": [str],
+        "payload_formats": [str],
+        "header_digests": [str],
+    },
 }
 
 
 def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", int: "a number",
-            bool: "true/false"}.get(type(value), type(value).__name__)
+    return {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        int: "a number",
+        bool: "true/false",
+    }.get(type(value), type(value).__name__)
 
 
 def validate(value: Any, schema: Schema, where: str, key: str = "") -> None:
@@ -129,15 +189,23 @@ def _check_architecture(name: str, arch: dict, path: Path) -> None:
         if not isinstance(arch.get(key), kind):
             raise UserError(f"{path}: architecture {name!r} has no {key} of type {kind.__name__}")
     if set(arch["dist"]) != set(TOOLCHAIN_NAMES) or len(set(arch["dist"].values())) != 2:
-        raise UserError(f"{path}: architecture {name!r}: dist must name one folder for each of "
-                        f"{', '.join(TOOLCHAIN_NAMES)}")
+        raise UserError(
+            f"{path}: architecture {name!r}: dist must name one folder for each of "
+            f"{', '.join(TOOLCHAIN_NAMES)}"
+        )
     smoke = arch["smoke"]
-    if sorted(smoke) != sorted(SMOKE_KEYS) or not all(isinstance(v, str) and v for v in smoke.values()):
-        raise UserError(f"{path}: architecture {name!r}: smoke must give exactly "
-                        f"{', '.join(SMOKE_KEYS)}, each a non-empty string")
+    if sorted(smoke) != sorted(SMOKE_KEYS) or not all(
+        isinstance(v, str) and v for v in smoke.values()
+    ):
+        raise UserError(
+            f"{path}: architecture {name!r}: smoke must give exactly "
+            f"{', '.join(SMOKE_KEYS)}, each a non-empty string"
+        )
     if arch["elf_class"] not in (32, 64) or arch["pointer_size"] * 8 != arch["elf_class"]:
-        raise UserError(f"{path}: architecture {name!r}: elf_class {arch['elf_class']} does not "
-                        f"match pointer_size {arch['pointer_size']}")
+        raise UserError(
+            f"{path}: architecture {name!r}: elf_class {arch['elf_class']} does not "
+            f"match pointer_size {arch['pointer_size']}"
+        )
 
 
 @functools.lru_cache(maxsize=None)
@@ -152,8 +220,10 @@ def architectures(path: Path = ARCH_FILE) -> dict[str, dict[str, Any]]:
         raise UserError(f"{path}: two architectures share a dist folder")
     for name, arch in archs.items():
         _check_architecture(name, arch, path)
-    return {data["default"]: archs[data["default"]],
-            **{k: v for k, v in archs.items() if k != data["default"]}}
+    return {
+        data["default"]: archs[data["default"]],
+        **{k: v for k, v in archs.items() if k != data["default"]},
+    }
 
 
 def default_arch() -> str:
@@ -184,8 +254,10 @@ def policies(path: Path = AUDIT_POLICY_FILE) -> dict[str, Any]:
     for name, arch in architectures().items():
         own = {p["name"] for p in data["policies"] if p.get("arch") == name}
         if arch["audit_policy"] not in own:
-            raise UserError(f"{path}: architecture {name}'s audit_policy {arch['audit_policy']!r} "
-                            f"is not among its policies ({', '.join(sorted(own)) or 'none'})")
+            raise UserError(
+                f"{path}: architecture {name}'s audit_policy {arch['audit_policy']!r} "
+                f"is not among its policies ({', '.join(sorted(own)) or 'none'})"
+            )
     return data
 
 

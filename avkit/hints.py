@@ -1,5 +1,6 @@
 """The one command each hint names ("build it first: ..."), for the clone's dist/ and for
 a plugin author's folder. Core, below build/check/ship, because all of them give hints."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,8 +46,9 @@ def build_command(path: Path, arch: Optional[str] = None) -> str:
     if owner == paths.DIST.parent or owner == paths.ROOT:
         gcc = " -- --toolchain gcc" if toolchain == "gcc" else ""
         return f"cd {paths.ROOT} && ./nox -s build-{arch}{gcc}"
-    flags = (f" --arch {arch}" if arch != facts.default_arch() else "") + \
-        (" --toolchain gcc" if toolchain == "gcc" else "")
+    flags = (f" --arch {arch}" if arch != facts.default_arch() else "") + (
+        " --toolchain gcc" if toolchain == "gcc" else ""
+    )
     return f"avkit plugin {owner}{flags}"
 
 

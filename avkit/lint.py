@@ -7,6 +7,7 @@
 Each check prints its findings on stderr; the exit status is 1 when any check found one.
 `python -m avkit.lint returns` runs one check.
 """
+
 import ast
 import subprocess
 import sys
@@ -24,8 +25,9 @@ BARE = {"dict", "list", "Dict", "List"}
 
 def tracked(*patterns: str) -> list[Path]:
     """The tracked files matching the git pathspecs, so build trees and caches never count."""
-    out = subprocess.run(["git", "ls-files", "--", *patterns], cwd=ROOT, capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["git", "ls-files", "--", *patterns], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     return [ROOT / line for line in out.splitlines() if line]
 
 
@@ -46,8 +48,10 @@ def bare_returns(files: list[Path]) -> list[str]:
         for f in _public_functions(tree):
             if f.returns is not None and ast.unparse(f.returns) in BARE:
                 shown = path.relative_to(ROOT) if ROOT in path.parents else path
-                found.append(f"{shown}:{f.lineno}: {f.name}() -> "
-                             f"{ast.unparse(f.returns)}: say what it holds (dict[str, int])")
+                found.append(
+                    f"{shown}:{f.lineno}: {f.name}() -> "
+                    f"{ast.unparse(f.returns)}: say what it holds (dict[str, int])"
+                )
     return found
 
 
@@ -57,19 +61,34 @@ def check_returns() -> list[str]:
 
 def check_clang_format() -> list[str]:
     files = [str(f) for f in tracked(*C_SUFFIXES)]
-    r = subprocess.run([CLANG_FORMAT, "--dry-run", "-Werror", *files], cwd=ROOT,
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [CLANG_FORMAT, "--dry-run", "-Werror", *files], cwd=ROOT, capture_output=True, text=True
+    )
     return [line for line in r.stderr.splitlines() if ": error: " in line]
 
 
 def check_cppcheck() -> list[str]:
-    r = subprocess.run([CPPCHECK, "--quiet", "--error-exitcode=1", "--inline-suppr",
-                        "--enable=warning,portability", "--std=c++17",
-                        "--suppressions-list=.cppcheck-suppressions",
-                        "--template={file}:{line}: {severity} ({id}): {message}",
-                        "-I", "api", "-I", "netplugin", "-D__GNUC__",
-                        *(str(f.relative_to(ROOT)) for f in tracked("*.c", "*.cpp"))],
-                       cwd=ROOT, capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            CPPCHECK,
+            "--quiet",
+            "--error-exitcode=1",
+            "--inline-suppr",
+            "--enable=warning,portability",
+            "--std=c++17",
+            "--suppressions-list=.cppcheck-suppressions",
+            "--template={file}:{line}: {severity} ({id}): {message}",
+            "-I",
+            "api",
+            "-I",
+            "netplugin",
+            "-D__GNUC__",
+            *(str(f.relative_to(ROOT)) for f in tracked("*.c", "*.cpp")),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     return [line for line in r.stderr.splitlines() if line.strip()]
 
 

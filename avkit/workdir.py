@@ -14,6 +14,7 @@ stderr with the reason. `drop_when_kept` lists subfolders too big to be worth ke
 (generated inputs: the benchmark's 400 MB of files), removed even from a kept folder.
 An interrupted job (Ctrl-C) removes its folder: nothing went wrong to look at.
 """
+
 import shutil
 import sys
 import tempfile
@@ -53,14 +54,17 @@ class Scratch:
             first = (str(exc).splitlines() or [""])[0]
             self.keep_because(f"the job failed ({exc_type.__name__}: {first})")
         if self.keep and not self.reason:
-            self.log(f"kept {self.path} (asked for with --keep); remove it with: rm -rf {self.path}")
+            self.log(
+                f"kept {self.path} (asked for with --keep); remove it with: rm -rf {self.path}"
+            )
         elif self.reason:
             dropped = [d for d in self.drop_when_kept if (self.path / d).exists()]
             for d in dropped:
                 shutil.rmtree(self.path / d, ignore_errors=True)
             note = f" ({', '.join(dropped)} removed: regenerated on every run)" if dropped else ""
-            self.log(f"kept {self.path}{note} because {self.reason}; remove it with: "
-                     f"rm -rf {self.path}")
+            self.log(
+                f"kept {self.path}{note} because {self.reason}; remove it with: rm -rf {self.path}"
+            )
         else:
             shutil.rmtree(self.path, ignore_errors=True)
         return False

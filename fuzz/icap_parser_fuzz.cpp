@@ -46,7 +46,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     std::size_t split = text.find("\r\n\r\n");
     std::string_view head = text.substr(0, split);
     std::string_view http = split == std::string_view::npos ? std::string_view()
-                                                             : text.substr(split + 4);
+                                                            : text.substr(split + 4);
 
     Response r;
     if (parse_response_head(head, r)) {

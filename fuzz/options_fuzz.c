@@ -15,20 +15,39 @@
 
 /* The ClamAV plugin's option table (clam/src/config.cpp), copied: that file needs Boost. */
 static const avp_option options[] = {
-    {"Address", "127.0.0.1"}, {"Port", "3310"},           {"StartupTimeout", "90"},
-    {"LocalSocket", ""},      {"ScanTimeout", "120"},     {"ChunkSize", "65536"},
-    {"MaxFileSize", "0"},     {"KeepAliveInterval", "10"},
+    {"Address", "127.0.0.1"},
+    {"Port", "3310"},
+    {"StartupTimeout", "90"},
+    {"LocalSocket", ""},
+    {"ScanTimeout", "120"},
+    {"ChunkSize", "65536"},
+    {"MaxFileSize", "0"},
+    {"KeepAliveInterval", "10"},
 };
 const avp_plugin_desc avp_plugin = {"avir_fuzz", "option fuzzing harness", options,
                                     sizeof options / sizeof options[0]};
 
-int avp_init(void) { return 1; }
-void avp_close(void) {}
-int avp_thread_init(void **context) { *context = (void *)1; return 1; }
-void avp_thread_close(void *context) { (void)context; }
+int avp_init(void)
+{
+    return 1;
+}
+void avp_close(void)
+{}
+int avp_thread_init(void **context)
+{
+    *context = (void *)1;
+    return 1;
+}
+void avp_thread_close(void *context)
+{
+    (void)context;
+}
 int avp_test_file(void *c, const char *f, const char *r, char *result)
 {
-    (void)c; (void)f; (void)r; result[0] = '\0';
+    (void)c;
+    (void)f;
+    (void)r;
+    result[0] = '\0';
     return AVCHK_OK;
 }
 

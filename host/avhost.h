@@ -20,12 +20,12 @@
 
 #define AVHOST_VERSION "1.0"
 #define AVHOST_MAX_OPTIONS 64
-#define AVHOST_GUARD 64            /* canary bytes after vir_info */
-#define AVHOST_CANARY 0xA5         /* the canary byte */
+#define AVHOST_GUARD 64    /* canary bytes after vir_info */
+#define AVHOST_CANARY 0xA5 /* the canary byte */
 #define AVHOST_MAX_VIOLATIONS 16
-#define AVHOST_MAX_FDS 1024        /* descriptors tracked by number */
-#define AVHOST_MAX_THREADS 512     /* threads tracked by id */
-#define AVHOST_MAX_REQUEST 8192    /* longest request line (and path), newline excluded */
+#define AVHOST_MAX_FDS 1024     /* descriptors tracked by number */
+#define AVHOST_MAX_THREADS 512  /* threads tracked by id */
+#define AVHOST_MAX_REQUEST 8192 /* longest request line (and path), newline excluded */
 #define AVHOST_MAX_REQUEST_TEXT "8192"
 
 /* ---------- main.c: the command line, read into g_settings ---------- */
@@ -47,13 +47,13 @@ typedef struct host_settings_s {
     int repeat;           /* scan: each file this many times */
     int cycles;           /* plugin_init..plugin_close cycles per child */
     int max_restarts;
-    int close_timeout_s;  /* plugin_close, dlclose and exit must end within this */
-    int reloads;          /* load..unload rounds in one process (a plugin switch) */
-    int exec_check;       /* fork+exec a helper from each worker: inherited fds? */
+    int close_timeout_s; /* plugin_close, dlclose and exit must end within this */
+    int reloads;         /* load..unload rounds in one process (a plugin switch) */
+    int exec_check;      /* fork+exec a helper from each worker: inherited fds? */
     int pretty;
-    int logs;             /* emit log records */
-    double seconds;       /* bench */
-    long count;           /* bench */
+    int logs;                /* emit log records */
+    double seconds;          /* bench */
+    long count;              /* bench */
     const char *socket_path; /* serve */
     int socket_mode;         /* its permission bits (0600) */
     double scan_timeout_s;   /* plugin_thread_test_file must return within this; 0 = no limit */
@@ -61,7 +61,9 @@ typedef struct host_settings_s {
     int realname;            /* what plugin_thread_test_file gets as realname (REALNAME_*) */
 } host_settings;
 
-enum { REALNAME_BASE, REALNAME_EMPTY, REALNAME_NULL };
+enum { REALNAME_BASE,
+       REALNAME_EMPTY,
+       REALNAME_NULL };
 
 extern host_settings g_settings;
 

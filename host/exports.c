@@ -95,8 +95,8 @@ out:
 
 /* The section header table of an ELF file of avhost's own kind, or NULL. Any other
    kind of file is a violation; a table that does not fit the file is skipped silently. */
-static const ElfW(Shdr) *section_headers(const unsigned char *data, off_t size, const char *path,
-                                         violations *v)
+static const ElfW(Shdr) * section_headers(const unsigned char *data, off_t size, const char *path,
+                                          violations *v)
 {
     const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)data;
     if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != OWN_CLASS ||
@@ -111,7 +111,7 @@ static const ElfW(Shdr) *section_headers(const unsigned char *data, off_t size, 
 }
 
 /* A defined symbol that other objects can bind to. */
-static int is_exported(const ElfW(Sym) *sym, size_t strsize)
+static int is_exported(const ElfW(Sym) * sym, size_t strsize)
 {
     int bind = ELF32_ST_BIND(sym->st_info);
     if (sym->st_shndx == SHN_UNDEF || sym->st_name >= strsize)
@@ -124,12 +124,12 @@ static int is_exported(const ElfW(Sym) *sym, size_t strsize)
 
 /* Counts the exports of the first .dynsym besides the entry point, naming the
    first EXPORTS_NAMED of them in `names`. */
-static int extra_exports(const unsigned char *data, off_t size, const ElfW(Shdr) *sh, int shnum,
+static int extra_exports(const unsigned char *data, off_t size, const ElfW(Shdr) * sh, int shnum,
                          char *names, size_t names_size)
 {
     int extra = 0, i;
     for (i = 0; i < shnum; i++) {
-        const ElfW(Sym) *sym;
+        const ElfW(Sym) * sym;
         const char *strtab;
         size_t count, k, strsize;
         if (sh[i].sh_type != SHT_DYNSYM || sh[i].sh_link >= (ElfW(Word))shnum)
@@ -164,7 +164,7 @@ void check_exports(const char *path, violations *v)
     char names[300] = "";
     int extra = 0;
     off_t size = 0;
-    const ElfW(Shdr) *sh;
+    const ElfW(Shdr) * sh;
     unsigned char *data = read_file(path, &size);
     if (data == NULL)
         return;

@@ -89,11 +89,21 @@ static void put_escaped(rec *r, const char *s, size_t n)
             continue;
         }
         switch (c) {
-        case '"': puts_(r, "\\\""); break;
-        case '\\': puts_(r, "\\\\"); break;
-        case '\n': puts_(r, "\\n"); break;
-        case '\r': puts_(r, "\\r"); break;
-        case '\t': puts_(r, "\\t"); break;
+        case '"':
+            puts_(r, "\\\"");
+            break;
+        case '\\':
+            puts_(r, "\\\\");
+            break;
+        case '\n':
+            puts_(r, "\\n");
+            break;
+        case '\r':
+            puts_(r, "\\r");
+            break;
+        case '\t':
+            puts_(r, "\\t");
+            break;
         default:
             if (c < 0x20 || c >= 0x7f) {
                 snprintf(tmp, sizeof tmp, "\\u%04x", c);

@@ -36,13 +36,13 @@
 #endif
 #define RENAME_NOREPLACE_FLAG 1
 
-static int g_folder = -1;        /* PATH's folder, opened once */
-static char g_name[108];         /* PATH's last component */
-static dev_t g_dev;              /* the socket file this process made */
+static int g_folder = -1; /* PATH's folder, opened once */
+static char g_name[108];  /* PATH's last component */
+static dev_t g_dev;       /* the socket file this process made */
 static ino_t g_ino;
-static pid_t g_owner;            /* forked children never remove it */
+static pid_t g_owner; /* forked children never remove it */
 static int g_made;
-static int g_kept_aside;         /* a file that came to PATH could not be put back */
+static int g_kept_aside; /* a file that came to PATH could not be put back */
 
 /* PATH's folder ("." when none) and last component. */
 static int split_path(const char *path, char *folder, size_t size, char *why, size_t why_size)
@@ -256,7 +256,7 @@ static int open_in_folder(int mode, char *why, size_t size)
 
 int listener_open(const char *path, int mode, char *why, size_t size)
 {
-    char folder[sizeof ((struct sockaddr_un *)0)->sun_path];
+    char folder[sizeof((struct sockaddr_un *)0)->sun_path];
     int cwd, fd;
     why[0] = '\0';
     if (strlen(path) >= sizeof folder) {

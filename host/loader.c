@@ -18,9 +18,9 @@
 /* ---------- loading ---------- */
 
 static const char *const slot_names[14] = {
-    "get_plugin_info",    "get_error_message",   "set_plugin_config",      "get_plugin_config",
-    "free_plugin_config", "plugin_init",         "plugin_close",           "reserved1",
-    "reserved2",          "reserved3",           "reserved4",              "plugin_thread_init",
+    "get_plugin_info", "get_error_message", "set_plugin_config", "get_plugin_config",
+    "free_plugin_config", "plugin_init", "plugin_close", "reserved1",
+    "reserved2", "reserved3", "reserved4", "plugin_thread_init",
     "plugin_thread_close", "plugin_thread_test_file"};
 
 /* Walks a config array: checks termination of every field and of the array. */

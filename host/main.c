@@ -185,10 +185,7 @@ static int parse_option(parse_state *ps, const char *name, const char *val)
         const char *name;
         int min;
         int *target;
-    } ints[] = {{"--vi-size", 0, &ps->vi_size},         {"--threads", 1, &s->threads},
-                {"--max-workers", 1, &ps->max_workers}, {"--repeat", 1, &s->repeat},
-                {"--cycles", 1, &ps->cycles},           {"--reloads", 1, &s->reloads},
-                {"--max-restarts", 0, &s->max_restarts}, {"--count", 1, &ps->count}};
+    } ints[] = {{"--vi-size", 0, &ps->vi_size}, {"--threads", 1, &s->threads}, {"--max-workers", 1, &ps->max_workers}, {"--repeat", 1, &s->repeat}, {"--cycles", 1, &ps->cycles}, {"--reloads", 1, &s->reloads}, {"--max-restarts", 0, &s->max_restarts}, {"--count", 1, &ps->count}};
     /* Seconds: to_double refuses negative values; below min is refused too. */
     const struct {
         const char *name;
@@ -296,7 +293,8 @@ static void derive_settings(const parse_state *ps)
     s->count = ps->count;
     s->idle_timeout_ms = (int)(ps->idle * 1000.0 + 0.5);
     s->close_timeout_s = (int)(ps->close_timeout + 0.5);
-    s->cycles = ps->cycles ? ps->cycles : strcmp(s->mode, "info") == 0 ? 2 : 1;
+    s->cycles = ps->cycles ? ps->cycles : strcmp(s->mode, "info") == 0 ? 2
+                                                                       : 1;
     if (ps->max_workers)
         s->max_workers = ps->max_workers;
     /* bench measures N workers: extra requests queue instead of adding workers. */

@@ -73,7 +73,7 @@ static const char *realname_of(const char *path)
 /* The name of a return code of plugin_thread_test_file, for the scan record. */
 static const char *verdict_name(int code)
 {
-    static const char *const names[] = {"FAILED",     "OK",         "VIRUS_FOUND",
+    static const char *const names[] = {"FAILED", "OK", "VIRUS_FOUND",
                                         "VIRUS_CURED", "IMPOSSIBLE", "ERROR"};
     return code >= 0 && code <= 5 ? names[code] : "INVALID";
 }
@@ -148,7 +148,7 @@ static void check_guard(const unsigned char *buf, unsigned int vi_size, violatio
 }
 
 /* vir_info: NUL-terminated within vi_size, ASCII, set for VIRUS_FOUND. Sets
-   *touched when the plugin wrote into it; returns the offset of its NUL, or -1. */
+ *touched when the plugin wrote into it; returns the offset of its NUL, or -1. */
 static int check_vir_info(const unsigned char *buf, unsigned int vi_size, int code,
                           const char *path, violations *v, int *touched)
 {

@@ -161,8 +161,7 @@ static void refuse_overlong(supervisor *s, int c)
 {
     rec r;
     rec_begin(&r, "error");
-    rec_str(&r, "message", "request line longer than " AVHOST_MAX_REQUEST_TEXT
-                           " bytes: refused, nothing scanned");
+    rec_str(&r, "message", "request line longer than " AVHOST_MAX_REQUEST_TEXT " bytes: refused, nothing scanned");
     rec_int(&r, "limit", AVHOST_MAX_REQUEST);
     sup_emit(s, &r, c);
 }
@@ -275,7 +274,9 @@ static int open_requests(serve_state *st, const host_settings *set)
     return 0;
 }
 
-enum { POLL_SIGNAL = -3, POLL_CHILD = -2, POLL_LISTENER = -1 }; /* in map[]; else a client */
+enum { POLL_SIGNAL = -3,
+       POLL_CHILD = -2,
+       POLL_LISTENER = -1 }; /* in map[]; else a client */
 
 /* The descriptors to wait on: the child, the listener and the clients (no new
    requests after SHUTDOWN). map[i] says what pfds[i] is. Returns how many. */

@@ -335,7 +335,8 @@ static void on_result(supervisor *s, char *line)
     s->tally.violations += n;
     s->after_hang = 0; /* the plugin scans again: the next scan gets the full timeout */
     s->sink.scan(s, q, rest, n);
-    finish(s, q, code < 0 ? SLOT_NOT_SCANNED : code > 5 ? SLOT_INVALID : code);
+    finish(s, q, code < 0 ? SLOT_NOT_SCANNED : code > 5 ? SLOT_INVALID
+                                                        : code);
     if (code == AVCHK_ERROR && !s->restart_pending) {
         /* As the products do: kill avserver and start it again. */
         s->restart_pending = 1;
@@ -480,18 +481,30 @@ int sup_read_child(supervisor *s)
 const char *signal_name(int sig)
 {
     switch (sig) {
-    case SIGSEGV: return "SIGSEGV";
-    case SIGBUS: return "SIGBUS";
-    case SIGABRT: return "SIGABRT";
-    case SIGFPE: return "SIGFPE";
-    case SIGILL: return "SIGILL";
-    case SIGKILL: return "SIGKILL";
-    case SIGTERM: return "SIGTERM";
-    case SIGINT: return "SIGINT";
-    case SIGPIPE: return "SIGPIPE";
-    case SIGTRAP: return "SIGTRAP";
-    case SIGSYS: return "SIGSYS";
-    default: return "signal";
+    case SIGSEGV:
+        return "SIGSEGV";
+    case SIGBUS:
+        return "SIGBUS";
+    case SIGABRT:
+        return "SIGABRT";
+    case SIGFPE:
+        return "SIGFPE";
+    case SIGILL:
+        return "SIGILL";
+    case SIGKILL:
+        return "SIGKILL";
+    case SIGTERM:
+        return "SIGTERM";
+    case SIGINT:
+        return "SIGINT";
+    case SIGPIPE:
+        return "SIGPIPE";
+    case SIGTRAP:
+        return "SIGTRAP";
+    case SIGSYS:
+        return "SIGSYS";
+    default:
+        return "signal";
     }
 }
 
@@ -803,7 +816,8 @@ void sup_run_batch(supervisor *s, const batch_plan *plan)
 
 int sup_exit_code(const supervisor *s)
 {
-    return s->tally.violations ? 1 : s->fatal ? 3 : 0;
+    return s->tally.violations ? 1 : s->fatal ? 3
+                                              : 0;
 }
 
 void sup_summary(supervisor *s, const char *mode)

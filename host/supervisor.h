@@ -19,7 +19,10 @@
 #define SLOT_HUNG 9
 #define MAX_FRAMES 32
 
-enum { Q_WAITING, Q_SENT, Q_BEGUN, Q_DONE };
+enum { Q_WAITING,
+       Q_SENT,
+       Q_BEGUN,
+       Q_DONE };
 
 typedef struct frames_s {
     int count;
@@ -66,8 +69,8 @@ typedef struct child_link_s {
     int done_seen; /* "D": closed and unloaded, in exit() */
     double done_at;
     int kill_sent;
-    int exit_hung; /* exit() overstayed --close-timeout: killed */
-    char step[64]; /* the ABI call it is in ("P") */
+    int exit_hung;       /* exit() overstayed --close-timeout: killed */
+    char step[64];       /* the ABI call it is in ("P") */
     frames loose_frames; /* a crash outside any scan */
 } child_link;
 
@@ -93,7 +96,7 @@ struct supervisor_s {
     int closing;         /* "Q" sent: the child closes and leaves */
     int restart_pending; /* a fresh child is due once this one is gone */
     char restart_reason[600];
-    int after_hang;      /* a scan hung and none completed since: the short timeout */
+    int after_hang; /* a scan hung and none completed since: the short timeout */
 };
 
 /* How run_batch feeds and ends a batch of requests. */
@@ -115,7 +118,7 @@ request *sup_add_request(supervisor *s, const char *path, int client);
 /* A scan request; a path the plugin cannot be handed intact is answered NOT_SCANNED. */
 request *sup_add_scan(supervisor *s, const char *path, int client);
 int sup_count(const supervisor *s, int state); /* requests in that state */
-int sup_count_pending(const supervisor *s);     /* requests not answered yet */
+int sup_count_pending(const supervisor *s);    /* requests not answered yet */
 
 int sup_spawn_child(supervisor *s);
 void sup_send_line(supervisor *s, const char *line);

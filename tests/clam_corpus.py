@@ -4,6 +4,7 @@
 with the traditional PKWARE ("ZipCrypto") cipher because Python's zipfile can
 read such archives but not write them.
 """
+
 import os
 import struct
 import zipfile
@@ -47,10 +48,47 @@ def encrypted_zip(name: str, data: bytes, password: bytes = b"infected") -> byte
     body = _ZipCrypto(password).encrypt(header + data)
     fname = name.encode()
     flags, method, mtime, mdate = 1, 0, 0, 0x21  # bit 0: encrypted; 1980-01-01
-    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, flags, method, mtime, mdate, crc,
-                        len(body), len(data), len(fname), 0) + fname + body
-    central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, flags, method, mtime, mdate,
-                          crc, len(body), len(data), len(fname), 0, 0, 0, 0, 0, 0) + fname
+    local = (
+        struct.pack(
+            "<IHHHHHIIIHH",
+            0x04034B50,
+            20,
+            flags,
+            method,
+            mtime,
+            mdate,
+            crc,
+            len(body),
+            len(data),
+            len(fname),
+            0,
+        )
+        + fname
+        + body
+    )
+    central = (
+        struct.pack(
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50,
+            20,
+            20,
+            flags,
+            method,
+            mtime,
+            mdate,
+            crc,
+            len(body),
+            len(data),
+            len(fname),
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        )
+        + fname
+    )
     end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), len(local), 0)
     return local + central + end
 

@@ -4,6 +4,7 @@ The tests use what `python -m avkit build` left in dist/ (AVKIT_DIST_ROOT
 overrides the folder); `nox -s tests` builds first. `nox -s unit` (pytest -m unit)
 runs the unit tests alone: see pytest_collection_modifyitems.
 """
+
 import os
 import shutil
 import subprocess
@@ -31,8 +32,10 @@ TESTED_ARCHS = ARCHS[:1] if SANITIZED else ARCHS
 def _artifact(toolchain: str, name: str, arch: str = None):
     path = paths.dist_dir(toolchain, arch=arch) / name
     if not path.exists():
-        pytest.fail(f"{path} is missing: build it first (./nox -s build-{arch or ARCHS[0]}"
-                    f"{' -- --toolchain gcc' if toolchain == 'gcc' else ''})")
+        pytest.fail(
+            f"{path} is missing: build it first (./nox -s build-{arch or ARCHS[0]}"
+            f"{' -- --toolchain gcc' if toolchain == 'gcc' else ''})"
+        )
     # a test of one architecture must never run the other's binary by mistake
     assert facts.arch_of(elf.header(path)) == (arch or ARCHS[0]), path
     return path
@@ -48,8 +51,10 @@ def dist():
 def artifact():
     """artifact("avir_sample.so"), artifact("avhost", toolchain="gcc"),
     artifact("avir_clam.so", arch="x86_64")."""
+
     def find(name, toolchain="zig", arch=None):
         return _artifact(toolchain, name, arch)
+
     return find
 
 
@@ -69,8 +74,6 @@ def requested_arch(request):
     default one."""
     callspec = getattr(request.node, "callspec", None)
     return callspec.params.get("arch") if callspec else None
-
-
 
 
 @pytest.fixture
@@ -100,6 +103,7 @@ def under_test(artifact, request):
         if not path.exists():
             pytest.fail(f"{path} is missing: python -m avkit build --toolchain gcc --sanitize")
         return path
+
     return find
 
 
@@ -107,6 +111,7 @@ def under_test(artifact, request):
 def clamd(tmp_path_factory):
     """A private clamd with the tests' signatures (a module may define its own)."""
     from avkit.check.clamd import Clamd
+
     with Clamd(tmp_path_factory.mktemp("clamd")) as c:
         yield c
 
@@ -115,6 +120,7 @@ def clamd(tmp_path_factory):
 def icap(tmp_path_factory):
     """A private c-icap with virus_scan over a clamd of its own (a module may define its own)."""
     from avkit.check.icap import CIcap, ClamdForIcap
+
     with ClamdForIcap(tmp_path_factory.mktemp("clamd_icap")) as c:
         with CIcap(tmp_path_factory.mktemp("icap"), c) as i:
             yield i
@@ -162,13 +168,30 @@ def broken_of_arch(tmp_path_factory):
             folder = out / key[1]
             folder.mkdir(exist_ok=True)
             so = folder / f"avir_{variant}.so"
-            subprocess.run(["gcc", facts.architecture(arch)["gcc_flag"], "-shared", "-fPIC", "-fvisibility=hidden", "-Wall",
-                            "-Wextra", "-Werror", f"-I{API}", f"-DBROKEN_{variant.upper()}",
-                            f'-DPLUGIN_NAME="avir_{variant}"', "-o", str(so), str(BROKEN_SOURCE),
-                            "-pthread", *LINK_FLAGS.get(variant, [])],
-                           check=True)
+            subprocess.run(
+                [
+                    "gcc",
+                    facts.architecture(arch)["gcc_flag"],
+                    "-shared",
+                    "-fPIC",
+                    "-fvisibility=hidden",
+                    "-Wall",
+                    "-Wextra",
+                    "-Werror",
+                    f"-I{API}",
+                    f"-DBROKEN_{variant.upper()}",
+                    f'-DPLUGIN_NAME="avir_{variant}"',
+                    "-o",
+                    str(so),
+                    str(BROKEN_SOURCE),
+                    "-pthread",
+                    *LINK_FLAGS.get(variant, []),
+                ],
+                check=True,
+            )
             built[key] = so
         return built[key]
+
     return build
 
 
@@ -178,28 +201,57 @@ def broken(broken_of_arch):
     return broken_of_arch
 
 
-
-
 # --- unit and integration tests ---------------------------------------------------------
 # A unit test needs no build, root, clamd, c-icap, QEMU or server of its own: `-m unit`
 # runs those alone in under a minute. Everything else is marked integration. The rule
 # is here, in one place, so no test module carries a marker of its own.
 
 #: fixtures that need a build, a server or a VM: a test using one is an integration test
-INTEGRATION_FIXTURES = {"artifact", "dist", "under_test", "host", "plugin", "serve", "clamd",
-                        "icap", "broken", "broken_of_arch", "plugins", "dist_dir"}
+INTEGRATION_FIXTURES = {
+    "artifact",
+    "dist",
+    "under_test",
+    "host",
+    "plugin",
+    "serve",
+    "clamd",
+    "icap",
+    "broken",
+    "broken_of_arch",
+    "plugins",
+    "dist_dir",
+}
 #: modules whose tests build, package, boot or start servers in their own bodies
 INTEGRATION_MODULES = {
-    "test_author", "test_avhost", "test_bench_arch", "test_build", "test_clam_limits",
-    "test_clam_plugin", "test_clam_pool", "test_deadlines", "test_exhaustion", "test_faults",
-    "test_file_contents", "test_icap_plugin", "test_jobs", "test_kit", "test_lifecycle",
-    "test_packages_arch", "test_reproducible", "test_sample_plugin", "test_smoke",
-    "test_clam_parser", "test_icap_parser", "test_admin_check", "test_author_packaging",
+    "test_author",
+    "test_avhost",
+    "test_bench_arch",
+    "test_build",
+    "test_clam_limits",
+    "test_clam_plugin",
+    "test_clam_pool",
+    "test_deadlines",
+    "test_exhaustion",
+    "test_faults",
+    "test_file_contents",
+    "test_icap_plugin",
+    "test_jobs",
+    "test_kit",
+    "test_lifecycle",
+    "test_packages_arch",
+    "test_reproducible",
+    "test_sample_plugin",
+    "test_smoke",
+    "test_clam_parser",
+    "test_icap_parser",
+    "test_admin_check",
+    "test_author_packaging",
     "test_sbom",
 }
 #: single tests of otherwise-unit modules that build or start a server
 INTEGRATION_TESTS = {
-    "test_build_prints_nothing_on_stdout", "test_audit_json_after_a_build_is_json_alone",
+    "test_build_prints_nothing_on_stdout",
+    "test_audit_json_after_a_build_is_json_alone",
     "test_policies_are_ordered_and_the_zig_build_targets_the_default_floor",
     "test_a_release_whose_packages_lack_an_architecture_is_refused",
     "test_packaging_data_travels_with_an_installed_avkit",  # pip fetches setuptools
@@ -208,9 +260,11 @@ INTEGRATION_TESTS = {
 
 
 def is_integration(item: pytest.Item) -> bool:
-    return (item.module.__name__.rsplit(".", 1)[-1] in INTEGRATION_MODULES
-            or item.originalname in INTEGRATION_TESTS
-            or bool(INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ()))))
+    return (
+        item.module.__name__.rsplit(".", 1)[-1] in INTEGRATION_MODULES
+        or item.originalname in INTEGRATION_TESTS
+        or bool(INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())))
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

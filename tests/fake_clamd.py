@@ -49,6 +49,7 @@ apart: `instreams` counts only the scans.
         fake.probes                           # plugin_init's probes
         fake.connections                      # connections accepted so far
 """
+
 import array
 import itertools
 import os
@@ -87,8 +88,11 @@ class FakeClamd(FakeServer):
         sock = socket.socket(family, socket.SOCK_STREAM)
         if not self.unix_path:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listen(sock, self.unix_path or ("127.0.0.1", 0),
-                     small_window=mode in ("slow_reader", "stop_reading", "stop_and_drip"))
+        self._listen(
+            sock,
+            self.unix_path or ("127.0.0.1", 0),
+            small_window=mode in ("slow_reader", "stop_reading", "stop_and_drip"),
+        )
         self.port = None if self.unix_path else self._sock.getsockname()[1]
 
     def _closed(self):
@@ -96,8 +100,12 @@ class FakeClamd(FakeServer):
             os.unlink(self.unix_path)
 
     def plugin_options(self, **extra) -> dict:
-        opts = {"Address": "127.0.0.1", "Port": str(self.port or 3310), "StartupTimeout": "10",
-                "LocalSocket": self.unix_path or ""}
+        opts = {
+            "Address": "127.0.0.1",
+            "Port": str(self.port or 3310),
+            "StartupTimeout": "10",
+            "LocalSocket": self.unix_path or "",
+        }
         opts.update({k: str(v) for k, v in extra.items()})
         return opts
 
@@ -110,7 +118,7 @@ class FakeClamd(FakeServer):
         data, ancillary, _, _ = conn.recvmsg(n, socket.CMSG_SPACE(4 * 4))
         for level, kind, payload in ancillary:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds.extend(array.array("i", payload[:len(payload) - len(payload) % 4]))
+                fds.extend(array.array("i", payload[: len(payload) - len(payload) % 4]))
         return data
 
     def _take_descriptor(self, conn, buf, fds):
@@ -179,6 +187,7 @@ class FakeClamd(FakeServer):
             data = conn.recv(n)
             taken += len(data)
             return data
+
         return recv
 
     def _client(self, conn):
@@ -210,9 +219,12 @@ class FakeClamd(FakeServer):
                         return
                     elif cmd == b"zVERSION":
                         # plugin_init's probes follow: an encrypted zip, a deeply nested one
-                        probe_answers = [b"stream: Heuristics.Encrypted.Zip FOUND\0",
-                                         b"stream: Heuristics.Limits.Exceeded.MaxRecursion FOUND\0"
-                                         if self.alerts else b"stream: OK\0"]
+                        probe_answers = [
+                            b"stream: Heuristics.Encrypted.Zip FOUND\0",
+                            b"stream: Heuristics.Limits.Exceeded.MaxRecursion FOUND\0"
+                            if self.alerts
+                            else b"stream: OK\0",
+                        ]
                         version = b"0.94.2" if self.mode == "old" else b"1.4.3"
                         conn.sendall(prefix + b"ClamAV " + version + b"/27000/fake\0")
                     elif cmd == b"zFILDES" and self.mode == "unknown_fd":

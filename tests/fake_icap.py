@@ -55,6 +55,7 @@ the chunked body) and then answers as `mode` says:
         fake.respmods, fake.options, fake.connections
         fake.bodies      # per RESPMOD: (preview header or None, ieof seen, body bytes received)
 """
+
 import socket
 import time
 
@@ -73,8 +74,9 @@ def _chunked(data: bytes) -> bytes:
 
 
 def _http_page(status: str, body: bytes) -> tuple[bytes, bytes]:
-    head = (f"HTTP/1.1 {status}\r\nContent-Type: text/html\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    head = (
+        f"HTTP/1.1 {status}\r\nContent-Type: text/html\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
     return head, body
 
 
@@ -93,15 +95,18 @@ class FakeIcap(FakeServer):
         self.bodies = []
         self.content = b""  # the last RESPMOD's body, for the modes that answer by it
         self.host = host
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
-                             socket.SOCK_STREAM)
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listen(sock, (host, 0), small_window=mode == "stop_reading")
         self.port = self._sock.getsockname()[1]
 
     def plugin_options(self, **extra) -> dict:
-        opts = {"Server": self.host, "Port": str(self.port), "Service": "avscan",
-                "StartupTimeout": "5"}
+        opts = {
+            "Server": self.host,
+            "Port": str(self.port),
+            "Service": "avscan",
+            "StartupTimeout": "5",
+        }
         opts.update({k: str(v) for k, v in extra.items()})
         return opts
 
@@ -151,43 +156,64 @@ class FakeIcap(FakeServer):
             return b"SSH-2.0-OpenSSH_9.2\r\n\r\n"
         methods = "REQMOD" if self.mode == "reqmod_only" else "RESPMOD, REQMOD"
         preview = "" if self.mode == "no_preview" else f"Preview: {PREVIEW}\r\n"
-        return (f"ICAP/1.0 200 OK\r\nMethods: {methods}\r\nService: fake ICAP for tests\r\n"
-                f"ISTag: \"fake-1\"\r\n{preview}Allow: 204\r\nEncapsulated: null-body=0\r\n\r\n"
-                ).encode()
+        return (
+            f"ICAP/1.0 200 OK\r\nMethods: {methods}\r\nService: fake ICAP for tests\r\n"
+            f'ISTag: "fake-1"\r\n{preview}Allow: 204\r\nEncapsulated: null-body=0\r\n\r\n'
+        ).encode()
 
     @staticmethod
     def _modified(extra_headers: str, status: str, body: bytes) -> bytes:
         head, body = _http_page(status, body)
-        return (f"ICAP/1.0 200 OK\r\nISTag: \"fake-1\"\r\n{extra_headers}"
-                f"Encapsulated: res-hdr=0, res-body={len(head)}\r\n\r\n").encode() + head + \
-            _chunked(body)
+        return (
+            (
+                f'ICAP/1.0 200 OK\r\nISTag: "fake-1"\r\n{extra_headers}'
+                f"Encapsulated: res-hdr=0, res-body={len(head)}\r\n\r\n"
+            ).encode()
+            + head
+            + _chunked(body)
+        )
 
     def _echo(self, extra_headers: str = "", content: bytes | None = None) -> bytes:
         """200 with the HTTP 200 head and `content` (the received one by default)."""
         content = self.content if content is None else content
-        head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-                f"Content-Length: {len(self.content)}\r\n\r\n").encode()
-        return (f"ICAP/1.0 200 OK\r\nISTag: \"fake-1\"\r\n{extra_headers}"
-                f"Encapsulated: res-hdr=0, res-body={len(head)}\r\n\r\n").encode() + head + \
-            _chunked(content)
+        head = (
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+            f"Content-Length: {len(self.content)}\r\n\r\n"
+        ).encode()
+        return (
+            (
+                f'ICAP/1.0 200 OK\r\nISTag: "fake-1"\r\n{extra_headers}'
+                f"Encapsulated: res-hdr=0, res-body={len(head)}\r\n\r\n"
+            ).encode()
+            + head
+            + _chunked(content)
+        )
 
     def _pass_early(self, conn, buf):
-        head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n")
-        conn.sendall((f"ICAP/1.0 200 OK\r\nISTag: \"fake-1\"\r\n"
-                      f"Encapsulated: res-hdr=0, res-body={len(head)}\r\n\r\n").encode() + head +
-                     f"{len(self.content):x}\r\n".encode() + self.content + b"\r\n")
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n"
+        conn.sendall(
+            (
+                f'ICAP/1.0 200 OK\r\nISTag: "fake-1"\r\n'
+                f"Encapsulated: res-hdr=0, res-body={len(head)}\r\n\r\n"
+            ).encode()
+            + head
+            + f"{len(self.content):x}\r\n".encode()
+            + self.content
+            + b"\r\n"
+        )
         more, _ = self._read_chunks(conn, buf)  # the plugin stops sending: until it closes
         self.bodies.append(("early", False, len(self.content) + more))
 
     def _by_content(self, conn):
         """The verdict on this file's own content, framed as the mode says."""
-        clean = b"ICAP/1.0 204 No Content\r\nISTag: \"fake-1\"\r\nEncapsulated: null-body=0\r\n\r\n"
+        clean = b'ICAP/1.0 204 No Content\r\nISTag: "fake-1"\r\nEncapsulated: null-body=0\r\n\r\n'
         # smuggle: the second answer in the same write, so it is there when the first is
         # read (one sent later may come after the next request, then it reads as its answer:
         # a server can always lie about a file, and no client can tell).
         if EICAR not in self.content:
-            smuggled = self._modified("X-Virus-ID: Smuggled.Answer\r\n", "403 Forbidden",
-                                      BLOCK_PAGE)
+            smuggled = self._modified(
+                "X-Virus-ID: Smuggled.Answer\r\n", "403 Forbidden", BLOCK_PAGE
+            )
             conn.sendall(clean + smuggled if self.mode == "smuggle" else clean)
             return
         virus = self._modified("X-Virus-ID: Fake.By.Content\r\n", "403 Forbidden", BLOCK_PAGE)
@@ -199,7 +225,7 @@ class FakeIcap(FakeServer):
         if self.mode == "trailers":
             pads = b"".join(f"X-Pad: {i}\r\n".encode() for i in range(TRAILERS - 2))
             # The last trailer lines and the empty one read as a whole "204" answer.
-            conn.sendall(pads + b"ICAP/1.0 204 No Content\r\nISTag: \"fake-1\"\r\n\r\n")
+            conn.sendall(pads + b'ICAP/1.0 204 No Content\r\nISTag: "fake-1"\r\n\r\n')
             return
         deadline = time.monotonic() + 30  # endless_trailers: until the client goes away
         while not self._stop.is_set() and time.monotonic() < deadline:
@@ -209,28 +235,44 @@ class FakeIcap(FakeServer):
     def _verdict(self) -> bytes:
         mode = self.mode
         if mode == "violations_abc":
-            return (b"ICAP/1.0 204 No Content\r\nISTag: \"fake-1\"\r\nX-Violations-Found: abc\r\n"
-                    b"Encapsulated: null-body=0\r\n\r\n")
+            return (
+                b'ICAP/1.0 204 No Content\r\nISTag: "fake-1"\r\nX-Violations-Found: abc\r\n'
+                b"Encapsulated: null-body=0\r\n\r\n"
+            )
         if mode == "violations_neg":
             return self._echo("X-Violations-Found: -1\r\n")
         if mode == "infected_204":
-            return (b"ICAP/1.0 204 No Content\r\nISTag: \"fake-1\"\r\n"
-                    b"X-Infection-Found: Type=0; Resolution=2; Threat=Fake.In.204;\r\n"
-                    b"Encapsulated: null-body=0\r\n\r\n")
+            return (
+                b'ICAP/1.0 204 No Content\r\nISTag: "fake-1"\r\n'
+                b"X-Infection-Found: Type=0; Resolution=2; Threat=Fake.In.204;\r\n"
+                b"Encapsulated: null-body=0\r\n\r\n"
+            )
         if mode == "bad_http":
             head = b"XTTP/1.1 200 OK\r\n\r\n"
-            return (f"ICAP/1.0 200 OK\r\nEncapsulated: res-hdr=0, res-body={len(head)}\r\n\r\n"
-                    ).encode() + head + _chunked(self.content)
+            return (
+                (
+                    f"ICAP/1.0 200 OK\r\nEncapsulated: res-hdr=0, res-body={len(head)}\r\n\r\n"
+                ).encode()
+                + head
+                + _chunked(self.content)
+            )
         if mode == "partial":
-            return self._echo(content=self.content[:len(self.content) // 2])
+            return self._echo(content=self.content[: len(self.content) // 2])
         if mode == "echo":
             return self._echo()
         if mode == "violations":
-            return self._modified("X-Violations-Found: 1\r\n\teicar.com\r\n\tFake.Violation.Name\r\n"
-                                  "\t42\r\n\t2\r\n", "403 Forbidden", BLOCK_PAGE)
+            return self._modified(
+                "X-Violations-Found: 1\r\n\teicar.com\r\n\tFake.Violation.Name\r\n\t42\r\n\t2\r\n",
+                "403 Forbidden",
+                BLOCK_PAGE,
+            )
         if mode == "folded":
-            return self._modified("x-infection-found:   Type=0;\r\n   Resolution=2;\r\n\t"
-                                  "Threat=Fake.Folded.Name;\r\n", "403 Forbidden", BLOCK_PAGE)
+            return self._modified(
+                "x-infection-found:   Type=0;\r\n   Resolution=2;\r\n\t"
+                "Threat=Fake.Folded.Name;\r\n",
+                "403 Forbidden",
+                BLOCK_PAGE,
+            )
         if mode == "virus_id":
             return self._modified("X-Virus-ID: Fake.VirusID.Name\r\n", "200 OK", b"same bytes")
         if mode == "blocked":
@@ -238,10 +280,11 @@ class FakeIcap(FakeServer):
         if mode == "hostile":
             name = "Caf\u00e9\x01%s%n%x" + "V" * 4096
             return self._modified("X-Virus-ID: ", "403 Forbidden", BLOCK_PAGE).replace(
-                b"X-Virus-ID: ", b"X-Virus-ID: " + name.encode("utf-8") + b"\r\n", 1)
+                b"X-Virus-ID: ", b"X-Virus-ID: " + name.encode("utf-8") + b"\r\n", 1
+            )
         if mode == "error500":
             return b"ICAP/1.0 500 Server Error\r\nEncapsulated: null-body=0\r\n\r\n"
-        return b"ICAP/1.0 204 No Content\r\nISTag: \"fake-1\"\r\nEncapsulated: null-body=0\r\n\r\n"
+        return b'ICAP/1.0 204 No Content\r\nISTag: "fake-1"\r\nEncapsulated: null-body=0\r\n\r\n'
 
     def _client(self, conn):
         buf = [b""]
@@ -280,8 +323,9 @@ class FakeIcap(FakeServer):
         total, ieof = self._read_chunks(conn, buf, keep)
         if self.mode == "preview_virus" and preview is not None:
             self.bodies.append((preview, ieof, total))
-            conn.sendall(self._modified("X-Virus-ID: Fake.In.Preview\r\n", "403 Forbidden",
-                                        BLOCK_PAGE))
+            conn.sendall(
+                self._modified("X-Virus-ID: Fake.In.Preview\r\n", "403 Forbidden", BLOCK_PAGE)
+            )
             return
         if preview is not None and not ieof:
             conn.sendall(b"ICAP/1.0 100 Continue\r\n\r\n")
@@ -309,7 +353,7 @@ class FakeIcap(FakeServer):
         if self.mode == "close":
             return
         if self.mode == "drip_answer":
-            answer = b"ICAP/1.0 204 No Content\r\nISTag: \"fake-1\"\r\nX-Pad: " + b"x" * 100000
+            answer = b'ICAP/1.0 204 No Content\r\nISTag: "fake-1"\r\nX-Pad: ' + b"x" * 100000
             for byte in answer:
                 if self._stop.wait(self.DRIP_INTERVAL):
                     return

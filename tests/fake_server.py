@@ -1,6 +1,7 @@
 """What the fake servers (fake_clamd, fake_icap) do alike: listen, accept on a thread
 of their own, serve each connection on another, and close it all when their `with`
 block ends. A subclass makes the listening socket and answers in _client(conn)."""
+
 import socket
 import threading
 

@@ -7,6 +7,7 @@ AlertExceedsMax yes even in stock mode) and the recommended settings (AlertExcee
 clamd that is down, and a plugin misled about clamd's limit. `-s` prints each output:
 the issue note quotes them.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,12 +27,19 @@ CHECK = paths.ROOT / "packaging" / "tools" / "kerio-avir-check"
 MIB = 1 << 20
 
 
-def run_check(avhost: Path, plugin: Path, *args: str, timeout: int = 120
-              ) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run(["sh", str(CHECK), "--avhost", str(avhost), *args, str(plugin)],
-                       capture_output=True, text=True, timeout=timeout)
-    print(f"$ kerio-avir-check {' '.join(args)} {plugin.name}  -> exit {r.returncode}\n"
-          f"{r.stdout}{r.stderr}")
+def run_check(
+    avhost: Path, plugin: Path, *args: str, timeout: int = 120
+) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run(
+        ["sh", str(CHECK), "--avhost", str(avhost), *args, str(plugin)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    print(
+        f"$ kerio-avir-check {' '.join(args)} {plugin.name}  -> exit {r.returncode}\n"
+        f"{r.stdout}{r.stderr}"
+    )
     return r
 
 
@@ -58,8 +66,7 @@ def test_stock_clamd_all_as_expected(tmp_path, tools):
     with Clamd(tmp_path / "clamd", stock=True, alert_exceeds_max=False) as clamd:
         r = run_check(avhost, plugin, *unix_options(clamd))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert row(r.stdout, "eicar")[:5] == ["eicar", "68", "VIRUS_FOUND", "VIRUS_FOUND",
-                                          EICAR_NAME]
+    assert row(r.stdout, "eicar")[:5] == ["eicar", "68", "VIRUS_FOUND", "VIRUS_FOUND", EICAR_NAME]
     assert row(r.stdout, "eicar")[-1] == "ok"
     assert row(r.stdout, "clean")[3:] == ["OK", "ok"]
     over = row(r.stdout, "over-limit")
@@ -116,15 +123,31 @@ def test_a_server_that_passes_everything_gets_both_fixes(tmp_path, tools):
     no_limits = tmp_path / "clamd.conf"
     no_limits.write_text("MaxFileSize 0\nMaxScanSize 0\n")
     with FakeClamd("ok") as fake:
-        r = run_check(avhost, plugin, "-o", "Address=127.0.0.1", "-o", f"Port={fake.port}",
-                      "-o", f"ClamdConf={no_limits}", "--limit", "1M")
+        r = run_check(
+            avhost,
+            plugin,
+            "-o",
+            "Address=127.0.0.1",
+            "-o",
+            f"Port={fake.port}",
+            "-o",
+            f"ClamdConf={no_limits}",
+            "--limit",
+            "1M",
+        )
     assert r.returncode == 1
     assert row(r.stdout, "eicar")[3:] == ["OK", "UNEXPECTED"]
-    assert row(r.stdout, "over-limit")[1:] == [str(MIB + 1), "IMPOSSIBLE/VIRUS_FOUND", "OK",
-                                               "UNEXPECTED"]
+    assert row(r.stdout, "over-limit")[1:] == [
+        str(MIB + 1),
+        "IMPOSSIBLE/VIRUS_FOUND",
+        "OK",
+        "UNEXPECTED",
+    ]
     assert "fix (eicar): the engine did not find the EICAR test string" in r.stdout
-    assert ("fix (over-limit): a file over the engine's limit came back clean unscanned: "
-            "set AlertExceedsMax yes in clamd.conf") in r.stdout
+    assert (
+        "fix (over-limit): a file over the engine's limit came back clean unscanned: "
+        "set AlertExceedsMax yes in clamd.conf"
+    ) in r.stdout
     assert "all as expected" not in r.stdout
 
 
@@ -134,13 +157,28 @@ def test_finds_the_installed_plugins_below_a_root(tmp_path, tools):
     folder.mkdir(parents=True)
     (folder / plugin.name).write_bytes(plugin.read_bytes())
     with Clamd(tmp_path / "clamd", stock=True, alert_exceeds_max=False) as clamd:
-        r = subprocess.run(["sh", str(CHECK), "--avhost", str(avhost), "--root",
-                            str(tmp_path / "root"), *unix_options(clamd)],
-                           capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [
+                "sh",
+                str(CHECK),
+                "--avhost",
+                str(avhost),
+                "--root",
+                str(tmp_path / "root"),
+                *unix_options(clamd),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"{folder}/avir_clam.so (Kerio Control, " in r.stdout
-    r = subprocess.run(["sh", str(CHECK), "--avhost", str(avhost), "--root", str(tmp_path)],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        ["sh", str(CHECK), "--avhost", str(avhost), "--root", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 1 and "no plugin installed" in r.stderr
 
 
@@ -149,8 +187,13 @@ def packages(tmp_path_factory, artifact) -> Path:
     """The i386 packages of the build (avkit package), kerio-avir-tools among them."""
     artifact("avhost")
     out = tmp_path_factory.mktemp("packages")
-    r = subprocess.run([sys.executable, "-m", "avkit", "package", "--out", str(out), "--no-repo"],
-                       capture_output=True, text=True, cwd=paths.ROOT, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "avkit", "package", "--out", str(out), "--no-repo"],
+        capture_output=True,
+        text=True,
+        cwd=paths.ROOT,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     return out
 
@@ -158,10 +201,11 @@ def packages(tmp_path_factory, artifact) -> Path:
 def test_the_installed_package_checks_the_installed_plugin(tmp_path, packages):
     """kerio-avir-tools and kerio-connect-avir-clam unpacked into a private root: the
     command finds its avhost beside it and the plugin in Kerio Connect's folder."""
-    tools, = packages.glob("kerio-avir-tools_*_i386.deb")
-    clam, = packages.glob("kerio-connect-avir-clam_*_i386.deb")
-    assert subprocess.run(["dpkg-deb", "-f", tools, "Depends"], capture_output=True,
-                          text=True).stdout.startswith("libc6 (>= 2.")
+    (tools,) = packages.glob("kerio-avir-tools_*_i386.deb")
+    (clam,) = packages.glob("kerio-connect-avir-clam_*_i386.deb")
+    assert subprocess.run(
+        ["dpkg-deb", "-f", tools, "Depends"], capture_output=True, text=True
+    ).stdout.startswith("libc6 (>= 2.")
     root = tmp_path / "root"
     for deb in (tools, clam):
         subprocess.run(["dpkg-deb", "-x", deb, root], check=True)
@@ -171,12 +215,17 @@ def test_the_installed_package_checks_the_installed_plugin(tmp_path, packages):
     readme = (root / "usr/share/doc/kerio-avir-tools/README").read_text()
     assert "## The administrator's check" in readme and "over-limit" in readme
     with Clamd(tmp_path / "clamd", stock=True, alert_exceeds_max=False) as clamd:
-        r = subprocess.run([str(check), "--root", str(root), *unix_options(clamd)],
-                           capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [str(check), "--root", str(root), *unix_options(clamd)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     print(r.stdout, r.stderr)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.startswith(f"{root}/opt/kerio/mailserver/plugin/avserver/avirs/avir_clam.so "
-                               f"(Kerio Connect, 32-bit)")
+    assert r.stdout.startswith(
+        f"{root}/opt/kerio/mailserver/plugin/avserver/avirs/avir_clam.so (Kerio Connect, 32-bit)"
+    )
     assert "all as expected" in r.stdout
     # the plugin package's README is the guide's text on its plugin, the check included
     plugin_readme = (root / "usr/share/doc/kerio-connect-avir-clam/README").read_text()

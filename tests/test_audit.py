@@ -1,6 +1,7 @@
 """The plugin audit (avkit audit): each defect built into a real ELF file is caught
 and explained; the release plugins pass the default policy; the package
 dependencies are derived from what a plugin really needs."""
+
 import json
 import re
 import shutil
@@ -29,15 +30,34 @@ EXPORT void *get_plugin_extended_iface(unsigned int *version)
 HARDENED = ["-Wl,-z,relro", "-Wl,-z,now", "-Wl,-z,noexecstack", "-Wl,--build-id=sha1"]
 
 
-def build(tmp_path: Path, name: str, source: str = GOOD_C, cflags=("-fPIC",), ldflags=(),
-          strip=True, lang="c", m32=True) -> Path:
+def build(
+    tmp_path: Path,
+    name: str,
+    source: str = GOOD_C,
+    cflags=("-fPIC",),
+    ldflags=(),
+    strip=True,
+    lang="c",
+    m32=True,
+) -> Path:
     """Compile one shared object; by default hardened and stripped like a release plugin."""
     src = tmp_path / f"{name}.{lang}"
     src.write_text(source)
     out = tmp_path / f"{name}.so"
     compiler = "g++" if lang == "cpp" else "gcc"
-    cmd = [compiler, *(["-m32"] if m32 else []), "-O2", "-fvisibility=hidden", *cflags,
-           "-shared", str(src), "-o", str(out), *HARDENED, *ldflags]
+    cmd = [
+        compiler,
+        *(["-m32"] if m32 else []),
+        "-O2",
+        "-fvisibility=hidden",
+        *cflags,
+        "-shared",
+        str(src),
+        "-o",
+        str(out),
+        *HARDENED,
+        *ldflags,
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stderr}"
     if strip:
@@ -66,7 +86,9 @@ def test_policies_are_ordered_and_the_zig_build_targets_the_default_floor(arch):
     assert data["default"] in names
     assert {p["arch"] for p in data["policies"]} == {arch}
     priorities = [p["priority"] for p in data["policies"]]
-    assert priorities == sorted(priorities, reverse=True) and len(set(priorities)) == len(priorities)
+    assert priorities == sorted(priorities, reverse=True) and len(set(priorities)) == len(
+        priorities
+    )
     default = audit.policy_by_name(data, data["default"])
     assert default["symbol_versions"]["GLIBC"] == facts.glibc_floor(arch)
     # The release toolchain read its floor from the same file when the build configured it.
@@ -88,7 +110,7 @@ def test_a_clean_plugin_passes(tmp_path, data):
 
 
 def test_extra_export_is_caught(tmp_path, data):
-    so = build(tmp_path, "export", GOOD_C + 'EXPORT int helper_leak(void) { return 1; }\n')
+    so = build(tmp_path, "export", GOOD_C + "EXPORT int helper_leak(void) { return 1; }\n")
     report, violations = default_violations(so, data)
     assert checks(violations) == ["exports"]
     assert "helper_leak" in violations[0]["message"]
@@ -105,11 +127,14 @@ def test_missing_entry_point_is_caught(tmp_path, data):
 
 
 def test_too_recent_glibc_symbol_is_explained(tmp_path, data):
-    source = GOOD_C + r"""
+    source = (
+        GOOD_C
+        + r"""
 #include <pthread.h>
 static void *run(void *arg) { return arg; }
 int start(void) { pthread_t t; return pthread_create(&t, 0, run, 0); }
 """
+    )
     so = build(tmp_path, "pthread", source, ldflags=["-pthread"])
     report, violations = default_violations(so, data)
     assert checks(violations) == ["symbol_versions"]
@@ -125,8 +150,9 @@ int start(void) { pthread_t t; return pthread_create(&t, 0, run, 0); }
     assert "libc.so.6(GLIBC_2.34)" in report["dependencies"]["rpm"]
 
 
-@pytest.mark.parametrize("dtags,tag", [("--disable-new-dtags", "DT_RPATH"),
-                                       ("--enable-new-dtags", "DT_RUNPATH")])
+@pytest.mark.parametrize(
+    "dtags,tag", [("--disable-new-dtags", "DT_RPATH"), ("--enable-new-dtags", "DT_RUNPATH")]
+)
 def test_rpath_and_runpath_are_caught(tmp_path, data, dtags, tag):
     so = build(tmp_path, "rpath", ldflags=["-Wl,-rpath,/opt/evil/lib", f"-Wl,{dtags}"])
     assert tag in elf.dynamic_tags(so)
@@ -144,8 +170,13 @@ def test_executable_stack_is_caught(tmp_path, data):
 
 def test_text_relocations_are_caught(tmp_path, data):
     source = GOOD_C + "int counter;\nint bump(void) { return ++counter; }\n"
-    so = build(tmp_path, "textrel", source, cflags=["-fno-pic"], ldflags=["-Wl,--no-warn-shared-textrel"]
-               if _ld_knows("--no-warn-shared-textrel") else [])
+    so = build(
+        tmp_path,
+        "textrel",
+        source,
+        cflags=["-fno-pic"],
+        ldflags=["-Wl,--no-warn-shared-textrel"] if _ld_knows("--no-warn-shared-textrel") else [],
+    )
     assert elf.hardening(so)["textrel"]
     _, violations = default_violations(so, data)
     assert "no_textrel" in checks(violations)
@@ -176,9 +207,11 @@ def test_lazy_binding_and_missing_relro_are_caught(tmp_path, data):
 
 
 def test_cxx_runtime_dependency_is_caught(tmp_path, data):
-    source = ('#include <string>\nextern "C" __attribute__((visibility("default")))\n'
-              'void *get_plugin_extended_iface(unsigned *v) {\n'
-              '  static std::string s; s += "x"; *v = 2; return &s; }\n')
+    source = (
+        '#include <string>\nextern "C" __attribute__((visibility("default")))\n'
+        "void *get_plugin_extended_iface(unsigned *v) {\n"
+        '  static std::string s; s += "x"; *v = 2; return &s; }\n'
+    )
     so = build(tmp_path, "cxx", source, lang="cpp")
     report, violations = default_violations(so, data)
     assert "needed" in checks(violations)
@@ -209,37 +242,44 @@ def test_each_file_is_checked_against_its_own_architectures_policies(tmp_path):
 
 
 def test_64bit_rpm_requirements_are_those_of_the_64bit_glibc(tmp_path):
-    source = GOOD_C + "#include <stdlib.h>\nint uses_libc(void) { return getenv(\"X\") != 0; }\n"
+    source = GOOD_C + '#include <stdlib.h>\nint uses_libc(void) { return getenv("X") != 0; }\n'
     deps = audit.audit_file(build(tmp_path, "good64", source, m32=False))["dependencies"]
     assert deps["rpm"][:2] == ["libc.so.6()(64bit)", "libc.so.6(GLIBC_2.2.5)(64bit)"]
     assert deps["deb"] == ["libc6 (>= 2.2.5)"]
 
 
 def test_cli_exit_codes_and_json(tmp_path):
-    bad = build(tmp_path, "export", GOOD_C + 'EXPORT int helper_leak(void) { return 1; }\n')
+    bad = build(tmp_path, "export", GOOD_C + "EXPORT int helper_leak(void) { return 1; }\n")
     good = build(tmp_path, "good")
     run = [sys.executable, "-m", "avkit", "audit"]
     r = subprocess.run([*run, str(good)], capture_output=True, text=True, cwd=paths.ROOT)
     assert r.returncode == 0, r.stderr
-    assert re.search(r'good\.so: OK for policy "kerio-glibc2\.12"; satisfies "kerio-glibc2\.5"',
-                     r.stdout), r.stdout
-    r = subprocess.run([*run, "--json", str(good), str(bad)], capture_output=True, text=True,
-                       cwd=paths.ROOT)
+    assert re.search(
+        r'good\.so: OK for policy "kerio-glibc2\.12"; satisfies "kerio-glibc2\.5"', r.stdout
+    ), r.stdout
+    r = subprocess.run(
+        [*run, "--json", str(good), str(bad)], capture_output=True, text=True, cwd=paths.ROOT
+    )
     assert r.returncode == 1
     doc = json.loads(r.stdout)
     by_name = {rep["name"]: rep for rep in doc["reports"]}
     assert by_name["good.so"]["violations"]["kerio-glibc2.12"] == []
     assert by_name["export.so"]["violations"]["kerio-glibc2.12"][0]["symbols"] == ["helper_leak"]
     assert "export.so" in r.stderr
-    r = subprocess.run([*run, "--policy", "no-such-policy", str(good)], capture_output=True,
-                       text=True, cwd=paths.ROOT)
+    r = subprocess.run(
+        [*run, "--policy", "no-such-policy", str(good)],
+        capture_output=True,
+        text=True,
+        cwd=paths.ROOT,
+    )
     assert r.returncode == 1 and "no audit policy named 'no-such-policy'" in r.stderr
 
 
 def readelf_glibc_max(path) -> str:
     """An oracle independent of pyelftools: the highest GLIBC_x in readelf -V."""
-    out = subprocess.run(["readelf", "-V", "-W", str(path)], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        ["readelf", "-V", "-W", str(path)], capture_output=True, text=True, check=True
+    ).stdout
     versions = re.findall(r"Name: GLIBC_([0-9.]+)", out)
     return max(versions, key=lambda v: tuple(int(x) for x in v.split(".")))
 
@@ -267,8 +307,9 @@ def test_release_plugins_pass_the_default_policy(artifact, arch):
 def test_audit_command_passes_on_the_release_of_each_architecture(artifact):
     for arch in facts.architectures():
         artifact("avir_sample.so", arch=arch)
-    r = subprocess.run([sys.executable, "-m", "avkit", "audit"], capture_output=True, text=True,
-                       cwd=paths.ROOT)
+    r = subprocess.run(
+        [sys.executable, "-m", "avkit", "audit"], capture_output=True, text=True, cwd=paths.ROOT
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     for arch in facts.architectures():
         policy = facts.architecture(arch)["audit_policy"]
@@ -279,9 +320,13 @@ def test_audit_command_passes_on_the_release_of_each_architecture(artifact):
 def test_each_reason_is_printed_once_with_the_policies_it_fails(tmp_path, data):
     """A leaked export fails every policy: one line says so and names them all, instead of
     the same line under each policy."""
-    bad = build(tmp_path, "export", GOOD_C + 'EXPORT int helper_leak(void) { return 1; }\n')
-    r = subprocess.run([sys.executable, "-m", "avkit", "audit", str(bad)], capture_output=True,
-                       text=True, cwd=paths.ROOT)
+    bad = build(tmp_path, "export", GOOD_C + "EXPORT int helper_leak(void) { return 1; }\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "avkit", "audit", str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=paths.ROOT,
+    )
     assert r.returncode == 1
     leak = [line for line in r.stdout.splitlines() if "helper_leak" in line and "- " in line]
     assert len(leak) == 1, r.stdout
@@ -295,24 +340,39 @@ def test_a_reason_some_policies_allow_names_only_those_it_fails(data):
     """A symbol version above some floors and not others: one reason, its policies only."""
     report = {"violations": {p["name"]: [] for p in data["policies"]}}
     strict, *rest = [p["name"] for p in data["policies"]]
-    report["violations"][strict] = [{"check": "symbol_versions", "reason": "GLIBC_X is too recent",
-                                     "message": "GLIBC_X is too recent (above 1)"}]
+    report["violations"][strict] = [
+        {
+            "check": "symbol_versions",
+            "reason": "GLIBC_X is too recent",
+            "message": "GLIBC_X is too recent (above 1)",
+        }
+    ]
     assert audit.reasons(report, data) == {"GLIBC_X is too recent": [strict]}
 
 
-@pytest.mark.parametrize("args", [["audit", "GOOD", "GOOD", "GOOD"], ["audit", "--json", "GOOD"],
-                                  ["--help"]])
+@pytest.mark.parametrize(
+    "args", [["audit", "GOOD", "GOOD", "GOOD"], ["audit", "--json", "GOOD"], ["--help"]]
+)
 def test_a_closed_stdout_ends_the_command_quietly(tmp_path, args):
     """`avkit audit ... | head -1`: the reader leaves; no BrokenPipeError traceback."""
     good = build(tmp_path, "good")
     argv = [str(good) if a == "GOOD" else a for a in args]
-    p = subprocess.Popen([sys.executable, "-m", "avkit", *argv], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, cwd=paths.ROOT)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "avkit", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=paths.ROOT,
+    )
     p.stdout.close()  # the reader is gone before the first line
     _, err = p.communicate(timeout=120)
     assert err.decode() == ""
     if args != ["--help"]:  # argparse's help ignores a closed stdout itself (status 0)
         assert p.returncode == 141  # as a tool killed by SIGPIPE: pipefail still sees it
-    shell = subprocess.run(f"{sys.executable} -m avkit {' '.join(argv)} | head -1",
-                           shell=True, capture_output=True, text=True, cwd=paths.ROOT)
+    shell = subprocess.run(
+        f"{sys.executable} -m avkit {' '.join(argv)} | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        cwd=paths.ROOT,
+    )
     assert shell.stderr == "" and len(shell.stdout.splitlines()) == 1, shell

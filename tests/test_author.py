@@ -4,6 +4,7 @@ and sample/ out of the tree, rename, build with both toolchains, audit, run the 
 The commands are taken from the guide's shell blocks, so the text and the test
 cannot drift apart; only the repository's path and the venv's `avkit` are filled in.
 """
+
 import os
 import re
 import shutil
@@ -35,8 +36,9 @@ def guide_block(heading: str, first_line: str) -> list[str]:
 def sh(line: str, cwd: Path, check=True):
     line = line.replace("/path/to/this/repo", str(ROOT))
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
-    r = subprocess.run(["bash", "-c", line], cwd=cwd, env=env, capture_output=True, text=True,
-                       timeout=900)
+    r = subprocess.run(
+        ["bash", "-c", line], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
+    )
     if check:
         assert r.returncode == 0, f"{line}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     return r
@@ -63,8 +65,9 @@ def test_release_build_out_of_tree_is_stripped_with_its_debug_file_and_audited(a
     assert elf.header(plugin) == {"class": 32, "machine": "EM_386", "type": "ET_DYN"}
     assert elf.exported_symbols(plugin) == ["get_plugin_extended_iface"]
     bid = elf.build_id(plugin)
-    assert (where / "mine" / "dist" / "i386" / "debug" / ".build-id" / bid[:2]
-            / f"{bid[2:]}.debug").is_file()
+    assert (
+        where / "mine" / "dist" / "i386" / "debug" / ".build-id" / bid[:2] / f"{bid[2:]}.debug"
+    ).is_file()
     audit = outputs[steps.index("avkit audit mine/dist/i386/avir_mine.so")]
     assert 'avir_mine.so: OK for policy "kerio-glibc2.12"' in audit.stdout
     audit64 = outputs[steps.index("avkit audit mine/dist/x86_64/avir_mine.so")]
@@ -92,23 +95,29 @@ def test_gcc_build_out_of_tree_and_flags_cannot_drop_m32(author):
     sh("avkit plugin mine --toolchain gcc --arch x86_64", where)
     assert elf.header(where / "mine" / "dist" / "x86_64-gcc" / "avir_mine.so")["class"] == 64
     shutil.copytree(ROOT / "cmake", where / "cmake", dirs_exist_ok=True)
-    sh("cmake -S mine -B build-mine -G Ninja -DCMAKE_TOOLCHAIN_FILE=$PWD/cmake/toolchains/gcc.cmake"
-       " -DCMAKE_C_FLAGS=-DAUTHOR_FLAG=1 && cmake --build build-mine", where)
+    sh(
+        "cmake -S mine -B build-mine -G Ninja -DCMAKE_TOOLCHAIN_FILE=$PWD/cmake/toolchains/gcc.cmake"
+        " -DCMAKE_C_FLAGS=-DAUTHOR_FLAG=1 && cmake --build build-mine",
+        where,
+    )
     assert elf.header(where / "build-mine" / "avir_mine.so")["class"] == 32
 
 
 def test_a_file_name_used_as_a_format_does_not_compile(author, tmp_path):
     where, _, _ = author
     shutil.copytree(where / "api", tmp_path / "api")
-    shutil.copytree(where / "mine", tmp_path / "bad", ignore=shutil.ignore_patterns("build", "dist"))
+    shutil.copytree(
+        where / "mine", tmp_path / "bad", ignore=shutil.ignore_patterns("build", "dist")
+    )
     source = tmp_path / "bad" / "avPlugin.c"
     text = source.read_text()
     marker = "int avp_test_file("
     assert marker in text
     head, tail = text.split(marker, 1)
     body_start = tail.index("{") + 1
-    source.write_text(head + marker + tail[:body_start] + "\n    avc_log_debug(filename);"
-                      + tail[body_start:])
+    source.write_text(
+        head + marker + tail[:body_start] + "\n    avc_log_debug(filename);" + tail[body_start:]
+    )
     r = sh("avkit plugin bad --toolchain gcc", tmp_path, check=False)  # an error without --werror
     assert r.returncode != 0
     assert "format not a string literal" in r.stdout + r.stderr
@@ -126,9 +135,17 @@ def test_every_hint_names_the_one_command(author, tmp_path):
     r = sh(f"avkit kit scanning --plugin {lone} --engine sample", where, check=False)
     if "avhost not found" in r.stderr:  # a clone whose dist/i386 was never built
         assert f"cd {ROOT} && ./nox -s build-i386" in r.stderr
-    hints = subprocess.run(["grep", "-rn", "python -m avkit build\\|avkit build --arch",
-                            str(ROOT / "avkit" / "check"), str(ROOT / "avkit" / "ship" / "audit.py")],
-                           capture_output=True, text=True).stdout
+    hints = subprocess.run(
+        [
+            "grep",
+            "-rn",
+            "python -m avkit build\\|avkit build --arch",
+            str(ROOT / "avkit" / "check"),
+            str(ROOT / "avkit" / "ship" / "audit.py"),
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout
     assert hints == "", f"hints naming another command than the guide's:\n{hints}"
 
 
@@ -152,34 +169,42 @@ def own_engine(author, tmp_path_factory):
     where, _, _ = author
     folder = tmp_path_factory.mktemp("own-engine")
     shutil.copytree(where / "api", folder / "api")
-    shutil.copytree(where / "mine", folder / "mine",
-                    ignore=shutil.ignore_patterns("build", "dist"))
+    shutil.copytree(where / "mine", folder / "mine", ignore=shutil.ignore_patterns("build", "dist"))
     source = folder / "mine" / "avPlugin.c"
     text = source.read_text()
     assert EICAR_LITERAL in text and '"EICAR-Test-File"' in text
-    source.write_text(text.replace(EICAR_LITERAL, f'"{ENGINE_STRING}"')
-                      .replace('"EICAR-Test-File"', '"Mine.Test"'))
+    source.write_text(
+        text.replace(EICAR_LITERAL, f'"{ENGINE_STRING}"').replace(
+            '"EICAR-Test-File"', '"Mine.Test"'
+        )
+    )
     sh("avkit plugin mine", folder)
     return folder
 
 
 def test_the_kit_tests_the_authors_own_engine_with_its_samples(own_engine):
     """The guide's samples and command: every expectation met, said per file."""
-    r = sh(guide_script("## Your own engine's samples", "mkdir -p samples"), own_engine,
-           check=False)
+    r = sh(
+        guide_script("## Your own engine's samples", "mkdir -p samples"), own_engine, check=False
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "scanning [default]: " in r.stdout and " 0 failed" in r.stdout, r.stdout
     lines = r.stdout.splitlines()
     found = [line for line in lines if "s1-mine-test.txt" in line and "PASS" in line]
     assert len(found) >= 3, r.stdout  # as given, behind a symlink, padded
-    assert all("VIRUS_FOUND" in line and "named /^Mine\\.Test$/: met" in line
-               and "[Mine.Test]" in line for line in found), found
+    assert all(
+        "VIRUS_FOUND" in line and "named /^Mine\\.Test$/: met" in line and "[Mine.Test]" in line
+        for line in found
+    ), found
     assert any("s2-harmless.txt" in line and "OK" in line and ": met" in line for line in lines)
     # A name that does not match fails, saying so.
     manifest = own_engine / "samples" / "manifest.json"
     manifest.write_text(manifest.read_text().replace("^Mine\\\\.Test$", "^Other$"))
-    r = sh("avkit kit scanning --plugin mine/dist/i386/avir_mine.so --samples "
-           "samples/manifest.json", own_engine, check=False)
+    r = sh(
+        "avkit kit scanning --plugin mine/dist/i386/avir_mine.so --samples samples/manifest.json",
+        own_engine,
+        check=False,
+    )
     assert r.returncode == 1
     assert "the virus name 'Mine.Test' does not match /^Other$/" in r.stdout, r.stdout
 

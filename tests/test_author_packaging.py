@@ -20,8 +20,10 @@ DOC = paths.ROOT / "docs" / "author-packaging.md"
 BIN = Path(sys.executable).parent
 LICENSE_TEXT = "Copyright 2026 Jane Author\n\nPermission to use, copy, modify and distribute.\n"
 
-pytestmark = pytest.mark.skipif(not (shutil.which("rpm") and shutil.which("lintian")),
-                                reason="reads the packages with dpkg-deb and rpm, lints them")
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("rpm") and shutil.which("lintian")),
+    reason="reads the packages with dpkg-deb and rpm, lints them",
+)
 
 
 def doc_block(language: str, first: str) -> str:
@@ -34,8 +36,9 @@ def doc_block(language: str, first: str) -> str:
 def sh(line: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "AVKIT_DIST_ROOT"}
     env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
-    r = subprocess.run(["bash", "-c", line], cwd=cwd, env=env, capture_output=True, text=True,
-                       timeout=1200)
+    r = subprocess.run(
+        ["bash", "-c", line], cwd=cwd, env=env, capture_output=True, text=True, timeout=1200
+    )
     assert r.returncode == 0, f"{line}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     return r
 
@@ -46,8 +49,9 @@ def packaged(tmp_path_factory):
     if not (BIN / "avkit").exists():  # the one install step of the author's guide
         sh(f"{BIN / 'pip'} install -q -e {paths.ROOT}", where)
     shutil.copytree(paths.ROOT / "api", where / "api")
-    shutil.copytree(paths.ROOT / "sample", where / "mine",
-                    ignore=shutil.ignore_patterns("build", "dist"))
+    shutil.copytree(
+        paths.ROOT / "sample", where / "mine", ignore=shutil.ignore_patterns("build", "dist")
+    )
     for name in ("CMakeLists.txt", "avPlugin.c"):
         f = where / "mine" / name
         f.write_text(f.read_text().replace("avir_sample", "avir_mine"))
@@ -91,17 +95,22 @@ def test_the_copyright_is_the_authors_with_the_sdk_glue_as_a_known_component(pac
     version = components["package"]["version"]
     deb = where / "packages" / f"kerio-connect-avir-mine_{version}-1_i386.deb"
     member = "./usr/share/doc/kerio-connect-avir-mine/copyright"
-    copyright_file = subprocess.run(f"dpkg-deb --fsys-tarfile {deb} | tar -xO {member}",
-                                    shell=True, capture_output=True, text=True,
-                                    check=True).stdout
+    copyright_file = subprocess.run(
+        f"dpkg-deb --fsys-tarfile {deb} | tar -xO {member}",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "Upstream-Name: avir-mine" in copyright_file
     assert "Upstream-Contact: Jane Author <jane@example.org>" in copyright_file
     assert "Files: *\nCopyright: 2026 Jane Author\nLicense: BSD-2-clause" in copyright_file
     assert "Files: api/*" in copyright_file and "API glue" in copyright_file
     assert "Permission to use, copy, modify and distribute." in copyright_file
     rpm = where / "packages" / f"kerio-connect-avir-mine-{version}-1.x86_64.rpm"
-    license_field = subprocess.run(["rpm", "-qp", "--qf", "%{LICENSE}", rpm],
-                                   capture_output=True, text=True).stdout
+    license_field = subprocess.run(
+        ["rpm", "-qp", "--qf", "%{LICENSE}", rpm], capture_output=True, text=True
+    ).stdout
     assert license_field.startswith("BSD-2-Clause AND BSD-3-Clause")
 
 
@@ -117,6 +126,7 @@ def test_the_authors_sources_are_packaged_where_the_debug_info_says(packaged):
 def test_a_components_file_lacking_a_key_names_file_section_and_key(tmp_path):
     from avkit.errors import UserError
     from avkit.ship import author
+
     data = json.loads(doc_block("json", "{"))
     del data["package"]["version"]
     (tmp_path / "mine").mkdir()
@@ -129,6 +139,7 @@ def test_a_components_file_lacking_a_key_names_file_section_and_key(tmp_path):
 def test_an_authors_license_id_the_sdk_components_have_is_refused(tmp_path):
     from avkit.errors import UserError
     from avkit.ship import author
+
     data = json.loads(doc_block("json", "{"))
     data["project"]["license"] = "MIT"
     data["licenses"] = {"MIT": {"dep5": "Expat", "text": [{"path": "LICENSE"}]}}
@@ -136,6 +147,9 @@ def test_an_authors_license_id_the_sdk_components_have_is_refused(tmp_path):
     (tmp_path / "LICENSE").write_text(LICENSE_TEXT)
     f = tmp_path / "my-components.json"
     f.write_text(json.dumps(data))
-    with pytest.raises(UserError, match=r"the license MIT is one the SDK's components already "
-                                        r"have.*LicenseRef-<name>"):
+    with pytest.raises(
+        UserError,
+        match=r"the license MIT is one the SDK's components already "
+        r"have.*LicenseRef-<name>",
+    ):
         author.merged_policy(author.read(f))

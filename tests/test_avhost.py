@@ -3,6 +3,7 @@
 Each plugin of tests/broken_plugins/broken.c breaks one rule; avhost must name
 the breach precisely in "violations", exit 1, and survive (a summary record).
 """
+
 import os
 import signal
 import socket
@@ -16,7 +17,6 @@ from avkit import facts
 from avkit.check import avhost as client
 from avkit.facts import EICAR
 from conftest import TESTED_ARCHS
-
 
 
 @pytest.fixture(scope="session")
@@ -44,8 +44,10 @@ def summary(records):
     return s[0]
 
 
-@pytest.fixture(params=[(toolchain, arch) for arch in TESTED_ARCHS for toolchain in ("zig", "gcc")],
-                ids=lambda p: f"{p[0]}-{p[1]}")
+@pytest.fixture(
+    params=[(toolchain, arch) for arch in TESTED_ARCHS for toolchain in ("zig", "gcc")],
+    ids=lambda p: f"{p[0]}-{p[1]}",
+)
 def avhost_of(request, artifact):
     """(avhost, its architecture): every contract check runs on both architectures."""
     toolchain, arch = request.param
@@ -69,8 +71,9 @@ def kind(arch):
 
 
 @pytest.mark.parametrize("host_arch,plugin_arch", [("i386", "x86_64"), ("x86_64", "i386")])
-def test_an_avhost_refuses_a_plugin_of_the_other_class_in_one_line(artifact, broken_of_arch,
-                                                                  host_arch, plugin_arch):
+def test_an_avhost_refuses_a_plugin_of_the_other_class_in_one_line(
+    artifact, broken_of_arch, host_arch, plugin_arch
+):
     """As an avserver of one class cannot load the other: said before dlopen, naming both
     kinds and what to do (dlopen alone says "wrong ELF class: ELFCLASS64")."""
     plugin = broken_of_arch("none", plugin_arch)
@@ -81,7 +84,8 @@ def test_an_avhost_refuses_a_plugin_of_the_other_class_in_one_line(artifact, bro
         f"{plugin} is a {kind(plugin_arch)} plugin, but this avhost is {host_arch} and, like an "
         f"{host_arch} avserver, loads only {kind(host_arch)} plugins: install the {host_arch} "
         f"build of the plugin, or test this one with the {plugin_arch} avhost "
-        f"(avkit build --arch {plugin_arch})")
+        f"(avkit build --arch {plugin_arch})"
+    )
 
 
 def scan_files(files, *names):
@@ -89,8 +93,9 @@ def scan_files(files, *names):
 
 
 def test_correct_plugin_has_no_violation(avhost, broken, files):
-    code, recs = run(avhost, "scan", broken("none"), *scan_files(files, "eicar.com", "clean.txt"),
-                     "--threads", 2)
+    code, recs = run(
+        avhost, "scan", broken("none"), *scan_files(files, "eicar.com", "clean.txt"), "--threads", 2
+    )
     assert code == 0 and violations(recs) == []
     assert [r["verdict"] for r in recs if r["event"] == "scan"].count("VIRUS_FOUND") == 1
 
@@ -98,8 +103,10 @@ def test_correct_plugin_has_no_violation(avhost, broken, files):
 def test_write_past_vi_size(avhost, broken, files):
     code, recs = run(avhost, "scan", broken("overflow"), files / "clean.txt", "--vi-size", 100)
     assert code == 1
-    assert ("wrote past vi_size=100 into vir_info: 8 of the 64 guard bytes after the buffer "
-            "changed, the first at offset 100") in violations(recs, "scan")
+    assert (
+        "wrote past vi_size=100 into vir_info: 8 of the 64 guard bytes after the buffer "
+        "changed, the first at offset 100"
+    ) in violations(recs, "scan")
     assert "vir_info has no NUL within vi_size=100" in violations(recs, "scan")
     assert summary(recs)["violation_count"] == 2
 
@@ -108,7 +115,8 @@ def test_return_code_7(avhost, broken, files):
     code, recs = run(avhost, "scan", broken("code7"), files / "eicar.com")
     assert code == 1
     assert violations(recs, "scan") == [
-        f"plugin_thread_test_file returned 7 for {files / 'eicar.com'} (valid: 0..5)"]
+        f"plugin_thread_test_file returned 7 for {files / 'eicar.com'} (valid: 0..5)"
+    ]
     assert summary(recs)["INVALID"] == 1
 
 
@@ -119,7 +127,8 @@ def test_crash_on_third_file_restarts(avhost, broken, files):
     scans = [r for r in recs if r["event"] == "scan"]
     assert [r["verdict"] for r in scans] == ["VIRUS_FOUND", "OK", "CRASHED", "VIRUS_FOUND", "OK"]
     assert violations(recs, "scan") == [
-        f"plugin crashed with signal 11 (SIGSEGV) while scanning {files / 'empty.file'}"]
+        f"plugin crashed with signal 11 (SIGSEGV) while scanning {files / 'empty.file'}"
+    ]
     restarts = [r for r in recs if r["event"] == "restart"]
     assert len(restarts) == 1 and "SIGSEGV" in restarts[0]["reason"]
     assert restarts[0]["pid"] != restarts[0]["old_pid"]
@@ -127,8 +136,9 @@ def test_crash_on_third_file_restarts(avhost, broken, files):
 
 
 def test_avchk_error_restarts_in_fresh_process(avhost, broken, files):
-    code, recs = run(avhost, "scan", broken("error"),
-                     *scan_files(files, "eicar.com", "error.txt", "eicar.com"))
+    code, recs = run(
+        avhost, "scan", broken("error"), *scan_files(files, "eicar.com", "error.txt", "eicar.com")
+    )
     assert code == 0  # AVCHK_ERROR is allowed; the restart is the product's answer to it
     scans = [r for r in recs if r["event"] == "scan"]
     assert [r["verdict"] for r in scans] == ["VIRUS_FOUND", "ERROR", "VIRUS_FOUND"]
@@ -169,7 +179,8 @@ def test_wrong_info(avhost, broken):
     assert code == 1
     assert violations(recs, "load") == [
         'get_plugin_info: name "avir_somethingelse" differs from the file name "avir_info"',
-        "get_plugin_info: reserved is not zeroed (byte 0 is 0x78)"]
+        "get_plugin_info: reserved is not zeroed (byte 0 is 0x78)",
+    ]
 
 
 def test_bad_log_messages(avhost, broken):
@@ -188,9 +199,14 @@ def test_plugin_close_hangs(avhost, broken):
 
 
 def test_same_context_for_two_workers(avhost, broken, files):
-    code, recs = run(avhost, "scan", broken("samectx"),
-                     *scan_files(files, "eicar.com", "clean.txt", "eicar.com", "clean.txt"),
-                     "--threads", 2)
+    code, recs = run(
+        avhost,
+        "scan",
+        broken("samectx"),
+        *scan_files(files, "eicar.com", "clean.txt", "eicar.com", "clean.txt"),
+        "--threads",
+        2,
+    )
     assert code == 1
     inits = [r for r in recs if r["event"] == "thread_init"]
     assert len(inits) == 2, "two concurrent requests must start a second worker"
@@ -224,6 +240,7 @@ def test_pool_reuses_free_worker_and_closes_idle_ones(avhost, broken, files):
 
 # --- unloading: what the products do after plugin_close ---
 
+
 def test_destructor_left_on_the_exit_list_crashes_exit(avhost, broken, files):
     code, recs = run(avhost, "scan", broken("unfinalized"), files / "eicar.com")
     assert code == 1
@@ -232,7 +249,8 @@ def test_destructor_left_on_the_exit_list_crashes_exit(avhost, broken, files):
     assert crash["violations"] == [
         "the plugin process crashed with signal 11 (SIGSEGV) in exit(), after plugin_close and "
         "dlclose: a handler the plugin left registered (a static destructor, an atexit function, "
-        "a thread) ran after its code was unloaded"]
+        "a thread) ran after its code was unloaded"
+    ]
     assert [r["verdict"] for r in recs if r["event"] == "scan"] == ["VIRUS_FOUND"]
     assert summary(recs)["violation_count"] == 1
 
@@ -247,8 +265,9 @@ def test_thread_left_running_after_plugin_close(avhost, broken):
         (unload,) = unloads
         assert unload["threads_after_unload"] == unload["threads_before_load"] + 1
         (v,) = unload["violations"]
-        assert v.startswith("1 thread(s) still running after plugin_close and dlclose "
-                            "(round 1): thread ")
+        assert v.startswith(
+            "1 thread(s) still running after plugin_close and dlclose (round 1): thread "
+        )
         assert v.endswith("plugin_close must stop and join every thread the plugin started")
     else:
         (crash,) = [r for r in recs if r["event"] == "crash"]
@@ -301,13 +320,23 @@ def test_hang_in_exit_is_killed_and_reported(avhost, broken):
     assert crash["phase"] == "exit"
     assert crash["violations"] == [
         "the plugin process did not finish exit() within 1 s after plugin_close and dlclose "
-        "(killed): an exit handler or destructor of the plugin hangs"]
+        "(killed): an exit handler or destructor of the plugin hangs"
+    ]
     assert summary(recs)["exit"] == 1
 
 
 def test_correct_plugin_survives_reloads(avhost, broken, files):
-    code, recs = run(avhost, "scan", broken("none"), files / "eicar.com", files / "clean.txt",
-                     "--reloads", 20, "--threads", 2)
+    code, recs = run(
+        avhost,
+        "scan",
+        broken("none"),
+        files / "eicar.com",
+        files / "clean.txt",
+        "--reloads",
+        20,
+        "--threads",
+        2,
+    )
     assert code == 0 and violations(recs) == []
     assert len([r for r in recs if r["event"] == "unload"]) == 20
     (memory,) = [r for r in recs if r["event"] == "reloads"]
@@ -322,16 +351,22 @@ def serve(avhost, plugin, stdin: bytes, *args, timeout=60):
 def test_restart_request_unloads_and_exits_like_the_product(avhost, broken, files):
     """RESTART closes the plugin, dlcloses it and leaves through exit(): a destructor left
     behind crashes there, and that is reported before the fresh process starts."""
-    code, recs = serve(avhost, broken("unfinalized"),
-                       f"SCAN {files / 'eicar.com'}\nRESTART\nSCAN {files / 'eicar.com'}\n".encode())
+    code, recs = serve(
+        avhost,
+        broken("unfinalized"),
+        f"SCAN {files / 'eicar.com'}\nRESTART\nSCAN {files / 'eicar.com'}\n".encode(),
+    )
     assert code == 1
     kinds = [r["event"] for r in recs]
     assert kinds.index("crash") < kinds.index("restart")
     crashes = [r for r in recs if r["event"] == "crash"]
     assert [c["phase"] for c in crashes] == ["exit", "exit"]  # at RESTART and at the end
     assert [r["verdict"] for r in recs if r["event"] == "scan"] == ["VIRUS_FOUND"] * 2
-    code, recs = serve(avhost, broken("none"),
-                       f"SCAN {files / 'eicar.com'}\nRESTART\nSCAN {files / 'eicar.com'}\n".encode())
+    code, recs = serve(
+        avhost,
+        broken("none"),
+        f"SCAN {files / 'eicar.com'}\nRESTART\nSCAN {files / 'eicar.com'}\n".encode(),
+    )
     assert code == 0 and violations(recs) == []
     assert len([r for r in recs if r["event"] == "unload"]) == 2
 
@@ -352,8 +387,9 @@ def test_long_paths_are_answered_never_lost(avhost, broken, tmp_path):
     request is refused with a record. Either way every request gets an answer and a summary."""
     just_under = "/" + "a" * 8186  # "SCAN " + 8187 bytes = 8192, the limit
     over = "/" + "b" * 8200
-    code, recs = serve(avhost, broken("none"), f"SCAN {just_under}\nSCAN {over}\n".encode(),
-                       timeout=30)
+    code, recs = serve(
+        avhost, broken("none"), f"SCAN {just_under}\nSCAN {over}\n".encode(), timeout=30
+    )
     (scan,) = [r for r in recs if r["event"] == "scan"]
     assert scan["verdict"] == "FAILED" and scan["file"] == just_under
     (error,) = [r for r in recs if r["event"] == "error"]
@@ -368,8 +404,10 @@ def test_long_paths_are_answered_never_lost(avhost, broken, tmp_path):
     assert summary(recs)["files"] == 2
 
 
-PARTIAL_REQUEST = ("request without its newline when the client ended: dropped, nothing run "
-                   "(end every request with a newline)")
+PARTIAL_REQUEST = (
+    "request without its newline when the client ended: dropped, nothing run "
+    "(end every request with a newline)"
+)
 
 
 def test_last_request_without_newline_is_dropped_not_run(avhost, broken, files):
@@ -386,22 +424,34 @@ def test_virus_found_without_a_name(avhost, broken, files):
     code, recs = run(avhost, "scan", broken("noname"), files / "eicar.com")
     assert code == 1
     assert violations(recs, "scan") == [
-        f"returned VIRUS_FOUND for {files / 'eicar.com'} without a virus name in vir_info"]
+        f"returned VIRUS_FOUND for {files / 'eicar.com'} without a virus name in vir_info"
+    ]
 
 
-def test_a_scan_that_never_returns_is_hung_and_the_plugin_restarted(avhost, broken, files,
-                                                                     tmp_path):
+def test_a_scan_that_never_returns_is_hung_and_the_plugin_restarted(
+    avhost, broken, files, tmp_path
+):
     hang = tmp_path / "hang.txt"
     hang.write_bytes(b"never answered")
     start = time.monotonic()
-    code, recs = run(avhost, "scan", broken("hangscan"), files / "eicar.com", hang,
-                     files / "clean.txt", "--scan-timeout", 2, timeout=60)
+    code, recs = run(
+        avhost,
+        "scan",
+        broken("hangscan"),
+        files / "eicar.com",
+        hang,
+        files / "clean.txt",
+        "--scan-timeout",
+        2,
+        timeout=60,
+    )
     took = time.monotonic() - start
     assert code == 1
     assert [r["verdict"] for r in recs if r["event"] == "scan"] == ["VIRUS_FOUND", "HUNG", "OK"]
     assert violations(recs, "scan") == [
         f"plugin_thread_test_file did not return within 2 s (--scan-timeout) for {hang}; "
-        "the plugin process was killed, as the product would"]
+        "the plugin process was killed, as the product would"
+    ]
     (restart,) = [r for r in recs if r["event"] == "restart"]
     assert restart["reason"] == f"plugin_thread_test_file hung on {hang}"
     assert summary(recs)["HUNG"] == 1
@@ -410,9 +460,13 @@ def test_a_scan_that_never_returns_is_hung_and_the_plugin_restarted(avhost, brok
 
 def start_socket_serve(avhost, plugin, sock, *args, **popen):
     """`avhost serve --socket sock`, once it says it is serving."""
-    p = subprocess.Popen([str(avhost), "serve", str(plugin), "--socket", str(sock), "--no-logs",
-                          *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         stdin=subprocess.DEVNULL, **popen)
+    p = subprocess.Popen(
+        [str(avhost), "serve", str(plugin), "--socket", str(sock), "--no-logs", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        **popen,
+    )
     line = p.stdout.readline()
     first = client.parse_records(line.decode(errors="replace"))
     assert first and first[0]["event"] == "serving", p.stderr.read()
@@ -459,8 +513,9 @@ def test_serve_socket_is_private_and_never_replaces_a_file(avhost, broken, tmp_p
     sock = tmp_path / "avhost.sock"
 
     def start():
-        return start_socket_serve(avhost, broken("none"), sock,
-                                  preexec_fn=lambda: os.umask(0))  # even so: private
+        return start_socket_serve(
+            avhost, broken("none"), sock, preexec_fn=lambda: os.umask(0)
+        )  # even so: private
 
     p = start()
     try:
@@ -482,8 +537,11 @@ def test_serve_socket_is_private_and_never_replaces_a_file(avhost, broken, tmp_p
 def test_pretty_output_shows_utf8_names_as_themselves(avhost, broken, tmp_path):
     name = tmp_path / "r\u00e9sum\u00e9-\u6587\u4ef6.com"
     name.write_bytes(EICAR)
-    r = subprocess.run([str(avhost), "scan", str(broken("none")), str(name), "--pretty",
-                        "--no-logs"], capture_output=True, timeout=60)
+    r = subprocess.run(
+        [str(avhost), "scan", str(broken("none")), str(name), "--pretty", "--no-logs"],
+        capture_output=True,
+        timeout=60,
+    )
     (line,) = [x for x in r.stdout.split(b"\n") if x.startswith(b"scan")]
     assert f'file="{name}"'.encode() in line
     r = client.run(avhost, "scan", broken("none"), name, "--no-logs")  # JSON keeps \u00XX
@@ -501,8 +559,9 @@ def test_a_path_with_a_newline_is_refused_not_cut(avhost, broken, tmp_path):
     assert scan["file"] == str(real)
 
 
-def test_a_partial_request_from_a_client_that_disconnects_is_dropped(avhost, broken, files,
-                                                                     tmp_path):
+def test_a_partial_request_from_a_client_that_disconnects_is_dropped(
+    avhost, broken, files, tmp_path
+):
     sock = tmp_path / "avhost.sock"
     p = start_socket_serve(avhost, broken("none"), sock)
     try:
@@ -571,10 +630,24 @@ def swap_shims(tmp_path_factory):
     def build(arch):
         if arch not in built:
             so = d / f"swap-{arch}.so"
-            subprocess.run(["gcc", facts.architecture(arch)["gcc_flag"], "-shared", "-fPIC", "-Wall",
-                            "-Werror", "-o", str(so), str(d / "swap.c"), "-ldl"], check=True)
+            subprocess.run(
+                [
+                    "gcc",
+                    facts.architecture(arch)["gcc_flag"],
+                    "-shared",
+                    "-fPIC",
+                    "-Wall",
+                    "-Werror",
+                    "-o",
+                    str(so),
+                    str(d / "swap.c"),
+                    "-ldl",
+                ],
+                check=True,
+            )
             built[arch] = so
         return built[arch]
+
     return build
 
 
@@ -584,17 +657,36 @@ def swap_shim(swap_shims, avhost_of):
     return swap_shims(avhost_of[1])
 
 
-def test_socket_mode_never_lands_on_a_symlink_swapped_in_after_bind(avhost, broken, swap_shim,
-                                                                    tmp_path):
+def test_socket_mode_never_lands_on_a_symlink_swapped_in_after_bind(
+    avhost, broken, swap_shim, tmp_path
+):
     victim = tmp_path / "victim.conf"
     victim.write_text("an administrator's file")
     victim.chmod(0o640)
     sock = tmp_path / "avhost.sock"
-    env = dict(os.environ, LD_PRELOAD=str(swap_shim), SWAP_PATH=str(sock),
-               SWAP_TARGET=str(victim), SWAP_AFTER="bind")
-    p = subprocess.Popen([str(avhost), "serve", str(broken("none")), "--socket", str(sock),
-                          "--socket-mode", "666", "--no-logs"], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    env = dict(
+        os.environ,
+        LD_PRELOAD=str(swap_shim),
+        SWAP_PATH=str(sock),
+        SWAP_TARGET=str(victim),
+        SWAP_AFTER="bind",
+    )
+    p = subprocess.Popen(
+        [
+            str(avhost),
+            "serve",
+            str(broken("none")),
+            "--socket",
+            str(sock),
+            "--socket-mode",
+            "666",
+            "--no-logs",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     code, recs, err = finish(p, timeout=30)
     assert stat.S_IMODE(os.stat(victim).st_mode) == 0o640, "the symlink's target was chmodded"
     assert os.readlink(sock) == str(victim), "what was put at PATH is never replaced"
@@ -602,18 +694,29 @@ def test_socket_mode_never_lands_on_a_symlink_swapped_in_after_bind(avhost, brok
     assert f"cannot listen on {sock}: something was put there while avhost made its socket" in err
 
 
-def test_a_file_swapped_in_after_the_staleness_probe_is_not_removed(avhost, broken, swap_shim,
-                                                                    tmp_path):
+def test_a_file_swapped_in_after_the_staleness_probe_is_not_removed(
+    avhost, broken, swap_shim, tmp_path
+):
     sock = tmp_path / "avhost.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as gone:
         gone.bind(str(sock))  # a stale socket: nobody answers on it once closed
     precious = tmp_path / "precious.txt"
     precious.write_text("an administrator's file")
-    env = dict(os.environ, LD_PRELOAD=str(swap_shim), SWAP_PATH=str(sock),
-               SWAP_TARGET=str(precious), SWAP_AFTER="connect", SWAP_RENAME="1")
-    p = subprocess.Popen([str(avhost), "serve", str(broken("none")), "--socket", str(sock),
-                          "--no-logs"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=env)
+    env = dict(
+        os.environ,
+        LD_PRELOAD=str(swap_shim),
+        SWAP_PATH=str(sock),
+        SWAP_TARGET=str(precious),
+        SWAP_AFTER="connect",
+        SWAP_RENAME="1",
+    )
+    p = subprocess.Popen(
+        [str(avhost), "serve", str(broken("none")), "--socket", str(sock), "--no-logs"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     code, recs, err = finish(p, timeout=30)
     assert os.path.isfile(sock) and sock.read_text() == "an administrator's file", err
     assert code == 2
@@ -621,8 +724,7 @@ def test_a_file_swapped_in_after_the_staleness_probe_is_not_removed(avhost, brok
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_ends_serve_and_removes_its_own_socket_only(avhost, broken, files, tmp_path,
-                                                             sig):
+def test_a_signal_ends_serve_and_removes_its_own_socket_only(avhost, broken, files, tmp_path, sig):
     sock = tmp_path / "avhost.sock"
     p = start_socket_serve(avhost, broken("none"), sock)
     assert talk(sock, f"SCAN {files / 'eicar.com'}\n".encode())[0]["verdict"] == "VIRUS_FOUND"
@@ -646,6 +748,7 @@ def test_a_signal_ends_serve_and_removes_its_own_socket_only(avhost, broken, fil
 
 # ---- for the author's kit (issue 23): realname, crash frames, one timeout per hang, codes
 
+
 def test_realname_null_and_empty_reach_the_plugin(avhost, broken, files):
     """docs/ABI.md allows realname NULL or "": --realname hands the plugin either, and a
     plugin that reads a NULL realname crashes under avhost as it would in the product."""
@@ -663,6 +766,7 @@ def test_realname_null_and_empty_reach_the_plugin(avhost, broken, files):
 
 def build_id_of(path) -> str:
     from elftools.elf.elffile import ELFFile
+
     with open(path, "rb") as f:
         for section in ELFFile(f).iter_sections():
             if section.name == ".note.gnu.build-id":
@@ -703,9 +807,21 @@ def test_a_hang_costs_one_timeout_not_one_per_file(avhost, broken, files, tmp_pa
     for h in hangs:
         h.write_bytes(b"never answered")
     start = time.monotonic()
-    r = client.run(avhost, "scan", broken("hangscan"), hangs[0], hangs[1], hangs[2],
-                   files / "clean.txt", hangs[3], "--scan-timeout", 11, "--rehang-timeout", 1,
-                   timeout=120)
+    r = client.run(
+        avhost,
+        "scan",
+        broken("hangscan"),
+        hangs[0],
+        hangs[1],
+        hangs[2],
+        files / "clean.txt",
+        hangs[3],
+        "--scan-timeout",
+        11,
+        "--rehang-timeout",
+        1,
+        timeout=120,
+    )
     took = time.monotonic() - start
     assert r.returncode == 1
     scans = r.events("scan")
@@ -714,7 +830,8 @@ def test_a_hang_costs_one_timeout_not_one_per_file(avhost, broken, files, tmp_pa
     assert scans[1]["violations"] == [
         f"plugin_thread_test_file did not return within 1 s (--rehang-timeout: an earlier scan "
         f"hung and none completed since) for {hangs[1]}; the plugin process was killed, as the "
-        "product would"]
+        "product would"
+    ]
     # 11 + 1 + 1 + 11 s; a full timeout per hang would be 44 s.
     assert 23 <= took < 38, f"two full timeouts and two short ones, not four full: {took:.1f} s"
     waiting = [w for w in client.parse_records(r.stderr) if w.get("event") == "waiting"]
@@ -726,8 +843,9 @@ def test_a_hang_costs_one_timeout_not_one_per_file(avhost, broken, files, tmp_pa
 def test_pretty_progress_while_a_scan_is_waited_on(avhost, broken, tmp_path):
     hang = tmp_path / "hang.txt"
     hang.write_bytes(b"never answered")
-    r = client.run(avhost, "scan", broken("hangscan"), hang, "--scan-timeout", 6, "--pretty",
-                   timeout=60)
+    r = client.run(
+        avhost, "scan", broken("hangscan"), hang, "--scan-timeout", 6, "--pretty", timeout=60
+    )
     assert f"still scanning {hang}: 5 s of 6 s" in r.stderr.splitlines()
     assert "HUNG" in r.stdout
 
@@ -741,7 +859,8 @@ def test_an_unknown_return_code_is_machine_readable(avhost, broken, files, tmp_p
     scans = {r["file"]: r for r in recs if r["event"] == "scan"}
     assert scans[str(missing)]["unknown_code"] == -1
     assert scans[str(missing)]["violations"] == [
-        f"plugin_thread_test_file returned -1 for {missing} (valid: 0..5)"]
+        f"plugin_thread_test_file returned -1 for {missing} (valid: 0..5)"
+    ]
     assert "unknown_code" not in scans[str(files / "clean.txt")]
     code, recs = run(avhost, "scan", broken("code7"), files / "eicar.com")
     assert [r["unknown_code"] for r in recs if r["event"] == "scan"] == [7]

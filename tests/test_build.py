@@ -1,5 +1,6 @@
 """The build itself: headers that refuse a wrong ABI, the sample folder building
 on its own as a plugin author uses it, the pinned Boost source, the staged output."""
+
 import ast
 import os
 import re
@@ -18,9 +19,20 @@ VENV_BIN = Path(sys.executable).parent
 
 
 def compile_header(compiler, flags, header="avPlugin.h"):
-    return subprocess.run([compiler, *flags, "-fsyntax-only", "-I", ROOT / "api", "-x",
-                           "c++" if compiler == "g++" else "c", ROOT / "api" / header],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [
+            compiler,
+            *flags,
+            "-fsyntax-only",
+            "-I",
+            ROOT / "api",
+            "-x",
+            "c++" if compiler == "g++" else "c",
+            ROOT / "api" / header,
+        ],
+        capture_output=True,
+        text=True,
+    )
 
 
 @pytest.mark.parametrize("flag", ["-m32", "-m64"])
@@ -39,16 +51,32 @@ def test_headers_refuse_x32_whose_pointers_no_avserver_has(compiler):
 
 
 def test_headers_refuse_another_machine():
-    result = subprocess.run([sys.executable, "-m", "ziglang", "cc", "-target", "aarch64-linux-gnu",
-                             "-fsyntax-only", "-I", ROOT / "api", "-x", "c", ROOT / "api" / "avApi.h"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ziglang",
+            "cc",
+            "-target",
+            "aarch64-linux-gnu",
+            "-fsyntax-only",
+            "-I",
+            ROOT / "api",
+            "-x",
+            "c",
+            ROOT / "api" / "avApi.h",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0
     assert "loads i386 or x86_64 (LP64) plugins only" in result.stderr
 
 
 def cmake(*args, cwd=None):
-    return subprocess.run([VENV_BIN / "cmake", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd)
+    return subprocess.run(
+        [VENV_BIN / "cmake", *map(str, args)], capture_output=True, text=True, cwd=cwd
+    )
 
 
 def copy_sample_kit(tmp_path):
@@ -63,26 +91,45 @@ def test_sample_folder_builds_on_its_own_with_the_gcc_toolchain(tmp_path, arch):
     """One toolchain file for both architectures: KERIO_ARCH selects the flag."""
     src = copy_sample_kit(tmp_path)
     toolchain = ROOT / "cmake" / "toolchains" / "gcc.cmake"
-    configure = cmake("-S", src, "-B", tmp_path / "b", "-G", "Ninja",
-                      f"-DCMAKE_MAKE_PROGRAM={VENV_BIN / 'ninja'}",
-                      f"-DCMAKE_TOOLCHAIN_FILE={toolchain}", f"-DKERIO_ARCH={arch}",
-                      "-DKERIO_WERROR=ON", "-DCMAKE_C_FLAGS=-DAUTHOR_FLAG=1")
+    configure = cmake(
+        "-S",
+        src,
+        "-B",
+        tmp_path / "b",
+        "-G",
+        "Ninja",
+        f"-DCMAKE_MAKE_PROGRAM={VENV_BIN / 'ninja'}",
+        f"-DCMAKE_TOOLCHAIN_FILE={toolchain}",
+        f"-DKERIO_ARCH={arch}",
+        "-DKERIO_WERROR=ON",
+        "-DCMAKE_C_FLAGS=-DAUTHOR_FLAG=1",
+    )
     assert configure.returncode == 0, configure.stdout + configure.stderr
     built = cmake("--build", tmp_path / "b")
     assert built.returncode == 0, built.stdout + built.stderr
     plugin = tmp_path / "b" / "avir_sample.so"
     want = facts.architecture(arch)
-    assert elf.header(plugin) == {"class": want["elf_class"], "machine": want["elf_machine"],
-                                  "type": "ET_DYN"}
+    assert elf.header(plugin) == {
+        "class": want["elf_class"],
+        "machine": want["elf_machine"],
+        "type": "ET_DYN",
+    }
     assert elf.exported_symbols(plugin) == ["get_plugin_extended_iface"]
 
 
 def test_an_unknown_architecture_is_refused_naming_the_table(tmp_path):
     src = copy_sample_kit(tmp_path)
-    configure = cmake("-S", src, "-B", tmp_path / "b", "-G", "Ninja",
-                      f"-DCMAKE_MAKE_PROGRAM={VENV_BIN / 'ninja'}",
-                      f"-DCMAKE_TOOLCHAIN_FILE={ROOT / 'cmake' / 'toolchains' / 'gcc.cmake'}",
-                      "-DKERIO_ARCH=arm64")
+    configure = cmake(
+        "-S",
+        src,
+        "-B",
+        tmp_path / "b",
+        "-G",
+        "Ninja",
+        f"-DCMAKE_MAKE_PROGRAM={VENV_BIN / 'ninja'}",
+        f"-DCMAKE_TOOLCHAIN_FILE={ROOT / 'cmake' / 'toolchains' / 'gcc.cmake'}",
+        "-DKERIO_ARCH=arm64",
+    )
     assert configure.returncode != 0
     message = " ".join((configure.stdout + configure.stderr).split())
     assert "KERIO_ARCH=arm64 is not an architecture of cmake/architectures.json" in message
@@ -101,12 +148,20 @@ def test_boost_recipe_refuses_headers_with_another_checksum(tmp_path):
     fake = tmp_path / "boost_headers-1.85.0.post1-py3-none-any.whl"
     fake.write_bytes(b"not the pinned wheel")
     env = {**tools.environment(), "KERIO_BOOST_WHEEL": str(fake)}
-    result = subprocess.run([VENV_BIN / "conan", "source", recipe, "--version", "1.85.0"],
-                            capture_output=True, text=True, env=env, timeout=120)
+    result = subprocess.run(
+        [VENV_BIN / "conan", "source", recipe, "--version", "1.85.0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode != 0
-    pinned = yaml.safe_load((BOOST_RECIPE / "conandata.yml").read_text())["sources"]["1.85.0"]["sha256"]
-    assert "check_sha256" in result.stderr and f"Provided hash: {pinned}" in result.stderr, \
+    pinned = yaml.safe_load((BOOST_RECIPE / "conandata.yml").read_text())["sources"]["1.85.0"][
+        "sha256"
+    ]
+    assert "check_sha256" in result.stderr and f"Provided hash: {pinned}" in result.stderr, (
         result.stderr
+    )
     assert not (recipe / "include").exists()  # nothing unpacked
 
 
@@ -146,15 +201,20 @@ def test_staged_plugins_are_stripped_with_debug_info_by_build_id(toolchain, arch
         assert elf.build_id(debug) == build_id
         sections = subprocess.run(["readelf", "-SW", plugin], capture_output=True, text=True).stdout
         assert ".symtab" not in sections and ".debug_info" not in sections, plugin.name
-        debug_sections = subprocess.run(["readelf", "-SW", debug], capture_output=True,
-                                        text=True).stdout
+        debug_sections = subprocess.run(
+            ["readelf", "-SW", debug], capture_output=True, text=True
+        ).stdout
         assert ".debug_info" in debug_sections
 
 
 def test_every_nox_session_says_what_it_does():
     tree = ast.parse((ROOT / "noxfile.py").read_text())
-    sessions = [f for f in tree.body if isinstance(f, ast.FunctionDef)
-                and any("session" in ast.unparse(d) for d in f.decorator_list)]
+    sessions = [
+        f
+        for f in tree.body
+        if isinstance(f, ast.FunctionDef)
+        and any("session" in ast.unparse(d) for d in f.decorator_list)
+    ]
     assert {"build_i386", "build_x86_64", "tests"} <= {f.name for f in sessions}
     for f in sessions:
         doc = ast.get_docstring(f)
@@ -165,6 +225,7 @@ def test_the_architecture_table_is_validated_when_loaded(tmp_path):
     """A missing or mistyped fact is named with its architecture, before any build uses it."""
     import json
     from avkit.errors import UserError
+
     table = json.loads(facts.ARCH_FILE.read_text())
     del table["architectures"]["x86_64"]["rpm"]
     broken = tmp_path / "architectures.json"
@@ -184,10 +245,13 @@ def test_a_build_folder_naming_a_compiler_gone_since_configures_anew(tmp_path):
     gcc/) would fail in CMake for good; the build drops its cache and configures anew,
     and leaves alone a cache whose compilers exist."""
     from avkit.build import cmake
+
     stale = tmp_path / "stale"
     (stale / "CMakeFiles").mkdir(parents=True)
-    (stale / "CMakeCache.txt").write_text("CMAKE_C_COMPILER:FILEPATH=/nonexistent/gcc-m32\n"
-                                          f"CMAKE_CXX_COMPILER:FILEPATH={shutil.which('sh')}\n")
+    (stale / "CMakeCache.txt").write_text(
+        "CMAKE_C_COMPILER:FILEPATH=/nonexistent/gcc-m32\n"
+        f"CMAKE_CXX_COMPILER:FILEPATH={shutil.which('sh')}\n"
+    )
     cmake.drop_stale_cmake_cache(stale)
     assert not (stale / "CMakeCache.txt").exists() and not (stale / "CMakeFiles").exists()
     fresh = tmp_path / "fresh"
@@ -202,8 +266,11 @@ def test_every_unit_test_source_is_registered_with_ctest():
     CMake does not know about would never run."""
     sources = sorted(ROOT.glob("*/tests/*_test.cpp"))
     assert len(sources) >= 7, sources
-    listed = subprocess.run([VENV_BIN / "ctest", "-N", "--test-dir", paths.build_dir("zig")],
-                            capture_output=True, text=True).stdout
+    listed = subprocess.run(
+        [VENV_BIN / "ctest", "-N", "--test-dir", paths.build_dir("zig")],
+        capture_output=True,
+        text=True,
+    ).stdout
     for source in sources:
         name = f"{source.parent.parent.name}.{source.stem}"
         assert re.search(rf"Test +#\d+: {re.escape(name)}$", listed, re.M), (name, listed)
@@ -213,21 +280,33 @@ def test_fuzz_targets_are_built_by_cmake_and_run(tmp_path):
     """avkit fuzz builds its targets through fuzz/CMakeLists.txt (-DKERIO_FUZZ=ON, clang),
     for the default architecture, and each runs its seed corpus."""
     from avkit.stress import fuzz
+
     programs = fuzz.build_fuzzers(fuzz.FUZZ_TARGETS)
-    assert sorted(programs) == sorted(p.name.split("_fuzz.")[0]
-                                      for p in (ROOT / "fuzz").glob("*_fuzz.c*"))
+    assert sorted(programs) == sorted(
+        p.name.split("_fuzz.")[0] for p in (ROOT / "fuzz").glob("*_fuzz.c*")
+    )
     for target, program in programs.items():
         assert facts.arch_of(elf.header(program)) == facts.default_arch(), program
         found = tmp_path / target  # libFuzzer adds new inputs to its first folder
         found.mkdir()
-        run = subprocess.run([program, "-runs=200", found, ROOT / "fuzz" / "corpus" / target],
-                             capture_output=True, text=True, timeout=120)
+        run = subprocess.run(
+            [program, "-runs=200", found, ROOT / "fuzz" / "corpus" / target],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert run.returncode == 0 and "Done 200 runs" in run.stderr, run.stderr[-2000:]
 
 
 def avkit_build(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "avkit", "build", *args], capture_output=True,
-                          text=True, cwd=ROOT, env=env, timeout=1800)
+    return subprocess.run(
+        [sys.executable, "-m", "avkit", "build", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=1800,
+    )
 
 
 def test_a_warm_build_prints_a_short_summary():
@@ -248,8 +327,12 @@ def test_a_warm_build_prints_a_short_summary():
 def test_a_failing_build_names_its_log_and_shows_its_end(tmp_path):
     """Every compile fails (a forced include that does not exist): the error says which
     step failed, names the log and shows its last lines, with no traceback."""
-    env = {**os.environ, "AVKIT_BUILD_ROOT": str(tmp_path), "CFLAGS": "-include /nonexistent.h",
-           "CXXFLAGS": "-include /nonexistent.h"}
+    env = {
+        **os.environ,
+        "AVKIT_BUILD_ROOT": str(tmp_path),
+        "CFLAGS": "-include /nonexistent.h",
+        "CXXFLAGS": "-include /nonexistent.h",
+    }
     r = avkit_build("--werror", env=env)
     assert r.returncode == 1, r.stderr[-3000:]
     log = tmp_path / "i386" / "build.log"

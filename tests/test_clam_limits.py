@@ -12,6 +12,7 @@ listens on its UNIX socket only); the trusted case adds AlertExceedsMax yes.
 
 Every row of docs/admin.md's "Files over the engine's limits" table names its test here.
 """
+
 import io
 import os
 import shutil
@@ -28,8 +29,11 @@ from avkit.facts import EICAR
 
 MiB = 1024 * 1024
 STOCK_LIMIT = 25 * MiB  # Debian's MaxFileSize and StreamMaxLength
-MODES = {"UNIX FILDES": ("unix", "auto"), "UNIX INSTREAM": ("unix", "off"),
-         "TCP INSTREAM": ("tcp", "auto")}
+MODES = {
+    "UNIX FILDES": ("unix", "auto"),
+    "UNIX INSTREAM": ("unix", "off"),
+    "TCP INSTREAM": ("tcp", "auto"),
+}
 TOOLCHAINS = ["zig", "gcc"]
 
 
@@ -71,8 +75,12 @@ def stock(tmp_path_factory):
     """clamd with Debian's stock clamd.conf (AlertExceedsMax unset), plus loopback TCP."""
     with Clamd(tmp_path_factory.mktemp("stock"), stock=True, alert_exceeds_max=False) as c:
         conf = c.conf_path.read_text()
-        for line in ("MaxFileSize 25M", "StreamMaxLength 25M", "MaxScanSize 100M",
-                     "LocalSocketMode 666"):
+        for line in (
+            "MaxFileSize 25M",
+            "StreamMaxLength 25M",
+            "MaxScanSize 100M",
+            "LocalSocketMode 666",
+        ):
             assert f"\n{line}\n" in conf, conf  # the stock limits, unchanged
         assert "\nAlertExceedsMax" not in conf
         yield c
@@ -81,21 +89,28 @@ def stock(tmp_path_factory):
 @pytest.fixture(scope="module")
 def stock_alerting(tmp_path_factory):
     """The same with the one line AlertExceedsMax yes added."""
-    with Clamd(tmp_path_factory.mktemp("stock-alert"), stock=True, tcp=False,
-               alert_exceeds_max=True) as c:
+    with Clamd(
+        tmp_path_factory.mktemp("stock-alert"), stock=True, tcp=False, alert_exceeds_max=True
+    ) as c:
         yield c
 
 
 def scan(toolchain, artifact, options, paths):
-    run = client.run(artifact("avhost", toolchain=toolchain),
-                     "scan", artifact("avir_clam.so", toolchain=toolchain), *paths,
-                     options=options, timeout=300)
+    run = client.run(
+        artifact("avhost", toolchain=toolchain),
+        "scan",
+        artifact("avir_clam.so", toolchain=toolchain),
+        *paths,
+        options=options,
+        timeout=300,
+    )
     assert run.violations() == [], run
     assert run.events("init")[0]["result"] == 1, run
     return run
 
 
 # --- Debian's stock clamd.conf: AlertExceedsMax no ---
+
 
 @pytest.mark.parametrize("toolchain", TOOLCHAINS)
 @pytest.mark.parametrize("mode", MODES)
@@ -105,8 +120,12 @@ def test_stock_clamd_file_over_the_limit_is_impossible(artifact, stock, files, m
     EICAR at the end of a file exactly at the limit, are still found (the plugin's own
     limit is not below clamd's)."""
     transport, fd_pass = MODES[mode]
-    run = scan(toolchain, artifact, stock.plugin_options(transport, FdPass=fd_pass),
-               [files["over"], files["small"], files["at_limit"]])
+    run = scan(
+        toolchain,
+        artifact,
+        stock.plugin_options(transport, FdPass=fd_pass),
+        [files["over"], files["small"], files["at_limit"]],
+    )
     scans = run.scans()
     over = scans[str(files["over"])]
     assert over["verdict"] == "IMPOSSIBLE", (mode, over)
@@ -155,8 +174,13 @@ def test_no_options_and_debian_stock_socket(artifact, files, tmp_path, debian_so
     """The issue's case exactly: the plugin with no option set finds clamd on Debian's
     stock socket, reads the limit from /etc/clamav/clamd.conf (whose LocalSocket that
     is), and the 30 MB file passed by descriptor is IMPOSSIBLE, not OK."""
-    with Clamd(tmp_path / "clamd", stock=True, tcp=False, alert_exceeds_max=False,
-               socket_path=debian_socket_folder / "clamd.ctl"):
+    with Clamd(
+        tmp_path / "clamd",
+        stock=True,
+        tcp=False,
+        alert_exceeds_max=False,
+        socket_path=debian_socket_folder / "clamd.ctl",
+    ):
         run = scan("zig", artifact, {"StartupTimeout": "10"}, [files["over"], files["at_limit"]])
     over, at_limit = run.events("scan")
     assert over["verdict"] == "IMPOSSIBLE", over
@@ -167,8 +191,12 @@ def test_no_options_and_debian_stock_socket(artifact, files, tmp_path, debian_so
 
 def test_stock_limit_read_from_the_named_clamd_conf(artifact, stock, files):
     """ClamdConf names the clamd.conf: the reason says where the limit came from."""
-    run = scan("zig", artifact, stock.plugin_options("unix", ClamdConf=stock.conf_path),
-               [files["over"], files["at_limit"]])
+    run = scan(
+        "zig",
+        artifact,
+        stock.plugin_options("unix", ClamdConf=stock.conf_path),
+        [files["over"], files["at_limit"]],
+    )
     over, at_limit = run.events("scan")
     assert over["verdict"] == "IMPOSSIBLE", over
     assert f"MaxFileSize 25M in {stock.conf_path}" in over["vir_info"], over
@@ -180,8 +208,9 @@ def test_limit_below_stock_is_read_from_clamd_conf(artifact, tmp_path):
     clamd.conf (ClamdConf), a passed file over it is IMPOSSIBLE instead of clean."""
     big = eicar_at_end(tmp_path / "eicar-at-end-2M.bin", 2 * MiB)
     with Clamd(tmp_path / "clamd", alert_exceeds_max=False, stream_max_length=MiB) as c:
-        run = scan("zig", artifact, c.plugin_options("unix", FdPass="on", ClamdConf=c.conf_path),
-                   [big])
+        run = scan(
+            "zig", artifact, c.plugin_options("unix", FdPass="on", ClamdConf=c.conf_path), [big]
+        )
     record = run.events("scan")[0]
     assert record["verdict"] == "IMPOSSIBLE", record
     assert f"MaxFileSize 1M in {c.conf_path}" in record["vir_info"], record
@@ -195,8 +224,7 @@ def test_file_grown_past_the_limit_during_the_scan_is_not_clean(artifact, tmp_pa
 
     small = tmp_path / "growing.bin"
     small.write_bytes(b"x" * 4096)
-    with FakeClamd("ok", unix_path=tmp_path / "clamd.sock", grow_to=2 * MiB,
-                   alerts=False) as fake:
+    with FakeClamd("ok", unix_path=tmp_path / "clamd.sock", grow_to=2 * MiB, alerts=False) as fake:
         conf = tmp_path / "clamd.conf"
         conf.write_text(f"LocalSocket {fake.unix_path}\nMaxFileSize 1M\n")
         run = scan("zig", artifact, fake.plugin_options(FdPass="on", ClamdConf=conf), [small])
@@ -212,18 +240,25 @@ def test_stock_clamd_archive_over_max_recursion_is_not_detected(artifact, stock,
     answer as a clean archive. test_alert_exceeds_max_yes_is_trusted has the fix."""
     run = scan("zig", artifact, stock.plugin_options("unix"), [files["deep_zip"]])
     assert run.verdicts() == ["OK"], run
-    assert any("MaxScanSize, MaxFiles, MaxRecursion" in m and "AlertExceedsMax yes" in m
-               for m in run.logs()), run.logs()
+    assert any(
+        "MaxScanSize, MaxFiles, MaxRecursion" in m and "AlertExceedsMax yes" in m
+        for m in run.logs()
+    ), run.logs()
 
 
 # --- AlertExceedsMax yes: clamd's answer is trusted ---
+
 
 @pytest.mark.parametrize("toolchain", TOOLCHAINS)
 def test_alert_exceeds_max_yes_is_trusted(artifact, stock_alerting, files, toolchain):
     """clamd reports the file itself (Heuristics.Limits.Exceeded.MaxFileSize): the
     plugin passes it the file (no cap of its own) and reports clamd's answer."""
-    run = scan(toolchain, artifact, stock_alerting.plugin_options("unix"),
-               [files["over"], files["at_limit"], files["deep_zip"]])
+    run = scan(
+        toolchain,
+        artifact,
+        stock_alerting.plugin_options("unix"),
+        [files["over"], files["at_limit"], files["deep_zip"]],
+    )
     over, at_limit, deep = run.events("scan")
     assert deep["verdict"] == "IMPOSSIBLE", deep
     assert "Heuristics.Limits.Exceeded.MaxRecursion" in deep["vir_info"], deep
@@ -238,8 +273,12 @@ def test_pool_decides_per_instance(artifact, stock, stock_alerting, files):
     """A pool of a stock clamd and one with AlertExceedsMax yes: each scan of the
     30 MB file is IMPOSSIBLE, from the plugin's limit on the first and from clamd's
     own answer on the second (round robin: both are used)."""
-    run = scan("zig", artifact, pool_options([stock, stock_alerting], "unix"),
-               [files["over"], files["over"], files["small"], files["small"]])
+    run = scan(
+        "zig",
+        artifact,
+        pool_options([stock, stock_alerting], "unix"),
+        [files["over"], files["over"], files["small"], files["small"]],
+    )
     over = [r for r in run.events("scan") if r["file"] == str(files["over"])]
     assert [r["verdict"] for r in over] == ["IMPOSSIBLE", "IMPOSSIBLE"], over
     reasons = sorted("Heuristics.Limits.Exceeded" in r["vir_info"] for r in over)
@@ -249,12 +288,14 @@ def test_pool_decides_per_instance(artifact, stock, stock_alerting, files):
 
 # --- every wait speaks ---
 
+
 def serve_until_init(artifact, options, prefix=()):
     """`avhost serve` (under `prefix`, e.g. setpriv) to the end of plugin_init: the init
     record, each log line with the seconds since avhost started when it arrived, and the
     seconds until the init record came."""
-    records = client.timed_records(artifact("avhost"), "serve", artifact("avir_clam.so"),
-                                   options=options, prefix=prefix)
+    records = client.timed_records(
+        artifact("avhost"), "serve", artifact("avir_clam.so"), options=options, prefix=prefix
+    )
     logs = [(t, r["message"]) for t, r in records if r["event"] == "log"]
     ended, init = records[-1]
     return init, logs, ended
@@ -264,8 +305,10 @@ def report_waits(capsys, case, logs, ended):
     """Prints the figures (pytest -s): when each 'waiting for' line came, and the end."""
     waits = [f"{t:.1f}" for t, m in logs if "waiting for" in m]
     with capsys.disabled():
-        print(f"\n{case}: 'waiting for' lines at {', '.join(waits)} s; plugin_init ended "
-              f"after {ended:.2f} s")
+        print(
+            f"\n{case}: 'waiting for' lines at {', '.join(waits)} s; plugin_init ended "
+            f"after {ended:.2f} s"
+        )
 
 
 def check_waits_speak(logs, ended, timeout):
@@ -292,8 +335,9 @@ def test_clamd_down_at_a_configured_address_speaks(artifact, capsys):
 
 def test_clamd_down_at_a_configured_socket_speaks(artifact, tmp_path, capsys):
     path = tmp_path / "clamd.sock"  # the folder exists: clamd may yet create it
-    init, logs, ended = serve_until_init(artifact, {"LocalSocket": str(path),
-                                                    "StartupTimeout": "10"})
+    init, logs, ended = serve_until_init(
+        artifact, {"LocalSocket": str(path), "StartupTimeout": "10"}
+    )
     assert init["result"] == 0, init
     check_waits_speak(logs, ended, 10)
     report_waits(capsys, "clamd down (LocalSocket, StartupTimeout=10)", logs, ended)
@@ -303,6 +347,7 @@ def test_clamd_that_never_accepts_speaks(artifact, capsys):
     """A listener whose backlog is full drops the plugin's SYNs (as a firewall would
     for a remote clamd): each connection attempt is bounded, so the wait still speaks."""
     import socket
+
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(0)
@@ -315,8 +360,9 @@ def test_clamd_that_never_accepts_speaks(artifact, capsys):
                 c.connect_ex(("127.0.0.1", port))
                 fillers.append(c)
             time.sleep(0.2)
-            init, logs, ended = serve_until_init(artifact, {"Port": str(port),
-                                                            "StartupTimeout": "10"})
+            init, logs, ended = serve_until_init(
+                artifact, {"Port": str(port), "StartupTimeout": "10"}
+            )
         finally:
             for c in fillers:
                 c.close()
@@ -332,7 +378,8 @@ def test_clamd_that_never_accepts_speaks(artifact, capsys):
 def test_pool_all_down_speaks(artifact, capsys):
     ports = [free_port(), free_port()]
     init, logs, ended = serve_until_init(
-        artifact, {"Address": ", ".join(f"127.0.0.1:{p}" for p in ports), "StartupTimeout": "10"})
+        artifact, {"Address": ", ".join(f"127.0.0.1:{p}" for p in ports), "StartupTimeout": "10"}
+    )
     assert init["result"] == 0, init
     check_waits_speak(logs, ended, 10)
     first = next(m for _, m in logs if "waiting for" in m)
@@ -349,25 +396,36 @@ def test_pool_instance_unusable_for_good_is_explained_at_once(artifact, stock):
     with tempfile.TemporaryDirectory(prefix="avk") as short:
         bogus = Path(short) / "not-a-socket"
         bogus.write_text("x\n")
-        records = client.timed_records(artifact("avhost"), "serve", artifact("avir_clam.so"),
-                                       options={"LocalSocket": f"{bogus}, {stock.socket_path}",
-                                                "StartupTimeout": "10"})
+        records = client.timed_records(
+            artifact("avhost"),
+            "serve",
+            artifact("avir_clam.so"),
+            options={"LocalSocket": f"{bogus}, {stock.socket_path}", "StartupTimeout": "10"},
+        )
     ended, init = records[-1]
     assert init["result"] == 1 and ended < 5, (ended, init)
-    hints = [r["message"] for _, r in records if r["event"] == "log"
-             and "of the pool cannot be used" in r["message"]]
+    hints = [
+        r["message"]
+        for _, r in records
+        if r["event"] == "log" and "of the pool cannot be used" in r["message"]
+    ]
     assert len(hints) == 1 and f"{bogus} is not a socket" in hints[0], records
 
 
 # The stock sockets of clam/src/discovery.cpp, in its order.
-STOCK_SOCKETS = ["/var/run/clamav/clamd.ctl", "/run/clamav/clamd.ctl",
-                 "/run/clamd.scan/clamd.sock", "/var/run/clamd.scan/clamd.sock"]
+STOCK_SOCKETS = [
+    "/var/run/clamav/clamd.ctl",
+    "/run/clamav/clamd.ctl",
+    "/run/clamd.scan/clamd.sock",
+    "/var/run/clamd.scan/clamd.sock",
+]
 
 
 def _stock_places_free():
     if any(os.path.lexists(p) for p in STOCK_SOCKETS):
         pytest.skip("a clamd (or something) is at one of the stock sockets on this machine")
     import socket
+
     with socket.socket() as s:
         if s.connect_ex(("127.0.0.1", 3310)) == 0:
             pytest.skip("something listens on 127.0.0.1:3310")
@@ -403,8 +461,9 @@ def test_discovery_ends_at_once_on_a_stock_path_that_is_no_socket(artifact, rhel
     assert "/run/clamd.scan/clamd.sock: not a socket" in init["error"], init
 
 
-def test_discovery_ends_at_once_on_permission_denied(artifact, rhel_socket_folder, tmp_path,
-                                                     capsys):
+def test_discovery_ends_at_once_on_permission_denied(
+    artifact, rhel_socket_folder, tmp_path, capsys
+):
     """Debian's clamd socket, as the stock clamd.conf makes it but mode 660 (group
     clamav), and the product running as nobody: the hint at once, and the end of
     plugin_init at once, not after StartupTimeout."""
@@ -416,13 +475,18 @@ def test_discovery_ends_at_once_on_permission_denied(artifact, rhel_socket_folde
             pytest.skip(f"{path} is not readable by nobody")
     with Clamd(tmp_path / "clamd", tcp=False, socket_path=rhel_socket_folder / "clamd.sock"):
         init, logs, ended = serve_until_init(
-            artifact, {"StartupTimeout": "30"},
-            prefix=["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+            artifact,
+            {"StartupTimeout": "30"},
+            prefix=["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"],
+        )
     assert init["result"] == 0, init
     assert ended < 10, (ended, logs)
-    assert any("permission denied" in m and "add that user to the group" in m
-               for _, m in logs), logs
+    assert any("permission denied" in m and "add that user to the group" in m for _, m in logs), (
+        logs
+    )
     assert "permission denied" in init["error"], init
     with capsys.disabled():
-        print(f"\npermission denied on a stock socket (StartupTimeout=30): plugin_init ended "
-              f"after {ended:.2f} s")
+        print(
+            f"\npermission denied on a stock socket (StartupTimeout=30): plugin_init ended "
+            f"after {ended:.2f} s"
+        )

@@ -10,6 +10,7 @@ CMake with the plugins, for each architecture, and run here through CTest (the
 ASan+UBSan build, `--toolchain gcc --sanitize`, instruments them as well). The
 encrypted zip built into the plugin is checked here too.
 """
+
 import io
 import re
 import subprocess
@@ -23,8 +24,14 @@ from avkit.build import cmake
 
 CLAM = paths.ROOT / "clam"
 NETPLUGIN = paths.ROOT / "netplugin"
-UNIT_TESTS = ["clam.reply_parser_test", "clam.discovery_test", "clam.clamd_conf_test",
-              "clam.fdpass_test", "netplugin.pool_test", "netplugin.deadline_test"]
+UNIT_TESTS = [
+    "clam.reply_parser_test",
+    "clam.discovery_test",
+    "clam.clamd_conf_test",
+    "clam.fdpass_test",
+    "netplugin.pool_test",
+    "netplugin.deadline_test",
+]
 
 
 def _build(out, sources):
@@ -45,8 +52,9 @@ def test_clam_and_netplugin_unit_tests(arch):
 def test_limits_probe_is_a_zip_nested_all_the_way_down(tmp_path, depth):
     """plugin_init's AlertExceedsMax probe: `depth` valid stored zips, one byte at the bottom."""
     program = cmake.unit_test_program("limits_probe_dump")
-    data = subprocess.run([str(program), str(depth)], capture_output=True, timeout=60,
-                          check=True).stdout
+    data = subprocess.run(
+        [str(program), str(depth)], capture_output=True, timeout=60, check=True
+    ).stdout
     assert len(data) == 1 + 100 * depth  # 100 bytes of headers per level
     for level in range(depth):
         with zipfile.ZipFile(io.BytesIO(data)) as z:
@@ -60,7 +68,7 @@ def test_limits_probe_is_a_zip_nested_all_the_way_down(tmp_path, depth):
 def test_built_in_probe_is_an_encrypted_zip():
     """The AlertEncrypted probe of plugin_init: one stored member, encrypted."""
     text = (CLAM / "src" / "encrypted_probe.h").read_text()
-    body = text[text.index("kEncryptedProbeZip[] = {"):text.index("};")]
+    body = text[text.index("kEncryptedProbeZip[] = {") : text.index("};")]
     data = bytes(int(h, 16) for h in re.findall(r"0x([0-9a-f]{2})", body))
     assert str(len(data)) + " bytes" in text
     with zipfile.ZipFile(io.BytesIO(data)) as z:

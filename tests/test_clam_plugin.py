@@ -6,6 +6,7 @@ Real clamd: Debian's clamav-daemon with its own configuration and signatures
 (the EICAR string and the project's test signature, reported with ".UNOFFICIAL").
 Fake clamd: only for the faults a real one will not produce on demand.
 """
+
 import os
 import re
 import shutil
@@ -20,8 +21,14 @@ import pytest
 
 from avkit.check import avhost as client
 from avkit.facts import EICAR
-from avkit.check.clamd import (EICAR_NAME, ENCRYPTED_NAME, TEST_SIGNATURE_NAME, Clamd,
-                         free_port, ipv6_loopback_available)
+from avkit.check.clamd import (
+    EICAR_NAME,
+    ENCRYPTED_NAME,
+    TEST_SIGNATURE_NAME,
+    Clamd,
+    free_port,
+    ipv6_loopback_available,
+)
 from clam_corpus import write_corpus, write_random, write_sparse
 from conftest import ON_BOTH_ARCHS
 from fake_clamd import FakeClamd
@@ -54,11 +61,11 @@ def Server(host, plugin, options, *args):
 
 # --- clamd and files ---
 
+
 @pytest.fixture(scope="module")
 def clamd(tmp_path_factory):
     """One real clamd for the tests that do not stop or reconfigure it."""
-    with Clamd(tmp_path_factory.mktemp("clamd"), stream_max_length=STREAM_MAX,
-               ipv6=True) as c:
+    with Clamd(tmp_path_factory.mktemp("clamd"), stream_max_length=STREAM_MAX, ipv6=True) as c:
         yield c
 
 
@@ -94,6 +101,7 @@ def check_corpus(run, corpus):
 
 # --- the vendor corpus over each transport ---
 
+
 @ON_BOTH_ARCHS
 def test_vendor_corpus_over_tcp(host, plugin, clamd, corpus, arch):
     run = scan(host, plugin, clamd.plugin_options(), corpus.values())
@@ -120,51 +128,76 @@ def test_vendor_corpus_over_unix_socket(host, plugin, clamd, corpus, fd_pass, ar
 @pytest.mark.skipif(not ipv6_loopback_available(), reason="no IPv6 loopback here")
 def test_ipv6_loopback(host, plugin, clamd, corpus):
     for address in ("::1", "[::1]"):
-        run = scan(host, plugin, clamd.plugin_options(transport="tcp6", Address=address),
-                   [corpus["eicar.com"], corpus["clean.exe"]])
+        run = scan(
+            host,
+            plugin,
+            clamd.plugin_options(transport="tcp6", Address=address),
+            [corpus["eicar.com"], corpus["clean.exe"]],
+        )
         assert [r["verdict"] for r in run.events("scan")] == ["VIRUS_FOUND", "OK"]
         assert any(f"[::1]:{clamd.port}" in m for m in run.logs())
 
 
 def test_address_as_host_name(host, plugin, clamd, corpus):
-    run = scan(host, plugin, clamd.plugin_options(Address="localhost"),
-               [corpus["eicar.com"], corpus["clean.exe"]])
+    run = scan(
+        host,
+        plugin,
+        clamd.plugin_options(Address="localhost"),
+        [corpus["eicar.com"], corpus["clean.exe"]],
+    )
     assert [r["verdict"] for r in run.events("scan")] == ["VIRUS_FOUND", "OK"]
 
 
 def test_options_are_listed_with_defaults(host, plugin):
     with FakeClamd("ok") as fake:  # lets plugin_init succeed at once
-        run = avhost(host, plugin, "info", fake.plugin_options(ChunkSize=4096), "--cycles", "1",
-                     timeout=120)
+        run = avhost(
+            host, plugin, "info", fake.plugin_options(ChunkSize=4096), "--cycles", "1", timeout=120
+        )
     assert run.events("init")[0]["result"] == 1, run
     load = run.events("load")[0]
     after = {o["name"]: o["value"] for o in load["options_after"]}
     assert after["Port"] == str(fake.port) and after["ChunkSize"] == "4096"
     options = {o["name"]: o["value"] for o in load["options"]}
-    assert options == {"Address": "127.0.0.1", "Port": "3310", "StartupTimeout": "90",
-                       "LocalSocket": "", "ScanTimeout": "120", "ChunkSize": "65536",
-                       "MaxFileSize": "0", "KeepAliveInterval": "10", "FdPass": "auto",
-                       "ClamdConf": ""}
+    assert options == {
+        "Address": "127.0.0.1",
+        "Port": "3310",
+        "StartupTimeout": "90",
+        "LocalSocket": "",
+        "ScanTimeout": "120",
+        "ChunkSize": "65536",
+        "MaxFileSize": "0",
+        "KeepAliveInterval": "10",
+        "FdPass": "auto",
+        "ClamdConf": "",
+    }
 
 
 @pytest.mark.parametrize("vi_size", [0, 1, 8])
 def test_virus_name_truncated_to_vi_size(host, plugin, clamd, corpus, vi_size):
-    run = scan(host, plugin, clamd.plugin_options(), [corpus["eicar.com"]],
-               "--vi-size", vi_size)
+    run = scan(host, plugin, clamd.plugin_options(), [corpus["eicar.com"]], "--vi-size", vi_size)
     record = run.events("scan")[0]
     assert record["verdict"] == "VIRUS_FOUND"
     if vi_size:
-        assert record["vir_info"] == EICAR_NAME[:vi_size - 1]
+        assert record["vir_info"] == EICAR_NAME[: vi_size - 1]
 
 
 def test_option_values_are_trimmed_on_both_sides(host, plugin, clamd, corpus):
     """strtol forgave " 3407" but not "3407 "; every value now reads trimmed, while
     get_plugin_config still reports it exactly as set (avhost checks that)."""
     port = str(clamd.port)
-    for name, value in (("Port", f" {port}"), ("Port", f"{port} "), ("Port", f"  {port}  "),
-                        ("Address", " 127.0.0.1 "), ("Address", "  localhost")):
-        run = scan(host, plugin, clamd.plugin_options(**{name: value}),
-                   [corpus["eicar.com"], corpus["clean.exe"]])
+    for name, value in (
+        ("Port", f" {port}"),
+        ("Port", f"{port} "),
+        ("Port", f"  {port}  "),
+        ("Address", " 127.0.0.1 "),
+        ("Address", "  localhost"),
+    ):
+        run = scan(
+            host,
+            plugin,
+            clamd.plugin_options(**{name: value}),
+            [corpus["eicar.com"], corpus["clean.exe"]],
+        )
         init = run.events("init")[0]
         assert init["result"] == 1, (name, value, run)
         assert [r["verdict"] for r in run.events("scan")] == ["VIRUS_FOUND", "OK"], run
@@ -174,6 +207,7 @@ def test_option_values_are_trimmed_on_both_sides(host, plugin, clamd, corpus):
 
 
 # --- sizes ---
+
 
 def test_100_mib_file_with_bounded_memory(host, plugin, tmp_path, corpus):
     big = write_random(tmp_path / "big.bin", 100 * MiB)
@@ -204,21 +238,36 @@ def test_files_over_4_gib(host, plugin, clamd, tmp_path, arch):
 
 # --- clamd's availability ---
 
+
 def test_clamd_not_running_at_init(host, plugin):
     port = free_port()
-    run = avhost(host, plugin, "scan", {"Port": str(port), "StartupTimeout": "1"}, "/etc/hostname",
-                 timeout=120)
+    run = avhost(
+        host,
+        plugin,
+        "scan",
+        {"Port": str(port), "StartupTimeout": "1"},
+        "/etc/hostname",
+        timeout=120,
+    )
     init = run.events("init")[0]
     assert init["result"] == 0
-    assert init["error"].startswith(f"cannot connect to clamd at 127.0.0.1:{port}: connection refused")
+    assert init["error"].startswith(
+        f"cannot connect to clamd at 127.0.0.1:{port}: connection refused"
+    )
     assert "is clamav-daemon running" in init["error"]
     assert "StartupTimeout" in init["error"]  # and 1 was clamped up to 10 s
 
 
 def test_missing_unix_socket_at_init(host, plugin, tmp_path):
     path = tmp_path / "absent.sock"
-    run = avhost(host, plugin, "scan", {"LocalSocket": str(path), "StartupTimeout": "10"},
-                 "/etc/hostname", timeout=120)
+    run = avhost(
+        host,
+        plugin,
+        "scan",
+        {"LocalSocket": str(path), "StartupTimeout": "10"},
+        "/etc/hostname",
+        timeout=120,
+    )
     init = run.events("init")[0]
     assert init["result"] == 0
     assert f"cannot connect to clamd at {path}" in init["error"]
@@ -268,10 +317,19 @@ def test_keepalive_keeps_the_session(serve, tmp_path, corpus):
 
 # --- concurrency and life cycle ---
 
+
 def test_eight_threads_concurrently(host, plugin, clamd, corpus):
     names = ["clean.exe", "eicar.com", "eicar.zip", "testsig.txt", "eicarpwd.zip", "empty.file"]
-    run = scan(host, plugin, clamd.plugin_options(), [corpus[n] for n in names],
-               "--threads", "8", "--repeat", "8")
+    run = scan(
+        host,
+        plugin,
+        clamd.plugin_options(),
+        [corpus[n] for n in names],
+        "--threads",
+        "8",
+        "--repeat",
+        "8",
+    )
     by_path = {str(corpus[n]): n for n in names}
     scans = run.events("scan")
     assert len(scans) == 8 * len(names)
@@ -285,8 +343,14 @@ def test_eight_threads_concurrently(host, plugin, clamd, corpus):
 
 
 def test_init_close_init_in_one_process(host, plugin, clamd, corpus):
-    run = scan(host, plugin, clamd.plugin_options(), [corpus["eicar.com"], corpus["clean.exe"]],
-               "--cycles", "3")
+    run = scan(
+        host,
+        plugin,
+        clamd.plugin_options(),
+        [corpus["eicar.com"], corpus["clean.exe"]],
+        "--cycles",
+        "3",
+    )
     assert [r["result"] for r in run.events("init")] == [1, 1, 1]
     assert [r["result"] for r in run.events("close")] == [1, 1, 1]
     assert [r["verdict"] for r in run.events("scan")] == ["VIRUS_FOUND", "OK"]
@@ -295,6 +359,7 @@ def test_init_close_init_in_one_process(host, plugin, clamd, corpus):
 
 
 # --- faults only a fake clamd produces ---
+
 
 def fake_scan(host, plugin, mode, files, **options):
     with FakeClamd(mode) as fake:
@@ -318,8 +383,9 @@ def test_stall_past_scan_timeout(host, plugin, corpus):
 
 @pytest.mark.parametrize("mode", ["overlong", "garbage", "wrong_id", "close_mid"])
 def test_bad_replies_fail_the_file_only(host, plugin, corpus, mode):
-    run, fake = fake_scan(host, plugin, mode, [corpus["clean.exe"], corpus["eicar.tmp"]],
-                          ScanTimeout=5)
+    run, fake = fake_scan(
+        host, plugin, mode, [corpus["clean.exe"], corpus["eicar.tmp"]], ScanTimeout=5
+    )
     for record in run.events("scan"):
         assert record["verdict"] == "FAILED", record
         assert record["vir_info"].isascii()
@@ -391,9 +457,11 @@ def test_descriptors_are_close_on_exec(artifact, clamd, corpus, toolchain, trans
     timerfd) inherited by a child outlives the plugin's use of it. Every socket and
     anonymous-inode descriptor of the plugin process, looked at while a clamd
     session is open, must carry O_CLOEXEC."""
-    s = Server(artifact("avhost", toolchain=toolchain, arch=arch),
-               artifact("avir_clam.so", toolchain=toolchain, arch=arch),
-               clamd.plugin_options(transport=transport))
+    s = Server(
+        artifact("avhost", toolchain=toolchain, arch=arch),
+        artifact("avir_clam.so", toolchain=toolchain, arch=arch),
+        clamd.plugin_options(transport=transport),
+    )
     try:
         # After a scan the worker keeps its IDSESSION open for the next file.
         assert s.scan(corpus["eicar.com"])["verdict"] == "VIRUS_FOUND", s.records
@@ -403,15 +471,19 @@ def test_descriptors_are_close_on_exec(artifact, clamd, corpus, toolchain, trans
     finally:
         s.close()
     assert s.violations() == []
-    checked = {fd: target for fd, (target, _) in fds.items()
-               if target.startswith(("socket:", "anon_inode:"))}
-    leaking = {fd: target for fd, (target, flags) in fds.items()
-               if fd in checked and not flags & O_CLOEXEC}
+    checked = {
+        fd: target
+        for fd, (target, _) in fds.items()
+        if target.startswith(("socket:", "anon_inode:"))
+    }
+    leaking = {
+        fd: target for fd, (target, flags) in fds.items() if fd in checked and not flags & O_CLOEXEC
+    }
     assert leaking == {}, f"inherited by every child the product starts: {leaking}"
     # Positive controls, so that the check cannot pass by looking at nothing.
     sockets = [t for t in checked.values() if t.startswith("socket:")]
     if transport == "tcp":
-        assert any(t[len("socket:["):-1] in session for t in sockets), (checked, session)
+        assert any(t[len("socket:[") : -1] in session for t in sockets), (checked, session)
     else:
         assert len(sockets) >= 2, checked  # avhost's own channel and the clamd session
     assert any("eventpoll" in t for t in checked.values()), checked  # Asio's reactor
@@ -421,8 +493,12 @@ def test_descriptors_are_close_on_exec(artifact, clamd, corpus, toolchain, trans
 
 ENCRYPTED_WARNING = "passes encrypted archives as clean: set AlertEncrypted yes in clamd.conf"
 # The table of clam/src/discovery.cpp, in its order.
-STOCK_SOCKETS = ["/var/run/clamav/clamd.ctl", "/run/clamav/clamd.ctl",
-                 "/run/clamd.scan/clamd.sock", "/var/run/clamd.scan/clamd.sock"]
+STOCK_SOCKETS = [
+    "/var/run/clamav/clamd.ctl",
+    "/run/clamav/clamd.ctl",
+    "/run/clamd.scan/clamd.sock",
+    "/var/run/clamd.scan/clamd.sock",
+]
 
 
 def test_alert_encrypted_yes_gives_no_warning(host, plugin, clamd, corpus):
@@ -437,8 +513,12 @@ def test_alert_encrypted_no_is_warned_about_at_init(host, plugin, tmp_path, corp
     clean: the plugin cannot change that, but plugin_init says so, naming the setting."""
     with Clamd(tmp_path / "clamd", alert_encrypted=False) as c:
         for transport in ("tcp", "unix"):
-            run = scan(host, plugin, c.plugin_options(transport=transport),
-                       [corpus["eicarpwd.zip"], corpus["eicar.com"]])
+            run = scan(
+                host,
+                plugin,
+                c.plugin_options(transport=transport),
+                [corpus["eicarpwd.zip"], corpus["eicar.com"]],
+            )
             assert run.events("init")[0]["result"] == 1, run  # a warning, not a failure
             warnings = [m for m in run.logs() if ENCRYPTED_WARNING in m]
             where = str(c.socket_path) if transport == "unix" else f"127.0.0.1:{c.port}"
@@ -453,8 +533,9 @@ LIMITS_WARNING = "reports a file over its limits as clean"
 def test_alert_exceeds_max_yes_gives_no_warning(host, plugin, clamd, corpus):
     run = scan(host, plugin, clamd.plugin_options("unix"), [corpus["eicar.com"]])
     assert not any(LIMITS_WARNING in m for m in run.logs()), run.logs()
-    assert any("reports files over its limits" in m and "MaxRecursion" in m
-               for m in run.logs()), run.logs()
+    assert any("reports files over its limits" in m and "MaxRecursion" in m for m in run.logs()), (
+        run.logs()
+    )
 
 
 def test_alert_exceeds_max_no_is_warned_about_at_init(host, plugin, tmp_path, corpus):
@@ -464,8 +545,9 @@ def test_alert_exceeds_max_no_is_warned_about_at_init(host, plugin, tmp_path, co
     tests/test_clam_limits.py has the stock Debian configuration's cases."""
     big = write_random(tmp_path / "big.bin", 2 * MiB)
     with Clamd(tmp_path / "clamd", alert_exceeds_max=False, stream_max_length=MiB) as c:
-        run = scan(host, plugin, c.plugin_options("unix", FdPass="on", ClamdConf=c.conf_path),
-                   [big])
+        run = scan(
+            host, plugin, c.plugin_options("unix", FdPass="on", ClamdConf=c.conf_path), [big]
+        )
         assert run.events("init")[0]["result"] == 1, run  # a warning, not a failure
         warnings = [m for m in run.logs() if LIMITS_WARNING in m]
         assert len(warnings) == 1 and "AlertExceedsMax no" in warnings[0], run.logs()
@@ -504,8 +586,12 @@ def test_discovery_finds_clamd_on_a_stock_socket(host, plugin, tmp_path, corpus)
         pytest.skip(f"{folder} exists (a clamd of this machine?): not touching it")
     try:
         with Clamd(tmp_path / "clamd", tcp=False, socket_path=folder / "clamd.sock"):
-            run = scan(host, plugin, {"StartupTimeout": "10"},  # every address option at its default
-                       [corpus["eicar.com"], corpus["clean.exe"]])
+            run = scan(
+                host,
+                plugin,
+                {"StartupTimeout": "10"},  # every address option at its default
+                [corpus["eicar.com"], corpus["clean.exe"]],
+            )
     finally:
         for p in folder.iterdir():
             p.unlink()
@@ -539,8 +625,11 @@ def test_address_other_than_the_defaults_is_used_as_before(host, plugin, clamd, 
 
 # --- FdPass: the open file passed to clamd (FILDES) or streamed (INSTREAM) ---
 
-MODES = {"TCP INSTREAM": ("tcp", "auto"), "UNIX INSTREAM": ("unix", "off"),
-         "UNIX FILDES": ("unix", "on")}
+MODES = {
+    "TCP INSTREAM": ("tcp", "auto"),
+    "UNIX INSTREAM": ("unix", "off"),
+    "UNIX FILDES": ("unix", "on"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -583,8 +672,12 @@ def test_verdict_table_is_the_same_in_both_modes(host, plugin, clamd, table_file
     yes): streamed or passed, every file gets the same verdict and the same name."""
     table = {}
     for mode, (transport, fd_pass) in MODES.items():
-        run = scan(host, plugin, clamd.plugin_options(transport, FdPass=fd_pass),
-                   [p for p, _ in table_files.values()])
+        run = scan(
+            host,
+            plugin,
+            clamd.plugin_options(transport, FdPass=fd_pass),
+            [p for p, _ in table_files.values()],
+        )
         assert any(FILDES_USED in m for m in run.logs()) == (fd_pass == "on"), (mode, run.logs())
         scans = run.scans()
         table[mode] = {case: scans[str(p)] for case, (p, _) in table_files.items()}
@@ -593,8 +686,13 @@ def test_verdict_table_is_the_same_in_both_modes(host, plugin, clamd, table_file
         for case in table_files:
             print(f"{case:28}" + "".join(f"{table[m][case]['verdict']:>16}" for m in MODES))
     for case, (_, verdict) in table_files.items():
-        got = {m: (table[m][case]["verdict"], table[m][case]["vir_info"] if verdict ==
-                   "VIRUS_FOUND" else "") for m in MODES}
+        got = {
+            m: (
+                table[m][case]["verdict"],
+                table[m][case]["vir_info"] if verdict == "VIRUS_FOUND" else "",
+            )
+            for m in MODES
+        }
         assert set(got.values()) == {got["UNIX FILDES"]}, (case, got)
         assert got["UNIX FILDES"][0] == verdict, (case, got)
     over = table["UNIX FILDES"]["limit + 1 byte"]["vir_info"]
@@ -605,24 +703,42 @@ def test_max_file_size_option_applies_to_passed_files(host, plugin, clamd, table
     """The plugin's own limit holds in both modes: an over-limit file is never handed over."""
     at_limit, _ = table_files["EICAR at the limit"]
     for fd_pass in ("off", "on"):
-        run = scan(host, plugin, clamd.plugin_options("unix", FdPass=fd_pass,
-                                                      MaxFileSize=STREAM_MAX - 1), [at_limit])
+        run = scan(
+            host,
+            plugin,
+            clamd.plugin_options("unix", FdPass=fd_pass, MaxFileSize=STREAM_MAX - 1),
+            [at_limit],
+        )
         record = run.events("scan")[0]
-        assert record["verdict"] == "IMPOSSIBLE" and "over MaxFileSize" in record["vir_info"], record
+        assert record["verdict"] == "IMPOSSIBLE" and "over MaxFileSize" in record["vir_info"], (
+            record
+        )
         assert not any(FILDES_USED in m for m in run.logs())
 
 
 def test_fd_pass_on_over_tcp_fails_init(host, plugin, clamd, corpus):
-    run = avhost(host, plugin, "scan", clamd.plugin_options("tcp", FdPass="on"),
-                 corpus["eicar.com"], timeout=120)
+    run = avhost(
+        host,
+        plugin,
+        "scan",
+        clamd.plugin_options("tcp", FdPass="on"),
+        corpus["eicar.com"],
+        timeout=120,
+    )
     init = run.events("init")[0]
     assert init["result"] == 0
     assert "FdPass=on needs clamd's UNIX socket" in init["error"], init
 
 
 def test_fd_pass_bad_value_fails_init(host, plugin, clamd, corpus):
-    run = avhost(host, plugin, "scan", clamd.plugin_options("unix", FdPass="yes"),
-                 corpus["eicar.com"], timeout=120)
+    run = avhost(
+        host,
+        plugin,
+        "scan",
+        clamd.plugin_options("unix", FdPass="yes"),
+        corpus["eicar.com"],
+        timeout=120,
+    )
     init = run.events("init")[0]
     assert init["result"] == 0 and 'FdPass="yes" is not auto, on or off' in init["error"], init
 
@@ -641,8 +757,12 @@ def test_fake_clamd_receives_the_open_file(host, plugin, corpus, short_socket_pa
     """What arrives is the file the plugin opened: its size and first bytes."""
     path = short_socket_path
     with FakeClamd("ok", unix_path=path) as fake:
-        run = scan(host, plugin, fake.plugin_options(FdPass="on"),
-                   [corpus["eicar.com"], corpus["clean.exe"]])
+        run = scan(
+            host,
+            plugin,
+            fake.plugin_options(FdPass="on"),
+            [corpus["eicar.com"], corpus["clean.exe"]],
+        )
     assert [r["verdict"] for r in run.events("scan")] == ["OK", "OK"]
     assert fake.fildes == 2 and fake.instreams == 0
     for (size, head), name in zip(fake.passed, ["eicar.com", "clean.exe"]):
@@ -651,7 +771,9 @@ def test_fake_clamd_receives_the_open_file(host, plugin, corpus, short_socket_pa
 
 
 @pytest.mark.parametrize("mode", ["refuse_fd", "unknown_fd"])
-def test_refused_descriptor_falls_back_to_instream_once(host, plugin, corpus, mode, short_socket_path):
+def test_refused_descriptor_falls_back_to_instream_once(
+    host, plugin, corpus, mode, short_socket_path
+):
     """FdPass=auto: the refused file is streamed on a fresh session, so are the
     next ones, and the fallback is logged once."""
     path = short_socket_path
@@ -669,8 +791,12 @@ def test_refused_descriptor_falls_back_to_instream_once(host, plugin, corpus, mo
 def test_refused_descriptor_with_fd_pass_on_fails_the_file(host, plugin, corpus, short_socket_path):
     path = short_socket_path
     with FakeClamd("refuse_fd", unix_path=path) as fake:
-        run = scan(host, plugin, fake.plugin_options(FdPass="on"),
-                   [corpus["eicar.com"], corpus["clean.exe"]])
+        run = scan(
+            host,
+            plugin,
+            fake.plugin_options(FdPass="on"),
+            [corpus["eicar.com"], corpus["clean.exe"]],
+        )
     for record in run.events("scan"):
         assert record["verdict"] == "FAILED", record
         assert "refused the descriptor" in record["vir_info"] and "FdPass=on" in record["vir_info"]
@@ -726,13 +852,19 @@ class Forwarder:
                     pass
 
 
-def test_socket_forwarder_to_clamd_falls_back_to_instream(host, plugin, clamd, corpus, short_socket_path):
+def test_socket_forwarder_to_clamd_falls_back_to_instream(
+    host, plugin, clamd, corpus, short_socket_path
+):
     """The real clamd behind a forwarder answers FILDES with "No file descriptor
     received": FdPass=auto streams instead, with the verdicts of the direct socket."""
     path = short_socket_path
     with Forwarder(path, clamd.port):
-        run = scan(host, plugin, clamd.plugin_options("unix", LocalSocket=str(path)),
-                   [corpus["eicar.com"], corpus["clean.exe"], corpus["eicarpwd.zip"]])
+        run = scan(
+            host,
+            plugin,
+            clamd.plugin_options("unix", LocalSocket=str(path)),
+            [corpus["eicar.com"], corpus["clean.exe"], corpus["eicarpwd.zip"]],
+        )
     assert [r["verdict"] for r in run.events("scan")] == ["VIRUS_FOUND", "OK", "IMPOSSIBLE"], run
     notes = [m for m in run.logs() if "does not take file descriptors" in m]
     assert len(notes) == 1 and "No file descriptor received" in notes[0], run.logs()

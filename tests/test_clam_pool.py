@@ -5,6 +5,7 @@ the other, a restarted one is used again, all down is FAILED naming every instan
 Each clamd is a private one (avkit.check.clamd); which one scanned a file is read from
 its own log (clamd logs every detection, so the tests scan the EICAR file).
 """
+
 import shutil
 import tempfile
 import time
@@ -70,8 +71,9 @@ def found(clamd, at_least, wait=5.0):
 
 
 def assert_all_found(records):
-    assert [(r["verdict"], r["vir_info"]) for r in records] == \
-        [("VIRUS_FOUND", EICAR_NAME)] * len(records), records
+    assert [(r["verdict"], r["vir_info"]) for r in records] == [("VIRUS_FOUND", EICAR_NAME)] * len(
+        records
+    ), records
 
 
 @pytest.mark.parametrize("transport", ["tcp", "unix"])
@@ -103,13 +105,19 @@ def test_killed_instance_is_skipped_then_used_again(two_clamds, eicar, serve, tr
     after_kill = scan_virus(server, eicar, 10)
     assert_all_found(after_kill)  # not one FAILED: the dead one is retried elsewhere, then skipped
     assert found(b, b_before + 10) - b_before == 10
-    assert any(f"127.0.0.1:{a.port}" in m or str(a.socket_path) in m for m in server.logs()
-               if "skipped until it answers again" in m), server.logs()
+    assert any(
+        f"127.0.0.1:{a.port}" in m or str(a.socket_path) in m
+        for m in server.logs()
+        if "skipped until it answers again" in m
+    ), server.logs()
 
     a.start()
     # The background probe finds it within a second or two; bounded wait, no timing verdict.
     deadline = time.monotonic() + 30
-    while not any("answers again: scans use it" in m for m in server.logs()) and time.monotonic() < deadline:
+    while (
+        not any("answers again: scans use it" in m for m in server.logs())
+        and time.monotonic() < deadline
+    ):
         server.scan(eicar)
         time.sleep(0.2)
     a_before = a.found_count()
@@ -143,8 +151,9 @@ def test_stalled_instance_times_out_and_the_scan_goes_elsewhere(two_clamds, eica
     try:
         records = scan_virus(server, eicar, 6)
         assert_all_found(records)  # the one that met the frozen clamd was scanned by b
-        assert any("no answer within ScanTimeout=5 s" in m and "skipped" in m
-                   for m in server.logs()), server.logs()
+        assert any(
+            "no answer within ScanTimeout=5 s" in m and "skipped" in m for m in server.logs()
+        ), server.logs()
     finally:
         a.thaw()
 
@@ -155,8 +164,9 @@ def test_init_with_one_instance_down_uses_the_other(two_clamds, eicar, serve):
     server = serve(pool_options([a, b]))
     assert_all_found(scan_virus(server, eicar, 4))
     assert found(b, 4) == 4
-    assert any(f"127.0.0.1:{a.port}" in m and "does not answer" in m for m in server.logs()), \
+    assert any(f"127.0.0.1:{a.port}" in m and "does not answer" in m for m in server.logs()), (
         server.logs()
+    )
 
 
 def test_init_fails_when_no_instance_answers(two_clamds, host, plugin, eicar):
@@ -170,24 +180,42 @@ def test_init_fails_when_no_instance_answers(two_clamds, host, plugin, eicar):
     assert f"127.0.0.1:{a.port}" in text and f"127.0.0.1:{b.port}" in text, text
 
 
-@pytest.mark.parametrize("address, why", [
-    ("127.0.0.1:3310, host:", "is not host, host:port"),
-    ("[::1:3310", "is not host, host:port"),
-    (" , ", "lists no host"),
-])
+@pytest.mark.parametrize(
+    "address, why",
+    [
+        ("127.0.0.1:3310, host:", "is not host, host:port"),
+        ("[::1:3310", "is not host, host:port"),
+        (" , ", "lists no host"),
+    ],
+)
 def test_bad_pool_entries_are_named_at_init(host, plugin, eicar, address, why):
-    run = client.run(host, "scan", plugin, eicar, options={"Address": address, "StartupTimeout": "10"},
-                     timeout=120)
+    run = client.run(
+        host,
+        "scan",
+        plugin,
+        eicar,
+        options={"Address": address, "StartupTimeout": "10"},
+        timeout=120,
+    )
     text = run.stdout + run.stderr
     assert why in text, text
 
 
 @pytest.mark.parametrize("transport", ["tcp", "unix"])
-def test_failover_run_has_no_failed_after_the_failover_second(host, plugin, short_folder,
-                                                              transport):
+def test_failover_run_has_no_failed_after_the_failover_second(
+    host, plugin, short_folder, transport
+):
     """The failover run (avkit/stress/failover.py), short: one clamd killed under load."""
-    report = failover.failover(short_folder, plugin, host, workers=4, seconds=4.0, kill_at=1.5,
-                               transport=transport, limit=100_000)
+    report = failover.failover(
+        short_folder,
+        plugin,
+        host,
+        workers=4,
+        seconds=4.0,
+        kill_at=1.5,
+        transport=transport,
+        limit=100_000,
+    )
     phases = report["phases"]
     assert phases["before"]["scans"] > 0 and phases["after"]["scans"] > 0, report
     assert phases["after"]["verdicts"]["FAILED"] == 0, report
@@ -205,13 +233,25 @@ def test_reloads_with_a_pool_leave_no_thread_or_descriptor(two_clamds, host, plu
     on 4 threads leave the descriptors and threads they started with."""
     a, b = two_clamds
     a.stop()
-    run = client.run(host, "scan", plugin, eicar, eicar, "--threads", 4, "--reloads", 20,
-                     options=pool_options([a, b]), timeout=300)
+    run = client.run(
+        host,
+        "scan",
+        plugin,
+        eicar,
+        eicar,
+        "--threads",
+        4,
+        "--reloads",
+        20,
+        options=pool_options([a, b]),
+        timeout=300,
+    )
     assert run.violations() == [], run
     assert run.returncode == 0, run
     unloads = run.events("unload")
     assert len(unloads) == 20
     assert {(u["fds_before_load"], u["fds_after_unload"]) for u in unloads} == {
-        (unloads[0]["fds_before_load"],) * 2}
+        (unloads[0]["fds_before_load"],) * 2
+    }
     assert {(u["threads_before_load"], u["threads_after_unload"]) for u in unloads} == {(1, 1)}
     assert set(run.verdicts()) == {"VIRUS_FOUND"}, run

@@ -7,6 +7,7 @@ ends within ConnectTimeout + ScanTimeout x (3 + ceil(S / 1 MiB)) (for avir_clam.
 ConnectTimeout is min(StartupTimeout, ScanTimeout)). The machine is loaded: the
 assertions keep generous slack on top of the bound, never under it.
 """
+
 import math
 import os
 import subprocess
@@ -31,8 +32,15 @@ def bound_ms(size: int, connect_timeout: int) -> int:
 
 def scan_one(under_test, name, options, path, timeout=300):
     """One scan through avhost; the host must survive it and the verdict be FAILED."""
-    run = client.run(under_test("avhost"), "scan", under_test(name), path, options=options,
-                     timeout=timeout * SLOW, decode_files=True)
+    run = client.run(
+        under_test("avhost"),
+        "scan",
+        under_test(name),
+        path,
+        options=options,
+        timeout=timeout * SLOW,
+        decode_files=True,
+    )
     assert run.violations() == [], run
     assert run.events("crash") == [] and run.events("restart") == [], run
     scans = run.events("scan")
@@ -80,8 +88,9 @@ def test_clam_upload_that_trickles_for_ever_ends_at_the_bound(under_test, tmp_pa
     assert record["verdict"] == "FAILED", record
     assert "trickled.bin" in record["vir_info"], record
     assert "ScanTimeout" in record["vir_info"], record
-    assert SCAN_TIMEOUT * 1000 <= record["ms"] <= bound_ms(size, SCAN_TIMEOUT) + SLACK_MS * SLOW, \
+    assert SCAN_TIMEOUT * 1000 <= record["ms"] <= bound_ms(size, SCAN_TIMEOUT) + SLACK_MS * SLOW, (
         record
+    )
 
 
 def test_clam_fildes_reply_drip_ends_at_scan_timeout(under_test, tmp_path):
@@ -123,6 +132,7 @@ def test_icap_answer_that_drips_ends_at_scan_timeout(under_test, tmp_path):
 def test_scan_deadline_unit_tests(tmp_path):
     """netplugin::scan_deadline computes the formula above (deadline_test.cpp)."""
     from test_clam_parser import NETPLUGIN, _build
+
     program = _build(tmp_path / "deadline_test", [NETPLUGIN / "tests" / "deadline_test.cpp"])
     result = subprocess.run([str(program)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

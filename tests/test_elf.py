@@ -1,6 +1,7 @@
 """ELF facts of the release plugins (every avir_*.so of the release dist folder: the
 sample plugin always, the ClamAV plugin once it is built), checked against readelf
 as an independent oracle, plus the avkit.elf helpers themselves."""
+
 import re
 import subprocess
 
@@ -20,8 +21,9 @@ def glibc_floor():
 
 
 def readelf(*args):
-    return subprocess.run(["readelf", "-W", *map(str, args)], capture_output=True, text=True,
-                          check=True).stdout
+    return subprocess.run(
+        ["readelf", "-W", *map(str, args)], capture_output=True, text=True, check=True
+    ).stdout
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +42,19 @@ def test_class_and_machine(plugins):
 
 def test_exactly_one_exported_function(plugins):
     for so in plugins:
-        defined = [line.split() for line in readelf("--dyn-syms", so).splitlines()
-                   if re.match(r"\s*\d+:", line)]
-        exported = [f for f in defined if f[6] != "UND" and f[4] in ("GLOBAL", "WEAK")
-                    and f[5] in ("DEFAULT", "PROTECTED") and len(f) > 7]
+        defined = [
+            line.split()
+            for line in readelf("--dyn-syms", so).splitlines()
+            if re.match(r"\s*\d+:", line)
+        ]
+        exported = [
+            f
+            for f in defined
+            if f[6] != "UND"
+            and f[4] in ("GLOBAL", "WEAK")
+            and f[5] in ("DEFAULT", "PROTECTED")
+            and len(f) > 7
+        ]
         assert [(f[3], f[7]) for f in exported] == [("FUNC", "get_plugin_extended_iface")], so
         assert elf.exported_symbols(so) == ["get_plugin_extended_iface"]
 

@@ -5,6 +5,7 @@ are back. Driven through `avhost serve` (one plugin process across requests)
 whose plugin process gets a lower RLIMIT_NOFILE or RLIMIT_AS with prlimit while
 it runs, against the real clamd and the real c-icap.
 """
+
 import os
 import resource
 from pathlib import Path
@@ -83,8 +84,9 @@ THREAD_STACK = 8 * 1024 * 1024
 @pytest.mark.parametrize("transport", ["tcp", "unix"])
 @pytest.mark.parametrize("limit", ["nofile", "as"])
 @pytest.mark.parametrize("name", PLUGINS)
-def test_scans_fail_cleanly_without_resources_and_recover(request, under_test, files, name,
-                                                          limit, transport):
+def test_scans_fail_cleanly_without_resources_and_recover(
+    request, under_test, files, name, limit, transport
+):
     if name == "avir_icap.so" and transport == "unix":
         pytest.skip("ICAP is TCP only")
     if name == "avir_icap.so" and limit == "as":

@@ -15,6 +15,7 @@ AVKIT_SANITIZED=1 runs the same cases against the ASan+UBSan build
 (dist/i386-gcc-asan/, `python -m avkit build --toolchain gcc --sanitize`);
 `python -m avkit sanitize` does that and checks that no sanitizer report was written.
 """
+
 import os
 import shutil
 import socket
@@ -43,13 +44,16 @@ SLOW = 3 if SANITIZED else 1
 
 # --- the binaries under test ---
 
+
 @pytest.fixture(scope="session")
 def dist_dir():
     d = paths.dist_dir("gcc", sanitize=True) if SANITIZED else paths.dist_dir("zig")
     for name in ("avhost", "avir_clam.so"):
         if not (d / name).exists():
-            pytest.fail(f"{d / name} is missing: build it first (python -m avkit build"
-                        f"{' --toolchain gcc --sanitize' if SANITIZED else ''})")
+            pytest.fail(
+                f"{d / name} is missing: build it first (python -m avkit build"
+                f"{' --toolchain gcc --sanitize' if SANITIZED else ''})"
+            )
     return d
 
 
@@ -68,8 +72,16 @@ decode = client.raw_text
 
 def avhost(host, plugin, mode, options, *args, timeout=300, user=None):
     prefix = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] if user else []
-    return client.run(host, mode, plugin, *args, options=options, timeout=timeout * SLOW,
-                      prefix=prefix, decode_files=True)
+    return client.run(
+        host,
+        mode,
+        plugin,
+        *args,
+        options=options,
+        timeout=timeout * SLOW,
+        prefix=prefix,
+        decode_files=True,
+    )
 
 
 def assert_survived(run):
@@ -93,6 +105,7 @@ def scan(host, plugin, options, files, *args, **kw):
 
 # --- fixtures: files and clamd ---
 
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     return write_corpus(tmp_path_factory.mktemp("corpus"))
@@ -100,8 +113,9 @@ def corpus(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clamd(tmp_path_factory):
-    with Clamd(tmp_path_factory.mktemp("clamd"), stream_max_length=8 * MiB,
-               max_threads=16, max_queue=200) as c:
+    with Clamd(
+        tmp_path_factory.mktemp("clamd"), stream_max_length=8 * MiB, max_threads=16, max_queue=200
+    ) as c:
         yield c
 
 
@@ -120,12 +134,14 @@ class Server(client.Serve):
     def assert_survived(self):
         assert self.violations() == [], self.records
         assert not self.events("restart") and not self.events("crash"), self.records
-        assert not [r for r in self.events("scan") if r["verdict"] in ("ERROR", "CRASHED")], \
+        assert not [r for r in self.events("scan") if r["verdict"] in ("ERROR", "CRASHED")], (
             self.records
+        )
         assert self.returncode == 0, self.records
 
 
 # --- clamd killed in the middle of a scan ---
+
 
 def test_clamd_killed_during_a_large_scan(host, plugin, tmp_path, corpus):
     big = write_random(tmp_path / "big.bin", 96 * MiB)
@@ -157,6 +173,7 @@ def test_clamd_killed_during_a_large_scan(host, plugin, tmp_path, corpus):
 
 # --- clamd that stalls: every worker answers within the bound ---
 
+
 @pytest.fixture
 def fake_socket():
     """A UNIX socket path for FakeClamd, short enough for sun_path; its folder goes at the end."""
@@ -166,16 +183,24 @@ def fake_socket():
 
 
 @pytest.mark.parametrize("fd_pass", ["tcp", "on"])
-def test_stalled_clamd_answers_within_scan_timeout_on_every_thread(host, plugin, corpus, fd_pass,
-                                                                   fake_socket):
+def test_stalled_clamd_answers_within_scan_timeout_on_every_thread(
+    host, plugin, corpus, fd_pass, fake_socket
+):
     """Streamed over TCP or passed as a descriptor over the UNIX socket (FILDES):
     a clamd that takes the file and never answers costs ScanTimeout, not more."""
     unix = fake_socket if fd_pass == "on" else None
     with FakeClamd("stall", unix_path=unix) as fake:
         files = [corpus["clean.exe"], corpus["eicar.com"], corpus["eicar.tmp"], corpus["eicar.zip"]]
         extra = {"FdPass": "on"} if unix else {}
-        run = scan(host, plugin, fake.plugin_options(ScanTimeout=5, **extra), files,
-                   "--threads", 4, timeout=120)
+        run = scan(
+            host,
+            plugin,
+            fake.plugin_options(ScanTimeout=5, **extra),
+            files,
+            "--threads",
+            4,
+            timeout=120,
+        )
     if unix:
         assert fake.fildes == 4 and fake.instreams == 0
     scans = run.events("scan")
@@ -189,12 +214,14 @@ def test_stalled_clamd_answers_within_scan_timeout_on_every_thread(host, plugin,
 
 # --- ScanTimeout is a deadline for the verdict, not a silence timer ---
 
+
 def test_dripping_clamd_is_cut_off_at_scan_timeout(host, plugin, corpus):
     """One byte every 2 s is never 5 s of silence: before, such a clamd held the
     worker for ever. From the end of the upload, ScanTimeout bounds the whole wait."""
     with FakeClamd("drip") as fake:
-        run = scan(host, plugin, fake.plugin_options(ScanTimeout=5), [corpus["clean.exe"]],
-                   timeout=90)
+        run = scan(
+            host, plugin, fake.plugin_options(ScanTimeout=5), [corpus["clean.exe"]], timeout=90
+        )
     record = run.events("scan")[0]
     assert record["verdict"] == "FAILED", record  # the file failed, not the plugin (ERROR)
     assert "did not answer within ScanTimeout=5 s" in record["vir_info"], record
@@ -230,11 +257,13 @@ def test_stalled_upload_is_cut_off_after_scan_timeout_of_silence(host, plugin, t
 
 # --- replies a real clamd does not produce on demand ---
 
+
 @pytest.mark.parametrize("mode", ["overlong", "overlong_1m"])
 def test_overlong_reply_is_explained(host, plugin, corpus, mode):
     with FakeClamd(mode) as fake:
-        run = scan(host, plugin, fake.plugin_options(ScanTimeout=5), [corpus["clean.exe"]],
-                   timeout=120)
+        run = scan(
+            host, plugin, fake.plugin_options(ScanTimeout=5), [corpus["clean.exe"]], timeout=120
+        )
     record = run.events("scan")[0]
     assert record["verdict"] == "FAILED", record
     info = record["vir_info"]
@@ -243,15 +272,18 @@ def test_overlong_reply_is_explained(host, plugin, corpus, mode):
     assert "Element not found" not in info, record
 
 
-@pytest.mark.parametrize("mode, command", [("overlong_ping", "PING"),
-                                           ("overlong_version", "VERSION")])
+@pytest.mark.parametrize(
+    "mode, command", [("overlong_ping", "PING"), ("overlong_version", "VERSION")]
+)
 def test_overlong_reply_at_init_is_explained(host, plugin, mode, command):
     with FakeClamd(mode) as fake:
         run = avhost(host, plugin, "scan", fake.plugin_options(), "/etc/hostname", timeout=120)
     init = run.events("init")[0]
     assert init["result"] == 0, run
-    assert f"did not answer {command}: clamd's reply exceeded 1024 bytes without a terminator" \
-        in init["error"], init
+    assert (
+        f"did not answer {command}: clamd's reply exceeded 1024 bytes without a terminator"
+        in init["error"]
+    ), init
     assert "Element not found" not in init["error"], init
 
 
@@ -272,7 +304,7 @@ class ReplyFake(FakeClamd):
         mode = self.mode
         if mode == "trickle":  # a correct reply, one byte per segment
             for i in range(len(prefix + b"stream: OK\0")):
-                conn.sendall((prefix + b"stream: OK\0")[i:i + 1])
+                conn.sendall((prefix + b"stream: OK\0")[i : i + 1])
                 time.sleep(0.002)
             return True
         if mode == "two_replies":  # an extra unsolicited line after the real answer
@@ -285,21 +317,29 @@ class ReplyFake(FakeClamd):
         return mode != "size_error"  # clamd closes the connection after that one
 
 
-@pytest.mark.parametrize("mode, verdict, text", [
-    ("size_error", "IMPOSSIBLE", "StreamMaxLength"),
-    ("error", "FAILED", "Can't allocate memory"),
-    ("long_found", "FAILED", "clean.exe"),
-    ("nonascii_found", "FAILED", "clean.exe"),  # a non-printable name is not trusted
-    ("empty", "FAILED", "clean.exe"),
-    ("no_prefix", "FAILED", "clean.exe"),
-    ("encrypted", "IMPOSSIBLE", "Encrypted"),
-    ("trickle", "OK", ""),
-    ("two_replies", "OK", ""),
-])
+@pytest.mark.parametrize(
+    "mode, verdict, text",
+    [
+        ("size_error", "IMPOSSIBLE", "StreamMaxLength"),
+        ("error", "FAILED", "Can't allocate memory"),
+        ("long_found", "FAILED", "clean.exe"),
+        ("nonascii_found", "FAILED", "clean.exe"),  # a non-printable name is not trusted
+        ("empty", "FAILED", "clean.exe"),
+        ("no_prefix", "FAILED", "clean.exe"),
+        ("encrypted", "IMPOSSIBLE", "Encrypted"),
+        ("trickle", "OK", ""),
+        ("two_replies", "OK", ""),
+    ],
+)
 def test_reply(host, plugin, corpus, mode, verdict, text):
     with ReplyFake(mode) as fake:
-        run = scan(host, plugin, fake.plugin_options(ScanTimeout=5),
-                   [corpus["clean.exe"], corpus["clean.exe"]], timeout=120)
+        run = scan(
+            host,
+            plugin,
+            fake.plugin_options(ScanTimeout=5),
+            [corpus["clean.exe"], corpus["clean.exe"]],
+            timeout=120,
+        )
     for record in run.events("scan"):
         if mode == "long_found" and record["verdict"] == "VIRUS_FOUND":
             # Accepting an over-long name is fine as long as it is cut to vi_size.
@@ -314,6 +354,7 @@ def test_reply(host, plugin, corpus, mode, verdict, text):
 
 # --- size limit at the boundary (MaxFileSize) ---
 
+
 @pytest.mark.parametrize("fd_pass", ["off", "on"])
 def test_max_file_size_boundary(host, plugin, corpus, fd_pass, fake_socket):
     size = corpus["clean.exe"].stat().st_size
@@ -321,16 +362,20 @@ def test_max_file_size_boundary(host, plugin, corpus, fd_pass, fake_socket):
     with FakeClamd("ok", unix_path=unix) as fake:
         sent = (lambda: fake.fildes) if unix else (lambda: fake.instreams)
         opts = {"FdPass": fd_pass}
-        run = scan(host, plugin, fake.plugin_options(MaxFileSize=size, **opts), [corpus["clean.exe"]])
+        run = scan(
+            host, plugin, fake.plugin_options(MaxFileSize=size, **opts), [corpus["clean.exe"]]
+        )
         assert run.events("scan")[0]["verdict"] == "OK" and sent() == 1
-        run = scan(host, plugin, fake.plugin_options(MaxFileSize=size - 1, **opts),
-                   [corpus["clean.exe"]])
+        run = scan(
+            host, plugin, fake.plugin_options(MaxFileSize=size - 1, **opts), [corpus["clean.exe"]]
+        )
         record = run.events("scan")[0]
         assert record["verdict"] == "IMPOSSIBLE" and f"{size} bytes" in record["vir_info"], record
         assert sent() == 1  # not sent
 
 
 # --- files: unreadable, directories, symlinks, FIFOs, empty ---
+
 
 def test_empty_file_is_clean_without_clamd(host, plugin, corpus):
     with FakeClamd("ok") as fake:
@@ -385,10 +430,15 @@ def test_symlinks_and_non_files(host, plugin, clamd, corpus, tmp_path, fd_pass):
     folder.mkdir()
     dirlink = tmp_path / "dirlink"
     dirlink.symlink_to(folder)
-    options = clamd.plugin_options("unix", FdPass="on") if fd_pass == "on" else clamd.plugin_options()
+    options = (
+        clamd.plugin_options("unix", FdPass="on") if fd_pass == "on" else clamd.plugin_options()
+    )
     run = scan(host, plugin, options, [link, chain, dangling, loop, folder, dirlink, "/dev/null"])
     scans = run.scans()
-    assert (scans[str(link)]["verdict"], scans[str(link)]["vir_info"]) == ("VIRUS_FOUND", EICAR_NAME)
+    assert (scans[str(link)]["verdict"], scans[str(link)]["vir_info"]) == (
+        "VIRUS_FOUND",
+        EICAR_NAME,
+    )
     assert scans[str(chain)]["verdict"] == "VIRUS_FOUND"
     assert "No such file" in scans[str(dangling)]["vir_info"]
     assert "symbolic links" in scans[str(loop)]["vir_info"]
@@ -403,8 +453,9 @@ def test_fifo_does_not_hang_the_worker(host, plugin, corpus, tmp_path):
     os.mkfifo(fifo)
     with FakeClamd("ok") as fake:
         try:
-            run = avhost(host, plugin, "scan", fake.plugin_options(), fifo, corpus["clean.exe"],
-                         timeout=10)
+            run = avhost(
+                host, plugin, "scan", fake.plugin_options(), fifo, corpus["clean.exe"], timeout=10
+            )
         except subprocess.TimeoutExpired:
             # Release the orphaned avhost child blocked in open(2) on the FIFO.
             for _ in range(3):
@@ -420,6 +471,7 @@ def test_fifo_does_not_hang_the_worker(host, plugin, corpus, tmp_path):
 
 # --- LocalSocket: permanent errors fail plugin_init at once, with the right hint ---
 
+
 def test_socket_without_permission_fails_at_once(host, plugin, dist_dir):
     """A socket the plugin's user may not open (clamd's LocalSocketMode/Group) is
     not worth StartupTimeout of retries: plugin_init fails at once, saying who
@@ -433,8 +485,15 @@ def test_socket_without_permission_fails_at_once(host, plugin, dist_dir):
             listener.bind(str(path))
             listener.listen(1)
             path.chmod(0)
-            run = avhost(host, plugin, "scan", {"LocalSocket": str(path), "StartupTimeout": "60"},
-                         "/etc/hostname", timeout=60, user=user)
+            run = avhost(
+                host,
+                plugin,
+                "scan",
+                {"LocalSocket": str(path), "StartupTimeout": "60"},
+                "/etc/hostname",
+                timeout=60,
+                user=user,
+            )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     init = run.events("init")[0]
@@ -457,8 +516,14 @@ def test_local_socket_that_cannot_be_clamd_fails_at_once(host, plugin, tmp_path,
     else:
         path = tmp_path / "no-such-folder" / "clamd.ctl"
         expected = f"the folder {path.parent} does not exist"
-    run = avhost(host, plugin, "scan", {"LocalSocket": str(path), "StartupTimeout": "60"},
-                 "/etc/hostname", timeout=60)
+    run = avhost(
+        host,
+        plugin,
+        "scan",
+        {"LocalSocket": str(path), "StartupTimeout": "60"},
+        "/etc/hostname",
+        timeout=60,
+    )
     init = run.events("init")[0]
     assert init["result"] == 0, run
     assert init["error"].startswith(f"cannot connect to clamd at {path}: "), init
@@ -467,6 +532,7 @@ def test_local_socket_that_cannot_be_clamd_fails_at_once(host, plugin, tmp_path,
 
 
 # --- files over 4 GiB: the 32-bit target must not wrap offsets or sizes ---
+
 
 class CountingFake(FakeClamd):
     """Receives the whole stream, counting bytes and keeping its last 64; answers
@@ -507,7 +573,7 @@ class CountingFake(FakeClamd):
             got = conn.recv_into(view, min(len(scratch), n))
             if not got:
                 raise ConnectionError("client went away")
-            last = (last + bytes(view[max(0, got - 64):got]))[-64:]
+            last = (last + bytes(view[max(0, got - 64) : got]))[-64:]
             n -= got
         return last, pending
 
@@ -530,8 +596,13 @@ def test_sparse_file_over_4_gib_is_sent_whole(host, plugin, tmp_path):
         f.seek(size - len(marker))
         f.write(marker)
     with CountingFake("ok") as fake:
-        run = scan(host, plugin, fake.plugin_options(ChunkSize=1048576, ScanTimeout=600),
-                   [sparse], timeout=600)
+        run = scan(
+            host,
+            plugin,
+            fake.plugin_options(ChunkSize=1048576, ScanTimeout=600),
+            [sparse],
+            timeout=600,
+        )
     record = run.events("scan")[0]
     expected = f"N{size}.T{(bytes(64 - len(marker)) + marker).hex()}"
     assert record["verdict"] == "VIRUS_FOUND", record
@@ -540,12 +611,18 @@ def test_sparse_file_over_4_gib_is_sent_whole(host, plugin, tmp_path):
 
 # --- vi_size 1 on the error and impossible paths (virus names: test_clam_plugin.py) ---
 
+
 def test_vi_size_1_on_every_kind_of_answer(host, plugin, clamd, corpus):
-    files = [corpus["nonexisting.file"], corpus["eicarpwd.zip"], corpus["clean.exe"],
-             corpus["eicar.zip"]]
+    files = [
+        corpus["nonexisting.file"],
+        corpus["eicarpwd.zip"],
+        corpus["clean.exe"],
+        corpus["eicar.zip"],
+    ]
     run = scan(host, plugin, clamd.plugin_options(MaxFileSize=1000), files, "--vi-size", 1)
-    verdicts = {Path(decode(r["file"])).name: (r["verdict"], r["vir_info"])
-                for r in run.events("scan")}
+    verdicts = {
+        Path(decode(r["file"])).name: (r["verdict"], r["vir_info"]) for r in run.events("scan")
+    }
     assert verdicts["nonexisting.file"] == ("FAILED", "")
     assert verdicts["eicarpwd.zip"] == ("IMPOSSIBLE", "")
     assert verdicts["clean.exe"] == ("IMPOSSIBLE", "")  # over MaxFileSize
@@ -553,6 +630,7 @@ def test_vi_size_1_on_every_kind_of_answer(host, plugin, clamd, corpus):
 
 
 # --- UTF-8 and very long file names ---
+
 
 def test_utf8_file_names(host, plugin, clamd, tmp_path):
     folder = tmp_path / "přílohy žluťoučký kůň"
@@ -606,13 +684,32 @@ def test_file_names_near_path_max(host, plugin, clamd, tmp_path):
 
 # --- concurrency and life cycle ---
 
+
 def test_64_threads_concurrently(host, plugin, clamd, corpus):
-    expected = {"clean.exe": "OK", "eicar.com": "VIRUS_FOUND", "eicar.zip": "VIRUS_FOUND",
-                "testsig.txt": "VIRUS_FOUND", "eicarpwd.zip": "IMPOSSIBLE", "empty.file": "OK",
-                "nonexisting.file": "FAILED", "eicar.tmp": "VIRUS_FOUND"}
+    expected = {
+        "clean.exe": "OK",
+        "eicar.com": "VIRUS_FOUND",
+        "eicar.zip": "VIRUS_FOUND",
+        "testsig.txt": "VIRUS_FOUND",
+        "eicarpwd.zip": "IMPOSSIBLE",
+        "empty.file": "OK",
+        "nonexisting.file": "FAILED",
+        "eicar.tmp": "VIRUS_FOUND",
+    }
     files = [corpus[n] for n in expected]
-    run = scan(host, plugin, clamd.plugin_options(), files, "--threads", 64, "--max-workers", 64,
-               "--repeat", 24, timeout=300)
+    run = scan(
+        host,
+        plugin,
+        clamd.plugin_options(),
+        files,
+        "--threads",
+        64,
+        "--max-workers",
+        64,
+        "--repeat",
+        24,
+        timeout=300,
+    )
     scans = run.events("scan")
     assert len(scans) == 24 * len(files)
     for record in scans:
@@ -628,8 +725,16 @@ def test_1000_init_close_cycles(host, plugin, clamd, corpus):
     cycles = 200 if SANITIZED else 1000
     # Over the UNIX socket: over TCP each plugin_init waits ~40 ms for clamd's VERSION
     # reply (clamd writes it in two segments; Nagle holds the second for our delayed ACK).
-    run = scan(host, plugin, clamd.plugin_options(transport="unix"),
-               [corpus["eicar.com"], corpus["clean.exe"]], "--cycles", cycles, "--no-logs", timeout=600)
+    run = scan(
+        host,
+        plugin,
+        clamd.plugin_options(transport="unix"),
+        [corpus["eicar.com"], corpus["clean.exe"]],
+        "--cycles",
+        cycles,
+        "--no-logs",
+        timeout=600,
+    )
     inits, closes = run.events("init"), run.events("close")
     assert len(inits) == len(closes) == cycles
     assert all(r["result"] == 1 for r in inits)

@@ -8,6 +8,7 @@ announces the length before the body (Content-Length, Preview), so a file whose
 size reads 0 but holds data is IMPOSSIBLE, and a file found longer after a clean
 answer is FAILED ("grew while it was being scanned").
 """
+
 import os
 import socket
 import threading
@@ -23,8 +24,16 @@ MiB = 1024 * 1024
 
 
 def scan(under_test, name, options, *paths, env=None):
-    run = client.run(under_test("avhost"), "scan", under_test(name), *paths, options=options,
-                     timeout=120, decode_files=True, env=env)
+    run = client.run(
+        under_test("avhost"),
+        "scan",
+        under_test(name),
+        *paths,
+        options=options,
+        timeout=120,
+        decode_files=True,
+        env=env,
+    )
     assert run.violations() == [], run
     assert run.events("crash") == [] and run.events("restart") == [], run
     scans = run.events("scan")
@@ -35,14 +44,22 @@ def scan(under_test, name, options, *paths, env=None):
 
 # --- sizes that read 0 ---
 
+
 @pytest.mark.parametrize("transport", ["tcp", "unix"])
 def test_clam_scans_a_proc_file_whose_size_reads_0(under_test, clamd, transport):
     """/proc/self/environ of the plugin's process, holding EICAR in a variable: it
     was passed as clean unread; it is streamed to its end, even over the UNIX socket
     where FdPass=auto would pass the descriptor (clamd would see st_size 0)."""
     env = dict(os.environ, KERIO_TEST_PAYLOAD=EICAR.decode("ascii"))
-    scans = scan(under_test, "avir_clam.so", clamd.plugin_options(transport=transport),
-                 "/proc/self/environ", "/proc/self/status", "/proc/self/mem", env=env)
+    scans = scan(
+        under_test,
+        "avir_clam.so",
+        clamd.plugin_options(transport=transport),
+        "/proc/self/environ",
+        "/proc/self/status",
+        "/proc/self/mem",
+        env=env,
+    )
     by_file = {s["file"]: s for s in scans}
     assert by_file["/proc/self/environ"]["verdict"] == "VIRUS_FOUND", scans
     assert by_file["/proc/self/environ"]["vir_info"] == EICAR_NAME, scans
@@ -53,8 +70,14 @@ def test_clam_scans_a_proc_file_whose_size_reads_0(under_test, clamd, transport)
 
 def test_icap_refuses_a_proc_file_whose_size_reads_0(under_test, icap):
     env = dict(os.environ, KERIO_TEST_PAYLOAD=EICAR.decode("ascii"))
-    scans = scan(under_test, "avir_icap.so", icap.plugin_options(),
-                 "/proc/self/environ", "/proc/self/mem", env=env)
+    scans = scan(
+        under_test,
+        "avir_icap.so",
+        icap.plugin_options(),
+        "/proc/self/environ",
+        "/proc/self/mem",
+        env=env,
+    )
     environ, mem = scans
     assert environ["verdict"] == "IMPOSSIBLE", scans
     assert "size reads 0" in environ["vir_info"], scans
@@ -62,6 +85,7 @@ def test_icap_refuses_a_proc_file_whose_size_reads_0(under_test, icap):
 
 
 # --- a file that grows while it is sent ---
+
 
 class PausingProxy:
     """TCP relay to `target` that holds a connection's upload once PAUSE_AFTER bytes

@@ -2,6 +2,7 @@
 (icap/src/icap_parser.cpp): its C++ tests (icap/tests/icap_parser_test.cpp) are built
 by CMake with the plugins, for each architecture, and run here through CTest.
 """
+
 import pytest
 
 from avkit import elf, facts

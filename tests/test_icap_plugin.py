@@ -9,6 +9,7 @@ signatures are the project's test ones, with AlertEncrypted yes and, here,
 AlertExceedsMax yes over a 1 MiB MaxFileSize (so a file over the engine's limit is
 "cannot tell" instead of clean).
 """
+
 import socket
 import subprocess
 import time
@@ -18,8 +19,14 @@ import pytest
 
 from avkit.check import avhost as client
 from avkit.check import kit_corpus
-from avkit.check.clamd import (EICAR_NAME, ENCRYPTED_NAME, TEST_SIGNATURE, TEST_SIGNATURE_NAME,
-                               Clamd, free_port)
+from avkit.check.clamd import (
+    EICAR_NAME,
+    ENCRYPTED_NAME,
+    TEST_SIGNATURE,
+    TEST_SIGNATURE_NAME,
+    Clamd,
+    free_port,
+)
 from avkit.check.clamd import ipv6_loopback_available
 from avkit.check.icap import CIcap, ClamdForIcap
 from avkit.facts import EICAR
@@ -44,8 +51,9 @@ PLUGIN = "avir_icap.so"
 
 
 def avhost(host, plugin, mode, options, *args, timeout=300):
-    return client.run(host, mode, plugin, *args, options=options, timeout=timeout,
-                      decode_files=True)
+    return client.run(
+        host, mode, plugin, *args, options=options, timeout=timeout, decode_files=True
+    )
 
 
 def assert_survived(run):
@@ -66,6 +74,7 @@ def scan(host, plugin, options, files, *args, timeout=300):
 
 
 # --- the real c-icap and the files ---
+
 
 @pytest.fixture(scope="module")
 def clamd(tmp_path_factory):
@@ -138,14 +147,17 @@ def test_kit_corpus_through_real_cicap(host, plugin, icap, kit, arch):
         if verdict == "FAILED":
             assert case["path"] in record["vir_info"], record
     assert set(table) == set(KIT_EXPECTED), "the kit has cases this test does not know"
-    assert any("C-ICAP" in m and f"icap://127.0.0.1:{icap.port}/{SCAN_EVERYTHING}" in m
-               for m in run.logs())
+    assert any(
+        "C-ICAP" in m and f"icap://127.0.0.1:{icap.port}/{SCAN_EVERYTHING}" in m for m in run.logs()
+    )
 
 
 def test_test_signature(host, plugin, icap, files):
     run = scan(host, plugin, icap.plugin_options(), [files["testsig.txt"], files["clean.bin"]])
     assert [(r["verdict"], r["vir_info"]) for r in run.events("scan")] == [
-        ("VIRUS_FOUND", TEST_SIGNATURE_NAME), ("OK", "")]
+        ("VIRUS_FOUND", TEST_SIGNATURE_NAME),
+        ("OK", ""),
+    ]
 
 
 def test_large_file_is_sent_whole(host, plugin, tmp_path, files):
@@ -154,13 +166,30 @@ def test_large_file_is_sent_whole(host, plugin, tmp_path, files):
     with ClamdForIcap(tmp_path / "clamd") as c, CIcap(tmp_path / "icap", c) as i:
         run = scan(host, plugin, i.plugin_options(), [files["big-eicar.bin"], files["clean.bin"]])
     assert [(r["verdict"], r["vir_info"]) for r in run.events("scan")] == [
-        ("VIRUS_FOUND", EICAR_NAME), ("OK", "")]
+        ("VIRUS_FOUND", EICAR_NAME),
+        ("OK", ""),
+    ]
 
 
 def test_eight_threads_concurrently(host, plugin, icap, kit):
-    names = ["clean.exe", "eicar.com", "eicar.zip", "eicarpwd.zip", "empty.file", "eicar-nested.zip"]
-    run = scan(host, plugin, icap.plugin_options(), [kit[n]["path"] for n in names],
-               "--threads", 8, "--repeat", 6)
+    names = [
+        "clean.exe",
+        "eicar.com",
+        "eicar.zip",
+        "eicarpwd.zip",
+        "empty.file",
+        "eicar-nested.zip",
+    ]
+    run = scan(
+        host,
+        plugin,
+        icap.plugin_options(),
+        [kit[n]["path"] for n in names],
+        "--threads",
+        8,
+        "--repeat",
+        6,
+    )
     by_path = {kit[n]["path"]: n for n in names}
     scans = run.events("scan")
     assert len(scans) == 6 * len(names)
@@ -176,10 +205,18 @@ def test_reloads_and_exit(artifact, icap, kit, toolchain, arch):
     exit(): avhost reports any thread, descriptor (or one without close-on-exec,
     caught by a program each worker executes) or destructor left behind."""
     names = ["eicar.com", "clean.exe", "eicarpwd.zip"]
-    run = client.run(artifact("avhost", toolchain=toolchain, arch=arch), "scan",
-                     artifact("avir_icap.so", toolchain=toolchain, arch=arch),
-                     *[kit[n]["path"] for n in names], "--threads", 4, "--reloads", 10,
-                     options=icap.plugin_options(), timeout=600)
+    run = client.run(
+        artifact("avhost", toolchain=toolchain, arch=arch),
+        "scan",
+        artifact("avir_icap.so", toolchain=toolchain, arch=arch),
+        *[kit[n]["path"] for n in names],
+        "--threads",
+        4,
+        "--reloads",
+        10,
+        options=icap.plugin_options(),
+        timeout=600,
+    )
     assert run.violations() == [], run
     assert run.returncode == 0, run
     unloads = run.events("unload")
@@ -187,13 +224,17 @@ def test_reloads_and_exit(artifact, icap, kit, toolchain, arch):
     assert {(u["threads_before_load"], u["threads_after_unload"]) for u in unloads} == {(1, 1)}
     assert len({(u["fds_before_load"], u["fds_after_unload"]) for u in unloads}) == 1
     verdicts = {(Path(r["file"]).name, r["verdict"]) for r in run.events("scan")}
-    assert verdicts == {("eicar.com", "VIRUS_FOUND"), ("clean.exe", "OK"),
-                        ("eicarpwd.zip", "IMPOSSIBLE")}
+    assert verdicts == {
+        ("eicar.com", "VIRUS_FOUND"),
+        ("clean.exe", "OK"),
+        ("eicarpwd.zip", "IMPOSSIBLE"),
+    }
 
 
 def test_init_close_cycles(host, plugin, icap, files):
-    run = scan(host, plugin, icap.plugin_options(), [files["eicar.com"], files["clean.bin"]],
-               "--cycles", 3)
+    run = scan(
+        host, plugin, icap.plugin_options(), [files["eicar.com"], files["clean.bin"]], "--cycles", 3
+    )
     assert [r["result"] for r in run.events("init")] == [1, 1, 1]
     assert run.verdicts() == ["VIRUS_FOUND", "OK"]
 
@@ -203,21 +244,37 @@ def test_options_are_listed_with_defaults(host, plugin):
         run = avhost(host, plugin, "info", fake.plugin_options(), "--cycles", "1", timeout=120)
     assert run.events("init")[0]["result"] == 1, run
     options = {o["name"]: o["value"] for o in run.events("load")[0]["options"]}
-    assert options == {"Server": "127.0.0.1", "Port": "1344", "Service": SCAN_EVERYTHING,
-                       "PreviewSize": "", "ConnectTimeout": "10", "StartupTimeout": "90",
-                       "ScanTimeout": "120", "MaxFileSize": "0", "ServiceMaxSize": "auto"}
+    assert options == {
+        "Server": "127.0.0.1",
+        "Port": "1344",
+        "Service": SCAN_EVERYTHING,
+        "PreviewSize": "",
+        "ConnectTimeout": "10",
+        "StartupTimeout": "90",
+        "ScanTimeout": "120",
+        "MaxFileSize": "0",
+        "ServiceMaxSize": "auto",
+    }
 
 
 # --- the protocol, as a server sees it ---
 
+
 def test_preview_ieof_and_one_persistent_connection(host, plugin, files):
     with FakeIcap() as fake:
-        run = scan(host, plugin, fake.plugin_options(),
-                   [files["small.bin"], files["clean.bin"], files["eicar.com"]])
+        run = scan(
+            host,
+            plugin,
+            fake.plugin_options(),
+            [files["small.bin"], files["clean.bin"], files["eicar.com"]],
+        )
     assert run.verdicts() == ["OK", "OK", "OK"]
     # The whole 100-byte file in the preview, with ieof; 64 KiB: preview, then the rest.
-    assert fake.bodies == [(str(100), True, 100), (str(PREVIEW), False, 64 * 1024),
-                           (str(len(EICAR)), True, len(EICAR))]
+    assert fake.bodies == [
+        (str(100), True, 100),
+        (str(PREVIEW), False, 64 * 1024),
+        (str(len(EICAR)), True, len(EICAR)),
+    ]
     assert fake.options == 1 and fake.connections == 2  # plugin_init's OPTIONS, then one kept
 
 
@@ -238,27 +295,39 @@ def test_max_file_size_is_impossible_without_sending(host, plugin, files):
     assert fake.respmods == 0
 
 
-@pytest.mark.parametrize("mode, verdict, text", [
-    ("violations", "VIRUS_FOUND", "Fake.Violation.Name"),
-    ("folded", "VIRUS_FOUND", "Fake.Folded.Name"),
-    ("virus_id", "VIRUS_FOUND", "Fake.VirusID.Name"),
-    ("blocked", "VIRUS_FOUND", "blocked by the ICAP server (HTTP 403)"),
-    ("preview_virus", "VIRUS_FOUND", "Fake.In.Preview"),
-    ("error500", "FAILED", "could not scan"),
-    # Answers that were OK before: an infection header that cannot be read, or contradicts.
-    ("violations_abc", "VIRUS_FOUND", 'unnamed threat (unreadable X-Violations-Found: "abc")'),
-    ("violations_neg", "VIRUS_FOUND", 'unnamed threat (unreadable X-Violations-Found: "-1")'),
-    ("infected_204", "VIRUS_FOUND", "Fake.In.204"),
-    ("bad_http", "FAILED", "unreadable HTTP status line"),
-    # c-icap's virus_scan (SendPercentData) blocks an infected file it began to pass so.
-    ("partial", "VIRUS_FOUND", "content changed by the ICAP server (32768 of 65536 bytes returned)"),
-    ("garbage", "FAILED", "not an ICAP response"),
-    ("close", "FAILED", "closed the connection"),
-])
+@pytest.mark.parametrize(
+    "mode, verdict, text",
+    [
+        ("violations", "VIRUS_FOUND", "Fake.Violation.Name"),
+        ("folded", "VIRUS_FOUND", "Fake.Folded.Name"),
+        ("virus_id", "VIRUS_FOUND", "Fake.VirusID.Name"),
+        ("blocked", "VIRUS_FOUND", "blocked by the ICAP server (HTTP 403)"),
+        ("preview_virus", "VIRUS_FOUND", "Fake.In.Preview"),
+        ("error500", "FAILED", "could not scan"),
+        # Answers that were OK before: an infection header that cannot be read, or contradicts.
+        ("violations_abc", "VIRUS_FOUND", 'unnamed threat (unreadable X-Violations-Found: "abc")'),
+        ("violations_neg", "VIRUS_FOUND", 'unnamed threat (unreadable X-Violations-Found: "-1")'),
+        ("infected_204", "VIRUS_FOUND", "Fake.In.204"),
+        ("bad_http", "FAILED", "unreadable HTTP status line"),
+        # c-icap's virus_scan (SendPercentData) blocks an infected file it began to pass so.
+        (
+            "partial",
+            "VIRUS_FOUND",
+            "content changed by the ICAP server (32768 of 65536 bytes returned)",
+        ),
+        ("garbage", "FAILED", "not an ICAP response"),
+        ("close", "FAILED", "closed the connection"),
+    ],
+)
 def test_fake_answers(host, plugin, files, mode, verdict, text):
     with FakeIcap(mode) as fake:
-        run = scan(host, plugin, fake.plugin_options(ScanTimeout=5),
-                   [files["clean.bin"], files["clean.bin"]], timeout=120)
+        run = scan(
+            host,
+            plugin,
+            fake.plugin_options(ScanTimeout=5),
+            [files["clean.bin"], files["clean.bin"]],
+            timeout=120,
+        )
     for record in run.events("scan"):
         assert record["verdict"] == verdict, record
         if verdict == "VIRUS_FOUND":
@@ -276,8 +345,13 @@ def test_content_returned_whole_is_clean(host, plugin, files):
     twice on one connection: a body that came in with its head was cut down to 1 KiB
     when the chunk-size line was read (the second file waited for ScanTimeout)."""
     with FakeIcap("echo") as fake:
-        run = scan(host, plugin, fake.plugin_options(ScanTimeout=5),
-                   [files["clean.bin"], files["clean.bin"], files["small.bin"]], timeout=120)
+        run = scan(
+            host,
+            plugin,
+            fake.plugin_options(ScanTimeout=5),
+            [files["clean.bin"], files["clean.bin"], files["small.bin"]],
+            timeout=120,
+        )
     assert run.verdicts() == ["OK", "OK", "OK"]
     assert fake.connections == 2
 
@@ -289,8 +363,13 @@ def test_content_returned_during_the_upload_is_failed_at_once(host, plugin, tmp_
     big = write_random(tmp_path / "big.bin", 16 * MiB)
     with FakeIcap("early_pass") as fake:
         start = time.monotonic()
-        run = scan(host, plugin, fake.plugin_options(ScanTimeout=60), [big, files["small.bin"]],
-                   timeout=120)
+        run = scan(
+            host,
+            plugin,
+            fake.plugin_options(ScanTimeout=60),
+            [big, files["small.bin"]],
+            timeout=120,
+        )
         seconds = time.monotonic() - start
     first, second = run.events("scan")
     assert first["verdict"] == "FAILED", first
@@ -309,11 +388,13 @@ def test_unread_answer_never_lands_on_the_next_file(host, plugin, files, mode):
     one VIRUS_FOUND) or the next file was FAILED "not an ICAP response"."""
     order = ["eicar.com", "clean.bin", "eicar.com", "small.bin", "clean.bin"]
     with FakeIcap(mode) as fake:
-        run = scan(host, plugin, fake.plugin_options(ScanTimeout=5), [files[n] for n in order],
-                   timeout=120)
+        run = scan(
+            host, plugin, fake.plugin_options(ScanTimeout=5), [files[n] for n in order], timeout=120
+        )
     infected = "VIRUS_FOUND" if mode == "smuggle" else "FAILED"
-    assert run.verdicts() == [infected if n == "eicar.com" else "OK" for n in order], \
-        run.events("scan")
+    assert run.verdicts() == [infected if n == "eicar.com" else "OK" for n in order], run.events(
+        "scan"
+    )
     for record in run.events("scan"):
         if record["verdict"] == "FAILED":
             assert "more than 64 trailer lines" in record["vir_info"], record
@@ -336,22 +417,30 @@ def test_hostile_virus_name_is_ascii_and_bounded(host, plugin, files):
 
 def test_dropped_connection_is_reopened_once(host, plugin, files):
     with FakeIcap("drop_after") as fake:
-        run = scan(host, plugin, fake.plugin_options(),
-                   [files["clean.bin"], files["eicar.com"], files["small.bin"]])
+        run = scan(
+            host,
+            plugin,
+            fake.plugin_options(),
+            [files["clean.bin"], files["eicar.com"], files["small.bin"]],
+        )
     assert run.verdicts() == ["OK", "OK", "OK"]
     assert fake.respmods == 3 and fake.connections == 1 + 3
 
 
 # --- plugin_init: the server, the port and the service named; permanent errors at once ---
 
+
 def test_server_down_at_init(host, plugin):
     port = free_port()
-    run = avhost(host, plugin, "scan", {"Port": port, "StartupTimeout": 2}, "/etc/hostname",
-                 timeout=120)
+    run = avhost(
+        host, plugin, "scan", {"Port": port, "StartupTimeout": 2}, "/etc/hostname", timeout=120
+    )
     init = run.events("init")[0]
     assert init["result"] == 0, run
     error = init["error"]
-    assert f"cannot connect to the ICAP server icap://127.0.0.1:{port}/{SCAN_EVERYTHING}: " in error, error
+    assert (
+        f"cannot connect to the ICAP server icap://127.0.0.1:{port}/{SCAN_EVERYTHING}: " in error
+    ), error
     assert "refused" in error.lower() and "StartupTimeout" in error, error
 
 
@@ -386,11 +475,17 @@ def test_startup_wait_speaks_every_10_s(host, plugin, server):
             listener.listen(8)
         else:
             listener.close()  # nobody listens: refused
-        records = timed_records(client.command(host, "info", plugin, "--cycles", 1,
-                                               options={"Port": port, "StartupTimeout": 22}),
-                                timeout=90)
-    waits = [r for r in records if r.get("event") == "log" and "waiting for the ICAP server" in
-             r.get("message", "")]
+        records = timed_records(
+            client.command(
+                host, "info", plugin, "--cycles", 1, options={"Port": port, "StartupTimeout": 22}
+            ),
+            timeout=90,
+        )
+    waits = [
+        r
+        for r in records
+        if r.get("event") == "log" and "waiting for the ICAP server" in r.get("message", "")
+    ]
     init = [r for r in records if r.get("event") == "init"]
     assert init and init[0]["result"] == 0, records
     assert waits, records
@@ -401,18 +496,29 @@ def test_startup_wait_speaks_every_10_s(host, plugin, server):
     times = [r["t"] for r in waits] + [init[0]["t"]]
     assert max(b - a for a, b in zip(times, times[1:])) < 12.5, times
     assert 18 < init[0]["t"] < 40, init
-    assert "(tried for 2" in init[0]["error"] and "of StartupTimeout=22 s)" in init[0]["error"], init
+    assert "(tried for 2" in init[0]["error"] and "of StartupTimeout=22 s)" in init[0]["error"], (
+        init
+    )
 
 
-@pytest.mark.parametrize("mode, text", [
-    ("options_404", "answered OPTIONS with ICAP 404"),
-    ("reqmod_only", "does not offer RESPMOD"),
-    ("options_garbage", "did not answer OPTIONS in ICAP"),
-])
+@pytest.mark.parametrize(
+    "mode, text",
+    [
+        ("options_404", "answered OPTIONS with ICAP 404"),
+        ("reqmod_only", "does not offer RESPMOD"),
+        ("options_garbage", "did not answer OPTIONS in ICAP"),
+    ],
+)
 def test_permanent_init_errors_fail_at_once(host, plugin, mode, text):
     with FakeIcap(mode) as fake:
-        run = avhost(host, plugin, "scan", fake.plugin_options(StartupTimeout=60),
-                     "/etc/hostname", timeout=120)
+        run = avhost(
+            host,
+            plugin,
+            "scan",
+            fake.plugin_options(StartupTimeout=60),
+            "/etc/hostname",
+            timeout=120,
+        )
     init = run.events("init")[0]
     assert init["result"] == 0, run
     assert text in init["error"] and f"icap://127.0.0.1:{fake.port}/avscan" in init["error"], init
@@ -421,9 +527,14 @@ def test_permanent_init_errors_fail_at_once(host, plugin, mode, text):
 
 
 def test_unknown_service_on_real_cicap(host, plugin, icap):
-    run = avhost(host, plugin, "scan", icap.plugin_options(Service="nosuchservice",
-                                                          StartupTimeout=60),
-                 "/etc/hostname", timeout=120)
+    run = avhost(
+        host,
+        plugin,
+        "scan",
+        icap.plugin_options(Service="nosuchservice", StartupTimeout=60),
+        "/etc/hostname",
+        timeout=120,
+    )
     init = run.events("init")[0]
     assert init["result"] == 0, run
     assert f"icap://127.0.0.1:{icap.port}/nosuchservice" in init["error"], init
@@ -432,6 +543,7 @@ def test_unknown_service_on_real_cicap(host, plugin, icap):
 
 
 # --- faults of the real server ---
+
 
 def test_cicap_restarted_between_scans(serve, tmp_path, files, clamd):
     with CIcap(tmp_path / "icap", clamd) as i:
@@ -454,8 +566,7 @@ def test_cicap_restarted_between_scans(serve, tmp_path, files, clamd):
 def test_cicap_max_keepalive_requests(host, plugin, tmp_path, files, clamd):
     """c-icap closes a connection after MaxKeepAliveRequests: the next scan reconnects."""
     with CIcap(tmp_path / "icap", clamd, max_keepalive_requests=2) as i:
-        run = scan(host, plugin, i.plugin_options(),
-                   [files["eicar.com"], files["clean.bin"]] * 4)
+        run = scan(host, plugin, i.plugin_options(), [files["eicar.com"], files["clean.bin"]] * 4)
     assert run.verdicts() == ["VIRUS_FOUND", "OK"] * 4
 
 
@@ -490,8 +601,10 @@ def test_cicap_killed_during_a_large_scan(serve, tmp_path, clamd, files):
         i.kill()
         record = s.next_record("scan", 60)
         assert record["verdict"] == "FAILED", record
-        assert "big.bin" in record["vir_info"] and f"icap://127.0.0.1:{i.port}/{SCAN_EVERYTHING}" in \
-            record["vir_info"], record
+        assert (
+            "big.bin" in record["vir_info"]
+            and f"icap://127.0.0.1:{i.port}/{SCAN_EVERYTHING}" in record["vir_info"]
+        ), record
         i.restart()
         for name, verdict in (("eicar.com", "VIRUS_FOUND"), ("clean.bin", "OK")):
             assert s.scan(files[name])["verdict"] == verdict
@@ -519,8 +632,10 @@ def stock_icap(tmp_path_factory):
     SendPercentData 5 above StartSendPercentDataAfter 2M, ScanFileTypes TEXT DATA
     EXECUTABLE ARCHIVE GIF JPEG MSOFFICE), over a clamd with Debian's stock limits
     (MaxFileSize 25M, MaxScanSize 100M, AlertExceedsMax no)."""
-    with Clamd(tmp_path_factory.mktemp("stock-clamd"), alert_exceeds_max=False) as c, \
-            CIcap(tmp_path_factory.mktemp("stock-icap"), c, stock=True) as i:
+    with (
+        Clamd(tmp_path_factory.mktemp("stock-clamd"), alert_exceeds_max=False) as c,
+        CIcap(tmp_path_factory.mktemp("stock-icap"), c, stock=True) as i,
+    ):
         yield i
 
 
@@ -543,15 +658,19 @@ def sized(tmp_path_factory):
 
 
 @pytest.mark.parametrize("service", ["virus_scan", "srv_clamav"])
-def test_stock_virus_scan_over_max_object_size_is_impossible(host, plugin, stock_icap, sized,
-                                                             files, service):
+def test_stock_virus_scan_over_max_object_size_is_impossible(
+    host, plugin, stock_icap, sized, files, service
+):
     """The stock virus_scan (and Debian's srv_clamav alias of it) answers 204 for a file
     over virus_scan.MaxObjectSize (5M) without scanning it, and nothing in its OPTIONS
     or its answer says so (checked: the same headers as for a clean file). Such a
     "clean" is IMPOSSIBLE, naming ServiceMaxSize; before, OK."""
-    run = scan(host, plugin, stock_icap.plugin_options(Service=service),
-               [sized["over-eicar.bin"], sized["over-clean.bin"], files["eicar.com"],
-                files["clean.bin"]])
+    run = scan(
+        host,
+        plugin,
+        stock_icap.plugin_options(Service=service),
+        [sized["over-eicar.bin"], sized["over-clean.bin"], files["eicar.com"], files["clean.bin"]],
+    )
     assert run.verdicts() == ["IMPOSSIBLE", "IMPOSSIBLE", "VIRUS_FOUND", "OK"], run
     for record in run.events("scan")[:2]:
         assert "over the 5242880 bytes the ICAP service" in record["vir_info"], record
@@ -559,39 +678,65 @@ def test_stock_virus_scan_over_max_object_size_is_impossible(host, plugin, stock
         assert "MaxObjectSize" in record["vir_info"], record
 
 
-def test_stock_virus_scan_passes_unscanned_without_service_max_size(host, plugin, stock_icap,
-                                                                    sized):
+def test_stock_virus_scan_passes_unscanned_without_service_max_size(
+    host, plugin, stock_icap, sized
+):
     """Why ServiceMaxSize=auto knows virus_scan: told there is no limit (0), the stock
     service's answer for an infected file over 5M is taken for what it says, clean."""
-    run = scan(host, plugin, stock_icap.plugin_options(Service="virus_scan", ServiceMaxSize=0),
-               [sized["over-eicar.bin"]])
+    run = scan(
+        host,
+        plugin,
+        stock_icap.plugin_options(Service="virus_scan", ServiceMaxSize=0),
+        [sized["over-eicar.bin"]],
+    )
     assert run.verdicts() == ["OK"]
 
 
 @pytest.mark.parametrize("service", ["avscan", SCAN_EVERYTHING])
 def test_stock_avscan_scans_over_max_object_size(host, plugin, stock_icap, sized, service):
-    run = scan(host, plugin, stock_icap.plugin_options(Service=service),
-               [sized["over-eicar.bin"], sized["over-clean.bin"], sized["mid-eicar.bin"],
-                sized["mid-clean.bin"]])
+    run = scan(
+        host,
+        plugin,
+        stock_icap.plugin_options(Service=service),
+        [
+            sized["over-eicar.bin"],
+            sized["over-clean.bin"],
+            sized["mid-eicar.bin"],
+            sized["mid-clean.bin"],
+        ],
+    )
     assert [(r["verdict"], r["vir_info"]) for r in run.events("scan")] == [
-        ("VIRUS_FOUND", EICAR_NAME), ("OK", ""), ("VIRUS_FOUND", EICAR_NAME), ("OK", "")]
+        ("VIRUS_FOUND", EICAR_NAME),
+        ("OK", ""),
+        ("VIRUS_FOUND", EICAR_NAME),
+        ("OK", ""),
+    ]
 
 
 @pytest.mark.parametrize("service", ["avscan", SCAN_EVERYTHING])
-def test_stock_clamd_behind_cicap_over_max_file_size_is_impossible(host, plugin, stock_icap,
-                                                                   sized, service):
+def test_stock_clamd_behind_cicap_over_max_file_size_is_impossible(
+    host, plugin, stock_icap, sized, service
+):
     """Behind c-icap, clamd with Debian's MaxFileSize 25M and AlertExceedsMax no reports
     a larger file as clean, and c-icap answers 204: ServiceMaxSize=auto knows c-icap's
     antivirus service (its OPTIONS) and makes that IMPOSSIBLE; told 0, the plugin takes
     the 204 for what it says (the false clean). Before: OK."""
-    run = scan(host, plugin, stock_icap.plugin_options(Service=service),
-               [sized["huge-eicar.bin"], sized["huge-clean.bin"], sized["over-eicar.bin"]])
+    run = scan(
+        host,
+        plugin,
+        stock_icap.plugin_options(Service=service),
+        [sized["huge-eicar.bin"], sized["huge-clean.bin"], sized["over-eicar.bin"]],
+    )
     assert run.verdicts() == ["IMPOSSIBLE", "IMPOSSIBLE", "VIRUS_FOUND"], run
     for record in run.events("scan")[:2]:
         assert "over the 26214400 bytes the ICAP service" in record["vir_info"], record
         assert "ServiceMaxSize=auto: clamd's MaxFileSize" in record["vir_info"], record
-    told = scan(host, plugin, stock_icap.plugin_options(Service=service, ServiceMaxSize=0),
-                [sized["huge-eicar.bin"]])
+    told = scan(
+        host,
+        plugin,
+        stock_icap.plugin_options(Service=service, ServiceMaxSize=0),
+        [sized["huge-eicar.bin"]],
+    )
     assert told.verdicts() == ["OK"]
 
 
@@ -600,8 +745,13 @@ def test_stock_virus_scan_send_percent_data(host, plugin, stock_icap, sized):
     begins returning the content before it has scanned it; finding a virus, it ends
     the content early, with HTTP 200 and no infection header. A content that does not
     come back whole is VIRUS_FOUND; a whole one (the clean file) OK."""
-    run = scan(host, plugin, stock_icap.plugin_options(Service="virus_scan", ScanTimeout=20),
-               [sized["mid-eicar.bin"], sized["mid-clean.bin"]] * 2, timeout=300)
+    run = scan(
+        host,
+        plugin,
+        stock_icap.plugin_options(Service="virus_scan", ScanTimeout=20),
+        [sized["mid-eicar.bin"], sized["mid-clean.bin"]] * 2,
+        timeout=300,
+    )
     records = run.events("scan")
     for record in records[0::2]:
         assert record["verdict"] in ("VIRUS_FOUND", "FAILED"), record
@@ -617,29 +767,41 @@ def test_stock_types_outside_scan_file_types(host, plugin, stock_icap, sized):
     """A limit of c-icap's virus_scan that no client can detect: a type outside
     virus_scan.ScanFileTypes (a PDF, PNG, MP3...) is answered 204 unscanned, by the
     avscan alias too. The plugin's default Service asks with force=on: scanned."""
-    skipped = scan(host, plugin, stock_icap.plugin_options(Service="avscan"),
-                   [sized["eicar.pdf"]])
+    skipped = scan(host, plugin, stock_icap.plugin_options(Service="avscan"), [sized["eicar.pdf"]])
     forced = scan(host, plugin, stock_icap.plugin_options(), [sized["eicar.pdf"]])
     assert skipped.verdicts() == ["OK"]
     assert [(r["verdict"], r["vir_info"]) for r in forced.events("scan")] == [
-        ("VIRUS_FOUND", EICAR_NAME)]
+        ("VIRUS_FOUND", EICAR_NAME)
+    ]
 
 
 def test_service_max_size_option(host, plugin, files):
     """ServiceMaxSize given: a clean answer for a larger file is IMPOSSIBLE naming it;
     a virus is still a virus; a bad value fails plugin_init naming the option."""
     with FakeIcap() as fake:
-        run = scan(host, plugin, fake.plugin_options(ServiceMaxSize="1K"),
-                   [files["clean.bin"], files["small.bin"]])
+        run = scan(
+            host,
+            plugin,
+            fake.plugin_options(ServiceMaxSize="1K"),
+            [files["clean.bin"], files["small.bin"]],
+        )
     assert run.verdicts() == ["IMPOSSIBLE", "OK"]
-    assert "over the 1024 bytes the ICAP service avscan is known to scan (ServiceMaxSize=1K)" in \
-        run.events("scan")[0]["vir_info"]
+    assert (
+        "over the 1024 bytes the ICAP service avscan is known to scan (ServiceMaxSize=1K)"
+        in run.events("scan")[0]["vir_info"]
+    )
     with FakeIcap("virus_id") as fake:
         run = scan(host, plugin, fake.plugin_options(ServiceMaxSize="1K"), [files["clean.bin"]])
     assert run.verdicts() == ["VIRUS_FOUND"]
     with FakeIcap() as fake:
-        run = avhost(host, plugin, "scan", fake.plugin_options(ServiceMaxSize="5X"),
-                     "/etc/hostname", timeout=60)
+        run = avhost(
+            host,
+            plugin,
+            "scan",
+            fake.plugin_options(ServiceMaxSize="5X"),
+            "/etc/hostname",
+            timeout=60,
+        )
     init = run.events("init")[0]
     assert init["result"] == 0 and 'option ServiceMaxSize="5X"' in init["error"], init
 
@@ -659,9 +821,15 @@ def test_stalled_upload_fails_after_scan_timeout_of_silence(host, plugin, tmp_pa
 
 def test_stalled_server_fails_every_thread_within_scan_timeout(host, plugin, files):
     with FakeIcap("stall") as fake:
-        run = scan(host, plugin, fake.plugin_options(ScanTimeout=5),
-                   [files["clean.bin"], files["eicar.com"], files["small.bin"],
-                    files["big-eicar.bin"]], "--threads", 4, timeout=120)
+        run = scan(
+            host,
+            plugin,
+            fake.plugin_options(ScanTimeout=5),
+            [files["clean.bin"], files["eicar.com"], files["small.bin"], files["big-eicar.bin"]],
+            "--threads",
+            4,
+            timeout=120,
+        )
     scans = run.events("scan")
     assert len(scans) == 4 and len({r["worker"] for r in scans}) > 1
     for record in scans:
@@ -684,21 +852,32 @@ def test_connect_deadline_at_init(host, plugin):
                 c.connect_ex(("127.0.0.1", port))
                 fillers.append(c)
             time.sleep(0.2)
-            run = avhost(host, plugin, "scan", {"Port": port, "StartupTimeout": 3,
-                                                "ConnectTimeout": 1}, "/etc/hostname",
-                         timeout=120)
+            run = avhost(
+                host,
+                plugin,
+                "scan",
+                {"Port": port, "StartupTimeout": 3, "ConnectTimeout": 1},
+                "/etc/hostname",
+                timeout=120,
+            )
         finally:
             for c in fillers:
                 c.close()
     init = run.events("init")[0]
     assert init["result"] == 0, run
-    assert f"cannot connect to the ICAP server icap://127.0.0.1:{port}/{SCAN_EVERYTHING}: timed out" in \
-        init["error"], init
+    assert (
+        f"cannot connect to the ICAP server icap://127.0.0.1:{port}/{SCAN_EVERYTHING}: timed out"
+        in init["error"]
+    ), init
 
 
 def test_server_as_host_name(host, plugin, icap, files):
-    run = scan(host, plugin, icap.plugin_options(Server="localhost"),
-               [files["eicar.com"], files["clean.bin"]])
+    run = scan(
+        host,
+        plugin,
+        icap.plugin_options(Server="localhost"),
+        [files["eicar.com"], files["clean.bin"]],
+    )
     assert run.verdicts() == ["VIRUS_FOUND", "OK"]
 
 
@@ -713,21 +892,25 @@ def test_ipv6_server(host, plugin, files, address):
 
 # --- prerequisites ---
 
+
 def test_missing_cicap_is_named_with_its_packages(monkeypatch, tmp_path):
     from avkit import prereqs
     from avkit.check import icap as icap_module
+
     monkeypatch.setenv("AVKIT_CICAP", "/nonexistent/c-icap")
     with pytest.raises(prereqs.UserError) as e:
         prereqs.require_for_session("tests")
     assert "c-icap with virus_scan" in str(e.value), e.value
-    assert "c-icap libc-icap-mod-virus-scan" in str(e.value) or \
-        ("c-icap" in str(e.value) and "libc-icap-mod-virus-scan" in str(e.value)), e.value
+    assert "c-icap libc-icap-mod-virus-scan" in str(e.value) or (
+        "c-icap" in str(e.value) and "libc-icap-mod-virus-scan" in str(e.value)
+    ), e.value
     monkeypatch.setattr(icap_module, "CICAP", "/nonexistent/c-icap")
     with pytest.raises(icap_module.CIcapError, match="apt-get install c-icap"):
         CIcap(tmp_path, clamd=None)
 
 
 # --- a pool of two c-icaps (Server as a list) ---
+
 
 @pytest.fixture
 def two_icaps(tmp_path, clamd):
@@ -773,13 +956,16 @@ def test_pool_spreads_and_fails_over(two_icaps, files, serve, arch):
     after = [server.scan(files["eicar.com"])["verdict"] for _ in range(8)]
     assert after == ["VIRUS_FOUND"] * 8, server.records[-20:]
     assert respmods(b, b_before + 8) - b_before == 8
-    assert any(f"127.0.0.1:{a.port}" in m and "skipped until it answers again" in m
-               for m in server.logs()), server.logs()
+    assert any(
+        f"127.0.0.1:{a.port}" in m and "skipped until it answers again" in m for m in server.logs()
+    ), server.logs()
 
     a.restart()  # the next scans ask it OPTIONS a second after it failed, then use it again
     deadline = time.monotonic() + 30
-    while not any("answers again" in m and "skipped" not in m for m in server.logs()) \
-            and time.monotonic() < deadline:
+    while (
+        not any("answers again" in m and "skipped" not in m for m in server.logs())
+        and time.monotonic() < deadline
+    ):
         server.scan(files["clean.bin"])
         time.sleep(0.2)
     a_before = respmods(a)
@@ -819,8 +1005,9 @@ def test_pool_starts_with_one_server_down(two_icaps, files, serve, host, plugin)
     a.stop()
     server = serve(pool_options([a, b]))
     assert server.scan(files["eicar.com"])["verdict"] == "VIRUS_FOUND"
-    assert any(f"127.0.0.1:{a.port}" in m and "skipped until it answers" in m
-               for m in server.logs()), server.logs()
+    assert any(
+        f"127.0.0.1:{a.port}" in m and "skipped until it answers" in m for m in server.logs()
+    ), server.logs()
     b.stop()
     run = avhost(host, plugin, "scan", pool_options([a, b]), files["eicar.com"], timeout=120)
     text = run.stdout + run.stderr

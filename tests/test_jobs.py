@@ -1,5 +1,6 @@
 """The long jobs' manners, checked cheaply: temporary folders removed (or kept and named),
 progress at least every 10 s from fuzz and soak, a bench chart that reads on its own."""
+
 import os
 import re
 import subprocess
@@ -29,6 +30,7 @@ def tmp_root(tmp_path, monkeypatch):
 
 
 # --- 3. temporary folders --------------------------------------------------------------
+
 
 def test_a_scratch_folder_goes_at_the_end_of_a_good_job(tmp_root):
     said = []
@@ -75,8 +77,11 @@ def test_an_interrupted_job_removes_its_folder(tmp_root):
 
 
 def test_no_job_makes_a_temporary_folder_but_through_workdir():
-    found = [p.relative_to(AVKIT.parent).as_posix() for p in AVKIT.rglob("*.py")
-             if "mkdtemp(" in p.read_text() and p.name != "workdir.py"]
+    found = [
+        p.relative_to(AVKIT.parent).as_posix()
+        for p in AVKIT.rglob("*.py")
+        if "mkdtemp(" in p.read_text() and p.name != "workdir.py"
+    ]
     assert found == []
 
 
@@ -111,10 +116,21 @@ def fake_bench(monkeypatch, fail: bool):
             return {}
 
     def fake_cell(clamd, transport, wname, files, n, *rest):
-        s = {"files_per_s": (10.0, 9.0, 11.0), "mb_per_s": (1.0, 1.0, 1.0),
-             "peak_rss_kb": (None, None, None), "open_fds": (None, None, None), "ratio": 1.0}
-        return {"transport": transport, "workload": wname, "threads": n, "files": len(files),
-                "bytes": 4096, "summary": {"raw clamd": s, "avir_clam.so": dict(s)}}
+        s = {
+            "files_per_s": (10.0, 9.0, 11.0),
+            "mb_per_s": (1.0, 1.0, 1.0),
+            "peak_rss_kb": (None, None, None),
+            "open_fds": (None, None, None),
+            "ratio": 1.0,
+        }
+        return {
+            "transport": transport,
+            "workload": wname,
+            "threads": n,
+            "files": len(files),
+            "bytes": 4096,
+            "summary": {"raw clamd": s, "avir_clam.so": dict(s)},
+        }
 
     monkeypatch.setattr(bench, "workloads", fake_workloads)
     monkeypatch.setattr(bench, "Clamd", FakeClamd)
@@ -123,9 +139,16 @@ def fake_bench(monkeypatch, fail: bool):
 
     def fake_pool(work, clam, host, quick):
         phases = failover.tally([], 1.0, 3.0)
-        return {"workers": 4, "transport": "tcp", "seconds": 3.0, "kill_at": 1.0,
-                "killed": "a (SIGKILL)", "scans": 0, "phases": phases,
-                "problems": failover.problems(phases)}
+        return {
+            "workers": 4,
+            "transport": "tcp",
+            "seconds": 3.0,
+            "kill_at": 1.0,
+            "killed": "a (SIGKILL)",
+            "scans": 0,
+            "phases": phases,
+            "problems": failover.problems(phases),
+        }
 
     monkeypatch.setattr(bench, "pool_row", fake_pool)
     dist = paths.dist_dir("zig")
@@ -136,14 +159,14 @@ def fake_bench(monkeypatch, fail: bool):
 
 def test_bench_removes_its_400_mb_folder(tmp_root, tmp_path, monkeypatch):
     seen = fake_bench(monkeypatch, fail=False)
-    assert bench.run_bench([1], ["tcp"], 1, True, [], tmp_path / "b.json",
-                           tmp_path / "b.png") == 0
+    assert bench.run_bench([1], ["tcp"], 1, True, [], tmp_path / "b.json", tmp_path / "b.png") == 0
     assert seen["work"].parent == tmp_root and not seen["work"].exists()
     assert list(tmp_root.iterdir()) == []
 
 
-def test_bench_keeps_clamd_folder_of_a_failed_run_and_says_where(tmp_root, tmp_path,
-                                                                  monkeypatch, capsys):
+def test_bench_keeps_clamd_folder_of_a_failed_run_and_says_where(
+    tmp_root, tmp_path, monkeypatch, capsys
+):
     seen = fake_bench(monkeypatch, fail=True)
     with pytest.raises(ClamdError):
         bench.run_bench([1], ["tcp"], 1, True, [], tmp_path / "b.json", tmp_path / "b.png")
@@ -155,12 +178,12 @@ def test_bench_keeps_clamd_folder_of_a_failed_run_and_says_where(tmp_root, tmp_p
 
 def test_bench_keep_keeps_everything(tmp_root, tmp_path, monkeypatch):
     seen = fake_bench(monkeypatch, fail=False)
-    bench.run_bench([1], ["tcp"], 1, True, [], tmp_path / "b.json", tmp_path / "b.png",
-                    keep=True)
+    bench.run_bench([1], ["tcp"], 1, True, [], tmp_path / "b.json", tmp_path / "b.png", keep=True)
     assert (seen["work"] / "files" / "s0.bin").exists()
 
 
 # --- 4. progress: soak --------------------------------------------------------------------
+
 
 def test_soak_prints_a_readable_line_while_it_runs(capsys):
     tally = soak.Tally()
@@ -174,8 +197,17 @@ def test_soak_prints_a_readable_line_while_it_runs(capsys):
         def restart(self):
             raise AssertionError("no restart planned")
 
-    samples, restarts = soak.watch([busy], os.getpid(), NoClamd(), [], tally, time.monotonic(),
-                                   total=100, every=0.2, sample_every=0.05)
+    samples, restarts = soak.watch(
+        [busy],
+        os.getpid(),
+        NoClamd(),
+        [],
+        tally,
+        time.monotonic(),
+        total=100,
+        every=0.2,
+        sample_every=0.05,
+    )
     lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("soak")]
     assert len(lines) >= 2 and samples and restarts == 0
     line = lines[-1]
@@ -187,11 +219,17 @@ def test_soak_prints_a_readable_line_while_it_runs(capsys):
 def report(**results):
     counts = {"OK": 640000, "wrong": 0, "FAILED": 12, "ERROR": 0, "CRASHED": 0, "other": 0}
     counts.update(results)
-    return {"workers": 64, "scans_per_worker": 10000, "scans": 640000, "seconds": 1234.5,
-            "restarts": 3, "results": counts,
-            "first_sample": {"fds": 20, "VmRSS": 10240, "Threads": 66},
-            "last_sample": {"fds": 21, "VmRSS": 10500, "Threads": 66},
-            "wrong_examples": []}
+    return {
+        "workers": 64,
+        "scans_per_worker": 10000,
+        "scans": 640000,
+        "seconds": 1234.5,
+        "restarts": 3,
+        "results": counts,
+        "first_sample": {"fds": 20, "VmRSS": 10240, "Threads": 66},
+        "last_sample": {"fds": 21, "VmRSS": 10500, "Threads": 66},
+        "wrong_examples": [],
+    }
 
 
 def test_soak_summary_is_for_people():
@@ -206,18 +244,19 @@ def test_soak_summary_says_why_it_failed():
     bad["last_sample"]["fds"] = 40
     bad["wrong_examples"] = [{"file": "/x/f001.eicar", "verdict": "OK"}]
     text = soak.summary_text(bad)
-    assert text.splitlines()[-1] == ("soak: FAIL: 2 wrong verdicts; descriptors grew by 20 "
-                                     "(limit 4)")
+    assert text.splitlines()[-1] == (
+        "soak: FAIL: 2 wrong verdicts; descriptors grew by 20 (limit 4)"
+    )
     assert "wrong: /x/f001.eicar: OK" in text
     assert not soak.verdict(bad)
 
 
 # --- 4. progress: fuzz --------------------------------------------------------------------
 
+
 def test_libfuzzer_status_lines_are_understood():
     s = fuzz.parse_status("#4096\tpulse  cov: 91 ft: 180 corp: 30/1022b exec/s: 2048 rss: 31Mb")
-    assert s == {"execs": 4096, "event": "pulse", "cov": 91, "corp_units": 30,
-                 "exec_per_s": 2048}
+    assert s == {"execs": 4096, "event": "pulse", "cov": 91, "corp_units": 30, "exec_per_s": 2048}
     assert fuzz.parse_status("INFO: Seed: 1234") is None
 
 
@@ -241,17 +280,27 @@ def test_fuzz_reports_progress_while_libfuzzer_is_quiet(tmp_path, capsys):
     corpus.mkdir()
     (corpus / "a").write_text("x")
     progress = fuzz.Progress("fake", 2, corpus)
-    code, output = fuzz.run_target([sys.executable, str(script)], tmp_path, progress,
-                                   tmp_path / "fuzz.log", timeout=30, every=0.25)
+    code, output = fuzz.run_target(
+        [sys.executable, str(script)],
+        tmp_path,
+        progress,
+        tmp_path / "fuzz.log",
+        timeout=30,
+        every=0.25,
+    )
     assert code == 0 and "stat::number_of_executed_units: 2000" in output
     lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("fuzz fake")]
     assert len(lines) >= 4, lines
-    assert re.search(r"~[\d,]+ executions \(1,000/s\), corpus 5 inputs \(1 new files\), "
-                     r"coverage 12 edges", lines[-1]), lines[-1]
+    assert re.search(
+        r"~[\d,]+ executions \(1,000/s\), corpus 5 inputs \(1 new files\), "
+        r"coverage 12 edges",
+        lines[-1],
+    ), lines[-1]
     assert (tmp_path / "fuzz.log").read_text() == output
 
 
 # --- 6. the bench chart -----------------------------------------------------------------
+
 
 def test_bench_chart_reads_on_its_own(tmp_path):
     pytest.importorskip("matplotlib")
@@ -260,10 +309,23 @@ def test_bench_chart_reads_on_its_own(tmp_path):
         for w in ("4KiB", "8MiB", "mix"):
             for n in (1, 2):
                 s = {"files_per_s": (100.0, 90.0, 110.0), "mb_per_s": (200.0, 190.0, 210.0)}
-                cells.append({"transport": t, "workload": w, "threads": n, "files": 10,
-                              "summary": {"raw clamd": s, "avir_clam.so": s}})
-    meta = {"cpus": 2, "cpu_model": "Test CPU 3000", "clamd": "ClamAV 1.4.3", "reps": 3,
-            "quick": False, "chunk": 65536}
+                cells.append(
+                    {
+                        "transport": t,
+                        "workload": w,
+                        "threads": n,
+                        "files": 10,
+                        "summary": {"raw clamd": s, "avir_clam.so": s},
+                    }
+                )
+    meta = {
+        "cpus": 2,
+        "cpu_model": "Test CPU 3000",
+        "clamd": "ClamAV 1.4.3",
+        "reps": 3,
+        "quick": False,
+        "chunk": 65536,
+    }
     fig = bench.chart_figure(cells, meta)
     legends = fig.legends
     assert len(legends) == 1
@@ -284,7 +346,6 @@ def test_machine_names_the_cpu():
     assert m["cpus"] == os.cpu_count() and m["cpu_model"]
 
 
-
 SIGTERMED_JOB = textwrap.dedent("""\
     import os, signal, sys, threading, time
     from avkit import cli
@@ -303,14 +364,21 @@ SIGTERMED_JOB = textwrap.dedent("""\
 
 
 def test_sigterm_unwinds_a_job_and_removes_its_folder(tmp_root):
-    r = subprocess.run([sys.executable, "-c", SIGTERMED_JOB], capture_output=True, text=True,
-                       cwd=paths.ROOT, env=dict(os.environ, TMPDIR=str(tmp_root)), timeout=20)
+    r = subprocess.run(
+        [sys.executable, "-c", SIGTERMED_JOB],
+        capture_output=True,
+        text=True,
+        cwd=paths.ROOT,
+        env=dict(os.environ, TMPDIR=str(tmp_root)),
+        timeout=20,
+    )
     assert r.returncode == 143, r.stderr
     folder = Path(r.stdout.strip())
     assert folder.parent == tmp_root and not folder.exists()
 
 
 # --- the bench's ICAP cells ----------------------------------------------------------------
+
 
 def test_bench_icap_cell_runs_every_icap_row_on_the_same_files_and_n(monkeypatch, tmp_path):
     """Each row of ICAP_ROWS scans the cell's files with its N, with the options its
@@ -319,11 +387,22 @@ def test_bench_icap_cell_runs_every_icap_row_on_the_same_files_and_n(monkeypatch
     rates = {"avir_clam.so": 100.0, "avir_icap.so": 25.0}
 
     def fake_plugin_bench(host, plugin, options, files, n):
-        calls.append((plugin.name, options.get("Server") or options.get("LocalSocket")
-                      or options.get("Port"), tuple(files), n))
+        calls.append(
+            (
+                plugin.name,
+                options.get("Server") or options.get("LocalSocket") or options.get("Port"),
+                tuple(files),
+                n,
+            )
+        )
         rate = rates[plugin.name] * (2 if options.get("FdPass") == "on" else 1)
-        return {"files_per_s": rate, "mb_per_s": rate / 256, "cpu_ms_per_file": 0.1,
-                "peak_rss_kb": 2000, "open_fds": 4}
+        return {
+            "files_per_s": rate,
+            "mb_per_s": rate / 256,
+            "cpu_ms_per_file": 0.1,
+            "peak_rss_kb": 2000,
+            "open_fds": 4,
+        }
 
     class Srv:
         class clamd:
@@ -355,10 +434,20 @@ def test_bench_icap_cell_runs_every_icap_row_on_the_same_files_and_n(monkeypatch
 def test_bench_chart_gives_the_icap_cells_their_own_panels():
     pytest.importorskip("matplotlib")
     s = {"files_per_s": (100.0, 90.0, 110.0), "mb_per_s": (200.0, 190.0, 210.0)}
-    cells = [{"transport": t, "workload": "4KiB", "threads": 1, "files": 10,
-              "summary": ({"raw INSTREAM": s, "avir_clam.so INSTREAM": s} if t == "tcp"
-                          else {name: s for name in bench.ICAP_ROWS})}
-             for t in ("tcp", bench.ICAP)]
+    cells = [
+        {
+            "transport": t,
+            "workload": "4KiB",
+            "threads": 1,
+            "files": 10,
+            "summary": (
+                {"raw INSTREAM": s, "avir_clam.so INSTREAM": s}
+                if t == "tcp"
+                else {name: s for name in bench.ICAP_ROWS}
+            ),
+        }
+        for t in ("tcp", bench.ICAP)
+    ]
     fig = bench.chart_figure(cells, {"cpus": 2, "cpu_model": "X", "reps": 1, "quick": True})
     assert any("ICAP (c-icap" in ax.get_title() for ax in fig.axes)
     names = [t.get_text() for t in fig.legends[0].get_texts()]

@@ -1,5 +1,6 @@
 """The four kit tests against the built plugins: sample always, clam against a real clamd,
 icap (scanning, once) against a real c-icap with virus_scan over a real clamd."""
+
 import os
 import shutil
 import subprocess
@@ -26,8 +27,13 @@ def data(tmp_path_factory):
 
 
 def kit(*args, timeout=600):
-    r = subprocess.run([sys.executable, "-m", "avkit", "kit", *args], capture_output=True,
-                       text=True, timeout=timeout, cwd=paths.ROOT)
+    r = subprocess.run(
+        [sys.executable, "-m", "avkit", "kit", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=paths.ROOT,
+    )
     print(r.stdout, r.stderr)
     return r
 
@@ -41,15 +47,29 @@ def test_generate_is_deterministic(tmp_path, data):
         if p.is_file() and c["name"] != "eicarpwd.zip":
             assert p.read_bytes() == q.read_bytes(), c["name"]
     names = {c["name"] for c in m["files"]}
-    assert {"clean.exe", "eicar.com", "eicar.tmp", "eicar.zip", "eicarpwd.zip", "empty.file",
-            "huge.file", "nonexisting.file", "eicar-nested.zip", corpus.UTF8_NAME, corpus.FORMAT_NAME,
-            "eicar-link.com", "just-over-limit.file"} <= names
+    assert {
+        "clean.exe",
+        "eicar.com",
+        "eicar.tmp",
+        "eicar.zip",
+        "eicarpwd.zip",
+        "empty.file",
+        "huge.file",
+        "nonexisting.file",
+        "eicar-nested.zip",
+        corpus.UTF8_NAME,
+        corpus.FORMAT_NAME,
+        "eicar-link.com",
+        "just-over-limit.file",
+    } <= names
     assert (tmp_path / "again" / "huge.file").stat().st_size > LIMIT
     assert not (tmp_path / "again" / "nonexisting.file").exists()
 
 
-PLUGINS = [pytest.param("avir_sample.so", [], id="sample"),
-           pytest.param("avir_clam.so", ["--with-clamd"], id="clam")]
+PLUGINS = [
+    pytest.param("avir_sample.so", [], id="sample"),
+    pytest.param("avir_clam.so", ["--with-clamd"], id="clam"),
+]
 
 
 @pytest.mark.parametrize("arch", TESTED_ARCHS)
@@ -80,12 +100,16 @@ def test_kit_icap_through_a_private_c_icap(data, tmp_path, arch):
     if not so.exists():
         pytest.skip(f"{so} is not built")
     junit = tmp_path / "junit.xml"
-    r = kit("scanning", "--plugin", str(so), "--data", str(data), "--junit", str(junit),
-            "--with-cicap")
+    r = kit(
+        "scanning", "--plugin", str(so), "--data", str(data), "--junit", str(junit), "--with-cicap"
+    )
     assert r.returncode == 0
     assert "scanning [icap]: " in r.stdout and " 0 failed" in r.stdout
-    lines = {line.split()[1]: line for line in r.stdout.splitlines()
-             if line.startswith("  PASS  ") or line.startswith("  FAIL  ")}
+    lines = {
+        line.split()[1]: line
+        for line in r.stdout.splitlines()
+        if line.startswith("  PASS  ") or line.startswith("  FAIL  ")
+    }
     assert "[Kerio.Test.EICAR.UNOFFICIAL]" in lines["eicar.zip"]
     assert "Heuristics.Encrypted.Zip" in lines["eicarpwd.zip"]
     assert "Heuristics.Limits.Exceeded" in lines["huge.file"]  # clamd's limit, behind c-icap
@@ -102,26 +126,46 @@ def test_icap_expectations_differ_from_the_default_only_where_written(data):
 
 def test_kit_detects_a_wrong_expectation(data, tmp_path):
     """The sample plugin judged by clam's expectations must fail (eicar.zip is OK for it)."""
-    r = kit("scanning", "--plugin", str(paths.dist_dir("zig") / "avir_sample.so"),
-            "--data", str(data), "--engine", "clam")
+    r = kit(
+        "scanning",
+        "--plugin",
+        str(paths.dist_dir("zig") / "avir_sample.so"),
+        "--data",
+        str(data),
+        "--engine",
+        "clam",
+    )
     assert r.returncode == 1
     assert "FAIL  eicar.zip" in r.stdout
 
 
 def test_menu_without_input():
-    r = subprocess.run([sys.executable, "-m", "avkit", "kit"], stdin=subprocess.DEVNULL,
-                       capture_output=True, text=True, timeout=60, cwd=paths.ROOT)
+    r = subprocess.run(
+        [sys.executable, "-m", "avkit", "kit"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=paths.ROOT,
+    )
     assert r.returncode == 0
     assert "1) avplugins_generate_test_data" in r.stdout and "end of input" in r.stdout
 
 
 def test_menu_choice(data):
-    r = subprocess.run([sys.executable, "-m", "avkit", "kit", "--data", str(data)], input="2\n",
-                       capture_output=True, text=True, timeout=300, cwd=paths.ROOT)
+    r = subprocess.run(
+        [sys.executable, "-m", "avkit", "kit", "--data", str(data)],
+        input="2\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=paths.ROOT,
+    )
     assert r.returncode == 0 and "scanning [sample]" in r.stdout
 
 
 # --- what the kit says when a plugin misbehaves: the plugin's own words, promptly ---
+
 
 def kit_lines(r, name):
     return [line for line in r.stdout.splitlines() if f" {name} " in line]
@@ -136,8 +180,18 @@ def test_kit_names_an_invalid_return_code(data, broken):
 
 
 def test_kit_reports_a_hanging_plugin_promptly(data, broken):
-    r = kit("scanning", "--plugin", broken("hangeicar"), "--data", data, "--engine", "default",
-            "--scan-timeout", "2", timeout=300)
+    r = kit(
+        "scanning",
+        "--plugin",
+        broken("hangeicar"),
+        "--data",
+        data,
+        "--engine",
+        "default",
+        "--scan-timeout",
+        "2",
+        timeout=300,
+    )
     (line,) = kit_lines(r, "eicar.com")
     assert "HUNG" in line and "did not return within 2 s" in line, r.stdout
     assert r.returncode == 1
@@ -155,7 +209,8 @@ def test_kit_says_in_one_line_why_a_64_bit_plugin_does_not_load(data, tmp_path, 
         f"avkit kit: avhost could not load {plugin}: load: {plugin} is a 64-bit x86_64 "
         f"(ELFCLASS64, EM_X86_64) plugin, but this avhost is i386 and, like an i386 avserver, "
         f"loads only 32-bit i386 (ELFCLASS32, EM_386) plugins: install the i386 build of the "
-        f"plugin, or test this one with the x86_64 avhost (avkit build --arch x86_64)"]
+        f"plugin, or test this one with the x86_64 avhost (avkit build --arch x86_64)"
+    ]
 
 
 # --- what the product would suffer, from an author's own plugin built by `avkit plugin` ---
@@ -163,9 +218,11 @@ def test_kit_says_in_one_line_why_a_64_bit_plugin_does_not_load(data, tmp_path, 
 # here: quicker, and with the debug file beside it by build-id, as with zig).
 
 SAMPLE = paths.ROOT / "sample"
-OPEN_FAILED = ('avc_format(result, AVP_RESULT_SIZE, "cannot open %s: %s", filename, '
-               'strerror(errno));\n        return AVCHK_FAILED;')
-NAMED_CRASH = '''
+OPEN_FAILED = (
+    'avc_format(result, AVP_RESULT_SIZE, "cannot open %s: %s", filename, '
+    "strerror(errno));\n        return AVCHK_FAILED;"
+)
+NAMED_CRASH = """
 static const char *volatile g_header; /* never set: reading it crashes */
 
 /* A function of the author's engine, so the kit's backtrace has a name to show. */
@@ -173,22 +230,37 @@ __attribute__((noinline)) static int parse_mine_header(const char *filename)
 {
     return g_header[strlen(filename) % 2];
 }
-'''
+"""
 DEFECTS = {
     # returns -1 (not AVCHK_FAILED) for a file it cannot open
     "minus1": [(OPEN_FAILED, OPEN_FAILED.replace("return AVCHK_FAILED;", "return -1;"))],
     # reads realname, which docs/ABI.md says may be NULL
     "nullname": [("(void)realname;", "if (strlen(realname) > 4096)\n        return AVCHK_FAILED;")],
     # logs an error for clean.exe, then answers OK
-    "errlog": [("(void)realname;", '(void)realname;\n    if (strstr(filename, "clean.exe"))\n'
-                '        avc_log_error("engine database unreadable while scanning %s", filename);')],
+    "errlog": [
+        (
+            "(void)realname;",
+            '(void)realname;\n    if (strstr(filename, "clean.exe"))\n'
+            '        avc_log_error("engine database unreadable while scanning %s", filename);',
+        )
+    ],
     # crashes in a named function while scanning empty.file
-    "crashnamed": [("int avp_test_file(", NAMED_CRASH + "\nint avp_test_file("),
-                   ("(void)realname;", '(void)realname;\n    if (strstr(filename, "empty.file"))\n'
-                    '        return parse_mine_header(filename);')],
+    "crashnamed": [
+        ("int avp_test_file(", NAMED_CRASH + "\nint avp_test_file("),
+        (
+            "(void)realname;",
+            '(void)realname;\n    if (strstr(filename, "empty.file"))\n'
+            "        return parse_mine_header(filename);",
+        ),
+    ],
     # never returns for eicar.com, eicar.tmp and eicar.zip
-    "hang": [("(void)realname;", '(void)realname;\n    if (strncmp(strrchr(filename, \'/\') + 1, '
-              '"eicar.", 6) == 0)\n        for (;;)\n            sleep(1);')],
+    "hang": [
+        (
+            "(void)realname;",
+            "(void)realname;\n    if (strncmp(strrchr(filename, '/') + 1, "
+            '"eicar.", 6) == 0)\n        for (;;)\n            sleep(1);',
+        )
+    ],
 }
 
 
@@ -212,12 +284,17 @@ def defective(tmp_path_factory):
                 assert old in text, (variant, old)
                 text = text.replace(old, new, 1)
             source.write_text(text)
-            r = subprocess.run([sys.executable, "-m", "avkit", "plugin", str(folder),
-                                "--toolchain", "gcc"], capture_output=True, text=True,
-                               timeout=600, cwd=paths.ROOT)
+            r = subprocess.run(
+                [sys.executable, "-m", "avkit", "plugin", str(folder), "--toolchain", "gcc"],
+                capture_output=True,
+                text=True,
+                timeout=600,
+                cwd=paths.ROOT,
+            )
             assert r.returncode == 0, r.stdout + r.stderr
             built[variant] = folder / "dist" / paths.folder("gcc") / f"avir_{variant}.so"
         return built[variant]
+
     return build
 
 
@@ -244,17 +321,21 @@ def test_kit_scans_with_a_null_and_an_empty_realname(data, defective):
     empty = [line for line in r.stdout.splitlines() if 'realname "":' in line]
     assert null and null[0].lstrip().startswith("FAIL") and "CRASHED" in null[0], r.stdout
     assert empty and empty[0].lstrip().startswith("PASS"), r.stdout
-    sample = kit("scanning", "--plugin", paths.dist_dir("zig") / "avir_sample.so",
-                 "--data", data)
+    sample = kit("scanning", "--plugin", paths.dist_dir("zig") / "avir_sample.so", "--data", data)
     assert sample.returncode == 0
-    assert any("realname NULL:" in line and line.lstrip().startswith("PASS")
-               for line in sample.stdout.splitlines())
+    assert any(
+        "realname NULL:" in line and line.lstrip().startswith("PASS")
+        for line in sample.stdout.splitlines()
+    )
 
 
 def test_kit_warns_of_an_error_logged_during_a_scan_that_answered_ok(data, defective):
     r = kit("scanning", "--plugin", defective("errlog"), "--data", data, "--engine", "sample")
-    (warn,) = [line for line in r.stdout.splitlines() if line.lstrip().startswith("WARN")
-               and "clean.exe" in line]
+    (warn,) = [
+        line
+        for line in r.stdout.splitlines()
+        if line.lstrip().startswith("WARN") and "clean.exe" in line
+    ]
     assert "answered OK, but the plugin logged ERR during the scan" in warn
     assert "engine database unreadable while scanning" in warn
     assert r.returncode == 0 and " warnings" in r.stdout  # a warning, not a failure
@@ -262,8 +343,7 @@ def test_kit_warns_of_an_error_logged_during_a_scan_that_answered_ok(data, defec
 
 def test_a_crash_names_the_function_from_the_debug_file(data, defective):
     plugin = defective("crashnamed")
-    probe = avhost.run(paths.dist_dir("zig") / "avhost", "scan", plugin,
-                       Path(data) / "empty.file")
+    probe = avhost.run(paths.dist_dir("zig") / "avhost", "scan", plugin, Path(data) / "empty.file")
     (record,) = probe.events("scan")
     assert record["verdict"] == "CRASHED"
     if "frames" not in record:
@@ -280,8 +360,18 @@ def test_a_hang_costs_one_timeout_not_one_per_file(data, defective):
     """eicar.com, eicar.tmp and eicar.zip hang: about one timeout, said at once, with progress."""
     timeout = 15
     start = time.monotonic()
-    r = kit("scanning", "--plugin", defective("hang"), "--data", data, "--engine", "sample",
-            "--scan-timeout", str(timeout), timeout=600)
+    r = kit(
+        "scanning",
+        "--plugin",
+        defective("hang"),
+        "--data",
+        data,
+        "--engine",
+        "sample",
+        "--scan-timeout",
+        str(timeout),
+        timeout=600,
+    )
     took = time.monotonic() - start
     assert r.returncode == 1
     hung = [line for line in r.stdout.splitlines() if line.startswith("  HUNG  ")]
@@ -300,12 +390,18 @@ def test_the_kit_reads_the_records_of_hangs_and_crashes(capsys):
 
     from avkit import elf, facts
     from avkit.check import kit as kitlib
+
     plugin = paths.dist_dir("zig") / "avir_sample.so"
     debug = Path(facts.debug_file(elf.build_id(plugin), plugin.parent / "debug"))
     nm = subprocess.run(["nm", debug], capture_output=True, text=True, check=True).stdout
     (address,) = [line.split()[0] for line in nm.splitlines() if line.endswith(" avp_test_file")]
-    ctx = SimpleNamespace(scan_timeout=60.0, hung=False, hung_files=set(), avhost=plugin.parent
-                          / "avhost", plugin=plugin)
+    ctx = SimpleNamespace(
+        scan_timeout=60.0,
+        hung=False,
+        hung_files=set(),
+        avhost=plugin.parent / "avhost",
+        plugin=plugin,
+    )
     progress = kitlib.Progress(ctx)
     progress({"event": "waiting", "path": "/d/a.file", "seconds": 5, "timeout": 60})
     progress({"event": "scan", "file": "/d/a.file", "verdict": "HUNG", "violations": []})
@@ -317,10 +413,20 @@ def test_the_kit_reads_the_records_of_hangs_and_crashes(capsys):
     assert ctx.hung and ctx.hung_files == {"/d/a.file", "/d/b.file"}
     report = kitlib.Report("scanning", "sample")
     case = {"name": "empty.file", "expect": {"default": ["OK"]}}
-    frames = [{"object": str(plugin), "offset": hex(int(address, 16) + 4)},
-              {"object": "/lib/libc.so.6", "offset": "0x1a2b"}]
-    kitlib.check_scan(report, case, {"verdict": "CRASHED", "frames": frames, "violations": [
-        "plugin crashed with signal 11 (SIGSEGV) while scanning /d/empty.file"]}, "sample")
+    frames = [
+        {"object": str(plugin), "offset": hex(int(address, 16) + 4)},
+        {"object": "/lib/libc.so.6", "offset": "0x1a2b"},
+    ]
+    kitlib.check_scan(
+        report,
+        case,
+        {
+            "verdict": "CRASHED",
+            "frames": frames,
+            "violations": ["plugin crashed with signal 11 (SIGSEGV) while scanning /d/empty.file"],
+        },
+        "sample",
+    )
     (line,) = capsys.readouterr().out.splitlines()
     assert "SIGSEGV" in line and "backtrace: avp_test_file (" in line, line
     assert "avPlugin.c:" in line and "<- libc.so.6+0x1a2b" in line, line
@@ -330,18 +436,27 @@ def test_samples_manifest_in_toml_and_its_corpus(tmp_path):
     """The author's manifest: TOML as well as JSON; zips only for an engine that opens
     them; the EICAR files left out; each mistake named with its place."""
     (tmp_path / "mine.bin").write_bytes(b"header MINE-TEST-SIGNATURE trailer")
-    (tmp_path / "m.toml").write_text('archives = true\n[[samples]]\nfile = "mine.bin"\n'
-                                     'expect = "VIRUS_FOUND"\nname = "^Mine"\n')
+    (tmp_path / "m.toml").write_text(
+        'archives = true\n[[samples]]\nfile = "mine.bin"\nexpect = "VIRUS_FOUND"\nname = "^Mine"\n'
+    )
     samples = corpus.load_samples(tmp_path / "m.toml")
     m = corpus.generate_with_samples(tmp_path / "out", samples, stream_limit=LIMIT)
     names = {c["name"] for c in m["files"]}
-    assert {"s1-mine.bin", "s1-mine.bin.link", "s1-mine.bin.padded", "s1-mine.bin.zip",
-            "s1-mine.bin-nested.zip", "clean.exe", "nonexisting.file"} <= names
+    assert {
+        "s1-mine.bin",
+        "s1-mine.bin.link",
+        "s1-mine.bin.padded",
+        "s1-mine.bin.zip",
+        "s1-mine.bin-nested.zip",
+        "clean.exe",
+        "nonexisting.file",
+    } <= names
     assert not any("eicar" in n for n in names) and m["probe"] == "s1-mine.bin"
     assert not any(p.name.startswith("eicar") for p in (tmp_path / "out").iterdir())
     (tmp_path / "m.json").write_text('{"samples": [{"file": "mine.bin", "expect": "VIRUS_FOUND"}]}')
-    plain = corpus.generate_with_samples(tmp_path / "out2", corpus.load_samples(tmp_path / "m.json"),
-                                         stream_limit=LIMIT)
+    plain = corpus.generate_with_samples(
+        tmp_path / "out2", corpus.load_samples(tmp_path / "m.json"), stream_limit=LIMIT
+    )
     assert not any(c["name"].endswith(".zip") for c in plain["files"])
     (tmp_path / "bad.json").write_text('{"samples": [{"file": "mine.bin", "expect": "INFECTED"}]}')
     with pytest.raises(UserError, match=r"samples\[0\]: want \"file\" and \"expect\""):
@@ -356,8 +471,14 @@ def test_without_avhost_the_kit_names_the_build_of_the_clone(tmp_path):
     plugin = tmp_path / "avir_sample.so"
     shutil.copy(paths.dist_dir("zig") / "avir_sample.so", plugin)
     env = dict(os.environ, AVKIT_DIST_ROOT=str(tmp_path / "dist"))
-    r = subprocess.run([sys.executable, "-m", "avkit", "kit", "scanning", "--plugin", plugin],
-                       capture_output=True, text=True, timeout=120, cwd=paths.ROOT, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "avkit", "kit", "scanning", "--plugin", plugin],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=paths.ROOT,
+        env=env,
+    )
     assert r.returncode == 1
     assert f"avhost not found beside {plugin}" in r.stderr, r.stderr
     assert f"(cd {paths.ROOT} && ./nox -s build-i386) or pass --avhost" in r.stderr, r.stderr

@@ -8,6 +8,7 @@ A zig-linked C++ plugin that leaves a destructor on the exit list crashes the
 process in exit(); these tests run the release (zig) build as well as gcc's,
 because that defect exists only in one of them.
 """
+
 import os
 import shutil
 import subprocess
@@ -27,8 +28,15 @@ ROUNDS = 100
 
 
 def avhost(toolchain, mode, plugin, *args, options=None, timeout=600, arch=None):
-    r = client.run(paths.dist_dir(toolchain, arch=arch) / "avhost", mode, plugin, "--no-logs",
-                   *args, options=options, timeout=timeout)
+    r = client.run(
+        paths.dist_dir(toolchain, arch=arch) / "avhost",
+        mode,
+        plugin,
+        "--no-logs",
+        *args,
+        options=options,
+        timeout=timeout,
+    )
     return r.returncode, r.records, r.stderr
 
 
@@ -69,8 +77,18 @@ def test_hundred_load_use_unload_rounds_then_exit(toolchain, plugin_name, clamd,
     plugin_thread_close, plugin_close, dlclose; 100 times in one process, then exit(0).
     On both architectures: the unload path (zig's missing __cxa_finalize) is the linker's."""
     plugin = paths.dist_dir(toolchain, arch=arch) / plugin_name
-    code, recs, err = avhost(toolchain, "scan", plugin, *files, "--threads", 4, "--reloads",
-                             ROUNDS, options=options(plugin_name, clamd), arch=arch)
+    code, recs, err = avhost(
+        toolchain,
+        "scan",
+        plugin,
+        *files,
+        "--threads",
+        4,
+        "--reloads",
+        ROUNDS,
+        options=options(plugin_name, clamd),
+        arch=arch,
+    )
     assert violations(recs) == [], err[-2000:]
     assert code == 0, err[-2000:]
     unloads = events(recs, "unload")
@@ -79,7 +97,8 @@ def test_hundred_load_use_unload_rounds_then_exit(toolchain, plugin_name, clamd,
     assert all(u["result"] == 0 for u in unloads)
     # Flat: every round ends with the descriptors and threads it started with.
     assert {(u["fds_before_load"], u["fds_after_unload"]) for u in unloads} == {
-        (unloads[0]["fds_before_load"],) * 2}
+        (unloads[0]["fds_before_load"],) * 2
+    }
     assert {(u["threads_before_load"], u["threads_after_unload"]) for u in unloads} == {(1, 1)}
     (memory,) = events(recs, "reloads")
     assert memory["rounds"] == ROUNDS and memory["violations"] == []
@@ -107,8 +126,9 @@ def test_a_plugin_authors_cpp_plugin_survives_unload_and_exit(toolchain, tmp_pat
         "cmake_minimum_required(VERSION 3.21)\n"
         "project(avir_statics LANGUAGES C CXX)\n"
         "include(../api/KerioPlugin.cmake)\n"
-        "kerio_add_plugin(avir_statics SOURCES plugin.cpp)\n")
-    (src / "plugin.cpp").write_text(r'''
+        "kerio_add_plugin(avir_statics SOURCES plugin.cpp)\n"
+    )
+    (src / "plugin.cpp").write_text(r"""
 #include <string>
 #include "avPlugin.h"
 #include "avCommon.h"
@@ -133,13 +153,26 @@ int avp_test_file(void *context, const char *filename, const char *realname, cha
     result[0] = '\0';
     return engine_name().empty() ? AVCHK_FAILED : AVCHK_OK;
 }
-''')
+""")
     toolchain_file = ROOT / "cmake" / "toolchains" / f"{toolchain}.cmake"
     build = tmp_path / "build"
     env = dict(os.environ)
-    subprocess.run(["cmake", "-S", src, "-B", build, "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
-                    f"-DCMAKE_TOOLCHAIN_FILE={toolchain_file}"], check=True, env=env,
-                   capture_output=True)
+    subprocess.run(
+        [
+            "cmake",
+            "-S",
+            src,
+            "-B",
+            build,
+            "-G",
+            "Ninja",
+            "-DCMAKE_BUILD_TYPE=Release",
+            f"-DCMAKE_TOOLCHAIN_FILE={toolchain_file}",
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
     subprocess.run(["cmake", "--build", build], check=True, env=env, capture_output=True)
     plugin = build / "avir_statics.so"
     clean = tmp_path / "clean.txt"

@@ -18,20 +18,34 @@ PACKAGING = paths.ROOT / "packaging"
 RPMLINT = Path("/usr/lib/python3/dist-packages/rpmlint")
 #: A filter: from the line's start, the package, the level, the tag and the tag's end
 #: (a space or the line's end) or the start of the detail the filter names.
-FILTER_FORM = re.compile(r"^\^(?P<package>.+?): (?P<level>\[EW\]|E|W): "
-                         r"(?P<tag>[^ ]+?)(?P<end>\( \|\$\)| .+)$")
+FILTER_FORM = re.compile(
+    r"^\^(?P<package>.+?): (?P<level>\[EW\]|E|W): "
+    r"(?P<tag>[^ ]+?)(?P<end>\( \|\$\)| .+)$"
+)
 #: Names of the packages the project builds, of each kind (architecture added below).
-PACKAGE_NAMES = ["kerio-connect-avir-sample.i686", "kerio-control-avir-clam.x86_64",
-                 "kerio-avir-icap-debuginfo.i686", "kerio-avir-debugsource.noarch",
-                 "kerio-avir-tools.x86_64"]
+PACKAGE_NAMES = [
+    "kerio-connect-avir-sample.i686",
+    "kerio-control-avir-clam.x86_64",
+    "kerio-avir-icap-debuginfo.i686",
+    "kerio-avir-debugsource.noarch",
+    "kerio-avir-tools.x86_64",
+]
 #: Details a filter may expect after its tag.
-DETAILS = ["", " x", " /opt/kerio/connect/plugins/avir/avir_x.so", " mv", " rpm",
-           " /usr/lib/debug/.build-id/ab/cdef.debug", " /usr/lib/kerio-avir-tools/avhost",
-           " kerio-avir-check"]
+DETAILS = [
+    "",
+    " x",
+    " /opt/kerio/connect/plugins/avir/avir_x.so",
+    " mv",
+    " rpm",
+    " /usr/lib/debug/.build-id/ab/cdef.debug",
+    " /usr/lib/kerio-avir-tools/avhost",
+    " kerio-avir-check",
+]
 #: Tags rpmlint composes at run time (checks/PostCheck.py, FilesCheck.py), so not literals.
-COMPOSED_TAGS = [f"dangerous-command-in-%{s}" for s in
-                 ("pre", "post", "preun", "postun", "pretrans", "posttrans", "trigger")] + \
-                [f"dir-or-file-in-{d}" for d in ("opt", "usr-local", "home", "tmp", "mnt")]
+COMPOSED_TAGS = [
+    f"dangerous-command-in-%{s}"
+    for s in ("pre", "post", "preun", "postun", "pretrans", "posttrans", "trigger")
+] + [f"dir-or-file-in-{d}" for d in ("opt", "usr-local", "home", "tmp", "mnt")]
 
 
 def filters() -> list[str]:
@@ -53,15 +67,23 @@ def rpmlint_tags() -> set[str]:
 def hidden_tags(pattern: str, tags: set[str]) -> set[str]:
     """The tags a filter hides on some line of some package of ours."""
     f = re.compile(pattern)
-    return {tag for tag in tags for name in PACKAGE_NAMES for level in "EW"
-            for detail in DETAILS if f.search(f"{name}: {level}: {tag}{detail}")}
+    return {
+        tag
+        for tag in tags
+        for name in PACKAGE_NAMES
+        for level in "EW"
+        for detail in DETAILS
+        if f.search(f"{name}: {level}: {tag}{detail}")
+    }
 
 
 @pytest.mark.parametrize("pattern", filters())
 def test_each_rpmlint_filter_is_anchored_and_ends_its_tag(pattern):
     m = FILTER_FORM.match(pattern)
-    assert m, (f"filter {pattern!r}: write it as ^<package>: [EW]: <tag>( |$), or "
-               f"^<package>: [EW]: <tag> <detail>")
+    assert m, (
+        f"filter {pattern!r}: write it as ^<package>: [EW]: <tag>( |$), or "
+        f"^<package>: [EW]: <tag> <detail>"
+    )
 
 
 @pytest.mark.parametrize("pattern", filters())
@@ -86,16 +108,20 @@ def test_an_unanchored_filter_is_caught():
 def lintian_tags() -> set[str]:
     if shutil.which("lintian-explain-tags") is None:
         pytest.skip("lintian is not installed (ci/apt-packages.txt has it)")
-    r = subprocess.run(["lintian-explain-tags", "--list-tags"], capture_output=True, text=True,
-                       check=True)
+    r = subprocess.run(
+        ["lintian-explain-tags", "--list-tags"], capture_output=True, text=True, check=True
+    )
     return set(r.stdout.split())
 
 
 def override_lines() -> list[tuple[str, str]]:
     """(file, line) of every override in packaging/lintian-overrides*."""
-    return [(f.name, line) for f in sorted(PACKAGING.glob("lintian-overrides*"))
-            for line in f.read_text().splitlines()
-            if line.strip() and not line.startswith("#") and not re.fullmatch(r"@[A-Z_]+@", line)]
+    return [
+        (f.name, line)
+        for f in sorted(PACKAGING.glob("lintian-overrides*"))
+        for line in f.read_text().splitlines()
+        if line.strip() and not line.startswith("#") and not re.fullmatch(r"@[A-Z_]+@", line)
+    ]
 
 
 def test_each_lintian_override_names_one_existing_tag():
@@ -118,10 +144,14 @@ def test_lint_explanations_go_to_the_log_not_the_report(tmp_path):
     (root / "DEBIAN").mkdir(parents=True)
     (root / "DEBIAN" / "control").write_text(
         "Package: broken\nVersion: 1.0\nArchitecture: all\nMaintainer: A <a@example.org>\n"
-        "Description: broken\n")
+        "Description: broken\n"
+    )
     deb = tmp_path / "broken_1.0_all.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", str(root), str(deb)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "-b", str(root), str(deb)],
+        check=True,
+        capture_output=True,
+    )
     log = tmp_path / "lint.log"
     found = lint.lint([deb], log)
     report = lint.report(found, log)

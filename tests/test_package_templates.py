@@ -25,15 +25,23 @@ def packaging_copy(tmp_path: Path) -> Path:
 
 def test_every_template_uses_exactly_its_declared_keys():
     names = templates.check_all()
-    assert {"nfpm-plugin.yaml", "nfpm-debug.yaml", "nfpm-debugsource.yaml",
-            "scripts/postinst.sh", "README.in", "lintian-overrides"} <= set(names)
+    assert {
+        "nfpm-plugin.yaml",
+        "nfpm-debug.yaml",
+        "nfpm-debugsource.yaml",
+        "scripts/postinst.sh",
+        "README.in",
+        "lintian-overrides",
+    } <= set(names)
 
 
 def test_every_file_with_a_placeholder_is_a_declared_template():
     declared = set(templates.declarations())
-    with_placeholders = {p.relative_to(PACKAGING).as_posix() for p in PACKAGING.rglob("*")
-                         if p.is_file() and p.suffix != ".json"
-                         and templates.used_keys(p.read_text())}
+    with_placeholders = {
+        p.relative_to(PACKAGING).as_posix()
+        for p in PACKAGING.rglob("*")
+        if p.is_file() and p.suffix != ".json" and templates.used_keys(p.read_text())
+    }
     assert with_placeholders <= declared, with_placeholders - declared
 
 
@@ -48,16 +56,22 @@ def test_deb_and_rpm_relations_go_through_nfpm_overrides():
     for name in ("nfpm-plugin.yaml", "nfpm-debug.yaml"):
         text = (PACKAGING / name).read_text()
         assert not re.search(r"^(depends|recommends|suggests):", text, re.M), name
-        overrides = text[text.index("\noverrides:\n"):]
+        overrides = text[text.index("\noverrides:\n") :]
         assert "  deb:\n    depends: @DEPENDS_DEB@" in overrides
         assert "  rpm:\n    depends: @DEPENDS_RPM@" in overrides
 
 
 def test_a_missing_value_names_the_template_and_the_key():
     with pytest.raises(UserError, match=r"scripts/prerm\.sh needs a value for @PLUGIN_DIR@"):
-        templates.render("scripts/prerm.sh",
-                         {"PACKAGE": "p", "PLUGIN_ID": "avir_x", "PRODUCT": "Kerio Connect",
-                          "CONSOLE_PLACE": "Kerio Connect administration"})
+        templates.render(
+            "scripts/prerm.sh",
+            {
+                "PACKAGE": "p",
+                "PLUGIN_ID": "avir_x",
+                "PRODUCT": "Kerio Connect",
+                "CONSOLE_PLACE": "Kerio Connect administration",
+            },
+        )
 
 
 def test_json_values_are_json_and_text_values_are_text():
@@ -78,6 +92,9 @@ def test_an_undeclared_placeholder_is_refused_before_rendering(packaging_copy):
 def test_a_declared_key_the_template_does_not_use_is_refused(packaging_copy):
     prerm = packaging_copy / "scripts" / "prerm.sh"
     prerm.write_text(prerm.read_text().replace("@PRODUCT@", "Kerio"))
-    with pytest.raises(UserError, match=r"declares PRODUCT for packaging template "
-                                        r"scripts/prerm\.sh, which does not use it"):
+    with pytest.raises(
+        UserError,
+        match=r"declares PRODUCT for packaging template "
+        r"scripts/prerm\.sh, which does not use it",
+    ):
         templates.check_all(packaging_copy)

@@ -2,6 +2,7 @@
 into throwaway roots with dpkg and rpm (scripts, upgrade, downgrade, removal, purge,
 the product's own files untouched), dependencies, reproducibility, lint, signing and
 the repository metadata."""
+
 import gzip
 import hashlib
 import io
@@ -33,21 +34,27 @@ BASE_URL = json.loads((paths.ROOT / "packaging" / "repositories.json").read_text
 #: product -> (plugin folder, the file that marks the product installed), from products.json
 PRODUCTS = {name: (p["plugin_dir"], p["product_marker"]) for name, p in facts.products().items()}
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("rpm"),
-                                reason="installs into chroots: needs root, dpkg and rpm")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("rpm"),
+    reason="installs into chroots: needs root, dpkg and rpm",
+)
 
 
 def run(cmd, check=True, **kw):
     r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
     if check and r.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n"
-                             f"{r.stdout}\n{r.stderr}")
+        raise AssertionError(
+            f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+        )
     return r
 
 
 def avkit_package(out: Path, version: str, *extra, env=None):
-    return run([sys.executable, "-m", "avkit", "package", "--out", out, "--version", version,
-                *extra], cwd=paths.ROOT, env=env)
+    return run(
+        [sys.executable, "-m", "avkit", "package", "--out", out, "--version", version, *extra],
+        cwd=paths.ROOT,
+        env=env,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +98,10 @@ def main_names(plugins):
 
 def debugsource_names(folder, version=V1):
     """The one package of debug sources (arch all/noarch), shared by every plugin."""
-    return [f"kerio-avir-debugsource_{version}-{RELEASE}_all.deb",
-            f"kerio-avir-debugsource-{version}-{RELEASE}.noarch.rpm"]
+    return [
+        f"kerio-avir-debugsource_{version}-{RELEASE}_all.deb",
+        f"kerio-avir-debugsource-{version}-{RELEASE}.noarch.rpm",
+    ]
 
 
 def deb_field(path, field):
@@ -105,13 +114,16 @@ def rpm_query(path, fmt):
 
 # --- what is built ---------------------------------------------------------------------
 
+
 def test_one_package_per_plugin_and_product_plus_debug(v1, plugins, dist):
     expected = set()
     for p in plugins:
         for name in (f"kerio-connect-avir-{p}", f"kerio-control-avir-{p}"):
             expected |= {deb(v1, name).name, rpm_file(v1, name).name}
-        expected |= {deb(v1, f"kerio-avir-{p}-dbgsym").name,
-                     rpm_file(v1, f"kerio-avir-{p}-debuginfo").name}
+        expected |= {
+            deb(v1, f"kerio-avir-{p}-dbgsym").name,
+            rpm_file(v1, f"kerio-avir-{p}-debuginfo").name,
+        }
     expected |= set(debugsource_names(v1))
     expected |= {deb(v1, "kerio-avir-tools").name, rpm_file(v1, "kerio-avir-tools").name}
     built = {f.name for f in v1.iterdir() if f.suffix in (".deb", ".rpm")}
@@ -140,9 +152,15 @@ def test_deb_metadata(v1, plugins, dist):
                 assert f"./usr/share/doc/kerio-{product}-avir-{p}/{doc}" in listing
             other = [d for k, (d, _) in PRODUCTS.items() if k != product][0]
             assert other.split("/")[3] not in listing  # never creates the other product's tree
-            changelog = run(["sh", "-c", f"dpkg-deb --fsys-tarfile '{f}' | tar -xO "
-                                         f"./usr/share/doc/kerio-{product}-avir-{p}/changelog.Debian.gz"
-                                         f" | zcat"]).stdout
+            changelog = run(
+                [
+                    "sh",
+                    "-c",
+                    f"dpkg-deb --fsys-tarfile '{f}' | tar -xO "
+                    f"./usr/share/doc/kerio-{product}-avir-{p}/changelog.Debian.gz"
+                    f" | zcat",
+                ]
+            ).stdout
             assert changelog.startswith(f"kerio-{product}-avir-{p} ({V1}-{RELEASE}) unstable;")
 
 
@@ -154,8 +172,10 @@ def test_rpm_metadata_requires_the_32bit_glibc(v1, plugins, dist):
             # License: the SPDX expression of everything linked in, the project's first.
             license_ = components.expression(components.linked(dist / f"avir_{p}.so"))
             assert license_.startswith("BSD-3-Clause")
-            assert rpm_query(f, "%{ARCH} %{VERSION}-%{RELEASE} %{LICENSE}") == \
-                f"i686 {V1}-{RELEASE} {license_}"
+            assert (
+                rpm_query(f, "%{ARCH} %{VERSION}-%{RELEASE} %{LICENSE}")
+                == f"i686 {V1}-{RELEASE} {license_}"
+            )
             requires = run(["rpm", "-qp", "--requires", f]).stdout.split("\n")
             glibc = deps["glibc"]
             assert f"libc.so.6(GLIBC_{glibc})" in requires
@@ -181,16 +201,21 @@ def test_a_new_plugin_in_dist_is_packaged_and_clam_relates_to_clamd(tmp_path, di
     out = tmp_path / "out"
     pkg.package(fake, out, version=V1, repo=False)
     names = sorted(f.name for f in out.iterdir() if f.suffix in (".deb", ".rpm"))
-    assert names == sorted([deb(out, "kerio-avir-clam-dbgsym").name,
-                            deb(out, "kerio-connect-avir-clam").name,
-                            deb(out, "kerio-control-avir-clam").name,
-                            rpm_file(out, "kerio-avir-clam-debuginfo").name,
-                            rpm_file(out, "kerio-connect-avir-clam").name,
-                            rpm_file(out, "kerio-control-avir-clam").name,
-                            *debugsource_names(out)])
+    assert names == sorted(
+        [
+            deb(out, "kerio-avir-clam-dbgsym").name,
+            deb(out, "kerio-connect-avir-clam").name,
+            deb(out, "kerio-control-avir-clam").name,
+            rpm_file(out, "kerio-avir-clam-debuginfo").name,
+            rpm_file(out, "kerio-connect-avir-clam").name,
+            rpm_file(out, "kerio-control-avir-clam").name,
+            *debugsource_names(out),
+        ]
+    )
     assert deb_field(deb(out, "kerio-connect-avir-clam"), "Suggests") == "clamav-daemon"
-    assert run(["rpm", "-qp", "--recommends", rpm_file(out, "kerio-control-avir-clam")]
-               ).stdout.split() == ["clamd"]
+    assert run(
+        ["rpm", "-qp", "--recommends", rpm_file(out, "kerio-control-avir-clam")]
+    ).stdout.split() == ["clamd"]
     assert "ClamAV" in deb_field(deb(out, "kerio-control-avir-clam"), "Description")
 
 
@@ -198,10 +223,13 @@ def test_a_plugin_failing_the_audit_is_not_packaged(tmp_path, artifact):
     fake = tmp_path / "dist"
     fake.mkdir()
     shutil.copy2(artifact("avir_sample.so"), fake / "avir_bad.so")
-    subprocess.run(["objcopy", "--add-symbol", "leak=.text:0,global,function",
-                    str(fake / "avir_bad.so")], check=True)
-    r = subprocess.run(["readelf", "-s", "-W", str(fake / "avir_bad.so")], capture_output=True,
-                       text=True)
+    subprocess.run(
+        ["objcopy", "--add-symbol", "leak=.text:0,global,function", str(fake / "avir_bad.so")],
+        check=True,
+    )
+    r = subprocess.run(
+        ["readelf", "-s", "-W", str(fake / "avir_bad.so")], capture_output=True, text=True
+    )
     if " leak" not in r.stdout:
         pytest.skip("objcopy could not add a symbol")
     with pytest.raises(Exception, match="fails the audit"):
@@ -236,8 +264,15 @@ def make_root(root: Path, products=True) -> dict:
     (root / "usr/bin").mkdir(parents=True, exist_ok=True)
     (root / "bin").symlink_to("usr/bin")  # merged /usr, as on Debian 12 and RHEL 7+
     # (usr/share/licenses: the %license folder, which rpm systems' filesystem package owns)
-    for d in ["tmp", "var/tmp", "opt/vendor", "usr/share/doc/base-files", "usr/lib/debug",
-              "usr/share/lintian/overrides", "usr/share/licenses"]:
+    for d in [
+        "tmp",
+        "var/tmp",
+        "opt/vendor",
+        "usr/share/doc/base-files",
+        "usr/lib/debug",
+        "usr/share/lintian/overrides",
+        "usr/share/licenses",
+    ]:
         (root / d).mkdir(parents=True, exist_ok=True)
     # Directories a real system has because other packages own files in them.
     (root / "opt/vendor/other-software").write_text("another vendor's file\n")
@@ -277,7 +312,8 @@ def dpkg_root(root: Path, libc_version="2.36-9"):
     (admin / "status").write_text(
         f"Package: libc6\nStatus: install ok installed\nPriority: optional\nSection: libs\n"
         f"Installed-Size: 1\nMaintainer: test\nArchitecture: i386\nMulti-Arch: same\n"
-        f"Version: {libc_version}\nDescription: stand-in for the i386 C library\n\n")
+        f"Version: {libc_version}\nDescription: stand-in for the i386 C library\n\n"
+    )
     (admin / "info" / "libc6:i386.list").write_text("")
     (admin / "info" / "libc6:i386.md5sums").write_text("")  # so dpkg --audit is quiet
     run(["dpkg", f"--root={root}", "--add-architecture", "i386"])
@@ -288,8 +324,10 @@ def dpkg(root, *args, check=True):
 
 
 def installed_version(root, name):
-    r = run(["dpkg-query", f"--admindir={root}/var/lib/dpkg", "-W", "-f",
-             "${Status} ${Version}", name], check=False)
+    r = run(
+        ["dpkg-query", f"--admindir={root}/var/lib/dpkg", "-W", "-f", "${Status} ${Version}", name],
+        check=False,
+    )
     return r.stdout.strip() if r.returncode == 0 else ""
 
 
@@ -302,8 +340,14 @@ def check_installed(root, plugin, product, debug=True):
     assert stat.S_IMODE(so.parent.stat().st_mode) == 0o755
     # dpkg: /usr/share/doc/<package>/copyright; rpm: the %license under /usr/share/licenses
     package = f"kerio-{product}-avir-{plugin}"
-    found = [f for f in (root / f"usr/share/doc/{package}/copyright",
-                         root / f"usr/share/licenses/{package}/copyright") if f.is_file()]
+    found = [
+        f
+        for f in (
+            root / f"usr/share/doc/{package}/copyright",
+            root / f"usr/share/licenses/{package}/copyright",
+        )
+        if f.is_file()
+    ]
     assert len(found) == 1
     assert stat.S_IMODE(found[0].stat().st_mode) == 0o644
     assert "BSD-3-Clause" in found[0].read_text()
@@ -317,13 +361,15 @@ def check_installed(root, plugin, product, debug=True):
 
 # --- dpkg --------------------------------------------------------------------------------
 
+
 def test_deb_lifecycle_with_products(tmp_path, v1, v2, plugins):
     root = tmp_path / "root"
     product_files = make_root(root)
     dpkg_root(root)
     before = tree(root)
-    debs1 = [deb(v1, n) for n in main_names(plugins)] + \
-            [deb(v1, f"kerio-avir-{p}-dbgsym") for p in plugins]
+    debs1 = [deb(v1, n) for n in main_names(plugins)] + [
+        deb(v1, f"kerio-avir-{p}-dbgsym") for p in plugins
+    ]
     r = dpkg(root, "-i", *debs1)
     for p in plugins:
         for product in PRODUCTS:
@@ -333,8 +379,9 @@ def test_deb_lifecycle_with_products(tmp_path, v1, v2, plugins):
             assert f"{name}: to use it, open the Kerio" in r.stdout
             assert f"Select antivirus... 'avir_{p}'" in r.stdout
             check_installed(root, p, product)
-    debs2 = [deb(v2, n, V2) for n in main_names(plugins)] + \
-            [deb(v2, f"kerio-avir-{p}-dbgsym", V2) for p in plugins]
+    debs2 = [deb(v2, n, V2) for n in main_names(plugins)] + [
+        deb(v2, f"kerio-avir-{p}-dbgsym", V2) for p in plugins
+    ]
     r = dpkg(root, "-i", *debs2)  # upgrade
     for name in main_names(plugins):
         assert installed_version(root, name) == f"install ok installed {V2}-{RELEASE}"
@@ -410,8 +457,10 @@ def test_deb_keeps_an_admins_own_plugin_and_puts_it_back(tmp_path, v1, v2, plugi
     name, target, backup = admins_plugin(root, p)
     before = tree(root)
     r = dpkg(root, "-i", deb(v1, name))
-    assert f"{name}: /{target.relative_to(root)} was not installed by a package: kept as " \
-           f"/{backup.relative_to(root)}, put back when {name} is removed." in r.stdout
+    assert (
+        f"{name}: /{target.relative_to(root)} was not installed by a package: kept as "
+        f"/{backup.relative_to(root)}, put back when {name} is removed." in r.stdout
+    )
     assert target.read_bytes() == (dist / f"avir_{p}.so").read_bytes()  # ours is installed
     assert backup.read_bytes() == ADMIN_PLUGIN
     # Nothing else in the plugin folder: the product loads every avir_*.so there.
@@ -428,18 +477,28 @@ def test_deb_keeps_an_admins_own_plugin_and_puts_it_back(tmp_path, v1, v2, plugi
     assert tree(root) == before
 
 
-def other_package(tmp_path: Path, path: str, packager: str,
-                  content=b"the vendor's packaged plugin\n") -> Path:
+def other_package(
+    tmp_path: Path, path: str, packager: str, content=b"the vendor's packaged plugin\n"
+) -> Path:
     """A vendor's package that owns the plugin's path (as the Kerio SDK's ClamAV plugin
     could): the conflict dpkg and rpm must refuse."""
     cfg = tmp_path / f"vendor-{packager}.yaml"
     src = tmp_path / "vendor.so"
     src.write_bytes(content)
-    cfg.write_text(json.dumps({
-        "name": "vendor-avir", "arch": "386", "version": "7.0", "maintainer": "t <t@example.org>",
-        "description": "another package owning the same path",
-        "contents": [{"src": str(src), "dst": path, "file_info": {"mode": 0o644}}],
-        "deb": {"arch": "i386"}, "rpm": {"arch": "i686"}}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "name": "vendor-avir",
+                "arch": "386",
+                "version": "7.0",
+                "maintainer": "t <t@example.org>",
+                "description": "another package owning the same path",
+                "contents": [{"src": str(src), "dst": path, "file_info": {"mode": 0o644}}],
+                "deb": {"arch": "i386"},
+                "rpm": {"arch": "i686"},
+            }
+        )
+    )
     out = tmp_path / f"vendor.{packager}"
     run([pkg.find_nfpm(), "package", "-f", cfg, "-p", packager, "-t", out])
     return out
@@ -464,6 +523,7 @@ def test_deb_never_moves_another_packages_file(tmp_path, v1, plugins):
 
 # --- rpm ---------------------------------------------------------------------------------
 
+
 def rpm_root(root, *args, check=True):
     return run(["rpm", f"--root={root}", "--dbpath=/var/lib/rpm", *args], check=check)
 
@@ -478,10 +538,12 @@ def test_rpm_lifecycle_with_products(tmp_path, v1, v2, plugins):
     product_files = make_root(root)
     rpm_root(root, "--initdb")
     before = tree(root)
-    rpms1 = [rpm_file(v1, n) for n in main_names(plugins)] + \
-            [rpm_file(v1, f"kerio-avir-{p}-debuginfo") for p in plugins]
-    rpms2 = [rpm_file(v2, n, V2) for n in main_names(plugins)] + \
-            [rpm_file(v2, f"kerio-avir-{p}-debuginfo", V2) for p in plugins]
+    rpms1 = [rpm_file(v1, n) for n in main_names(plugins)] + [
+        rpm_file(v1, f"kerio-avir-{p}-debuginfo") for p in plugins
+    ]
+    rpms2 = [rpm_file(v2, n, V2) for n in main_names(plugins)] + [
+        rpm_file(v2, f"kerio-avir-{p}-debuginfo", V2) for p in plugins
+    ]
     r = rpm_root(root, "-i", "--nodeps", "--ignorearch", *rpms1)
     for p in plugins:
         for product in PRODUCTS:
@@ -530,8 +592,10 @@ def test_rpm_keeps_an_admins_own_plugin_and_puts_it_back(tmp_path, v1, v2, plugi
     name, target, backup = admins_plugin(root, p)
     before = tree(root)
     r = rpm_root(root, "-i", "--nodeps", "--ignorearch", rpm_file(v1, name))
-    assert f"{name}: /{target.relative_to(root)} was not installed by a package: kept as " \
-           f"/{backup.relative_to(root)}, put back when {name} is removed." in r.stdout
+    assert (
+        f"{name}: /{target.relative_to(root)} was not installed by a package: kept as "
+        f"/{backup.relative_to(root)}, put back when {name} is removed." in r.stdout
+    )
     assert target.read_bytes() == (dist / f"avir_{p}.so").read_bytes()
     assert backup.read_bytes() == ADMIN_PLUGIN
     assert plugin_folder(target) == sorted(["avir_other.so", f"avir_{p}.so"])
@@ -551,8 +615,13 @@ def test_rpm_never_moves_another_packages_file(tmp_path, v1, plugins):
     p = plugins[0]
     name, target, backup = admins_plugin(root, p)
     target.unlink()
-    rpm_root(root, "-i", "--nodeps", "--ignorearch",
-             other_package(tmp_path, f"/{target.relative_to(root)}", "rpm"))
+    rpm_root(
+        root,
+        "-i",
+        "--nodeps",
+        "--ignorearch",
+        other_package(tmp_path, f"/{target.relative_to(root)}", "rpm"),
+    )
     owned = target.read_bytes()
     r = rpm_root(root, "-i", "--nodeps", "--ignorearch", rpm_file(v1, name), check=False)
     assert r.returncode != 0 and "conflicts with file from package vendor-avir" in r.stderr
@@ -582,8 +651,12 @@ def test_rpm_leaves_alone_a_file_another_package_shares(tmp_path, v1, plugins, d
     p = plugins[0]
     name, target, backup = admins_plugin(root, p)
     target.unlink()
-    shared = other_package(tmp_path, f"/{target.relative_to(root)}", "rpm",
-                           content=(dist / f"avir_{p}.so").read_bytes())
+    shared = other_package(
+        tmp_path,
+        f"/{target.relative_to(root)}",
+        "rpm",
+        content=(dist / f"avir_{p}.so").read_bytes(),
+    )
     rpm_root(root, "-i", "--nodeps", "--ignorearch", shared)
     r = rpm_root(root, "-i", "--nodeps", "--ignorearch", rpm_file(v1, name))
     assert "kept as" not in r.stdout and not backup.parent.parent.exists()
@@ -602,10 +675,19 @@ def fake_glibc_rpm(tmp_path, bits: int, requirements) -> Path:
         provides = list(requirements)
     name = f"glibc{bits}"
     cfg = tmp_path / f"{name}.yaml"
-    cfg.write_text(json.dumps({
-        "name": name, "arch": "386" if bits == 32 else "amd64", "version": "2.36",
-        "maintainer": "test <t@example.org>", "description": "stand-in glibc",
-        "provides": provides, "rpm": {"arch": "i686" if bits == 32 else "x86_64"}}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "name": name,
+                "arch": "386" if bits == 32 else "amd64",
+                "version": "2.36",
+                "maintainer": "test <t@example.org>",
+                "description": "stand-in glibc",
+                "provides": provides,
+                "rpm": {"arch": "i686" if bits == 32 else "x86_64"},
+            }
+        )
+    )
     out = tmp_path / f"{name}.rpm"
     run([pkg.find_nfpm(), "package", "-f", cfg, "-p", "rpm", "-t", out])
     return out
@@ -629,6 +711,7 @@ def test_rpm_requirements_need_the_32bit_glibc(tmp_path, v1, plugins, dist):
 
 # --- the maintainer scripts as state machines: dpkg and rpm, every path ------------------
 
+
 class Packager:
     """dpkg or rpm on a throwaway root, run as an administrator runs them; every call
     must exit 0 unless check=False."""
@@ -648,26 +731,36 @@ class Packager:
         return rpm_root(self.root, *args, "--nodeps", "--ignorearch", check=check)
 
     def install(self, f, check=True):
-        return dpkg(self.root, "-i", f, check=check) if self.kind == "deb" else \
-            self._rpm("-i", f, check=check)
+        return (
+            dpkg(self.root, "-i", f, check=check)
+            if self.kind == "deb"
+            else self._rpm("-i", f, check=check)
+        )
 
     def upgrade(self, f):
         return dpkg(self.root, "-i", f) if self.kind == "deb" else self._rpm("-U", f)
 
     def downgrade(self, f):
-        return dpkg(self.root, "-i", f) if self.kind == "deb" else \
-            self._rpm("-U", "--oldpackage", f)
+        return (
+            dpkg(self.root, "-i", f) if self.kind == "deb" else self._rpm("-U", "--oldpackage", f)
+        )
 
     def reinstall(self, f):
         return dpkg(self.root, "-i", f) if self.kind == "deb" else self._rpm("--reinstall", f)
 
     def remove(self, name, check=True):
-        return dpkg(self.root, "-r", name, check=check) if self.kind == "deb" else \
-            rpm_root(self.root, "-e", name, check=check)
+        return (
+            dpkg(self.root, "-r", name, check=check)
+            if self.kind == "deb"
+            else rpm_root(self.root, "-e", name, check=check)
+        )
 
     def purge(self, name, check=True):
-        return dpkg(self.root, "-P", name, check=check) if self.kind == "deb" else \
-            rpm_root(self.root, "-e", name, check=check)
+        return (
+            dpkg(self.root, "-P", name, check=check)
+            if self.kind == "deb"
+            else rpm_root(self.root, "-e", name, check=check)
+        )
 
     def installed(self, name) -> bool:
         if self.kind == "deb":
@@ -754,8 +847,12 @@ def test_lone_admin_file_through_upgrade_downgrade_reinstall(kind, lone, v1, v2)
     root, name, target, backup = lone
     pm = Packager(kind, root)
     before = tree(root)
-    steps = [pm.install(pm.file(v1, name)), pm.upgrade(pm.file(v2, name, V2)),
-             pm.downgrade(pm.file(v1, name)), pm.reinstall(pm.file(v1, name))]
+    steps = [
+        pm.install(pm.file(v1, name)),
+        pm.upgrade(pm.file(v2, name, V2)),
+        pm.downgrade(pm.file(v1, name)),
+        pm.reinstall(pm.file(v1, name)),
+    ]
     log = step_log(*steps)
     assert log.count("kept as") == 1 and "put back /" not in log  # kept once, until removal
     assert backup.read_bytes() == ADMIN_PLUGIN
@@ -782,8 +879,16 @@ def test_deb_diversion_removed_by_hand(lone, v1):
     pm = Packager("deb", root)
     before = tree(root)
     pm.install(pm.file(v1, name))
-    run(["dpkg-divert", f"--admindir={root}/var/lib/dpkg", "--package", name, "--remove",
-         f"/{target.relative_to(root)}"])
+    run(
+        [
+            "dpkg-divert",
+            f"--admindir={root}/var/lib/dpkg",
+            "--package",
+            name,
+            "--remove",
+            f"/{target.relative_to(root)}",
+        ]
+    )
     assert_put_back(pm, root, name, target, backup, before, step_log(pm.remove(name)))
 
 
@@ -923,8 +1028,7 @@ exit 0
 """
 
 
-def test_deb_half_removed_by_an_earlier_version_recovers(tmp_path, lone, artifact, v2,
-                                                         monkeypatch):
+def test_deb_half_removed_by_an_earlier_version_recovers(tmp_path, lone, artifact, v2, monkeypatch):
     """An earlier version's postrm failed on the lone file and left the package
     half-installed (every retry failing alike): installing this version over it and
     removing it puts the administrator's file back."""
@@ -935,8 +1039,9 @@ def test_deb_half_removed_by_an_earlier_version_recovers(tmp_path, lone, artifac
     shutil.copytree(pkg.PACKAGING, old)
     (old / "scripts/postrm.sh").write_text(FAILING_POSTRM)
     declared = json.loads((old / "templates.json").read_text())  # the keys it uses
-    declared["templates"]["scripts/postrm.sh"] = {"text": ["BACKUP", "PACKAGE", "PLUGIN_DIR",
-                                                           "PLUGIN_ID"]}
+    declared["templates"]["scripts/postrm.sh"] = {
+        "text": ["BACKUP", "PACKAGE", "PLUGIN_DIR", "PLUGIN_ID"]
+    }
     (old / "templates.json").write_text(json.dumps(declared))
     fake = tmp_path / "dist"
     sample = artifact("avir_sample.so")
@@ -957,7 +1062,6 @@ def test_deb_half_removed_by_an_earlier_version_recovers(tmp_path, lone, artifac
     assert_put_back(pm, root, name, target, backup, before, step_log(pm.remove(name)))
 
 
-
 def test_rpm_file_stranded_by_an_earlier_version_goes_back(tmp_path, lone, v1):
     """An earlier version's %postun failed on the lone file (rpm -e exits 0 anyway):
     the file stayed kept, its folder gone. Installing this version and removing it
@@ -971,6 +1075,7 @@ def test_rpm_file_stranded_by_an_earlier_version_goes_back(tmp_path, lone, v1):
     pm.install(pm.file(v1, name))
     assert backup.read_bytes() == ADMIN_PLUGIN
     assert_put_back(pm, root, name, target, backup, before, step_log(pm.remove(name)))
+
 
 # --- Kerio Connect's folder moved (the vendor's later word) ---------------------------------
 
@@ -990,7 +1095,13 @@ def test_connect_folder_follows_the_vendors_later_word():
     # No document still sends an administrator to the old folder.
     # No document sends an administrator to the old folder: a line naming it names the
     # new one too (the move).
-    for doc in ("README.md", "docs/admin.md", "docs/ABI.md", "packaging/README.in", "tests/test_smoke.py"):
+    for doc in (
+        "README.md",
+        "docs/admin.md",
+        "docs/ABI.md",
+        "packaging/README.in",
+        "tests/test_smoke.py",
+    ):
         for line in (paths.ROOT / doc).read_text().splitlines():
             assert "plugin/avirs" not in line or "avserver/avirs" in line, (doc, line)
 
@@ -1032,8 +1143,9 @@ def in_root(root: Path, path: str) -> Path:
 
 @pytest.mark.parametrize("admin_files", [(), ("old",), ("old", "new")])
 @pytest.mark.parametrize("kind", PACKAGERS)
-def test_upgrade_from_the_old_connect_folder(kind, admin_files, tmp_path, old_folder_packages,
-                                             v2, dist):
+def test_upgrade_from_the_old_connect_folder(
+    kind, admin_files, tmp_path, old_folder_packages, v2, dist
+):
     """old-folder package -> new-folder package: nothing of ours stays in the old folder;
     the administrator's file the old version kept goes back there, byte-identical;
     one in the new folder is kept and put back like any."""
@@ -1041,8 +1153,10 @@ def test_upgrade_from_the_old_connect_folder(kind, admin_files, tmp_path, old_fo
     make_root(root, products=False)
     so = f"avir_{MATRIX_PLUGIN}.so"
     old, new = in_root(root, f"{OLD_CONNECT_DIR}/{so}"), in_root(root, f"{NEW_CONNECT_DIR}/{so}")
-    admins = {"old": (old, b"the administrator's plugin in the old folder\n"),
-              "new": (new, b"the administrator's plugin in the new folder\n")}
+    admins = {
+        "old": (old, b"the administrator's plugin in the old folder\n"),
+        "new": (new, b"the administrator's plugin in the new folder\n"),
+    }
     for which in admin_files:
         path, content = admins[which]
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -1077,6 +1191,7 @@ def test_upgrade_from_the_old_connect_folder(kind, admin_files, tmp_path, old_fo
 
 # --- the right package for the installed product ---------------------------------------------
 
+
 def product_binary(root: Path, path: str, source: Path) -> None:
     target = in_root(root, path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -1092,12 +1207,18 @@ def test_install_says_when_the_product_is_of_the_other_class(kind, tmp_path, v1,
     assert elf64.read_bytes()[4] == 2
     elf32 = artifact("avhost")
     assert elf32.read_bytes()[4] == 1
-    cases = {"64-bit avserver": ({"/opt/kerio/mailserver/avserver": elf64,
-                                  "/opt/kerio/mailserver/mailserver": elf64}, True),
-             "64-bit mailserver only": ({"/opt/kerio/mailserver/mailserver": elf64}, True),
-             "32-bit": ({"/opt/kerio/mailserver/avserver": elf32,
-                         "/opt/kerio/mailserver/mailserver": elf32}, False),
-             "not installed": ({}, False)}
+    cases = {
+        "64-bit avserver": (
+            {"/opt/kerio/mailserver/avserver": elf64, "/opt/kerio/mailserver/mailserver": elf64},
+            True,
+        ),
+        "64-bit mailserver only": ({"/opt/kerio/mailserver/mailserver": elf64}, True),
+        "32-bit": (
+            {"/opt/kerio/mailserver/avserver": elf32, "/opt/kerio/mailserver/mailserver": elf32},
+            False,
+        ),
+        "not installed": ({}, False),
+    }
     name = CONNECT
     for case, (binaries, warned) in cases.items():
         root = tmp_path / case.replace(" ", "-")
@@ -1109,9 +1230,13 @@ def test_install_says_when_the_product_is_of_the_other_class(kind, tmp_path, v1,
         pm.assert_settled(name, installed=True)
         if warned:
             bin_ = next(iter(binaries))
-            assert f"{name}: WARNING: {bin_} is a 64-bit program and this package's plugin " \
-                   f"is 32-bit (i386/i686): Kerio Connect cannot load it." in r.stderr, case
-            other = f"apt-get install {name}:amd64" if kind == "deb" else f"yum install {name}.x86_64"
+            assert (
+                f"{name}: WARNING: {bin_} is a 64-bit program and this package's plugin "
+                f"is 32-bit (i386/i686): Kerio Connect cannot load it." in r.stderr
+            ), case
+            other = (
+                f"apt-get install {name}:amd64" if kind == "deb" else f"yum install {name}.x86_64"
+            )
             assert f"Install the 64-bit package instead ({other}," in r.stderr, case
         else:
             assert "WARNING" not in r.stdout + r.stderr, case
@@ -1120,13 +1245,16 @@ def test_install_says_when_the_product_is_of_the_other_class(kind, tmp_path, v1,
 
 # --- relations: never another architecture's server ------------------------------------------
 
+
 def fake_debs_repo(folder: Path, stanzas) -> None:
     folder.mkdir(parents=True)
     text = ""
     for package, arch, version in stanzas:
-        text += (f"Package: {package}\nVersion: {version}\nArchitecture: {arch}\n"
-                 f"Maintainer: test <t@example.org>\nFilename: pool/{package}_{arch}.deb\n"
-                 f"Size: 1\nSHA256: {'0' * 64}\nDescription: stand-in\n\n")
+        text += (
+            f"Package: {package}\nVersion: {version}\nArchitecture: {arch}\n"
+            f"Maintainer: test <t@example.org>\nFilename: pool/{package}_{arch}.deb\n"
+            f"Size: 1\nSHA256: {'0' * 64}\nDescription: stand-in\n\n"
+        )
     (folder / "Packages").write_text(text)
 
 
@@ -1141,9 +1269,11 @@ def apt_simulate(tmp_path: Path, sources: list, status: str, install: list):
 
 def installed_stanza(package, arch, version, multi_arch=None) -> str:
     ma = f"Multi-Arch: {multi_arch}\n" if multi_arch else ""
-    return (f"Package: {package}\nStatus: install ok installed\nPriority: optional\n"
-            f"Section: misc\nInstalled-Size: 1\nMaintainer: test\nArchitecture: {arch}\n{ma}"
-            f"Version: {version}\nDescription: installed\n\n")
+    return (
+        f"Package: {package}\nStatus: install ok installed\nPriority: optional\n"
+        f"Section: misc\nInstalled-Size: 1\nMaintainer: test\nArchitecture: {arch}\n{ma}"
+        f"Version: {version}\nDescription: installed\n\n"
+    )
 
 
 def test_apt_on_amd64_never_replaces_the_admins_clamd(tmp_path, v1, plugins):
@@ -1154,14 +1284,20 @@ def test_apt_on_amd64_never_replaces_the_admins_clamd(tmp_path, v1, plugins):
     architecture serves)."""
     mirror = tmp_path / "mirror"
     server = "1.0.7+dfsg-1~deb12u1"
-    fake_debs_repo(mirror, [(p, a, server) for p in ("clamav-daemon", "clamdscan")
-                            for a in ("amd64", "i386")])
-    status = installed_stanza("libc6", "amd64", "2.36-9", "same") + \
-        installed_stanza("libc6", "i386", "2.36-9", "same") + \
-        installed_stanza("clamav-daemon", "amd64", server) + \
-        installed_stanza("clamdscan", "amd64", server)
-    ours = [line.split(": ", 1)[1] for line in apt_index(v1, "i386").read_text().splitlines()
-            if line.startswith("Package: ")]
+    fake_debs_repo(
+        mirror, [(p, a, server) for p in ("clamav-daemon", "clamdscan") for a in ("amd64", "i386")]
+    )
+    status = (
+        installed_stanza("libc6", "amd64", "2.36-9", "same")
+        + installed_stanza("libc6", "i386", "2.36-9", "same")
+        + installed_stanza("clamav-daemon", "amd64", server)
+        + installed_stanza("clamdscan", "amd64", server)
+    )
+    ours = [
+        line.split(": ", 1)[1]
+        for line in apt_index(v1, "i386").read_text().splitlines()
+        if line.startswith("Package: ")
+    ]
     sources = [f"deb [trusted=yes] file:{v1} stable main", f"deb [trusted=yes] file:{mirror} ./"]
     for wanted in (ours, [f"kerio-connect-avir-{p}" for p in plugins]):
         r = apt_simulate(tmp_path / f"n{len(wanted)}", sources, status, wanted)
@@ -1177,12 +1313,20 @@ def test_rpm_clamd_relation_takes_any_architecture(tmp_path, v1):
     """rpm matches the plain name in the .rpm's relation with a clamd of any
     architecture: a 64-bit clamd satisfies the i686 package's relation (shown with a
     package that requires what ours recommends)."""
-    recommends = run(["rpm", "-qp", "--recommends", rpm_file(v1, "kerio-connect-avir-clam")]
-                     ).stdout.split()
+    recommends = run(
+        ["rpm", "-qp", "--recommends", rpm_file(v1, "kerio-connect-avir-clam")]
+    ).stdout.split()
     assert recommends == ["clamd"]
-    cfgs = {"clamd": {"name": "clamd", "arch": "amd64", "version": "1.0.7", "rpm": {"arch": "x86_64"}},
-            "needs": {"name": "needs-clamd", "arch": "386", "version": "1", "depends": recommends,
-                      "rpm": {"arch": "i686"}}}
+    cfgs = {
+        "clamd": {"name": "clamd", "arch": "amd64", "version": "1.0.7", "rpm": {"arch": "x86_64"}},
+        "needs": {
+            "name": "needs-clamd",
+            "arch": "386",
+            "version": "1",
+            "depends": recommends,
+            "rpm": {"arch": "i686"},
+        },
+    }
     built = {}
     for key, cfg in cfgs.items():
         f = tmp_path / f"{key}.yaml"
@@ -1199,6 +1343,7 @@ def test_rpm_clamd_relation_takes_any_architecture(tmp_path, v1):
 
 
 # --- reproducibility, lint, signing, repositories ------------------------------------------
+
 
 def test_packages_are_reproducible(tmp_path, v1):
     again = tmp_path / "again"
@@ -1238,8 +1383,10 @@ def test_repository_metadata(v1, tmp_path):
     other), its Release, apt reading it; yum/i386/ (i686's $basearch) listing every .rpm."""
     index = apt_index(v1, "i386")
     packages = index.read_text()
-    stanzas = [dict(re.findall(r"^([A-Za-z0-9-]+): (.*)$", s, re.M))
-               for s in packages.strip().split("\n\n")]
+    stanzas = [
+        dict(re.findall(r"^([A-Za-z0-9-]+): (.*)$", s, re.M))
+        for s in packages.strip().split("\n\n")
+    ]
     debs = sorted(v1.glob("*.deb"))
     assert sorted(s["Filename"] for s in stanzas) == sorted(d.name for d in debs)
     for s in stanzas:
@@ -1270,8 +1417,11 @@ def test_repository_metadata(v1, tmp_path):
     # SHA256SUMS covers every file.
     run(["sha256sum", "--check", "--strict", "SHA256SUMS"], cwd=v1)
     listed = {line.split("  ", 1)[1] for line in (v1 / "SHA256SUMS").read_text().splitlines()}
-    assert {f.relative_to(v1).as_posix() for f in v1.rglob("*")
-            if f.is_file() and f.name != "SHA256SUMS"} == listed
+    assert {
+        f.relative_to(v1).as_posix()
+        for f in v1.rglob("*")
+        if f.is_file() and f.name != "SHA256SUMS"
+    } == listed
 
 
 PASSPHRASE = "test-only passphrase 7f3a"
@@ -1284,12 +1434,26 @@ def signing_key(tmp_path_factory):
     os.chmod(home, 0o700)
     env = dict(os.environ, GNUPGHOME=str(home))
     secret = ["--pinentry-mode", "loopback", "--passphrase-fd", "0"]
-    run(["gpg", "--batch", *secret, "--quick-gen-key",
-         "Kerio plugins test key <test@example.org>", "rsa2048", "sign", "never"],
-        env=env, input=PASSPHRASE)
+    run(
+        [
+            "gpg",
+            "--batch",
+            *secret,
+            "--quick-gen-key",
+            "Kerio plugins test key <test@example.org>",
+            "rsa2048",
+            "sign",
+            "never",
+        ],
+        env=env,
+        input=PASSPHRASE,
+    )
     key = home / "secret.asc"
-    run(["gpg", "--batch", *secret, "--armor", "--export-secret-keys", "--output", key],
-        env=env, input=PASSPHRASE)
+    run(
+        ["gpg", "--batch", *secret, "--armor", "--export-secret-keys", "--output", key],
+        env=env,
+        input=PASSPHRASE,
+    )
     pub = home / "public.asc"
     run(["gpg", "--batch", "--armor", "--export", "--output", pub], env=env)
     yield key, pub, env
@@ -1302,16 +1466,25 @@ def watched_run(cmd, env, secret: str, log: Path) -> tuple:
     its argv. Returns (completed process, argvs that showed the secret, gpg argvs)."""
     wrappers = log.parent / "bin"
     wrappers.mkdir()
-    (wrappers / "gpg").write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{log}"\n'
-                                  f'exec {shutil.which("gpg")} "$@"\n')
+    (wrappers / "gpg").write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{log}"\nexec {shutil.which("gpg")} "$@"\n'
+    )
     (wrappers / "gpg").chmod(0o755)
     env = dict(env, PATH=f"{wrappers}{os.pathsep}{env['PATH']}")
     seen = []
-    proc = subprocess.Popen([str(c) for c in cmd], env=env, cwd=paths.ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(c) for c in cmd],
+        env=env,
+        cwd=paths.ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     out = io.StringIO(), io.StringIO()
-    readers = [threading.Thread(target=lambda s, o: o.write(s.read()), args=(stream, buf))
-               for stream, buf in zip((proc.stdout, proc.stderr), out)]
+    readers = [
+        threading.Thread(target=lambda s, o: o.write(s.read()), args=(stream, buf))
+        for stream, buf in zip((proc.stdout, proc.stderr), out)
+    ]
     for t in readers:
         t.start()
     while proc.poll() is None:  # ends with the process
@@ -1363,16 +1536,23 @@ def test_signed_packages_and_repositories(tmp_path, signing_key, plugins):
     # The armored key itself in the environment (a CI secret); --sign-key takes a path.
     env = dict(os.environ, AVKIT_SIGNING_KEY=key.read_text(), AVKIT_SIGNING_PASSPHRASE=PASSPHRASE)
     r, shown, gpg_calls = watched_run(
-        [sys.executable, "-m", "avkit", "package", "--out", out, "--version", V1], env,
-        PASSPHRASE, tmp_path / "gpg-argv.log")
+        [sys.executable, "-m", "avkit", "package", "--out", out, "--version", V1],
+        env,
+        PASSPHRASE,
+        tmp_path / "gpg-argv.log",
+    )
     assert r.returncode == 0, r.stderr
     # It says what it signed and with which key.
     listing = run(["gpg", "--list-secret-keys", "--with-colons"], env=gpg_env).stdout
     fingerprint = re.search(r"^fpr:(?:[^:]*:){8}([0-9A-F]+):", listing, re.M)[1]
     rpm_count = len(list(out.glob("*.rpm")))
     assert f"signed with key {fingerprint}: {rpm_count} of {rpm_count} .rpm, " in r.stdout
-    for name in ("dists/stable/InRelease", "dists/stable/Release.gpg",
-                 "yum/i386/repodata/repomd.xml.asc", "SHA256SUMS.asc"):
+    for name in (
+        "dists/stable/InRelease",
+        "dists/stable/Release.gpg",
+        "yum/i386/repodata/repomd.xml.asc",
+        "SHA256SUMS.asc",
+    ):
         assert name in r.stdout, r.stdout
     assert "NOT signed" not in r.stdout
     # The passphrase reached gpg (it signed) but never a command line nor the output.
@@ -1397,8 +1577,10 @@ def test_signed_packages_and_repositories(tmp_path, signing_key, plugins):
     run(["sha256sum", "--check", "--strict", "SHA256SUMS"], cwd=out)
     forged = tmp_path / "SHA256SUMS"
     forged.write_text((out / "SHA256SUMS").read_text().replace(" ", "  ", 1))
-    assert run(["gpgv", "--keyring", keyring, out / "SHA256SUMS.asc", forged],
-               check=False).returncode != 0
+    assert (
+        run(["gpgv", "--keyring", keyring, out / "SHA256SUMS.asc", forged], check=False).returncode
+        != 0
+    )
     # Repository metadata signatures, and the public key published beside them.
     dists = out / "dists" / "stable"
     run(["gpgv", "--keyring", keyring, dists / "Release.gpg", dists / "Release"])
@@ -1408,12 +1590,19 @@ def test_signed_packages_and_repositories(tmp_path, signing_key, plugins):
     assert "BEGIN PGP PUBLIC KEY BLOCK" in (out / "signing-key.asc").read_text()
     # apt, with the sources line avkit writes for sites (signed-by, no trusted=yes),
     # accepts the signed folder and refuses it once InRelease is altered.
-    sources = [line for line in (out / "kerio-avir-plugins.list").read_text().splitlines()
-               if line.startswith("deb ")]
-    assert sources == ["deb [signed-by=/usr/share/keyrings/kerio-avir-plugins.gpg] "
-                       f"{BASE_URL} stable main"]
-    line = sources[0].replace("/usr/share/keyrings/kerio-avir-plugins.gpg", str(keyring)) \
-                     .replace(BASE_URL, f"file:{out}")
+    sources = [
+        line
+        for line in (out / "kerio-avir-plugins.list").read_text().splitlines()
+        if line.startswith("deb ")
+    ]
+    assert sources == [
+        f"deb [signed-by=/usr/share/keyrings/kerio-avir-plugins.gpg] {BASE_URL} stable main"
+    ]
+    line = (
+        sources[0]
+        .replace("/usr/share/keyrings/kerio-avir-plugins.gpg", str(keyring))
+        .replace(BASE_URL, f"file:{out}")
+    )
     r = apt_update(tmp_path / "apt", line)
     assert r.returncode == 0 and "not signed" not in r.stderr + r.stdout, r.stderr
     shown = run(["apt-cache", *r.opts, "show", "kerio-connect-avir-sample"]).stdout
@@ -1422,14 +1611,18 @@ def test_signed_packages_and_repositories(tmp_path, signing_key, plugins):
     shutil.copytree(out, tampered)
     (tampered / "dists" / "stable" / "Release.gpg").unlink()
     (tampered / "dists" / "stable" / "InRelease").write_text(
-        (dists / "InRelease").read_text().replace("Suite: stable", "Suite: stabLe"))
+        (dists / "InRelease").read_text().replace("Suite: stable", "Suite: stabLe")
+    )
     r = apt_update(tmp_path / "apt-tampered", line.replace(str(out), str(tampered)))
     assert r.returncode != 0 and "BADSIG" in r.stderr, r.stderr
     # yum: the .repo file checks package and repository signatures with the project's key.
     repo = (out / "kerio-avir-plugins.repo").read_text()
-    for setting in ("gpgcheck=1", "repo_gpgcheck=1",
-                    "gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-kerio-avir-plugins",
-                    f"baseurl={BASE_URL}/yum/$basearch/"):
+    for setting in (
+        "gpgcheck=1",
+        "repo_gpgcheck=1",
+        "gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-kerio-avir-plugins",
+        f"baseurl={BASE_URL}/yum/$basearch/",
+    ):
         assert setting in repo.splitlines()
 
 
@@ -1452,9 +1645,12 @@ def test_a_package_run_prints_a_short_summary(v1):
     said = stdout_of(v1).read_text().splitlines()
     debs, rpms = len(list(v1.glob("*.deb"))), len(list(v1.glob("*.rpm")))
     assert len(said) <= 3, said
-    assert re.fullmatch(rf"packaged {debs} \.deb and {rpms} \.rpm \(i386\) into {v1}/ in "
-                        rf"\d+ s; apt \(dists/\) and yum \(yum/<basearch>/\) repositories; "
-                        rf"SHA256SUMS", said[0]), said[0]
+    assert re.fullmatch(
+        rf"packaged {debs} \.deb and {rpms} \.rpm \(i386\) into {v1}/ in "
+        rf"\d+ s; apt \(dists/\) and yum \(yum/<basearch>/\) repositories; "
+        rf"SHA256SUMS",
+        said[0],
+    ), said[0]
 
 
 def test_unsigned_by_default(v1):
@@ -1470,10 +1666,17 @@ def test_unsigned_by_default(v1):
 
 # --- versions, rpm 4.8 ---------------------------------------------------------------------
 
+
 def commit(repo: Path, when: int, message: str) -> None:
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org",
-               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org",
-               GIT_AUTHOR_DATE=f"@{when} +0000", GIT_COMMITTER_DATE=f"@{when} +0000")
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@example.org",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@example.org",
+        GIT_AUTHOR_DATE=f"@{when} +0000",
+        GIT_COMMITTER_DATE=f"@{when} +0000",
+    )
     (repo / "history").open("a").write(message + "\n")
     run(["git", "-C", repo, "add", "-A"], env=env)
     run(["git", "-C", repo, "commit", "-q", "-m", message], env=env)
@@ -1507,7 +1710,9 @@ def test_snapshot_versions_sort_between_releases_and_need_no_history(tmp_path, m
     # CI's checkout: one commit, no history. Same version, for a snapshot and a release.
     shallow = tmp_path / "shallow"
     run(["git", "clone", "-q", "--depth", "1", f"file://{repo}", shallow])
-    assert run(["git", "-C", shallow, "rev-parse", "--is-shallow-repository"]).stdout.strip() == "true"
+    assert (
+        run(["git", "-C", shallow, "rev-parse", "--is-shallow-repository"]).stdout.strip() == "true"
+    )
     assert pkg.project_version(shallow) == second
     tagged = tmp_path / "tagged"
     run(["git", "clone", "-q", "--depth", "1", "--branch", "v1.0.0", f"file://{repo}", tagged])
@@ -1526,6 +1731,7 @@ def test_snapshot_versions_sort_between_releases_and_need_no_history(tmp_path, m
 
 def test_rpms_are_readable_by_rpm_4_8(v1):
     from avkit.ship import rpm_compat
+
     policy = rpm_compat.load_policy()
     # The list's names and versions are rpm's own: today's rpm still provides each alike.
     showrc = run(["rpm", "--showrc"]).stdout
@@ -1544,10 +1750,20 @@ def test_rpms_are_readable_by_rpm_4_8(v1):
 
 def test_a_package_rpm_4_8_cannot_read_is_refused(tmp_path):
     from avkit.ship import rpm_compat
+
     cfg = tmp_path / "new.yaml"
-    cfg.write_text(json.dumps({
-        "name": "too-new", "arch": "386", "version": "1.0~rc1", "maintainer": "t <t@example.org>",
-        "description": "zstd payload, tilde version", "rpm": {"arch": "i686", "compression": "zstd"}}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "name": "too-new",
+                "arch": "386",
+                "version": "1.0~rc1",
+                "maintainer": "t <t@example.org>",
+                "description": "zstd payload, tilde version",
+                "rpm": {"arch": "i686", "compression": "zstd"},
+            }
+        )
+    )
     out = tmp_path / "too-new.rpm"
     run([pkg.find_nfpm(), "package", "-f", cfg, "-p", "rpm", "-t", out])
     found = " ".join(rpm_compat.problems(rpm_compat.inspect(out), rpm_compat.load_policy()))

@@ -4,6 +4,7 @@ product, with their debug packages, into one folder, its apt repository (one ind
 architecture) and yum repositories (one per architecture) and SHA256SUMS; the i386
 packages are the same bytes as when packaged alone.
 (tests/test_packages.py checks the packages themselves: contents, scripts, lintian.)"""
+
 import ast
 import gzip
 import hashlib
@@ -32,8 +33,11 @@ def run(cmd, **kw):
 
 def package(out: Path, *archs: str):
     args = [a for arch in archs for a in ("--arch", arch)]
-    return run([sys.executable, "-m", "avkit", "package", *args, "--out", out, "--version",
-                VERSION], cwd=paths.ROOT, env=dict(os.environ, SOURCE_DATE_EPOCH=EPOCH))
+    return run(
+        [sys.executable, "-m", "avkit", "package", *args, "--out", out, "--version", VERSION],
+        cwd=paths.ROOT,
+        env=dict(os.environ, SOURCE_DATE_EPOCH=EPOCH),
+    )
 
 
 def plugins(arch):
@@ -45,10 +49,14 @@ def expected_files(arch):
     names = []
     for p in plugins(arch):
         for product in facts.products():
-            names += [f"kerio-{product}-avir-{p}_{VERSION}-{RELEASE}_{a['deb']}.deb",
-                      f"kerio-{product}-avir-{p}-{VERSION}-{RELEASE}.{a['rpm']}.rpm"]
-        names += [f"kerio-avir-{p}-dbgsym_{VERSION}-{RELEASE}_{a['deb']}.deb",
-                  f"kerio-avir-{p}-debuginfo-{VERSION}-{RELEASE}.{a['rpm']}.rpm"]
+            names += [
+                f"kerio-{product}-avir-{p}_{VERSION}-{RELEASE}_{a['deb']}.deb",
+                f"kerio-{product}-avir-{p}-{VERSION}-{RELEASE}.{a['rpm']}.rpm",
+            ]
+        names += [
+            f"kerio-avir-{p}-dbgsym_{VERSION}-{RELEASE}_{a['deb']}.deb",
+            f"kerio-avir-{p}-debuginfo-{VERSION}-{RELEASE}.{a['rpm']}.rpm",
+        ]
     return names
 
 
@@ -65,15 +73,18 @@ def test_every_plugin_and_product_of_both_architectures_is_packaged(both):
     built = sorted(p.name for p in both.iterdir() if p.suffix in (".deb", ".rpm"))
     debugsource = [n for n in built if n.startswith("kerio-avir-debugsource")]
     assert len(debugsource) == 2  # one for both architectures: the same sources
-    assert built == sorted([n for arch in facts.architectures() for n in expected_files(arch)]
-                           + debugsource)
+    assert built == sorted(
+        [n for arch in facts.architectures() for n in expected_files(arch)] + debugsource
+    )
 
 
 def test_x86_64_packages_name_their_architecture_and_the_64_bit_glibc(both):
     deb = both / f"kerio-connect-avir-clam_{VERSION}-{RELEASE}_amd64.deb"
     rpm = both / f"kerio-connect-avir-clam-{VERSION}-{RELEASE}.x86_64.rpm"
     assert run(["dpkg-deb", "-f", deb, "Architecture"]).stdout.strip() == "amd64"
-    assert re.fullmatch(r"libc6 \(>= 2\.\d+\)", run(["dpkg-deb", "-f", deb, "Depends"]).stdout.strip())
+    assert re.fullmatch(
+        r"libc6 \(>= 2\.\d+\)", run(["dpkg-deb", "-f", deb, "Depends"]).stdout.strip()
+    )
     installed = run(["dpkg-deb", "-c", deb]).stdout
     assert f"{facts.plugin_dir('connect')}/avir_clam.so".lstrip("/") in installed
     assert run(["rpm", "-qp", "--qf", "%{ARCH}", rpm]).stdout == "x86_64"
@@ -85,8 +96,10 @@ def test_x86_64_packages_name_their_architecture_and_the_64_bit_glibc(both):
 
 
 def stanzas(index: Path) -> list:
-    return [dict(re.findall(r"^([A-Za-z0-9-]+): (.*)$", s, re.M))
-            for s in index.read_text().strip().split("\n\n")]
+    return [
+        dict(re.findall(r"^([A-Za-z0-9-]+): (.*)$", s, re.M))
+        for s in index.read_text().strip().split("\n\n")
+    ]
 
 
 def test_apt_has_one_index_per_architecture_and_release_lists_both(both):
@@ -94,16 +107,18 @@ def test_apt_has_one_index_per_architecture_and_release_lists_both(both):
     .debs and the arch "all" ones, each in Release with its hashes."""
     dists = both / "dists" / "stable"
     deb_archs = [a["deb"] for a in facts.architectures().values()]
-    assert sorted(p.name for p in (dists / "main").iterdir()) == \
-        sorted(f"binary-{a}" for a in deb_archs)
+    assert sorted(p.name for p in (dists / "main").iterdir()) == sorted(
+        f"binary-{a}" for a in deb_archs
+    )
     release = (dists / "Release").read_text()
     assert re.search(rf"^Architectures: {' '.join(deb_archs)}$", release, re.M), release
     for arch in deb_archs:
         index = dists / "main" / f"binary-{arch}" / "Packages"
         listed = stanzas(index)
         assert {s["Architecture"] for s in listed} == {arch, "all"}
-        debs = sorted(p.name for p in both.glob(f"*_{arch}.deb")) + \
-            sorted(p.name for p in both.glob("*_all.deb"))
+        debs = sorted(p.name for p in both.glob(f"*_{arch}.deb")) + sorted(
+            p.name for p in both.glob("*_all.deb")
+        )
         assert sorted(s["Filename"] for s in listed) == sorted(debs)
         for name in ("Packages", "Packages.gz"):
             digest = hashlib.sha256(index.with_name(name).read_bytes()).hexdigest()
@@ -113,12 +128,16 @@ def test_apt_has_one_index_per_architecture_and_release_lists_both(both):
 def client(tmp_path: Path, both: Path, archs: list) -> list:
     """apt on an amd64 machine (with i386 added or not) where only libc6 is installed,
     of each of its architectures, with our repository as its one source."""
-    status = "".join(f"Package: libc6\nStatus: install ok installed\nPriority: optional\n"
-                     f"Section: libs\nInstalled-Size: 1\nMaintainer: test\n"
-                     f"Architecture: {a}\nMulti-Arch: same\nVersion: 2.36-9\n"
-                     f"Description: installed\n\n" for a in archs)
-    opts = private_apt(tmp_path / "-".join(archs), [f"deb [trusted=yes] file:{both} stable main"],
-                       archs, status)
+    status = "".join(
+        f"Package: libc6\nStatus: install ok installed\nPriority: optional\n"
+        f"Section: libs\nInstalled-Size: 1\nMaintainer: test\n"
+        f"Architecture: {a}\nMulti-Arch: same\nVersion: 2.36-9\n"
+        f"Description: installed\n\n"
+        for a in archs
+    )
+    opts = private_apt(
+        tmp_path / "-".join(archs), [f"deb [trusted=yes] file:{both} stable main"], archs, status
+    )
     r = apt("apt-get", opts, "update")
     assert "doesn't support architecture" not in r.stdout + r.stderr, r.stdout + r.stderr
     return opts
@@ -127,8 +146,10 @@ def client(tmp_path: Path, both: Path, archs: list) -> list:
 def simulated_installs(opts: list, *names: str) -> set:
     """{(package, architecture)} that `apt-get -s install names` would unpack."""
     r = apt("apt-get", opts, "-s", "-y", "--no-install-recommends", "install", *names)
-    return {(name.split(":")[0], arch)  # apt writes a foreign one as name:arch
-            for name, arch in re.findall(r"^Inst (\S+) \(.*\[(\S+)\]\)", r.stdout, re.M)}
+    return {
+        (name.split(":")[0], arch)  # apt writes a foreign one as name:arch
+        for name, arch in re.findall(r"^Inst (\S+) \(.*\[(\S+)\]\)", r.stdout, re.M)
+    }
 
 
 def test_an_amd64_client_sees_amd64_and_i386_only_once_added(both, tmp_path):
@@ -140,8 +161,10 @@ def test_an_amd64_client_sees_amd64_and_i386_only_once_added(both, tmp_path):
     shown = apt("apt-cache", plain, "show", name).stdout
     assert re.findall(r"^Architecture: (\S+)$", shown, re.M) == ["amd64"]
     assert apt("apt-cache", plain, "show", f"{name}:i386", check=False).returncode != 0
-    assert simulated_installs(plain, name, "kerio-avir-debugsource") == \
-        {(name, "amd64"), ("kerio-avir-debugsource", "all")}
+    assert simulated_installs(plain, name, "kerio-avir-debugsource") == {
+        (name, "amd64"),
+        ("kerio-avir-debugsource", "all"),
+    }
     multi = client(tmp_path, both, ["amd64", "i386"])
     shown = apt("apt-cache", multi, "show", f"{name}:amd64", f"{name}:i386").stdout
     assert sorted(re.findall(r"^Architecture: (\S+)$", shown, re.M)) == ["amd64", "i386"]
@@ -163,8 +186,11 @@ def test_yum_has_one_repository_per_basearch_with_its_own_and_noarch(both):
         listed = primary(yum / a["yum_basearch"])
         assert set(re.findall(r"<arch>(\S+)</arch>", listed)) == {a["rpm"], "noarch"}
         hrefs = sorted(re.findall(r'<location href="([^"]+)"/>', listed))
-        expected = sorted(f"../../{p.name}" for p in both.glob("*.rpm")
-                          if p.name.endswith((f".{a['rpm']}.rpm", ".noarch.rpm")))
+        expected = sorted(
+            f"../../{p.name}"
+            for p in both.glob("*.rpm")
+            if p.name.endswith((f".{a['rpm']}.rpm", ".noarch.rpm"))
+        )
         assert hrefs == expected
         for href in hrefs:
             assert (yum / a["yum_basearch"] / href).is_file()
@@ -176,11 +202,23 @@ def dnf(tmp_path: Path, both: Path, arch: str, *args) -> subprocess.CompletedPro
     if shutil.which("dnf") is None:
         pytest.fail("dnf is missing: apt-get install dnf (ci/apt-packages.txt)")
     conf = tmp_path / "dnf.conf"
-    conf.write_text(f"[main]\nreposdir=/dev/null\ngpgcheck=0\ncachedir={tmp_path}/cache\n"
-                    f"logdir={tmp_path}/log\npersistdir={tmp_path}/persist\n"
-                    f"[ours]\nname=ours\nbaseurl=file://{both}/yum/$basearch/\nenabled=1\n")
-    return run(["dnf", "-q", "-c", conf, f"--installroot={tmp_path}/root-{arch}",
-                f"--forcearch={arch}", "--releasever=1", *args])
+    conf.write_text(
+        f"[main]\nreposdir=/dev/null\ngpgcheck=0\ncachedir={tmp_path}/cache\n"
+        f"logdir={tmp_path}/log\npersistdir={tmp_path}/persist\n"
+        f"[ours]\nname=ours\nbaseurl=file://{both}/yum/$basearch/\nenabled=1\n"
+    )
+    return run(
+        [
+            "dnf",
+            "-q",
+            "-c",
+            conf,
+            f"--installroot={tmp_path}/root-{arch}",
+            f"--forcearch={arch}",
+            "--releasever=1",
+            *args,
+        ]
+    )
 
 
 @pytest.mark.parametrize("arch", list(facts.architectures()))
@@ -188,21 +226,31 @@ def test_dnf_on_each_architecture_reads_its_own_repository(both, tmp_path, arch)
     """dnf on an i686 machine ($basearch i386) and on an x86_64 one sees its own
     architecture's packages and the noarch ones, and fetches them through ../../."""
     rpm_arch = facts.architecture(arch)["rpm"]
-    listed = dnf(tmp_path, both, rpm_arch, "repoquery", "--qf", "%{name}.%{arch}",
-                 "kerio-*").stdout.split()
+    listed = dnf(
+        tmp_path, both, rpm_arch, "repoquery", "--qf", "%{name}.%{arch}", "kerio-*"
+    ).stdout.split()
     assert {n.rsplit(".", 1)[1] for n in listed} == {rpm_arch, "noarch"}, listed
     assert f"kerio-connect-avir-clam.{rpm_arch}" in listed
     fetched = tmp_path / "fetched"
-    dnf(tmp_path, both, rpm_arch, "install", "--downloadonly", "-y", f"--destdir={fetched}",
-        "kerio-avir-debugsource")
+    dnf(
+        tmp_path,
+        both,
+        rpm_arch,
+        "install",
+        "--downloadonly",
+        "-y",
+        f"--destdir={fetched}",
+        "kerio-avir-debugsource",
+    )
     got = list(fetched.glob("*.rpm"))
     assert [f.name for f in got] == [f"kerio-avir-debugsource-{VERSION}-{RELEASE}.noarch.rpm"]
     assert got[0].read_bytes() == (both / got[0].name).read_bytes()
 
 
 def test_checksums_cover_both_architectures(both):
-    sums = {line.split()[1]: line.split()[0]
-            for line in (both / "SHA256SUMS").read_text().splitlines()}
+    sums = {
+        line.split()[1]: line.split()[0] for line in (both / "SHA256SUMS").read_text().splitlines()
+    }
     for arch in facts.architectures():
         for name in expected_files(arch):
             assert sums[name] == hashlib.sha256((both / name).read_bytes()).hexdigest()
@@ -229,9 +277,15 @@ def session_calls(function: str) -> list:
     """[(callee, literal args, keyword names)] of the calls in one noxfile function."""
     tree = ast.parse((paths.ROOT / "noxfile.py").read_text())
     body = next(f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == function)
-    return [(getattr(c.func, "id", ""), [a.value for a in c.args if isinstance(a, ast.Constant)],
-             {k.arg: ast.unparse(k.value) for k in c.keywords})
-            for c in ast.walk(body) if isinstance(c, ast.Call)]
+    return [
+        (
+            getattr(c.func, "id", ""),
+            [a.value for a in c.args if isinstance(a, ast.Constant)],
+            {k.arg: ast.unparse(k.value) for k in c.keywords},
+        )
+        for c in ast.walk(body)
+        if isinstance(c, ast.Call)
+    ]
 
 
 @pytest.mark.parametrize("function", ["package", "build_test_ship"])
@@ -247,6 +301,7 @@ def test_the_package_and_release_sessions_package_every_architecture(function):
 
 def test_arch_all_is_every_architecture_in_the_tables_order():
     from avkit.commands.main_package import selected_archs
+
     every = list(facts.architectures())
     assert selected_archs(None) == [facts.default_arch()]
     assert selected_archs(["all"]) == every

@@ -1,6 +1,7 @@
 """docs/release.md followed literally, and the CI workflows that cut releases: what a
 release engineer does and what CI runs must keep working, and the signing key must
 meet nothing but the signing steps."""
+
 import ast
 import json
 import os
@@ -40,8 +41,11 @@ def test_workflows_pin_actions_images_and_pip_installs(name):
     raw = (WORKFLOWS / name).read_text()
     doc = workflow(name)
     for job_name, job in doc["jobs"].items():
-        image = job["container"]["image"] if isinstance(job.get("container"), dict) \
+        image = (
+            job["container"]["image"]
+            if isinstance(job.get("container"), dict)
             else job.get("container")
+        )
         assert image and DIGEST.match(image), (job_name, image)
         for step in steps(job):
             if "uses" in step:
@@ -53,8 +57,9 @@ def test_workflows_pin_actions_images_and_pip_installs(name):
             for command in re.findall(r"pip install[^\n]*", step.get("run", "")):
                 assert "--require-hashes -r ci/requirements-ci.txt" in command, command
     # ./nox installs nox and the tools by version, not by hash
-    assert not [s for job in doc["jobs"].values() for s in steps(job)
-                if "./nox" in s.get("run", "")]
+    assert not [
+        s for job in doc["jobs"].values() for s in steps(job) if "./nox" in s.get("run", "")
+    ]
     pins = (paths.ROOT / "ci" / "requirements-ci.txt").read_text()
     for line in pins.splitlines():
         if "==" in line:
@@ -64,11 +69,15 @@ def test_workflows_pin_actions_images_and_pip_installs(name):
 
 def test_hashed_requirements_cover_every_pinned_tool():
     pins = (paths.ROOT / "ci" / "requirements-ci.txt").read_text()
-    hashed = dict(re.findall(r"^([\w.-]+)==(\S+)", pins, re.M))
+
+    def canonical(name: str) -> str:  # PEP 503: pip reports ntia_conformance_checker
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    hashed = {canonical(n): v for n, v in re.findall(r"^([\w.-]+)==(\S+)", pins, re.M)}
     for line in (paths.ROOT / "ci" / "tools.txt").read_text().splitlines():
         m = re.match(r"^([\w.-]+)==(\S+)", line)
         if m and m.group(1) != "nox":  # nox: ./nox's own, CI runs avkit directly
-            assert hashed.get(m.group(1).lower()) == m.group(2), line
+            assert hashed.get(canonical(m.group(1))) == m.group(2), line
 
 
 def test_only_the_signing_steps_get_the_secrets():
@@ -84,8 +93,11 @@ def test_only_the_signing_steps_get_the_secrets():
     assert len(with_secrets) == 1
     step = with_secrets[0]
     assert set(step["env"]) == {"AVKIT_SIGNING_KEY", "AVKIT_SIGNING_PASSPHRASE"}
-    assert [li.split()[2:4] for li in step["run"].strip().splitlines()] == \
-        [["avkit", "release"], ["avkit", "package"], ["avkit", "release"]]
+    assert [li.split()[2:4] for li in step["run"].strip().splitlines()] == [
+        ["avkit", "release"],
+        ["avkit", "package"],
+        ["avkit", "release"],
+    ]
     assert "--preflight" in step["run"].splitlines()[0]  # no key: refused before packaging
     token_steps = [s for s in steps(sign) if "github.token" in text(s)]
     assert len(token_steps) == 1 and "gh release create" in token_steps[0]["run"]
@@ -109,9 +121,9 @@ NOX_RELEASE = "./nox -s release -- "
 def guide_block(heading: str, index: int = 0) -> list[str]:
     """The command lines of a ```sh block of docs/release.md's section `heading`."""
     text = GUIDE.read_text()
-    section = text[text.index(heading):]
+    section = text[text.index(heading) :]
     end = section.find("\n## ", 1)
-    block = re.findall(r"```sh\n(.*?)```", section[:end if end > 0 else None], re.S)[index]
+    block = re.findall(r"```sh\n(.*?)```", section[: end if end > 0 else None], re.S)[index]
     return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
 
 
@@ -121,8 +133,9 @@ def next_version(version: str) -> str:
 
 
 def sh(line: str, cwd: Path, env: dict, timeout: float = 1800) -> subprocess.CompletedProcess:
-    r = subprocess.run(["bash", "-c", line], cwd=cwd, env=env, capture_output=True, text=True,
-                       timeout=timeout)
+    r = subprocess.run(
+        ["bash", "-c", line], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
     assert r.returncode == 0, f"{line}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     return r
 
@@ -131,17 +144,23 @@ def test_the_nox_release_session_is_avkit_release_all():
     """The guide's `./nox -s release -- ARGS` is `python -m avkit release --all ARGS`
     (what the clone below runs): no test suite inside, every check before the build."""
     tree = ast.parse(NOXFILE.read_text())
-    session = next(f for f in ast.walk(tree)
-                   if isinstance(f, ast.FunctionDef) and f.name == "release")
-    calls = [ast.unparse(c) for c in ast.walk(session) if isinstance(c, ast.Call)
-             and isinstance(c.func, ast.Name) and c.func.id in ("avkit", "build",
-                                                                "build_test_ship")]
+    session = next(
+        f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == "release"
+    )
+    calls = [
+        ast.unparse(c)
+        for c in ast.walk(session)
+        if isinstance(c, ast.Call)
+        and isinstance(c.func, ast.Name)
+        and c.func.id in ("avkit", "build", "build_test_ship")
+    ]
     assert calls == ["avkit(session, 'release', '--all', *session.posargs)"], calls
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("rpm") or
-                    not (paths.ROOT / ".git").exists(),
-                    reason="cuts a release in a clone: needs root, git, dpkg and rpm")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("rpm") or not (paths.ROOT / ".git").exists(),
+    reason="cuts a release in a clone: needs root, git, dpkg and rpm",
+)
 def test_the_release_guide_followed_literally_in_a_clone(tmp_path):
     """Sections 1 and 3 of docs/release.md, command by command, in a clone of HEAD: the
     throwaway key, the bump, the changelog entry and real addresses (the guide's
@@ -149,19 +168,38 @@ def test_the_release_guide_followed_literally_in_a_clone(tmp_path):
     section 5's commands. The clone shares the checkout's zig and Conan caches (so Boost
     and zig's libc++ are not built again) and its tools venv."""
     clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(paths.ROOT), str(clone)],
-                   check=True)
-    subprocess.run(["git", "-C", str(clone), "checkout", "--quiet", "--detach",
-                    subprocess.run(["git", "-C", str(paths.ROOT), "rev-parse", "HEAD"],
-                                   capture_output=True, text=True).stdout.strip()], check=True)
+    subprocess.run(
+        ["git", "clone", "--quiet", "--no-hardlinks", str(paths.ROOT), str(clone)], check=True
+    )
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(clone),
+            "checkout",
+            "--quiet",
+            "--detach",
+            subprocess.run(
+                ["git", "-C", str(paths.ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
+            ).stdout.strip(),
+        ],
+        check=True,
+    )
     (clone / ".cache").mkdir()
     for cache in ("zig", "conan"):
         (clone / ".cache" / cache).symlink_to(paths.ROOT / ".cache" / cache)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AVKIT_", "SOURCE_DATE_EPOCH", "ZIG_", "CONAN_"))}
-    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@kerio-partner.cz",
-               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@kerio-partner.cz",
-               GNUPGHOME=str(tmp_path / "gnupg"))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AVKIT_", "SOURCE_DATE_EPOCH", "ZIG_", "CONAN_"))
+    }
+    env.update(
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@kerio-partner.cz",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@kerio-partner.cz",
+        GNUPGHOME=str(tmp_path / "gnupg"),
+    )
     os.mkdir(env["GNUPGHOME"], 0o700)
     work = tmp_path  # key.asc beside the clone, out of its tree
     for line in guide_block("## 1. A signing key"):
@@ -178,18 +216,29 @@ def test_the_release_guide_followed_literally_in_a_clone(tmp_path):
         if line.startswith("git commit"):
             # the guide's comment lines: the changelog entry, real addresses
             log = json.loads((clone / "packaging" / "changelog.json").read_text())
-            log["entries"].insert(0, {"version": new, "date": "2026-12-06T12:00:00Z",
-                                      "changes": ["A release cut by the guide's test."]})
+            log["entries"].insert(
+                0,
+                {
+                    "version": new,
+                    "date": "2026-12-06T12:00:00Z",
+                    "changes": ["A release cut by the guide's test."],
+                },
+            )
             (clone / "packaging" / "changelog.json").write_text(json.dumps(log, indent=2))
-            for name, fields in (("project.json", {"homepage": "https://kerio-partner.cz/",
-                                                   "maintainer": "T <t@kerio-partner.cz>"}),
-                                 ("repositories.json",
-                                  {"base_url": "https://kerio-partner.cz/avir"})):
+            for name, fields in (
+                (
+                    "project.json",
+                    {
+                        "homepage": "https://kerio-partner.cz/",
+                        "maintainer": "T <t@kerio-partner.cz>",
+                    },
+                ),
+                ("repositories.json", {"base_url": "https://kerio-partner.cz/avir"}),
+            ):
                 f = clone / "packaging" / name
                 f.write_text(json.dumps({**json.loads(f.read_text()), **fields}, indent=2))
         if line.startswith(NOX_RELEASE):
-            line = (f"{sys.executable} -m avkit release --all "
-                    f"{line[len(NOX_RELEASE):]}")
+            line = f"{sys.executable} -m avkit release --all {line[len(NOX_RELEASE) :]}"
         sh(line, clone, env, timeout=3600)
     out = clone / "dist" / "release"
     assert (out / f"kerio-avir-plugins-{new}.tar.gz").is_file()

@@ -7,6 +7,7 @@ the way users do (`./nox -s build-i386`, `./nox -s build-x86_64`, then `avkit pa
 the same sha256. With uncommitted changes the checkout
 is not that commit, so two fresh clones of HEAD are compared instead.
 """
+
 import ast
 import hashlib
 import os
@@ -28,11 +29,20 @@ EPOCH = "1700000000"  # any fixed time: the packages' file dates
 PROJECT_SOURCES = "/usr/src/debug/kerio-avir-plugins/"
 #: what a user's environment may set that would point a clone at the checkout's
 #: tools or caches (or at a build folder outside the clone)
-CHECKOUT_ONLY = ("VIRTUAL_ENV", "KERIO_PYTHON", "CONAN_HOME", "ZIG_GLOBAL_CACHE_DIR",
-                 "ZIG_LOCAL_CACHE_DIR", "ZIG_LIB_DIR", "AVKIT_BUILD_ROOT", "AVKIT_DIST_ROOT")
+CHECKOUT_ONLY = (
+    "VIRTUAL_ENV",
+    "KERIO_PYTHON",
+    "CONAN_HOME",
+    "ZIG_GLOBAL_CACHE_DIR",
+    "ZIG_LOCAL_CACHE_DIR",
+    "ZIG_LIB_DIR",
+    "AVKIT_BUILD_ROOT",
+    "AVKIT_DIST_ROOT",
+)
 
-pytestmark = pytest.mark.skipif(not (paths.ROOT / ".git").exists(),
-                                reason="not a git checkout: nothing to clone")
+pytestmark = pytest.mark.skipif(
+    not (paths.ROOT / ".git").exists(), reason="not a git checkout: nothing to clone"
+)
 
 
 def first_difference(a: Path, b: Path) -> str:
@@ -72,24 +82,34 @@ def shipped(dist_root: Path, packages: Path) -> dict:
                 debug = Path(facts.debug_file(elf.build_id(f), dist / "debug"))
                 files[f"{folder}/{f.name}"] = f
                 files[f"{folder}/{debug.relative_to(dist)}"] = debug
-    files.update({f"packages/{f.name}": f for f in sorted(packages.iterdir())
-                  if f.suffix in (".deb", ".rpm") or f.name == "SHA256SUMS"})
+    files.update(
+        {
+            f"packages/{f.name}": f
+            for f in sorted(packages.iterdir())
+            if f.suffix in (".deb", ".rpm") or f.name == "SHA256SUMS"
+        }
+    )
     return files
 
 
 def run(cmd, **kw):
     r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
     if r.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n"
-                             f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+        raise AssertionError(
+            f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n"
+            f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+        )
     return r
 
 
 def user_env() -> dict:
     """A user's environment: none of the checkout's venv, caches or build folders."""
     env = {k: v for k, v in os.environ.items() if k not in CHECKOUT_ONLY}
-    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
-                                  if p and not Path(p).resolve().is_relative_to(paths.ROOT))
+    env["PATH"] = os.pathsep.join(
+        p
+        for p in env.get("PATH", "").split(os.pathsep)
+        if p and not Path(p).resolve().is_relative_to(paths.ROOT)
+    )
     env["SOURCE_DATE_EPOCH"] = EPOCH
     return env
 
@@ -112,8 +132,22 @@ def build_fresh_clone(clone: Path, commit: str) -> dict:
     run(["git", "fetch", "--quiet", paths.ROOT, "HEAD"], cwd=clone, env=env)
     run(["git", "checkout", "--quiet", "--detach", commit], cwd=clone, env=env)
     run([clone / "nox", "-s", "build-i386", "build-x86_64"], cwd=clone, env=env)
-    run([clone / toolsenv.PYTHON.relative_to(paths.ROOT), "-m", "avkit", "package", "--arch", "all",
-         "--version", VERSION, "--out", clone / "dist" / "packages"], cwd=clone, env=env)
+    run(
+        [
+            clone / toolsenv.PYTHON.relative_to(paths.ROOT),
+            "-m",
+            "avkit",
+            "package",
+            "--arch",
+            "all",
+            "--version",
+            VERSION,
+            "--out",
+            clone / "dist" / "packages",
+        ],
+        cwd=clone,
+        env=env,
+    )
     return shipped(clone / "dist", clone / "dist" / "packages")
 
 
@@ -121,10 +155,37 @@ def build_checkout(out: Path) -> dict:
     """The checkout's own build (a no-op after the session's build: same flags), packaged."""
     env = dict(os.environ, SOURCE_DATE_EPOCH=EPOCH)
     for arch in facts.architectures():
-        run([sys.executable, "-m", "avkit", "build", "--arch", arch, "--toolchain", "zig",
-             "--werror"], cwd=paths.ROOT, env=env)
-    run([sys.executable, "-m", "avkit", "package", "--arch", "all", "--version", VERSION,
-         "--out", out], cwd=paths.ROOT, env=env)
+        run(
+            [
+                sys.executable,
+                "-m",
+                "avkit",
+                "build",
+                "--arch",
+                arch,
+                "--toolchain",
+                "zig",
+                "--werror",
+            ],
+            cwd=paths.ROOT,
+            env=env,
+        )
+    run(
+        [
+            sys.executable,
+            "-m",
+            "avkit",
+            "package",
+            "--arch",
+            "all",
+            "--version",
+            VERSION,
+            "--out",
+            out,
+        ],
+        cwd=paths.ROOT,
+        env=env,
+    )
     return shipped(paths.DIST, out)
 
 
@@ -171,16 +232,25 @@ def test_shipped_files_name_sources_by_canonical_paths_only(two_builds):
         elves = {n: f for n, f in files.items() if f.read_bytes()[:4] == b"\x7fELF"}
         for name, f in elves.items():
             data = f.read_bytes()
-            for leak in (str(folder).encode(), cache, b"/.cache/conan/", b"/.nox/", b"/.tools/",
-                         b"site-packages", zig.compilation_dir().encode()):
+            for leak in (
+                str(folder).encode(),
+                cache,
+                b"/.cache/conan/",
+                b"/.nox/",
+                b"/.tools/",
+                b"site-packages",
+                zig.compilation_dir().encode(),
+            ):
                 assert leak not in data, f"{name} holds {leak.decode()}"
         sources = set()
         for name, f in elves.items():
             if name.endswith(".debug"):
                 sources |= source_files(f)
-        canonical = {"project": f"{PROJECT_SOURCES}clam/src/",
-                     "Boost": f"/usr/src/debug/boost-{boost_version()}/boost/asio/",
-                     "zig": f"/usr/src/debug/zig-{zig.version(sys.executable)}/lib/libcxx/"}
+        canonical = {
+            "project": f"{PROJECT_SOURCES}clam/src/",
+            "Boost": f"/usr/src/debug/boost-{boost_version()}/boost/asio/",
+            "zig": f"/usr/src/debug/zig-{zig.version(sys.executable)}/lib/libcxx/",
+        }
         for what, prefix in canonical.items():
             assert any(s.startswith(prefix) for s in sources), f"no {what} source under {prefix}"
         plugin = next(f for n, f in elves.items() if n.endswith("avir_clam.so"))
@@ -239,6 +309,12 @@ def test_every_session_builds_with_the_same_flags():
         if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "avkit":
             literal = [a.value for a in call.args if isinstance(a, ast.Constant)]
             if literal[:1] == ["build"]:
-                builds.append([a for a in literal[1:] if a not in ("--toolchain", "zig", "gcc")
-                               and a not in ("--update-lock", "--arch", *facts.architectures())])
+                builds.append(
+                    [
+                        a
+                        for a in literal[1:]
+                        if a not in ("--toolchain", "zig", "gcc")
+                        and a not in ("--update-lock", "--arch", *facts.architectures())
+                    ]
+                )
     assert len(builds) >= 2 and all(b == ["--werror"] for b in builds), builds

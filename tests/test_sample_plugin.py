@@ -1,4 +1,5 @@
 """The sample plugin's ABI and verdicts, through avhost, for both toolchains."""
+
 import os
 
 import pytest
@@ -10,8 +11,9 @@ from avkit.facts import EICAR
 @pytest.fixture(params=["zig", "gcc"])
 def host(request, artifact):
     """(avhost, avir_sample.so) of one toolchain."""
-    return artifact("avhost", toolchain=request.param), \
-        artifact("avir_sample.so", toolchain=request.param)
+    return artifact("avhost", toolchain=request.param), artifact(
+        "avir_sample.so", toolchain=request.param
+    )
 
 
 def run(host, mode, *args):
@@ -38,20 +40,35 @@ def test_abi(host):
     assert code == 0 and all_violations(recs) == []
     assert load["version"] == 2 and load["slots"] == 14  # avhost checks reserved slots are NULL
     assert load["name"] == "avir_sample" == host[1].name[:-3]
-    assert load["options"] == [{"name": "VirusName", "value": "EICAR-Test-File"},
-                               {"name": "MaxScanSize", "value": "0"}]
+    assert load["options"] == [
+        {"name": "VirusName", "value": "EICAR-Test-File"},
+        {"name": "MaxScanSize", "value": "0"},
+    ]
     assert [r["result"] for r in recs if r["event"] == "init"] == [1, 1]  # two init/close cycles
     assert all(r["fds_after_close"] == r["fds_before_init"] for r in recs if r["event"] == "close")
 
 
 def test_option_round_trip(host):
-    code, recs = run(host, "info", "--raw-config", "-o", "virusname=Custom-Name",
-                     "-o", "Bogus=1", "-o", "MAXSCANSIZE=5", "--cycles", 1)
+    code, recs = run(
+        host,
+        "info",
+        "--raw-config",
+        "-o",
+        "virusname=Custom-Name",
+        "-o",
+        "Bogus=1",
+        "-o",
+        "MAXSCANSIZE=5",
+        "--cycles",
+        1,
+    )
     load = first(recs, "load")
     assert code == 0, all_violations(recs)
     assert load["given"] == 3 and load["accepted"] == 2  # unknown names are not counted
-    assert load["options_after"] == [{"name": "VirusName", "value": "Custom-Name"},
-                                     {"name": "MaxScanSize", "value": "5"}]
+    assert load["options_after"] == [
+        {"name": "VirusName", "value": "Custom-Name"},
+        {"name": "MaxScanSize", "value": "5"},
+    ]
 
 
 def test_verdicts(host, tmp_path):
@@ -59,8 +76,16 @@ def test_verdicts(host, tmp_path):
     (tmp_path / "clean.bin").write_bytes(bytes(range(256)) * 100)
     (tmp_path / "empty.file").write_bytes(b"")
     missing = tmp_path / "missing.file"
-    code, recs = run(host, "scan", tmp_path / "eicar.com", tmp_path / "clean.bin",
-                     tmp_path / "empty.file", missing, "-o", "VirusName=Found-It")
+    code, recs = run(
+        host,
+        "scan",
+        tmp_path / "eicar.com",
+        tmp_path / "clean.bin",
+        tmp_path / "empty.file",
+        missing,
+        "-o",
+        "VirusName=Found-It",
+    )
     s = scans(recs)
     assert code == 0 and all_violations(recs) == []
     assert s[str(tmp_path / "eicar.com")]["verdict"] == "VIRUS_FOUND"
@@ -88,8 +113,9 @@ def test_100_mib_file_in_bounded_memory(host, tmp_path):
 @pytest.mark.parametrize("vi_size", [1, 0])
 def test_tiny_vir_info(host, tmp_path, vi_size):
     (tmp_path / "eicar.com").write_bytes(EICAR)
-    code, recs = run(host, "scan", tmp_path / "eicar.com", tmp_path / "nothere",
-                     "--vi-size", vi_size)
+    code, recs = run(
+        host, "scan", tmp_path / "eicar.com", tmp_path / "nothere", "--vi-size", vi_size
+    )
     s = scans(recs)
     assert code == 0 and all_violations(recs) == []  # guard bytes intact, terminated
     assert s[str(tmp_path / "eicar.com")]["verdict"] == "VIRUS_FOUND"
@@ -121,8 +147,16 @@ def test_option_values_are_trimmed(host, tmp_path):
     """Blanks around a value do not count, on either side; the stored value is kept as set."""
     (tmp_path / "eicar.com").write_bytes(EICAR)
     (tmp_path / "clean.bin").write_bytes(b"x" * 200)
-    code, recs = run(host, "scan", tmp_path / "eicar.com", tmp_path / "clean.bin",
-                     "-o", "VirusName=  Found-It ", "-o", "MaxScanSize=100  ")
+    code, recs = run(
+        host,
+        "scan",
+        tmp_path / "eicar.com",
+        tmp_path / "clean.bin",
+        "-o",
+        "VirusName=  Found-It ",
+        "-o",
+        "MaxScanSize=100  ",
+    )
     s = scans(recs)
     assert code == 0 and all_violations(recs) == []
     assert s[str(tmp_path / "eicar.com")]["vir_info"] == "Found-It"

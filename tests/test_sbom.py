@@ -3,6 +3,7 @@ a real conformance checker from PyPI (ntia-conformance-checker, pinned in ci/too
 and validated as SPDX 2.3 by spdx-tools (its dependency): suppliers, a namespace unique to
 each document, glibc's own version for glibc's pieces, the files' own hashes, and the
 .deb/.rpm packages with what they contain. No test depends on the version number."""
+
 import hashlib
 import json
 import re
@@ -33,16 +34,21 @@ def plugins(artifact):
     for arch in facts.architectures():
         for name in PLUGINS:
             artifact(name, arch=arch)  # fails naming the build command when not built
-    return [so for arch in facts.architectures()
-            for so in audit.plugins_in(paths.dist_dir("zig", arch=arch))]
+    return [
+        so
+        for arch in facts.architectures()
+        for so in audit.plugins_in(paths.dist_dir("zig", arch=arch))
+    ]
 
 
 @pytest.fixture(scope="module")
 def package_files(tmp_path_factory, plugins):
     """The .deb and .rpm packages of the plugins of every architecture (no repository)."""
     out = tmp_path_factory.mktemp("packages")
-    run([sys.executable, "-m", "avkit", "package", "--arch", "all", "--out", out, "--no-repo"],
-        cwd=paths.ROOT)
+    run(
+        [sys.executable, "-m", "avkit", "package", "--arch", "all", "--out", out, "--no-repo"],
+        cwd=paths.ROOT,
+    )
     return sorted(p for p in out.iterdir() if p.suffix in (".deb", ".rpm"))
 
 
@@ -60,8 +66,9 @@ def spdx_path(tmp_path_factory, doc):
 
 def test_ntia_checker_finds_every_minimum_element(spdx_path):
     checker = shutil.which("ntia-checker", path=str(TOOLS)) or shutil.which("ntia-checker")
-    assert checker, "ntia-checker is not installed: pip install -c ci/tools.txt " \
-                    "ntia-conformance-checker"
+    assert checker, (
+        "ntia-checker is not installed: pip install -c ci/tools.txt ntia-conformance-checker"
+    )
     report = run([checker, "--comply", "ntia", "--output", "json", spdx_path], check=False)
     result = json.loads(report.stdout)
     assert result["isNtiaConformant"] is True, report.stdout
@@ -71,13 +78,17 @@ def test_ntia_checker_finds_every_minimum_element(spdx_path):
 def test_spdx_tools_validate_the_document(spdx_path):
     from spdx_tools.spdx.parser.parse_anything import parse_file
     from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
+
     messages = validate_full_spdx_document(parse_file(str(spdx_path)))
     assert [m.validation_message for m in messages] == []
 
 
 def test_every_package_names_its_supplier(doc):
-    assert [p["name"] for p in doc["packages"]
-            if not p.get("supplier", "").startswith(("Organization: ", "Person: "))] == []
+    assert [
+        p["name"]
+        for p in doc["packages"]
+        if not p.get("supplier", "").startswith(("Organization: ", "Person: "))
+    ] == []
 
 
 def test_each_document_has_its_own_namespace_and_a_rebuild_the_same(plugins, doc):
@@ -121,8 +132,9 @@ def test_glibc_pieces_carry_glibcs_own_version(doc):
 
 def test_the_copyright_file_gives_glibcs_version_not_zigs(plugins):
     clam = next(so for so in plugins if so.name == "avir_clam.so")
-    text = licenses.render(components.linked(clam),
-                           {"maintainer": "m <m@m>", "homepage": "https://h/"}, clam.name)
+    text = licenses.render(
+        components.linked(clam), {"maintainer": "m <m@m>", "homepage": "https://h/"}, clam.name
+    )
     paragraphs = [p for p in licenses.parse(text) if "glibc" in p.get("Comment", "")]
     assert paragraphs
     for p in paragraphs:
@@ -146,8 +158,10 @@ def test_components_list_their_files_with_the_files_own_hashes(doc):
             continue  # Boost's files are in the Conan cache; zig's make the point
         data = (toolchain.zig_folder() / f["fileName"]).read_bytes()
         sums = {c["algorithm"]: c["checksumValue"] for c in f["checksums"]}
-        assert sums == {"SHA1": hashlib.sha1(data).hexdigest(),
-                        "SHA256": hashlib.sha256(data).hexdigest()}, f["fileName"]
+        assert sums == {
+            "SHA1": hashlib.sha1(data).hexdigest(),
+            "SHA256": hashlib.sha256(data).hexdigest(),
+        }, f["fileName"]
         checked += 1
     assert checked > 10
 
@@ -156,18 +170,27 @@ def test_the_packages_are_described_with_the_plugin_they_contain(doc, package_fi
     by_file = {p.get("packageFileName"): p for p in doc["packages"]}
     plugin_ids = {sbom.plugin_id(so): so.name for so in plugins}
     assert len(plugin_ids) == len(plugins)  # each architecture's plugin is its own package
-    contains = {(r["spdxElementId"], r["relatedSpdxElement"]) for r in doc["relationships"]
-                if r["relationshipType"] == "CONTAINS"}
-    described = {r["relatedSpdxElement"] for r in doc["relationships"]
-                 if r["relationshipType"] == "DESCRIBES"}
+    contains = {
+        (r["spdxElementId"], r["relatedSpdxElement"])
+        for r in doc["relationships"]
+        if r["relationshipType"] == "CONTAINS"
+    }
+    described = {
+        r["relatedSpdxElement"]
+        for r in doc["relationships"]
+        if r["relationshipType"] == "DESCRIBES"
+    }
     assert package_files
     for path in package_files:
         package = by_file[path.name]
         assert package["SPDXID"] in described
         assert package["checksums"][0]["checksumValue"] == toolchain.sha256_file(path)
         inside = [plugin_ids[b] for a, b in contains if a == package["SPDXID"] and b in plugin_ids]
-        if "-avir-" in package["name"] and not package["name"].endswith(("dbgsym", "debuginfo")) \
-                and "debugsource" not in package["name"]:
+        if (
+            "-avir-" in package["name"]
+            and not package["name"].endswith(("dbgsym", "debuginfo"))
+            and "debugsource" not in package["name"]
+        ):
             # kerio-<product>-avir-<name>: exactly the plugin of its name
             name = package["name"].rsplit("-avir-", 1)[1]
             assert inside == [f"avir_{name}.so"], package["name"]

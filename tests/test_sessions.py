@@ -1,5 +1,6 @@
 """What a release engineer meets running the nox sessions: prerequisites named before any
 slow step, machine-readable output alone on stdout, one shared tools environment."""
+
 import ast
 import json
 import os
@@ -19,8 +20,14 @@ NOXFILE = ROOT / "noxfile.py"
 
 
 def avkit(*args, env=None, python=sys.executable, timeout=600):
-    return subprocess.run([python, "-m", "avkit", *map(str, args)], capture_output=True,
-                          text=True, cwd=ROOT, env=env, timeout=timeout)
+    return subprocess.run(
+        [python, "-m", "avkit", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def nox_sessions() -> dict:
@@ -41,12 +48,14 @@ def nox_sessions() -> dict:
 
 # --- 1. prerequisites before any slow step -------------------------------------------
 
+
 def test_every_session_has_its_prerequisites_written_down():
     assert set(nox_sessions()) == set(prereqs.SESSION_NEEDS)
     for session, needs in prereqs.SESSION_NEEDS.items():
         for need in needs:
-            assert need in prereqs.SPECIAL_NEEDS or need in prereqs.COMMAND_PACKAGES, \
+            assert need in prereqs.SPECIAL_NEEDS or need in prereqs.COMMAND_PACKAGES, (
                 f"{session}: no Debian package known for {need!r}"
+            )
 
 
 def test_every_session_checks_its_prerequisites_before_anything_else():
@@ -54,8 +63,9 @@ def test_every_session_checks_its_prerequisites_before_anything_else():
     tree = ast.parse(NOXFILE.read_text())
     for f in nox_sessions().values():
         assert any(ast.unparse(d).startswith("avkit_session") for d in f.decorator_list), f.name
-    wrapper = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)
-                   and n.name == "wrapper")
+    wrapper = next(
+        n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "wrapper"
+    )
     first = ast.unparse(wrapper.body[0])
     assert "'prereqs'" in first and "session_name" in first, first
 
@@ -114,14 +124,17 @@ def test_a_session_with_everything_passes_quietly():
 
 def test_the_check_needs_nothing_but_the_standard_library():
     """The noxfile runs it with nox's own Python, before the tools are installed."""
-    code = ("import sys; sys.modules['elftools'] = None\n"
-            "from avkit.cli import main\n"
-            "sys.exit(main(['prereqs', 'build-i386']))\n")
+    code = (
+        "import sys; sys.modules['elftools'] = None\n"
+        "from avkit.cli import main\n"
+        "sys.exit(main(['prereqs', 'build-i386']))\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
 
 
 # --- 2. machine-readable output alone on stdout ---------------------------------------
+
 
 def test_build_prints_nothing_on_stdout():
     r = avkit("build", "--werror")
@@ -140,14 +153,18 @@ def test_audit_json_after_a_build_is_json_alone():
 
 # --- 7. one shared tools environment --------------------------------------------------
 
+
 def test_sessions_share_one_tools_environment_without_nox_venvs():
     """python=False for every session (no per-session venv); avkit/toolsenv.py makes the one
     tools environment, with every tool pinned in ci/tools.txt."""
     text = NOXFILE.read_text()
     assert "@nox.session(" in text and text.count("@nox.session") == 1
     assert "python=False" in text
-    pinned = {line.split("==")[0] for line in (ROOT / "ci" / "tools.txt").read_text().splitlines()
-              if "==" in line}
+    pinned = {
+        line.split("==")[0]
+        for line in (ROOT / "ci" / "tools.txt").read_text().splitlines()
+        if "==" in line
+    }
     assert set(toolsenv.TOOLS) <= pinned
     assert toolsenv.VENV.relative_to(ROOT).parts[0] != ".nox"
 
@@ -160,18 +177,29 @@ def test_the_noxfile_is_sessions_only():
         assert doc and "\n" not in doc, f"{name}: no one-line docstring"
         statements = sum(isinstance(n, ast.stmt) for n in ast.walk(f)) - 1  # not the def
         assert statements <= 8, f"{name}: {statements} statements"  # lines vary with formatting
-    imported = {a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
-                for a in n.names}
+    imported = {
+        a.name
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.Import, ast.ImportFrom))
+        for a in n.names
+    }
     assert not imported & {"fcntl", "hashlib", "shutil", "contextlib"}, imported
 
 
 def test_nothing_depends_on_nox_session_folders():
     """nox's .nox/<session> folders are nox's own: no tracked file runs anything from them."""
-    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
-                           check=True).stdout.split()
-    users = [f for f in files if f not in (".gitignore", "tests/test_sessions.py")
-             and (ROOT / f).is_file()
-             and re.search(r"\.nox/(tools|[\w-]+/bin)|\.nox\" / \"", (ROOT / f).read_text(errors="replace"))]
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    users = [
+        f
+        for f in files
+        if f not in (".gitignore", "tests/test_sessions.py")
+        and (ROOT / f).is_file()
+        and re.search(
+            r"\.nox/(tools|[\w-]+/bin)|\.nox\" / \"", (ROOT / f).read_text(errors="replace")
+        )
+    ]
     assert users == []
 
 
@@ -196,21 +224,40 @@ def test_the_tools_environment_is_made_once_and_then_reused(tmp_path, monkeypatc
 
 # --- 8. tests by speed ----------------------------------------------------------------
 
+
 def test_unit_tests_are_selected_by_the_conftest_rule_alone():
     """`-m unit` (the unit session) collects tests, none from a module that starts servers
     or needs a build; every test carries exactly one of the two markers."""
     import conftest
-    r = subprocess.run([sys.executable, "-m", "pytest", "-m", "unit", "--collect-only", "-q",
-                        "-p", "no:cacheprovider"], cwd=ROOT, capture_output=True, text=True,
-                       timeout=120)
+
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-m",
+            "unit",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     ids = [line for line in r.stdout.splitlines() if "::" in line]
     assert len(ids) >= 30, r.stdout[-2000:]
     modules = {Path(i.split("::")[0]).stem for i in ids}
     assert not modules & conftest.INTEGRATION_MODULES
-    assert "-m" in ast.unparse(nox_sessions()["unit"]) and "'unit'" in ast.unparse(nox_sessions()["unit"])
+    assert "-m" in ast.unparse(nox_sessions()["unit"]) and "'unit'" in ast.unparse(
+        nox_sessions()["unit"]
+    )
 
 
 # --- 9. the linters --------------------------------------------------------------------
+
 
 def test_the_lint_session_runs_every_linter_and_ci_runs_it_first():
     body = ast.unparse(nox_sessions()["lint"])
@@ -222,15 +269,19 @@ def test_the_lint_session_runs_every_linter_and_ci_runs_it_first():
 
 def test_a_public_function_returning_a_bare_dict_or_list_is_found(tmp_path):
     from avkit import lint
+
     module = tmp_path / "m.py"
-    module.write_text("def facts() -> dict:\n    return {}\n\n"
-                      "def names() -> list[str]:\n    return []\n\n"
-                      "def _private() -> list:\n    return []\n\n"
-                      "class C:\n    def rows(self) -> list:\n        return []\n")
+    module.write_text(
+        "def facts() -> dict:\n    return {}\n\n"
+        "def names() -> list[str]:\n    return []\n\n"
+        "def _private() -> list:\n    return []\n\n"
+        "class C:\n    def rows(self) -> list:\n        return []\n"
+    )
     found = lint.bare_returns([module])
     assert [line.split(": ", 1)[1] for line in found] == [
         "facts() -> dict: say what it holds (dict[str, int])",
-        "rows() -> list: say what it holds (dict[str, int])"]
+        "rows() -> list: say what it holds (dict[str, int])",
+    ]
     assert lint.check_returns() == [], "avkit has a public function returning a bare dict/list"
 
 
@@ -245,8 +296,10 @@ def test_every_cppcheck_suppression_says_why():
 def test_the_tools_environment_is_made_with_the_standard_library_alone():
     """nox's own Python runs avkit.toolsenv before anything is installed."""
     tree = ast.parse((ROOT / "avkit" / "toolsenv.py").read_text())
-    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
-                for a in n.names}
-    imported |= {n.module.split(".")[0] for n in ast.walk(tree)
-                 if isinstance(n, ast.ImportFrom) and n.module}
+    imported = {
+        a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
+    imported |= {
+        n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+    }
     assert imported <= sys.stdlib_module_names, imported - sys.stdlib_module_names

@@ -13,6 +13,7 @@ with these helpers; host/README.md describes the records.
     with avhost.SocketServe(host, plugin, options=opts) as serve: # a UNIX socket
         serve.request(["SCAN /x", "STATS"])
 """
+
 from __future__ import annotations
 
 import json
@@ -82,8 +83,12 @@ class Records:
         return [r["verdict"] for r in self.events("scan")]
 
     def violations(self, event: Optional[str] = None) -> list[str]:
-        return [v for r in self.records if event in (None, r.get("event"))
-                for v in (r.get("violations") or [])]
+        return [
+            v
+            for r in self.records
+            if event in (None, r.get("event"))
+            for v in (r.get("violations") or [])
+        ]
 
     def logs(self) -> list[str]:
         return [r["message"] for r in self.events("log")]
@@ -96,6 +101,7 @@ class Records:
 @dataclass
 class Run(Records):
     """The outcome of one avhost process."""
+
     returncode: int
     records: list = field(default_factory=list)
     stdout: str = ""
@@ -106,31 +112,69 @@ class Run(Records):
         return f"exit {self.returncode}\n{self.stdout[-6000:]}\n{self.stderr[-3000:]}"
 
 
-def run(host, mode: str, plugin, *args, options: Optional[Mapping] = None, timeout: float = 600,
-        decode_files: bool = False, prefix: tuple = (),
-        on_record: Optional[Callable[[dict], Optional[bool]]] = None, **popen) -> Run:
+def run(
+    host,
+    mode: str,
+    plugin,
+    *args,
+    options: Optional[Mapping] = None,
+    timeout: float = 600,
+    decode_files: bool = False,
+    prefix: tuple = (),
+    on_record: Optional[Callable[[dict], Optional[bool]]] = None,
+    **popen,
+) -> Run:
     """One avhost process to its end. prefix: a command to run it under (setpriv, valgrind).
     on_record: called with each record as it comes (progress for people); when it returns
     True, avhost is ended (the records so far are the run's)."""
     if on_record is not None:
-        return _run_streaming(host, mode, plugin, *args, options=options, timeout=timeout,
-                              decode_files=decode_files, prefix=prefix, on_record=on_record)
+        return _run_streaming(
+            host,
+            mode,
+            plugin,
+            *args,
+            options=options,
+            timeout=timeout,
+            decode_files=decode_files,
+            prefix=prefix,
+            on_record=on_record,
+        )
     start = time.monotonic()
-    proc = subprocess.run([*map(str, prefix), *command(host, mode, plugin, *args, options=options)],
-                          capture_output=True, timeout=timeout, **popen)
+    proc = subprocess.run(
+        [*map(str, prefix), *command(host, mode, plugin, *args, options=options)],
+        capture_output=True,
+        timeout=timeout,
+        **popen,
+    )
     out = proc.stdout.decode("utf-8", "replace")
-    return Run(proc.returncode, parse_records(out, decode_files), out,
-               proc.stderr.decode("utf-8", "replace"), time.monotonic() - start)
+    return Run(
+        proc.returncode,
+        parse_records(out, decode_files),
+        out,
+        proc.stderr.decode("utf-8", "replace"),
+        time.monotonic() - start,
+    )
 
 
-def _run_streaming(host, mode: str, plugin, *args, options: Optional[Mapping], timeout: float,
-                   decode_files: bool, prefix: tuple, on_record: Callable[[dict], Optional[bool]]) -> Run:
+def _run_streaming(
+    host,
+    mode: str,
+    plugin,
+    *args,
+    options: Optional[Mapping],
+    timeout: float,
+    decode_files: bool,
+    prefix: tuple,
+    on_record: Callable[[dict], Optional[bool]],
+) -> Run:
     """run(), reading the records as avhost writes them."""
     start = time.monotonic()
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([*map(str, prefix), *command(host, mode, plugin, *args,
-                                                             options=options)],
-                                stdout=subprocess.PIPE, stderr=err)
+        proc = subprocess.Popen(
+            [*map(str, prefix), *command(host, mode, plugin, *args, options=options)],
+            stdout=subprocess.PIPE,
+            stderr=err,
+        )
         lines = []
         killer = threading.Timer(timeout, proc.kill)  # a bound, whatever the plugin does
         killer.start()
@@ -150,23 +194,34 @@ def _run_streaming(host, mode: str, plugin, *args, options: Optional[Mapping], t
     return Run(code, parse_records(out, decode_files), out, stderr, time.monotonic() - start)
 
 
-def timed_records(host, mode: str, plugin, *args, options: Optional[Mapping] = None,
-                  prefix: tuple = (), until: str = "init", timeout: float = 150) -> list[tuple[float, dict[str, Any]]]:
+def timed_records(
+    host,
+    mode: str,
+    plugin,
+    *args,
+    options: Optional[Mapping] = None,
+    prefix: tuple = (),
+    until: str = "init",
+    timeout: float = 150,
+) -> list[tuple[float, dict[str, Any]]]:
     """Runs avhost (under `prefix`, e.g. setpriv) until a record of the event `until`
     arrives, then ends it: [(seconds since the start when the record came, record)],
     for tests that measure when the plugin said something."""
     start = time.monotonic()
-    proc = subprocess.Popen([*map(str, prefix), *command(host, mode, plugin, *args,
-                                                         options=options)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, bufsize=1)
+    proc = subprocess.Popen(
+        [*map(str, prefix), *command(host, mode, plugin, *args, options=options)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+    )
     out = []
     try:
         while time.monotonic() - start < timeout:
             line = proc.stdout.readline()
             if not line:
-                raise AssertionError(f"avhost ended before a {until} record: "
-                                     f"{proc.stderr.read()}")
+                raise AssertionError(f"avhost ended before a {until} record: {proc.stderr.read()}")
             record = json.loads(line)
             out.append((time.monotonic() - start, record))
             if record.get("event") == until:
@@ -184,9 +239,14 @@ class Serve(Records):
     """`avhost serve` with requests on its stdin: one plugin instance across requests."""
 
     def __init__(self, host, plugin, *args, options: Optional[Mapping] = None):
-        self.proc = subprocess.Popen(command(host, "serve", plugin, *args, options=options),
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.proc = subprocess.Popen(
+            command(host, "serve", plugin, *args, options=options),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
         self.records = []
         self.returncode: Optional[int] = None
 
@@ -236,15 +296,20 @@ class Serve(Records):
 class SocketServe(Records):
     """`avhost serve --socket`: any number of clients, as the products' avserver has."""
 
-    def __init__(self, host, plugin, *args, options: Optional[Mapping] = None,
-                 start_timeout: float = 30):
+    def __init__(
+        self, host, plugin, *args, options: Optional[Mapping] = None, start_timeout: float = 30
+    ):
         self.dir = str(workdir.new_folder("avkit-serve-"))
         self.sock = os.path.join(self.dir, "avhost.sock")
         self.out = open(os.path.join(self.dir, "stdout.jsonl"), "w+b")
-        self._final: Optional[list[dict[str, Any]]] = None  # the records, kept once the folder is gone
+        self._final: Optional[list[dict[str, Any]]] = (
+            None  # the records, kept once the folder is gone
+        )
         self.proc = subprocess.Popen(
             command(host, "serve", plugin, "--socket", self.sock, *args, options=options),
-            stdout=self.out, stderr=subprocess.DEVNULL)
+            stdout=self.out,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + start_timeout
         while not os.path.exists(self.sock):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -311,8 +376,10 @@ def find(plugin: Path, explicit: Optional[str] = None) -> Path:
     """The avhost to load plugin with: the given one, the one beside it, or the release one
     of the plugin's architecture (an avhost loads only plugins of its own ELF class)."""
     from avkit import elf  # pyelftools: not for `avkit prereqs`, which runs before it is installed
-    arch = facts.arch_of(elf.header(plugin)) if Path(plugin).is_file() and elf.is_elf(plugin) \
-        else None
+
+    arch = (
+        facts.arch_of(elf.header(plugin)) if Path(plugin).is_file() and elf.is_elf(plugin) else None
+    )
     if facts.architecture(arch)["elf_class"] == 32:
         prereqs.require_i386_runtime()
     if explicit:
@@ -322,8 +389,11 @@ def find(plugin: Path, explicit: Optional[str] = None) -> Path:
         if candidate.exists():
             return candidate
     from avkit.hints import avhost_command
-    raise UserError(f"avhost not found beside {plugin} nor in {release}: build it "
-                    f"({avhost_command(arch)}) or pass --avhost")
+
+    raise UserError(
+        f"avhost not found beside {plugin} nor in {release}: build it "
+        f"({avhost_command(arch)}) or pass --avhost"
+    )
 
 
 _HELP: dict[str, str] = {}

@@ -1,5 +1,6 @@
 """A private daemon for the checks (clamd, c-icap): started the same way, waited for
 the same way, so that both fail alike and say why."""
+
 from __future__ import annotations
 
 import subprocess
@@ -18,8 +19,14 @@ class Exited(Exception):
 def start(argv: Sequence[str], cwd) -> subprocess.Popen:
     """In a session of its own, so that stopping it reaches the children it forks;
     its output goes to its own log file, not ours."""
-    return subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True)
+    return subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        cwd=cwd,
+        start_new_session=True,
+    )
 
 
 def wait_ready(proc: subprocess.Popen, timeout: float, ready: Callable[[], bool]) -> bool:

@@ -23,6 +23,7 @@ one, over its UNIX socket), so the signatures, AlertEncrypted and the limits are
 the ones the clamd fixture sets; clamav_mod would load libclamav's databases
 into c-icap itself.
 """
+
 from __future__ import annotations
 
 import glob
@@ -62,10 +63,20 @@ def missing_packages() -> list[str]:
     return out
 
 
-def config_lines(*, port: int, modules, clamd_socket, tmp_dir, run_dir, log_path,
-                 max_object_size: str = "5M", keepalive_timeout: int = 600,
-                 max_keepalive_requests: int = 100, address: str = "127.0.0.1",
-                 stock: bool = False) -> list[str]:
+def config_lines(
+    *,
+    port: int,
+    modules,
+    clamd_socket,
+    tmp_dir,
+    run_dir,
+    log_path,
+    max_object_size: str = "5M",
+    keepalive_timeout: int = 600,
+    max_keepalive_requests: int = 100,
+    address: str = "127.0.0.1",
+    stock: bool = False,
+) -> list[str]:
     """c-icap.conf of a c-icap with virus_scan (and its avscan alias) over clamd_mod: the
     tests' and the kit's private one, and the smoke test's guest (other paths, same lines).
 
@@ -78,8 +89,11 @@ def config_lines(*, port: int, modules, clamd_socket, tmp_dir, run_dir, log_path
         "Timeout 60",
         f"MaxKeepAliveRequests {max_keepalive_requests}",
         f"KeepAliveTimeout {keepalive_timeout}",
-        "StartServers 1", "MaxServers 1",  # one child: SIGSTOP and restarts hit all of it
-        "MinSpareThreads 4", "MaxSpareThreads 20", "ThreadsPerChild 40",
+        "StartServers 1",
+        "MaxServers 1",  # one child: SIGSTOP and restarts hit all of it
+        "MinSpareThreads 4",
+        "MaxSpareThreads 20",
+        "ThreadsPerChild 40",
         "MaxRequestsPerChild 0",
         # Anonymous shared memory: the default (posix) leaves /dev/shm files behind
         # a killed c-icap. Its lock files (/tmp/icap_lock_*, a fixed place) are
@@ -127,8 +141,11 @@ class ClamdForIcap(Clamd):
         super()._write_files()
         if self.limit is None:
             return
-        lines = [line for line in self.conf_path.read_text().splitlines()
-                 if not line.startswith(("MaxFileSize ", "MaxScanSize "))]
+        lines = [
+            line
+            for line in self.conf_path.read_text().splitlines()
+            if not line.startswith(("MaxFileSize ", "MaxScanSize "))
+        ]
         lines += [f"MaxFileSize {self.limit}", f"MaxScanSize {self.limit}", "AlertExceedsMax yes"]
         self.conf_path.write_text("\n".join(lines) + "\n")
 
@@ -145,18 +162,30 @@ class CIcap:
                       unchanged (max_object_size is then ignored: the stock 5M holds).
     """
 
-    def __init__(self, workdir, clamd: Clamd, *, port: int | None = None,
-                 max_object_size: str = "5M", keepalive_timeout: int = 600,
-                 max_keepalive_requests: int = 100, startup_timeout: float = 30.0,
-                 stock: bool = False):
+    def __init__(
+        self,
+        workdir,
+        clamd: Clamd,
+        *,
+        port: int | None = None,
+        max_object_size: str = "5M",
+        keepalive_timeout: int = 600,
+        max_keepalive_requests: int = 100,
+        startup_timeout: float = 30.0,
+        stock: bool = False,
+    ):
         lacking = missing_packages()
         if lacking:
-            raise CIcapError(f"c-icap with virus_scan is missing: install the Debian packages "
-                             f"{' '.join(lacking)} (apt-get install {' '.join(lacking)})")
+            raise CIcapError(
+                f"c-icap with virus_scan is missing: install the Debian packages "
+                f"{' '.join(lacking)} (apt-get install {' '.join(lacking)})"
+            )
         if stock and not Path(STOCK_VIRUS_SCAN_CONF).is_file():
-            raise CIcapError(f"{STOCK_VIRUS_SCAN_CONF} is missing: it comes with the Debian "
-                             f"package libc-icap-mod-virus-scan (apt-get install --reinstall "
-                             f"libc-icap-mod-virus-scan)")
+            raise CIcapError(
+                f"{STOCK_VIRUS_SCAN_CONF} is missing: it comes with the Debian "
+                f"package libc-icap-mod-virus-scan (apt-get install --reinstall "
+                f"libc-icap-mod-virus-scan)"
+            )
         self.workdir = Path(workdir).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.clamd = clamd
@@ -176,10 +205,17 @@ class CIcap:
     def _write_files(self):
         self.tmp_dir.mkdir(exist_ok=True)
         lines = config_lines(
-            port=self.port, modules=modules_dir(), clamd_socket=self.clamd.socket_path,
-            tmp_dir=self.tmp_dir, run_dir=self.workdir, log_path=self.log_path,
-            max_object_size=self.max_object_size, keepalive_timeout=self.keepalive_timeout,
-            max_keepalive_requests=self.max_keepalive_requests, stock=self.stock)
+            port=self.port,
+            modules=modules_dir(),
+            clamd_socket=self.clamd.socket_path,
+            tmp_dir=self.tmp_dir,
+            run_dir=self.workdir,
+            log_path=self.log_path,
+            max_object_size=self.max_object_size,
+            keepalive_timeout=self.keepalive_timeout,
+            max_keepalive_requests=self.max_keepalive_requests,
+            stock=self.stock,
+        )
         self.conf_path.write_text("\n".join(lines) + "\n")
 
     # --- life cycle ---
@@ -195,11 +231,13 @@ class CIcap:
                 return self
         except daemon.Exited as e:
             self._proc = None
-            raise CIcapError(f"c-icap exited with status {e.code} while starting:\n"
-                             f"{self.log_tail()}") from None
+            raise CIcapError(
+                f"c-icap exited with status {e.code} while starting:\n{self.log_tail()}"
+            ) from None
         self.stop()
-        raise CIcapError(f"c-icap did not answer OPTIONS within {self.startup_timeout} s:\n"
-                         f"{self.log_tail()}")
+        raise CIcapError(
+            f"c-icap did not answer OPTIONS within {self.startup_timeout} s:\n{self.log_tail()}"
+        )
 
     def _answers_options(self) -> bool:
         try:
@@ -280,8 +318,10 @@ class CIcap:
     def options(self, service: str = "avscan", timeout: float = 5.0) -> bytes:
         """The raw response head to OPTIONS icap://127.0.0.1:port/service."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
-            s.sendall(f"OPTIONS icap://127.0.0.1:{self.port}/{service} ICAP/1.0\r\n"
-                      f"Host: 127.0.0.1:{self.port}\r\nEncapsulated: null-body=0\r\n\r\n".encode())
+            s.sendall(
+                f"OPTIONS icap://127.0.0.1:{self.port}/{service} ICAP/1.0\r\n"
+                f"Host: 127.0.0.1:{self.port}\r\nEncapsulated: null-body=0\r\n\r\n".encode()
+            )
             reply = b""
             while b"\r\n\r\n" not in reply:
                 chunk = s.recv(4096)

@@ -22,6 +22,7 @@ Beyond the verdicts, scanning fails what the product would suffer (unknown retur
 codes, realname NULL or "", crashes with their symbolized frames, hangs: one full timeout,
 then 5 s per file) and warns of ERR lines logged during a scan that answered OK.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -41,6 +42,7 @@ TESTS = ["generate-test-data", "scanning", "waiting", "server"]
 
 
 # ---------- results ----------
+
 
 class Report:
     """Cases of one test: printed as a table, optionally written as JUnit XML."""
@@ -72,11 +74,16 @@ class Report:
     def junit(self, path):
         if not path:
             return
-        suite = ET.Element("testsuite", name=f"avkit.kit.{self.test}", tests=str(len(self.cases)),
-                           failures=str(self.failed))
+        suite = ET.Element(
+            "testsuite",
+            name=f"avkit.kit.{self.test}",
+            tests=str(len(self.cases)),
+            failures=str(self.failed),
+        )
         for name, ok, detail in self.cases:
-            tc = ET.SubElement(suite, "testcase", classname=f"kit.{self.test}.{self.engine}",
-                               name=name)
+            tc = ET.SubElement(
+                suite, "testcase", classname=f"kit.{self.test}.{self.engine}", name=name
+            )
             if not ok:
                 ET.SubElement(tc, "failure", message=detail).text = detail
             else:
@@ -85,8 +92,9 @@ class Report:
         ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
 
-def check_scan(report: Report, case: dict, record: dict | None, engine: str,
-               label: str | None = None) -> None:
+def check_scan(
+    report: Report, case: dict, record: dict | None, engine: str, label: str | None = None
+) -> None:
     name = label or case["name"]
     expected = case["expect"].get(engine, case["expect"]["default"])
     if record is None:
@@ -95,8 +103,11 @@ def check_scan(report: Report, case: dict, record: dict | None, engine: str,
     verdict = record.get("verdict")
     violations = list(record.get("violations") or []) + scan_problems(record)
     pattern = case.get("vir_name")
-    name_ok = not pattern or verdict != "VIRUS_FOUND" or \
-        re.search(pattern, record.get("vir_info") or "") is not None
+    name_ok = (
+        not pattern
+        or verdict != "VIRUS_FOUND"
+        or re.search(pattern, record.get("vir_info") or "") is not None
+    )
     ok = verdict in expected and not violations and name_ok
     wanted = "/".join(expected) + (f" named /{pattern}/" if pattern else "")
     detail = f"{verdict:12} expected {wanted}"
@@ -119,30 +130,41 @@ def scan_problems(record: dict) -> list[str]:
     logged = [m for m in map(UNKNOWN_CODE_LOG.search, record.get("err_logs") or []) if m]
     if "unknown_code" in record or record.get("verdict") == "INVALID" or logged:
         code = record.get("unknown_code", logged[0].group(1) if logged else record.get("code"))
-        problems.append(f"plugin_thread_test_file returned {code}, not one of the ABI's codes "
-                        f"0..5 (the product treats it as an error; AVCHK_FAILED is the code "
-                        f"for a file the plugin cannot read)")
+        problems.append(
+            f"plugin_thread_test_file returned {code}, not one of the ABI's codes "
+            f"0..5 (the product treats it as an error; AVCHK_FAILED is the code "
+            f"for a file the plugin cannot read)"
+        )
     return problems
 
 
-def close_report(report: Report, events: list[dict], code: int, label: str,
-                 restarts: int) -> Report:
+def close_report(
+    report: Report, events: list[dict], code: int, label: str, restarts: int
+) -> Report:
     """The end of a serve test: no violation anywhere, the exit status, the restarts."""
     check_records(report, events, "contract")
     summary = next((r for r in events if r["event"] == "summary"), {})
-    report.add(label, code == 0 and summary.get("restarts") == restarts,
-               f"exit {code}, restarts {summary.get('restarts')} ({restarts} requested)")
+    report.add(
+        label,
+        code == 0 and summary.get("restarts") == restarts,
+        f"exit {code}, restarts {summary.get('restarts')} ({restarts} requested)",
+    )
     return report
 
 
 def check_records(report: Report, records: list[dict], label: str):
     """Every violation outside scan records fails the test, named by its event."""
-    bad = [f"{r['event']}: {v}" for r in records if r.get("event") != "scan"
-           for v in (r.get("violations") or [])]
+    bad = [
+        f"{r['event']}: {v}"
+        for r in records
+        if r.get("event") != "scan"
+        for v in (r.get("violations") or [])
+    ]
     report.add(label, not bad, "; ".join(bad) if bad else "no contract violation")
 
 
 # ---------- the tests ----------
+
 
 def run_scanning(ctx) -> Report:
     report = Report("scanning", ctx.engine)
@@ -151,19 +173,27 @@ def run_scanning(ctx) -> Report:
     code, records, err = r.returncode, r.records, r.stderr
     attach_error_logs(records)
     for file, messages in errors_logged_in_ok_scans(records):
-        report.warn(Path(file).name, "answered OK, but the plugin logged ERR during the scan: "
-                    + " | ".join(messages))
+        report.warn(
+            Path(file).name,
+            "answered OK, but the plugin logged ERR during the scan: " + " | ".join(messages),
+        )
     for load in r.events("load")[:1]:
         if load.get("unknown_options"):
-            print(f"  WARN  -o {load['unknown_options']}: not an option of this plugin, ignored "
-                  f"(its options: {', '.join(o['name'] for o in load.get('options', []))})")
+            print(
+                f"  WARN  -o {load['unknown_options']}: not an option of this plugin, ignored "
+                f"(its options: {', '.join(o['name'] for o in load.get('options', []))})"
+            )
     scans = r.scans()
     for c in cases:
         check_scan(report, c, scans.get(c["path"]), ctx.engine)
     check_records(report, records, "contract (load, init, close)")
     summary: dict[str, Any] = next((r for r in records if r["event"] == "summary"), {})
-    report.add("host exit status", code == 0 and summary.get("restarts", 1) == 0,
-               f"exit {code}, restarts {summary.get('restarts')}" + (f": {err.strip()}" if code and err.strip() else ""))
+    report.add(
+        "host exit status",
+        code == 0 and summary.get("restarts", 1) == 0,
+        f"exit {code}, restarts {summary.get('restarts')}"
+        + (f": {err.strip()}" if code and err.strip() else ""),
+    )
     check_reloads(ctx, report, probe_case(ctx))
     check_realnames(ctx, report, cases)
     if ctx.fildes_options:
@@ -197,28 +227,55 @@ def scan_once_per_hang(ctx, files: list[str], options: dict[str, str]) -> avhost
     hang and the files left are scanned again with the short timeout."""
     progress = Progress(ctx)
     if ctx.hung or avhost.supports(ctx.avhost, "--rehang-timeout"):
-        return avhost.run(ctx.avhost, "scan", ctx.plugin, *timeout_args(ctx), *files,
-                          options=options, decode_files=True, on_record=progress)
+        return avhost.run(
+            ctx.avhost,
+            "scan",
+            ctx.plugin,
+            *timeout_args(ctx),
+            *files,
+            options=options,
+            decode_files=True,
+            on_record=progress,
+        )
 
     def until_hung(record: dict) -> bool:
         progress(record)
         return record.get("event") == "scan" and record.get("verdict") == "HUNG"
 
-    first = avhost.run(ctx.avhost, "scan", ctx.plugin, *timeout_args(ctx), *files,
-                       options=options, decode_files=True, on_record=until_hung)
+    first = avhost.run(
+        ctx.avhost,
+        "scan",
+        ctx.plugin,
+        *timeout_args(ctx),
+        *files,
+        options=options,
+        decode_files=True,
+        on_record=until_hung,
+    )
     if not ctx.hung:
         return first
     done = set(first.scans())
     left = [f for f in files if f not in done]
     if not left:
         return first
-    rest = avhost.run(ctx.avhost, "scan", ctx.plugin, *timeout_args(ctx), *left,
-                      options=options, decode_files=True, on_record=progress)
+    rest = avhost.run(
+        ctx.avhost,
+        "scan",
+        ctx.plugin,
+        *timeout_args(ctx),
+        *left,
+        options=options,
+        decode_files=True,
+        on_record=progress,
+    )
     # The hang was a violation: the merged run fails as avhost's own would have.
-    return avhost.Run(max(1, rest.returncode),
-                      [r for r in first.records if r.get("event") != "summary"] + rest.records,
-                      first.stdout + rest.stdout, first.stderr + rest.stderr,
-                      first.seconds + rest.seconds)
+    return avhost.Run(
+        max(1, rest.returncode),
+        [r for r in first.records if r.get("event") != "summary"] + rest.records,
+        first.stdout + rest.stdout,
+        first.stderr + rest.stderr,
+        first.seconds + rest.seconds,
+    )
 
 
 class Progress:
@@ -232,8 +289,11 @@ class Progress:
         event = record.get("event")
         if event == "waiting":
             where = record.get("path") or record.get("file") or "?"
-            print(f"  ...   {Path(str(where)).name}: no answer yet after "
-                  f"{record.get('seconds')} s (HUNG after {record.get('timeout')} s)", flush=True)
+            print(
+                f"  ...   {Path(str(where)).name}: no answer yet after "
+                f"{record.get('seconds')} s (HUNG after {record.get('timeout')} s)",
+                flush=True,
+            )
         elif event == "scan" and record.get("verdict") == "HUNG":
             self.hung(record)
 
@@ -243,16 +303,21 @@ class Progress:
         # After the first hang every scan gets the short timeout: avhost's --rehang-timeout
         # (its records say short_timeout), or the kit's own second run (scan_once_per_hang).
         if record.get("short_timeout") or self.ctx.hung:
-            print(f"  HUNG  {name}: hung again (waited only "
-                  f"{rehang_timeout(self.ctx.scan_timeout):g} s, as the plugin hung before)",
-                  flush=True)
+            print(
+                f"  HUNG  {name}: hung again (waited only "
+                f"{rehang_timeout(self.ctx.scan_timeout):g} s, as the plugin hung before)",
+                flush=True,
+            )
             return
         self.ctx.hung = True
-        print(f"  HUNG  {name}: no answer within {self.ctx.scan_timeout:g} s; the plugin process "
-              f"was killed and started again, as the product does. Later files get "
-              f"{rehang_timeout(self.ctx.scan_timeout):g} s each. Fix: every call your scan makes "
-              f"(read, a connection to the engine) needs a deadline, and the scan returns "
-              f"AVCHK_FAILED or AVCHK_IMPOSSIBLE when it passes", flush=True)
+        print(
+            f"  HUNG  {name}: no answer within {self.ctx.scan_timeout:g} s; the plugin process "
+            f"was killed and started again, as the product does. Later files get "
+            f"{rehang_timeout(self.ctx.scan_timeout):g} s each. Fix: every call your scan makes "
+            f"(read, a connection to the engine) needs a deadline, and the scan returns "
+            f"AVCHK_FAILED or AVCHK_IMPOSSIBLE when it passes",
+            flush=True,
+        )
 
 
 def attach_error_logs(records: list[dict]) -> None:
@@ -275,8 +340,11 @@ def not_hung(ctx, cases: list[dict]) -> list[dict]:
 def errors_logged_in_ok_scans(records: list[dict]) -> list[tuple[str, list[str]]]:
     """(file, its ERR messages) for each scan that answered OK after the plugin logged an
     error: the product shows the file clean while its log says something failed."""
-    return [(r["file"], r["err_logs"]) for r in records
-            if r.get("event") == "scan" and r.get("verdict") == "OK" and r.get("err_logs")]
+    return [
+        (r["file"], r["err_logs"])
+        for r in records
+        if r.get("event") == "scan" and r.get("verdict") == "OK" and r.get("err_logs")
+    ]
 
 
 #: what api/avCommon.c logs when avp_test_file returns a code outside 0..5 (it then
@@ -284,24 +352,36 @@ def errors_logged_in_ok_scans(records: list[dict]) -> list[tuple[str, list[str]]
 UNKNOWN_CODE_LOG = re.compile(r"returned the unknown code (-?\d+)")
 
 
-REALNAMES = {"null": "realname NULL", "empty": "realname \"\""}
+REALNAMES = {"null": "realname NULL", "empty": 'realname ""'}
 
 
 def check_realnames(ctx, report: Report, cases: list[dict]) -> None:
     """docs/ABI.md: realname may be NULL or "", as the products pass for some files; the
     corpus again with each, the same verdicts expected."""
     if not avhost.supports(ctx.avhost, "--realname"):
-        report.warn("realname NULL and \"\"", f"not checked: {ctx.avhost} has no --realname "
-                    f"(rebuild it: {avhost_build_hint(ctx)})")
+        report.warn(
+            'realname NULL and ""',
+            f"not checked: {ctx.avhost} has no --realname (rebuild it: {avhost_build_hint(ctx)})",
+        )
         return
     skipped = len(cases) - len(not_hung(ctx, cases))
     cases = not_hung(ctx, cases)
     if skipped:
-        print(f"  ...   realname NULL and \"\": the {skipped} files the plugin hung on are left out")
+        print(f'  ...   realname NULL and "": the {skipped} files the plugin hung on are left out')
     for mode, label in REALNAMES.items():
-        r = avhost.run(ctx.avhost, "scan", ctx.plugin, "--no-logs", "--realname", mode,
-                       *timeout_args(ctx), *[c["path"] for c in cases],
-                       options=ctx.options, decode_files=True, on_record=Progress(ctx))
+        r = avhost.run(
+            ctx.avhost,
+            "scan",
+            ctx.plugin,
+            "--no-logs",
+            "--realname",
+            mode,
+            *timeout_args(ctx),
+            *[c["path"] for c in cases],
+            options=ctx.options,
+            decode_files=True,
+            on_record=Progress(ctx),
+        )
         scans = r.scans()
         bad = []
         for c in cases:
@@ -310,18 +390,25 @@ def check_realnames(ctx, report: Report, cases: list[dict]) -> None:
             if rec is None or rec.get("verdict") not in expected or rec.get("violations"):
                 verdict = rec.get("verdict") if rec else "no answer"
                 why = "; ".join((rec or {}).get("violations") or []) or crash_text(rec)
-                bad.append(f"{c['name']}: {verdict} (expected {'/'.join(expected)})"
-                           + (f" {why}" if why else ""))
-        report.add(f"{label}: {len(cases)} files", not bad and r.returncode in (0, 1),
-                   "as with the base name" if not bad else "; ".join(bad[:4])
-                   + (f" (and {len(bad) - 4} more)" if len(bad) > 4 else ""))
+                bad.append(
+                    f"{c['name']}: {verdict} (expected {'/'.join(expected)})"
+                    + (f" {why}" if why else "")
+                )
+        report.add(
+            f"{label}: {len(cases)} files",
+            not bad and r.returncode in (0, 1),
+            "as with the base name"
+            if not bad
+            else "; ".join(bad[:4]) + (f" (and {len(bad) - 4} more)" if len(bad) > 4 else ""),
+        )
 
 
 def crash_text(record: dict | None) -> str:
     if not record or record.get("verdict") != "CRASHED":
         return ""
-    return "(the plugin crashed" + (f" {crash_where(record['frames'])})"
-                                    if record.get("frames") else ")")
+    return "(the plugin crashed" + (
+        f" {crash_where(record['frames'])})" if record.get("frames") else ")"
+    )
 
 
 MAX_FRAMES = 6
@@ -355,6 +442,7 @@ def debug_file_of(obj: Path, build_id: str | None) -> Path | None:
     """obj's debug file in debug/.build-id/ beside it (the layout of dist/ and of an
     author's FOLDER/dist/ARCH/), when there is one."""
     from avkit import elf, facts
+
     if not build_id:
         try:
             build_id = elf.build_id(obj) if obj.is_file() and elf.is_elf(obj) else ""
@@ -370,11 +458,13 @@ def addr2line(debug: Path, pc: int) -> str:
     """'function (file:line)' from binutils' addr2line, or "" when it cannot tell."""
     import shutil
     import subprocess
+
     tool = shutil.which("addr2line")
     if tool is None or pc < 0:
         return ""
-    r = subprocess.run([tool, "-f", "-C", "-e", str(debug), hex(pc)], capture_output=True,
-                       text=True, timeout=30)
+    r = subprocess.run(
+        [tool, "-f", "-C", "-e", str(debug), hex(pc)], capture_output=True, text=True, timeout=30
+    )
     lines = r.stdout.splitlines()
     if r.returncode != 0 or len(lines) < 2 or lines[0] == "??":
         return ""
@@ -384,11 +474,13 @@ def addr2line(debug: Path, pc: int) -> str:
 
 def avhost_build_hint(ctx) -> str:
     from avkit.hints import avhost_command
+
     return avhost_command(facts_arch(ctx.plugin))
 
 
 def facts_arch(plugin: Path) -> str | None:
     from avkit import elf, facts
+
     return facts.arch_of(elf.header(plugin)) if elf.is_elf(plugin) else None
 
 
@@ -398,21 +490,34 @@ FILDES_LOG = "took a file descriptor (FILDES)"
 def check_fildes(ctx, report: Report, cases, streamed: dict):
     """The corpus again, each file's descriptor passed over the UNIX socket: the
     verdicts of the manifest, the same as streamed, and the plugin's log says so."""
-    r = avhost.run(ctx.avhost, "scan", ctx.plugin, *timeout_args(ctx),
-                   *[c["path"] for c in cases], options=ctx.fildes_options, decode_files=True,
-                   on_record=Progress(ctx))
+    r = avhost.run(
+        ctx.avhost,
+        "scan",
+        ctx.plugin,
+        *timeout_args(ctx),
+        *[c["path"] for c in cases],
+        options=ctx.fildes_options,
+        decode_files=True,
+        on_record=Progress(ctx),
+    )
     passed = r.scans()
     for c in cases:
         record = passed.get(c["path"])
         check_scan(report, c, record, ctx.engine, label=f"FILDES: {c['name']}")
         before = (streamed.get(c["path"]) or {}).get("verdict")
         after = (record or {}).get("verdict")
-        report.add(f"same in both modes: {c['name']}", before is not None and before == after,
-                   f"INSTREAM {before} / FILDES {after}")
+        report.add(
+            f"same in both modes: {c['name']}",
+            before is not None and before == after,
+            f"INSTREAM {before} / FILDES {after}",
+        )
     used = any(FILDES_LOG in line for line in r.logs())
-    report.add("FILDES used over the UNIX socket", used and r.returncode == 0,
-               f"exit {r.returncode}; " + ("the plugin logged it" if used else
-                                           f"no log line with {FILDES_LOG!r}"))
+    report.add(
+        "FILDES used over the UNIX socket",
+        used and r.returncode == 0,
+        f"exit {r.returncode}; "
+        + ("the plugin logged it" if used else f"no log line with {FILDES_LOG!r}"),
+    )
 
 
 RELOADS = 5
@@ -430,21 +535,40 @@ def check_reloads(ctx, report: Report, case: dict):
     again in one process, then exit(). A destructor or thread the plugin leaves behind
     crashes there; a descriptor it keeps grows with every round."""
     if case["path"] in ctx.hung_files:
-        report.add(f"unload and load again x{RELOADS}, then exit()", False,
-                   f"not run: the plugin hung on {case['name']}")
+        report.add(
+            f"unload and load again x{RELOADS}, then exit()",
+            False,
+            f"not run: the plugin hung on {case['name']}",
+        )
         return
-    run = avhost.run(ctx.avhost, "scan", ctx.plugin, "--no-logs", "--reloads", RELOADS,
-                     *timeout_args(ctx), case["path"], options=ctx.options,
-                     on_record=Progress(ctx))
+    run = avhost.run(
+        ctx.avhost,
+        "scan",
+        ctx.plugin,
+        "--no-logs",
+        "--reloads",
+        RELOADS,
+        *timeout_args(ctx),
+        case["path"],
+        options=ctx.options,
+        on_record=Progress(ctx),
+    )
     code, records = run.returncode, run.records
     rounds = run.events("unload")
     bad = [f"{r['event']}: {v}" for r in records for v in (r.get("violations") or [])]
     scans = run.events("scan")
     expected = case["expect"].get(ctx.engine, case["expect"]["default"])
-    ok = code == 0 and not bad and len(rounds) == RELOADS and len(scans) == RELOADS and all(
-        s["verdict"] in expected for s in scans)
-    detail = (f"{len(rounds)}/{RELOADS} rounds, verdicts {sorted({s['verdict'] for s in scans})}, "
-              f"exit {code}" + (f": {'; '.join(bad)}" if bad else ""))
+    ok = (
+        code == 0
+        and not bad
+        and len(rounds) == RELOADS
+        and len(scans) == RELOADS
+        and all(s["verdict"] in expected for s in scans)
+    )
+    detail = (
+        f"{len(rounds)}/{RELOADS} rounds, verdicts {sorted({s['verdict'] for s in scans})}, "
+        f"exit {code}" + (f": {'; '.join(bad)}" if bad else "")
+    )
     report.add(f"unload and load again x{RELOADS}, then exit()", ok, detail)
 
 
@@ -457,9 +581,16 @@ def run_waiting(ctx) -> Report:
     report = Report("waiting", ctx.engine)
     cases = ctx.manifest["files"]
     # Workers must outlive the wait, so the plugin's contexts (its connections) are reused.
-    serve = avhost.SocketServe(ctx.avhost, ctx.plugin, "--no-logs", "--idle-timeout",
-                               ctx.wait * 4 + 60, "--scan-timeout", ctx.scan_timeout,
-                               options=ctx.options)
+    serve = avhost.SocketServe(
+        ctx.avhost,
+        ctx.plugin,
+        "--no-logs",
+        "--idle-timeout",
+        ctx.wait * 4 + 60,
+        "--scan-timeout",
+        ctx.scan_timeout,
+        options=ctx.options,
+    )
     try:
         first = scan_all(serve, cases)
         print(f"  ... idle for {ctx.wait} s", flush=True)
@@ -474,8 +605,11 @@ def run_waiting(ctx) -> Report:
         check_scan(report, c, a, ctx.engine, label=f"before: {c['name']}")
         check_scan(report, c, b, ctx.engine, label=f"after:  {c['name']}")
         if a and b:
-            report.add(f"same:   {c['name']}", a["verdict"] == b["verdict"]
-                       and b["verdict"] != "ERROR", f"{a['verdict']} -> {b['verdict']}")
+            report.add(
+                f"same:   {c['name']}",
+                a["verdict"] == b["verdict"] and b["verdict"] != "ERROR",
+                f"{a['verdict']} -> {b['verdict']}",
+            )
     return close_report(report, serve.records, code, "no restart, clean exit", restarts=0)
 
 
@@ -483,9 +617,18 @@ def run_server(ctx) -> Report:
     report = Report("server", ctx.engine)
     cases = ctx.manifest["files"]
     idle = 1.0
-    serve = avhost.SocketServe(ctx.avhost, ctx.plugin, "--no-logs", "--idle-timeout", idle,
-                               "--max-workers", 8, "--scan-timeout", ctx.scan_timeout,
-                               options=ctx.options)
+    serve = avhost.SocketServe(
+        ctx.avhost,
+        ctx.plugin,
+        "--no-logs",
+        "--idle-timeout",
+        idle,
+        "--max-workers",
+        8,
+        "--scan-timeout",
+        ctx.scan_timeout,
+        options=ctx.options,
+    )
     try:
         # 1. Concurrent clients, more requests than there are workers.
         results: list[dict] = []
@@ -505,26 +648,37 @@ def run_server(ctx) -> Report:
             answers = [r.get(c["path"]) for r in results]
             expected = c["expect"].get(ctx.engine, c["expect"]["default"])
             good = [a for a in answers if a and a["verdict"] in expected and not a["violations"]]
-            report.add(f"4 clients: {c['name']}", len(good) == 4,
-                       f"{len(good)}/4 answered {'/'.join(expected)}: "
-                       f"{sorted({a['verdict'] for a in answers if a})}")
+            report.add(
+                f"4 clients: {c['name']}",
+                len(good) == 4,
+                f"{len(good)}/4 answered {'/'.join(expected)}: "
+                f"{sorted({a['verdict'] for a in answers if a})}",
+            )
         stats = serve.request(["STATS"])[0]
-        report.add("pool grew and is capped", 1 <= stats.get("peak_workers", 0) <= 8,
-                   f"peak {stats.get('peak_workers')} workers for 4 concurrent clients (cap 8)")
+        report.add(
+            "pool grew and is capped",
+            1 <= stats.get("peak_workers", 0) <= 8,
+            f"peak {stats.get('peak_workers')} workers for 4 concurrent clients (cap 8)",
+        )
         # 2. Idle workers end.
         time.sleep(idle * 2 + 1)
         stats = serve.request(["STATS"])[0]
-        report.add("idle workers closed", stats.get("workers") == 0
-                   and stats.get("closed_idle", 0) >= 1,
-                   f"{stats.get('workers')} workers left, {stats.get('closed_idle')} closed idle")
+        report.add(
+            "idle workers closed",
+            stats.get("workers") == 0 and stats.get("closed_idle", 0) >= 1,
+            f"{stats.get('workers')} workers left, {stats.get('closed_idle')} closed idle",
+        )
         # 3. A forced restart: a fresh process, and it scans again.
         old_pid = stats.get("pid")
         serve.request(["RESTART"])
         stats = serve.request(["STATS"])[0]
         probe = probe_case(ctx)
         after = scan_all(serve, [probe]).get(probe["path"])
-        report.add("restart", stats.get("pid") not in (None, old_pid),
-                   f"plugin process {old_pid} -> {stats.get('pid')}")
+        report.add(
+            "restart",
+            stats.get("pid") not in (None, old_pid),
+            f"plugin process {old_pid} -> {stats.get('pid')}",
+        )
         check_scan(report, probe, after, ctx.engine, label=f"after restart: {probe['name']}")
         # 4. Clean shutdown.
         serve.request(["SHUTDOWN"])
@@ -536,6 +690,7 @@ def run_server(ctx) -> Report:
 
 # ---------- CLI ----------
 
+
 class Context:
     pass
 
@@ -546,6 +701,7 @@ def make_context(args):
     ctx.plugin = Path(args.plugin).resolve()
     if not ctx.plugin.exists():
         from avkit.hints import build_command
+
         raise UserError(f"{ctx.plugin} does not exist: build it ({build_command(ctx.plugin)})")
     ctx.avhost = avhost.find(ctx.plugin, args.avhost)
     ctx.wait = args.wait
@@ -560,10 +716,13 @@ def make_context(args):
         samples = corpus.load_samples(args.samples) if getattr(args, "samples", None) else None
         if samples:
             data = data / "with-samples"
-            print(f"generating the corpus around {len(samples['samples'])} samples of "
-                  f"{samples['source']} into {data}")
-            corpus.generate_with_samples(data, samples, seed=args.seed,
-                                         stream_limit=args.stream_limit)
+            print(
+                f"generating the corpus around {len(samples['samples'])} samples of "
+                f"{samples['source']} into {data}"
+            )
+            corpus.generate_with_samples(
+                data, samples, seed=args.seed, stream_limit=args.stream_limit
+            )
         elif not (data / "manifest.json").exists():
             print(f"generating the corpus into {data}")
             corpus.generate(data, seed=args.seed, stream_limit=args.stream_limit)
@@ -571,9 +730,15 @@ def make_context(args):
         ctx.samples = samples
         if args.with_clamd:
             from avkit.check.clamd import Clamd
+
             work = stack.enter_context(tempfile.TemporaryDirectory(prefix="kit-clamd-"))
-            clamd = stack.enter_context(Clamd(work, idle_timeout=max(1, int(args.wait) - 1 or 1),
-                                              stream_max_length=ctx.manifest["stream_limit"]))
+            clamd = stack.enter_context(
+                Clamd(
+                    work,
+                    idle_timeout=max(1, int(args.wait) - 1 or 1),
+                    stream_max_length=ctx.manifest["stream_limit"],
+                )
+            )
             ctx.options.update(clamd.plugin_options())
             ctx.fildes_options = clamd.plugin_options("unix", FdPass="on")
         if args.with_cicap:
@@ -588,8 +753,10 @@ def make_context(args):
         name = avhost.plugin_name(ctx.avhost, ctx.plugin, ctx.options)
         if samples:
             ctx.engine = "default"  # every verdict is the author's, the same for all engines
-            print(f"expectations: {samples['source']} for its samples; the kit's own for "
-                  f"the files without EICAR (clean, empty, over the limit, missing, unreadable)")
+            print(
+                f"expectations: {samples['source']} for its samples; the kit's own for "
+                f"the files without EICAR (clean, empty, over the limit, missing, unreadable)"
+            )
         else:
             ctx.engine = args.engine or corpus.engine_for(name)
             if not args.engine:
@@ -603,6 +770,7 @@ def kit_data_folder(plugin: Path, stack: contextlib.ExitStack) -> Path:
     temporary folder removed at the end; never this clone's build/."""
     from avkit import paths
     from avkit.hints import author_folder
+
     owner = author_folder(plugin)
     if owner is not None and owner != paths.ROOT:
         return owner / "build" / "kit-data"
@@ -617,6 +785,7 @@ def start_cicap(stack: contextlib.ExitStack, stream_limit: int, wait: float) -> 
     plain virus_scan would pass a large file unscanned with a 204)."""
     from avkit.check.clamd import Clamd
     from avkit.check.icap import CIcap
+
     work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kit-cicap-")))
     clamd = stack.enter_context(Clamd(work / "clamd", stream_max_length=stream_limit))
     idle = max(1, int(wait) - 1)
@@ -626,7 +795,7 @@ def start_cicap(stack: contextlib.ExitStack, stream_limit: int, wait: float) -> 
 
 ENGINE_NOTES = {
     "default": "a full antivirus engine: EICAR found in plain files and in zips, encrypted "
-               "archives IMPOSSIBLE",
+    "archives IMPOSSIBLE",
     "sample": "the sample plugin: EICAR found in plain files only (it does not open archives)",
     "clam": "ClamAV through clamd, with the kit's clamd configuration",
     "icap": "an ICAP server: c-icap's virus_scan over ClamAV, with the kit's clamd configuration",
@@ -636,9 +805,13 @@ ENGINE_NOTES = {
 def engine_note(plugin_name: str, engine: str) -> str:
     """Which verdicts the kit expects and why, so a renamed sample is not a mystery."""
     if corpus.engine_for(plugin_name) != "default":
-        return f"engine {engine} ({ENGINE_NOTES[engine]}): chosen by the plugin's name {plugin_name}"
-    return (f"engine default ({ENGINE_NOTES['default']}): {plugin_name} is not a plugin the kit "
-            f"knows; for one still built on sample/'s EICAR search, pass --engine sample")
+        return (
+            f"engine {engine} ({ENGINE_NOTES[engine]}): chosen by the plugin's name {plugin_name}"
+        )
+    return (
+        f"engine default ({ENGINE_NOTES['default']}): {plugin_name} is not a plugin the kit "
+        f"knows; for one still built on sample/'s EICAR search, pass --engine sample"
+    )
 
 
 RUNNERS = {"scanning": run_scanning, "waiting": run_waiting, "server": run_server}
@@ -647,8 +820,10 @@ RUNNERS = {"scanning": run_scanning, "waiting": run_waiting, "server": run_serve
 def run_test(name, args) -> int:
     if name == "generate-test-data":
         m = corpus.generate(args.dir, seed=args.seed, stream_limit=args.stream_limit)
-        print(f"generate-test-data: {len(m['files'])} cases in {Path(args.dir).resolve()} "
-              f"(seed {m['seed']}, stream limit {m['stream_limit']} bytes)")
+        print(
+            f"generate-test-data: {len(m['files'])} cases in {Path(args.dir).resolve()} "
+            f"(seed {m['seed']}, stream limit {m['stream_limit']} bytes)"
+        )
         return 0
     with make_context(args) as ctx:
         print(f"{name}: {ctx.plugin.name} via {ctx.avhost} (engine {ctx.engine})")
@@ -656,17 +831,22 @@ def run_test(name, args) -> int:
         report.junit(args.junit)
         code = report.summary()
         if code and not ctx.samples and eicar_never_found(report):
-            print("  hint: the plugin found EICAR nowhere; if your engine does not detect "
-                  "EICAR, give the kit your own samples and expectations: --samples "
-                  "MANIFEST (docs/author.md, \"Your own engine's samples\")")
+            print(
+                "  hint: the plugin found EICAR nowhere; if your engine does not detect "
+                "EICAR, give the kit your own samples and expectations: --samples "
+                'MANIFEST (docs/author.md, "Your own engine\'s samples")'
+            )
         return code
 
 
 def eicar_never_found(report: Report) -> bool:
     """Every EICAR case failed by answering OK: an engine that does not know EICAR."""
     eicar = [(ok, detail) for name, ok, detail in report.cases if "eicar" in name.lower()]
-    return bool(eicar) and all(not ok and detail.startswith("OK") for ok, detail in eicar
-                               if "expected VIRUS_FOUND" in detail)
+    return bool(eicar) and all(
+        not ok and detail.startswith("OK")
+        for ok, detail in eicar
+        if "expected VIRUS_FOUND" in detail
+    )
 
 
 def menu(args) -> int:

@@ -18,6 +18,7 @@ in the kit. Everything is derived from the
 seed, so two runs give the same bytes; the one exception is eicarpwd.zip, whose
 12-byte encryption header `zip -P` draws at random (its verdict does not depend on it).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -70,8 +71,10 @@ def _random_file(path: Path, size: int, rng: random.Random):
 def _encrypted_zip(folder: Path) -> None:
     zip_cmd = shutil.which("zip")
     if zip_cmd is None:
-        raise UserError("the zip command is missing: apt-get install zip "
-                        "(Python's zipfile cannot write encrypted archives)")
+        raise UserError(
+            "the zip command is missing: apt-get install zip "
+            "(Python's zipfile cannot write encrypted archives)"
+        )
     tmp = folder / ".pwd"
     tmp.mkdir(exist_ok=True)
     member = tmp / "eicar.com"
@@ -79,8 +82,9 @@ def _encrypted_zip(folder: Path) -> None:
     os.utime(member, (1325376000, 1325376000))
     out = folder / "eicarpwd.zip"
     out.unlink(missing_ok=True)
-    subprocess.run([zip_cmd, "-q", "-X", "-P", "infected", str(out), "eicar.com"], cwd=tmp,
-                   check=True)
+    subprocess.run(
+        [zip_cmd, "-q", "-X", "-P", "infected", str(out), "eicar.com"], cwd=tmp, check=True
+    )
     shutil.rmtree(tmp)
 
 
@@ -102,8 +106,14 @@ def _vendor_cases(folder: Path, rng: random.Random, stream_limit: int, case) -> 
     # clam: the kit's clamd (AlertExceedsMax, MaxFileSize = StreamMaxLength) refuses it
     # in both of the plugin's modes, streamed or passed as a descriptor; icap: the same
     # clamd behind c-icap's avscan service (no size limit of its own) says the same.
-    case("huge.file", f"twice the stream limit ({2 * stream_limit} bytes)",
-         ["OK", "IMPOSSIBLE"], sample=["OK"], clam=["IMPOSSIBLE"], icap=["IMPOSSIBLE"])
+    case(
+        "huge.file",
+        f"twice the stream limit ({2 * stream_limit} bytes)",
+        ["OK", "IMPOSSIBLE"],
+        sample=["OK"],
+        clam=["IMPOSSIBLE"],
+        icap=["IMPOSSIBLE"],
+    )
     (folder / "nonexisting.file").unlink(missing_ok=True)
     case("nonexisting.file", "does not exist", ["FAILED"])
 
@@ -121,8 +131,12 @@ def _our_cases(folder: Path, rng: random.Random, stream_limit: int, case) -> Non
     # honest another way: a directory opens, but read(2) fails with EISDIR.
     unreadable = folder / "unreadable.dir"
     unreadable.mkdir(exist_ok=True)
-    case("unreadable.dir", "a path whose content cannot be read (a directory: EISDIR)",
-         ["FAILED"], clam=["FAILED", "IMPOSSIBLE"])  # icap: a non-regular file is FAILED
+    case(
+        "unreadable.dir",
+        "a path whose content cannot be read (a directory: EISDIR)",
+        ["FAILED"],
+        clam=["FAILED", "IMPOSSIBLE"],
+    )  # icap: a non-regular file is FAILED
     if os.geteuid() != 0:
         p = folder / "unreadable.file"
         p.write_bytes(EICAR)
@@ -134,15 +148,23 @@ def _our_cases(folder: Path, rng: random.Random, stream_limit: int, case) -> Non
     link.symlink_to("eicar.com")
     case("eicar-link.com", "a symlink to eicar.com", ["VIRUS_FOUND"])
     _random_file(folder / "just-over-limit.file", stream_limit + 1, rng)
-    case("just-over-limit.file", f"one byte over the stream limit ({stream_limit + 1} bytes)",
-         ["OK", "IMPOSSIBLE"], sample=["OK"], clam=["IMPOSSIBLE"], icap=["IMPOSSIBLE"])
+    case(
+        "just-over-limit.file",
+        f"one byte over the stream limit ({stream_limit + 1} bytes)",
+        ["OK", "IMPOSSIBLE"],
+        sample=["OK"],
+        clam=["IMPOSSIBLE"],
+        icap=["IMPOSSIBLE"],
+    )
     with open(folder / "eicar-at-limit.file", "wb") as f:
         f.write(b"\0" * (stream_limit - len(EICAR)))
         f.write(EICAR)
     case("eicar-at-limit.file", "EICAR in the last bytes below the stream limit", ["VIRUS_FOUND"])
 
 
-def generate(folder, seed: int = DEFAULT_SEED, stream_limit: int = DEFAULT_STREAM_LIMIT) -> dict[str, Any]:
+def generate(
+    folder, seed: int = DEFAULT_SEED, stream_limit: int = DEFAULT_STREAM_LIMIT
+) -> dict[str, Any]:
     folder = Path(folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
@@ -153,9 +175,17 @@ def generate(folder, seed: int = DEFAULT_SEED, stream_limit: int = DEFAULT_STREA
         unknown = set(engines) - set(ENGINES)
         if unknown:
             raise ValueError(f"{name}: no engine {', '.join(sorted(unknown))}")
-        cases.append({"name": name, "path": str(folder / name), "why": why,
-                      "expect": {"default": default,
-                                 **{e: engines.get(e) or default for e in ENGINES[1:]}}})
+        cases.append(
+            {
+                "name": name,
+                "path": str(folder / name),
+                "why": why,
+                "expect": {
+                    "default": default,
+                    **{e: engines.get(e) or default for e in ENGINES[1:]},
+                },
+            }
+        )
 
     _vendor_cases(folder, rng, stream_limit, case)
     _our_cases(folder, rng, stream_limit, case)
@@ -180,28 +210,35 @@ def load_samples(path) -> dict[str, Any]:
     expression the virus name must match; archives: true when the engine opens zips
     (the kit then also hides each sample in a zip and two zips deep)."""
     import re
+
     path = Path(path).resolve()
     if not path.is_file():
-        raise UserError(f"{path}: no such samples manifest (see docs/author.md, "
-                        f"\"Your own engine's samples\")")
+        raise UserError(
+            f'{path}: no such samples manifest (see docs/author.md, "Your own engine\'s samples")'
+        )
     try:
         if path.suffix == ".toml":
             import tomllib
+
             data = tomllib.loads(path.read_text())
         else:
             data = json.loads(path.read_text())
     except ValueError as e:
-        raise UserError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {e}") from e
+        raise UserError(
+            f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {e}"
+        ) from e
     samples = data.get("samples") if isinstance(data, dict) else None
     if not samples or not isinstance(samples, list):
-        raise UserError(f"{path}: want a non-empty \"samples\" list of "
-                        f"{{\"file\", \"expect\"[, \"name\"]}}")
+        raise UserError(
+            f'{path}: want a non-empty "samples" list of {{"file", "expect"[, "name"]}}'
+        )
     out = []
     for i, s in enumerate(samples):
         where = f"{path}: samples[{i}]"
         if not isinstance(s, dict) or not s.get("file") or s.get("expect") not in VERDICTS:
-            raise UserError(f"{where}: want \"file\" and \"expect\" (one of "
-                            f"{', '.join(VERDICTS)}), got {s!r}")
+            raise UserError(
+                f'{where}: want "file" and "expect" (one of {", ".join(VERDICTS)}), got {s!r}'
+            )
         file = (path.parent / s["file"]).resolve()
         if not file.is_file():
             raise UserError(f"{where}: {file} does not exist")
@@ -209,23 +246,32 @@ def load_samples(path) -> dict[str, Any]:
             try:
                 re.compile(s["name"])
             except re.error as e:
-                raise UserError(f"{where}: name {s['name']!r} is not a regular expression: {e}") from e
+                raise UserError(
+                    f"{where}: name {s['name']!r} is not a regular expression: {e}"
+                ) from e
         out.append({"file": file, "expect": s["expect"], "name": s.get("name")})
     return {"archives": bool(data.get("archives", False)), "samples": out, "source": str(path)}
 
 
-def _sample_cases(folder: Path, sample: dict, index: int, archives: bool,
-                  stream_limit: int, case) -> None:
+def _sample_cases(
+    folder: Path, sample: dict, index: int, archives: bool, stream_limit: int, case
+) -> None:
     """The hostile corpus around one sample: odd names, a symlink, a large file, and
     nested zips when the engine opens archives. Each expects the sample's verdict."""
     data = sample["file"].read_bytes()
     stem = f"s{index}-{sample['file'].name}"
     expect, name = [sample["expect"]], sample["name"]
-    variants = [(stem, "the sample as given"),
-                (f"s{index}-\u00fcn\u00efc\u00f8d\u00e9-\u6587\u4ef6-{sample['file'].name}",
-                 "the sample under a UTF-8 file name"),
-                (f"s{index}-a%s%s%n-{sample['file'].name}",
-                 "the sample under a name with printf directives")]
+    variants = [
+        (stem, "the sample as given"),
+        (
+            f"s{index}-\u00fcn\u00efc\u00f8d\u00e9-\u6587\u4ef6-{sample['file'].name}",
+            "the sample under a UTF-8 file name",
+        ),
+        (
+            f"s{index}-a%s%s%n-{sample['file'].name}",
+            "the sample under a name with printf directives",
+        ),
+    ]
     for file, why in variants:
         (folder / file).write_bytes(data)
         case(file, why, expect, vir_name=name, sample=str(sample["file"]))
@@ -239,25 +285,48 @@ def _sample_cases(folder: Path, sample: dict, index: int, archives: bool,
         with open(folder / padded, "wb") as f:
             f.write(data)
             f.write(b"\0" * (stream_limit - 1 - len(data)))
-        case(padded, f"the sample followed by zeros, {stream_limit - 1} bytes (one under "
-                     f"the stream limit)", expect, vir_name=name, sample=str(sample["file"]))
+        case(
+            padded,
+            f"the sample followed by zeros, {stream_limit - 1} bytes (one under the stream limit)",
+            expect,
+            vir_name=name,
+            sample=str(sample["file"]),
+        )
     if archives:
         inner = _zip_bytes(sample["file"].name, data)
         (folder / f"{stem}.zip").write_bytes(inner)
-        case(f"{stem}.zip", "the sample deflated in a zip", expect, vir_name=name,
-             sample=str(sample["file"]))
+        case(
+            f"{stem}.zip",
+            "the sample deflated in a zip",
+            expect,
+            vir_name=name,
+            sample=str(sample["file"]),
+        )
         (folder / f"{stem}-nested.zip").write_bytes(_zip_bytes("inner.zip", inner))
-        case(f"{stem}-nested.zip", "the sample two zips deep", expect, vir_name=name,
-             sample=str(sample["file"]))
+        case(
+            f"{stem}-nested.zip",
+            "the sample two zips deep",
+            expect,
+            vir_name=name,
+            sample=str(sample["file"]),
+        )
 
 
 #: the corpus's cases that hold no EICAR: kept around the author's samples
-NEUTRAL_CASES = ("clean.exe", "empty.file", "huge.file", "nonexisting.file", "unreadable.dir",
-                 "unreadable.file", "just-over-limit.file")
+NEUTRAL_CASES = (
+    "clean.exe",
+    "empty.file",
+    "huge.file",
+    "nonexisting.file",
+    "unreadable.dir",
+    "unreadable.file",
+    "just-over-limit.file",
+)
 
 
-def generate_with_samples(folder, samples: dict, seed: int = DEFAULT_SEED,
-                          stream_limit: int = DEFAULT_STREAM_LIMIT) -> dict[str, Any]:
+def generate_with_samples(
+    folder, samples: dict, seed: int = DEFAULT_SEED, stream_limit: int = DEFAULT_STREAM_LIMIT
+) -> dict[str, Any]:
     """The corpus for an engine of the author's own: the cases without EICAR (clean,
     empty, over the limit, missing, unreadable) and the hostile variants of each of the
     author's samples, judged by the author's expectations (engine "default")."""
@@ -273,16 +342,30 @@ def generate_with_samples(folder, samples: dict, seed: int = DEFAULT_SEED,
                 p.unlink()
 
     def case(name, why, expect, vir_name=None, sample=None):
-        cases.append({"name": name, "path": str(folder / name), "why": why,
-                      "expect": {e: expect for e in ENGINES}, "vir_name": vir_name,
-                      "sample": sample})
+        cases.append(
+            {
+                "name": name,
+                "path": str(folder / name),
+                "why": why,
+                "expect": {e: expect for e in ENGINES},
+                "vir_name": vir_name,
+                "sample": sample,
+            }
+        )
 
     for i, s in enumerate(samples["samples"], 1):
         _sample_cases(folder, s, i, samples["archives"], stream_limit, case)
     probe = next((c["name"] for c in cases if c.get("sample")), None)
     digest = hashlib.sha256(json.dumps([str(s["file"]) for s in samples["samples"]]).encode())
-    manifest = {"version": 1, "seed": seed, "stream_limit": stream_limit, "files": cases,
-                "probe": probe, "samples": samples["source"], "digest": digest.hexdigest()[:16]}
+    manifest = {
+        "version": 1,
+        "seed": seed,
+        "stream_limit": stream_limit,
+        "files": cases,
+        "probe": probe,
+        "samples": samples["source"],
+        "digest": digest.hexdigest()[:16],
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
     return manifest
 
@@ -290,6 +373,7 @@ def generate_with_samples(folder, samples: dict, seed: int = DEFAULT_SEED,
 def load(folder) -> dict[str, Any]:
     path = Path(folder) / "manifest.json"
     if not path.exists():
-        raise UserError(f"{path} is missing: run `python -m avkit kit generate-test-data "
-                        f"{folder}` first")
+        raise UserError(
+            f"{path} is missing: run `python -m avkit kit generate-test-data {folder}` first"
+        )
     return json.loads(path.read_text())

@@ -1,4 +1,5 @@
 """`avkit prereqs`: check a nox session's system prerequisites before its first slow step."""
+
 import sys
 
 from avkit import prereqs
@@ -7,9 +8,16 @@ from avkit.smoke import rootfs
 
 def register(subparsers):
     p = subparsers.add_parser(
-        "prereqs", help="check the Debian packages a nox session needs (every session runs it first)")
-    p.add_argument("session", nargs="?", choices=sorted(prereqs.SESSION_NEEDS), metavar="SESSION",
-                   help="the nox session whose needs to check (%(choices)s)")
+        "prereqs",
+        help="check the Debian packages a nox session needs (every session runs it first)",
+    )
+    p.add_argument(
+        "session",
+        nargs="?",
+        choices=sorted(prereqs.SESSION_NEEDS),
+        metavar="SESSION",
+        help="the nox session whose needs to check (%(choices)s)",
+    )
     p.add_argument("--list", action="store_true", help="print every session's needs")
     p.set_defaults(func=run)
 

@@ -1,6 +1,7 @@
 """The administrator's guide, docs/admin.md, as the packages install it: each plugin
 package's README ends with the guide's sections on its plugin, and kerio-avir-tools'
 README is the section on the check, so the guide and the packages say one text."""
+
 from __future__ import annotations
 
 import re
@@ -12,8 +13,7 @@ GUIDE = paths.ROOT / "docs" / "admin.md"
 #: the guide's sections each plugin package installs (a plugin not listed: none)
 PLUGIN_SECTIONS = {
     "clam": ["## The ClamAV plugin", "### ClamAV (clamd)", "## The administrator's check"],
-    "icap": ["## The ICAP plugin", "### ICAP (c-icap virus_scan)",
-             "## The administrator's check"],
+    "icap": ["## The ICAP plugin", "### ICAP (c-icap virus_scan)", "## The administrator's check"],
 }
 HEADING = re.compile(r"^(#+) ", re.M)
 
@@ -31,7 +31,7 @@ def section(heading: str) -> str:
         if len(m.group(1)) <= level:
             end = m.start()
             break
-    return text[start + 1:end].strip("\n") + "\n"
+    return text[start + 1 : end].strip("\n") + "\n"
 
 
 def plugin_notes(name: str) -> str:

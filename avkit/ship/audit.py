@@ -7,6 +7,7 @@ forbidden library, missing hardening). The audit also derives the package
 dependencies (`Depends: libc6 (>= X)` and the RPM requirements) from the symbol
 versions the plugin really needs.
 """
+
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +20,32 @@ from avkit.errors import UserError
 HARDENING = {
     "relro": (lambda h: h["relro"], "no PT_GNU_RELRO segment", "link with -Wl,-z,relro"),
     "bind_now": (lambda h: h["bind_now"], "lazy binding (no BIND_NOW)", "link with -Wl,-z,now"),
-    "noexec_stack": (lambda h: not h["exec_stack"],
-                     "executable stack (PT_GNU_STACK has PF_X, or is missing)",
-                     "link with -Wl,-z,noexecstack and find the object without .note.GNU-stack"),
-    "no_textrel": (lambda h: not h["textrel"], "text relocations (DT_TEXTREL)",
-                   "compile every object with -fPIC"),
-    "no_rpath": (lambda h: not h["rpath"], "RPATH/RUNPATH set",
-                 "drop -Wl,-rpath; the plugin must find its libraries like avserver does"),
-    "stripped": (lambda h: h["stripped"], "not stripped (.symtab or .debug_* sections present)",
-                 "ship the stripped file the build stages in dist/ (`./nox -s build-ARCH`, "
-                 "or `avkit plugin FOLDER` for your own plugin)"),
-    "build_id": (lambda h: bool(h["build_id"]), "no GNU build-id note",
-                 "link with -Wl,--build-id=sha1"),
+    "noexec_stack": (
+        lambda h: not h["exec_stack"],
+        "executable stack (PT_GNU_STACK has PF_X, or is missing)",
+        "link with -Wl,-z,noexecstack and find the object without .note.GNU-stack",
+    ),
+    "no_textrel": (
+        lambda h: not h["textrel"],
+        "text relocations (DT_TEXTREL)",
+        "compile every object with -fPIC",
+    ),
+    "no_rpath": (
+        lambda h: not h["rpath"],
+        "RPATH/RUNPATH set",
+        "drop -Wl,-rpath; the plugin must find its libraries like avserver does",
+    ),
+    "stripped": (
+        lambda h: h["stripped"],
+        "not stripped (.symtab or .debug_* sections present)",
+        "ship the stripped file the build stages in dist/ (`./nox -s build-ARCH`, "
+        "or `avkit plugin FOLDER` for your own plugin)",
+    ),
+    "build_id": (
+        lambda h: bool(h["build_id"]),
+        "no GNU build-id note",
+        "link with -Wl,--build-id=sha1",
+    ),
 }
 
 
@@ -43,8 +58,9 @@ def load_policies(path: Path = AUDIT_POLICY_FILE, arch: str | None = None) -> di
     data["arch"] = arch
     data["default"] = facts["audit_policy"]
     data["elf"] = {**data["elf"], "class": facts["elf_class"], "machine": facts["elf_machine"]}
-    data["policies"] = sorted((p for p in data["policies"] if p["arch"] == arch),
-                              key=lambda p: -p["priority"])
+    data["policies"] = sorted(
+        (p for p in data["policies"] if p["arch"] == arch), key=lambda p: -p["priority"]
+    )
     return data
 
 
@@ -58,8 +74,9 @@ def policy_by_name(data: dict[str, Any], name: str) -> dict[str, Any]:
     for p in data["policies"]:
         if p["name"] == name:
             return p
-    raise UserError(f"no audit policy named {name!r}; known: "
-                    f"{', '.join(p['name'] for p in data['policies'])}")
+    raise UserError(
+        f"no audit policy named {name!r}; known: {', '.join(p['name'] for p in data['policies'])}"
+    )
 
 
 def _vkey(text: str) -> tuple:
@@ -89,22 +106,32 @@ def _too_new(facts: dict, limits: dict) -> dict:
     return too_new
 
 
-def check(facts: dict[str, Any], policy: dict[str, Any],
-          data: dict[str, Any]) -> list[dict[str, Any]]:
+def check(
+    facts: dict[str, Any], policy: dict[str, Any], data: dict[str, Any]
+) -> list[dict[str, Any]]:
     """Violations of one policy: list of {"check", "message", "symbols", "reason"}; the
     reason is the message without what is particular to this policy."""
     out = []
 
     def bad(kind, message, symbols=(), reason=None):
-        out.append({"check": kind, "message": message, "symbols": list(symbols),
-                    "reason": reason or message})
+        out.append(
+            {
+                "check": kind,
+                "message": message,
+                "symbols": list(symbols),
+                "reason": reason or message,
+            }
+        )
 
     want = data["elf"]
     if facts["class"] != want["class"] or facts["machine"] != want["machine"]:
-        bad("elf", f"ELFCLASS{facts['class']} {facts['machine']}, but an {data['arch']} avserver "
-                   f"loads only ELFCLASS{want['class']} {want['machine']} (build it with "
-                   f"`./nox -s build-{data['arch']}` in this clone, or `avkit plugin FOLDER "
-                   f"--arch {data['arch']}` for your own plugin)")
+        bad(
+            "elf",
+            f"ELFCLASS{facts['class']} {facts['machine']}, but an {data['arch']} avserver "
+            f"loads only ELFCLASS{want['class']} {want['machine']} (build it with "
+            f"`./nox -s build-{data['arch']}` in this clone, or `avkit plugin FOLDER "
+            f"--arch {data['arch']}` for your own plugin)",
+        )
     if facts["type"] != want["type"]:
         bad("elf", f"{facts['type']} is not a shared object ({want['type']})")
 
@@ -112,31 +139,45 @@ def check(facts: dict[str, Any], policy: dict[str, Any],
     extra = sorted(set(facts["exports"]) - allowed)
     missing = sorted(allowed - set(facts["exports"]))
     if extra:
-        bad("exports", f"exports {len(extra)} symbol(s) besides {', '.join(sorted(allowed))}, which "
-                       f"can collide with avserver's own: {', '.join(extra[:10])}"
-                       f"{' ...' if len(extra) > 10 else ''} (link with api/exports.map)", extra)
+        bad(
+            "exports",
+            f"exports {len(extra)} symbol(s) besides {', '.join(sorted(allowed))}, which "
+            f"can collide with avserver's own: {', '.join(extra[:10])}"
+            f"{' ...' if len(extra) > 10 else ''} (link with api/exports.map)",
+            extra,
+        )
     if missing:
         bad("exports", f"does not export {', '.join(missing)}: avserver cannot load it", missing)
 
     for lib in facts["needed"]:
         if lib not in policy["needed"]:
-            bad("needed", f"needs {lib}, which is not on the policy's list of system libraries "
-                          f"(link it statically, or dlopen() it at run time)", [lib])
+            bad(
+                "needed",
+                f"needs {lib}, which is not on the policy's list of system libraries "
+                f"(link it statically, or dlopen() it at run time)",
+                [lib],
+            )
 
     limits = {ns: _vkey(v) for ns, v in policy["symbol_versions"].items()}
     too_new = _too_new(facts, limits)
     for version in sorted(too_new, key=lambda v: elf.version_key(v)):
         ns, ver = elf.version_key(version)
         pairs = too_new[version]
-        limit = (f"above {ns} {policy['symbol_versions'][ns]}" if ns in limits
-                 else f"no {ns} symbols are allowed")
+        limit = (
+            f"above {ns} {policy['symbol_versions'][ns]}"
+            if ns in limits
+            else f"no {ns} symbols are allowed"
+        )
         listed = ", ".join(f"{s}@{version} from {lib}" for s, lib in pairs[:8])
         more = " ..." if len(pairs) > 8 else ""
         # The reason without this policy's limit reads the same under every policy it
         # fails: format_report prints it once, with them.
-        bad("symbol_versions", f"{version} is too recent ({limit}): {listed}{more}",
+        bad(
+            "symbol_versions",
+            f"{version} is too recent ({limit}): {listed}{more}",
             [f"{s}@{version} ({lib})" for s, lib in pairs],
-            reason=f"{version} is too recent: {listed}{more}" if ns in limits else None)
+            reason=f"{version} is too recent: {listed}{more}" if ns in limits else None,
+        )
 
     for name in policy["hardening"]:
         test, why, fix = HARDENING[name]
@@ -173,8 +214,9 @@ def package_deps(facts: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     for library in facts["needed"]:
         info = data["packages"].get(library)
         if info is None:
-            raise UserError(f"no package is known to provide {library}: "
-                            f"add it to {AUDIT_POLICY_FILE}")
+            raise UserError(
+                f"no package is known to provide {library}: add it to {AUDIT_POLICY_FILE}"
+            )
         pkg = info["deb"]
         if info.get("deb_version_from") == "GLIBC" and glibc:
             deb[pkg] = f"{pkg} (>= {_vstr(glibc)})"
@@ -195,6 +237,7 @@ def audit_file(path: Path | str, data: dict[str, Any] | None = None) -> dict[str
     path = Path(path)
     if not path.is_file():
         from avkit.hints import build_command
+
         raise UserError(f"{path} does not exist: build it first ({build_command(path)})")
     if not elf.is_elf(path):
         raise UserError(f"{path} is not an ELF file")
@@ -237,19 +280,33 @@ def format_report(report: dict[str, Any], data: dict[str, Any], required: str) -
     ok = passes(report, required)
     best = report["policy"]
     verdict = f'satisfies "{best}" (strictest)' if best else "satisfies no policy"
-    lines.append(f"{report['name']}: {'OK' if ok else 'FAIL'} for policy \"{required}\"; {verdict}")
-    lines.append(f"  ELFCLASS{f['class']} {f['machine']} {f['type']}; exports: "
-                 f"{', '.join(f['exports']) or '(none)'}")
-    versions = {lib: max(v, key=lambda x: elf.version_key(x) or ("", ()))
-                for lib, v in f["required_versions"].items() if v}
-    lines.append("  needs: " + ", ".join(
-        f"{lib}" + (f" (up to {versions[lib]})" if lib in versions else "") for lib in f["needed"]))
-    lines.append(f"  hardening: relro={h['relro']} bind_now={h['bind_now']} "
-                 f"exec_stack={h['exec_stack']} textrel={h['textrel']} "
-                 f"rpath={h['rpath'] or None} stripped={h['stripped']} build-id={h['build_id'] or None}")
+    lines.append(f'{report["name"]}: {"OK" if ok else "FAIL"} for policy "{required}"; {verdict}')
+    lines.append(
+        f"  ELFCLASS{f['class']} {f['machine']} {f['type']}; exports: "
+        f"{', '.join(f['exports']) or '(none)'}"
+    )
+    versions = {
+        lib: max(v, key=lambda x: elf.version_key(x) or ("", ()))
+        for lib, v in f["required_versions"].items()
+        if v
+    }
+    lines.append(
+        "  needs: "
+        + ", ".join(
+            f"{lib}" + (f" (up to {versions[lib]})" if lib in versions else "")
+            for lib in f["needed"]
+        )
+    )
+    lines.append(
+        f"  hardening: relro={h['relro']} bind_now={h['bind_now']} "
+        f"exec_stack={h['exec_stack']} textrel={h['textrel']} "
+        f"rpath={h['rpath'] or None} stripped={h['stripped']} build-id={h['build_id'] or None}"
+    )
     deps = report["dependencies"]
-    lines.append(f"  package deps: deb Depends: {', '.join(deps['deb'])}; "
-                 f"rpm Requires: {', '.join(deps['rpm'])}")
+    lines.append(
+        f"  package deps: deb Depends: {', '.join(deps['deb'])}; "
+        f"rpm Requires: {', '.join(deps['rpm'])}"
+    )
     for message, names in reasons(report, data).items():
         lines.append(f"  - {message}")
         lines.append(f"    fails: {', '.join(names)}")
@@ -266,8 +323,10 @@ def default_files(toolchain: str, archs: list[str]) -> list[Path]:
     for arch in archs:
         found = plugins_in(paths.dist_dir(toolchain, arch=arch))
         if not found:
-            raise UserError(f"no avir_*.so in {paths.dist_dir(toolchain, arch=arch)}: build "
-                            f"first (./nox -s build-{arch})")
+            raise UserError(
+                f"no avir_*.so in {paths.dist_dir(toolchain, arch=arch)}: build "
+                f"first (./nox -s build-{arch})"
+            )
         files += found
     return files
 

@@ -25,13 +25,16 @@ from avkit.ship import components
 #: The SDK files an author copies (api/): linked in as this repository's component.
 SDK_FILES = ("api/avCommon.c", "api/avCommon.h", "api/avPlugin.h", "api/avApi.h")
 SDK_COMPONENT = "kerio-avir-plugins-api"
-REQUIRED = {"project": ("name", "path_prefixes", "sources", "copyright", "license"),
-            "package": ("maintainer", "vendor", "homepage", "version")}
+REQUIRED = {
+    "project": ("name", "path_prefixes", "sources", "copyright", "license"),
+    "package": ("maintainer", "vendor", "homepage", "version"),
+}
 
 
 @dataclass
 class AuthorProject:
     """The author's components file, read and checked."""
+
     file: Path
     data: dict[str, Any]
 
@@ -47,10 +50,13 @@ class AuthorProject:
         """packaging/project.json with the author's maintainer, vendor, homepage and
         license, and a debug sources package named after the plugin (as its -dbgsym is)."""
         given = {k: v for k, v in self.data["package"].items() if k not in ("version", "changes")}
-        return {**ours, **given, "license": self.data["project"]["license"],
-                "debugsource_package": f"kerio-avir-{plugin}-debugsource",
-                "debugsource_summary": f"Sources of the {plugin} antivirus plugin, for "
-                                       f"debugging"}
+        return {
+            **ours,
+            **given,
+            "license": self.data["project"]["license"],
+            "debugsource_package": f"kerio-avir-{plugin}-debugsource",
+            "debugsource_summary": f"Sources of the {plugin} antivirus plugin, for debugging",
+        }
 
 
 def read(file: Path) -> AuthorProject:
@@ -61,21 +67,30 @@ def read(file: Path) -> AuthorProject:
     for section, keys in REQUIRED.items():
         missing = [k for k in keys if k not in data.get(section, {})]
         if missing:
-            raise UserError(f"{file}: \"{section}\" needs {', '.join(missing)} "
-                            f"(docs/author-packaging.md has an example)")
+            raise UserError(
+                f'{file}: "{section}" needs {", ".join(missing)} '
+                f"(docs/author-packaging.md has an example)"
+            )
     author = AuthorProject(Path(file).resolve(), data)
     if not author.sources.is_dir():
-        raise UserError(f"{file}: project.sources {author.sources} is not a folder: name the "
-                        f"folder of the plugin's sources, relative to {file}")
+        raise UserError(
+            f"{file}: project.sources {author.sources} is not a folder: name the "
+            f"folder of the plugin's sources, relative to {file}"
+        )
     return author
 
 
 def sdk_component() -> dict[str, Any]:
     ours = components.policy()["project"]
-    return {"name": SDK_COMPONENT,
-            "title": "the Kerio antivirus plugin API glue (api/ of kerio-avir-plugins)",
-            "segments": [f"/{f}" for f in SDK_FILES], "version_from": "kerio-avir-plugins",
-            "dep5_files": "api/*", "copyright": ours["copyright"], "license": ours["license"]}
+    return {
+        "name": SDK_COMPONENT,
+        "title": "the Kerio antivirus plugin API glue (api/ of kerio-avir-plugins)",
+        "segments": [f"/{f}" for f in SDK_FILES],
+        "version_from": "kerio-avir-plugins",
+        "dep5_files": "api/*",
+        "copyright": ours["copyright"],
+        "license": ours["license"],
+    }
 
 
 def _author_licenses(author: AuthorProject) -> dict[str, Any]:
@@ -100,17 +115,22 @@ def merged_policy(author: AuthorProject) -> dict[str, Any]:
     theirs = _author_licenses(author)
     shared = sorted(set(theirs) & set(ours["licenses"]))
     if shared:
-        raise UserError(f"{author.file}: the license {', '.join(shared)} is one the SDK's "
-                        f"components already have, with their own text: name yours "
-                        f"\"LicenseRef-<name>\" or use another SPDX identifier")
+        raise UserError(
+            f"{author.file}: the license {', '.join(shared)} is one the SDK's "
+            f"components already have, with their own text: name yours "
+            f'"LicenseRef-<name>" or use another SPDX identifier'
+        )
     licenses = {**theirs, **ours["licenses"]}
     if project["license"] not in licenses:
-        raise UserError(f"{author.file}: the project's license {project['license']} has no "
-                        f"entry in \"licenses\" (its text)")
-    return {"project": project,
-            "components": [sdk_component(), *author.data.get("components", []),
-                           *ours["components"]],
-            "licenses": licenses}
+        raise UserError(
+            f"{author.file}: the project's license {project['license']} has no "
+            f'entry in "licenses" (its text)'
+        )
+    return {
+        "project": project,
+        "components": [sdk_component(), *author.data.get("components", []), *ours["components"]],
+        "licenses": licenses,
+    }
 
 
 @contextmanager
@@ -137,9 +157,16 @@ def _use(file: Path) -> None:
 def fix_sdk_entry(linked: list[dict[str, Any]], version: str) -> list[dict[str, Any]]:
     """The SDK glue's version (this repository's: `version`) and origin; components.py
     knows the toolchains' only."""
-    return [{**c, "version": version,
-             "origin": "copied from kerio-avir-plugins into the author's folder"}
-            if c["name"] == SDK_COMPONENT else c for c in linked]
+    return [
+        {
+            **c,
+            "version": version,
+            "origin": "copied from kerio-avir-plugins into the author's folder",
+        }
+        if c["name"] == SDK_COMPONENT
+        else c
+        for c in linked
+    ]
 
 
 def license_ids(author: AuthorProject) -> list[str]:

@@ -8,6 +8,7 @@ would be missing. Nothing here is typed per plugin: avir_sample.so (C) gets no B
 because its DWARF names none. Versions and origins come from avkit/ship/toolchain.py,
 the project's version from avkit/ship/version.py, license texts from license_texts.py.
 """
+
 import functools
 import json
 from pathlib import Path
@@ -17,11 +18,7 @@ from avkit import paths
 from avkit.errors import UserError
 from avkit.ship import dwarf_sources, toolchain
 from avkit.ship.version import project_version
-# Named here too for the modules that ask components for them (release, provenance).
-from avkit.ship.dwarf_sources import debug_file_of  # noqa: F401
-from avkit.ship.toolchain import (boost_reference, boost_source, boost_version,  # noqa: F401
-                                  glibc_version, llvm_version, sha256_file, zig_executable,
-                                  zig_version)
+
 
 COMPONENTS_FILE = paths.PACKAGING / "components.json"
 
@@ -33,13 +30,14 @@ def policy() -> dict[str, Any]:
 
 # --- files -> components -----------------------------------------------------------------
 
+
 def project_relative(path: str) -> str:
     """The repository-relative name of one of the project's own files, or "" if it is not
     one: under the canonical prefix, relative (local build), or under this clone."""
     prefixes = [*policy()["project"]["path_prefixes"], str(paths.ROOT) + "/"]
     for prefix in prefixes:
         if path.startswith(prefix):
-            return path[len(prefix):]
+            return path[len(prefix) :]
     return path if not path.startswith("/") else ""
 
 
@@ -49,8 +47,10 @@ def classify(files: list[str]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     unknown = []
     for f in files:
-        owner = next((c["name"] for c in data["components"]
-                      if any(seg in "/" + f for seg in c["segments"])), None)
+        owner = next(
+            (c["name"] for c in data["components"] if any(seg in "/" + f for seg in c["segments"])),
+            None,
+        )
         if owner is None and project_relative(f):
             owner = data["project"]["name"]
         if owner is None:
@@ -58,9 +58,11 @@ def classify(files: list[str]) -> dict[str, list[str]]:
         else:
             found.setdefault(owner, []).append(f)
     if unknown:
-        raise UserError(f"linked code from files of no known component (its license would be "
-                        f"missing): {', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}; "
-                        f"add the component to {COMPONENTS_FILE.relative_to(paths.ROOT)}")
+        raise UserError(
+            f"linked code from files of no known component (its license would be "
+            f"missing): {', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}; "
+            f"add the component to {COMPONENTS_FILE.relative_to(paths.ROOT)}"
+        )
     return found
 
 
@@ -72,7 +74,7 @@ def _linked(debug_file: Path) -> tuple[tuple[str, list[str]], ...]:
 def linked(so: Path) -> list[dict[str, Any]]:
     """The components linked into one plugin, the project first, each with its files,
     version and license: [{"name", "title", "version", "license", "files", ...}]."""
-    by_name = dict(_linked(debug_file_of(Path(so))))
+    by_name = dict(_linked(dwarf_sources.debug_file_of(Path(so))))
     data = policy()
     out = []
     project = data["project"]
@@ -80,45 +82,60 @@ def linked(so: Path) -> list[dict[str, Any]]:
         out.append(project_component(by_name[project["name"]]))
     for c in data["components"]:
         if c["name"] in by_name:
-            out.append({**c, "version": component_version(c), "origin": component_origin(c),
-                        "files": by_name[c["name"]]})
+            out.append(
+                {
+                    **c,
+                    "version": component_version(c),
+                    "origin": component_origin(c),
+                    "files": by_name[c["name"]],
+                }
+            )
     return out
 
 
 def project_component(files: Iterable[str] = ()) -> dict[str, Any]:
-    return {**policy()["project"], "title": "the project's own code",
-            "version": project_version(), "files": list(files)}
+    return {
+        **policy()["project"],
+        "title": "the project's own code",
+        "version": project_version(),
+        "files": list(files),
+    }
 
 
 def project_sources(so: Path) -> list[str]:
     """Repository-relative names of the project's files the plugin's DWARF names."""
     name = policy()["project"]["name"]
-    files = dict(_linked(debug_file_of(Path(so)))).get(name, [])
+    files = dict(_linked(dwarf_sources.debug_file_of(Path(so)))).get(name, [])
     return sorted({project_relative(f) for f in files})
 
 
 # --- where the components come from ---------------------------------------------------------
 
+
 def component_origin(component: dict[str, Any]) -> str:
     """Where a component comes from, in words, for the copyright file and the SBOM."""
     source = component["version_from"]
     if source == "conan":
-        return f"headers of the wheel {boost_source()['wheel']} (conan/index, sha256 pinned)"
+        return (
+            f"headers of the wheel {toolchain.boost_source()['wheel']} (conan/index, sha256 pinned)"
+        )
     if source == "glibc":
-        return (f"glibc {glibc_version()}'s own code as shipped in ziglang {zig_version()} "
-                f"(glibc's version: the newest in zig's {toolchain.GLIBC_ABILISTS})")
-    return f"as shipped in ziglang {zig_version()}"
+        return (
+            f"glibc {toolchain.glibc_version()}'s own code as shipped in ziglang {toolchain.zig_version()} "
+            f"(glibc's version: the newest in zig's {toolchain.GLIBC_ABILISTS})"
+        )
+    return f"as shipped in ziglang {toolchain.zig_version()}"
 
 
 def component_version(component: dict[str, Any]) -> str:
     source = component["version_from"]
     if source == "conan":
-        return boost_version()
+        return toolchain.boost_version()
     if source == "libcxx":
-        return llvm_version()
+        return toolchain.llvm_version()
     if source == "glibc":
-        return glibc_version()
-    return zig_version()
+        return toolchain.glibc_version()
+    return toolchain.zig_version()
 
 
 def expression(components: list[dict[str, Any]]) -> str:

@@ -1,6 +1,7 @@
 """The source files a plugin's linked code came from, read from its separate debug file
 (dist/<target>/debug/.build-id/...): each compile unit's name, and each file its line
 table has code rows for (inline functions of headers included)."""
+
 import posixpath
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,11 @@ def source_files(debug_file: Path) -> list[str]:
         dwarf = ELFFile(f).get_dwarf_info()
         for cu in dwarf.iter_CUs():
             top = cu.get_top_DIE()
-            comp_dir = _text(top.attributes["DW_AT_comp_dir"].value) \
-                if "DW_AT_comp_dir" in top.attributes else ""
+            comp_dir = (
+                _text(top.attributes["DW_AT_comp_dir"].value)
+                if "DW_AT_comp_dir" in top.attributes
+                else ""
+            )
             if "DW_AT_name" in top.attributes:
                 found.add(posixpath.join(comp_dir, _text(top.attributes["DW_AT_name"].value)))
             found |= _line_files(dwarf, cu, comp_dir)
@@ -56,6 +60,8 @@ def debug_file_of(so: Path) -> Path:
     build_id = elf.build_id(so)
     debug = Path(facts.debug_file(build_id, so.parent / "debug"))
     if not build_id or not debug.is_file():
-        raise UserError(f"no debug file {debug} for {so.name}: its components are read from "
-                        f"it; rebuild with `python -m avkit build`, which stages it")
+        raise UserError(
+            f"no debug file {debug} for {so.name}: its components are read from "
+            f"it; rebuild with `python -m avkit build`, which stages it"
+        )
     return debug

@@ -1,6 +1,7 @@
 """The license texts of the components (packaging/components.json "licenses"), read from
 where each component ships them: the ziglang wheel, the Boost package in the Conan cache,
 this repository, or the build machine (Debian's common-licenses)."""
+
 import re
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,15 @@ from avkit.ship import components, toolchain
 
 def license_source(license_id: str) -> str:
     """Where a license's text is read from, in words (no machine's paths)."""
-    names = {"zig": "ziglang's ", "conan": "the Boost package's ", "project": "the project's ",
-             "system": ""}
-    return " + ".join(names[p["from"]] + p["path"]
-                      for p in components.policy()["licenses"][license_id]["text"])
+    names = {
+        "zig": "ziglang's ",
+        "conan": "the Boost package's ",
+        "project": "the project's ",
+        "system": "",
+    }
+    return " + ".join(
+        names[p["from"]] + p["path"] for p in components.policy()["licenses"][license_id]["text"]
+    )
 
 
 def _first_comment(text: str) -> str:
@@ -37,9 +43,11 @@ def license_origin(part: dict[str, Any]) -> Path:
 def _debian_reference(part: dict[str, Any], text: str) -> str:
     """What the .deb's copyright says instead of a text /usr/share/common-licenses has."""
     common = part["debian_common"]
-    kept = text[text.index(part["debian_keep_from"]):] if part.get("debian_keep_from") else ""
-    return (f"On Debian systems, the complete text of the {common} license is in "
-            f"/usr/share/common-licenses/{common}.") + ("\n\n" + kept if kept else "")
+    kept = text[text.index(part["debian_keep_from"]) :] if part.get("debian_keep_from") else ""
+    return (
+        f"On Debian systems, the complete text of the {common} license is in "
+        f"/usr/share/common-licenses/{common}."
+    ) + ("\n\n" + kept if kept else "")
 
 
 def license_text(license_id: str, debian: bool = False) -> str:

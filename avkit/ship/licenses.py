@@ -7,6 +7,7 @@ full, as its %license file /usr/share/licenses/<package>/copyright.
 parse() reads one back: the tests and `avkit release` check that every Files
 paragraph names a license whose text is in the file.
 """
+
 import re
 from typing import Any
 
@@ -30,8 +31,9 @@ def dep5_name(license_id: str) -> str:
     return license_texts.dep5_license_name(license_id)
 
 
-def render(linked: list[dict[str, Any]], project: dict[str, Any], plugin: str,
-           debian: bool = True) -> str:
+def render(
+    linked: list[dict[str, Any]], project: dict[str, Any], plugin: str, debian: bool = True
+) -> str:
     """The copyright file of the packages of one plugin, given its linked components;
     debian: refer to /usr/share/common-licenses where Debian has the text (the .deb),
     else every text in full (the .rpm's %license)."""
@@ -39,21 +41,29 @@ def render(linked: list[dict[str, Any]], project: dict[str, Any], plugin: str,
     out += _field("Upstream-Name", components.policy()["project"]["name"])
     out += _field("Upstream-Contact", project["maintainer"])
     out += _field("Source", project["homepage"])
-    out += _field("Comment", f"The components linked into {plugin}, read from its debug "
-                             f"information (each source file its code comes from); "
-                             f"the Files paths are those of the sources under "
-                             f"/usr/src/debug.")
+    out += _field(
+        "Comment",
+        f"The components linked into {plugin}, read from its debug "
+        f"information (each source file its code comes from); "
+        f"the Files paths are those of the sources under "
+        f"/usr/src/debug.",
+    )
     for c in linked:
         out += "\n" + _field("Files", c["dep5_files"])
         out += _field("Copyright", "\n".join(c["copyright"]))
         out += _field("License", dep5_name(c["license"]))
         if c["name"] != components.policy()["project"]["name"]:
-            out += _field("Comment", f"{c['title']}, version {c['version']}, {c['origin']}; "
-                                     f"license text from "
-                                     f"{license_texts.license_source(c['license'])}.")
+            out += _field(
+                "Comment",
+                f"{c['title']}, version {c['version']}, {c['origin']}; "
+                f"license text from "
+                f"{license_texts.license_source(c['license'])}.",
+            )
     for license_id in dict.fromkeys(c["license"] for c in linked):
-        out += "\n" + _field("License", dep5_name(license_id) + "\n"
-                             + license_texts.license_text(license_id, debian=debian))
+        out += "\n" + _field(
+            "License",
+            dep5_name(license_id) + "\n" + license_texts.license_text(license_id, debian=debian),
+        )
     return out
 
 

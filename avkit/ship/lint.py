@@ -30,8 +30,9 @@ def _run(cmd: list[str], env: dict[str, str] | None = None) -> str:
 
 
 def lintian_findings(debs: list[Path], log) -> list[str]:
-    out = _run(["lintian", "--no-cfg", "--fail-on", "none", "--info", "--show-overrides",
-                *map(str, debs)])
+    out = _run(
+        ["lintian", "--no-cfg", "--fail-on", "none", "--info", "--show-overrides", *map(str, debs)]
+    )
     log.write(f"$ lintian --info --show-overrides ({len(debs)} .debs)\n{out}\n")
     return [line for line in out.splitlines() if LINTIAN_FINDING.search(line)]
 
@@ -46,8 +47,9 @@ def rpmlint_config(folder: Path, licenses: list[str]) -> Path:
     return folder
 
 
-def rpmlint_findings(rpms: list[Path], log, rpm_home: Path | None = None,
-                     licenses: Iterable[str] = ()) -> list[str]:
+def rpmlint_findings(
+    rpms: list[Path], log, rpm_home: Path | None = None, licenses: Iterable[str] = ()
+) -> list[str]:
     env = dict(os.environ, HOME=str(rpm_home)) if rpm_home else None
     with tempfile.TemporaryDirectory(prefix="avkit-rpmlint-") as tmp:
         config = rpmlint_config(Path(tmp), list(licenses))
@@ -59,8 +61,9 @@ def rpmlint_findings(rpms: list[Path], log, rpm_home: Path | None = None,
     return found
 
 
-def lint(files: Iterable[Path], log: Path, rpm_home: Path | None = None,
-         licenses: Iterable[str] = ()) -> list[str]:
+def lint(
+    files: Iterable[Path], log: Path, rpm_home: Path | None = None, licenses: Iterable[str] = ()
+) -> list[str]:
     """The findings of lintian (.debs) and rpmlint (.rpms) over files; their whole output
     in log. licenses: SPDX identifiers valid besides the project's (an author's)."""
     files = sorted(files)
@@ -79,5 +82,6 @@ def lint(files: Iterable[Path], log: Path, rpm_home: Path | None = None,
 
 def report(found: list[str], log: Path) -> str:
     """The findings, then where the linters' whole output and explanations are."""
-    return "\n".join([*found, f"(lintian's and rpmlint's whole output, with the "
-                                f"explanation of each tag: {log})"])
+    return "\n".join(
+        [*found, f"(lintian's and rpmlint's whole output, with the explanation of each tag: {log})"]
+    )

@@ -14,15 +14,23 @@ def authors_inputs(plugins: list[Path], components: Path | None, out: Path | Non
     """(output folder, architectures, plugin files, author) of an author's run: in the
     folder it runs in, nothing of this repository's dist/."""
     if not components:
-        raise UserError("--plugin needs --components: the JSON file with your project, "
-                        "components and licenses (docs/author-packaging.md)")
+        raise UserError(
+            "--plugin needs --components: the JSON file with your project, "
+            "components and licenses (docs/author-packaging.md)"
+        )
     missing = [str(p) for p in plugins if not p.is_file()]
     if missing:
-        raise UserError(f"no plugin file {', '.join(missing)}: build it first "
-                        f"(avkit plugin <folder> [--arch x86_64])")
+        raise UserError(
+            f"no plugin file {', '.join(missing)}: build it first "
+            f"(avkit plugin <folder> [--arch x86_64])"
+        )
     archs = [plugin_arch(p) for p in plugins]
-    return (out or Path.cwd() / "packages", archs, [p.resolve() for p in plugins],
-            authors.read(components))
+    return (
+        out or Path.cwd() / "packages",
+        archs,
+        [p.resolve() for p in plugins],
+        authors.read(components),
+    )
 
 
 def lint_step(done: Packaged, licenses: list[str]) -> int:
@@ -46,16 +54,24 @@ def summary(done: Packaged, archs: list[str], seconds: float, repo: bool) -> str
     nothing was)."""
     debs = sum(1 for f in done.built if f.suffix == ".deb")
     rpms = [f for f in done.built if f.suffix == ".rpm"]
-    lines = [f"packaged {debs} .deb and {len(rpms)} .rpm ({', '.join(archs)}) into "
-             f"{done.out}/ in {seconds:.0f} s"
-             + ("; apt (dists/) and yum (yum/<basearch>/) repositories" if repo else "")
-             + "; SHA256SUMS"]
+    lines = [
+        f"packaged {debs} .deb and {len(rpms)} .rpm ({', '.join(archs)}) into "
+        f"{done.out}/ in {seconds:.0f} s"
+        + ("; apt (dists/) and yum (yum/<basearch>/) repositories" if repo else "")
+        + "; SHA256SUMS"
+    ]
     if done.fingerprint:
-        signed = [f"{len(done.signed_rpms)} of {len(rpms)} .rpm",
-                  *(str(f.relative_to(done.out)) for f in done.signatures)]
-        lines.append(f"signed with key {done.fingerprint}: {', '.join(signed)} "
-                     f"(the .debs through the signed Release)")
+        signed = [
+            f"{len(done.signed_rpms)} of {len(rpms)} .rpm",
+            *(str(f.relative_to(done.out)) for f in done.signatures),
+        ]
+        lines.append(
+            f"signed with key {done.fingerprint}: {', '.join(signed)} "
+            f"(the .debs through the signed Release)"
+        )
     else:
-        lines.append("NOT signed (no --sign-key nor AVKIT_SIGNING_KEY): the .rpms, the "
-                     "repositories and SHA256SUMS carry no signature")
+        lines.append(
+            "NOT signed (no --sign-key nor AVKIT_SIGNING_KEY): the .rpms, the "
+            "repositories and SHA256SUMS carry no signature"
+        )
     return "\n".join(lines)

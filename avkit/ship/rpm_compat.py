@@ -8,6 +8,7 @@ machine's rpm) and checks them against packaging/rpm-compat.json, the list of wh
 
 `python -m avkit.ship.rpm_compat FILE.rpm...` prints the listing.
 """
+
 import re
 import subprocess
 import sys
@@ -20,12 +21,18 @@ from avkit.errors import UserError
 POLICY = paths.PACKAGING / "rpm-compat.json"
 #: Header and signature-header fields read with one `rpm -qp --qf`, one a line.
 FIELDS = {
-    "version": "%{VERSION}", "release": "%{RELEASE}",
-    "payload_compressor": "%{PAYLOADCOMPRESSOR}", "payload_format": "%{PAYLOADFORMAT}",
+    "version": "%{VERSION}",
+    "release": "%{RELEASE}",
+    "payload_compressor": "%{PAYLOADCOMPRESSOR}",
+    "payload_format": "%{PAYLOADFORMAT}",
     "file_digest_algorithm": "%{FILEDIGESTALGO}",
-    "SHA1HEADER": "%{SHA1HEADER}", "SIGMD5": "%{SIGMD5}", "SHA256HEADER": "%{SHA256HEADER}",
-    "RSAHEADER": "%{RSAHEADER:pgpsig}", "DSAHEADER": "%{DSAHEADER:pgpsig}",
-    "SIGPGP": "%{SIGPGP:pgpsig}", "SIGGPG": "%{SIGGPG:pgpsig}",
+    "SHA1HEADER": "%{SHA1HEADER}",
+    "SIGMD5": "%{SIGMD5}",
+    "SHA256HEADER": "%{SHA256HEADER}",
+    "RSAHEADER": "%{RSAHEADER:pgpsig}",
+    "DSAHEADER": "%{DSAHEADER:pgpsig}",
+    "SIGPGP": "%{SIGPGP:pgpsig}",
+    "SIGGPG": "%{SIGGPG:pgpsig}",
 }
 DEPENDENCY = re.compile(r"^(rpmlib\([^)]+\))(?:\s+(\S+)\s+(\S+))?$")
 
@@ -50,8 +57,9 @@ def inspect(path: Path) -> dict[str, Any]:
     for line in _rpm("-qp", "--requires", str(path)).splitlines():
         m = DEPENDENCY.match(line.strip())
         if m:
-            info["rpmlib"].append({"name": m.group(1), "flags": m.group(2) or "",
-                                   "version": m.group(3) or ""})
+            info["rpmlib"].append(
+                {"name": m.group(1), "flags": m.group(2) or "", "version": m.group(3) or ""}
+            )
     return info
 
 
@@ -68,29 +76,42 @@ def problems(info: dict, policy: dict) -> list[str]:
         if provided is None:
             out.append(f"requires {req['name']}, which rpm 4.8 does not provide")
         elif req["version"] and _evr(req["version"]) > _evr(provided):
-            out.append(f"requires {req['name']} {req['flags']} {req['version']}, "
-                       f"rpm 4.8 provides {provided}")
+            out.append(
+                f"requires {req['name']} {req['flags']} {req['version']}, "
+                f"rpm 4.8 provides {provided}"
+            )
     if info["payload_compressor"] not in policy["payload_compressors"]:
-        out.append(f"payload compressed with {info['payload_compressor']}: rpm 4.8 reads "
-                   f"{', '.join(policy['payload_compressors'])}")
+        out.append(
+            f"payload compressed with {info['payload_compressor']}: rpm 4.8 reads "
+            f"{', '.join(policy['payload_compressors'])}"
+        )
     if info["payload_format"] not in policy["payload_formats"]:
         out.append(f"payload format {info['payload_format']}: rpm 4.8 reads cpio")
     algo = info["file_digest_algorithm"]
     if algo != "(none)" and algo not in policy["file_digest_algorithms"]:
-        out.append(f"file digests with OpenPGP hash algorithm {algo}: rpm 4.8 packages use "
-                   + ", ".join(policy["file_digest_algorithms"].values()))
+        out.append(
+            f"file digests with OpenPGP hash algorithm {algo}: rpm 4.8 packages use "
+            + ", ".join(policy["file_digest_algorithms"].values())
+        )
     if all(info[tag] in ("", "(none)") for tag in policy["header_digests"]):
         out.append(f"no header digest rpm 4.8 verifies ({', '.join(policy['header_digests'])})")
     for tag in policy["signature_tags"]:
         sig = info[tag]
-        if sig not in ("", "(none)") and sig.split("/")[0] not in policy["signature_key_algorithms"]:
-            out.append(f"{tag} signature {sig.split(',')[0]}: rpm 4.8 verifies "
-                       f"{', '.join(policy['signature_key_algorithms'])} keys")
+        if (
+            sig not in ("", "(none)")
+            and sig.split("/")[0] not in policy["signature_key_algorithms"]
+        ):
+            out.append(
+                f"{tag} signature {sig.split(',')[0]}: rpm 4.8 verifies "
+                f"{', '.join(policy['signature_key_algorithms'])} keys"
+            )
     for field in ("version", "release"):
         bad = sorted(set(info[field]) & set(policy["version_chars_not_ordered"]))
         if bad:
-            out.append(f"{field} {info[field]} has {' '.join(bad)}: rpm before 4.10 does not "
-                       f"order it (use VERSION+git..., see README)")
+            out.append(
+                f"{field} {info[field]} has {' '.join(bad)}: rpm before 4.10 does not "
+                f"order it (use VERSION+git..., see README)"
+            )
     return out
 
 
@@ -98,17 +119,23 @@ def listing(path: Path, info: dict, policy: dict) -> str:
     lines = [f"{path.name}:"]
     for req in info["rpmlib"]:
         provided = policy["rpmlib"].get(req["name"], "not provided")
-        lines.append(f"  {req['name']} {req['flags']} {req['version']}".rstrip()
-                     + f"  (rpm 4.8: {provided})")
+        lines.append(
+            f"  {req['name']} {req['flags']} {req['version']}".rstrip() + f"  (rpm 4.8: {provided})"
+        )
     algo = info["file_digest_algorithm"]
-    lines.append(f"  payload {info['payload_compressor']} {info['payload_format']}, file "
-                 f"digests {policy['file_digest_algorithms'].get(algo, algo)} ({algo})")
-    digests = [t for t in ("SHA1HEADER", "SIGMD5", "SHA256HEADER")
-               if info[t] not in ("", "(none)")]
-    sigs = [f"{t} {info[t].split(',')[0]}" for t in policy["signature_tags"]
-            if info[t] not in ("", "(none)")]
-    lines.append(f"  header digests {' '.join(digests) or 'none'}; "
-                 f"signatures {', '.join(sigs) or 'none'}")
+    lines.append(
+        f"  payload {info['payload_compressor']} {info['payload_format']}, file "
+        f"digests {policy['file_digest_algorithms'].get(algo, algo)} ({algo})"
+    )
+    digests = [t for t in ("SHA1HEADER", "SIGMD5", "SHA256HEADER") if info[t] not in ("", "(none)")]
+    sigs = [
+        f"{t} {info[t].split(',')[0]}"
+        for t in policy["signature_tags"]
+        if info[t] not in ("", "(none)")
+    ]
+    lines.append(
+        f"  header digests {' '.join(digests) or 'none'}; signatures {', '.join(sigs) or 'none'}"
+    )
     lines.append(f"  version {info['version']}-{info['release']}")
     return "\n".join(lines)
 
@@ -122,8 +149,10 @@ def require_compatible(files) -> None:
         if found:
             bad.append(f"{Path(f).name}: " + "; ".join(found))
     if bad:
-        raise UserError("CentOS 6 (rpm 4.8) cannot use these packages "
-                        "(packaging/rpm-compat.json):\n  " + "\n  ".join(bad))
+        raise UserError(
+            "CentOS 6 (rpm 4.8) cannot use these packages "
+            "(packaging/rpm-compat.json):\n  " + "\n  ".join(bad)
+        )
 
 
 def main(argv) -> int:

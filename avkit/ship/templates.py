@@ -30,8 +30,9 @@ def declarations(file: Path = DECLARATIONS) -> dict[str, dict[str, str]]:
     for name, kinds in data["templates"].items():
         unknown = sorted(set(kinds) - set(KINDS))
         if unknown:
-            raise UserError(f"{file.name}: template {name} has key kinds {unknown}: use "
-                            f"{', '.join(KINDS)}")
+            raise UserError(
+                f"{file.name}: template {name} has key kinds {unknown}: use {', '.join(KINDS)}"
+            )
         out[name] = {key: kind for kind in KINDS for key in kinds.get(kind, [])}
     return out
 
@@ -45,11 +46,15 @@ def check_declared(name: str, text: str, declared: Mapping[str, str]) -> None:
     used = used_keys(text)
     undeclared, unused = sorted(used - set(declared)), sorted(set(declared) - used)
     if undeclared:
-        raise UserError(f"packaging template {name} uses {', '.join(f'@{k}@' for k in undeclared)}"
-                        f", which {DECLARATIONS.name} does not declare for it: declare it")
+        raise UserError(
+            f"packaging template {name} uses {', '.join(f'@{k}@' for k in undeclared)}"
+            f", which {DECLARATIONS.name} does not declare for it: declare it"
+        )
     if unused:
-        raise UserError(f"{DECLARATIONS.name} declares {', '.join(unused)} for packaging "
-                        f"template {name}, which does not use it: remove it from the declaration")
+        raise UserError(
+            f"{DECLARATIONS.name} declares {', '.join(unused)} for packaging "
+            f"template {name}, which does not use it: remove it from the declaration"
+        )
 
 
 def check_all(root: Path = PACKAGING) -> list[str]:
@@ -58,22 +63,27 @@ def check_all(root: Path = PACKAGING) -> list[str]:
     for name, keys in sorted(declared.items()):
         path = root / name
         if not path.is_file():
-            raise UserError(f"{DECLARATIONS.name} declares the template {name}, "
-                            f"which is not in {root}")
+            raise UserError(
+                f"{DECLARATIONS.name} declares the template {name}, which is not in {root}"
+            )
         check_declared(name, path.read_text(), keys)
     return sorted(declared)
 
 
 def _filled(name: str, key: str, kind: str, values: Mapping[str, object]) -> str:
     if key not in values:
-        raise UserError(f"packaging template {name} needs a value for @{key}@ "
-                        f"(declared in {DECLARATIONS.name}); none was given")
+        raise UserError(
+            f"packaging template {name} needs a value for @{key}@ "
+            f"(declared in {DECLARATIONS.name}); none was given"
+        )
     value = values[key]
     if kind == "json":
         return json.dumps(value)
     if not isinstance(value, str):
-        raise UserError(f"packaging template {name}: @{key}@ is {kind} and needs a string, "
-                        f"not {type(value).__name__}")
+        raise UserError(
+            f"packaging template {name}: @{key}@ is {kind} and needs a string, "
+            f"not {type(value).__name__}"
+        )
     return value
 
 

@@ -1,6 +1,7 @@
 """Where the linked components come from, and their versions: the ziglang wheel (zig,
 LLVM's libc++ and friends, glibc's headers and libc_nonshared sources) and the Boost
 package pinned by conan.lock. Nothing here reads a plugin."""
+
 import functools
 import hashlib
 import importlib.metadata
@@ -29,8 +30,10 @@ def sha256_file(path: Path | str) -> str:
 def zig_folder() -> Path:
     spec = importlib.util.find_spec("ziglang")
     if spec is None or not spec.submodule_search_locations:
-        raise UserError("the ziglang package is not installed here: run in the tools "
-                        "environment (./nox -s release, or .tools/venv/bin/python -m avkit)")
+        raise UserError(
+            "the ziglang package is not installed here: run in the tools "
+            "environment (./nox -s release, or .tools/venv/bin/python -m avkit)"
+        )
     return Path(list(spec.submodule_search_locations)[0])
 
 
@@ -57,7 +60,8 @@ GLIBC_VERSION_HOW = (
     f"the newest glibc release in zig's {GLIBC_ABILISTS} (zig updates its glibc headers and "
     f"libc_nonshared sources and that list from the same glibc release); the plugins are "
     f"built against them for the older glibc of their target (-target <arch>-linux-gnu.<floor>, "
-    f"zig passes -D__GLIBC_MINOR__=<floor>)")
+    f"zig passes -D__GLIBC_MINOR__=<floor>)"
+)
 
 
 def parse_abilists(data: bytes) -> list[tuple[int, int, int]]:
@@ -70,8 +74,14 @@ def parse_abilists(data: bytes) -> list[tuple[int, int, int]]:
             at = data.index(b"\0", at) + 1
         count = data[at]
         start = at + 1
-        return [(data[start + 3 * i], data[start + 3 * i + 1], data[start + 3 * i + 2])
-                for i in range(count)] if len(data) >= start + 3 * count else []
+        return (
+            [
+                (data[start + 3 * i], data[start + 3 * i + 1], data[start + 3 * i + 2])
+                for i in range(count)
+            ]
+            if len(data) >= start + 3 * count
+            else []
+        )
     except (IndexError, ValueError):
         return []
 
@@ -82,8 +92,10 @@ def glibc_version() -> str:
     path = zig_folder() / GLIBC_ABILISTS
     versions = parse_abilists(path.read_bytes()) if path.is_file() else []
     if not versions:
-        raise UserError(f"cannot read the glibc versions of {path}: the SBOM needs glibc's "
-                        f"version for the glibc parts zig links into the plugins")
+        raise UserError(
+            f"cannot read the glibc versions of {path}: the SBOM needs glibc's "
+            f"version for the glibc parts zig links into the plugins"
+        )
     major, minor, patch = max(versions)
     return f"{major}.{minor}" + (f".{patch}" if patch else "")
 
@@ -104,8 +116,10 @@ def boost_version() -> str:
 def boost_source() -> dict[str, Any]:
     """The pinned wheel of Boost's version, from the recipe's conandata.yml."""
     import yaml  # conan's own dependency, in the tools environment
-    data = yaml.safe_load((paths.ROOT / "conan" / "index" / "recipes" / "boost" / "all" /
-                           "conandata.yml").read_text())
+
+    data = yaml.safe_load(
+        (paths.ROOT / "conan" / "index" / "recipes" / "boost" / "all" / "conandata.yml").read_text()
+    )
     return data["sources"][boost_version()]
 
 
@@ -114,10 +128,16 @@ def boost_package_folder() -> Path:
     ref = boost_reference() + ":da39a3ee5e6b4b0d3255bfef95601890afd80709"
     # The Conan home the build uses (avkit/build/tools.py), with this environment's conan.
     env = dict(os.environ, CONAN_HOME=str((paths.CACHE / "conan").resolve()))
-    conan = shutil.which("conan", path=os.pathsep.join([str(Path(sys.executable).parent),
-                                                        env.get("PATH", "")])) or "conan"
+    conan = (
+        shutil.which(
+            "conan", path=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        )
+        or "conan"
+    )
     r = subprocess.run([conan, "cache", "path", ref], env=env, capture_output=True, text=True)
     if r.returncode != 0:
-        raise UserError(f"Boost {ref} is not in the Conan cache: build first "
-                        f"(./nox -s build-i386): {r.stderr.strip()[-300:]}")
+        raise UserError(
+            f"Boost {ref} is not in the Conan cache: build first "
+            f"(./nox -s build-i386): {r.stderr.strip()[-300:]}"
+        )
     return Path(r.stdout.strip())

@@ -1,6 +1,7 @@
 """The project's version, decided in one place: every package, the SBOM, the copyright
 files and the release notes read it from here (packages.py and components.py both do,
 so neither imports the other for it)."""
+
 import os
 import re
 import subprocess
@@ -47,6 +48,8 @@ def project_version(root: Path = paths.ROOT) -> str:
 def check_version(version: str) -> None:
     """A version every dpkg and rpm orders alike (dpkg's own rules are wider)."""
     if not re.fullmatch(r"[0-9][A-Za-z0-9.+]*", version):
-        raise UserError(f"version {version!r}: use digits, letters, '.' and '+' only, "
-                        f"starting with a digit (a '~' or '-' is not ordered by rpm 4.8 of "
-                        f"CentOS 6, or splits version and release)")
+        raise UserError(
+            f"version {version!r}: use digits, letters, '.' and '+' only, "
+            f"starting with a digit (a '~' or '-' is not ordered by rpm 4.8 of "
+            f"CentOS 6, or splits version and release)"
+        )

@@ -6,6 +6,7 @@ The signature database and the names it reports are the project's shared ones
 those of the tests' private c-icap (avkit.check.icap); only the files are written here,
 because in the guest the servers run as daemons with guest paths.
 """
+
 import hashlib
 import subprocess
 from pathlib import Path
@@ -57,8 +58,12 @@ def write_corpus(dest: Path) -> None:
     prereqs.require_commands("zip")
     zipped = dest / FILES["encrypted"]
     zipped.unlink(missing_ok=True)
-    r = subprocess.run(["zip", "-q", "-j", "-X", "-P", ZIP_PASSWORD, zipped.name,
-                        FILES["eicar"]], cwd=dest, capture_output=True, text=True)
+    r = subprocess.run(
+        ["zip", "-q", "-j", "-X", "-P", ZIP_PASSWORD, zipped.name, FILES["eicar"]],
+        cwd=dest,
+        capture_output=True,
+        text=True,
+    )
     if r.returncode != 0:
         raise RuntimeError(f"zip -P failed: {r.stderr.strip()}")
 
@@ -68,34 +73,46 @@ def write_clamd(dest: Path, guest_dir: str = GUEST_ROOT) -> None:
     db = dest / "db"
     db.mkdir(parents=True, exist_ok=True)
     (db / "kerio-test.ndb").write_text(clamd.signature_database())
-    (dest / "clamd.conf").write_text("\n".join([
-        "# clamd for the smoke test: loopback TCP and a UNIX socket, the test DB only",
-        f"LocalSocket {CLAMD_SOCKET}",
-        "LocalSocketMode 666",
-        f"TCPSocket {CLAMD_PORT}",
-        f"TCPAddr {CLAMD_ADDRESS}",
-        f"DatabaseDirectory {guest_dir}/db",
-        "LogFile /run/clamav/clamd.log",
-        "PidFile /run/clamav/clamd.pid",
-        "TemporaryDirectory /tmp",
-        "Foreground no",
-        "AlertEncrypted yes",  # an encrypted zip is Heuristics.Encrypted.Zip, not OK
-        "StreamMaxLength 25M",
-        "MaxFileSize 25M",  # what FILDES meets instead of StreamMaxLength: the same limit
-        "AlertExceedsMax yes",  # over a limit is Heuristics.Limits.Exceeded.*, not OK
-        "ReadTimeout 30",
-        "Bytecode no",
-        "SelfCheck 0",
-        "",
-    ]))
+    (dest / "clamd.conf").write_text(
+        "\n".join(
+            [
+                "# clamd for the smoke test: loopback TCP and a UNIX socket, the test DB only",
+                f"LocalSocket {CLAMD_SOCKET}",
+                "LocalSocketMode 666",
+                f"TCPSocket {CLAMD_PORT}",
+                f"TCPAddr {CLAMD_ADDRESS}",
+                f"DatabaseDirectory {guest_dir}/db",
+                "LogFile /run/clamav/clamd.log",
+                "PidFile /run/clamav/clamd.pid",
+                "TemporaryDirectory /tmp",
+                "Foreground no",
+                "AlertEncrypted yes",  # an encrypted zip is Heuristics.Encrypted.Zip, not OK
+                "StreamMaxLength 25M",
+                "MaxFileSize 25M",  # what FILDES meets instead of StreamMaxLength: the same limit
+                "AlertExceedsMax yes",  # over a limit is Heuristics.Limits.Exceeded.*, not OK
+                "ReadTimeout 30",
+                "Bytecode no",
+                "SelfCheck 0",
+                "",
+            ]
+        )
+    )
 
 
 def write_cicap(dest: Path, arch: str = None) -> None:
     """dest/c-icap.conf for the guest's c-icap (of `arch`): virus_scan through the
     guest's clamd."""
-    lines = icap.config_lines(port=CICAP_PORT, address=CICAP_ADDRESS, modules=cicap_modules(arch),
-                              clamd_socket=CLAMD_SOCKET, tmp_dir="/tmp", run_dir=CICAP_RUN,
-                              log_path=f"{CICAP_RUN}/server.log")
+    lines = icap.config_lines(
+        port=CICAP_PORT,
+        address=CICAP_ADDRESS,
+        modules=cicap_modules(arch),
+        clamd_socket=CLAMD_SOCKET,
+        tmp_dir="/tmp",
+        run_dir=CICAP_RUN,
+        log_path=f"{CICAP_RUN}/server.log",
+    )
     (dest / "c-icap.conf").write_text(
         "# c-icap for the smoke test: loopback only, virus_scan over the guest's clamd\n"
-        + "\n".join(lines) + "\n")
+        + "\n".join(lines)
+        + "\n"
+    )

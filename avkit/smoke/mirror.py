@@ -5,6 +5,7 @@ uses, read at run time from /etc/apt/sources.list and /etc/apt/sources.list.d/
 (one-line `*.list` and deb822 `*.sources` files), so that no mirror name is ever
 written into the repository.
 """
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, List, Optional
@@ -31,8 +32,7 @@ def source_files(etc: Path = APT_ETC) -> List[Path]:
         files.append(main)
     d = etc / "sources.list.d"
     if d.is_dir():
-        files += sorted(p for p in d.iterdir()
-                        if p.is_file() and p.suffix in (".list", ".sources"))
+        files += sorted(p for p in d.iterdir() if p.is_file() and p.suffix in (".list", ".sources"))
     return files
 
 
@@ -90,8 +90,13 @@ def _parse_deb822(text: str, origin: str) -> Iterable[Source]:
         if signed_by and not signed_by.startswith("/"):
             signed_by = None  # an inline key block: fall back to the archive keyring
         for uri in f.get("uris", "").split():
-            yield Source(uri, tuple(f.get("suites", "").split()),
-                         tuple(f.get("components", "").split()), signed_by, origin)
+            yield Source(
+                uri,
+                tuple(f.get("suites", "").split()),
+                tuple(f.get("components", "").split()),
+                signed_by,
+                origin,
+            )
 
 
 def sources(etc: Path = APT_ETC) -> List[Source]:
@@ -109,6 +114,8 @@ def find_mirror(suite: str, etc: Path = APT_ETC):
         if suite in src.suites and (not src.components or "main" in src.components):
             keyring = Path(src.signed_by) if src.signed_by else DEFAULT_KEYRING
             return src.uri.rstrip("/"), (keyring if keyring.is_file() else None)
-    raise UserError(f"no Debian mirror for '{suite}' in this machine's apt configuration "
-                    f"({etc}/sources.list, {etc}/sources.list.d/*.list|*.sources): add a "
-                    f"`deb` source for {suite} main, or pass --mirror URI")
+    raise UserError(
+        f"no Debian mirror for '{suite}' in this machine's apt configuration "
+        f"({etc}/sources.list, {etc}/sources.list.d/*.list|*.sources): add a "
+        f"`deb` source for {suite} main, or pass --mirror URI"
+    )

@@ -4,6 +4,7 @@ The host reads each package under test (name, file list), and writes the guest's
 plan: one step a line, `<step> <check-id> <args...>`, executed by guest/guest.sh.
 The expectations stay on the host (report.py compares them with the console).
 """
+
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -29,8 +30,13 @@ class Package:
 
     @property
     def plugins(self) -> List[str]:
-        return sorted({PurePosixPath(f).name for f in self.files
-                       if PurePosixPath(f).name.startswith("avir_") and f.endswith(".so")})
+        return sorted(
+            {
+                PurePosixPath(f).name
+                for f in self.files
+                if PurePosixPath(f).name.startswith("avir_") and f.endswith(".so")
+            }
+        )
 
     @property
     def products(self) -> List[str]:
@@ -68,8 +74,10 @@ class Plan:
     def add(self, step: str, check: Check, *args: str) -> None:
         for a in (check.id, *args):
             if not a or any(c.isspace() for c in a):
-                raise UserError(f"smoke plan: {a!r} is empty or holds white space "
-                                f"(in step {step} of {check.id})")
+                raise UserError(
+                    f"smoke plan: {a!r} is empty or holds white space "
+                    f"(in step {step} of {check.id})"
+                )
         self.steps.append(" ".join([step, check.id, *args]))
         self.checks.append(check)
 
@@ -96,8 +104,11 @@ def inspect(path: Path) -> Package:
     if path.suffix == ".rpm":
         prereqs.require_commands("rpm")
         name = _out(["rpm", "-qp", "--nosignature", "--qf", "%{NAME}", path]).strip()
-        files = [f for f in _out(["rpm", "-qlp", "--nosignature", path]).splitlines()
-                 if f.startswith("/")]
+        files = [
+            f
+            for f in _out(["rpm", "-qlp", "--nosignature", path]).splitlines()
+            if f.startswith("/")
+        ]
         return Package(path, "rpm", name, files)
     raise UserError(f"{path}: not a .deb or .rpm")
 
@@ -115,8 +126,7 @@ def other_architectures(paths, arch: str = None) -> list[Path]:
     """The files among `paths` that are another release architecture's packages (one
     folder holds both): a guest never installs those."""
     arch = arch or facts.default_arch()
-    others = tuple(s for name in facts.architectures() if name != arch
-                   for s in file_suffixes(name))
+    others = tuple(s for name in facts.architectures() if name != arch for s in file_suffixes(name))
     return [p for p in paths if Path(p).name.endswith(others)]
 
 
@@ -128,10 +138,12 @@ def find_packages(folder: Path, arch: str = None):
     foreign = other_architectures(found, arch)
     found = [p for p in found if p not in foreign]
     if not found:
-        raise UserError(f"no .deb or .rpm for {arch or facts.default_arch()} in {folder} "
-                        f"(files ending {' or '.join(file_suffixes(arch))}): build the packages "
-                        f"first (python -m avkit package --arch {arch or facts.default_arch()}), "
-                        f"or pass --packages DIR")
+        raise UserError(
+            f"no .deb or .rpm for {arch or facts.default_arch()} in {folder} "
+            f"(files ending {' or '.join(file_suffixes(arch))}): build the packages "
+            f"first (python -m avkit package --arch {arch or facts.default_arch()}), "
+            f"or pass --packages DIR"
+        )
     packages = [inspect(p) for p in found]
     debug = [p for p in packages if p.name.endswith(DEBUG_SUFFIXES)]
     return [p for p in packages if p not in debug], debug, foreign
@@ -156,30 +168,68 @@ class Transport:
 class Profile:
     """How the guest scans with one plugin: the guest services it needs, the ways it
     reaches them, the verdict each test file must get (verdict, exact name or None)."""
+
     services: List[str]
     transports: List[Transport]
     verdicts: Dict[str, tuple]
 
 
 GF = guest_files  # short, for the table below
-_SERVER_VERDICTS = {"eicar": ("VIRUS_FOUND", GF.REPORTED_NAME), "clean": ("OK", None),
-                    "encrypted": ("IMPOSSIBLE", None), "missing": ("FAILED", None)}
+_SERVER_VERDICTS = {
+    "eicar": ("VIRUS_FOUND", GF.REPORTED_NAME),
+    "clean": ("OK", None),
+    "encrypted": ("IMPOSSIBLE", None),
+    "missing": ("FAILED", None),
+}
 #: one row per plugin: a new plugin is a new row, never a branch in the plan
 PROFILES = {
     # avir_clam goes through TCP (streamed) and the UNIX socket (the open file passed)
-    "avir_clam.so": Profile(["clamd"], [
-        Transport("tcp", [f"Address={GF.CLAMD_ADDRESS}", f"Port={GF.CLAMD_PORT}",
-                          "LocalSocket=", "StartupTimeout=10"], INSTREAM_LOG),
-        Transport("unix", [f"LocalSocket={GF.CLAMD_SOCKET}", "StartupTimeout=10", "FdPass=on"],
-                  FILDES_LOG, note=" (FILDES)")], _SERVER_VERDICTS),
+    "avir_clam.so": Profile(
+        ["clamd"],
+        [
+            Transport(
+                "tcp",
+                [
+                    f"Address={GF.CLAMD_ADDRESS}",
+                    f"Port={GF.CLAMD_PORT}",
+                    "LocalSocket=",
+                    "StartupTimeout=10",
+                ],
+                INSTREAM_LOG,
+            ),
+            Transport(
+                "unix",
+                [f"LocalSocket={GF.CLAMD_SOCKET}", "StartupTimeout=10", "FdPass=on"],
+                FILDES_LOG,
+                note=" (FILDES)",
+            ),
+        ],
+        _SERVER_VERDICTS,
+    ),
     # avir_icap through the guest's c-icap, whose virus_scan asks the guest's clamd
-    "avir_icap.so": Profile(["clamd", "cicap"], [
-        Transport("icap", [f"Server={GF.CICAP_ADDRESS}", f"Port={GF.CICAP_PORT}",
-                           f"Service={GF.CICAP_SERVICE}", "StartupTimeout=20"], ICAP_LOG,
-                  note=" (c-icap, virus_scan, clamd)")], _SERVER_VERDICTS),
+    "avir_icap.so": Profile(
+        ["clamd", "cicap"],
+        [
+            Transport(
+                "icap",
+                [
+                    f"Server={GF.CICAP_ADDRESS}",
+                    f"Port={GF.CICAP_PORT}",
+                    f"Service={GF.CICAP_SERVICE}",
+                    "StartupTimeout=20",
+                ],
+                ICAP_LOG,
+                note=" (c-icap, virus_scan, clamd)",
+            )
+        ],
+        _SERVER_VERDICTS,
+    ),
     # the sample plugin and any other: EICAR by any name, no server
-    "default": Profile([], [Transport("", [])], {
-        "eicar": ("VIRUS_FOUND", None), "clean": ("OK", None), "missing": ("FAILED", None)}),
+    "default": Profile(
+        [],
+        [Transport("", [])],
+        {"eicar": ("VIRUS_FOUND", None), "clean": ("OK", None), "missing": ("FAILED", None)},
+    ),
 }
 
 
@@ -192,16 +242,29 @@ def profile(plugin: str) -> Profile:
 #: plugin under test needs them
 EICAR_IN_GUEST = f"{CORPUS_DIR}/{GF.FILES['eicar']}"
 SERVICES = {
-    "clamd": [("clamd", "guest/clamd", "clamd starts (loopback TCP + UNIX socket), answers PING",
-               []),
-              ("clamdscan", "guest/clamd-eicar", "clamdscan finds EICAR with the test DB",
-               [EICAR_IN_GUEST])],
-    "cicap": [("cicap", "guest/cicap",
-               "c-icap starts (virus_scan over clamd), answers OPTIONS of its avscan service",
-               [str(GF.CICAP_PORT), GF.CICAP_SERVICE]),
-              ("cicap-eicar", "guest/cicap-eicar",
-               "c-icap-client: avscan names EICAR (RESPMOD, X-Infection-Found)",
-               [str(GF.CICAP_PORT), GF.CICAP_SERVICE, EICAR_IN_GUEST])],
+    "clamd": [
+        ("clamd", "guest/clamd", "clamd starts (loopback TCP + UNIX socket), answers PING", []),
+        (
+            "clamdscan",
+            "guest/clamd-eicar",
+            "clamdscan finds EICAR with the test DB",
+            [EICAR_IN_GUEST],
+        ),
+    ],
+    "cicap": [
+        (
+            "cicap",
+            "guest/cicap",
+            "c-icap starts (virus_scan over clamd), answers OPTIONS of its avscan service",
+            [str(GF.CICAP_PORT), GF.CICAP_SERVICE],
+        ),
+        (
+            "cicap-eicar",
+            "guest/cicap-eicar",
+            "c-icap-client: avscan names EICAR (RESPMOD, X-Infection-Found)",
+            [str(GF.CICAP_PORT), GF.CICAP_SERVICE, EICAR_IN_GUEST],
+        ),
+    ],
 }
 ALWAYS_SERVICES = ["clamd"]
 
@@ -240,11 +303,17 @@ def plan_reload(plan: Plan, base: str, product: str, short: str, installed: str)
     """Unload and load the installed plugin again, as a plugin switch does, then exit():
     every round must scan EICAR and leave no thread, descriptor or exit handler behind."""
     transport, opts, _ = plugin_transports(f"avir_{short}.so")[0]
-    (case, file, exp), = [c for c in scan_cases(f"avir_{short}.so") if c[0] == "eicar"]
+    ((case, file, exp),) = [c for c in scan_cases(f"avir_{short}.so") if c[0] == "eicar"]
     exp.reloads = RELOADS
     cid = "/".join(x for x in (base, "reload", product, short, transport) if x)
-    plan.add("reload", Check(cid, f"{short}: {RELOADS} x load, scan, close, dlclose, then exit", exp),
-             installed, file, str(RELOADS), *opts)
+    plan.add(
+        "reload",
+        Check(cid, f"{short}: {RELOADS} x load, scan, close, dlclose, then exit", exp),
+        installed,
+        file,
+        str(RELOADS),
+        *opts,
+    )
 
 
 #: the administrator's package (packaging/tools/) and its command
@@ -252,8 +321,11 @@ ADMIN_TOOLS = "kerio-avir-tools"
 ADMIN_CHECK = "/usr/sbin/kerio-avir-check"
 #: the rows of kerio-avir-check's table and the verdicts each may have; the over-limit
 #: row is there when the plugin has an engine limit (clamd.conf's MaxFileSize 25M here)
-ADMIN_ROWS = {"eicar": ("VIRUS_FOUND",), "clean": ("OK",),
-              "over-limit": ("IMPOSSIBLE", "VIRUS_FOUND")}
+ADMIN_ROWS = {
+    "eicar": ("VIRUS_FOUND",),
+    "clean": ("OK",),
+    "over-limit": ("IMPOSSIBLE", "VIRUS_FOUND"),
+}
 
 
 def admin_check_options(plugin: str) -> List[str]:
@@ -267,12 +339,21 @@ def admin_check_options(plugin: str) -> List[str]:
 
 def plan_admin_check(plan: Plan, base: str, product: str, short: str, installed: str) -> None:
     plugin = f"avir_{short}.so"
-    rows = dict(ADMIN_ROWS) if plugin in ("avir_clam.so", "avir_icap.so") else {
-        k: v for k, v in ADMIN_ROWS.items() if k != "over-limit"}
-    plan.add("admincheck", Check(f"{base}/admin-check/{product}/{short}",
-                                 f"kerio-avir-check {short}: " + ", ".join(rows) + " as expected",
-                                 admin_rows=rows),
-             installed, *admin_check_options(plugin))
+    rows = (
+        dict(ADMIN_ROWS)
+        if plugin in ("avir_clam.so", "avir_icap.so")
+        else {k: v for k, v in ADMIN_ROWS.items() if k != "over-limit"}
+    )
+    plan.add(
+        "admincheck",
+        Check(
+            f"{base}/admin-check/{product}/{short}",
+            f"kerio-avir-check {short}: " + ", ".join(rows) + " as expected",
+            admin_rows=rows,
+        ),
+        installed,
+        *admin_check_options(plugin),
+    )
 
 
 def make_plan(packages: List[Package], arch: str = None) -> Plan:
@@ -292,27 +373,43 @@ def make_plan(packages: List[Package], arch: str = None) -> Plan:
     for pkg in sorted(packages, key=lambda p: (p.fmt != "deb", p.name)):
         base = f"{pkg.fmt}/{pkg.name}"
         install = "rpm -i --nodeps" if pkg.fmt == "rpm" else "dpkg -i"
-        plan.add("install", Check(f"{base}/install",
-                                  f"{install} {pkg.path.name} (maintainer scripts included)"),
-                 pkg.fmt, f"{PKG_DIR}/{pkg.path.name}")
+        plan.add(
+            "install",
+            Check(f"{base}/install", f"{install} {pkg.path.name} (maintainer scripts included)"),
+            pkg.fmt,
+            f"{PKG_DIR}/{pkg.path.name}",
+        )
         products = pkg.products
         if not products or not pkg.plugins:
-            plan.checks.append(Check(
-                f"{base}/contents", "the package holds a plugin for a product",
-                host_failure=("no avir_*.so in the package" if not pkg.plugins else
-                              "neither the name nor the paths say Kerio Connect or Control")))
+            plan.checks.append(
+                Check(
+                    f"{base}/contents",
+                    "the package holds a plugin for a product",
+                    host_failure=(
+                        "no avir_*.so in the package"
+                        if not pkg.plugins
+                        else "neither the name nor the paths say Kerio Connect or Control"
+                    ),
+                )
+            )
         for product in products:
             for plugin in pkg.plugins:
                 installed = f"{PRODUCTS[product]}/{plugin}"
-                short = plugin[len("avir_"):-len(".so")]
-                plan.add("present", Check(f"{base}/path/{product}/{short}",
-                                          f"{installed} installed"), installed)
+                short = plugin[len("avir_") : -len(".so")]
+                plan.add(
+                    "present",
+                    Check(f"{base}/path/{product}/{short}", f"{installed} installed"),
+                    installed,
+                )
                 for t in profile(plugin).transports:
                     for case, file, exp in scan_cases(plugin):
-                        cid = "/".join(x for x in (base, "scan", product, short, t.label, case)
-                                       if x)
-                        what = (f"{short}{' via ' + t.label if t.label else ''}{t.note}: "
-                                f"{case} -> {exp.verdict}")
+                        cid = "/".join(
+                            x for x in (base, "scan", product, short, t.label, case) if x
+                        )
+                        what = (
+                            f"{short}{' via ' + t.label if t.label else ''}{t.note}: "
+                            f"{case} -> {exp.verdict}"
+                        )
                         if exp.verdict != "FAILED":  # a missing file never reaches a server
                             exp.log = t.log
                         plan.add("scan", Check(cid, what, exp), installed, file, *t.options)
@@ -331,8 +428,12 @@ def plan_install(plan: Plan, pkg: Package) -> None:
     """Install an administrator's package and see its command in place."""
     base = f"{pkg.fmt}/{pkg.name}"
     install = "rpm -i --nodeps" if pkg.fmt == "rpm" else "dpkg -i"
-    plan.add("install", Check(f"{base}/install", f"{install} {pkg.path.name}"),
-             pkg.fmt, f"{PKG_DIR}/{pkg.path.name}")
+    plan.add(
+        "install",
+        Check(f"{base}/install", f"{install} {pkg.path.name}"),
+        pkg.fmt,
+        f"{PKG_DIR}/{pkg.path.name}",
+    )
     plan.add("present", Check(f"{base}/path/command", f"{ADMIN_CHECK} installed"), ADMIN_CHECK)
 
 
@@ -340,8 +441,12 @@ def plan_remove(plan: Plan, pkg: Package) -> None:
     base = f"{pkg.fmt}/{pkg.name}"
     remove = "rpm -e" if pkg.fmt == "rpm" else "dpkg -r, dpkg --purge"
     plan.add("remove", Check(f"{base}/remove", remove), pkg.fmt, pkg.name)
-    plan.add("clean", Check(f"{base}/clean", "nothing left: database, files, /opt/kerio"),
-             pkg.fmt, pkg.name)
+    plan.add(
+        "clean",
+        Check(f"{base}/clean", "nothing left: database, files, /opt/kerio"),
+        pkg.fmt,
+        pkg.name,
+    )
 
 
 def _out(cmd) -> str:

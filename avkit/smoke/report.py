@@ -4,6 +4,7 @@ Line grammar (see guest/guest.sh): `AVSMOKE <check> <status> <detail>`, status o
 PASS, FAIL (decided by the guest), OUT, ERR (a line of avhost's stdout or stderr),
 SCAN (end of a scan, `rc=<n>`); `AVSMOKE-END` when the plan ran to its end.
 """
+
 import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -108,13 +109,17 @@ def judge_scan(check: Check, obs: Observed) -> Result:
         return Result(check, False, f"{got}, but ABI violations: {'; '.join(violations)}")
     logs = [str(r.get("message", "")) for r in recs if r.get("event") == "log"]
     if exp.log and not any(exp.log in m for m in logs):
-        return Result(check, False, f"{got}, but the plugin never logged \"{exp.log}\"")
+        return Result(check, False, f'{got}, but the plugin never logged "{exp.log}"')
     unloads = [r for r in recs if r.get("event") == "unload"]
     if len(unloads) != exp.reloads:
-        return Result(check, False, f"{got}, but {len(unloads)} of {exp.reloads} unload round(s) reported")
+        return Result(
+            check, False, f"{got}, but {len(unloads)} of {exp.reloads} unload round(s) reported"
+        )
     if rc != "0":
-        return Result(check, False, f"{got}, but avhost exit {rc}: " + "; ".join(problems + obs.err[-3:]))
-    return Result(check, True, got + (f"; logged \"{exp.log}\"" if exp.log else ""))
+        return Result(
+            check, False, f"{got}, but avhost exit {rc}: " + "; ".join(problems + obs.err[-3:])
+        )
+    return Result(check, True, got + (f'; logged "{exp.log}"' if exp.log else ""))
 
 
 def judge_admin_check(check: Check, obs: Observed) -> Result:
@@ -128,8 +133,12 @@ def judge_admin_check(check: Check, obs: Observed) -> Result:
         if words is None or len(words) < 5:
             return Result(check, False, f"exit {rc}, no row {label}: {' | '.join(obs.out[-6:])}")
         if words[3] not in allowed or words[-1] != "ok":
-            return Result(check, False, f"{label}: {' '.join(words[1:])}; "
-                                        f"expected {' or '.join(allowed)}: {' | '.join(obs.out[-4:])}")
+            return Result(
+                check,
+                False,
+                f"{label}: {' '.join(words[1:])}; "
+                f"expected {' or '.join(allowed)}: {' | '.join(obs.out[-4:])}",
+            )
         got.append(f"{label} {words[3]}")
     if rc != "0":
         return Result(check, False, f"{', '.join(got)}, but exit {rc}: {' | '.join(obs.out[-4:])}")
@@ -145,8 +154,11 @@ def judge(plan: Plan, console: str, finished_hint: Optional[str] = None) -> List
         if check.host_failure:
             results.append(Result(check, False, check.host_failure))
         elif obs is None or obs.status is None:
-            why = finished_hint or ("the guest finished without reporting it" if finished
-                                    else "the guest stopped before this check")
+            why = finished_hint or (
+                "the guest finished without reporting it"
+                if finished
+                else "the guest stopped before this check"
+            )
             results.append(Result(check, False, why, state="not run"))
         elif check.admin_rows is not None:
             if obs.status != "SCAN":
@@ -177,7 +189,7 @@ def table(results: List[Result], width: int = 150) -> str:
             detail = f"{r.check.what}: {detail}"
         room = max(20, width - idw - 11)
         if len(detail) > room:
-            detail = detail[:room - 3] + "..."
+            detail = detail[: room - 3] + "..."
         lines.append(f"{r.check.id:<{idw}}  {r.state:<7}  {detail}")
     return "\n".join(lines)
 

@@ -6,6 +6,7 @@ No network device, the serial console on stdio, the root image opened as a snaps
 (nothing the guest does reaches the cached image), the staging disk read-only.
 TCG: KVM fails on these machines (nested virtualisation), for either architecture.
 """
+
 import os
 import selectors
 import signal
@@ -15,9 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional
 
-KERNEL_OPTIONS = ["console=ttyS0", "root=/dev/vda", "rootfstype=ext4", "rw",
-                  "init=/sbin/avkit-smoke-init", "quiet", "loglevel=3", "cryptomgr.notests",
-                  "panic=-1", "mitigations=off"]
+KERNEL_OPTIONS = [
+    "console=ttyS0",
+    "root=/dev/vda",
+    "rootfstype=ext4",
+    "rw",
+    "init=/sbin/avkit-smoke-init",
+    "quiet",
+    "loglevel=3",
+    "cryptomgr.notests",
+    "panic=-1",
+    "mitigations=off",
+]
 
 
 @dataclass
@@ -33,32 +43,73 @@ class Boot:
         panics = [i for i, line in enumerate(lines) if "Kernel panic" in line]
         if panics:
             i = panics[-1]
-            return "\n".join(lines[max(0, i + 1 - n):i + 1] +
-                             ["(the kernel's call trace follows in the console log)"])
+            return "\n".join(
+                lines[max(0, i + 1 - n) : i + 1]
+                + ["(the kernel's call trace follows in the console log)"]
+            )
         return "\n".join(lines[-n:])
 
 
-def qemu_command(kernel: Path, initrd: Path, image: Path, stage: Path, memory_mb: int = 768,
-                 qemu: str = "qemu-system-i386", accel: str = "tcg") -> List[str]:
-    return [qemu, "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-            "-accel", accel, "-m", str(memory_mb), "-smp", "1",
-            "-serial", "stdio", "-monitor", "none", "-nic", "none",
-            "-kernel", str(kernel), "-initrd", str(initrd),
-            "-append", " ".join(KERNEL_OPTIONS),
-            "-drive", f"file={image},format=raw,if=virtio,snapshot=on",
-            "-drive", f"file={stage},format=raw,if=virtio,readonly=on"]
+def qemu_command(
+    kernel: Path,
+    initrd: Path,
+    image: Path,
+    stage: Path,
+    memory_mb: int = 768,
+    qemu: str = "qemu-system-i386",
+    accel: str = "tcg",
+) -> List[str]:
+    return [
+        qemu,
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-accel",
+        accel,
+        "-m",
+        str(memory_mb),
+        "-smp",
+        "1",
+        "-serial",
+        "stdio",
+        "-monitor",
+        "none",
+        "-nic",
+        "none",
+        "-kernel",
+        str(kernel),
+        "-initrd",
+        str(initrd),
+        "-append",
+        " ".join(KERNEL_OPTIONS),
+        "-drive",
+        f"file={image},format=raw,if=virtio,snapshot=on",
+        "-drive",
+        f"file={stage},format=raw,if=virtio,readonly=on",
+    ]
 
 
-def boot(cmd: List[str], timeout: float, log_path: Path,
-         on_line: Callable[[str], None] = lambda line: None) -> Boot:
+def boot(
+    cmd: List[str],
+    timeout: float,
+    log_path: Path,
+    on_line: Callable[[str], None] = lambda line: None,
+) -> Boot:
     """Runs `cmd`, tees its output into log_path, kills it after `timeout` seconds."""
     started = time.monotonic()
     deadline = started + timeout
     chunks, pending, timed_out = [], b"", False
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         sel = selectors.DefaultSelector()
         sel.register(proc.stdout, selectors.EVENT_READ)
         try:
@@ -91,5 +142,9 @@ def boot(cmd: List[str], timeout: float, log_path: Path,
             log.write(f"\n[avkit smoke: killed the VM after {timeout:.0f} s]\n".encode())
     if pending:
         on_line(pending.decode("utf-8", "replace"))
-    return Boot(b"".join(chunks).decode("utf-8", "replace"), time.monotonic() - started,
-                timed_out, None if timed_out else proc.returncode)
+    return Boot(
+        b"".join(chunks).decode("utf-8", "replace"),
+        time.monotonic() - started,
+        timed_out,
+        None if timed_out else proc.returncode,
+    )

@@ -21,6 +21,7 @@ Workloads: 2,000 x 4 KiB, 50 x 8 MiB and a mix; each cell is run --reps times:
 median and spread (min..max) are reported, with the client's CPU time per file
 (the raw clients' Python process; the plugin's avhost process, start-up included).
 """
+
 from __future__ import annotations
 
 import array
@@ -53,6 +54,7 @@ CHUNK = 64 * KiB
 
 # ---------- workloads ----------
 
+
 def workloads(folder: Path, quick: bool) -> dict[str, list[Path]]:
     small_n, large_n = (200, 6) if quick else (2000, 50)
     folder.mkdir(parents=True, exist_ok=True)
@@ -60,13 +62,13 @@ def workloads(folder: Path, quick: bool) -> dict[str, list[Path]]:
     small = []
     for i in range(small_n):
         p = folder / f"s{i:05d}.bin"
-        p.write_bytes(seed[i * 7 % (4 * MiB): i * 7 % (4 * MiB) + 4 * KiB])
+        p.write_bytes(seed[i * 7 % (4 * MiB) : i * 7 % (4 * MiB) + 4 * KiB])
         small.append(p)
     large = []
     for i in range(large_n):
         p = folder / f"l{i:03d}.bin"
         off = (i * 4099) % (4 * KiB)
-        p.write_bytes(seed[off:off + 8 * MiB])
+        p.write_bytes(seed[off : off + 8 * MiB])
         large.append(p)
     mix = small[: len(small) // 2] + large[: max(1, len(large) // 5)]
     # A fixed interleaving (hash() of a str changes per process): the same mix every run.
@@ -75,6 +77,7 @@ def workloads(folder: Path, quick: bool) -> dict[str, list[Path]]:
 
 
 # ---------- the raw clamd client ----------
+
 
 def _connect(clamd, transport):
     if transport == "unix":
@@ -126,8 +129,9 @@ def _send_fildes(s, path: Path):
 RAW_METHODS = {"INSTREAM": _send_instream, "FILDES": _send_fildes}
 
 
-def raw_clamd(clamd, transport: str, files: list[Path], threads: int,
-              method: str = "INSTREAM") -> dict[str, Any]:
+def raw_clamd(
+    clamd, transport: str, files: list[Path], threads: int, method: str = "INSTREAM"
+) -> dict[str, Any]:
     """Scans every file once over `threads` persistent IDSESSIONs; returns the rates."""
     parts = [files[i::threads] for i in range(threads)]
     errors = []
@@ -160,8 +164,14 @@ def raw_clamd(clamd, transport: str, files: list[Path], threads: int,
     if errors:
         raise UserError(f"raw clamd client ({method}): {errors[0][:200]!r} ({len(errors)} errors)")
     total = sum(p.stat().st_size for p in files)
-    return {"files_per_s": len(files) / took, "mb_per_s": total / MiB / took, "seconds": took,
-            "cpu_ms_per_file": cpu * 1000 / len(files), "peak_rss_kb": None, "open_fds": None}
+    return {
+        "files_per_s": len(files) / took,
+        "mb_per_s": total / MiB / took,
+        "seconds": took,
+        "cpu_ms_per_file": cpu * 1000 / len(files),
+        "peak_rss_kb": None,
+        "open_fds": None,
+    }
 
 
 def _children_cpu() -> float:
@@ -171,25 +181,47 @@ def _children_cpu() -> float:
 
 # ---------- a plugin through avhost bench ----------
 
-def plugin_bench(host: Path, plugin: Path, options: dict, files: list[Path],
-                 threads: int) -> dict[str, Any]:
+
+def plugin_bench(
+    host: Path, plugin: Path, options: dict, files: list[Path], threads: int
+) -> dict[str, Any]:
     cpu = _children_cpu()
-    r = avhost.run(host, "bench", plugin, "--threads", threads, "--count", len(files),
-                   "--no-logs", *files, options=options, timeout=1800)
+    r = avhost.run(
+        host,
+        "bench",
+        plugin,
+        "--threads",
+        threads,
+        "--count",
+        len(files),
+        "--no-logs",
+        *files,
+        options=options,
+        timeout=1800,
+    )
     cpu = _children_cpu() - cpu
     bench = next(iter(r.events("bench")), None)
     if bench is None:
-        raise UserError(f"avhost bench gave no bench record (exit {r.returncode}):\n"
-                        f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+        raise UserError(
+            f"avhost bench gave no bench record (exit {r.returncode}):\n"
+            f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
+        )
     bad = [x for x in r.events("scan") if x.get("verdict") != "OK"]
-    return {"files_per_s": bench["files_per_s"], "mb_per_s": bench["bytes_per_s"] / MiB,
-            "seconds": bench["seconds"], "cpu_ms_per_file": cpu * 1000 / len(files),
-            "peak_rss_kb": bench.get("peak_rss_kb"),
-            "open_fds": bench.get("open_fds"), "restarts": bench.get("restarts"),
-            "not_ok": len(bad), "scanned": bench.get("files")}
+    return {
+        "files_per_s": bench["files_per_s"],
+        "mb_per_s": bench["bytes_per_s"] / MiB,
+        "seconds": bench["seconds"],
+        "cpu_ms_per_file": cpu * 1000 / len(files),
+        "peak_rss_kb": bench.get("peak_rss_kb"),
+        "open_fds": bench.get("open_fds"),
+        "restarts": bench.get("restarts"),
+        "not_ok": len(bad),
+        "scanned": bench.get("files"),
+    }
 
 
 # ---------- run ----------
+
 
 def _median(rows, key):
     vals = [r[key] for r in rows if r.get(key) is not None]
@@ -221,8 +253,10 @@ ICAP = "icap"  # the transport name of the ICAP cells
 ICAP_BASE = "avir_clam.so INSTREAM"
 ICAP_ROWS = {
     ICAP_BASE: ("avir_clam.so", lambda srv: {**srv.clamd.plugin_options("tcp"), "FdPass": "off"}),
-    "avir_clam.so FILDES": ("avir_clam.so",
-                            lambda srv: {**srv.clamd.plugin_options("unix"), "FdPass": "on"}),
+    "avir_clam.so FILDES": (
+        "avir_clam.so",
+        lambda srv: {**srv.clamd.plugin_options("unix"), "FdPass": "on"},
+    ),
     "avir_icap.so": ("avir_icap.so", lambda srv: srv.icap.plugin_options()),
 }
 
@@ -234,31 +268,52 @@ class Servers:
         self.clamd, self.icap = clamd, icap
 
 
-def clamd_runners(clamd, transport, files, n, plugins, clam, host, options) -> list[tuple[str, Callable[[], Any]]]:
+def clamd_runners(
+    clamd, transport, files, n, plugins, clam, host, options
+) -> list[tuple[str, Callable[[], Any]]]:
     """The raw clients, then each plugin in each mode the transport allows."""
-    runners: list[tuple[str, Callable[[], Any]]] = [(RAW_INSTREAM, lambda: raw_clamd(clamd, transport, files, n, "INSTREAM"))]
+    runners: list[tuple[str, Callable[[], Any]]] = [
+        (RAW_INSTREAM, lambda: raw_clamd(clamd, transport, files, n, "INSTREAM"))
+    ]
     if transport == "unix":
         runners.append((RAW_FILDES, lambda: raw_clamd(clamd, transport, files, n, "FILDES")))
-    names = iter(runner_names(transport, plugins, clam)[len(runners):])
+    names = iter(runner_names(transport, plugins, clam)[len(runners) :])
     for p in plugins:
-        for fd_pass in (["off", "on"] if transport == "unix" else ["off"]):
-            runners.append((next(names), functools.partial(
-                plugin_bench, host, p, {**options, "FdPass": fd_pass}, files, n)))
+        for fd_pass in ["off", "on"] if transport == "unix" else ["off"]:
+            runners.append(
+                (
+                    next(names),
+                    functools.partial(
+                        plugin_bench, host, p, {**options, "FdPass": fd_pass}, files, n
+                    ),
+                )
+            )
     return runners
 
 
 def icap_runners(servers, files, n, host) -> list[tuple[str, Callable[..., Any]]]:
-    return [(name, lambda so=so, opts=opts: plugin_bench(host, host.parent / so, opts(servers),
-                                                         files, n))
-            for name, (so, opts) in ICAP_ROWS.items()]
+    return [
+        (
+            name,
+            lambda so=so, opts=opts: plugin_bench(host, host.parent / so, opts(servers), files, n),
+        )
+        for name, (so, opts) in ICAP_ROWS.items()
+    ]
 
 
-def measure_cell(clamd, transport, wname, files, n, plugins, clam, host, options, reps,
-                 servers=None) -> dict[str, Any]:
+def measure_cell(
+    clamd, transport, wname, files, n, plugins, clam, host, options, reps, servers=None
+) -> dict[str, Any]:
     """One workload at one N: every runner of the transport, interleaved reps times."""
-    cell = {"transport": transport, "workload": wname, "threads": n, "files": len(files),
-            "bytes": sum(p.stat().st_size for p in files), "runs": {},
-            "base": ICAP_BASE if transport == ICAP else RAW_INSTREAM}
+    cell = {
+        "transport": transport,
+        "workload": wname,
+        "threads": n,
+        "files": len(files),
+        "bytes": sum(p.stat().st_size for p in files),
+        "runs": {},
+        "base": ICAP_BASE if transport == ICAP else RAW_INSTREAM,
+    }
     if transport == ICAP:
         runners = icap_runners(servers, files, n, host)
     else:
@@ -300,16 +355,35 @@ def measure_all(work: Path, threads, transports, reps, quick, plugins, clam, hos
             options = clamd.plugin_options(transport=transport) if transport != ICAP else {}
             for wname, files in loads.items():
                 for n in threads:
-                    cell = measure_cell(clamd, transport, wname, files, n, plugins, clam, host,
-                                        options, reps, servers)
+                    cell = measure_cell(
+                        clamd,
+                        transport,
+                        wname,
+                        files,
+                        n,
+                        plugins,
+                        clam,
+                        host,
+                        options,
+                        reps,
+                        servers,
+                    )
                     results.append(cell)
                     _print_cell(cell)
     return results, version
 
 
-def run_bench(threads: list[int], transports: list[str], reps: int, quick: bool,
-              extra_plugins: list[str], json_path: Path, png_path: Path,
-              keep: bool = False, arch: str = None) -> int:
+def run_bench(
+    threads: list[int],
+    transports: list[str],
+    reps: int,
+    quick: bool,
+    extra_plugins: list[str],
+    json_path: Path,
+    png_path: Path,
+    keep: bool = False,
+    arch: str = None,
+) -> int:
     """arch: whose avhost and plugins run (the default architecture's unless given)."""
     if quick:
         threads, reps = [t for t in threads if t <= 2] or [1], 1
@@ -318,22 +392,40 @@ def run_bench(threads: list[int], transports: list[str], reps: int, quick: bool,
     clam = dist / "avir_clam.so"
     plugins = [clam, *[Path(p).resolve() for p in extra_plugins]]
     host = dist / "avhost"
-    needed = plugins + ([host.parent / so for so, _ in ICAP_ROWS.values()]
-                        if ICAP in transports else [])
+    needed = plugins + (
+        [host.parent / so for so, _ in ICAP_ROWS.values()] if ICAP in transports else []
+    )
     for p in needed:
         if not p.exists():
-            raise UserError(f"{p} not found: build it (python -m avkit build --arch {arch}) "
-                            f"or fix --plugin")
+            raise UserError(
+                f"{p} not found: build it (python -m avkit build --arch {arch}) or fix --plugin"
+            )
     # The work folder (the workloads, about 400 MB, and clamd's folder) goes at the end;
     # on a failure clamd's folder stays for its log, the workloads go anyway.
     with Scratch("avkit-bench-", keep=keep, drop_when_kept=["files"]) as scratch:
-        results, clamd_version = measure_all(scratch.path, threads, transports, reps, quick,
-                                             plugins, clam, host)
+        results, clamd_version = measure_all(
+            scratch.path, threads, transports, reps, quick, plugins, clam, host
+        )
         pool = pool_row(scratch.path / "pool", clam, host, quick)
-    meta = {**machine(), "clamd": clamd_version, "reps": reps, "quick": quick, "chunk": CHUNK,
-            "arch": arch}
-    out = {"arch": arch, "reps": reps, "quick": quick, "chunk": CHUNK, "clamd_threads": 8,
-           "clamd": clamd_version, "cells": results, "pool": pool, "machine": machine()}
+    meta = {
+        **machine(),
+        "clamd": clamd_version,
+        "reps": reps,
+        "quick": quick,
+        "chunk": CHUNK,
+        "arch": arch,
+    }
+    out = {
+        "arch": arch,
+        "reps": reps,
+        "quick": quick,
+        "chunk": CHUNK,
+        "clamd_threads": 8,
+        "clamd": clamd_version,
+        "cells": results,
+        "pool": pool,
+        "machine": machine(),
+    }
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(out, indent=1, default=str))
     print(f"JSON: {json_path}")
@@ -361,22 +453,29 @@ FILDES_TARGETS = {"4KiB": 1.15, "8MiB": 1.10}
 
 def targets_text(results) -> str:
     """Plugin FILDES against raw INSTREAM (the speed-up) and raw FILDES (the overhead)."""
-    lines = ["ratios of files/s, plugin with FILDES over the UNIX socket:",
-             f"  {'cell':14} {'vs raw INSTREAM':>16} {'target':>7} {'vs raw FILDES':>14} "
-             f"{'target':>7}  {'plugin INSTREAM vs raw INSTREAM':>32}"]
+    lines = [
+        "ratios of files/s, plugin with FILDES over the UNIX socket:",
+        f"  {'cell':14} {'vs raw INSTREAM':>16} {'target':>7} {'vs raw FILDES':>14} "
+        f"{'target':>7}  {'plugin INSTREAM vs raw INSTREAM':>32}",
+    ]
     for c in results:
         if c["transport"] != "unix":
             continue
-        fildes = next((s for n, s in c["summary"].items() if n.endswith(" FILDES")
-                       and n != RAW_FILDES), None)
-        streamed = next((s for n, s in c["summary"].items() if n.endswith(" INSTREAM")
-                         and n != RAW_INSTREAM), None)
+        fildes = next(
+            (s for n, s in c["summary"].items() if n.endswith(" FILDES") and n != RAW_FILDES), None
+        )
+        streamed = next(
+            (s for n, s in c["summary"].items() if n.endswith(" INSTREAM") and n != RAW_INSTREAM),
+            None,
+        )
         if not fildes:
             continue
         want = FILDES_TARGETS.get(c["workload"])
-        lines.append(f"  {c['workload']:5} N={c['threads']:<6} {fildes['ratio']:16.3f} "
-                     f"{('>= %.2f' % want) if want else '-':>7} {fildes['ratio_fildes']:14.3f} "
-                     f"{'>= 0.95':>7}  {streamed['ratio'] if streamed else float('nan'):32.3f}")
+        lines.append(
+            f"  {c['workload']:5} N={c['threads']:<6} {fildes['ratio']:16.3f} "
+            f"{('>= %.2f' % want) if want else '-':>7} {fildes['ratio_fildes']:14.3f} "
+            f"{'>= 0.95':>7}  {streamed['ratio'] if streamed else float('nan'):32.3f}"
+        )
     return "\n".join(lines)
 
 
@@ -386,11 +485,15 @@ def icap_text(results) -> str:
     if not cells:
         return ""
     names = list(cells[0]["summary"])
-    lines = [f"ratios of files/s in the ICAP cells, to {ICAP_BASE} (straight to clamd, TCP):",
-             f"  {'cell':14} " + " ".join(f"{n:>22}" for n in names)]
+    lines = [
+        f"ratios of files/s in the ICAP cells, to {ICAP_BASE} (straight to clamd, TCP):",
+        f"  {'cell':14} " + " ".join(f"{n:>22}" for n in names),
+    ]
     for c in cells:
-        lines.append(f"  {c['workload']:5} N={c['threads']:<6} " + " ".join(
-            f"{c['summary'][n]['ratio']:22.3f}" for n in names))
+        lines.append(
+            f"  {c['workload']:5} N={c['threads']:<6} "
+            + " ".join(f"{c['summary'][n]['ratio']:22.3f}" for n in names)
+        )
     return "\n".join(lines)
 
 
@@ -404,16 +507,23 @@ def _fmt(t, digits=0):
 
 
 def _print_cell(cell):
-    print(f"\n{cell['transport']:4} {cell['workload']:5} N={cell['threads']}  "
-          f"({cell['files']} files, {cell['bytes'] / MiB:.0f} MiB; ratio to "
-          f"{cell.get('base', RAW_INSTREAM)})")
-    print(f"  {'runner':22} {'files/s':>24} {'MB/s':>22} {'ratio':>6} {'CPU ms/file':>12} "
-          f"{'peak RSS KiB':>14} {'fds':>5}")
+    print(
+        f"\n{cell['transport']:4} {cell['workload']:5} N={cell['threads']}  "
+        f"({cell['files']} files, {cell['bytes'] / MiB:.0f} MiB; ratio to "
+        f"{cell.get('base', RAW_INSTREAM)})"
+    )
+    print(
+        f"  {'runner':22} {'files/s':>24} {'MB/s':>22} {'ratio':>6} {'CPU ms/file':>12} "
+        f"{'peak RSS KiB':>14} {'fds':>5}"
+    )
     unknown = (None, None, None)  # a figure a runner did not report
     for name, s in cell["summary"].items():
-        print(f"  {Path(name).name:22} {_fmt(s['files_per_s']):>24} {_fmt(s['mb_per_s'], 1):>22} "
-              f"{s['ratio']:6.3f} {_fmt(s.get('cpu_ms_per_file', unknown), 3):>12} "
-              f"{_fmt(s['peak_rss_kb']):>14} {_fmt(s['open_fds']):>5}", flush=True)
+        print(
+            f"  {Path(name).name:22} {_fmt(s['files_per_s']):>24} {_fmt(s['mb_per_s'], 1):>22} "
+            f"{s['ratio']:6.3f} {_fmt(s.get('cpu_ms_per_file', unknown), 3):>12} "
+            f"{_fmt(s['peak_rss_kb']):>14} {_fmt(s['open_fds']):>5}",
+            flush=True,
+        )
 
 
 def machine() -> dict[str, Any]:
@@ -441,15 +551,23 @@ def chart_figure(results, meta: dict):
     """The chart as a matplotlib Figure, readable on its own: a title, the machine and
     clamd, one shared legend, and a caption that says what N and the error bars are."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     transports = list(dict.fromkeys(c["transport"] for c in results))  # in the run's order
     wl = list(dict.fromkeys(c["workload"] for c in results))
-    fig, axes = plt.subplots(len(transports), len(wl), squeeze=False, layout="constrained",
-                             figsize=(4.2 * len(wl), 3.0 * len(transports) + 1.9))
+    fig, axes = plt.subplots(
+        len(transports),
+        len(wl),
+        squeeze=False,
+        layout="constrained",
+        figsize=(4.2 * len(wl), 3.0 * len(transports) + 1.9),
+    )
     handles: dict[str, Any] = {}
-    colours: dict[str, Any] = {}  # one colour per runner in every panel; the fullest cell sets the order
+    colours: dict[
+        str, Any
+    ] = {}  # one colour per runner in every panel; the fullest cell sets the order
     for c in sorted(results, key=lambda c: -len(c["summary"])):
         for name in c["summary"]:
             colours.setdefault(Path(name).name, f"C{len(colours)}")
@@ -467,38 +585,62 @@ def chart_figure(results, meta: dict):
                 lo = [m - c["summary"][name][key][1] for m, c in zip(med, cells)]
                 hi = [c["summary"][name][key][2] - m for m, c in zip(med, cells)]
                 spread = [lo, hi] if any(lo) or any(hi) else None  # none with one rep
-                bars = ax.bar(pos, med, width, yerr=spread, capsize=3,
-                              label=Path(name).name, color=colours[Path(name).name])
+                bars = ax.bar(
+                    pos,
+                    med,
+                    width,
+                    yerr=spread,
+                    capsize=3,
+                    label=Path(name).name,
+                    color=colours[Path(name).name],
+                )
                 handles.setdefault(Path(name).name, bars)
             ax.set_xticks([x_i + width * (len(names) - 1) / 2 for x_i in range(len(xs))])
             ax.set_xticklabels([f"N={x}" for x in xs])
             files = cells[0]["files"] if cells else 0
-            ax.set_title(f"{WORKLOAD_TITLES.get(w, w)} ({files:,}) over "
-                         f"{TRANSPORT_TITLES.get(t, t)}", fontsize=9)
+            ax.set_title(
+                f"{WORKLOAD_TITLES.get(w, w)} ({files:,}) over {TRANSPORT_TITLES.get(t, t)}",
+                fontsize=9,
+            )
             ax.set_ylabel(f"{unit} (higher is better)", fontsize=8)
             ax.tick_params(labelsize=8)
             ax.grid(axis="y", alpha=0.3)
     reps = meta.get("reps", 1)
     # The title heads the shared legend: constrained layout puts the two in one box
     # above the panels (a suptitle and an outside legend would overlap).
-    title = ("avir_clam.so (through avhost; FdPass=off: INSTREAM, on: FILDES) against raw "
-             "clamd clients, and avir_icap.so through c-icap: throughput\n"
-             f"plugins and avhost: {meta.get('arch', facts.default_arch())}; "
-             f"{meta.get('cpus')} cores, {meta.get('cpu_model')}; clamd "
-             f"{meta.get('clamd', '?')}; {meta.get('chunk', CHUNK) // KiB} KiB chunks"
-             + ("; quick run" if meta.get("quick") else ""))
+    title = (
+        "avir_clam.so (through avhost; FdPass=off: INSTREAM, on: FILDES) against raw "
+        "clamd clients, and avir_icap.so through c-icap: throughput\n"
+        f"plugins and avhost: {meta.get('arch', facts.default_arch())}; "
+        f"{meta.get('cpus')} cores, {meta.get('cpu_model')}; clamd "
+        f"{meta.get('clamd', '?')}; {meta.get('chunk', CHUNK) // KiB} KiB chunks"
+        + ("; quick run" if meta.get("quick") else "")
+    )
     order = [n for n in colours if n in handles]
-    fig.legend([handles[n] for n in order], order, loc="outside upper center",
-               ncols=len(handles), fontsize=9, frameon=False, title=title, title_fontsize=10)
-    bars_note = (f"error bars: min..max over the {reps} repetitions" if reps > 1 else
-              "one repetition, so no error bars")
-    fig.supxlabel(f"N: concurrent scans (avhost worker threads; raw clamd: client threads, "
-                  f"one IDSESSION each). Bars: median of {reps} repetition"
-                  f"{'s' if reps > 1 else ''}; {bars_note}.\n"
-                  "Raw INSTREAM / raw FILDES: minimal clients with persistent sessions (the same "
-                  "chunk size; FILDES passes each open file's descriptor over the UNIX socket): "
-                  "the upper bounds. ICAP: avir_icap.so -> c-icap (virus_scan) -> the same clamd.",
-                  fontsize=7.5)
+    fig.legend(
+        [handles[n] for n in order],
+        order,
+        loc="outside upper center",
+        ncols=len(handles),
+        fontsize=9,
+        frameon=False,
+        title=title,
+        title_fontsize=10,
+    )
+    bars_note = (
+        f"error bars: min..max over the {reps} repetitions"
+        if reps > 1
+        else "one repetition, so no error bars"
+    )
+    fig.supxlabel(
+        f"N: concurrent scans (avhost worker threads; raw clamd: client threads, "
+        f"one IDSESSION each). Bars: median of {reps} repetition"
+        f"{'s' if reps > 1 else ''}; {bars_note}.\n"
+        "Raw INSTREAM / raw FILDES: minimal clients with persistent sessions (the same "
+        "chunk size; FILDES passes each open file's descriptor over the UNIX socket): "
+        "the upper bounds. ICAP: avir_icap.so -> c-icap (virus_scan) -> the same clamd.",
+        fontsize=7.5,
+    )
     return fig
 
 

@@ -11,6 +11,7 @@ libFuzzer's output is read as it comes (and kept in build/fuzz/<target>/fuzz.log
 libFuzzer reports its execution count only now and then (at powers of two, and on new
 coverage), so between two of its reports the count is estimated from its last rate ("~").
 """
+
 import json
 import re
 import shutil
@@ -39,8 +40,10 @@ def find_clang() -> str:
         exe = shutil.which(name)
         if exe:
             return exe
-    raise UserError("clang not found: install the Debian packages clang-14 and "
-                    "libclang-rt-14-dev (libFuzzer's i386 runtime)")
+    raise UserError(
+        "clang not found: install the Debian packages clang-14 and "
+        "libclang-rt-14-dev (libFuzzer's i386 runtime)"
+    )
 
 
 def build_fuzzers(targets: list[str]) -> dict[str, Path]:
@@ -49,16 +52,33 @@ def build_fuzzers(targets: list[str]) -> dict[str, Path]:
     env = tools.environment()
     arch_flag = facts.architecture(facts.default_arch())["gcc_flag"]
     cmake_build.drop_stale_cmake_cache(BUILD_DIR)
-    tools.run_logged(["cmake", "-S", paths.ROOT, "-B", BUILD_DIR, "-G", "Ninja",
-                      "-DKERIO_FUZZ=ON", f"-DKERIO_ARCH={facts.default_arch()}",
-                      f"-DCMAKE_C_COMPILER={clang}",
-                      f"-DCMAKE_CXX_COMPILER={clang.replace('clang', 'clang++')}",
-                      f"-DCMAKE_C_FLAGS={arch_flag}", f"-DCMAKE_CXX_FLAGS={arch_flag}"],
-                     env, BUILD_DIR / "build.log", what="configuring the fuzz targets")
-    tools.run_logged(["cmake", "--build", BUILD_DIR, "--target",
-                      *(f"{t}_fuzz" for t in targets)],
-                     env, BUILD_DIR / "build.log", what="building the fuzz targets",
-                     hint="is libclang-rt-14-dev installed? it carries libFuzzer for i386")
+    tools.run_logged(
+        [
+            "cmake",
+            "-S",
+            paths.ROOT,
+            "-B",
+            BUILD_DIR,
+            "-G",
+            "Ninja",
+            "-DKERIO_FUZZ=ON",
+            f"-DKERIO_ARCH={facts.default_arch()}",
+            f"-DCMAKE_C_COMPILER={clang}",
+            f"-DCMAKE_CXX_COMPILER={clang.replace('clang', 'clang++')}",
+            f"-DCMAKE_C_FLAGS={arch_flag}",
+            f"-DCMAKE_CXX_FLAGS={arch_flag}",
+        ],
+        env,
+        BUILD_DIR / "build.log",
+        what="configuring the fuzz targets",
+    )
+    tools.run_logged(
+        ["cmake", "--build", BUILD_DIR, "--target", *(f"{t}_fuzz" for t in targets)],
+        env,
+        BUILD_DIR / "build.log",
+        what="building the fuzz targets",
+        hint="is libclang-rt-14-dev installed? it carries libFuzzer for i386",
+    )
     return {t: BUILD_DIR / t / f"{t}_fuzz" for t in targets}
 
 
@@ -118,26 +138,40 @@ class Progress:
         except OSError:
             files = 0
         counted = f"{'~' if estimated else ''}{execs:,} executions" if last else "starting"
-        return (f"fuzz {self.target}: {elapsed:.0f}/{self.seconds} s, {counted}"
-                + (f" ({rate:,}/s)" if rate else "")
-                + (f", corpus {units:,} inputs" if units is not None else ", corpus")
-                + f" ({files:,} new files)"
-                + (f", coverage {cov:,} edges" if cov is not None else ""))
+        return (
+            f"fuzz {self.target}: {elapsed:.0f}/{self.seconds} s, {counted}"
+            + (f" ({rate:,}/s)" if rate else "")
+            + (f", corpus {units:,} inputs" if units is not None else ", corpus")
+            + f" ({files:,} new files)"
+            + (f", coverage {cov:,} edges" if cov is not None else "")
+        )
 
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_target(cmd: list, cwd: Path, progress: Progress, log_file: Path, timeout: float,
-               every: float = PROGRESS_EVERY) -> tuple:
+def run_target(
+    cmd: list,
+    cwd: Path,
+    progress: Progress,
+    log_file: Path,
+    timeout: float,
+    every: float = PROGRESS_EVERY,
+) -> tuple:
     """Runs one libFuzzer command, reading its output as it comes and printing a progress
     line every `every` seconds; (exit code, the whole output). With -jobs, libFuzzer's
     workers write fuzz-<n>.log in cwd: those are followed as well."""
     started = time.monotonic()
     with open(log_file, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, errors="replace")
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
 
         def pump():
             for line in proc.stdout:
@@ -194,37 +228,57 @@ def run_fuzz(seconds: int, targets: list = None, jobs: int = 1, json_path: str =
         artifacts = work / target / "crashes"
         found.mkdir(parents=True, exist_ok=True)
         artifacts.mkdir(parents=True, exist_ok=True)
-        cmd = [str(exe), str(found), str(seeds), f"-max_total_time={seconds}",
-               "-max_len=4096", "-timeout=10", "-rss_limit_mb=1024", "-print_final_stats=1",
-               f"-artifact_prefix={artifacts}/"]
+        cmd = [
+            str(exe),
+            str(found),
+            str(seeds),
+            f"-max_total_time={seconds}",
+            "-max_len=4096",
+            "-timeout=10",
+            "-rss_limit_mb=1024",
+            "-print_final_stats=1",
+            f"-artifact_prefix={artifacts}/",
+        ]
         if jobs > 1:
             cmd += [f"-jobs={jobs}", f"-workers={jobs}"]
         for old in (work / target).glob("fuzz-*.log"):
             old.unlink()  # a previous run's job logs would be counted again
-        log(f"fuzz {target}: {seconds} s (a progress line every {PROGRESS_EVERY:.0f} s; "
-            f"libFuzzer's output in {work / target / 'fuzz.log'})")
+        log(
+            f"fuzz {target}: {seconds} s (a progress line every {PROGRESS_EVERY:.0f} s; "
+            f"libFuzzer's output in {work / target / 'fuzz.log'})"
+        )
         progress = Progress(target, seconds, found)
-        code, output = run_target(cmd, work / target, progress, work / target / "fuzz.log",
-                                  timeout=seconds * 2 + 120)
+        code, output = run_target(
+            cmd, work / target, progress, work / target / "fuzz.log", timeout=seconds * 2 + 120
+        )
         if jobs > 1:
             for f in sorted((work / target).glob("fuzz-*.log")):
                 output += f.read_text(errors="replace")
-        execs = sum(int(m) for m in re.findall(r"stat::number_of_executed_units:\s*(\d+)",
-                                               output))
+        execs = sum(int(m) for m in re.findall(r"stat::number_of_executed_units:\s*(\d+)", output))
         crashes = sorted(p.name for p in artifacts.iterdir())
-        summary[target] = {"seconds": seconds, "executions": execs, "exit": code,
-                           "crashes": crashes, "corpus_files": len(list(found.iterdir()))}
-        print(f"fuzz {target}: {execs:,} executions in {seconds} s, corpus "
-              f"{summary[target]['corpus_files']} files, exit {code}, crashes {len(crashes)} "
-              f"{crashes or ''}".rstrip(), flush=True)
+        summary[target] = {
+            "seconds": seconds,
+            "executions": execs,
+            "exit": code,
+            "crashes": crashes,
+            "corpus_files": len(list(found.iterdir())),
+        }
+        print(
+            f"fuzz {target}: {execs:,} executions in {seconds} s, corpus "
+            f"{summary[target]['corpus_files']} files, exit {code}, crashes {len(crashes)} "
+            f"{crashes or ''}".rstrip(),
+            flush=True,
+        )
         if code != 0:
             print(output[-3000:])  # libFuzzer's report: the sanitizer's stack, the input
     if json_path:
         Path(json_path).write_text(json.dumps(summary, indent=2))
     bad = [t for t, s in summary.items() if s["crashes"] or s["exit"] != 0]
     if bad:
-        print(f"fuzz: failures in {', '.join(bad)}; reproduce with the file under "
-              f"{work}/<target>/crashes/: {work}/<target>/<target>_fuzz FILE")
+        print(
+            f"fuzz: failures in {', '.join(bad)}; reproduce with the file under "
+            f"{work}/<target>/crashes/: {work}/<target>/<target>_fuzz FILE"
+        )
         return 1
     print("fuzz: 0 crashes")
     return 0

@@ -1,6 +1,7 @@
 """The ASan+UBSan build (gcc -m32) through the kit (every plugin; clam with a private
 clamd, icap with a private c-icap and clamd) and the pytest files that exercise the
 plugins; any sanitizer report fails it."""
+
 import os
 import subprocess
 import sys
@@ -17,9 +18,11 @@ def sanitizer_env(report_dir: Path) -> dict[str, str]:
     report_dir.mkdir(parents=True, exist_ok=True)
     # Reports go to files: a test may swallow stderr, a file is found afterwards.
     # detect_leaks: LeakSanitizer does not support i386, so it is off (valgrind covers it).
-    env["ASAN_OPTIONS"] = (f"log_path={report_dir}/asan:detect_leaks=0:abort_on_error=1:"
-                           "strict_string_checks=1:detect_stack_use_after_return=1:"
-                           "check_initialization_order=1")
+    env["ASAN_OPTIONS"] = (
+        f"log_path={report_dir}/asan:detect_leaks=0:abort_on_error=1:"
+        "strict_string_checks=1:detect_stack_use_after_return=1:"
+        "check_initialization_order=1"
+    )
     env["UBSAN_OPTIONS"] = f"log_path={report_dir}/ubsan:print_stacktrace=1:halt_on_error=1"
     env["AVKIT_SANITIZED"] = "1"
     return env
@@ -30,8 +33,11 @@ def reports(report_dir: Path) -> list[Path]:
 
 
 #: every plugin the kit runs, with the servers it needs (the kit starts them)
-KIT_PLUGINS: tuple[tuple[str, list[str]], ...] = (("avir_sample.so", []), ("avir_clam.so", ["--with-clamd"]),
-               ("avir_icap.so", ["--with-cicap"]))
+KIT_PLUGINS: tuple[tuple[str, list[str]], ...] = (
+    ("avir_sample.so", []),
+    ("avir_clam.so", ["--with-clamd"]),
+    ("avir_icap.so", ["--with-cicap"]),
+)
 
 
 def kit_runs(asan: Path, env: dict) -> list[str]:
@@ -39,15 +45,33 @@ def kit_runs(asan: Path, env: dict) -> list[str]:
     failures = []
     py = sys.executable
     data = paths.BUILD / "kit-data-asan"
-    subprocess.run([py, "-m", "avkit", "kit", "generate-test-data", str(data)], env=env,
-                   cwd=paths.ROOT, check=True, capture_output=True)
+    subprocess.run(
+        [py, "-m", "avkit", "kit", "generate-test-data", str(data)],
+        env=env,
+        cwd=paths.ROOT,
+        check=True,
+        capture_output=True,
+    )
     for plugin, extra in KIT_PLUGINS:
         for test in ("scanning", "waiting", "server"):
-            cmd = [py, "-m", "avkit", "kit", test, "--plugin", str(asan / plugin),
-                   "--avhost", str(asan / "avhost"), "--data", str(data), *extra]
+            cmd = [
+                py,
+                "-m",
+                "avkit",
+                "kit",
+                test,
+                "--plugin",
+                str(asan / plugin),
+                "--avhost",
+                str(asan / "avhost"),
+                "--data",
+                str(data),
+                *extra,
+            ]
             print("+ " + " ".join(cmd[2:]), file=sys.stderr, flush=True)
-            r = subprocess.run(cmd, env=env, cwd=paths.ROOT, capture_output=True, text=True,
-                               timeout=1800)
+            r = subprocess.run(
+                cmd, env=env, cwd=paths.ROOT, capture_output=True, text=True, timeout=1800
+            )
             last = (r.stdout.strip().splitlines() or [""])[-1]
             print(f"  exit {r.returncode}: {last}")
             if r.returncode != 0:
@@ -65,19 +89,19 @@ def pytest_run(asan: Path, env: dict, tests, root: Path) -> list[str]:
     (root / (paths.folder("gcc") + paths.SANITIZE_SUFFIX)).symlink_to(asan)
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests]
     print("+ AVKIT_SANITIZED=1 " + " ".join(cmd[2:]), file=sys.stderr, flush=True)
-    r = subprocess.run(cmd, env=dict(env, AVKIT_DIST_ROOT=str(root)), cwd=paths.ROOT,
-                       timeout=3600)
+    r = subprocess.run(cmd, env=dict(env, AVKIT_DIST_ROOT=str(root)), cwd=paths.ROOT, timeout=3600)
     return ["pytest"] if r.returncode != 0 else []
 
 
-def run_sanitize(skip_build=False, skip_kit=False, skip_tests=False, tests=(),
-                 keep=False) -> int:
+def run_sanitize(skip_build=False, skip_kit=False, skip_tests=False, tests=(), keep=False) -> int:
     asan = paths.dist_dir("gcc", sanitize=True)
     if not skip_build:
         build("gcc", werror=True, sanitize=True)
     for name in ("avhost", *[plugin for plugin, _ in KIT_PLUGINS]):
         if not (asan / name).exists():
-            raise UserError(f"{asan / name} is missing: python -m avkit build --toolchain gcc --sanitize")
+            raise UserError(
+                f"{asan / name} is missing: python -m avkit build --toolchain gcc --sanitize"
+            )
     # reports/: the sanitizers' reports, kept when there are any; dist/: links for pytest.
     with Scratch("avkit-sanitize-", keep=keep) as scratch:
         scratch.path.chmod(0o755)  # test_unreadable_file runs avhost as nobody, through dist/
@@ -90,9 +114,9 @@ def run_sanitize(skip_build=False, skip_kit=False, skip_tests=False, tests=(),
         found = reports(report_dir)
         for f in found:
             print(f"--- sanitizer report {f}:\n{f.read_text(errors='replace')[:4000]}")
-        print(f"sanitize: {len(found)} sanitizer report(s); failures: "
-              f"{', '.join(failures) or 'none'}")
+        print(
+            f"sanitize: {len(found)} sanitizer report(s); failures: {', '.join(failures) or 'none'}"
+        )
         if found:
-            scratch.keep_because(f"the sanitizers reported {len(found)} problem(s): "
-                                 f"{report_dir}")
+            scratch.keep_because(f"the sanitizers reported {len(found)} problem(s): {report_dir}")
     return 1 if found or failures else 0

@@ -5,6 +5,7 @@ Every 10 s a line on stderr (scans done, verdicts, the plugin process's descript
 and threads); at the end a summary on stdout and the verdict. Defaults: 64 workers x
 10,000 scans (640,000 scans), 3 clamd restarts, 3600 s at most.
 """
+
 import json
 import os
 import socket
@@ -107,21 +108,42 @@ def _mib(kb) -> str:
     return "?" if kb is None else f"{kb / 1024:.1f} MiB"
 
 
-def progress_line(elapsed: float, done: int, total: int, results: dict, sample: dict,
-                  restarts: int, restarts_planned: int) -> str:
+def progress_line(
+    elapsed: float,
+    done: int,
+    total: int,
+    results: dict,
+    sample: dict,
+    restarts: int,
+    restarts_planned: int,
+) -> str:
     """One readable line: where the run is, the verdicts so far, the plugin process."""
     rate = done / elapsed if elapsed > 0 else 0.0
-    proc = ("plugin process gone" if sample.get("gone") else
-            f"plugin process {sample.get('fds', '?')} fds, RSS {_mib(sample.get('VmRSS'))}, "
-            f"{sample.get('Threads', '?')} threads")
-    return (f"soak {elapsed:6.0f} s: {done:,}/{total:,} scans ({rate:,.0f}/s); "
-            f"right {results['OK']:,}, wrong {results['wrong']}, crashed {results['CRASHED']}, "
-            f"errors {results['ERROR']}, no answer {results['other']}, asked again "
-            f"{results['FAILED']:,}; {proc}; clamd restarts {restarts}/{restarts_planned}")
+    proc = (
+        "plugin process gone"
+        if sample.get("gone")
+        else f"plugin process {sample.get('fds', '?')} fds, RSS {_mib(sample.get('VmRSS'))}, "
+        f"{sample.get('Threads', '?')} threads"
+    )
+    return (
+        f"soak {elapsed:6.0f} s: {done:,}/{total:,} scans ({rate:,.0f}/s); "
+        f"right {results['OK']:,}, wrong {results['wrong']}, crashed {results['CRASHED']}, "
+        f"errors {results['ERROR']}, no answer {results['other']}, asked again "
+        f"{results['FAILED']:,}; {proc}; clamd restarts {restarts}/{restarts_planned}"
+    )
 
 
-def watch(threads, child: int, clamd, restart_at: list, tally: Tally, t0: float,
-          total: int = 0, every: float = PROGRESS_EVERY, sample_every: float = 0.5) -> tuple:
+def watch(
+    threads,
+    child: int,
+    clamd,
+    restart_at: list,
+    tally: Tally,
+    t0: float,
+    total: int = 0,
+    every: float = PROGRESS_EVERY,
+    sample_every: float = 0.5,
+) -> tuple:
     """Samples the plugin process every half second, restarts clamd on schedule and
     prints a progress line every `every` seconds (on stderr)."""
     samples, restarts = [], 0
@@ -138,17 +160,27 @@ def watch(threads, child: int, clamd, restart_at: list, tally: Tally, t0: float,
             log(f"soak: clamd restarted at {done:,} scans")
         if time.monotonic() - last_line >= every:
             last_line = time.monotonic()
-            log(progress_line(time.monotonic() - t0, done, total, results, sample, restarts,
-                              len(restart_at)))
+            log(
+                progress_line(
+                    time.monotonic() - t0, done, total, results, sample, restarts, len(restart_at)
+                )
+            )
     return samples, restarts
 
 
 def problems(report: dict) -> list[str]:
     """What makes the run fail: wrong verdicts, crashes, growing descriptors or memory."""
     first, last, results = report["first_sample"], report["last_sample"], report["results"]
-    out = [f"{results[k]} {name}" for k, name in
-           (("wrong", "wrong verdicts"), ("CRASHED", "crashed scans"), ("ERROR", "ERROR verdicts"),
-            ("other", "scans without an answer")) if results[k]]
+    out = [
+        f"{results[k]} {name}"
+        for k, name in (
+            ("wrong", "wrong verdicts"),
+            ("CRASHED", "crashed scans"),
+            ("ERROR", "ERROR verdicts"),
+            ("other", "scans without an answer"),
+        )
+        if results[k]
+    ]
     grow_fds = last.get("fds", 0) - first.get("fds", 0)
     grow_rss = last.get("VmRSS", 0) - first.get("VmRSS", 0)
     if grow_fds > FD_GROWTH_LIMIT:
@@ -182,15 +214,24 @@ def summary_text(report: dict) -> str:
         f"{first.get('Threads', '?')} -> {last.get('Threads', '?')}",
     ]
     for example in report.get("wrong_examples", []):
-        lines.append(f"  wrong: {example.get('file', '?')}: {example.get('verdict')} "
-                     f"{example.get('vir_info') or ''}".rstrip())
+        lines.append(
+            f"  wrong: {example.get('file', '?')}: {example.get('verdict')} "
+            f"{example.get('vir_info') or ''}".rstrip()
+        )
     found = problems(report)
     lines.append("soak: ok" if not found else f"soak: FAIL: {'; '.join(found)}")
     return "\n".join(lines)
 
 
-def run_soak(plugin: str = None, workers: int = 64, scans: int = 10000, restarts: int = 3,
-             seconds: float = 3600, json_path: str = None, keep: bool = False) -> int:
+def run_soak(
+    plugin: str = None,
+    workers: int = 64,
+    scans: int = 10000,
+    restarts: int = 3,
+    seconds: float = 3600,
+    json_path: str = None,
+    keep: bool = False,
+) -> int:
     so = Path(plugin) if plugin else paths.dist_dir("zig") / "avir_clam.so"
     host = so.parent / "avhost"
     # The files and clamd's folder (its log): removed at the end, kept when the soak fails.
@@ -205,30 +246,49 @@ def run_soak(plugin: str = None, workers: int = 64, scans: int = 10000, restarts
     return 0 if good else 1
 
 
-def soak(work: Path, plugin: Path, host: Path, workers: int, scans: int, restarts: int,
-         seconds: float) -> tuple:
+def soak(
+    work: Path, plugin: Path, host: Path, workers: int, scans: int, restarts: int, seconds: float
+) -> tuple:
     """The run itself, in a work folder: (report, samples)."""
     files = mixed_files(work / "files", count=20)
     tally = Tally()
     t0 = time.monotonic()
     with Clamd(work / "clamd", max_threads=32, max_queue=400, stream_max_length=8 << 20) as clamd:
         sock = work / "avhost.sock"
-        proc = subprocess.Popen(avhost.command(host, "serve", plugin, "--socket", sock,
-                                               "--max-workers", workers, "--no-logs",
-                                               options=clamd.plugin_options()),
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        proc = subprocess.Popen(
+            avhost.command(
+                host,
+                "serve",
+                plugin,
+                "--socket",
+                sock,
+                "--max-workers",
+                workers,
+                "--no-logs",
+                options=clamd.plugin_options(),
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         child = json.loads(proc.stdout.readline()).get("child_pid")
-        threads = [threading.Thread(target=client, daemon=True,
-                                    args=(sock, files, n, scans, t0 + seconds, tally))
-                   for n in range(workers)]
+        threads = [
+            threading.Thread(
+                target=client, daemon=True, args=(sock, files, n, scans, t0 + seconds, tally)
+            )
+            for n in range(workers)
+        ]
         for th in threads:
             th.start()
         restart_at = [workers * scans * (k + 1) // (restarts + 1) for k in range(restarts)]
-        log(f"soak: {workers} workers x {scans:,} scans of {len(files)} files through "
+        log(
+            f"soak: {workers} workers x {scans:,} scans of {len(files)} files through "
             f"{plugin.name}, clamd restarted {restarts} times, at most {seconds:,.0f} s; "
-            f"a line every {PROGRESS_EVERY:.0f} s")
-        samples, restarts_done = watch(threads, child, clamd, restart_at, tally, t0,
-                                       total=workers * scans)
+            f"a line every {PROGRESS_EVERY:.0f} s"
+        )
+        samples, restarts_done = watch(
+            threads, child, clamd, restart_at, tally, t0, total=workers * scans
+        )
         final = proc_sample(child)
         proc.terminate()
         try:
@@ -238,8 +298,16 @@ def soak(work: Path, plugin: Path, host: Path, workers: int, scans: int, restart
             proc.wait()
     took = time.monotonic() - t0
     steady = [s for s in samples if "fds" in s] or [final]
-    report = {"workers": workers, "scans_per_worker": scans, "scans": tally.done,
-              "seconds": round(took, 1), "restarts": restarts_done, "results": tally.results,
-              "first_sample": steady[1] if len(steady) > 1 else steady[0],
-              "last_sample": steady[-1], "final": final, "wrong_examples": tally.wrong_examples}
+    report = {
+        "workers": workers,
+        "scans_per_worker": scans,
+        "scans": tally.done,
+        "seconds": round(took, 1),
+        "restarts": restarts_done,
+        "results": tally.results,
+        "first_sample": steady[1] if len(steady) > 1 else steady[0],
+        "last_sample": steady[-1],
+        "final": final,
+        "wrong_examples": tally.wrong_examples,
+    }
     return report, samples

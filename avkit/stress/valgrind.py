@@ -1,6 +1,7 @@
 """Valgrind memcheck of avhost + each server plugin (avir_clam.so against a private clamd,
 avir_icap.so against a private c-icap over one): plugin_init, N scans of the mixed
 workload, plugin_close, dlclose; no definite leak and no error allowed."""
+
 import contextlib
 import json
 import re
@@ -58,22 +59,46 @@ def memcheck(work: Path, host: Path, plugin: Path, scans: int, server=clamd_serv
     per = max(1, scans // len(files))
     with server(work) as opts:
         log = work / "memcheck.%p.log"
-        cmd = ["valgrind", "--tool=memcheck", "--leak-check=full", "--errors-for-leak-kinds=definite",
-               "--show-leak-kinds=definite", "--trace-children=yes", "--error-exitcode=99",
-               f"--log-file={log}",
-               # valgrind's own log file and pipes would be inherited by the exec probe and
-               # reported as the plugin's; the close-on-exec check runs in the tests instead.
-               *avhost.command(host, "scan", plugin, "--repeat", per, "--no-logs",
-                               "--no-exec-check", *files, options=opts)]
-        print(f"+ valgrind ... avhost scan {plugin.name} x {per * len(files)} scans",
-              file=sys.stderr, flush=True)
+        cmd = [
+            "valgrind",
+            "--tool=memcheck",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--show-leak-kinds=definite",
+            "--trace-children=yes",
+            "--error-exitcode=99",
+            f"--log-file={log}",
+            # valgrind's own log file and pipes would be inherited by the exec probe and
+            # reported as the plugin's; the close-on-exec check runs in the tests instead.
+            *avhost.command(
+                host,
+                "scan",
+                plugin,
+                "--repeat",
+                per,
+                "--no-logs",
+                "--no-exec-check",
+                *files,
+                options=opts,
+            ),
+        ]
+        print(
+            f"+ valgrind ... avhost scan {plugin.name} x {per * len(files)} scans",
+            file=sys.stderr,
+            flush=True,
+        )
         t = time.monotonic()
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
         took = time.monotonic() - t
     records = avhost.parse_records(r.stdout)
     summary = next((x for x in records if x["event"] == "summary"), {})
     scans = sum(1 for x in records if x["event"] == "scan")
-    result: dict[str, Any] = {"scans": scans, "seconds": round(took, 1), "exit": r.returncode, "logs": {}}
+    result: dict[str, Any] = {
+        "scans": scans,
+        "seconds": round(took, 1),
+        "exit": r.returncode,
+        "logs": {},
+    }
     bad = r.returncode not in (0,)
     for f in sorted(work.glob("memcheck.*.log")):
         text = f.read_text(errors="replace")
@@ -86,6 +111,8 @@ def memcheck(work: Path, host: Path, plugin: Path, scans: int, server=clamd_serv
             bad = True
             print(text[-6000:])
     print(json.dumps(result, indent=2))
-    print(f"valgrind {plugin.name}: {scans} scans, summary {summary.get('exit')}, "
-          f"{'FAILED' if bad else '0 bytes definitely lost, 0 errors'}")
+    print(
+        f"valgrind {plugin.name}: {scans} scans, summary {summary.get('exit')}, "
+        f"{'FAILED' if bad else '0 bytes definitely lost, 0 errors'}"
+    )
     return bad

@@ -1,4 +1,5 @@
 """The mixed workload of the stress jobs: clean files of several sizes, EICAR, the test signature."""
+
 import os
 from pathlib import Path
 

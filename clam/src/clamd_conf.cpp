@@ -163,7 +163,7 @@ SizeLimit size_limit_of(const ClamdConf &conf, const std::string &path)
         limit.bytes = bytes;
         limit.origin = std::string(s.name) + " " + size_text(bytes) +
                        (set ? " in " + path : " (not set in " + path + ": taken as ClamAV's "
-                                                                      "lowest stock value)");
+                                                                       "lowest stock value)");
     }
     if (limit.bytes == 0)
         limit.origin = "no MaxFileSize or MaxScanSize limit in " + path;

@@ -22,9 +22,9 @@ namespace avclam {
 struct Config {
     /* As read, these may list several instances (clamd_pool.h splits them);
        each instance's own Config holds one. */
-    std::string address;          /* Address: host name, IPv4 or IPv6 literal */
-    std::string port;             /* Port, as the resolver's service string */
-    std::string local_socket;     /* LocalSocket: UNIX socket path; empty means TCP */
+    std::string address;      /* Address: host name, IPv4 or IPv6 literal */
+    std::string port;         /* Port, as the resolver's service string */
+    std::string local_socket; /* LocalSocket: UNIX socket path; empty means TCP */
     /* No address set (Address, Port at their defaults, LocalSocket empty): plugin_init
        looks for clamd in the stock places (discovery.h) and fills in where it is. */
     bool discover = false;

@@ -105,7 +105,8 @@ std::string Connection::connect_error(const Config &config, bool timed_out, cons
         failure_brief_ = d.brief;
         return prefix + d.text;
     }
-    std::string why = timed_out ? std::string("timed out") : last ? last.message() : "no address";
+    std::string why = timed_out ? std::string("timed out") : last ? last.message()
+                                                                  : "no address";
     failure_brief_ = lowercase(why);
     return prefix + lowercase(why) +
            (config.uses_tcp() ? "; is clamav-daemon running and listening on TCP "
@@ -276,12 +277,12 @@ struct Connection::ExchangeState {
     std::string &producer_error;
     Exchange &x; /* what exchange() returns */
     bool read_done = false;
-    bool write_done = false; /* no write is pending any more */
-    bool last = false;       /* the write in flight is the Producer's last */
-    std::size_t n = 0;       /* the reply's length with its NUL, once read */
-    std::vector<asio::const_buffer> bufs; /* what is left of the write in flight */
-    bool cancelled = false;               /* the upload was stopped for an early reply */
-    Clock::time_point upload_progress{};  /* when clamd last took bytes of the upload */
+    bool write_done = false;                                       /* no write is pending any more */
+    bool last = false;                                             /* the write in flight is the Producer's last */
+    std::size_t n = 0;                                             /* the reply's length with its NUL, once read */
+    std::vector<asio::const_buffer> bufs;                          /* what is left of the write in flight */
+    bool cancelled = false;                                        /* the upload was stopped for an early reply */
+    Clock::time_point upload_progress{};                           /* when clamd last took bytes of the upload */
     Clock::time_point verdict_deadline = Clock::time_point::max(); /* set when the upload ends */
 };
 

@@ -45,7 +45,6 @@ bool resolve_endpoints(Config &config, Clock::duration timeout, std::string &err
 
 class Connection : public netplugin::DeadlineSocket<boost::asio::generic::stream_protocol> {
 public:
-
     /*
      * Connects to the first of config.endpoints that answers, within `timeout`;
      * on failure returns false and a sentence saying what failed and what to check.
@@ -87,7 +86,7 @@ public:
         bool producer_failed = false;          /* the Producer gave up; see its error */
         bool replied_early = false;            /* the reply came before everything was sent */
         bool timed_out = false;
-        bool upload_finished = false;          /* every write was done (or failed) */
+        bool upload_finished = false; /* every write was done (or failed) */
         std::string reply;
     };
 

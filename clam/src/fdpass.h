@@ -17,7 +17,8 @@ enum class FdPass {
     Off,  /* INSTREAM always */
 };
 
-enum class ScanMethod { Instream, Fildes };
+enum class ScanMethod { Instream,
+                        Fildes };
 
 /* "auto", "on" or "off", in any case; false for anything else. */
 bool parse_fd_pass(std::string_view text, FdPass &out);

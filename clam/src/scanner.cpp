@@ -369,7 +369,8 @@ Scanner::Attempt Scanner::scan_on(const Config &config, Instance &instance, int 
             session.close(); /* after an error clamd may have dropped the session: don't guess */
         else if (method == ScanMethod::Fildes && !g_fildes_logged.exchange(true))
             avc_log_debug("clamd at %s took a file descriptor (FILDES): files are passed to it, "
-                          "not streamed", where.c_str());
+                          "not streamed",
+                          where.c_str());
         Attempt a{scan_outcome(config, where, r, reply, filename, result,
                                Clock::now() >= deadline_),
                   false, false, ""};

@@ -65,7 +65,7 @@ private:
     /* After clamd refused a descriptor: the way on, logged once per plugin_init. */
     void note_refusal(const Config &config, Instance &instance, const std::string &reply);
 
-    std::shared_ptr<ClamdPool> pool_; /* the instances the sessions belong to */
+    std::shared_ptr<ClamdPool> pool_;                  /* the instances the sessions belong to */
     std::vector<std::unique_ptr<Instance>> instances_; /* one per instance of pool_ */
     std::vector<char> buffer_;
     /* The scan in progress: when it must have ended (netplugin::scan_deadline),

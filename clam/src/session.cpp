@@ -84,7 +84,8 @@ private:
 /* INSTREAM's upload of bytes in memory, as one write: command, one chunk, end marker. */
 class MemoryUpload {
 public:
-    MemoryUpload(const unsigned char *data, std::uint32_t size) : data_(data), size_(size)
+    MemoryUpload(const unsigned char *data, std::uint32_t size)
+        : data_(data), size_(size)
     {
         put_be32(head_, size);
         put_be32(tail_, 0);

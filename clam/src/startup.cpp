@@ -160,7 +160,8 @@ void log_choice(const std::vector<Candidate> &candidates, const Discovery &d)
     const std::string text =
         std::string("avir_clam: no clamd address set (Address ") + kDefaultAddress + ", Port " +
         kDefaultPort + ", LocalSocket empty): using clamd at " + candidate_where(c) + " (" + c.origin + "), the first stock place "
-        "that answered PING" + passed + "; set LocalSocket, or Address and Port, to choose";
+                                                                                                        "that answered PING" +
+        passed + "; set LocalSocket, or Address and Port, to choose";
     if (passed.empty())
         avc_log_debug("%s", text.c_str());
     else

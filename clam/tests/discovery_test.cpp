@@ -24,7 +24,6 @@
 
 using namespace avclam;
 
-
 static bool contains(const std::string &text, const std::string &part)
 {
     return text.find(part) != std::string::npos;
@@ -72,7 +71,7 @@ struct Script {
             return {ProbeResult::Transient, "nothing there"};
         const auto &steps = it->second;
         ProbeResult r = steps[std::min<std::size_t>(round, steps.size() - 1)];
-        return {r, r == ProbeResult::Answered ? "answered PING"
+        return {r, r == ProbeResult::Answered    ? "answered PING"
                    : r == ProbeResult::Permanent ? "permission denied"
                                                  : "connection refused"};
     }

@@ -12,7 +12,6 @@
 
 using namespace avclam;
 
-
 static void expect(const std::string &line, std::uint32_t id, ScanStatus status,
                    const std::string &detail, int source_line)
 {

@@ -15,6 +15,7 @@ renames it to zig's canonical source folder (avkit/build/stage.py); debugedit
 can only pad, not grow, the name in an assembler file's debug info, so it is
 longer than any canonical name.
 """
+
 import os
 import shlex
 import sys

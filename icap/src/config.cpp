@@ -13,15 +13,15 @@ namespace avicap {
  * clean; forced, every type reaches the engine.
  */
 const avp_option kOptions[] = {
-    {"Server", "127.0.0.1"},   /* ICAP server: host name, IPv4 or IPv6 address */
-    {"Port", "1344"},          /* ICAP's registered port */
+    {"Server", "127.0.0.1"}, /* ICAP server: host name, IPv4 or IPv6 address */
+    {"Port", "1344"},        /* ICAP's registered port */
     /* the service path: icap://Server:Port/Service */
     {"Service", "virus_scan?allow204=on&sizelimit=off&mode=simple&force=on"},
-    {"PreviewSize", ""},       /* bytes; empty = the server's OPTIONS Preview */
-    {"ConnectTimeout", "10"},  /* seconds per connection attempt; 1..60 */
-    {"StartupTimeout", "90"},  /* seconds plugin_init waits for the server; 1..300 */
-    {"ScanTimeout", "120"},    /* seconds: silence while sending, then response deadline; 5..3600 */
-    {"MaxFileSize", "0"},      /* bytes; larger files are IMPOSSIBLE unsent; 0 = the server decides */
+    {"PreviewSize", ""},      /* bytes; empty = the server's OPTIONS Preview */
+    {"ConnectTimeout", "10"}, /* seconds per connection attempt; 1..60 */
+    {"StartupTimeout", "90"}, /* seconds plugin_init waits for the server; 1..300 */
+    {"ScanTimeout", "120"},   /* seconds: silence while sending, then response deadline; 5..3600 */
+    {"MaxFileSize", "0"},     /* bytes; larger files are IMPOSSIBLE unsent; 0 = the server decides */
     /* bytes (K, M, G suffixes) the service scans at most: a "clean" answer for a larger
        file is IMPOSSIBLE; 0 = no limit; auto = c-icap's and clamd's stock limits */
     {"ServiceMaxSize", "auto"},
@@ -59,10 +59,20 @@ bool parse_size(const std::string &text, std::uint64_t &out)
     std::uint64_t unit = 1;
     std::string digits = text;
     switch (text.back()) {
-    case 'K': case 'k': unit = 1024; break;
-    case 'M': case 'm': unit = 1024 * 1024; break;
-    case 'G': case 'g': unit = 1024 * 1024 * 1024; break;
-    default: break;
+    case 'K':
+    case 'k':
+        unit = 1024;
+        break;
+    case 'M':
+    case 'm':
+        unit = 1024 * 1024;
+        break;
+    case 'G':
+    case 'g':
+        unit = 1024 * 1024 * 1024;
+        break;
+    default:
+        break;
     }
     if (unit != 1)
         digits.pop_back();

@@ -24,16 +24,16 @@ namespace avicap {
  * netplugin/src/pool.h has the syntax and the health rules), all with one Service.
  */
 struct Server {
-    std::string host;    /* Server: host name, IPv4 or IPv6 literal */
-    std::string port;    /* Port, as the resolver's service string */
-    std::string service; /* Service: the path of icap://host:port/<service> */
+    std::string host;                /* Server: host name, IPv4 or IPv6 literal */
+    std::string port;                /* Port, as the resolver's service string */
+    std::string service;             /* Service: the path of icap://host:port/<service> */
     std::vector<Endpoint> endpoints; /* resolved once, by plugin_init */
     ServiceOptions options;          /* what its OPTIONS said, at plugin_init */
     long preview = -1;               /* bytes of preview to send; -1: none */
     /* The largest file the service scans (ServiceMaxSize); 0: no limit known. A
        "clean" answer for a larger file is IMPOSSIBLE. */
     std::uint64_t scan_limit = 0;
-    std::string scan_limit_source;   /* where scan_limit comes from, for messages */
+    std::string scan_limit_source; /* where scan_limit comes from, for messages */
 
     /* "icap://127.0.0.1:1344/avscan", for messages. */
     std::string uri() const;
@@ -45,7 +45,7 @@ struct Config {
     std::vector<Server> servers; /* one, or a pool */
     /* The pool's health, shared by every worker (thread-safe); made by load_config. */
     std::shared_ptr<netplugin::Health> health;
-    long preview_size = -1;      /* PreviewSize; -1: what OPTIONS says */
+    long preview_size = -1; /* PreviewSize; -1: what OPTIONS says */
     std::chrono::seconds connect_timeout{10};
     std::chrono::seconds startup_timeout{90};
     std::chrono::seconds scan_timeout{120};

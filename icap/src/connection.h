@@ -32,7 +32,6 @@ std::string describe(const boost::system::error_code &ec);
 
 class Connection : public netplugin::DeadlineSocket<boost::asio::ip::tcp> {
 public:
-
     /* Connects to the first of `endpoints` that answers within `timeout`; false with the error. */
     bool open(const std::vector<Endpoint> &endpoints, Clock::duration timeout,
               boost::system::error_code &error, bool &timed_out);

@@ -103,7 +103,9 @@ std::string_view infection_threat(std::string_view value)
 
 /* How an X-Violations-Found value reads. */
 struct Violations {
-    enum class Form { None, Found, Unreadable } form = Form::Unreadable;
+    enum class Form { None,
+                      Found,
+                      Unreadable } form = Form::Unreadable;
     std::string_view threat; /* Found: the first violation's threat line (may be empty) */
 };
 
@@ -142,10 +144,10 @@ ScanVerdict named(std::string_view raw, std::string_view fallback)
 
 long long Encapsulated::header_bytes() const
 {
-    long long body = res_body >= 0 ? res_body
-                   : req_body >= 0 ? req_body
-                   : opt_body >= 0 ? opt_body
-                   : null_body;
+    long long body = res_body >= 0   ? res_body
+                     : req_body >= 0 ? req_body
+                     : opt_body >= 0 ? opt_body
+                                     : null_body;
     return body < 0 ? 0 : body;
 }
 
@@ -210,13 +212,13 @@ bool parse_encapsulated(std::string_view value, Encapsulated &out)
         long long offset = 0;
         if (!parse_decimal(trim(part.substr(eq + 1)), offset))
             return false;
-        long long *slot = iequals(key, "req-hdr")    ? &e.req_hdr
-                        : iequals(key, "res-hdr")    ? &e.res_hdr
-                        : iequals(key, "req-body")   ? &e.req_body
-                        : iequals(key, "res-body")   ? &e.res_body
-                        : iequals(key, "null-body")  ? &e.null_body
-                        : iequals(key, "opt-body")   ? &e.opt_body
-                                                     : nullptr;
+        long long *slot = iequals(key, "req-hdr")     ? &e.req_hdr
+                          : iequals(key, "res-hdr")   ? &e.res_hdr
+                          : iequals(key, "req-body")  ? &e.req_body
+                          : iequals(key, "res-body")  ? &e.res_body
+                          : iequals(key, "null-body") ? &e.null_body
+                          : iequals(key, "opt-body")  ? &e.opt_body
+                                                      : nullptr;
         if (!slot || *slot >= 0)
             return false; /* unknown or repeated part */
         *slot = offset;
@@ -324,8 +326,8 @@ bool parse_chunk_size(std::string_view line, std::uint64_t &size)
     std::uint64_t v = 0;
     for (char c : digits) {
         int d = (c >= '0' && c <= '9')   ? c - '0'
-              : (c >= 'a' && c <= 'f')   ? c - 'a' + 10
-              : (c >= 'A' && c <= 'F')   ? c - 'A' + 10
+                : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                : (c >= 'A' && c <= 'F') ? c - 'A' + 10
                                          : -1;
         if (d < 0)
             return false;

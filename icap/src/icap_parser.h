@@ -40,12 +40,12 @@ struct Encapsulated {
 };
 
 struct Response {
-    int status = 0;          /* 100, 200, 204, 404, 500... */
-    std::string reason;      /* printable excerpt */
+    int status = 0;     /* 100, 200, 204, 404, 500... */
+    std::string reason; /* printable excerpt */
     /* Header names as sent (compared case-insensitively), values unfolded and trimmed. */
     std::vector<std::pair<std::string, std::string>> headers;
     Encapsulated encapsulated;
-    bool close = false;      /* "Connection: close": the server ends the connection */
+    bool close = false; /* "Connection: close": the server ends the connection */
 
     /* The first header of that name (case-insensitive), or nullptr. */
     const std::string *header(std::string_view name) const;
@@ -63,11 +63,11 @@ bool parse_encapsulated(std::string_view value, Encapsulated &out);
 
 /* What an OPTIONS response says about the service. */
 struct ServiceOptions {
-    bool respmod = false;    /* Methods lists RESPMOD */
+    bool respmod = false; /* Methods lists RESPMOD */
     bool reqmod = false;
-    long preview = -1;       /* Preview: bytes; -1 when absent (no preview) */
-    bool allow_204 = false;  /* Allow: 204 */
-    std::string service;     /* Service: printable excerpt, for the log */
+    long preview = -1;      /* Preview: bytes; -1 when absent (no preview) */
+    bool allow_204 = false; /* Allow: 204 */
+    std::string service;    /* Service: printable excerpt, for the log */
     std::string istag;
 };
 

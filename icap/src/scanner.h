@@ -54,7 +54,7 @@ private:
                               std::string &error);
 
     std::vector<std::unique_ptr<Session>> sessions_; /* one per server of config_ */
-    std::shared_ptr<const Config> config_; /* the options the connection was opened with */
+    std::shared_ptr<const Config> config_;           /* the options the connection was opened with */
     std::vector<char> buffer_;
     Clock::time_point deadline_{}; /* when the scan in progress must have ended */
 };

@@ -66,7 +66,8 @@ bool Session::open(const Server &server, Clock::duration timeout, std::string &e
     if (!timed_out && (ec == asio::error::access_denied || ec == asio::error::no_permission)) {
         permanent = true;
         error += "; a firewall rule or security policy forbids this process to connect there: "
-                 "allow avserver to reach " + server.authority();
+                 "allow avserver to reach " +
+                 server.authority();
     }
     return false;
 }
@@ -305,7 +306,8 @@ Exchange Session::respmod(const Server &server, int fd, std::uint64_t size,
     /* A request and a response header as a web proxy would pass them: c-icap logs the URL. */
     const std::string req_hdr = "GET /" + url_escape(name) + " HTTP/1.1\r\nHost: kerio-avserver\r\n\r\n";
     const std::string res_hdr = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-                                "Content-Length: " + std::to_string(size) + "\r\n\r\n";
+                                "Content-Length: " +
+                                std::to_string(size) + "\r\n\r\n";
     const bool preview = server.preview >= 0;
     const std::uint64_t preview_bytes =
         preview ? std::min<std::uint64_t>(static_cast<std::uint64_t>(server.preview), size) : 0;

@@ -26,7 +26,7 @@ struct Exchange {
     };
     Kind kind = Kind::Transport;
     Response response;
-    Returned returned;            /* the encapsulated HTTP status and body size, what was sent */
+    Returned returned; /* the encapsulated HTTP status and body size, what was sent */
     std::string error;
     bool nothing_received = false; /* Transport: the server sent not a byte (a dropped idle connection) */
     bool while_uploading = false;

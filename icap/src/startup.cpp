@@ -46,7 +46,9 @@ bool resolve(Server &server, Clock::duration timeout, std::string &error)
     return !server.endpoints.empty();
 }
 
-enum class Probe { Ok, Retry, Fail };
+enum class Probe { Ok,
+                   Retry,
+                   Fail };
 
 /* One OPTIONS round; on Retry or Fail, `error` says why. */
 Probe ask_options(Server &server, const Config &config, Clock::time_point deadline,
@@ -96,7 +98,7 @@ Probe ask_options(Server &server, const Config &config, Clock::time_point deadli
     }
     server.options = options;
     decide_auto_scan_limit(server);
-    server.preview = options.preview < 0 ? -1
+    server.preview = options.preview < 0       ? -1
                      : config.preview_size < 0 ? options.preview
                                                : std::min(config.preview_size, options.preview);
     return Probe::Ok;
@@ -167,8 +169,7 @@ bool probe_pool(Config &config, std::string &error)
     const Clock::time_point deadline = Clock::now() + config.startup_timeout;
     const std::size_t n = config.servers.size();
     for (Server &server : config.servers)
-        if (!resolve(server, std::min<Clock::duration>(config.startup_timeout,
-                                                       std::chrono::seconds(30)),
+        if (!resolve(server, std::min<Clock::duration>(config.startup_timeout, std::chrono::seconds(30)),
                      error))
             return false;
     std::vector<std::string> why(n, "not tried");

@@ -91,7 +91,8 @@ static void heads()
     CHECK(!parse_response_head(std::string(kMaxHead + 1, 'A'), r));
     // Odd but legal: blanks around values, lower-case names, repeated headers.
     CHECK(parse_response_head("ICAP/1.0 200 OK\r\nx-virus-id:   Eicar-Test  \r\nX-Virus-ID: second\r\n"
-                              "Encapsulated: null-body=0\r\n", r));
+                              "Encapsulated: null-body=0\r\n",
+                              r));
     CHECK(*r.header("X-Virus-ID") == "Eicar-Test" && r.encapsulated.null_body == 0 &&
           !r.encapsulated.has_body() && r.encapsulated.header_bytes() == 0);
 }
@@ -161,13 +162,15 @@ static void verdicts()
     EXPECT("ICAP/1.0 204 Unmodified\r\n", 0, Clean, "");
     // The headers alone, each of them.
     EXPECT("ICAP/1.0 200 OK\r\nX-Infection-Found: Type=0; Resolution=1; Threat=W32.Test;\r\n"
-           "Encapsulated: res-hdr=0, res-body=10\r\n", 200, Infected, "W32.Test");
+           "Encapsulated: res-hdr=0, res-body=10\r\n",
+           200, Infected, "W32.Test");
     EXPECT("ICAP/1.0 200 OK\r\nX-Infection-Found: threat=Lower.Case\r\n", 200, Infected, "Lower.Case");
     EXPECT("ICAP/1.0 200 OK\r\nX-Infection-Found: Type=2; Resolution=2\r\n", 403, Infected,
            "unnamed threat (X-Infection-Found)");
     EXPECT("ICAP/1.0 200 OK\r\nX-Virus-ID: EICAR Test String\r\n", 403, Infected, "EICAR Test String");
     EXPECT("ICAP/1.0 200 OK\r\nX-Violations-Found: 2\r\n\tfile.com\r\n\tTrojan.Agent\r\n\t7\r\n\t2\r\n"
-           "\tother.com\r\n\tSecond\r\n\t8\r\n\t2\r\n", 200, Infected, "Trojan.Agent");
+           "\tother.com\r\n\tSecond\r\n\t8\r\n\t2\r\n",
+           200, Infected, "Trojan.Agent");
     EXPECT("ICAP/1.0 200 OK\r\nX-Violations-Found: 0\r\nEncapsulated: res-hdr=0, res-body=9\r\n",
            200, Clean, "");
     // A blocked content without a name.

@@ -34,7 +34,8 @@ class DeadlineSocket {
 public:
     using Endpoint = typename Protocol::endpoint;
 
-    DeadlineSocket() : socket_(io_) {}
+    DeadlineSocket()
+        : socket_(io_) {}
     ~DeadlineSocket() { close(); }
     DeadlineSocket(const DeadlineSocket &) = delete;
     DeadlineSocket &operator=(const DeadlineSocket &) = delete;
@@ -146,7 +147,7 @@ protected:
 
     boost::asio::io_context io_;
     typename Protocol::socket socket_;
-    std::string rbuf_; /* read but not yet consumed */
+    std::string rbuf_;        /* read but not yet consumed */
     std::atomic<int> fd_{-1}; /* for shutdown() from another thread */
 };
 

@@ -32,7 +32,8 @@ template <typename Scanner, typename Shared>
 class PluginEngine {
 public:
     /* `name` is the plugin's ("avir_clam"), for the messages. */
-    explicit PluginEngine(const char *name) : name_(name) {}
+    explicit PluginEngine(const char *name)
+        : name_(name) {}
 
     /* plugin_init's result in use from now on; the scans already running keep theirs. */
     void install(std::shared_ptr<Shared> shared)
@@ -198,7 +199,8 @@ private:
     /* Counts a scan in flight so that plugin_close can wait for it. */
     class InFlight {
     public:
-        explicit InFlight(PluginEngine &e) : e_(e)
+        explicit InFlight(PluginEngine &e)
+            : e_(e)
         {
             std::lock_guard<std::mutex> lock(e_.mutex_);
             e_.in_flight_++;

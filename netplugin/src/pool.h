@@ -44,7 +44,8 @@ class Health {
 public:
     using Clock = std::chrono::steady_clock;
 
-    explicit Health(std::size_t instances) : state_(instances) {}
+    explicit Health(std::size_t instances)
+        : state_(instances) {}
     std::size_t size() const { return state_.size(); }
 
     /*

@@ -15,7 +15,9 @@
 
 namespace netplugin {
 
-enum class Resolution { Found, TimedOut, Failed };
+enum class Resolution { Found,
+                        TimedOut,
+                        Failed };
 
 /*
  * Appends every address of `host` (a literal address is taken as it is, without

@@ -60,20 +60,20 @@ static void skipping_and_probing()
 {
     Health h(2);
     const Clock::time_point t0 = Clock::now();
-    CHECK(h.failed(0, t0, "connection refused")); /* newly down */
+    CHECK(h.failed(0, t0, "connection refused"));  /* newly down */
     CHECK(!h.failed(0, t0, "connection refused")); /* already down: not logged twice */
     CHECK(h.is_down(0) && h.why(0) == "connection refused");
     for (int k = 0; k < 4; k++) {
         auto c = h.candidates();
         CHECK(c.size() == 1 && c[0] == 1); /* every scan skips it */
     }
-    CHECK(h.due_for_probe(t0).empty());                         /* not within the second */
+    CHECK(h.due_for_probe(t0).empty()); /* not within the second */
     CHECK(h.due_for_probe(t0 + kProbeEvery / 2).empty());
     auto due = h.due_for_probe(t0 + kProbeEvery);
     CHECK(due.size() == 1 && due[0] == 0);
-    CHECK(h.due_for_probe(t0 + kProbeEvery).empty());           /* the next one a second later */
+    CHECK(h.due_for_probe(t0 + kProbeEvery).empty()); /* the next one a second later */
     CHECK(h.due_for_probe(t0 + 2 * kProbeEvery).size() == 1);
-    CHECK(h.answered(0));                                       /* it answered a probe */
+    CHECK(h.answered(0)); /* it answered a probe */
     CHECK(!h.answered(0));
     CHECK(!h.is_down(0) && h.why(0).empty());
     CHECK(h.candidates().size() == 2);

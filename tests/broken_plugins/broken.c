@@ -281,8 +281,20 @@ static int test_file(void *context, const char *filename, const char *realname, 
 }
 
 static avir_plugin_extended_thread_iface g_iface = {
-    get_info,  get_error, set_config,  get_config,   free_config, init,     close_,
-    NULL,      NULL,      NULL,        NULL,         thread_init, thread_close, test_file,
+    get_info,
+    get_error,
+    set_config,
+    get_config,
+    free_config,
+    init,
+    close_,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    thread_init,
+    thread_close,
+    test_file,
 };
 
 __attribute__((visibility("default"))) avir_plugin_extended_thread_iface *

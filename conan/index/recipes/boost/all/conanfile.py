@@ -6,6 +6,7 @@ Only the headers are packaged: the plugins use Boost.Asio, which (with what it
 needs of Boost) is header-only. The package id is cleared, so one package serves
 every profile (zig or gcc, any build type).
 """
+
 import os
 import subprocess
 import sys
@@ -41,8 +42,18 @@ class BoostHeadersConan(ConanFile):
             self._extract(wheel, data["include_prefix"], data["license"], self.source_folder)
 
     def _pip_download(self, data, folder):
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "--dest", folder, data["pypi_requirement"]]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "--dest",
+            folder,
+            data["pypi_requirement"],
+        ]
         self.output.info("fetching Boost headers: " + " ".join(cmd[2:]))
         result = subprocess.run(cmd, capture_output=True, text=True)
         wheel = os.path.join(folder, data["wheel"])
@@ -50,27 +61,40 @@ class BoostHeadersConan(ConanFile):
             raise ConanException(
                 f"could not download {data['pypi_requirement']} with pip "
                 f"(exit {result.returncode}): {result.stderr.strip()[-800:]}\n"
-                f"Put the wheel {data['wheel']} on disk and set {WHEEL_ENV} to its path.")
+                f"Put the wheel {data['wheel']} on disk and set {WHEEL_ENV} to its path."
+            )
         return wheel
 
     @staticmethod
     def _extract(wheel, prefix, license_member, dest):
         with zipfile.ZipFile(wheel) as zf:
-            with zf.open(license_member) as src, open(os.path.join(dest, "LICENSE_1_0.txt"), "wb") as out:
+            with (
+                zf.open(license_member) as src,
+                open(os.path.join(dest, "LICENSE_1_0.txt"), "wb") as out,
+            ):
                 out.write(src.read())
             for member in zf.namelist():
                 if not member.startswith(prefix + "boost/") or member.endswith("/"):
                     continue
-                relative = member[len(prefix):]
+                relative = member[len(prefix) :]
                 target = os.path.join(dest, "include", relative)
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 with zf.open(member) as src, open(target, "wb") as out:
                     out.write(src.read())
 
     def package(self):
-        copy(self, "LICENSE_1_0.txt", self.source_folder, os.path.join(self.package_folder, "licenses"))
-        copy(self, "*", os.path.join(self.source_folder, "include"),
-             os.path.join(self.package_folder, "include"))
+        copy(
+            self,
+            "LICENSE_1_0.txt",
+            self.source_folder,
+            os.path.join(self.package_folder, "licenses"),
+        )
+        copy(
+            self,
+            "*",
+            os.path.join(self.source_folder, "include"),
+            os.path.join(self.package_folder, "include"),
+        )
 
     def package_info(self):
         self.cpp_info.bindirs = []

@@ -7,6 +7,7 @@ host profile (zig or gcc, i386 or x86_64) and run.
 
 (avkit.build.conan.check_boost_package runs it from a copy, for each architecture.)
 """
+
 import os
 
 from conan import ConanFile

@@ -1,4 +1,4 @@
-"""An author packages their own plugin, as docs/author-packaging.md tells it: in a folder
+"""An author packages their own plugin, as docs/author.md ("Packaging your own plugin") tells it: in a folder
 outside the repository with the sample plugin copied there (renamed avir_mine), the
 document's components file and commands, both architectures, audited and lint-clean,
 without AVKIT_DIST_ROOT. The commands and the JSON are read from the document, so the
@@ -16,7 +16,7 @@ import pytest
 
 from avkit import paths
 
-DOC = paths.ROOT / "docs" / "author-packaging.md"
+DOC = paths.ROOT / "docs" / "author.md"
 BIN = Path(sys.executable).parent
 LICENSE_TEXT = "Copyright 2026 Jane Author\n\nPermission to use, copy, modify and distribute.\n"
 

@@ -54,7 +54,7 @@ def register(subparsers):
         type=Path,
         help="a plugin author's avir_<name>.so (repeatable: one per architecture), "
         "packaged with --components instead of this repository's plugins "
-        "(docs/author-packaging.md)",
+        "(docs/author.md, 'Packaging your own plugin')",
     )
     p.add_argument(
         "--components",

@@ -1,7 +1,7 @@
 """A plugin author's own packages (`avkit package --plugin ... --components ...`): the
 author's project, components and licenses in place of this repository's.
 
-The author's components file (docs/author-packaging.md) has the project's name, the
+The author's components file (docs/author.md, 'Packaging your own plugin') has the project's name, the
 path prefix its debug information gives the author's sources, where those sources are,
 copyright and license, and the package metadata (maintainer, vendor, homepage,
 version). The packaging policy is then the author's project, the SDK's API glue the
@@ -69,7 +69,7 @@ def read(file: Path) -> AuthorProject:
         if missing:
             raise UserError(
                 f'{file}: "{section}" needs {", ".join(missing)} '
-                f"(docs/author-packaging.md has an example)"
+                f"(docs/author.md, 'Packaging your own plugin' has an example)"
             )
     author = AuthorProject(Path(file).resolve(), data)
     if not author.sources.is_dir():

@@ -16,7 +16,7 @@ def authors_inputs(plugins: list[Path], components: Path | None, out: Path | Non
     if not components:
         raise UserError(
             "--plugin needs --components: the JSON file with your project, "
-            "components and licenses (docs/author-packaging.md)"
+            "components and licenses (docs/author.md, 'Packaging your own plugin')"
         )
     missing = [str(p) for p in plugins if not p.is_file()]
     if missing:

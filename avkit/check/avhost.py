@@ -21,7 +21,6 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -167,31 +166,47 @@ def _run_streaming(
     prefix: tuple,
     on_record: Callable[[dict], Optional[bool]],
 ) -> Run:
-    """run(), reading the records as avhost writes them."""
+    """run(), reading the records as avhost writes them: its results on stdout, and its
+    progress ("waiting" records) on stderr, which is read alongside."""
     start = time.monotonic()
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(
-            [*map(str, prefix), *command(host, mode, plugin, *args, options=options)],
-            stdout=subprocess.PIPE,
-            stderr=err,
-        )
-        lines = []
-        killer = threading.Timer(timeout, proc.kill)  # a bound, whatever the plugin does
-        killer.start()
-        try:
-            for raw in proc.stdout:
-                line = raw.decode("utf-8", "replace")
-                lines.append(line)
-                for record in parse_records(line, decode_files):
-                    if on_record(record) is True:  # the caller has seen enough
-                        proc.kill()
-        finally:
-            killer.cancel()
-            code = proc.wait()
-        err.seek(0)
-        stderr = err.read().decode("utf-8", "replace")
+    proc = subprocess.Popen(
+        [*map(str, prefix), *command(host, mode, plugin, *args, options=options)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    lines: list[str] = []
+    err_lines: list[str] = []
+    lock = threading.Lock()  # on_record is called from both readers
+
+    def seen(line: str) -> None:
+        with lock:
+            if any(on_record(r) is True for r in parse_records(line, decode_files)):
+                proc.kill()  # the caller has seen enough
+
+    def read_stderr() -> None:
+        for raw in proc.stderr:
+            line = raw.decode("utf-8", "replace")
+            err_lines.append(line)
+            if '"event":"waiting"' in line.replace(" ", ""):
+                seen(line)
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    killer = threading.Timer(timeout, proc.kill)  # a bound, whatever the plugin does
+    killer.start()
+    try:
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace")
+            lines.append(line)
+            seen(line)
+    finally:
+        killer.cancel()
+        code = proc.wait()
+        reader.join()
     out = "".join(lines)
-    return Run(code, parse_records(out, decode_files), out, stderr, time.monotonic() - start)
+    return Run(
+        code, parse_records(out, decode_files), out, "".join(err_lines), time.monotonic() - start
+    )
 
 
 def timed_records(

@@ -215,34 +215,18 @@ def timeout_args(ctx) -> list[Any]:
     hung, every later run waits only the short timeout."""
     if getattr(ctx, "hung", False):
         return ["--scan-timeout", rehang_timeout(ctx.scan_timeout)]
-    args = ["--scan-timeout", ctx.scan_timeout]
-    if avhost.supports(ctx.avhost, "--rehang-timeout"):
-        args += ["--rehang-timeout", rehang_timeout(ctx.scan_timeout)]
-    return args
+    return [
+        "--scan-timeout",
+        ctx.scan_timeout,
+        "--rehang-timeout",
+        rehang_timeout(ctx.scan_timeout),
+    ]
 
 
 def scan_once_per_hang(ctx, files: list[str], options: dict[str, str]) -> avhost.Run:
-    """avhost scan of the files, a hang costing one full timeout: avhost's own
-    --rehang-timeout where it has it; with an older avhost, the run is ended at the first
-    hang and the files left are scanned again with the short timeout."""
-    progress = Progress(ctx)
-    if ctx.hung or avhost.supports(ctx.avhost, "--rehang-timeout"):
-        return avhost.run(
-            ctx.avhost,
-            "scan",
-            ctx.plugin,
-            *timeout_args(ctx),
-            *files,
-            options=options,
-            decode_files=True,
-            on_record=progress,
-        )
-
-    def until_hung(record: dict) -> bool:
-        progress(record)
-        return record.get("event") == "scan" and record.get("verdict") == "HUNG"
-
-    first = avhost.run(
+    """avhost scan of the files, a hang costing one full timeout: after the first HUNG,
+    avhost waits only --rehang-timeout for the files after it."""
+    return avhost.run(
         ctx.avhost,
         "scan",
         ctx.plugin,
@@ -250,31 +234,7 @@ def scan_once_per_hang(ctx, files: list[str], options: dict[str, str]) -> avhost
         *files,
         options=options,
         decode_files=True,
-        on_record=until_hung,
-    )
-    if not ctx.hung:
-        return first
-    done = set(first.scans())
-    left = [f for f in files if f not in done]
-    if not left:
-        return first
-    rest = avhost.run(
-        ctx.avhost,
-        "scan",
-        ctx.plugin,
-        *timeout_args(ctx),
-        *left,
-        options=options,
-        decode_files=True,
-        on_record=progress,
-    )
-    # The hang was a violation: the merged run fails as avhost's own would have.
-    return avhost.Run(
-        max(1, rest.returncode),
-        [r for r in first.records if r.get("event") != "summary"] + rest.records,
-        first.stdout + rest.stdout,
-        first.stderr + rest.stderr,
-        first.seconds + rest.seconds,
+        on_record=Progress(ctx),
     )
 
 
@@ -455,7 +415,9 @@ def debug_file_of(obj: Path, build_id: str | None) -> Path | None:
 
 
 def addr2line(debug: Path, pc: int) -> str:
-    """'function (file:line)' from binutils' addr2line, or "" when it cannot tell."""
+    """'function (file:line)' from binutils' addr2line, or "" when it cannot tell; a
+    function the compiler inlined is named with the one it was inlined into (-i), since
+    that is where the author finds the call."""
     import shutil
     import subprocess
 
@@ -463,13 +425,19 @@ def addr2line(debug: Path, pc: int) -> str:
     if tool is None or pc < 0:
         return ""
     r = subprocess.run(
-        [tool, "-f", "-C", "-e", str(debug), hex(pc)], capture_output=True, text=True, timeout=30
+        [tool, "-f", "-i", "-C", "-e", str(debug), hex(pc)],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     lines = r.stdout.splitlines()
     if r.returncode != 0 or len(lines) < 2 or lines[0] == "??":
         return ""
-    where = lines[1].split(" (discriminator")[0]
-    return lines[0] + ("" if where.startswith("??") else f" ({where})")
+    named = []
+    for function, where in zip(lines[0::2], lines[1::2]):
+        where = where.split(" (discriminator")[0]
+        named.append(function + ("" if where.startswith("??") else f" ({where})"))
+    return " inlined in ".join(named)
 
 
 def avhost_build_hint(ctx) -> str:

@@ -169,9 +169,10 @@ def load_json(path: Path) -> Any:
 
 
 @functools.lru_cache(maxsize=None)
-def products(path: Path = PRODUCTS_FILE) -> dict[str, dict[str, Any]]:
-    """{"connect": {...}, "control": {...}}: title, package, plugin_dir, ..."""
-    data = load_json(path)
+def products(path: Path | None = None) -> dict[str, dict[str, Any]]:
+    """{"connect": {...}, "control": {...}}: title, package, plugin_dir, ...
+    (PRODUCTS_FILE read when called: a test may point it at an earlier version's table)"""
+    data = load_json(path or PRODUCTS_FILE)
     return {k: v for k, v in data.items() if not k.startswith("_")}
 
 

@@ -189,7 +189,8 @@ def test_rpm_metadata_requires_the_32bit_glibc(v1, plugins, dist):
 
 def test_a_new_plugin_in_dist_is_packaged_and_clam_relates_to_clamd(tmp_path, dist, artifact):
     """Packaging is generic over dist's avir_*.so: a plugin named clam gets its own
-    packages with clamd suggested (.deb) or recommended (.rpm), avhost is left out."""
+    packages with clamd suggested (.deb) or recommended (.rpm); dist's avhost goes into
+    kerio-avir-tools, not into a plugin's package."""
     fake = tmp_path / "dist"
     sample = artifact("avir_sample.so")
     bid = elf.build_id(sample)
@@ -197,7 +198,11 @@ def test_a_new_plugin_in_dist_is_packaged_and_clam_relates_to_clamd(tmp_path, di
     (fake / "debug" / debug.parent).mkdir(parents=True)
     shutil.copy2(sample, fake / "avir_clam.so")
     shutil.copy2(sample.parent / "debug" / debug, fake / "debug" / debug)
-    (fake / "avhost").write_bytes(b"\x7fELF not packaged")
+    avhost = artifact("avhost")
+    avhost_debug = Path(facts.debug_file(elf.build_id(avhost)))
+    (fake / "debug" / avhost_debug.parent).mkdir(parents=True, exist_ok=True)
+    shutil.copy2(avhost, fake / "avhost")
+    shutil.copy2(avhost.parent / "debug" / avhost_debug, fake / "debug" / avhost_debug)
     out = tmp_path / "out"
     pkg.package(fake, out, version=V1, repo=False)
     names = sorted(f.name for f in out.iterdir() if f.suffix in (".deb", ".rpm"))
@@ -209,6 +214,8 @@ def test_a_new_plugin_in_dist_is_packaged_and_clam_relates_to_clamd(tmp_path, di
             rpm_file(out, "kerio-avir-clam-debuginfo").name,
             rpm_file(out, "kerio-connect-avir-clam").name,
             rpm_file(out, "kerio-control-avir-clam").name,
+            deb(out, "kerio-avir-tools").name,
+            rpm_file(out, "kerio-avir-tools").name,
             *debugsource_names(out),
         ]
     )

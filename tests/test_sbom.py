@@ -186,11 +186,9 @@ def test_the_packages_are_described_with_the_plugin_they_contain(doc, package_fi
         assert package["SPDXID"] in described
         assert package["checksums"][0]["checksumValue"] == toolchain.sha256_file(path)
         inside = [plugin_ids[b] for a, b in contains if a == package["SPDXID"] and b in plugin_ids]
-        if (
-            "-avir-" in package["name"]
-            and not package["name"].endswith(("dbgsym", "debuginfo"))
-            and "debugsource" not in package["name"]
-        ):
+        if re.fullmatch(r"kerio-[a-z]+-avir-[a-z0-9_]+", package["name"]) and not package[
+            "name"
+        ].endswith(("dbgsym", "debuginfo")):
             # kerio-<product>-avir-<name>: exactly the plugin of its name
             name = package["name"].rsplit("-avir-", 1)[1]
             assert inside == [f"avir_{name}.so"], package["name"]

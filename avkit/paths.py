@@ -1,7 +1,10 @@
 """Where things are: the source tree, build trees and the output folder."""
 
+import json
 import os
 from pathlib import Path
+
+from avkit.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 # Overridable so that two builds (say, two developers' trees) never share one Ninja folder.
@@ -29,10 +32,16 @@ SANITIZE_SUFFIX = "-asan"  # ASan+UBSan builds (gcc only) sit beside the plain o
 
 
 def folder(toolchain: str = "zig", arch: str = None) -> str:
-    """The output folder name of a toolchain for an architecture (default: the default one)."""
-    from avkit import facts  # facts reads its files through this module's ROOT
-
-    return facts.architecture(arch)["dist"][toolchain]
+    """The output folder name of a toolchain for an architecture (default: the default one).
+    Read here, not through facts (which reads its files through this module): the table
+    is checked against its schema when facts loads it."""
+    table = json.loads(ARCH_FILE.read_text())
+    name = arch or table["default"]
+    if name not in table["architectures"]:
+        raise UserError(
+            f"{ARCH_FILE}: no architecture {name!r}: {', '.join(table['architectures'])}"
+        )
+    return table["architectures"][name]["dist"][toolchain]
 
 
 def _folder(toolchain: str, sanitize: bool, arch: str = None) -> str:

@@ -6,9 +6,6 @@ runs the unit tests alone: see pytest_collection_modifyitems.
 """
 
 import os
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -148,49 +145,21 @@ def serve(host, plugin):
         assert closes and all(c["fds_after_close"] == c["fds_before_init"] for c in closes), closes
 
 
-BROKEN_SOURCE = Path(__file__).parent / "broken_plugins" / "broken.c"
-API = Path(__file__).parent.parent / "api"
-LINK_FLAGS = {"exithang": ["-Wl,-z,nodelete"]}  # stays mapped, so its exit handler runs
-
-
 @pytest.fixture(scope="session")
-def broken_of_arch(tmp_path_factory):
-    """broken("crash3") -> path of avir_crash3.so built with gcc -m32;
-    broken("crash3", arch="x86_64") with the x86_64 flag (-m64)."""
-    if shutil.which("gcc") is None:
-        pytest.fail("gcc is missing: apt-get install gcc-multilib")
-    out = tmp_path_factory.mktemp("broken")
-    built = {}
+def broken_of_arch():
+    """broken("crash3") -> the path of avir_crash3.so of the gcc build (-m32);
+    broken("crash3", arch="x86_64") of the x86_64 one: CMake builds every variant of
+    tests/broken_plugins/ (its CMakeLists.txt lists them) with the project's flags."""
 
     def build(variant, arch=None):
-        key = (variant, arch or ARCHS[0])
-        if key not in built:
-            folder = out / key[1]
-            folder.mkdir(exist_ok=True)
-            so = folder / f"avir_{variant}.so"
-            subprocess.run(
-                [
-                    "gcc",
-                    facts.architecture(arch)["gcc_flag"],
-                    "-shared",
-                    "-fPIC",
-                    "-fvisibility=hidden",
-                    "-Wall",
-                    "-Wextra",
-                    "-Werror",
-                    f"-I{API}",
-                    f"-DBROKEN_{variant.upper()}",
-                    f'-DPLUGIN_NAME="avir_{variant}"',
-                    "-o",
-                    str(so),
-                    str(BROKEN_SOURCE),
-                    "-pthread",
-                    *LINK_FLAGS.get(variant, []),
-                ],
-                check=True,
+        folder = paths.build_dir("gcc", arch=arch or ARCHS[0]) / "tests" / "broken_plugins"
+        so = folder / f"avir_{variant}.so"
+        if not so.is_file():
+            pytest.fail(
+                f"{so} is missing: add {variant!r} to tests/broken_plugins/CMakeLists.txt, "
+                f"then ./nox -s build-{arch or ARCHS[0]} -- --toolchain gcc"
             )
-            built[key] = so
-        return built[key]
+        return so
 
     return build
 

@@ -187,8 +187,10 @@ void reset_fd_pass_notices()
 
 int Scanner::scan(const std::shared_ptr<ClamdPool> &pool, const char *filename, char *result)
 {
-    if (pool_ != pool)
-        start_afresh(pool);
+    if (!instances_.made_for(pool)) {
+        close_session();
+        instances_.make_for(pool, pool->size());
+    }
     netplugin::FileDescriptor file;
     std::uint64_t size = 0;
     if (!netplugin::open_regular_file(filename, file, size, result))
@@ -218,38 +220,19 @@ int Scanner::scan(const std::shared_ptr<ClamdPool> &pool, const char *filename, 
     return scan_open_file(*pool, file.fd, filename, result);
 }
 
-/*
- * plugin_init ran again, maybe with other options, or the sessions were
- * discarded. pool_ changes only once every instance exists: a failure half-way
- * (no descriptor for an io_context) leaves the next scan to try again, never a
- * pool_ without its instances.
- */
-void Scanner::start_afresh(const std::shared_ptr<ClamdPool> &pool)
-{
-    close_session();
-    std::vector<std::unique_ptr<Instance>> fresh;
-    for (std::size_t i = 0; i < pool->size(); i++)
-        fresh.push_back(std::make_unique<Instance>());
-    instances_.swap(fresh);
-    pool_ = pool;
-}
-
 void Scanner::discard_sessions()
 {
-    pool_.reset();
-    instances_.clear(); /* destroying an io_context drops its handlers without running them */
+    instances_.discard();
 }
 
 void Scanner::close_session()
 {
-    for (auto &instance : instances_)
-        instance->session.close();
+    instances_.for_each([](Instance &instance) { instance.session.close(); });
 }
 
 void Scanner::shutdown()
 {
-    for (auto &instance : instances_)
-        instance->session.shutdown();
+    instances_.for_each([](Instance &instance) { instance.session.shutdown(); });
 }
 
 /* Opens a session unless one is open; `reused` tells which. */
@@ -271,7 +254,7 @@ bool Scanner::connect_or_reuse(const Config &config, Session &session, bool &reu
 int Scanner::scan_open_file(ClamdPool &pool, int fd, const char *filename, char *result)
 {
     if (pool.size() == 1)
-        return scan_on(pool.first(), *instances_[0], fd, filename, result).code;
+        return scan_on(pool.first(), instances_[0], fd, filename, result).code;
 
     const std::vector<std::size_t> order = pool.health.candidates();
     std::vector<bool> tried(pool.size(), false);
@@ -283,7 +266,7 @@ int Scanner::scan_open_file(ClamdPool &pool, int fd, const char *filename, char 
         ::lseek(fd, 0, SEEK_SET);
         result[0] = '\0'; /* a failed attempt's text must not stay with a later verdict */
         const Config &config = pool.instances[i];
-        Attempt a = scan_on(config, *instances_[i], fd, filename, result);
+        Attempt a = scan_on(config, instances_[i], fd, filename, result);
         if (!a.instance_failed)
             return a.code;
         tried[i] = true;
@@ -416,10 +399,10 @@ void Scanner::keep_alive(Clock::duration idle_for)
 void Scanner::ping_idle_sessions(Clock::duration idle_for)
 {
     for (std::size_t i = 0; i < instances_.size(); i++) {
-        Session &session = instances_[i]->session;
+        Session &session = instances_[i].session;
         if (!session.is_open())
             continue;
-        if (pool_ && pool_->health.is_down(i)) {
+        if (instances_.shared() && instances_.shared()->health.is_down(i)) {
             /* A PING to a stalled instance would hold this worker's lock for seconds. */
             session.close();
             continue;

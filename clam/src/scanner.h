@@ -17,6 +17,7 @@
 #include "clamd_pool.h"
 #include "config.h"
 #include "session.h"
+#include "worker_connections.h"
 
 namespace avclam {
 
@@ -55,7 +56,6 @@ private:
         bool fildes_refused = false; /* this clamd refused FILDES since the pool was made */
     };
 
-    void start_afresh(const std::shared_ptr<ClamdPool> &pool);
     void ping_idle_sessions(Clock::duration idle_for);
     bool connect_or_reuse(const Config &config, Session &session, bool &reused,
                           std::string &error);
@@ -65,8 +65,8 @@ private:
     /* After clamd refused a descriptor: the way on, logged once per plugin_init. */
     void note_refusal(const Config &config, Instance &instance, const std::string &reply);
 
-    std::shared_ptr<ClamdPool> pool_;                  /* the instances the sessions belong to */
-    std::vector<std::unique_ptr<Instance>> instances_; /* one per instance of pool_ */
+    /* one per clamd of the pool they were made for */
+    netplugin::WorkerConnections<ClamdPool, Instance> instances_;
     std::vector<char> buffer_;
     /* The scan in progress: when it must have ended (netplugin::scan_deadline),
        its file's size as opened, and whether that size read 0 although it holds data. */

@@ -101,8 +101,10 @@ bool grew(int fd, std::uint64_t size)
 
 int Scanner::scan(const std::shared_ptr<const Config> &config, const char *filename, char *result)
 {
-    if (config_ != config)
-        start_afresh(config);
+    if (!sessions_.made_for(config)) {
+        close_session();
+        sessions_.make_for(config, config->servers.size());
+    }
     netplugin::FileDescriptor file;
     std::uint64_t size = 0;
     if (!netplugin::open_regular_file(filename, file, size, result))
@@ -145,37 +147,19 @@ int Scanner::scan(const std::shared_ptr<const Config> &config, const char *filen
     return code;
 }
 
-/*
- * plugin_init ran again, maybe with other options, or the sessions were
- * discarded. config_ changes only once every session exists: a failure half-way
- * (no descriptor for an io_context) leaves the next scan to try again.
- */
-void Scanner::start_afresh(const std::shared_ptr<const Config> &config)
-{
-    close_session();
-    std::vector<std::unique_ptr<Session>> fresh;
-    for (std::size_t i = 0; i < config->servers.size(); i++)
-        fresh.push_back(std::make_unique<Session>());
-    sessions_.swap(fresh);
-    config_ = config;
-}
-
 void Scanner::discard_sessions()
 {
-    config_.reset();
-    sessions_.clear(); /* destroying an io_context drops its handlers without running them */
+    sessions_.discard();
 }
 
 void Scanner::close_session()
 {
-    for (auto &session : sessions_)
-        session->close();
+    sessions_.for_each([](Session &session) { session.close(); });
 }
 
 void Scanner::shutdown()
 {
-    for (auto &session : sessions_)
-        session->shutdown();
+    sessions_.for_each([](Session &session) { session.shutdown(); });
 }
 
 /* Lazily, on the scans' own clock: the ICAP plugin has no thread of its own. Short
@@ -249,7 +233,7 @@ Scanner::Attempt Scanner::scan_on(const Config &config, std::size_t index, int f
                                   std::uint64_t size, const char *filename, char *result)
 {
     const Server &server = config.servers[index];
-    Session &session = *sessions_[index];
+    Session &session = sessions_[index];
     for (int attempt = 0;; attempt++) {
         const bool reused = session.is_open();
         if (!reused) {

@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "session.h"
+#include "worker_connections.h"
 
 namespace avicap {
 
@@ -44,7 +45,6 @@ private:
         bool in_flight;     /* ...after the file had been handed over */
         std::string brief;
     };
-    void start_afresh(const std::shared_ptr<const Config> &config);
     int scan_pool(const Config &config, int fd, std::uint64_t size, const char *filename,
                   char *result);
     Attempt scan_on(const Config &config, std::size_t index, int fd, std::uint64_t size,
@@ -53,8 +53,8 @@ private:
     bool open_before_deadline(const Config &config, const Server &server, Session &session,
                               std::string &error);
 
-    std::vector<std::unique_ptr<Session>> sessions_; /* one per server of config_ */
-    std::shared_ptr<const Config> config_;           /* the options the connection was opened with */
+    /* one per server of the options they were opened with */
+    netplugin::WorkerConnections<const Config, Session> sessions_;
     std::vector<char> buffer_;
     Clock::time_point deadline_{}; /* when the scan in progress must have ended */
 };

@@ -31,6 +31,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 from avkit.check import daemon
@@ -286,7 +287,28 @@ class CIcap:
             pass
         if proc.poll() is None:
             proc.wait()
+        self._wait_port_free()
         self._remove_lock_files()
+
+    def _wait_port_free(self, timeout: float = 15.0) -> None:
+        """Until no process of the stopped c-icap listens on the port any more. The main
+        process has ended, but its children, killed with it, may still hold the
+        listening socket for a moment under load: a start() then could not bind it
+        ("Error binding", 2 runs in 84 of test_cicap_restarted_between_scans)."""
+        end = time.monotonic() + timeout
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as c-icap binds
+                try:
+                    probe.bind(("127.0.0.1", self.port))
+                    return
+                except OSError:
+                    if time.monotonic() > end:
+                        raise CIcapError(
+                            f"port {self.port} is still taken {timeout:.0f} s after c-icap "
+                            f"was stopped"
+                        ) from None
+            time.sleep(0.05)
 
     def restart(self):
         self.stop()

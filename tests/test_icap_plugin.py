@@ -546,9 +546,10 @@ def test_unknown_service_on_real_cicap(host, plugin, icap):
 
 
 def test_cicap_restarted_between_scans(serve, tmp_path, files, clamd):
-    """A kept connection to a c-icap that was restarted: the next scan reconnects. It failed
-    once ("Connection reset by peer") in 15 runs, and not in 23 since: a failure names the
-    step, the plugin's last log lines and c-icap's, so the next one shows its cause."""
+    """A kept connection to a c-icap that was restarted: the next scan reconnects. Under
+    load this failed when the restart could not bind the port the stopped c-icap's
+    children still held (CIcap.stop now waits for it); a failure names the step with the
+    plugin's and c-icap's last log lines."""
 
     def seen(step: str, record: dict) -> str:
         return f"{step}: {record}\nplugin: {s.logs()[-8:]}\nc-icap:\n{i.log_tail(15)}"

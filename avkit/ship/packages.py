@@ -47,7 +47,7 @@ from avkit.ship import (
     templates,
     tools_package,
 )
-from avkit.ship.version import check_version, project_version
+from avkit.ship.version import check_version, git, project_version
 
 PACKAGING = paths.PACKAGING
 #: What `package` may delete from its output folder before building (nothing else).
@@ -84,11 +84,6 @@ def load(name: str) -> dict[str, Any]:
     return facts.load_json(PACKAGING / name)
 
 
-def _git(*args, root: Path = paths.ROOT) -> str:
-    r = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
-    return r.stdout.strip() if r.returncode == 0 else ""
-
-
 #: Characters whose meaning in version comparison changed after rpm 4.8 (CentOS 6):
 #: there (and in every rpm) "+" and "." only separate parts.
 NEWER_RPM_VERSION_CHARS = "~^"
@@ -98,7 +93,7 @@ def source_date_epoch(root: Path = paths.ROOT) -> int:
     """SOURCE_DATE_EPOCH, or the time of the last commit (of root's repository)."""
     if os.environ.get("SOURCE_DATE_EPOCH"):
         return int(os.environ["SOURCE_DATE_EPOCH"])
-    ct = _git("log", "-1", "--format=%ct", root=root)
+    ct = git("log", "-1", "--format=%ct", root=root)
     if not ct:
         raise UserError(
             "no SOURCE_DATE_EPOCH and no git commit to take it from: set SOURCE_DATE_EPOCH"
@@ -121,7 +116,7 @@ def changelog_entries(version: str, epoch: int) -> list[dict[str, Any]]:
     entries = load("changelog.json")["entries"]
     if entries and entries[0]["version"] == version:
         return entries
-    note = f"Snapshot build {version} of commit {_git('rev-parse', '--short=12', 'HEAD') or '?'}."
+    note = f"Snapshot build {version} of commit {git('rev-parse', '--short=12', 'HEAD') or '?'}."
     return [
         {
             "version": version,

@@ -16,7 +16,8 @@ from avkit.errors import UserError
 ARCHIVE_VERSION_FILE = ".version"
 
 
-def _git(*args: str, root: Path = paths.ROOT) -> str:
+def git(*args: str, root: Path = paths.ROOT) -> str:
+    """git's output in root's repository, stripped; "" when git fails (no repository)."""
     r = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
     return r.stdout.strip() if r.returncode == 0 else ""
 
@@ -30,10 +31,10 @@ def project_version(root: Path = paths.ROOT) -> str:
     if os.environ.get("AVKIT_VERSION"):
         return os.environ["AVKIT_VERSION"]
     base = (root / "VERSION").read_text().strip()
-    tags = _git("tag", "--points-at", "HEAD", root=root).split()
+    tags = git("tag", "--points-at", "HEAD", root=root).split()
     if base in tags or f"v{base}" in tags:
         return base
-    sha, ct = _git("rev-parse", "HEAD", root=root), _git("log", "-1", "--format=%ct", root=root)
+    sha, ct = git("rev-parse", "HEAD", root=root), git("log", "-1", "--format=%ct", root=root)
     if not sha or not ct:
         # An unpacked source archive: the version it was released as (release.py writes
         # it into the archive), else the bare VERSION.
